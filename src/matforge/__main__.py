@@ -1,0 +1,3 @@
+from matforge.cli.main import run
+
+run()

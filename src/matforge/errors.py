@@ -1,0 +1,33 @@
+"""Exception hierarchy. Every input boundary raises a subclass of :class:`MatforgeError`
+whose message names the bad value and where it came from (file, line, column)."""
+
+
+class MatforgeError(Exception):
+    """Base class of every error matforge raises on purpose."""
+
+
+class InvalidFormula(MatforgeError, ValueError):
+    """A chemical formula string could not be parsed."""
+
+
+class DatasetError(MatforgeError, KeyError):
+    """Unknown dataset name or a damaged bundled data file."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class IngestError(MatforgeError, ValueError):
+    """Rows of an input file failed validation; ``rows`` lists (line, column, message)."""
+
+    def __init__(self, message: str, rows: list | None = None):
+        super().__init__(message)
+        self.rows = rows or []
+
+
+class UnitError(MatforgeError, ValueError):
+    """A unit string is unknown or incompatible with the property's canonical unit."""
+
+
+class StoreError(MatforgeError):
+    """The persistent store is unreachable, has an incompatible schema, or refused a write."""
