@@ -31,3 +31,7 @@ class UnitError(MatforgeError, ValueError):
 
 class StoreError(MatforgeError):
     """The persistent store is unreachable, has an incompatible schema, or refused a write."""
+
+
+class PatternFileError(MatforgeError, ValueError):
+    """A diffraction pattern file is unreadable, malformed or in an unsupported format."""

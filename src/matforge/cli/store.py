@@ -1,0 +1,123 @@
+"""`matforge ingest` and `matforge export`: move measurements into and out of the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+_DB_HELP = (
+    "Store: a SQLite path or SQLAlchemy URL (default: $MATFORGE_DB or ~/.matforge/matforge.db)."
+)
+
+
+def _parse_map(items: list[str]) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for item in items:
+        col, sep, field = item.rpartition("=")
+        if not sep or not col or not field:
+            raise typer.BadParameter(f"expected COLUMN=FIELD, got {item!r}", param_hint="--map")
+        mapping[col] = field
+    return mapping
+
+
+def ingest(
+    file: Path = typer.Argument(
+        ..., help="CSV file with a header line.", exists=True, dir_okay=False
+    ),
+    project: str = typer.Option(..., "--project", "-p", help="Project the measurements belong to."),
+    property: str = typer.Option(..., "--property", help="Property measured, e.g. bulk_modulus."),
+    unit: str = typer.Option(
+        ..., "--unit", help="Unit of the values (rows with their own unit column override it)."
+    ),
+    map_: list[str] = typer.Option(
+        [],
+        "--map",
+        metavar="COLUMN=FIELD",
+        help="COLUMN=FIELD, repeatable. Fields: formula, value, uncertainty, unit; "
+        "another name renames a condition column; '-' drops the column.",
+    ),
+    skip_invalid: bool = typer.Option(
+        False, "--skip-invalid", help="Write the valid rows; put the bad ones in a rejects CSV."
+    ),
+    rejects: Path | None = typer.Option(
+        None, "--rejects", help="Rejects file (default: FILE.rejects.csv next to FILE)."
+    ),
+    method: str = typer.Option(
+        "experiment", "--method", help="experiment, computation or prediction."
+    ),
+    source: str | None = typer.Option(
+        None, "--source", help="Provenance, e.g. a DOI (default: the file's path)."
+    ),
+    db: str | None = typer.Option(None, "--db", help=_DB_HELP),
+) -> None:
+    """Validate a CSV file row by row and add its measurements to the store.
+
+    All or nothing: if any row is invalid, nothing is written and every bad cell is listed
+    (file, line, column). With --skip-invalid the valid rows are written.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from matforge.store import Store, ingest_csv
+
+    mapping = _parse_map(map_)
+    console = Console(stderr=True)
+    with Store(db) as store:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(f"{stage} {file.name}", total=total)
+                bar.update(tasks[stage], completed=done)
+
+            report = ingest_csv(
+                store,
+                file,
+                project=project,
+                property=property,
+                unit=unit,
+                mapping=mapping,
+                skip_invalid=skip_invalid,
+                rejects_path=rejects,
+                method=method,
+                source=source,
+                progress=progress,
+            )
+    typer.echo(str(report))
+
+
+def export(
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="Output file: .csv, .csv.gz or .parquet."
+    ),
+    project: str | None = typer.Option(None, "--project", "-p", help="Only this project."),
+    property: str | None = typer.Option(None, "--property", help="Only this property."),
+    method: str | None = typer.Option(None, "--method", help="Only this method."),
+    elements: str | None = typer.Option(
+        None, "--elements", help="Only materials containing all these elements, e.g. Fe-O."
+    ),
+    db: str | None = typer.Option(None, "--db", help=_DB_HELP),
+) -> None:
+    """Export measurements (values in each property's canonical unit) to CSV or Parquet."""
+    from matforge.store import Store
+
+    with Store(db) as store:
+        n = store.export(
+            output, project=project, property=property, method=method, elements=elements
+        )
+    typer.echo(f"exported {n:,} measurements to {output}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``ingest`` and ``export`` to the top-level ``matforge`` command."""
+    app.command("ingest")(ingest)
+    app.command("export")(export)

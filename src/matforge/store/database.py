@@ -1,0 +1,180 @@
+"""Engines, write transactions and schema versions.
+
+SQLite (the embedded default) runs in WAL mode, so readers never block the one writer, with a
+busy timeout, and every write transaction starts with ``BEGIN IMMEDIATE``: a second writer then
+waits for the lock at the start of its transaction instead of failing with "database is locked"
+half-way through it. PostgreSQL needs none of this; there, schema upgrades are serialised with
+an advisory lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from matforge.errors import StoreError
+
+DEFAULT_PATH = Path("~/.matforge/matforge.db")
+# How long a writer waits for another one to finish before giving up (milliseconds).
+BUSY_TIMEOUT_MS = 120_000
+_WRITE = "matforge_write"
+# Arbitrary constant naming the PostgreSQL advisory lock that serialises migrations.
+_PG_MIGRATION_LOCK = 0x6D6174666F726765  # "matforge"
+
+
+def resolve_url(url: str | os.PathLike | None = None) -> str:
+    """The SQLAlchemy URL for ``url``, ``$MATFORGE_DB`` or ``~/.matforge/matforge.db``.
+
+    Accepts a SQLAlchemy URL or a file path (taken as a SQLite file, its folder created).
+    ``postgresql://`` and ``postgres://`` URLs are given the psycopg 3 driver.
+    """
+    if url is None:
+        url = os.environ.get("MATFORGE_DB") or DEFAULT_PATH
+    text = os.fspath(url)
+    if text == ":memory:":
+        return "sqlite://"
+    if "://" not in text:
+        path = Path(text).expanduser().resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path}"
+    for prefix in ("postgresql://", "postgres://"):
+        if text.startswith(prefix):
+            return "postgresql+psycopg://" + text[len(prefix) :]
+    return text
+
+
+def create_engine(url: str) -> sa.Engine:
+    """An engine for ``url`` with matforge's SQLite settings (see the module docstring)."""
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise StoreError(f"not a database URL or path: {url!r} ({exc})") from None
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise StoreError(
+            f"a store is a SQLite file or a PostgreSQL database, not {backend}: {url!r}"
+        )
+    if backend == "postgresql":
+        try:
+            return sa.create_engine(parsed, pool_pre_ping=True)
+        except (ImportError, sa.exc.NoSuchModuleError) as exc:
+            raise StoreError(f"cannot use {parsed.render_as_string()}: {exc}") from None
+
+    memory = parsed.database in (None, "", ":memory:")
+    if memory:
+        # One connection shared by everyone, or each would see its own empty database.
+        engine = sa.create_engine(parsed, poolclass=sa.pool.StaticPool)
+    else:
+        engine = sa.create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Take transaction control away from the sqlite3 module: it would otherwise issue a
+        # deferred BEGIN itself, before the first write, where a busy database fails at once.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if not memory:
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        conn.exec_driver_sql(
+            "BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN"
+        )
+
+    return engine
+
+
+@contextlib.contextmanager
+def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """One write transaction: committed when the block ends, rolled back on any exception."""
+    with engine.connect() as conn:
+        conn.execution_options(**{_WRITE: True})
+        with conn.begin():
+            yield conn
+
+
+# --- schema versions -----------------------------------------------------------------------
+
+
+def _alembic_config(conn: sa.Connection | None = None):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", "matforge.store:migrations")
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+@functools.cache
+def _script_directory():
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config())
+
+
+def head_revision() -> str:
+    """The newest schema revision this version of matforge knows."""
+    return _script_directory().get_current_head()
+
+
+def _current_revisions(conn: sa.Connection) -> tuple[str, ...]:
+    from alembic.runtime.migration import MigrationContext
+
+    return tuple(MigrationContext.configure(conn).get_current_heads())
+
+
+def _check_known(revisions: tuple[str, ...], where: str) -> None:
+    from alembic.util import CommandError
+
+    script = _script_directory()
+    for rev in revisions:
+        try:
+            known = script.get_revision(rev)
+        except CommandError:
+            known = None
+        if known is None:
+            raise StoreError(
+                f"the store at {where} has schema revision {rev!r}, newer than this matforge "
+                f"knows (newest: {head_revision()!r}); upgrade matforge to open it"
+            )
+
+
+def ensure_schema(engine: sa.Engine, where: str) -> None:
+    """Create the schema in an empty database, upgrade an older one, refuse a newer one."""
+    head = head_revision()
+    try:
+        with engine.connect() as conn:
+            current = _current_revisions(conn)
+    except sa.exc.OperationalError as exc:
+        raise StoreError(f"cannot open the store at {where}: {exc.orig}") from None
+    if current == (head,):
+        return
+    _check_known(current, where)
+
+    from alembic import command
+
+    with write_transaction(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+        # Another process may have migrated while we waited for the lock.
+        current = _current_revisions(conn)
+        if current == (head,):
+            return
+        _check_known(current, where)
+        if not current:
+            foreign = set(sa.inspect(conn).get_table_names()) - {"alembic_version"}
+            if foreign:
+                raise StoreError(
+                    f"{where} is not a matforge store: it has tables {sorted(foreign)} "
+                    "but no matforge schema version"
+                )
+        command.upgrade(_alembic_config(conn), "head")

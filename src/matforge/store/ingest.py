@@ -1,0 +1,246 @@
+"""CSV ingest: read, validate every row, convert units, write all of it in one transaction.
+
+Line numbers are those of the file as a text editor shows them (the header is line 1; a quoted
+field that spans lines counts every line), so an error can be found and fixed in the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from matforge.errors import IngestError
+from matforge.store.store import Progress, Store, resolve_columns
+from matforge.store.validation import RowError, ingest_error, validate_rows
+
+REJECT_COLUMNS = ("line", "column", "reason")
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did. ``rejects_path`` is set when ``skip_invalid`` wrote a rejects file."""
+
+    path: Path
+    project: str
+    property: str
+    unit: str  # canonical unit the values were stored in
+    n_rows: int  # data rows in the file
+    n_written: int
+    n_rejected: int
+    rejects_path: Path | None = None
+    dataset_id: int | None = None
+    new_property: bool = False
+
+    def __str__(self) -> str:
+        text = (
+            f"{self.n_written:,} of {self.n_rows:,} rows of {self.path.name} written to project "
+            f"'{self.project}' as {self.property} ({self.unit})"
+        )
+        if self.new_property:
+            text += f"; new property {self.property} registered with canonical unit {self.unit}"
+        if self.n_rejected:
+            text += f"; {self.n_rejected:,} rejected"
+            if self.rejects_path:
+                text += f", see {self.rejects_path}"
+        return text
+
+
+@dataclass
+class _CsvTable:
+    header: list[str]
+    records: list[list[str]]  # rows with the header's number of fields
+    lines: np.ndarray  # first line of each record
+    shape_errors: list[RowError]  # rows with too few or too many fields
+    shape_rows: list[tuple[int, list[str]]]  # (line, fields) of those rows
+
+
+def _read_csv(path: Path) -> _CsvTable:
+    try:
+        handle = open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115
+    except OSError as exc:
+        raise IngestError(f"cannot read {path}: {exc.strerror}") from None
+    with handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise IngestError(f"{path} is empty: expected a header line") from None
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise IngestError(f"{path}, line 1: cannot read the header: {exc}") from None
+        width = len(header)
+        records, lines, shape_errors, shape_rows = [], [], [], []
+        while True:
+            start = reader.line_num + 1
+            try:
+                fields = next(reader)
+            except StopIteration:
+                break
+            except (csv.Error, UnicodeDecodeError) as exc:
+                raise IngestError(f"{path}, line {start}: cannot read the file: {exc}") from None
+            if not fields or (len(fields) == 1 and not fields[0].strip() and width > 1):
+                continue  # blank line
+            if len(fields) == width:
+                records.append(fields)
+                lines.append(start)
+                continue
+            if len(fields) < width:
+                column = header[len(fields)]
+                reason = f"missing: the row has {len(fields)} fields, the header {width}"
+            else:
+                column = f"#{width + 1}"
+                reason = f"extra field(s): the row has {len(fields)} fields, the header {width}"
+            shape_errors.append(RowError(start, column, reason))
+            shape_rows.append((start, fields))
+    return _CsvTable(header, records, np.asarray(lines, dtype=np.int64), shape_errors, shape_rows)
+
+
+def _checksum(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_header(table: _CsvTable, path: Path) -> None:
+    seen: set[str] = set()
+    for i, name in enumerate(table.header):
+        if name in seen:
+            raise IngestError(f"{path}, line 1: column name {name!r} appears twice")
+        seen.add(name)
+        if not name.strip() and any(r[i].strip() for r in table.records):
+            raise IngestError(f"{path}, line 1: column {i + 1} has values but no name")
+
+
+def write_rejects(
+    path: Path, header: list[str], rows: list[tuple[int, list[str]]], errors: list[RowError]
+) -> None:
+    """CSV of the rejected rows: the original columns, then ``line``, ``column``, ``reason``.
+
+    One row per rejected line; several bad cells of one line are joined with ``; ``.
+    """
+    by_line: dict[int, list[RowError]] = {}
+    for e in errors:
+        by_line.setdefault(e.line, []).append(e)
+    fields = {line: f for line, f in rows}
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow([*header, *REJECT_COLUMNS])
+        for line in sorted(by_line):
+            original = (fields[line] + [""] * len(header))[: len(header)]
+            errs = by_line[line]
+            writer.writerow(
+                [
+                    *original,
+                    line,
+                    ";".join(dict.fromkeys(e.column for e in errs)),
+                    "; ".join(e.reason for e in errs),
+                ]
+            )
+    os.replace(tmp, path)
+
+
+def ingest_csv(
+    store: Store,
+    path: str | os.PathLike,
+    project: str,
+    property: str,
+    unit: str,
+    mapping: dict[str, str] | None = None,
+    skip_invalid: bool = False,
+    rejects_path: str | os.PathLike | None = None,
+    *,
+    method: str = "experiment",
+    source: str | None = None,
+    created_by: str | None = None,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Ingest a CSV file of measurements of one property into ``store``.
+
+    The file needs a header line and columns for the formula and the value (named ``formula``
+    and ``value``, or mapped: ``mapping={"Composition": "formula", "K (MPa)": "value"}``).
+    Optional ``uncertainty`` and ``unit`` columns; every other column is a condition (mapped
+    names rename it, ``"-"`` drops it). ``unit`` is the unit of values whose row has no unit
+    cell; values are stored converted to the property's canonical unit.
+
+    Every row is checked (formula parses, value a finite number, unit known to pint and
+    compatible with the property). By default the ingest is all or nothing: if any row is bad,
+    :class:`IngestError` names every bad cell by file, line (the header is line 1) and column,
+    and the store is left unchanged. With ``skip_invalid=True`` the valid rows are written and
+    the bad ones go to ``rejects_path`` (default ``FILE.rejects.csv`` next to the file): their
+    original columns plus ``line``, ``column`` and ``reason``.
+
+    ``progress(stage, done, total)`` is called as the ingest advances (stages ``"validate"``
+    and ``"write"``).
+    """
+    path = Path(path)
+    table = _read_csv(path)
+    _check_header(table, path)
+    columns, conditions = resolve_columns(table.header, mapping or {}, where=str(path))
+    canonical, new_property = store._prepare_write(project, property, unit, method)
+    n_rows = len(table.records) + len(table.shape_rows)
+    if progress:
+        progress("validate", 0, n_rows)
+    frame = pd.DataFrame(
+        {name: [r[i] for r in table.records] for i, name in enumerate(table.header)},
+        dtype=object,
+        columns=table.header,
+    )
+    valid, errors = validate_rows(
+        frame,
+        columns,
+        conditions=conditions,
+        property=property,
+        canonical_unit=canonical,
+        default_unit=unit,
+        lines=table.lines,
+    )
+    errors = sorted(table.shape_errors + errors, key=lambda e: e.line)
+    if progress:
+        progress("validate", n_rows, n_rows)
+
+    report = IngestReport(
+        path=path,
+        project=project,
+        property=property,
+        unit=canonical,
+        n_rows=n_rows,
+        n_written=0,
+        n_rejected=len({e.line for e in errors}),
+        new_property=new_property,
+    )
+    if errors and not skip_invalid:
+        raise ingest_error(errors, n_rows, where=str(path))
+    if skip_invalid:
+        report.rejects_path = (
+            Path(rejects_path) if rejects_path else path.with_suffix(".rejects.csv")
+        )
+        bad_lines = {e.line for e in errors}
+        rows = [
+            (int(ln), r)
+            for ln, r in zip(table.lines, table.records, strict=True)
+            if ln in bad_lines
+        ]
+        write_rejects(report.rejects_path, table.header, rows + table.shape_rows, errors)
+    if len(valid):
+        report.dataset_id = store._insert(
+            valid,
+            project=project,
+            property=property,
+            canonical_unit=canonical,
+            method=method,
+            source=source if source is not None else str(path.resolve()),
+            created_by=created_by,
+            dataset=path.name,
+            checksum=_checksum(path),
+            progress=progress,
+        )
+        report.n_written = len(valid)
+    return report

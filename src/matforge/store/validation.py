@@ -1,0 +1,369 @@
+"""Per-row validation of measurement tables before anything is written.
+
+:func:`validate_rows` takes a table whose cells are as received (strings from a CSV file, or
+Python/numpy values from a DataFrame), checks every row and returns the valid rows, converted
+to the property's canonical unit, together with one :class:`RowError` per bad cell. It touches
+no database: the store writes the result in one transaction, or nothing.
+
+Work is done once per distinct formula and per distinct unit, then spread over the rows with
+numpy, so 10^5 rows of a few hundred materials validate in well under a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from matforge.errors import IngestError, InvalidFormula, UnitError
+from matforge.store import units
+
+#: Fields a column can be mapped to; any other target name is a condition's name.
+FIELDS = ("formula", "value", "uncertainty", "unit", "structure")
+REQUIRED = ("formula", "value")
+#: Mapping target that drops a column.
+IGNORE = "-"
+#: IngestError messages list at most this many bad cells (``IngestError.rows`` has them all).
+MAX_LISTED = 200
+
+_ONES = re.compile(r"(?<=[A-Za-z])1(?=[A-Z]|$)")
+_INTEGER = re.compile(r"[-+]?\d+")
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One bad cell: its line (or row label), the column's name as received, and why."""
+
+    line: int
+    column: str
+    reason: str
+
+
+@dataclass
+class MaterialRecord:
+    """A material as stored: identity key, normalised and reduced formula, elements."""
+
+    key: str
+    formula: str
+    reduced_formula: str
+    elements: str  # "-Fe-O-": sorted symbols between dashes
+    nelements: int
+    structure: dict | None = None
+
+
+@dataclass
+class ValidRows:
+    """The valid rows of a table, values in the canonical unit (numpy arrays, one per row)."""
+
+    positions: np.ndarray  # 0-based positions in the input table
+    material: np.ndarray  # index into ``materials``
+    value: np.ndarray
+    uncertainty: np.ndarray  # NaN where none was given
+    raw_value: np.ndarray
+    raw_unit: np.ndarray  # object array of unit strings as received
+    conditions: list  # dict or None per row
+    materials: list[MaterialRecord] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+
+def format_errors(errors: list[RowError], *, where: str, line_word: str = "line") -> list[str]:
+    """``"data.csv, line 7, column 'value': value 'abc' is not a number"`` per error."""
+    return [f"{where}, {line_word} {e.line}, column '{e.column}': {e.reason}" for e in errors]
+
+
+def ingest_error(
+    errors: list[RowError], n_rows: int, *, where: str, line_word: str = "line"
+) -> IngestError:
+    """An :class:`IngestError` listing every bad row (the first MAX_LISTED in its message)."""
+    lines = format_errors(errors, where=where, line_word=line_word)
+    n_bad = len({e.line for e in errors})
+    head = f"{n_bad} of {n_rows} rows of {where} are invalid; nothing was written:"
+    shown = lines[:MAX_LISTED]
+    if len(lines) > MAX_LISTED:
+        shown.append(f"... and {len(lines) - MAX_LISTED} more (all in IngestError.rows)")
+    return IngestError(
+        "\n".join([head, *shown]), rows=[(e.line, e.column, e.reason) for e in errors]
+    )
+
+
+def material_record(comp, structure: dict | None = None) -> MaterialRecord:
+    """The stored form of a pymatgen ``Composition`` (and optional structure dict)."""
+    formula = _ONES.sub("", comp.formula.replace(" ", ""))
+    symbols = sorted({el.symbol for el in comp.elements})
+    key = formula
+    if structure is not None:
+        digest = hashlib.sha256(json.dumps(structure, sort_keys=True).encode()).hexdigest()
+        key = f"{formula}#{digest[:24]}"
+    return MaterialRecord(
+        key=key,
+        formula=formula,
+        reduced_formula=comp.reduced_formula,
+        elements="-" + "-".join(symbols) + "-",
+        nelements=len(symbols),
+        structure=structure,
+    )
+
+
+def _is_blank(x) -> bool:
+    if x is None:
+        return True
+    if isinstance(x, str):
+        return not x.strip()
+    try:
+        return bool(pd.isna(x))
+    except (TypeError, ValueError):  # arrays, dicts, objects
+        return False
+
+
+def _all_text(col: pd.Series) -> bool:
+    return col.dtype == object and pd.api.types.infer_dtype(col, skipna=False) == "string"
+
+
+def _blank(col: pd.Series) -> np.ndarray:
+    """True where a cell is empty: None, NaN or only whitespace."""
+    if _all_text(col):
+        return (col.str.strip() == "").to_numpy()
+    if col.dtype.kind in "iufb":
+        return col.isna().to_numpy()
+    return np.fromiter((_is_blank(x) for x in col.tolist()), dtype=bool, count=len(col))
+
+
+def _numbers(col: pd.Series) -> np.ndarray:
+    """Float per cell, NaN where the cell is not a number."""
+    if col.dtype.kind in "iuf":
+        return col.to_numpy(dtype=float, na_value=np.nan)
+    if col.dtype.kind == "b":
+        return np.full(len(col), np.nan)
+    if not _all_text(col):  # mixed Python objects: keep numbers, drop bools and the rest
+        col = col.map(lambda x: np.nan if isinstance(x, bool) else x)
+    return pd.to_numeric(col, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _number_reason(raw, what: str) -> str:
+    if _is_blank(raw):
+        return f"{what} is empty"
+    try:
+        parsed = float(str(raw).strip())
+    except ValueError:
+        parsed = 0.0
+    if math.isfinite(parsed):  # also "1_000", which Python reads but a CSV reader must not
+        return f"{what} {raw!r} is not a number"
+    return f"{what} {raw!r} is not finite"
+
+
+def _structure_dict(obj) -> dict:
+    if isinstance(obj, dict):
+        return obj
+    if isinstance(obj, str):
+        return json.loads(obj)
+    if hasattr(obj, "as_dict"):
+        return obj.as_dict()
+    raise TypeError(f"expected a pymatgen Structure, a dict or JSON text, got {type(obj).__name__}")
+
+
+def _json_value(x):
+    if isinstance(x, str):
+        return x.strip()
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, int | float | bool | dict | list):
+        return x
+    return str(x)
+
+
+def _condition_values(col: pd.Series) -> list:
+    """A column of conditions as JSON-ready Python values, None where the cell is empty.
+
+    A text column whose every non-empty cell is a number becomes numbers (so temperatures read
+    from a CSV are stored as numbers, not strings); integers stay integers.
+    """
+    if col.dtype.kind in "iub":
+        return col.tolist()
+    if col.dtype.kind == "f":
+        return [None if math.isnan(v) else v for v in col.tolist()]
+    blank = _blank(col)
+    present = ~blank
+    if _all_text(col):
+        text = col.str.strip()
+        nums = pd.to_numeric(text.where(present), errors="coerce")
+        if present.any() and nums[present].notna().all():
+            integral = bool(text[present].str.fullmatch(_INTEGER.pattern).all())
+            cast = int if integral else float
+            return [None if b else cast(v) for v, b in zip(nums.tolist(), blank, strict=True)]
+        return [None if b else t for t, b in zip(text.tolist(), blank, strict=True)]
+    return [None if b else _json_value(x) for x, b in zip(col.tolist(), blank, strict=True)]
+
+
+def validate_rows(
+    table: pd.DataFrame,
+    columns: dict[str, str],
+    *,
+    property: str,
+    canonical_unit: str,
+    default_unit: str | None,
+    lines: np.ndarray,
+    conditions: dict[str, str] | None = None,
+) -> tuple[ValidRows, list[RowError]]:
+    """Check every row of ``table`` and convert the valid ones to ``canonical_unit``.
+
+    ``columns`` maps a field (``formula``, ``value``, and optionally ``uncertainty``, ``unit``,
+    ``structure``) to the column of ``table`` holding it; ``conditions`` maps a condition name
+    to its column. ``lines[i]`` is the line (or row label) reported for row ``i``. A row is
+    valid when its formula parses, its value is a finite number, its uncertainty (if any) a
+    finite number >= 0, and its unit (the row's own, else ``default_unit``) is convertible to
+    ``canonical_unit``.
+    """
+    from matforge.chem import parse_formula
+
+    n = len(table)
+    bad = np.zeros(n, dtype=bool)
+    errors: list[RowError] = []
+
+    def fail(mask: np.ndarray, column: str, reason_of) -> None:
+        for i in np.flatnonzero(mask):
+            errors.append(RowError(int(lines[i]), column, reason_of(i)))
+        bad[mask] = True
+
+    # formula (and structure): parsed once per distinct cell
+    fcol = columns["formula"]
+    cells = table[fcol].tolist()
+    structures: list = [None] * n
+    keys: list = cells
+    if "structure" in columns:
+        scol = columns["structure"]
+        keys = list(cells)
+        for i, obj in enumerate(table[scol].tolist()):
+            if _is_blank(obj):
+                continue
+            try:
+                structures[i] = _structure_dict(obj)
+            except (TypeError, ValueError) as exc:
+                errors.append(RowError(int(lines[i]), scol, f"bad structure: {exc}"))
+                bad[i] = True
+                continue
+            keys[i] = (repr(cells[i]), json.dumps(structures[i], sort_keys=True))
+    code_of: dict = {}
+    first_row: list[int] = []
+    codes = []
+    for i, k in enumerate(keys):
+        try:
+            c = code_of.setdefault(k, len(code_of))
+        except TypeError:  # an unhashable cell
+            c = code_of.setdefault(repr(k), len(code_of))
+        if c == len(first_row):
+            first_row.append(i)
+        codes.append(c)
+    records: list[MaterialRecord] = []
+    record_of_code = np.full(len(first_row), -1, dtype=np.int64)
+    reason_of_code: dict[int, str] = {}
+    for c, i in enumerate(first_row):
+        cell = cells[i]
+        try:
+            if _is_blank(cell):
+                raise InvalidFormula("formula is empty")
+            comp = cell if hasattr(cell, "reduced_formula") else parse_formula(str(cell).strip())
+            if len(comp.elements) == 0:
+                raise InvalidFormula(f"{cell!r}: formula has no elements")
+            records.append(material_record(comp, structures[i]))
+            record_of_code[c] = len(records) - 1
+        except InvalidFormula as exc:
+            reason_of_code[c] = str(exc)
+    codes = np.asarray(codes, dtype=np.int64)
+    material = record_of_code[codes] if n else np.zeros(0, dtype=np.int64)
+    fail((material < 0) & ~bad, fcol, lambda i: reason_of_code[codes[i]])
+
+    # value: a finite number
+    vcol = columns["value"]
+    raw_values = table[vcol]
+    value = _numbers(raw_values)
+    fail(~np.isfinite(value), vcol, lambda i: _number_reason(raw_values.iat[i], "value"))
+
+    # uncertainty: optional, finite, >= 0
+    uncertainty = np.full(n, np.nan)
+    if "uncertainty" in columns:
+        ucol = columns["uncertainty"]
+        raw_unc = table[ucol]
+        uncertainty = _numbers(raw_unc)
+        given = ~_blank(raw_unc)
+        fail(
+            given & ~np.isfinite(uncertainty),
+            ucol,
+            lambda i: _number_reason(raw_unc.iat[i], "uncertainty"),
+        )
+        fail(
+            given & np.isfinite(uncertainty) & (uncertainty < 0),
+            ucol,
+            lambda i: f"uncertainty {raw_unc.iat[i]!r} is negative",
+        )
+        uncertainty = np.where(given & np.isfinite(uncertainty), uncertainty, np.nan)
+
+    # unit: the row's own, else the default; checked once per distinct unit
+    if "unit" in columns:
+        ucol = columns["unit"]
+        blank = _blank(table[ucol])
+        row_units = np.array(
+            [
+                default_unit if b else str(u).strip()
+                for u, b in zip(table[ucol].tolist(), blank, strict=True)
+            ],
+            dtype=object,
+        )
+    else:
+        ucol = "unit"
+        row_units = np.full(n, default_unit, dtype=object)
+    unit_reason: dict = {}
+    for u in pd.unique(row_units):
+        if u is None:
+            unit_reason[u] = "no unit: the cell is empty and no default unit was given"
+            continue
+        try:
+            units.check_unit(u, canonical_unit, property=property)
+        except UnitError as exc:
+            unit_reason[u] = str(exc)
+    for u, reason in unit_reason.items():
+        fail(row_units == u if u is not None else pd.isna(row_units), ucol, lambda i, r=reason: r)
+
+    ok = ~bad
+    canon_value = np.full(n, np.nan)
+    canon_unc = np.full(n, np.nan)
+    for u in pd.unique(row_units[ok]):
+        rows = ok & (row_units == u)
+        canon_value[rows] = units.to_canonical(value[rows], u, canonical_unit)
+        canon_unc[rows] = units.delta_to_canonical(uncertainty[rows], u, canonical_unit)
+    # A conversion can overflow (1e308 TPa in Pa); such a value is not stored.
+    fail(
+        ok & ~np.isfinite(canon_value),
+        vcol,
+        lambda i: f"value {raw_values.iat[i]!r} {row_units[i]} overflows in {canonical_unit}",
+    )
+    positions = np.flatnonzero(~bad)
+
+    # conditions: one dict per valid row, empty cells left out
+    names = list((conditions or {}).keys())
+    cols = [_condition_values(table[c]) for c in (conditions or {}).values()]
+    cond_rows: list = []
+    for i in positions:
+        d = {k: col[i] for k, col in zip(names, cols, strict=True) if col[i] is not None}
+        cond_rows.append(d or None)
+
+    errors.sort(key=lambda e: e.line)
+    return (
+        ValidRows(
+            positions=positions,
+            material=material[positions],
+            value=canon_value[positions],
+            uncertainty=canon_unc[positions],
+            raw_value=value[positions],
+            raw_unit=row_units[positions],
+            conditions=cond_rows,
+            materials=records,
+        ),
+        errors,
+    )

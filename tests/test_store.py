@@ -1,0 +1,476 @@
+"""The store's behaviour, on SQLite and (with MATFORGE_TEST_PG_URL) on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from matforge.errors import IngestError, InvalidFormula, StoreError, UnitError
+from matforge.store import Store, ingest_csv
+from matforge.store.units import delta_to_canonical, to_canonical
+
+
+def _csv(path: Path, text: str) -> Path:
+    path.write_text(text.lstrip("\n"), encoding="utf-8")
+    return path
+
+
+def _counts(store: Store) -> dict[str, int]:
+    tables = ("projects", "properties", "datasets", "materials", "measurements")
+    with store.engine.connect() as conn:
+        return {t: conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one() for t in tables}
+
+
+# --- Python API ----------------------------------------------------------------------------
+
+
+def test_add_measurements_converts_to_canonical_unit_and_keeps_provenance(store):
+    df = pd.DataFrame(
+        {
+            "formula": ["Fe2O3", "NaCl", "Fe2O3"],
+            "value": [210_000.0, 24_000.0, 205_000.0],
+            "uncertainty": [5_000.0, None, 1_000.0],
+            "temperature_K": [300, 300, 77],
+        }
+    )
+    n = store.add_measurements(
+        df,
+        project="oxides",
+        property="bulk_modulus",
+        unit="MPa",
+        source="doi:10/x",
+        created_by="ada",
+    )
+    assert n == 3
+    got = store.measurements(property="bulk_modulus")
+    assert got["value"].tolist() == pytest.approx([210.0, 24.0, 205.0])
+    assert got["unit"].unique().tolist() == ["GPa"]
+    assert got["uncertainty"].iloc[0] == pytest.approx(5.0)
+    assert math.isnan(got["uncertainty"].iloc[1])
+    assert got["raw_value"].tolist() == [210_000.0, 24_000.0, 205_000.0]
+    assert set(got["raw_unit"]) == {"MPa"}
+    assert [json.loads(c) for c in got["conditions"]] == [
+        {"temperature_K": 300},
+        {"temperature_K": 300},
+        {"temperature_K": 77},
+    ]
+    assert set(got["source"]) == {"doi:10/x"} and set(got["created_by"]) == {"ada"}
+    assert set(got["method"]) == {"experiment"}
+    assert str(got["created_at"].dt.tz) == "UTC"
+    # One material per formula, however often it is measured.
+    assert got["material_id"].iloc[0] == got["material_id"].iloc[2]
+    materials = store.materials()
+    assert sorted(materials["formula"]) == ["Fe2O3", "NaCl"]
+    assert materials.set_index("formula").loc["NaCl", "elements"] == "Cl-Na"
+    projects = store.projects()
+    assert projects[["name", "n_datasets", "n_measurements"]].values.tolist() == [["oxides", 1, 3]]
+
+
+def test_filter_by_elements_means_contains_all(store):
+    formulas = ["Fe2O3", "FeO", "NiO", "FeNiO2", "Os", "OsO4", "Fe", "CoFe2O4"]
+    df = pd.DataFrame({"formula": formulas, "value": np.arange(len(formulas), dtype=float)})
+    store.add_measurements(df, project="p", property="band_gap", unit="eV")
+
+    def formulas_with(elements):
+        return sorted(store.measurements(elements=elements)["formula"])
+
+    assert formulas_with(["Fe", "O"]) == ["Fe2CoO4", "Fe2O3", "FeNiO2", "FeO"]
+    assert formulas_with("Fe-Ni-O") == ["FeNiO2"]
+    # "O" must not match osmium, nor "Fe" anything but iron.
+    assert formulas_with(["O"]) == ["Fe2CoO4", "Fe2O3", "FeNiO2", "FeO", "NiO", "OsO4"]
+    assert formulas_with(["Os"]) == ["Os", "OsO4"]
+    assert sorted(store.materials(elements="Fe,O")["formula"]) == formulas_with(["Fe", "O"])
+    with pytest.raises(InvalidFormula, match="Xx"):
+        store.measurements(elements=["Fe", "Xx"])
+
+
+def test_query_filters_by_project_property_and_method(store):
+    df = pd.DataFrame({"formula": ["Si", "GaAs"], "value": [1.1, 1.4]})
+    store.add_measurements(df, project="a", property="band_gap", unit="eV")
+    store.add_measurements(df, project="b", property="band_gap", unit="eV", method="computation")
+    store.add_measurements(df, project="b", property="density", unit="kg/m^3")
+    assert len(store.measurements(project="a")) == 2
+    assert len(store.measurements(project="b", property="band_gap")) == 2
+    assert len(store.measurements(method="computation")) == 2
+    assert len(store.measurements(method=["experiment", "computation"], property="band_gap")) == 4
+    dens = store.measurements(property="density")
+    assert dens["value"].tolist() == pytest.approx([1.1e-3, 1.4e-3])  # g/cm^3
+    with pytest.raises(IngestError, match="method"):
+        store.add_measurements(df, project="a", property="band_gap", unit="eV", method="guess")
+    assert len(store.measurements()) == 6
+
+
+def test_temperatures_convert_with_offsets_and_uncertainties_without(store):
+    df = pd.DataFrame(
+        {
+            "formula": ["Al", "Cu", "Sn", "Ga"],
+            "value": [660.32, 1357.77, 449.47, 29.76],
+            "uncertainty": [0.5, 0.1, 0.9, None],
+            "unit": ["degC", "K", "degF", ""],  # empty: the default unit (degC)
+        }
+    )
+    store.add_measurements(df, project="p", property="melting_point", unit="degC")
+    got = store.measurements().set_index("formula")
+    assert got.loc["Al", "value"] == pytest.approx(933.47)
+    assert got.loc["Al", "uncertainty"] == pytest.approx(0.5)  # a difference: no offset
+    assert got.loc["Cu", "value"] == pytest.approx(1357.77)
+    assert got.loc["Sn", "value"] == pytest.approx((449.47 - 32) * 5 / 9 + 273.15)
+    assert got.loc["Sn", "uncertainty"] == pytest.approx(0.5)
+    assert got.loc["Ga", "value"] == pytest.approx(302.91)
+    assert got.loc["Ga", "raw_unit"] == "degC"
+    assert set(got["unit"]) == {"K"}
+
+
+def test_energy_per_atom_units(store):
+    df = pd.DataFrame(
+        {"formula": ["NaCl", "MgO"], "value": [-2120.0, -3.1], "unit": ["meV/atom", "eV/atom"]}
+    )
+    store.add_measurements(df, project="p", property="formation_energy_per_atom", unit="eV/atom")
+    assert store.measurements()["value"].tolist() == pytest.approx([-2.12, -3.1])
+    # A total energy is not an energy per atom: refused, not silently taken as equal.
+    with pytest.raises(UnitError, match="eV/atom"):
+        store.add_measurements(
+            df[["formula", "value"]], project="p", property="formation_energy_per_atom", unit="eV"
+        )
+    bad = df.assign(unit=["eV/atom", "kJ/mol"])
+    with pytest.raises(IngestError) as info:
+        store.add_measurements(
+            bad, project="p", property="formation_energy_per_atom", unit="eV/atom"
+        )
+    assert info.value.rows == [(1, "unit", info.value.rows[0][2])]
+    assert "kJ/mol" in str(info.value) and "row 1, column 'unit'" in str(info.value)
+
+
+def test_new_property_is_registered_with_its_unit(store):
+    df = pd.DataFrame({"formula": ["C"], "value": [3.5]})
+    store.add_measurements(df, project="p", property="thermal_expansion", unit="1/MK")
+    assert store.property_unit("thermal_expansion") == "1/MK"
+    store.add_measurements(df, project="p", property="thermal_expansion", unit="1/K")
+    assert store.measurements()["value"].tolist() == pytest.approx([3.5, 3.5e6])
+    with pytest.raises(UnitError, match="not compatible"):
+        store.add_measurements(df, project="p", property="thermal_expansion", unit="GPa")
+    with pytest.raises(StoreError, match="1/MK"):
+        store.add_property("thermal_expansion", "1/K")
+    assert set(store.properties()["name"]) >= {"bulk_modulus", "band_gap", "thermal_expansion"}
+
+
+def test_structures_make_polymorphs_distinct_materials(store):
+    from pymatgen.core import Lattice, Structure
+
+    rocksalt = Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )
+    cscl = Structure(Lattice.cubic(3.3), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    df = pd.DataFrame({"formula": ["NaCl", "NaCl", "NaCl"], "value": [8.5, 9.0, 1.0]})
+    df["structure"] = [rocksalt, cscl, None]
+    store.add_measurements(df, project="p", property="band_gap", unit="eV")
+    mats = store.materials().sort_values("id")
+    assert len(mats) == 3 and mats["has_structure"].tolist().count(True) == 2
+    ids = store.measurements()["material_id"].tolist()
+    assert store.structure(ids[0]) == rocksalt
+    assert store.structure(ids[2]) is None
+
+
+# --- CSV ingest ----------------------------------------------------------------------------
+
+BAD_CSV = """
+formula,value,unit,notes
+Fe2O3,210,GPa,ok
+Fe2Xx3,100,GPa,"unknown element, on a quoted
+two-line field"
+NaCl,abc,GPa,value not a number
+MgO,inf,GPa,value not finite
+Al2O3,300,eV,unit incompatible
+SiO2,,Mpaa,empty value and unknown unit
+ZnO,140,GPa,ok
+"""
+
+
+def test_ingest_is_all_or_nothing_and_names_every_bad_cell(store, tmp_path):
+    good = _csv(tmp_path / "good.csv", "formula,value\nCu,140\n")
+    ingest_csv(store, good, project="p", property="bulk_modulus", unit="GPa")
+    before = _counts(store)
+    path = _csv(tmp_path / "bad.csv", BAD_CSV)
+    with pytest.raises(IngestError) as info:
+        ingest_csv(store, path, project="new-project", property="new_property", unit="GPa")
+    err = info.value
+    assert [(line, col) for line, col, _ in err.rows] == [
+        (3, "formula"),
+        (5, "value"),
+        (6, "value"),
+        (7, "unit"),
+        (8, "value"),
+        (8, "unit"),
+    ]
+    text = str(err)
+    assert text.startswith("5 of 7 rows of ")
+    assert f"{path}, line 3, column 'formula': " in text and "'Xx'" in text
+    assert f"{path}, line 5, column 'value': value 'abc' is not a number" in text
+    assert f"{path}, line 6, column 'value': value 'inf' is not finite" in text
+    assert f"{path}, line 7, column 'unit': unit 'eV'" in text
+    assert f"{path}, line 8, column 'value': value is empty" in text
+    assert f"{path}, line 8, column 'unit': unknown unit 'Mpaa'" in text
+    # Nothing was written: not the valid rows, nor the project, nor the new property.
+    assert _counts(store) == before
+    assert store.property_unit("new_property") is None
+
+
+def test_ingest_skip_invalid_writes_valid_rows_and_rejects(store, tmp_path):
+    path = _csv(tmp_path / "bad.csv", BAD_CSV)
+    report = ingest_csv(
+        store, path, project="p", property="bulk_modulus", unit="GPa", skip_invalid=True
+    )
+    assert (report.n_rows, report.n_written, report.n_rejected) == (7, 2, 5)
+    assert report.rejects_path == tmp_path / "bad.rejects.csv"
+    got = store.measurements()
+    assert got["formula"].tolist() == ["Fe2O3", "ZnO"]
+    assert [json.loads(c) for c in got["conditions"]] == [{"notes": "ok"}, {"notes": "ok"}]
+    rejects = pd.read_csv(report.rejects_path, keep_default_na=False)
+    assert rejects.columns.tolist() == [
+        "formula",
+        "value",
+        "unit",
+        "notes",
+        "line",
+        "column",
+        "reason",
+    ]
+    assert rejects["line"].tolist() == [3, 5, 6, 7, 8]
+    assert rejects["formula"].tolist() == ["Fe2Xx3", "NaCl", "MgO", "Al2O3", "SiO2"]
+    assert rejects["notes"].iloc[0] == "unknown element, on a quoted\ntwo-line field"
+    assert rejects["column"].iloc[4] == "value;unit"
+    assert "value is empty" in rejects["reason"].iloc[4] and "Mpaa" in rejects["reason"].iloc[4]
+    custom = tmp_path / "out" / "rej.csv"
+    custom.parent.mkdir()
+    ingest_csv(
+        store,
+        path,
+        project="p",
+        property="bulk_modulus",
+        unit="GPa",
+        skip_invalid=True,
+        rejects_path=custom,
+    )
+    assert len(pd.read_csv(custom)) == 5
+
+
+def test_ingest_mapping_units_and_conditions(store, tmp_path):
+    path = _csv(
+        tmp_path / "lab.csv",
+        """
+Composition,K (MPa),err,T,furnace,comment
+Ti,110000,2000,300,A,
+TiO2,210000,,500.5,B,annealed
+""",
+    )
+    report = ingest_csv(
+        store,
+        path,
+        project="p",
+        property="bulk_modulus",
+        unit="MPa",
+        mapping={
+            "Composition": "formula",
+            "K (MPa)": "value",
+            "err": "uncertainty",
+            "T": "temperature_K",
+            "comment": "-",
+        },
+    )
+    assert report.n_written == 2 and report.unit == "GPa"
+    assert "2 of 2 rows of lab.csv" in str(report)
+    got = store.measurements()
+    assert got["value"].tolist() == pytest.approx([110.0, 210.0])
+    assert got["uncertainty"].iloc[0] == pytest.approx(2.0)
+    assert math.isnan(got["uncertainty"].iloc[1])
+    assert [json.loads(c) for c in got["conditions"]] == [
+        {"temperature_K": 300.0, "furnace": "A"},
+        {"temperature_K": 500.5, "furnace": "B"},
+    ]
+    ds = store.datasets()
+    assert ds["name"].tolist() == ["lab.csv"] and len(ds["checksum"].iloc[0]) == 64
+    assert ds["source"].iloc[0] == str(path.resolve())
+
+
+def test_ingest_reports_bad_mappings_and_shapes(store, tmp_path):
+    path = _csv(tmp_path / "x.csv", "Composition,Eg\nSi,1.1\n")
+    with pytest.raises(IngestError, match=r"no 'formula' or 'value' column.*--map"):
+        ingest_csv(store, path, project="p", property="band_gap", unit="eV")
+    with pytest.raises(IngestError, match="'Nope'"):
+        ingest_csv(
+            store, path, project="p", property="band_gap", unit="eV", mapping={"Nope": "value"}
+        )
+    ragged = _csv(tmp_path / "ragged.csv", "formula,value,unit\nSi,1.1,eV\nGe\nC,5.5,eV,extra\n")
+    with pytest.raises(IngestError) as info:
+        ingest_csv(store, ragged, project="p", property="band_gap", unit="eV")
+    assert [(line, col) for line, col, _ in info.value.rows] == [(3, "value"), (4, "#4")]
+    empty = _csv(tmp_path / "empty.csv", "")
+    with pytest.raises(IngestError, match="empty"):
+        ingest_csv(store, empty, project="p", property="band_gap", unit="eV")
+    assert _counts(store)["measurements"] == 0
+
+
+# --- export --------------------------------------------------------------------------------
+
+
+def test_export_csv_and_parquet_round_trip(store, tmp_path):
+    df = pd.DataFrame({"formula": ["Si", "Ge", "C"], "value": [1.1, 0.67, 5.5], "T": [300, 300, 4]})
+    store.add_measurements(df, project="semis", property="band_gap", unit="eV")
+    store.add_measurements(df, project="other", property="band_gap", unit="eV")
+    want = store.measurements(project="semis")
+    assert store.export(tmp_path / "a.parquet", project="semis") == 3
+    back = pd.read_parquet(tmp_path / "a.parquet")
+    pd.testing.assert_frame_equal(back, want, check_dtype=False)
+    assert store.export(tmp_path / "a.csv", project="semis", property="band_gap") == 3
+    back = pd.read_csv(tmp_path / "a.csv")
+    assert back["formula"].tolist() == ["Si", "Ge", "C"]
+    assert [json.loads(c)["T"] for c in back["conditions"]] == [300, 300, 4]
+    with pytest.raises(StoreError, match="xlsx"):
+        store.export(tmp_path / "a.xlsx")
+
+
+# --- schema versions -----------------------------------------------------------------------
+
+
+def test_store_written_by_newer_matforge_is_refused(store_url):
+    Store(store_url).close()
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+    engine.dispose()
+    with pytest.raises(StoreError, match="9999_from_the_future.*newer"):
+        Store(store_url)
+
+
+def test_older_store_is_upgraded_on_open(store_url):
+    from alembic import command
+
+    from matforge.store.database import _alembic_config, head_revision
+
+    Store(store_url).close()
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        command.downgrade(_alembic_config(conn), "base")
+    with engine.connect() as conn:
+        assert set(sa.inspect(conn).get_table_names()) == {"alembic_version"}
+    engine.dispose()
+    with Store(store_url) as store:
+        assert store.property_unit("bulk_modulus") == "GPa"
+        with store.engine.connect() as conn:
+            assert (
+                conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+                == head_revision()
+            )
+
+
+def test_migrations_create_exactly_the_declared_schema(store):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from matforge.store.schema import metadata
+
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+
+
+def test_database_that_is_not_a_store_is_refused(store_url):
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE someone_elses (x INTEGER)"))
+    engine.dispose()
+    with pytest.raises(StoreError, match="not a matforge store"):
+        Store(store_url)
+
+
+# --- engines and locations -----------------------------------------------------------------
+
+
+def test_sqlite_store_uses_wal_and_waits_for_locks(tmp_path):
+    with Store(tmp_path / "x.db") as store, store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 10_000
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_default_location_is_matforge_db_or_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("MATFORGE_DB", str(tmp_path / "env" / "lab.db"))
+    with Store() as store:
+        assert store.url == f"sqlite:///{tmp_path / 'env' / 'lab.db'}"
+    assert (tmp_path / "env" / "lab.db").exists()
+    monkeypatch.setenv("MATFORGE_DB", f"sqlite:///{tmp_path / 'url.db'}")
+    Store().close()
+    assert (tmp_path / "url.db").exists()
+    monkeypatch.delenv("MATFORGE_DB")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    Store().close()
+    assert (tmp_path / "home" / ".matforge" / "matforge.db").exists()
+
+
+def test_unreachable_server_and_unknown_backend_are_store_errors(tmp_path):
+    with pytest.raises(StoreError, match="cannot open"):
+        Store("postgresql://nobody:secret@127.0.0.1:9/nothing")
+    with pytest.raises(StoreError, match="SQLite file or a PostgreSQL"):
+        Store("mysql://x@localhost/db")
+    with Store(":memory:") as store:
+        store.add_measurements(
+            pd.DataFrame({"formula": ["Si"], "value": [1.1]}),
+            project="p",
+            property="band_gap",
+            unit="eV",
+        )
+        assert len(store.measurements()) == 1
+
+
+# --- unit conversion invariants ------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    value=st.floats(-1e6, 1e6),
+    delta=st.floats(0, 1e3),
+    unit=st.sampled_from(["degC", "degF", "K", "degR"]),
+)
+def test_uncertainty_is_converted_as_a_difference(value, delta, unit):
+    # For every affine unit: converting a difference equals the difference of conversions.
+    hi = to_canonical(np.array([value + delta]), unit, "K")[0]
+    lo = to_canonical(np.array([value]), unit, "K")[0]
+    got = delta_to_canonical(np.array([delta]), unit, "K")[0]
+    assert got == pytest.approx(hi - lo, rel=1e-9, abs=1e-6)
+    assert got >= 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.booleans(), st.text(alphabet='ab ,"\n', max_size=6)), min_size=1, max_size=10
+    )
+)
+def test_reported_line_is_where_the_row_starts_in_the_file(rows, tmp_path_factory):
+    # Quoted fields may span lines; an error must still point at the line an editor shows.
+    assume(any(bad for bad, _ in rows))
+    folder = tmp_path_factory.getbasetemp()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["formula", "value", "note"])
+    expected = []
+    for bad, note in rows:
+        if bad:
+            expected.append(buffer.getvalue().count("\n") + 1)
+        writer.writerow(["Si", "oops" if bad else "1.0", note])
+    path = folder / "lines.csv"
+    path.write_text(buffer.getvalue(), encoding="utf-8")
+    with Store(folder / "lines.db") as store, pytest.raises(IngestError) as info:
+        ingest_csv(store, path, project="p", property="band_gap", unit="eV")
+    assert [line for line, _, _ in info.value.rows] == expected
+    assert all(column == "value" for _, column, _ in info.value.rows)

@@ -1,0 +1,94 @@
+"""`matforge ingest` and `matforge export`, run as the console script runs them (in-process)."""
+
+from __future__ import annotations
+
+import sys
+
+import pandas as pd
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from matforge.store import Store
+
+
+@pytest.fixture
+def matforge(monkeypatch, capsys):
+    """Run ``matforge ARGS...`` through the console-script entry; return (status, out, err)."""
+    from matforge.cli.main import run
+
+    def call(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["matforge", *args])
+        try:
+            run()
+            status = 0
+        except SystemExit as exc:
+            status = exc.code if isinstance(exc.code, int) else 1
+        out = capsys.readouterr()
+        return status, out.out, out.err
+
+    return call
+
+
+def test_ingest_maps_columns_and_export_writes_both_formats(matforge, tmp_path):
+    db = str(tmp_path / "lab.db")
+    data = tmp_path / "moduli.csv"
+    data.write_text("Composition,K,T\nFe,170000,300\nNi,180000,300\nXx2,1,300\n")
+    status, out, err = matforge(
+        "ingest", str(data), "--project", "alloys", "--property", "bulk_modulus", "--unit", "MPa",
+        "--map", "Composition=formula", "--map", "K=value", "--map", "T=temperature_K",
+        "--skip-invalid", "--db", db,
+    )  # fmt: skip
+    assert status == 0, err
+    assert "2 of 3 rows of moduli.csv written to project 'alloys'" in out
+    assert "1 rejected" in out and "moduli.rejects.csv" in out
+    assert pd.read_csv(tmp_path / "moduli.rejects.csv")["line"].tolist() == [4]
+
+    for name in ("out.csv", "out.parquet"):
+        status, out, err = matforge(
+            "export",
+            "--project",
+            "alloys",
+            "--property",
+            "bulk_modulus",
+            "-o",
+            str(tmp_path / name),
+            "--db",
+            db,
+        )
+        assert status == 0, err
+        assert "exported 2 measurements" in out
+    back = pd.read_parquet(tmp_path / "out.parquet")
+    assert back["value"].tolist() == pytest.approx([170.0, 180.0])
+    assert set(back["unit"]) == {"GPa"}
+    assert pd.read_csv(tmp_path / "out.csv")["formula"].tolist() == ["Fe", "Ni"]
+
+
+def test_invalid_file_is_refused_whole_with_every_bad_line(matforge, tmp_path):
+    db = str(tmp_path / "lab.db")
+    data = tmp_path / "gaps.csv"
+    data.write_text("formula,value\nSi,1.1\nSi2Q,1.0\nGe,abc\n")
+    status, out, err = matforge(
+        "ingest", str(data), "-p", "semis", "--property", "band_gap", "--unit", "eV", "--db", db
+    )
+    assert status == 2
+    assert f"{data}, line 3, column 'formula'" in err
+    assert f"{data}, line 4, column 'value': value 'abc' is not a number" in err
+    with Store(db) as store:
+        assert store.measurements().empty and store.projects().empty
+
+
+def test_register_adds_both_commands_and_bad_map_is_a_usage_error(tmp_path):
+    from matforge.cli.store import register
+
+    app = typer.Typer()
+    register(app)
+    result = CliRunner().invoke(app, ["--help"])
+    assert result.exit_code == 0
+    assert "ingest" in result.output and "export" in result.output
+
+    data = tmp_path / "x.csv"
+    data.write_text("formula,value\nSi,1.1\n")
+    args = ["ingest", str(data), "-p", "p", "--property", "band_gap", "--unit", "eV"]
+    result = CliRunner().invoke(app, [*args, "--map", "novalue", "--db", str(tmp_path / "x.db")])
+    assert result.exit_code == 2 and "COLUMN=FIELD" in result.output
