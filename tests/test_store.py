@@ -417,6 +417,21 @@ def test_default_location_is_matforge_db_or_home(tmp_path, monkeypatch):
     assert (tmp_path / "home" / ".matforge" / "matforge.db").exists()
 
 
+def test_element_filter_uses_the_indexes_on_sqlite(tmp_path):
+    with Store(tmp_path / "plan.db") as store:
+        df = pd.DataFrame({"formula": ["Fe2O3", "NiO"], "value": [2.0, 3.7]})
+        store.add_measurements(df, project="p", property="band_gap", unit="eV")
+        seen = []
+        sa.event.listen(store.engine, "before_cursor_execute", lambda *a: seen.append((a[2], a[3])))
+        assert store.measurements(elements=["Fe", "O"])["formula"].tolist() == ["Fe2O3"]
+        sql, params = next((q, p) for q, p in seen if "LIKE" in q)
+        with store.engine.connect() as conn:
+            plan = " ".join(
+                r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)
+            )
+    assert "ix_materials_elements" in plan and "ix_measurements_material_id" in plan, plan
+
+
 def test_unreachable_server_and_unknown_backend_are_store_errors(tmp_path):
     with pytest.raises(StoreError, match="cannot open"):
         Store("postgresql://nobody:secret@127.0.0.1:9/nothing")

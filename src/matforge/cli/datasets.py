@@ -26,10 +26,14 @@ def list_cmd(
     from rich.table import Table
 
     table = Table(title=f"{len(infos)} bundled datasets")
-    for col in ("name", "rows", "property", "unit", "source"):
-        table.add_column(col, overflow="fold")
+    table.add_column("name", no_wrap=True)
+    table.add_column("rows", justify="right", no_wrap=True)
+    table.add_column("property")
+    table.add_column("unit", no_wrap=True)
+    table.add_column("source package", no_wrap=True)
     for i in infos:
-        table.add_row(i.name, f"{i.rows:,}", str(i.property), str(i.unit), str(i.source))
+        package = str(i.source).split(":", 1)[0]  # full provenance: `matforge datasets show`
+        table.add_row(i.name, f"{i.rows:,}", str(i.property), str(i.unit), package)
     Console().print(table)
 
 

@@ -35,7 +35,7 @@ def _check(y, mu, sigma) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             raise ValueError(f"{name} has {bad.size} non-finite value(s), first at row {bad[0]}")
     bad = np.flatnonzero(sigma < 0)
     if bad.size:
-        raise ValueError(f"sigma must be >= 0; row {bad[0]} has sigma={sigma[bad[0]]!r}")
+        raise ValueError(f"sigma must be >= 0; row {bad[0]} has sigma={float(sigma[bad[0]])!r}")
     return y, mu, sigma
 
 

@@ -4,8 +4,9 @@ The migrations in ``migrations/versions`` create exactly these tables; a test co
 Change both together, with a new migration, never one alone.
 
 ``materials.elements`` holds the sorted element symbols between dashes, ``-Fe-Ni-O-``, so
-"contains Fe and O" is ``elements LIKE '%-Fe-%' AND elements LIKE '%-O-%'`` and "exactly the
-Fe-O system" an indexed equality, on both engines.
+"contains Fe and O" is ``elements LIKE '%-Fe-%' AND elements LIKE '%-O-%'`` (the dashes keep
+``O`` from matching ``Os``), answered from the index on ``elements`` alone, and "exactly the
+Fe-O system" is an indexed equality, on both engines.
 """
 
 from __future__ import annotations

@@ -510,7 +510,10 @@ class Store:
         if (methods := _as_list(method)) is not None:
             stmt = stmt.where(m.c.method.in_(methods))
         if elements is not None:
-            stmt = stmt.where(*self._contains_all(elements))
+            # As a subquery, so SQLite scans the small covering index on materials.elements
+            # and then seeks measurements by material_id, instead of scanning measurements.
+            matching = sa.select(mat.c.id).where(*self._contains_all(elements))
+            stmt = stmt.where(m.c.material_id.in_(matching))
         df = self._frame(stmt, columns=MEASUREMENT_COLUMNS)
         df["elements"] = df["elements"].str.slice(1, -1)
         return self._dates(df, "created_at")

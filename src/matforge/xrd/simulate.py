@@ -94,12 +94,9 @@ class PeakList:
     @cached_property
     def hkls(self) -> list[list[dict]]:
         """Per peak, its hkl families as pymatgen writes them: ``[{"hkl": (h, k, l), "multiplicity": m}]``."""
-        fams = [
-            {"hkl": tuple(hkl), "multiplicity": m}
-            for hkl, m in zip(
-                self.family_hkl.tolist(), self.family_multiplicity.tolist(), strict=True
-            )
-        ]
+        hkl = map(tuple, self.family_hkl.tolist())
+        mult = self.family_multiplicity.tolist()
+        fams = [{"hkl": h, "multiplicity": m} for h, m in zip(hkl, mult, strict=True)]
         off = self.family_offsets.tolist()
         return [fams[off[i] : off[i + 1]] for i in range(len(off) - 1)]
 
@@ -235,13 +232,21 @@ class _Scatterers(NamedTuple):
     dw: np.ndarray  # (G,) Debye–Waller B in Å²
 
 
+@cache
+def _blas_controller():
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
+        return None
+    return ThreadpoolController()  # scanning the loaded libraries costs ~1 ms: once
+
+
 def _single_threaded_blas():
     """The structure-factor products are many small matrices: BLAS threads only contend."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
+    controller = _blas_controller()
+    if controller is None:  # pragma: no cover
         return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
+    return controller.limit(limits=1, user_api="blas")
 
 
 def _scatterers(structure, table, dw: Mapping[str, float]) -> _Scatterers:
