@@ -145,9 +145,9 @@ def test_metrics_invariant_to_units(data, shift, scale):
     assert 0.0 <= area <= 0.5
     # exact rational comparisons can flip at the boundary, so compare with a tolerance of 1 row
     tol = 1.0 / y.size + 1e-12
-    assert abs(
-        miscalibration_area(y * scale + shift, mu * scale + shift, sigma * scale) - area
-    ) <= tol
+    assert (
+        abs(miscalibration_area(y * scale + shift, mu * scale + shift, sigma * scale) - area) <= tol
+    )
     c = coverage(y, mu, sigma, 0.68)
     assert abs(coverage(y * scale + shift, mu * scale + shift, sigma * scale, 0.68) - c) <= tol
 

@@ -25,6 +25,17 @@ ESTIMATORS = [
 ]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _single_threaded_blas():
+    """One BLAS thread: the GP's small Cholesky factorisations crawl when two OpenBLAS threads
+    compete for busy cores; they gain nothing from threads."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):
+        yield
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @parametrize_with_checks(ESTIMATORS)
 def test_sklearn_contract(estimator, check):
     check(estimator)

@@ -102,6 +102,17 @@ def test_q_by_caller_and_two_theta_header_not_mistaken(tmp_path):
     assert p.meta["axis"] == "2theta" and p.two_theta[0] == 20
 
 
+def test_descending_q_scan_keeps_q_and_line_numbers_aligned(tmp_path):
+    p = read_pattern(write(tmp_path, "a.xy", "Q I\n3 30\n2 20\n1 10\n"))
+    np.testing.assert_array_equal(p.meta["q"], [1, 2, 3])
+    np.testing.assert_array_equal(p.intensity, [10, 20, 30])
+    np.testing.assert_allclose(p.q, [1, 2, 3])
+    with pytest.raises(PatternFileError, match=r"line 2: Q = 9.0"):
+        read_pattern(write(tmp_path, "b.xy", "Q I\n9 1\n2 1\n1 1\n"))
+    with pytest.raises(PatternFileError, match=r"line 4: x = 2.5 after 2.0"):
+        read_pattern(write(tmp_path, "c.xy", "Q I\n3 1\n2 1\n2.5 1\n"))
+
+
 def test_q_beyond_limiting_sphere_is_an_error(tmp_path):
     path = write(tmp_path, "a.xy", "Q I\n1 1\n9 1\n")  # Qλ/4π = 1.1 at Cu Kα1
     with pytest.raises(PatternFileError, match=r"line 3.*cannot diffract"):
@@ -322,3 +333,43 @@ def test_pattern_validates_shapes():
         Pattern([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="wavelength"):
         Pattern([1.0], [1.0], wavelength=0)
+
+
+def test_importing_the_xrd_modules_does_not_load_pymatgen():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, matforge.xrd, matforge.xrd.io, matforge.xrd.simulate\n"
+        "print(sorted(m for m in ('pymatgen', 'torch', 'pandas') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from([".xy", ".xye", ".csv", ".txt", ".xrdml"]),
+    st.one_of(
+        st.binary(max_size=300),
+        st.lists(
+            st.lists(
+                st.sampled_from(["1", "2.5", "-3", "nan", "x", "", "1e400", "Q", "2theta"]),
+                max_size=4,
+            ).map(lambda cells: st_sep_join(cells)),
+            max_size=8,
+        ).map(lambda lines: "\n".join(lines).encode()),
+    ),
+)
+def test_any_input_gives_a_pattern_or_a_pattern_file_error(tmp_path_factory, suffix, raw):
+    path = tmp_path_factory.mktemp("fuzz") / f"f{suffix}"
+    path.write_bytes(raw)
+    try:
+        p = read_pattern(path)
+    except PatternFileError:
+        return
+    assert len(p) >= 1 and np.all(np.diff(p.two_theta) > 0) and np.isfinite(p.intensity).all()
+
+
+def st_sep_join(cells: list[str]) -> str:
+    return (",", " ", "\t", ";")[len(cells) % 4].join(cells)

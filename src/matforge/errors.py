@@ -35,3 +35,7 @@ class StoreError(MatforgeError):
 
 class PatternFileError(MatforgeError, ValueError):
     """A diffraction pattern file is unreadable, malformed or in an unsupported format."""
+
+
+class DesignSpaceError(MatforgeError, ValueError):
+    """A design space, objective or proposal is invalid (impossible bounds, bad spec string)."""

@@ -49,23 +49,12 @@ _register()
 
 
 def run() -> None:
-    """Console-script entry: MatforgeError becomes a one-line message and exit status 2."""
+    """Console-script entry: a MatforgeError becomes a one-line message and exit status 2.
+
+    Usage errors are left to Typer's standalone mode (exit status 2 with the usage line).
+    """
     try:
-        app(standalone_mode=False)
+        app()
     except MatforgeError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         sys.exit(2)
-    except typer.Abort:
-        typer.echo("Aborted.", err=True)
-        sys.exit(1)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise

@@ -112,7 +112,9 @@ class BoostedEnsembleUQ(RegressorMixin, BaseEstimator):
         if not 0.0 < self.subsample <= 1.0:
             raise ValueError(f"subsample must lie in (0, 1], got {self.subsample!r}")
         if method is not None and self.subsample >= 1.0:
-            raise ValueError("recalibrate needs held-out rows: set subsample < 1 or recalibrate=False")
+            raise ValueError(
+                "recalibrate needs held-out rows: set subsample < 1 or recalibrate=False"
+            )
         if self.n_members < 1:
             raise ValueError(f"n_members must be >= 1, got {self.n_members!r}")
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True, ensure_min_samples=2)

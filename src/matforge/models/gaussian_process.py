@@ -52,8 +52,9 @@ class GaussianProcessUQ(RegressorMixin, BaseEstimator):
     Warns with a UserWarning when fitted on more than 3,000 rows.
     """
 
-    def __init__(self, nu: float = 2.5, n_restarts_optimizer: int = 2, random_state=None,
-                 recalibrate=True):
+    def __init__(
+        self, nu: float = 2.5, n_restarts_optimizer: int = 2, random_state=None, recalibrate=True
+    ):
         self.nu = nu
         self.n_restarts_optimizer = n_restarts_optimizer
         self.random_state = random_state
@@ -84,8 +85,10 @@ class GaussianProcessUQ(RegressorMixin, BaseEstimator):
         Xs = (X - self.x_mean_) / self.x_scale_
         ys = (y - self.y_mean_) / self.y_scale_
 
+        # Length scales start at sqrt(d), the typical distance between standardised rows:
+        # the optimiser then needs fewer steps than from 1.
         kernel = ConstantKernel(1.0, (1e-3, 1e3)) * Matern(
-            length_scale=np.ones(d), length_scale_bounds=(1e-2, 1e3), nu=self.nu
+            length_scale=np.full(d, np.sqrt(d)), length_scale_bounds=(1e-2, 1e3), nu=self.nu
         ) + WhiteKernel(1e-2, (1e-6, 1e1))
         self.gp_ = GaussianProcessRegressor(
             kernel=kernel,
@@ -100,9 +103,7 @@ class GaussianProcessUQ(RegressorMixin, BaseEstimator):
         diag = np.diag(K_inv)
         loo_resid = self.gp_.alpha_.ravel() / diag * self.y_scale_
         loo_std = np.sqrt(1.0 / diag) * self.y_scale_
-        self.std_scale_ = (
-            1.0 if method is None else fit_std_scale(loo_resid, loo_std, method)
-        )
+        self.std_scale_ = 1.0 if method is None else fit_std_scale(loo_resid, loo_std, method)
         self.loo_prediction_ = y - loo_resid
         self.loo_std_ = self.std_scale_ * loo_std
         return self

@@ -39,9 +39,7 @@ def resolve_recalibrate(recalibrate) -> str | None:
     )
 
 
-def fit_std_scale(
-    residuals, sigma, method: Literal["rmv", "z", "coverage68"] = "rmv"
-) -> float:
+def fit_std_scale(residuals, sigma, method: Literal["rmv", "z", "coverage68"] = "rmv") -> float:
     """Scale factor ``s`` so that ``s · sigma`` is calibrated on the given held-out residuals.
 
     ``residuals`` are ``y - mu`` of predictions the model did not train on, ``sigma`` the
@@ -92,8 +90,14 @@ class NoiseForest:
     :func:`fit_std_scale` on values the noise model did not see either.
     """
 
-    def __init__(self, n_estimators: int = 100, min_samples_leaf: int = 5, max_features=1 / 3,
-                 random_state=None, n_jobs=None):
+    def __init__(
+        self,
+        n_estimators: int = 100,
+        min_samples_leaf: int = 5,
+        max_features=1 / 3,
+        random_state=None,
+        n_jobs=None,
+    ):
         self.n_estimators = n_estimators
         self.min_samples_leaf = min_samples_leaf
         self.max_features = max_features

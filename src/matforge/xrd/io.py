@@ -279,6 +279,11 @@ def _read_text(
         i = int(np.argmax(esd < 0))
         raise PatternFileError(f"{path}, line {line_numbers[i]}: negative esd {float(esd[i])!r}")
 
+    # the file's own axis must be monotonic (a decreasing scan is reversed) before conversion
+    descending = len(x) > 1 and x[1] < x[0]
+    x, intensity, esd = _monotonic(x, intensity, esd, path, line_numbers)
+    if descending:
+        line_numbers = line_numbers[::-1]
     if axis == "q":
         q = x / 10.0 if _NM_HEADER.search(header_text) else x
         if (q < 0).any():
@@ -300,7 +305,6 @@ def _read_text(
                 f"{path}, line {line_numbers[i]}: 2θ = {float(x[i])!r}° is outside 0–180°"
             )
 
-    x, intensity, esd = _monotonic(x, intensity, esd, path, line_numbers)
     return Pattern(x, intensity, wavelength=float(wavelength), source=str(path), meta=meta, esd=esd)
 
 

@@ -11,6 +11,7 @@ continuous pattern on a 2θ grid (pseudo-Voigt, optional Scherrer size broadenin
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import math
 import os
@@ -94,11 +95,25 @@ class PeakList:
     @cached_property
     def hkls(self) -> list[list[dict]]:
         """Per peak, its hkl families as pymatgen writes them: ``[{"hkl": (h, k, l), "multiplicity": m}]``."""
-        hkl = map(tuple, self.family_hkl.tolist())
-        mult = self.family_multiplicity.tolist()
-        fams = [{"hkl": h, "multiplicity": m} for h, m in zip(hkl, mult, strict=True)]
-        off = self.family_offsets.tolist()
-        return [fams[off[i] : off[i + 1]] for i in range(len(off) - 1)]
+        with _gc_paused():
+            hkl = map(tuple, self.family_hkl.tolist())
+            mult = self.family_multiplicity.tolist()
+            off = self.family_offsets.tolist()
+            fams = [{"hkl": h, "multiplicity": m} for h, m in zip(hkl, mult, strict=True)]
+            return [fams[off[i] : off[i + 1]] for i in range(len(off) - 1)]
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """Pause the cyclic garbage collector while building many small acyclic containers: with a
+    large heap (pymatgen structures) its passes would cost more than the building itself."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @cache
