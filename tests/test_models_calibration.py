@@ -213,9 +213,17 @@ def test_jackknife_matches_the_papers_formulas(monkeypatch):
     np.testing.assert_allclose(
         jackknife.jackknife_variance(N, T, "average"), (ref["ij"] + ref["j"]) / 2, rtol=1e-10
     )
-    # the same numbers when the query points are processed two at a time
-    monkeypatch.setattr(jackknife, "_CHUNK_ELEMENTS", 2 * n)
+    # the same numbers when the query points are processed two at a time, and with the
+    # precomputed matrix a fitted forest keeps
+    monkeypatch.setattr(jackknife, "_CHUNK_ELEMENTS", 2 * B)
     np.testing.assert_allclose(jackknife.jackknife_variance(N, T, "ij"), ref["ij"], rtol=1e-10)
+    M = jackknife.jackknife_matrix(N, "j")
+    np.testing.assert_allclose(jackknife.jackknife_variance(N, T, "j", matrix=M), ref["j"])
+    np.testing.assert_allclose(
+        jackknife.jackknife_variance(N, T, "j", bias_correction=False),
+        ref["j"] + (np.e - 1) * n / B * T.var(axis=0),
+        rtol=1e-10,
+    )
 
 
 def test_jackknife_of_identical_members_is_zero():

@@ -8,6 +8,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 pytest.importorskip("lightgbm")
 
 from matforge.models import (  # noqa: E402
+    AutoRegressor,
     BoostedClassifier,
     BoostedEnsembleUQ,
     GaussianProcessUQ,
@@ -22,6 +23,14 @@ ESTIMATORS = [
     GaussianProcessUQ(n_restarts_optimizer=0, random_state=0),
     RandomForestClassifierUQ(n_estimators=20, cv=3, random_state=0),
     BoostedClassifier(n_estimators=30, random_state=0),
+    AutoRegressor(
+        candidates=[
+            RandomForestUQ(n_estimators=10, random_state=0),
+            BoostedEnsembleUQ(n_members=2, n_estimators=20, learning_rate=0.3, random_state=0),
+        ],
+        cv=2,
+        random_state=0,
+    ),
 ]
 
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.datasets import load_diabetes, make_friedman1
 from sklearn.model_selection import train_test_split
 
 from matforge.models import (
+    AutoRegressor,
     BoostedEnsembleUQ,
     GaussianProcessUQ,
     RandomForestUQ,
@@ -97,7 +99,7 @@ def test_forest_predicts_in_bounded_chunks(friedman, monkeypatch):
     Xtr, Xte, ytr, _ = friedman
     model = _small(RandomForestUQ).fit(Xtr, ytr)
     whole = model.predict(Xte, return_std=True)
-    monkeypatch.setattr(jackknife, "_CHUNK_ELEMENTS", 7 * Xtr.shape[0])  # 7 rows at a time
+    monkeypatch.setattr(jackknife, "_CHUNK_ELEMENTS", 7 * 60)  # 60 trees × 7 rows at a time
     chunked = model.predict(Xte, return_std=True)
     np.testing.assert_allclose(chunked[0], whole[0], rtol=1e-12)
     np.testing.assert_allclose(chunked[1], whole[1], rtol=1e-12)
@@ -179,3 +181,61 @@ def test_import_is_lazy():
         "assert 'RandomForestUQ' in dir(m)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+class _SlowMean(RegressorMixin, BaseEstimator):
+    """Predicts the training mean ± training std after sleeping ``delay`` seconds in fit."""
+
+    def __init__(self, delay: float = 0.0):
+        self.delay = delay
+
+    def fit(self, X, y):
+        time.sleep(self.delay)
+        self.mean_, self.std_ = float(np.mean(y)), float(np.std(y)) or 1.0
+        self.n_features_in_ = np.asarray(X).shape[1]
+        return self
+
+    def predict(self, X, return_std=False):
+        mean = np.full(len(X), self.mean_)
+        return (mean, np.full(len(X), self.std_)) if return_std else mean
+
+
+def test_auto_picks_the_best_held_out_model(friedman):
+    Xtr, Xte, ytr, _ = friedman
+    auto = AutoRegressor(
+        candidates=[_SlowMean(), _small(RandomForestUQ)], cv=3, time_budget_s=120, random_state=0
+    ).fit(Xtr, ytr)
+    assert [r["status"] for r in auto.cv_results_] == ["done", "done"]
+    assert all(len(r["fold_scores"]) == 3 for r in auto.cv_results_)
+    assert auto.cv_results_[1]["mean_score"] < auto.cv_results_[0]["mean_score"]  # NLL
+    assert auto.best_index_ == 1 and isinstance(auto.best_estimator_, RandomForestUQ)
+    mean, std = auto.predict(Xte, return_std=True)
+    np.testing.assert_allclose(mean, auto.best_estimator_.predict(Xte))
+    assert np.all(std > 0)
+
+
+def test_auto_respects_the_time_budget(friedman):
+    Xtr, _, ytr, _ = friedman
+    auto = AutoRegressor(
+        candidates=[_SlowMean(delay=0.3), _SlowMean(delay=0.3), _SlowMean()],
+        cv=5,
+        time_budget_s=0.5,
+    )
+    t0 = time.perf_counter()
+    with pytest.warns(UserWarning, match="no candidate finished"):
+        auto.fit(Xtr, ytr)
+    # the first fold (0.3 s) shows that 4 more cannot fit in the 0.2 s left: stop there
+    assert auto.cv_results_[0]["status"] == "over budget"
+    assert len(auto.cv_results_[0]["fold_scores"]) == 1
+    assert auto.cv_results_[1]["status"] in ("over budget", "not started")
+    assert auto.cv_results_[2]["status"] == "not started"
+    assert auto.best_index_ == 0
+    assert time.perf_counter() - t0 < 2.0  # 1-2 folds and the refit, not 15 fits
+
+
+def test_auto_rejects_bad_settings(friedman):
+    Xtr, _, ytr, _ = friedman
+    with pytest.raises(ValueError, match="scoring"):
+        AutoRegressor(candidates=[_SlowMean()], scoring="r2").fit(Xtr, ytr)
+    with pytest.raises(ValueError, match="time_budget_s"):
+        AutoRegressor(candidates=[_SlowMean()], time_budget_s=0).fit(Xtr, ytr)

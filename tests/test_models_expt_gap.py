@@ -8,8 +8,6 @@ non-metals with calibrated probabilities.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from sklearn.model_selection import train_test_split
@@ -25,7 +23,6 @@ from matforge.models import (  # noqa: E402
     calibration_report,
 )
 
-EXPT_GAP_CSV = Path("/tmp/src/crabnet/data/matbench/expt_gap.csv")
 N_ELEMENTS = 103
 
 
@@ -43,15 +40,13 @@ def fractional_composition(formulas) -> np.ndarray:
 @pytest.fixture(scope="module")
 def expt_gap():
     """3:1 train/test split of expt_gap, fixed seed: (X_train, X_test, y_train, y_test)."""
-    if not EXPT_GAP_CSV.exists():
-        pytest.skip(f"{EXPT_GAP_CSV} not present (matbench expt_gap from the crabnet sources)")
-    import pandas as pd
+    from matforge.datasets import load_dataset
 
-    df = pd.read_csv(EXPT_GAP_CSV)
-    assert list(df.columns) == ["formula", "target"] and len(df) == 4604
+    df = load_dataset("matbench_expt_gap")
+    assert len(df) == 4604
     X = fractional_composition(df["formula"])
     np.testing.assert_allclose(X.sum(axis=1), 1.0)
-    return train_test_split(X, df["target"].to_numpy(float), test_size=0.25, random_state=0)
+    return train_test_split(X, df["gap_expt"].to_numpy(float), test_size=0.25, random_state=0)
 
 
 @pytest.mark.parametrize(

@@ -37,5 +37,9 @@ class PatternFileError(MatforgeError, ValueError):
     """A diffraction pattern file is unreadable, malformed or in an unsupported format."""
 
 
+class ModelRegistryError(MatforgeError):
+    """A saved model is missing, damaged, untrusted or written in an incompatible format."""
+
+
 class DesignSpaceError(MatforgeError, ValueError):
     """A design space, objective or proposal is invalid (impossible bounds, bad spec string)."""

@@ -56,7 +56,8 @@ class BoostedEnsembleUQ(RegressorMixin, BaseEstimator):
     n_members : int, default=5
         Number of LightGBM models.
     n_estimators, learning_rate, num_leaves, min_child_samples, colsample_bytree, reg_lambda
-        Passed to each :class:`lightgbm.LGBMRegressor`.
+        Passed to each :class:`lightgbm.LGBMRegressor`. The noise forest gets
+        ``min(n_estimators, 100)`` trees.
     subsample : float, default=0.8
         Fraction of the rows each member trains on (chosen by this class, not LightGBM's per-tree
         bagging); the rest give out-of-fold residuals. Must be < 1 when ``recalibrate``.
@@ -159,9 +160,11 @@ class BoostedEnsembleUQ(RegressorMixin, BaseEstimator):
             else np.zeros(n)
         )
         X32 = np.ascontiguousarray(X, dtype=np.float32)
-        self.noise_ = NoiseForest(random_state=int(seeds[-1]), n_jobs=self.n_jobs).fit(
-            X32, abs_resid
-        )
+        self.noise_ = NoiseForest(
+            n_estimators=min(self.n_estimators, 100),
+            random_state=int(seeds[-1]),
+            n_jobs=self.n_jobs,
+        ).fit(X32, abs_resid)
         usable = has_oof & np.isfinite(self.noise_.oob_std_)
         if method is None:
             self.std_scale_ = 1.0

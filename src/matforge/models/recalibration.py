@@ -86,6 +86,8 @@ class NoiseForest:
     """Random forest of absolute held-out residuals, giving a residual-based std at any ``x``.
 
     Not an estimator users fit directly: the ensembles build one from their out-of-bag residuals.
+    ``min_samples_leaf`` sets how local the noise level is: a leaf of rows that all happened to be
+    predicted exactly gives a near-zero std for its neighbourhood.
     Its own out-of-bag predictions at the training rows (``oob_std_``) let the ensemble fit
     :func:`fit_std_scale` on values the noise model did not see either.
     """

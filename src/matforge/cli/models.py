@@ -1,0 +1,251 @@
+"""`matforge train`, `predict`, `benchmark matbench` and `report model`.
+
+Heavy libraries (pandas, scikit-learn, LightGBM, plotly) are imported inside the command
+functions, so `matforge --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+_MODEL_HELP = "Model spec: auto, lgbm, rf, gp or small (see matforge.models.presets)."
+_HOME_HELP = "Registry folder (default: $MATFORGE_HOME/models or ~/.matforge/models)."
+
+benchmark_app = typer.Typer(help="Benchmarks on bundled data.", no_args_is_help=True)
+report_app = typer.Typer(help="Self-contained HTML reports (work offline).", no_args_is_help=True)
+
+
+def _echo_metrics(title: str, metrics: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in metrics.items():
+        table.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
+    Console().print(table)
+
+
+def train(
+    name: str = typer.Option(..., "--name", "-n", help="Name to save the model under."),
+    dataset: str | None = typer.Option(None, "--dataset", help="Bundled dataset to train on."),
+    csv: Path | None = typer.Option(
+        None, "--csv", help="Your own CSV file (a formula column and a target column).",
+        exists=True, dir_okay=False,
+    ),
+    target: str | None = typer.Option(
+        None, "--target", help="Target column (default: the dataset's target)."
+    ),
+    model: str = typer.Option("auto", "--model", "-m", help=_MODEL_HELP),
+    formula_col: str = typer.Option("formula", "--formula-col", help="Column of formulas."),
+    unit: str | None = typer.Option(None, "--unit", help="Unit of the target (CSV input)."),
+    task: str = typer.Option(
+        "auto", "--task", help="regression, classification or auto (2 distinct values = "
+        "classification)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace a saved model of that name."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    home: Path | None = typer.Option(None, "--home", help=_HOME_HELP),
+) -> None:
+    """Train a model on a bundled dataset or a CSV file, print CV metrics and save it.
+
+    Rows whose formula cannot be parsed or whose target is missing are listed and left out.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from matforge.errors import MatforgeError, ModelRegistryError
+    from matforge.models.presets import make_model
+    from matforge.models.registry import model_dir, save_model
+
+    if (dataset is None) == (csv is None):
+        raise typer.BadParameter("give exactly one of --dataset and --csv")
+    model_dir(name, home)  # validate the name before the (long) fit
+    if not force and (model_dir(name, home) / "metadata.json").exists():
+        raise ModelRegistryError(f"model {name!r} already exists; pass --force to replace it")
+    source = dataset
+    if dataset is not None:
+        from matforge.datasets import dataset_info, load_dataset
+
+        info = dataset_info(dataset)
+        df = load_dataset(dataset)
+        target = target or info.target
+        unit = unit or (info.unit if target == info.target else None)
+        if task == "auto":
+            task = info.task if target == info.target else "auto"
+    else:
+        df = pd.read_csv(csv)
+        source = str(csv)
+    if formula_col not in df.columns:
+        raise MatforgeError(f"{source}: no column {formula_col!r}; columns: {list(df.columns)}")
+    if target is None:
+        others = [c for c in df.columns if c != formula_col and pd.api.types.is_numeric_dtype(df[c])]
+        if len(others) != 1:
+            raise MatforgeError(f"{source}: pass --target (numeric columns: {others})")
+        target = others[0]
+    if target not in df.columns:
+        raise MatforgeError(f"{source}: no target column {target!r}; columns: {list(df.columns)}")
+    y = df[target]
+    if task == "auto":
+        task = "classification" if y.dropna().nunique() == 2 else "regression"
+    formulas = df[formula_col].astype(str).tolist()
+    bad = _bad_rows(formulas, y, task, source, formula_col, target)
+    keep = np.setdiff1d(np.arange(len(df)), [r for r, _ in bad])
+    if len(keep) < 10:
+        raise MatforgeError(f"{source}: only {len(keep)} usable rows; need at least 10")
+    y_fit = y.to_numpy()[keep]
+    if task == "regression":
+        y_fit = y_fit.astype(float)
+    est = make_model(model, task, y=y_fit if task == "regression" else None, random_state=seed,
+                     target=target, unit=unit)
+    typer.echo(f"training {model} ({type(est.estimator).__name__}) on {len(keep):,} rows of "
+               f"{source}, target {target!r} ...", err=True)
+    est.fit([formulas[i] for i in keep], y_fit)
+    path = save_model(est, name, home, overwrite=force, extra={"source": source})
+    _echo_metrics(f"cross-validated metrics ({est.n_train_:,} unique compositions)",
+                  est.cv_metrics_)
+    typer.echo(f"saved model {name!r} to {path}")
+
+
+def _bad_rows(formulas, y, task, source, formula_col, target) -> list[tuple[int, str]]:
+    """(row, message) for unparseable formulas and missing targets; printed, then skipped."""
+    import pandas as pd
+
+    from matforge.chem import CompositionBatch
+
+    batch = CompositionBatch.from_formulas(formulas, errors="collect", source=source)
+    bad = [(r, f"{formula_col}: {msg}") for r, msg in batch.errors]
+    missing = pd.isna(y).to_numpy()
+    if task == "regression":
+        missing |= ~pd.to_numeric(y, errors="coerce").notna().to_numpy()
+    bad += [(int(r), f"{target}: missing or non-numeric value {y.iloc[r]!r}")
+            for r in missing.nonzero()[0]]
+    bad.sort()
+    for r, msg in bad[:20]:
+        typer.echo(f"skipped line {r + 2} of {source}: {msg}", err=True)  # +2: header, 1-based
+    if len(bad) > 20:
+        typer.echo(f"... and {len(bad) - 20} more skipped rows", err=True)
+    return bad
+
+
+def predict(
+    input_csv: Path = typer.Argument(..., help="CSV with a formula column.", exists=True,
+                                     dir_okay=False),
+    model_name: str = typer.Option(..., "--model", "-m", help="Name of a saved model."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output CSV."),
+    formula_col: str = typer.Option("formula", "--formula-col", help="Column of formulas."),
+    home: Path | None = typer.Option(None, "--home", help=_HOME_HELP),
+) -> None:
+    """Predict a saved model's target (mean and std) for every formula of a CSV file.
+
+    The output has the input columns plus ``<target>_mean`` and ``<target>_std`` (for a
+    classifier: probability of the positive class and its Bernoulli std) and an ``error``
+    column naming why a row could not be predicted.
+    """
+    import pandas as pd
+
+    from matforge.errors import MatforgeError
+    from matforge.models.registry import load_model
+
+    model = load_model(model_name, home)
+    df = pd.read_csv(input_csv)
+    if formula_col not in df.columns:
+        raise MatforgeError(f"{input_csv}: no column {formula_col!r}; columns: {list(df.columns)}")
+    formulas = df[formula_col].astype(str).where(df[formula_col].notna(), "").tolist()
+    mean, std = model.predict(formulas, return_std=True)
+    target = model.target or "target"
+    out = df.copy()
+    out[f"{target}_mean"] = mean
+    out[f"{target}_std"] = std
+    errors = [""] * len(df)
+    for row, msg in model.errors_:
+        errors[row] = msg
+        typer.echo(f"line {row + 2} of {input_csv}: {msg}", err=True)
+    out["error"] = errors
+    output.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(output, index=False)
+    n_bad = len(model.errors_)
+    typer.echo(f"wrote {len(df) - n_bad:,} predictions to {output}"
+               + (f" ({n_bad} rows could not be predicted; see the error column)" if n_bad else ""))
+
+
+@benchmark_app.command("matbench")
+def benchmark_matbench(
+    task: list[str] = typer.Option(
+        [], "--task", "-t", help="Matbench task (repeatable; default: the six composition tasks "
+        "steels, expt_gap, expt_is_metal, glass, log_kvrh, log_gvrh)."
+    ),
+    model: str = typer.Option("auto", "--model", "-m", help=_MODEL_HELP),
+    folds: str | None = typer.Option(None, "--folds", help="Comma-separated folds, e.g. 0,1."),
+    out: Path = typer.Option(Path("results/matbench"), "--out", help="Results folder."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (fold k uses seed + k)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Threads for fold models."),
+) -> None:
+    """Run the Matbench v0.1 protocol on the official folds; write JSON and summary.md."""
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn)
+
+    from matforge.models.matbench import DEFAULT_TASKS, run_task, write_result
+
+    tasks = [t if t.startswith("matbench_") else f"matbench_{t}" for t in task] or list(
+        DEFAULT_TASKS)
+    fold_list = None
+    if folds:
+        try:
+            fold_list = [int(f) for f in folds.split(",") if f.strip()]
+        except ValueError:
+            raise typer.BadParameter(f"expected comma-separated integers, got {folds!r}",
+                                     param_hint="--folds") from None
+    n_folds = len(fold_list) if fold_list else 5
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as bar:
+        for t in tasks:
+            bar_id = bar.add_task(f"{t} ({model})", total=n_folds)
+
+            def start(task_name, k, _row, bar_id=bar_id):
+                bar.update(bar_id, description=f"{task_name} fold {k}")
+
+            def end(task_name, k, row, bar_id=bar_id):
+                metric = "roc_auc" if "roc_auc" in row else "mae"
+                bar.console.print(f"{task_name} fold {k}: {metric} {row[metric]:.4g}"
+                                  f"  ({row['fit_seconds']:.0f} s)")
+                bar.advance(bar_id)
+
+            result = run_task(t, model, fold_list, random_state=seed, n_jobs=jobs,
+                              on_fold_start=start, on_fold_end=end)
+            path = write_result(result, out)
+            metric = result["metric"]
+            goal = result["goal"]
+            verdict = "" if goal is None else ("  goal met" if goal["met"] else "  goal MISSED")
+            bar.console.print(f"[bold]{t}[/bold]: {metric} {result['mean'][metric]:.4g} "
+                              f"± {result['std'][metric]:.2g}{verdict} → {path}")
+    typer.echo(f"summary: {out / 'summary.md'}")
+
+
+@report_app.command("model")
+def report_model(
+    name: str = typer.Argument(..., help="Name of a saved model."),
+    output: Path | None = typer.Option(None, "--output", "-o",
+                                       help="HTML file (default: <name>-report.html)."),
+    home: Path | None = typer.Option(None, "--home", help=_HOME_HELP),
+) -> None:
+    """Parity plot, residual histogram and calibration curve of a saved model (offline HTML)."""
+    from matforge.models.registry import load_model
+    from matforge.report.model import write_model_report
+
+    model = load_model(name, home)
+    path = write_model_report(model, output or Path(f"{name}-report.html"), name)
+    typer.echo(f"wrote {path}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train``, ``predict``, ``benchmark matbench`` and ``report model`` to ``app``."""
+    app.command("train")(train)
+    app.command("predict")(predict)
+    app.add_typer(benchmark_app, name="benchmark")
+    app.add_typer(report_app, name="report")

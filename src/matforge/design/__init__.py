@@ -1,0 +1,55 @@
+"""Sequential design: design spaces, objectives, acquisition functions and batch proposals.
+
+* :mod:`~matforge.design.spaces` — :class:`DiscretePool`, :class:`ParameterSpace`
+  (:class:`Continuous`, :class:`Integer`, :class:`Categorical`) and :class:`FormulationSpace`
+  (:class:`Ingredient`, :class:`Group`);
+* :mod:`~matforge.design.objectives` — :class:`Maximize`, :class:`Minimize`, :class:`Target`,
+  :class:`Range`, :func:`parse_objective`, :class:`Constraint`, :func:`pareto_front`,
+  :func:`hypervolume`;
+* :mod:`~matforge.design.acquisition` — EI, PI, UCB, MLI, maximum uncertainty, Thompson
+  sampling, random, EHVI, ParEGO;
+* :mod:`~matforge.design.batch` — :func:`select_batch`.
+
+Submodules load lazily, so ``import matforge.design`` costs nothing until a name is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    **dict.fromkeys(
+        ["DesignSpace", "DiscretePool", "ParameterSpace", "Continuous", "Integer", "Categorical",
+         "FormulationSpace", "Ingredient", "Group", "space_from_dict"],
+        "matforge.design.spaces",
+    ),
+    **dict.fromkeys(
+        ["Objective", "Maximize", "Minimize", "Target", "Range", "parse_objective",
+         "objective_from_dict", "Constraint", "parse_constraint", "pareto_front", "hypervolume",
+         "hypervolume_improvement", "GaussianUtility", "IntervalUtility", "UtilityDistribution"],
+        "matforge.design.objectives",
+    ),
+    **dict.fromkeys(
+        ["Acquisition", "ExpectedImprovement", "ProbabilityOfImprovement",
+         "UpperConfidenceBound", "MaximumLikelihoodOfImprovement", "MaximumUncertainty",
+         "ThompsonSampling", "RandomAcquisition", "ExpectedHypervolumeImprovement", "ParEGO",
+         "make_acquisition", "weight_by_feasibility", "ACQUISITIONS"],
+        "matforge.design.acquisition",
+    ),
+    **dict.fromkeys(["select_batch", "BatchSelection"], "matforge.design.batch"),
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'matforge.design' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

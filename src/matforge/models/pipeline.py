@@ -1,0 +1,516 @@
+"""Composition → features → estimator, as one object that learns from formula strings.
+
+>>> from matforge.models.pipeline import CompositionModel
+>>> model = CompositionModel(estimator, featurizer=["magpie", "stoichiometry"])
+>>> model.fit(["Fe2O3", "NaCl", ...], y)
+>>> mean, std = model.predict(["TiO2"], return_std=True)
+
+The featurizer is described by a *spec*, a list of strings (JSON-serialisable, so a saved model
+rebuilds it instead of storing feature tables):
+
+=====================  ===========================================================
+``magpie``             Magpie element-property statistics (132)
+``stoichiometry``      p-norms of the fractions (6)
+``valence_orbital``    valence-orbital occupation (8)
+``ion_property``       ionic character, charge balance (3)
+``element_fraction``   atomic fraction of every element (118)
+``mat2vec`` …          element-embedding statistics: ``mat2vec``, ``oliynyk``, ``jarvis``,
+                       ``magpie_embedding``; statistics chosen with ``name:stat+stat``
+                       (e.g. ``jarvis:mean+range+var``; default mean+sum+range+var+min+max)
+=====================  ===========================================================
+
+What the model does beyond ``featurize → estimator.fit``:
+
+* **duplicates**: rows with the same composition (same atomic fractions to 1e-6, so ``Fe2O3``
+  and ``Fe4O6`` match) are merged before fitting, their targets averaged (polymorphs) or, for
+  classification, put to the majority label — otherwise a cross-validation fold can hold one
+  polymorph while training on its twin;
+* **target transform**: ``target_transform="log1p"`` fits ``log(1 + y)`` and maps mean and std
+  back (delta method);
+* **calibration in target units**: from the out-of-fold (OOF) predictions of the training rows
+  (taken from the estimator when it keeps them, else from a ``cv``-fold cross-validation) a
+  final factor ``std_scale_`` minimises the miscalibration area of the Gaussian intervals in the
+  units the user sees; the OOF predictions are kept (``oof_``) for reports and CV metrics;
+* **bad formulas**: ``fit`` refuses them (naming the rows); ``predict`` returns NaN for them and
+  lists ``(row, message)`` in ``errors_``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, clone
+from sklearn.utils.validation import check_is_fitted
+
+from matforge.errors import InvalidFormula, MatforgeError
+
+__all__ = [
+    "DEFAULT_FEATURIZER",
+    "CompositionModel",
+    "build_featurizer",
+    "composition_groups",
+    "training_sha256",
+]
+
+DEFAULT_FEATURIZER: tuple[str, ...] = (
+    "magpie",
+    "stoichiometry",
+    "valence_orbital",
+    "ion_property",
+    "mat2vec",
+)
+TARGET_TRANSFORMS = (None, "log1p")
+_EMBEDDINGS = {
+    "mat2vec": "mat2vec",
+    "oliynyk": "oliynyk",
+    "jarvis": "jarvis",
+    "magpie_embedding": "magpie",
+}
+
+
+def build_featurizer(spec: Sequence[str]):
+    """A :class:`~matforge.features.FeatureSet` from a featurizer spec (see module docstring)."""
+    from matforge.features import (
+        ElementEmbeddingFeaturizer,
+        ElementFraction,
+        FeatureSet,
+        IonProperty,
+        MagpieFeaturizer,
+        Stoichiometry,
+        ValenceOrbital,
+    )
+
+    simple = {
+        "magpie": MagpieFeaturizer,
+        "stoichiometry": Stoichiometry,
+        "valence_orbital": ValenceOrbital,
+        "ion_property": IonProperty,
+        "element_fraction": ElementFraction,
+    }
+    if isinstance(spec, str) or not spec:
+        raise MatforgeError(f"featurizer spec must be a non-empty list of names, got {spec!r}")
+    parts = []
+    for entry in spec:
+        name, _, stats = str(entry).partition(":")
+        if name in simple and not stats:
+            parts.append(simple[name]())
+        elif name in _EMBEDDINGS:
+            kwargs = {"stats": tuple(stats.split("+"))} if stats else {}
+            try:
+                parts.append(ElementEmbeddingFeaturizer(_EMBEDDINGS[name], **kwargs))
+            except ValueError as exc:
+                raise MatforgeError(f"featurizer spec entry {entry!r}: {exc}") from None
+        else:
+            known = sorted([*simple, *_EMBEDDINGS])
+            raise MatforgeError(f"unknown featurizer {entry!r} in spec; known: {', '.join(known)}")
+    return FeatureSet(parts)
+
+
+def composition_groups(fractions) -> np.ndarray:
+    """Group id per row of a CSR fraction matrix; equal ids = equal composition (to 1e-6).
+
+    Vectorised: each row's rounded fractions are projected on two fixed random vectors and the
+    pairs are ``np.unique``-d (a false match needs two float64 projections to collide).
+    """
+    F = fractions.tocsr(copy=True)
+    F.sort_indices()
+    F.data = np.round(F.data, 6)
+    R = np.random.default_rng(12345).random((F.shape[1], 2)) + 0.5
+    keys = np.asarray(F @ R)
+    _, inverse = np.unique(np.round(keys, 9), axis=0, return_inverse=True)
+    return inverse.ravel()
+
+
+def training_sha256(formulas: Sequence[str], y) -> str:
+    """SHA-256 of the training data (formula strings and targets, in order)."""
+    h = hashlib.sha256()
+    for f in formulas:
+        h.update(str(f).encode("utf-8"))
+        h.update(b"\0")
+    h.update(np.ascontiguousarray(np.asarray(y, dtype=np.float64)).tobytes())
+    return h.hexdigest()
+
+
+class CompositionModel(BaseEstimator):
+    """Formula strings in, predictions with calibrated uncertainty out.
+
+    Parameters
+    ----------
+    estimator : scikit-learn estimator
+        A regressor with ``predict(X, return_std=True)`` (``task="regression"``) or a
+        classifier with ``predict_proba`` (``task="classification"``, binary).
+    featurizer : list of str
+        Featurizer spec (module docstring).
+    task : {"regression", "classification"}
+    target_transform : {None, "log1p"}
+        Fit the estimator on ``log(1 + y)``; predictions are mapped back to target units.
+    dedupe : bool, default=True
+        Merge rows with the same composition before fitting.
+    impute : bool, default=False
+        Replace missing feature values (e.g. an element an embedding table lacks) by the
+        training medians; needed for estimators that reject NaN (random forests, GPs).
+    recalibrate : bool, default=True
+        Fit ``std_scale_`` on the OOF predictions in target units (regression only).
+    cv : int, default=5
+        Folds of the cross-validation run for OOF predictions when the estimator keeps none.
+    target, unit : str or None
+        Name and unit of the target, carried into saved models and reports.
+    random_state : int or None
+        Seeds the fallback cross-validation.
+
+    Attributes
+    ----------
+    estimator_ : the fitted estimator
+    featurizer_ : FeatureSet built from ``featurizer``
+    feature_labels_ : list of str
+    medians_ : (n_features,) training medians used by ``impute``
+    std_scale_ : float, factor on the std in target units (1.0 for classification)
+    oof_ : dict of arrays ``formula``, ``y``, ``mean``, ``std`` (regression) or ``proba``
+        (classification) for the de-duplicated training rows
+    cv_metrics_ : dict of the OOF metrics (MAE/RMSE/R² and calibration, or ROC-AUC/accuracy)
+    classes_ : class labels (classification)
+    n_train_ : rows used for fitting after de-duplication
+    training_sha256_ : :func:`training_sha256` of the rows given to ``fit``
+    errors_ : ``(row, message)`` of the formulas the last ``predict`` could not parse
+    """
+
+    def __init__(
+        self,
+        estimator,
+        featurizer: Sequence[str] = DEFAULT_FEATURIZER,
+        task: str = "regression",
+        target_transform: str | None = None,
+        dedupe: bool = True,
+        impute: bool = False,
+        recalibrate: bool = True,
+        cv: int = 5,
+        target: str | None = None,
+        unit: str | None = None,
+        random_state=None,
+    ):
+        self.estimator = estimator
+        self.featurizer = featurizer
+        self.task = task
+        self.target_transform = target_transform
+        self.dedupe = dedupe
+        self.impute = impute
+        self.recalibrate = recalibrate
+        self.cv = cv
+        self.target = target
+        self.unit = unit
+        self.random_state = random_state
+
+    # -- features ------------------------------------------------------------------------
+    def _features(self, formulas: list, *, strict: bool):
+        if not hasattr(self, "featurizer_"):
+            self.featurizer_ = build_featurizer(self.featurizer)
+        X, errors = self.featurizer_.featurize_many(formulas, return_errors=True)
+        if strict and errors:
+            rows = ", ".join(str(r) for r, _ in errors[:5])
+            more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+            raise InvalidFormula(
+                f"{len(errors)} training formula(s) could not be parsed, rows {rows}{more}; "
+                f"first: {errors[0][1]}"
+            )
+        return X, errors
+
+    def _impute(self, X: np.ndarray) -> np.ndarray:
+        if not self.impute:
+            return X
+        bad = np.isnan(X)
+        if bad.any():
+            X = np.where(bad, self.medians_[None, :], X)
+        return X
+
+    # -- target transform ----------------------------------------------------------------
+    def _forward(self, y: np.ndarray) -> np.ndarray:
+        if self.target_transform == "log1p":
+            if np.any(y <= -1):
+                raise MatforgeError("target_transform='log1p' needs targets > -1")
+            return np.log1p(y)
+        return y
+
+    def _inverse(self, mu: np.ndarray, sigma: np.ndarray | None = None):
+        if self.target_transform == "log1p":
+            mean = np.expm1(mu)
+            return mean, (None if sigma is None else (1.0 + mean) * sigma)
+        return mu, sigma
+
+    # -- fitting -------------------------------------------------------------------------
+    def fit(self, X, y):
+        """Fit on formula strings (or pymatgen Compositions) ``X`` and targets ``y``."""
+        from matforge.chem import CompositionBatch
+
+        if self.task not in ("regression", "classification"):
+            raise ValueError(f"task must be 'regression' or 'classification', got {self.task!r}")
+        if self.target_transform not in TARGET_TRANSFORMS:
+            raise ValueError(
+                f"target_transform must be one of {TARGET_TRANSFORMS}, got {self.target_transform!r}"
+            )
+        formulas = _as_list(X)
+        y = np.asarray(y)
+        if y.shape[0] != len(formulas):
+            raise ValueError(f"{len(formulas)} formulas but {y.shape[0]} targets")
+        self.featurizer_ = build_featurizer(self.featurizer)
+        self.feature_labels_ = self.featurizer_.feature_labels()
+        F, _ = self._features(formulas, strict=True)
+        if self.task == "regression":
+            y = y.astype(np.float64)
+            bad = np.flatnonzero(~np.isfinite(y))
+            if bad.size:
+                raise MatforgeError(
+                    f"{bad.size} target value(s) are not finite, first at row {bad[0]}"
+                )
+        self.training_sha256_ = training_sha256(
+            formulas, y if self.task == "regression" else np.unique(y, return_inverse=True)[1]
+        )
+        keep = np.arange(len(formulas))
+        if self.dedupe:
+            groups = composition_groups(
+                CompositionBatch.from_formulas(
+                    [f if isinstance(f, str) else str(f) for f in _formula_strings(formulas)],
+                    errors="collect",
+                ).fractions
+            )
+            keep, y = _merge_duplicates(groups, y, self.task)
+        F = F[keep]
+        self.medians_ = (
+            np.nanmedian(np.where(np.isfinite(F), F, np.nan), axis=0)
+            if self.impute
+            else np.zeros(F.shape[1])
+        )
+        self.medians_ = np.nan_to_num(self.medians_)
+        F = self._impute(F)
+        self.n_train_ = int(F.shape[0])
+        train_formulas = [
+            str(f) for f in np.asarray(_formula_strings(formulas), dtype=object)[keep]
+        ]
+        if self.task == "classification":
+            self._fit_classifier(F, y, train_formulas)
+        else:
+            self._fit_regressor(F, y, train_formulas)
+        return self
+
+    def _fit_regressor(self, F: np.ndarray, y: np.ndarray, formulas: list[str]) -> None:
+        from matforge.models.calibration import calibration_report
+
+        yt = self._forward(y)
+        self.estimator_ = clone(self.estimator).fit(F, yt)
+        mu, sigma = self._oof_regression(F, yt)
+        mean, std = self._inverse(mu, sigma)
+        self.std_scale_ = _best_scale(y, mean, std) if self.recalibrate else 1.0
+        std = std * self.std_scale_
+        self.oof_ = {
+            "formula": np.asarray(formulas, dtype=object),
+            "y": y,
+            "mean": mean,
+            "std": std,
+        }
+        self.cv_metrics_ = {
+            **regression_metrics(y, mean),
+            **_calibration(y, mean, std, calibration_report),
+        }
+
+    def _oof_regression(self, F: np.ndarray, yt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # Held-out predictions the estimator made while fitting: cross-fit (stacks), out-of-bag
+        # (forests) or leave-one-out (GPs). They save a cross-validation.
+        est = self.estimator_
+        mu = sigma = None
+        for kind in ("oof", "oob", "loo"):
+            mu = getattr(est, f"{kind}_prediction_", None)
+            sigma = getattr(est, f"{kind}_std_", None)
+            if mu is not None and sigma is not None:
+                break
+        if mu is not None and sigma is not None:
+            mu, sigma = np.asarray(mu, float), np.asarray(sigma, float)
+            ok = np.isfinite(mu) & np.isfinite(sigma)
+            if ok.all():
+                return mu, sigma
+        from matforge.models.stacking import kfold_indices
+
+        mu, sigma = np.empty(len(yt)), np.empty(len(yt))
+        for held in kfold_indices(len(yt), self.cv, self.random_state):
+            train = np.ones(len(yt), dtype=bool)
+            train[held] = False
+            m, s = clone(self.estimator).fit(F[train], yt[train]).predict(F[held], return_std=True)
+            mu[held], sigma[held] = m, s
+        return mu, sigma
+
+    def _fit_classifier(self, F: np.ndarray, y: np.ndarray, formulas: list[str]) -> None:
+        self.classes_, y_enc = np.unique(y, return_inverse=True)
+        if self.classes_.size != 2:
+            raise MatforgeError(
+                f"classification needs 2 classes, got {self.classes_.size}: {self.classes_.tolist()}"
+            )
+        self.estimator_ = clone(self.estimator).fit(F, y_enc)
+        proba = getattr(self.estimator_, "oof_proba_", None)
+        if proba is None:
+            from matforge.models.stacking import kfold_indices
+
+            proba = np.empty(len(y_enc))
+            for held in kfold_indices(len(y_enc), self.cv, self.random_state, stratify=y_enc):
+                train = np.ones(len(y_enc), dtype=bool)
+                train[held] = False
+                est = clone(self.estimator).fit(F[train], y_enc[train])
+                proba[held] = est.predict_proba(F[held])[:, 1]
+        self.std_scale_ = 1.0
+        self.oof_ = {
+            "formula": np.asarray(formulas, dtype=object),
+            "y": y_enc.astype(float),
+            "proba": np.asarray(proba, float),
+        }
+        self.cv_metrics_ = classification_metrics(y_enc, proba)
+
+    # -- prediction ----------------------------------------------------------------------
+    def _predict_features(self, X) -> tuple[np.ndarray, np.ndarray]:
+        check_is_fitted(self, "estimator_")
+        formulas = _as_list(X)
+        F, errors = self._features(formulas, strict=False)
+        self.errors_ = list(errors)
+        valid = np.ones(len(formulas), dtype=bool)
+        valid[[r for r, _ in errors]] = False
+        return self._impute(F), valid
+
+    def predict(self, X, return_std: bool = False):
+        """Predicted target (target units) per formula; NaN for formulas in ``errors_``.
+
+        With ``return_std=True`` returns ``(mean, std)``. For classification ``mean`` is the
+        probability of ``classes_[1]`` and ``std`` its Bernoulli std ``sqrt(p(1 - p))``; use
+        :meth:`predict_label` for labels.
+        """
+        F, valid = self._predict_features(X)
+        n = F.shape[0]
+        mean, std = np.full(n, np.nan), np.full(n, np.nan)
+        if valid.any():
+            if self.task == "classification":
+                p = self.estimator_.predict_proba(F[valid])[:, 1]
+                mean[valid], std[valid] = p, np.sqrt(p * (1.0 - p))
+            else:
+                mu, sigma = self.estimator_.predict(F[valid], return_std=True)
+                m, s = self._inverse(np.asarray(mu, float), np.asarray(sigma, float))
+                mean[valid], std[valid] = m, s * self.std_scale_
+        return (mean, std) if return_std else mean
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities (n, 2) in the order of ``classes_``; NaN rows for bad formulas."""
+        if self.task != "classification":
+            raise MatforgeError("predict_proba is only defined for classification models")
+        p = self.predict(X)
+        return np.column_stack([1.0 - p, p])
+
+    def predict_label(self, X) -> np.ndarray:
+        """Most probable class label per formula (None for formulas in ``errors_``)."""
+        p = self.predict_proba(X)[:, 1]
+        labels = np.empty(p.shape[0], dtype=object)
+        ok = np.isfinite(p)
+        labels[ok] = self.classes_[(p[ok] > 0.5).astype(int)]
+        return labels
+
+
+# -- metrics --------------------------------------------------------------------------------
+def regression_metrics(y, mean) -> dict[str, float]:
+    """MAE, RMSE and R² of point predictions (target units; R² dimensionless)."""
+    y, mean = np.asarray(y, float), np.asarray(mean, float)
+    err = y - mean
+    ss_tot = float(np.sum((y - y.mean()) ** 2))
+    return {
+        "mae": float(np.mean(np.abs(err))),
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "r2": float(1.0 - np.sum(err**2) / ss_tot) if ss_tot > 0 else float("nan"),
+    }
+
+
+def classification_metrics(y_true, proba) -> dict[str, float]:
+    """ROC-AUC, accuracy (threshold 0.5), F1 and log-loss of binary probabilities."""
+    from sklearn.metrics import f1_score, log_loss, roc_auc_score
+
+    y_true = np.asarray(y_true).astype(int)
+    proba = np.asarray(proba, float)
+    pred = (proba > 0.5).astype(int)
+    both = np.unique(y_true).size == 2
+    return {
+        "roc_auc": float(roc_auc_score(y_true, proba)) if both else float("nan"),
+        "accuracy": float(np.mean(pred == y_true)),
+        "f1": float(f1_score(y_true, pred, zero_division=0)),
+        "log_loss": float(log_loss(y_true, np.clip(proba, 1e-12, 1 - 1e-12), labels=[0, 1])),
+    }
+
+
+def _calibration(y, mean, std, calibration_report) -> dict[str, float]:
+    rep = calibration_report(y, mean, std)
+    return {
+        k: rep[k]
+        for k in ("coverage_68", "coverage_95", "miscalibration_area", "spearman_error_std", "nll")
+    }
+
+
+def _best_scale(y: np.ndarray, mean: np.ndarray, std: np.ndarray) -> float:
+    """Factor on ``std`` minimising the miscalibration area on held-out predictions.
+
+    A 1-d search over log-scale (coarse grid, then a finer one around the best point): the
+    area is piecewise constant in the factor, so gradient methods do not apply.
+    """
+    from matforge.models.calibration import miscalibration_area
+
+    ok = np.isfinite(y) & np.isfinite(mean) & np.isfinite(std) & (std > 0)
+    if ok.sum() < 10:
+        return 1.0
+    y, mean, std = y[ok], mean[ok], std[ok]
+    best, best_area = 1.0, math.inf
+    for grid in (np.linspace(-2.0, 2.0, 41), None):
+        if grid is None:
+            grid = np.log(best) + np.linspace(-0.1, 0.1, 21)
+        for g in grid:
+            area = miscalibration_area(y, mean, np.exp(g) * std)
+            if area < best_area - 1e-12:
+                best, best_area = float(np.exp(g)), area
+    return best
+
+
+# -- helpers --------------------------------------------------------------------------------
+def _as_list(X) -> list:
+    if isinstance(X, str):
+        raise TypeError("pass a sequence of formulas, not one string")
+    if hasattr(X, "columns"):  # a DataFrame: its formula column
+        if "formula" not in X.columns:
+            raise MatforgeError(f"DataFrame input needs a 'formula' column; got {list(X.columns)}")
+        X = X["formula"]
+    if hasattr(X, "ndim") and getattr(X, "ndim", 1) == 2:
+        X = np.asarray(X).ravel()
+    return list(X)
+
+
+def _formula_strings(formulas: list) -> list:
+    from matforge.features.base import _as_formula
+
+    return [_as_formula(f) for f in formulas]
+
+
+def _merge_duplicates(groups: np.ndarray, y: np.ndarray, task: str) -> tuple[np.ndarray, Any]:
+    """First row of each composition group and the group's mean (regression) or majority label."""
+    order = np.argsort(groups, kind="stable")
+    g_sorted = groups[order]
+    starts = np.flatnonzero(np.r_[True, g_sorted[1:] != g_sorted[:-1]])
+    first = order[starts]
+    if starts.size == groups.size:
+        return np.arange(groups.size), y
+    if task == "regression":
+        sums = np.add.reduceat(y[order], starts)
+        counts = np.diff(np.r_[starts, groups.size])
+        merged = sums / counts
+    else:
+        classes, codes = np.unique(y, return_inverse=True)
+        votes = np.zeros((starts.size, classes.size))
+        np.add.at(
+            votes,
+            (np.repeat(np.arange(starts.size), np.diff(np.r_[starts, groups.size])), codes[order]),
+            1,
+        )
+        merged = classes[np.argmax(votes, axis=1)]
+    # keep the original row order of first occurrences
+    back = np.argsort(first, kind="stable")
+    return first[back], merged[back]

@@ -1,0 +1,220 @@
+"""Named model specs: what ``--model auto|lgbm|rf|gp`` builds for a task.
+
+:func:`make_model` returns an unfitted :class:`~matforge.models.pipeline.CompositionModel`. The
+``auto`` spec looks only at the *training* targets it is given (never at test data):
+
+* regression with a point mass at zero (>= 20% of the targets exactly 0 and none negative, e.g.
+  band gaps) → :class:`~matforge.models.hurdle.HurdleRegressorUQ` on ``log(1 + y)``: a LightGBM
+  classifier of ``y == 0`` gating a LightGBM regressor of the positive part;
+* other regression → :class:`~matforge.models.stacking.StackedRegressorUQ` of LightGBM and
+  extra-trees (NNLS-blended on out-of-fold predictions), on ``log(1 + y)`` for positive,
+  right-skewed targets;
+* binary classification → :class:`~matforge.models.stacking.StackedClassifier` of LightGBM
+  and extra-trees, combined by logistic regression;
+
+all on :data:`AUTO_FEATURIZER` (Magpie, stoichiometry, valence orbitals, ionic character,
+element fractions and mat2vec / Oliynyk embedding statistics). LightGBM runs single-threaded
+per model (its OpenMP threads crawl on busy shared cores); ``n_jobs`` parallelises folds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from matforge.errors import MatforgeError
+from matforge.models.pipeline import DEFAULT_FEATURIZER, CompositionModel
+
+__all__ = ["AUTO_FEATURIZER", "MODEL_NAMES", "lgbm_classifier", "lgbm_regressor", "make_model"]
+
+MODEL_NAMES = ("auto", "lgbm", "rf", "gp", "small")
+
+AUTO_FEATURIZER: tuple[str, ...] = (
+    "magpie",
+    "stoichiometry",
+    "valence_orbital",
+    "ion_property",
+    "element_fraction",
+    "mat2vec:mean+range+var+min+max",
+    "oliynyk",
+)
+
+#: share of exact zeros from which a regression target gets the hurdle model
+ZERO_MASS = 0.2
+
+_LGBM_DEFAULTS: dict[str, Any] = dict(
+    n_estimators=600,
+    learning_rate=0.04,
+    num_leaves=31,
+    min_child_samples=10,
+    subsample=0.8,
+    subsample_freq=1,
+    colsample_bytree=0.3,
+    reg_lambda=1.0,
+    max_bin=63,
+    n_jobs=1,
+    verbose=-1,
+)
+
+
+def lgbm_regressor(random_state=None, **overrides):
+    """A LightGBM regressor with matforge's defaults (single-threaded; see module docstring)."""
+    from lightgbm import LGBMRegressor
+
+    return LGBMRegressor(**{**_LGBM_DEFAULTS, "random_state": random_state, **overrides})
+
+
+def lgbm_classifier(random_state=None, **overrides):
+    """A LightGBM classifier with matforge's defaults."""
+    from lightgbm import LGBMClassifier
+
+    return LGBMClassifier(**{**_LGBM_DEFAULTS, "random_state": random_state, **overrides})
+
+
+def extra_trees_regressor(random_state=None, **overrides):
+    """Extra-trees regressor (accepts NaN features; sklearn >= 1.6)."""
+    from sklearn.ensemble import ExtraTreesRegressor
+
+    params = dict(n_estimators=200, max_features=0.3, min_samples_leaf=1, n_jobs=1)
+    return ExtraTreesRegressor(**{**params, "random_state": random_state, **overrides})
+
+
+def extra_trees_classifier(random_state=None, **overrides):
+    """Extra-trees classifier (accepts NaN features; sklearn >= 1.6)."""
+    from sklearn.ensemble import ExtraTreesClassifier
+
+    params = dict(n_estimators=300, max_features="sqrt", min_samples_leaf=1, n_jobs=1)
+    return ExtraTreesClassifier(**{**params, "random_state": random_state, **overrides})
+
+
+def make_model(
+    name: str = "auto",
+    task: str = "regression",
+    y=None,
+    *,
+    featurizer=None,
+    random_state: int | None = 0,
+    n_jobs: int | None = None,
+    target: str | None = None,
+    unit: str | None = None,
+) -> CompositionModel:
+    """Unfitted :class:`CompositionModel` for the named spec (see module docstring).
+
+    ``y`` are the training targets (used by ``auto`` to pick the hurdle model and the target
+    transform); ``featurizer`` overrides the spec's feature set.
+    """
+    if name not in MODEL_NAMES:
+        raise MatforgeError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    if task not in ("regression", "classification"):
+        raise MatforgeError(f"task must be 'regression' or 'classification', got {task!r}")
+    common = dict(task=task, target=target, unit=unit, random_state=random_state)
+    if task == "classification":
+        return _classifier(name, featurizer, random_state, n_jobs, common)
+    return _regressor(name, y, featurizer, random_state, n_jobs, common)
+
+
+def _regressor(name, y, featurizer, rs, n_jobs, common) -> CompositionModel:
+    from matforge.models.hurdle import HurdleRegressorUQ
+    from matforge.models.stacking import StackedRegressorUQ
+
+    y = None if y is None else np.asarray(y, dtype=float)
+    if name == "auto":
+        zero_mass = y is not None and np.all(y >= 0) and np.mean(y == 0) >= ZERO_MASS
+        transform = "log1p" if y is not None and np.all(y >= 0) and _skewed(y) else None
+        if zero_mass:
+            est = HurdleRegressorUQ(
+                classifier=lgbm_classifier(rs),
+                regressors=[("lgbm", lgbm_regressor(rs))],
+                cv=5,
+                random_state=rs,
+                n_jobs=n_jobs,
+            )
+            transform = "log1p"
+        else:
+            est = StackedRegressorUQ(
+                [("lgbm", lgbm_regressor(rs)), ("extra_trees", extra_trees_regressor(rs))],
+                cv=5,
+                random_state=rs,
+                n_jobs=n_jobs,
+            )
+        return CompositionModel(
+            est,
+            featurizer=list(featurizer or AUTO_FEATURIZER),
+            target_transform=transform,
+            **common,
+        )
+    if name == "lgbm":
+        est = StackedRegressorUQ(
+            [("lgbm", lgbm_regressor(rs))], cv=5, random_state=rs, n_jobs=n_jobs
+        )
+        return CompositionModel(est, featurizer=list(featurizer or AUTO_FEATURIZER), **common)
+    if name == "rf":
+        from matforge.models.forest import RandomForestUQ
+
+        est = RandomForestUQ(n_estimators=300, random_state=rs, n_jobs=n_jobs)
+        return CompositionModel(
+            est, featurizer=list(featurizer or DEFAULT_FEATURIZER), impute=True, **common
+        )
+    if name == "gp":
+        from matforge.models.gaussian_process import GaussianProcessUQ
+
+        est = GaussianProcessUQ(random_state=rs)
+        return CompositionModel(
+            est, featurizer=list(featurizer or ["magpie", "stoichiometry"]), impute=True, **common
+        )
+    # "small": seconds, for tests and smoke runs
+    est = StackedRegressorUQ(
+        [("lgbm", lgbm_regressor(rs, n_estimators=80, learning_rate=0.1, colsample_bytree=0.5))],
+        cv=3,
+        noise_trees=30,
+        random_state=rs,
+        n_jobs=n_jobs,
+    )
+    return CompositionModel(
+        est, featurizer=list(featurizer or ["magpie", "stoichiometry"]), **common
+    )
+
+
+def _classifier(name, featurizer, rs, n_jobs, common) -> CompositionModel:
+    from matforge.models.stacking import StackedClassifier
+
+    if name == "auto":
+        est = StackedClassifier(
+            [("lgbm", lgbm_classifier(rs)), ("extra_trees", extra_trees_classifier(rs))],
+            cv=5,
+            random_state=rs,
+            n_jobs=n_jobs,
+        )
+        return CompositionModel(est, featurizer=list(featurizer or AUTO_FEATURIZER), **common)
+    if name == "lgbm":
+        est = StackedClassifier(
+            [("lgbm", lgbm_classifier(rs))], cv=5, random_state=rs, n_jobs=n_jobs
+        )
+        return CompositionModel(est, featurizer=list(featurizer or AUTO_FEATURIZER), **common)
+    if name == "rf":
+        from matforge.models.forest import RandomForestClassifierUQ
+
+        est = RandomForestClassifierUQ(n_estimators=300, random_state=rs, n_jobs=n_jobs)
+        return CompositionModel(
+            est, featurizer=list(featurizer or DEFAULT_FEATURIZER), impute=True, **common
+        )
+    if name == "gp":
+        raise MatforgeError("the 'gp' model is regression-only; use auto, lgbm or rf")
+    est = StackedClassifier(
+        [("lgbm", lgbm_classifier(rs, n_estimators=80, learning_rate=0.1, colsample_bytree=0.5))],
+        cv=3,
+        random_state=rs,
+        n_jobs=n_jobs,
+    )
+    return CompositionModel(
+        est, featurizer=list(featurizer or ["magpie", "stoichiometry"]), **common
+    )
+
+
+def _skewed(y: np.ndarray) -> bool:
+    """Positive target spanning more than a factor of 3 with right skew: fit on a log scale."""
+    from scipy.stats import skew
+
+    pos = y[y > 0]
+    return pos.size > 10 and np.quantile(pos, 0.95) > 3 * np.quantile(pos, 0.05) and skew(y) > 0.5

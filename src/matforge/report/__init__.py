@@ -1,0 +1,10 @@
+"""Self-contained HTML reports (plotly, offline: the plotly.js bundle is inlined, no CDN).
+
+* :func:`matforge.report.model.model_report_html` — parity plot, residual histogram and
+  calibration curve of a saved model's out-of-fold predictions (ROC and reliability curves for
+  classifiers).
+
+Top floor of the package: nothing else in matforge imports it.
+"""
+
+__all__ = ["model"]

@@ -1,0 +1,128 @@
+"""What every REST route shares: the server state, authentication, errors and id decoding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from matforge.server import access
+from matforge.server.auth import User, authenticate
+from matforge.server.ids import IdCodec
+from matforge.server.jobs import JobRunner
+from matforge.server.schemas import ErrorOut
+from matforge.server.settings import ServerSettings
+from matforge.server.training import ModelCache
+from matforge.store import Store
+
+bearer = HTTPBearer(
+    auto_error=False,
+    description="An API token from `matforge token new USER`, as `Authorization: Bearer <token>`.",
+)
+
+
+class ApiError(Exception):
+    """An error answered as :class:`ErrorOut` with HTTP status ``status``."""
+
+    def __init__(self, status: int, detail: str, errors: list | None = None):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.errors = errors
+
+
+def not_found(what: str = "resource") -> ApiError:
+    """The one answer for both "does not exist" and "exists but is not yours"."""
+    return ApiError(404, f"{what} not found")
+
+
+_DESCRIPTIONS = {
+    400: "The request is well-formed but its content is invalid (bad rows, units, formulas).",
+    401: "Missing, malformed, unknown or revoked API token.",
+    403: "The project is visible to the caller, but the caller's role does not allow this.",
+    404: "No such resource visible to the caller.",
+    409: "Conflicts with the current state (a name in use, a model not trained yet).",
+    413: "The request body or upload is larger than the server's limits.",
+    422: "The request does not match the schema (types, lengths, ranges).",
+}
+#: Documented error responses of the authenticated REST routes.
+ERROR_RESPONSES = {
+    code: {"model": ErrorOut, "description": text} for code, text in _DESCRIPTIONS.items()
+}
+
+
+@dataclass
+class ServerState:
+    """Everything the routes of one app share."""
+
+    store: Store
+    codec: IdCodec
+    settings: ServerSettings
+    jobs: JobRunner
+    models: ModelCache
+
+    @property
+    def engine(self) -> sa.Engine:
+        return self.store.engine
+
+
+def get_state(request: Request) -> ServerState:
+    return request.app.state.matforge
+
+
+State = Annotated[ServerState, Depends(get_state)]
+
+
+def _user_from(state: ServerState, creds: HTTPAuthorizationCredentials | None) -> User:
+    if creds is None:
+        raise ApiError(401, "missing API token: send 'Authorization: Bearer <token>'")
+    user = authenticate(state.engine, creds.credentials)
+    if user is None:
+        raise ApiError(401, "invalid or revoked API token")
+    return user
+
+
+def current_user(
+    state: State, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> User:
+    """The caller; 401 without a valid token."""
+    return _user_from(state, creds)
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def decode(state: ServerState, kind: str, public_id: str, what: str) -> int:
+    """Row id behind a public id; 404 for anything that is not one."""
+    row_id = state.codec.decode(kind, public_id)
+    if row_id is None:
+        raise not_found(what)
+    return row_id
+
+
+def project_role(
+    conn: sa.Connection, user: User, project_id: int, needed: str = "viewer"
+) -> str:
+    """The caller's role in a project; 404 if they cannot see it, 403 if the role is too low."""
+    role = access.roles(conn, user).get(project_id)
+    if role is None:
+        raise not_found("project")
+    if not access.at_least(role, needed):
+        raise ApiError(403, f"this needs the {needed} role in the project; you are {role}")
+    return role
+
+
+def utc(dt: datetime | None) -> datetime | None:
+    """A stored timestamp as aware UTC (SQLite returns naive ones, written as UTC)."""
+    if dt is None:
+        return None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def elements_list(text: str) -> list[str]:
+    """``"-Fe-O-"`` → ``["Fe", "O"]``."""
+    return [e for e in text.split("-") if e]

@@ -1,0 +1,95 @@
+"""Public ids: the store's row ids, enciphered, so ids reveal nothing about other users' rows.
+
+Row ids are sequential and shared by all users: if the API showed them, a user who adds a
+project and sees id 57 after id 12 would learn that 44 projects were made meanwhile, and a new
+material's id would tell whether anyone had stored that formula before. Ids are therefore
+passed through a keyed pseudo-random permutation of 64-bit integers (a 4-round Feistel network
+on BLAKE2b) and shown as ``<prefix>_<16 hex digits>``: unique, reversible with the key, and
+unordered. The key lives in the store (``server_settings``), so ids are stable across restarts
+and servers sharing one database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+
+import sqlalchemy as sa
+
+from matforge.store import accounts
+from matforge.store.database import write_transaction
+
+#: Prefix of each kind of public id.
+PREFIXES = {
+    "project": "prj",
+    "material": "mat",
+    "measurement": "msr",
+    "dataset": "dst",
+    "job": "job",
+    "model": "mdl",
+    "reference": "ref",
+}
+_ROUNDS = 4
+_MASK32 = 0xFFFFFFFF
+_PATTERN = re.compile(r"^([a-z]{3})_([0-9a-f]{16})$")
+KEY_SETTING = "id_key"
+
+
+class IdCodec:
+    """Encode row ids (``int``) as public ids (``str``) and back, one key per kind."""
+
+    def __init__(self, key: bytes):
+        if len(key) < 16:
+            raise ValueError("the id key must be at least 16 bytes")
+        self._keys = {
+            kind: hashlib.blake2b(kind.encode(), key=key[:64], digest_size=32).digest()
+            for kind in PREFIXES
+        }
+
+    def _round(self, kind: str, i: int, half: int) -> int:
+        digest = hashlib.blake2b(
+            half.to_bytes(4, "big"), key=self._keys[kind], digest_size=4, person=bytes([i]) * 16
+        ).digest()
+        return int.from_bytes(digest, "big")
+
+    def encode(self, kind: str, row_id: int) -> str:
+        """The public id of row ``row_id`` (0 <= row_id < 2**64) of ``kind``."""
+        left, right = (row_id >> 32) & _MASK32, row_id & _MASK32
+        for i in range(_ROUNDS):
+            left, right = right, left ^ self._round(kind, i, right)
+        return f"{PREFIXES[kind]}_{(left << 32 | right):016x}"
+
+    def decode(self, kind: str, public_id: str) -> int | None:
+        """The row id behind ``public_id``, or None when it is not an id of ``kind`` at all."""
+        match = _PATTERN.match(public_id) if isinstance(public_id, str) else None
+        if match is None or match.group(1) != PREFIXES[kind]:
+            return None
+        value = int(match.group(2), 16)
+        left, right = value >> 32, value & _MASK32
+        for i in reversed(range(_ROUNDS)):
+            left, right = right ^ self._round(kind, i, left), left
+        row_id = left << 32 | right
+        # A 64-bit row id above the signed range cannot exist in either database.
+        return row_id if row_id < 2**63 else None
+
+
+def load_codec(engine: sa.Engine) -> IdCodec:
+    """The codec of the store behind ``engine``, creating its key on first use."""
+    settings = accounts.server_settings
+    with engine.connect() as conn:
+        value = conn.execute(
+            sa.select(settings.c.value).where(settings.c.name == KEY_SETTING)
+        ).scalar()
+    if value is None:
+        try:
+            with write_transaction(engine) as conn:
+                value = conn.execute(
+                    sa.select(settings.c.value).where(settings.c.name == KEY_SETTING)
+                ).scalar()
+                if value is None:
+                    value = secrets.token_hex(32)
+                    conn.execute(sa.insert(settings).values(name=KEY_SETTING, value=value))
+        except sa.exc.IntegrityError:  # another server created it at the same moment
+            return load_codec(engine)
+    return IdCodec(bytes.fromhex(value))

@@ -1,0 +1,322 @@
+"""Background jobs that outlive requests and survive restarts.
+
+A job is a row of the ``jobs`` table; its status (``queued`` → ``running`` → ``succeeded`` or
+``failed``), progress and result are written there as it runs, so a client polls
+``GET /jobs/{id}`` and a restarted server knows what was going on.
+
+:class:`JobRunner` is the worker pool of one server process: a dispatcher thread claims queued
+jobs (an ``UPDATE ... WHERE status = 'queued'`` that only one process can win, so several
+servers may share a database) and runs them on worker threads; a heartbeat marks the jobs it
+runs as alive. When a server starts, jobs left ``running`` by a process that is gone (same host
+and its pid is dead, or a heartbeat older than ``job_stale_s``) are re-queued if their kind is
+restartable and attempts remain, else marked ``failed`` with "server restarted".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import traceback
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, timedelta
+
+import sqlalchemy as sa
+
+from matforge.errors import MatforgeError
+from matforge.server import clock
+from matforge.server.settings import ServerSettings
+from matforge.store import accounts
+from matforge.store.database import write_transaction
+
+log = logging.getLogger("matforge.server.jobs")
+
+RESTART_ERROR = "failed (server restarted)"
+
+
+class JobCancelled(Exception):
+    """Raised inside a job whose runner is shutting down."""
+
+
+@dataclass
+class JobContext:
+    """What a job's function gets: its id, owner, parameters and a progress callback."""
+
+    job_id: int
+    owner_id: int
+    params: dict
+    report: Callable[[float, str], None]
+    stopping: threading.Event
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        """Record progress (0..1) and what is being done; raises JobCancelled on shutdown."""
+        if self.stopping.is_set():
+            raise JobCancelled("server shutting down")
+        self.report(max(0.0, min(1.0, float(fraction))), message)
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """A kind of job: the function that runs it (returns a JSON-able result dict), and
+    whether an interrupted run may simply be run again (``restartable``)."""
+
+    name: str
+    run: Callable[[JobContext], dict]
+    restartable: bool = True
+    #: called with (job_id, error message) when a job of this kind ends in failure
+    on_failure: Callable[[int, str], None] | None = None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _naive_utc(dt):
+    # SQLite gives naive datetimes (written as UTC), PostgreSQL aware ones.
+    if dt is None or dt.tzinfo is None:
+        return dt
+    return dt.astimezone(UTC).replace(tzinfo=None)
+
+
+class JobRunner:
+    """Runs the queued jobs of one store on a pool of threads (see the module docstring)."""
+
+    def __init__(self, engine: sa.Engine, kinds: dict[str, JobKind], settings: ServerSettings):
+        self.engine = engine
+        self.kinds = kinds
+        self.settings = settings
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._running: set[int] = set()
+        self._pool: ThreadPoolExecutor | None = None
+        self._threads: list[threading.Thread] = []
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Recover jobs of dead processes, then start dispatching."""
+        self.recover()
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(1, self.settings.job_workers), thread_name_prefix="matforge-job"
+        )
+        for target, name in ((self._dispatch_loop, "dispatch"), (self._heartbeat_loop, "heartbeat")):
+            thread = threading.Thread(target=target, name=f"matforge-job-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking jobs; running ones are asked to stop at their next progress report
+        and are re-queued (or failed) like after a crash."""
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._threads.clear()
+
+    def wake(self) -> None:
+        """Look at the queue now (after a job was submitted)."""
+        self._wake.set()
+
+    # --- queue -----------------------------------------------------------------------------
+
+    def submit(self, conn: sa.Connection, kind: str, owner_id: int, params: dict) -> int:
+        """Queue a job in the caller's transaction ``conn``; returns its row id."""
+        if kind not in self.kinds:
+            raise MatforgeError(f"unknown job kind {kind!r}")
+        return conn.execute(
+            sa.insert(accounts.jobs).values(
+                kind=kind,
+                owner_id=owner_id,
+                status="queued",
+                progress=0.0,
+                message="queued",
+                params=params,
+                attempts=0,
+                created_at=clock.now(),
+            )
+        ).inserted_primary_key[0]
+
+    def recover(self) -> int:
+        """Re-queue or fail the ``running`` jobs whose process is gone; returns how many."""
+        j = accounts.jobs
+        host = socket.gethostname()
+        stale_before = _naive_utc(clock.now() - timedelta(seconds=self.settings.job_stale_s))
+        n = 0
+        with write_transaction(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(j.c.id, j.c.kind, j.c.worker, j.c.attempts, j.c.heartbeat_at).where(
+                    j.c.status == "running"
+                )
+            ).all()
+            for row in rows:
+                if row.worker == self.worker_id:
+                    continue
+                dead = False
+                w_host, _, rest = (row.worker or "").partition(":")
+                pid = rest.partition(":")[0]
+                if w_host == host and pid.isdigit() and not _pid_alive(int(pid)):
+                    dead = True
+                elif row.heartbeat_at is None or _naive_utc(row.heartbeat_at) < stale_before:
+                    dead = True
+                if not dead:
+                    continue
+                n += 1
+                kind = self.kinds.get(row.kind)
+                if kind is not None and kind.restartable and row.attempts < self.settings.job_max_attempts:
+                    conn.execute(
+                        sa.update(j)
+                        .where(j.c.id == row.id, j.c.status == "running")
+                        .values(
+                            status="queued",
+                            worker=None,
+                            progress=0.0,
+                            message="re-queued after a server restart",
+                        )
+                    )
+                else:
+                    conn.execute(
+                        sa.update(j)
+                        .where(j.c.id == row.id, j.c.status == "running")
+                        .values(
+                            status="failed",
+                            error=RESTART_ERROR,
+                            message=RESTART_ERROR,
+                            finished_at=clock.now(),
+                        )
+                    )
+                    if kind is not None and kind.on_failure is not None:
+                        kind.on_failure(row.id, RESTART_ERROR)
+        if n:
+            log.info("recovered %d job(s) of a previous server process", n)
+        return n
+
+    def _claim(self) -> tuple[int, str, int, dict] | None:
+        j = accounts.jobs
+        with self.engine.connect() as conn:
+            candidates = conn.execute(
+                sa.select(j.c.id)
+                .where(j.c.status == "queued", j.c.kind.in_(list(self.kinds)))
+                .order_by(j.c.id)
+                .limit(5)
+            ).scalars().all()
+        for job_id in candidates:
+            now = clock.now()
+            with write_transaction(self.engine) as conn:
+                claimed = conn.execute(
+                    sa.update(j)
+                    .where(j.c.id == job_id, j.c.status == "queued")
+                    .values(
+                        status="running",
+                        worker=self.worker_id,
+                        started_at=now,
+                        heartbeat_at=now,
+                        attempts=j.c.attempts + 1,
+                        message="started",
+                    )
+                ).rowcount
+                if claimed != 1:
+                    continue  # another process took it
+                row = conn.execute(
+                    sa.select(j.c.kind, j.c.owner_id, j.c.params).where(j.c.id == job_id)
+                ).one()
+            return job_id, row.kind, row.owner_id, row.params or {}
+        return None
+
+    def _dispatch_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                while not self._stop.is_set():
+                    with self._lock:
+                        free = len(self._running) < max(1, self.settings.job_workers)
+                    if not free:
+                        break
+                    job = self._claim()
+                    if job is None:
+                        break
+                    with self._lock:
+                        self._running.add(job[0])
+                    self._pool.submit(self._run, *job)
+            except Exception:  # the database may be briefly unreachable; try again later
+                log.exception("job dispatcher failed to read the queue")
+            self._wake.wait(self.settings.job_poll_s)
+            self._wake.clear()
+
+    def _heartbeat_loop(self) -> None:
+        j = accounts.jobs
+        while not self._stop.wait(self.settings.job_heartbeat_s):
+            with self._lock:
+                running = list(self._running)
+            if not running:
+                continue
+            try:
+                with write_transaction(self.engine) as conn:
+                    conn.execute(
+                        sa.update(j)
+                        .where(j.c.id.in_(running), j.c.worker == self.worker_id)
+                        .values(heartbeat_at=clock.now())
+                    )
+            except Exception:
+                log.exception("job heartbeat failed")
+
+    # --- running ---------------------------------------------------------------------------
+
+    def _update(self, job_id: int, **values) -> None:
+        j = accounts.jobs
+        with write_transaction(self.engine) as conn:
+            conn.execute(
+                sa.update(j).where(j.c.id == job_id, j.c.worker == self.worker_id).values(**values)
+            )
+
+    def _run(self, job_id: int, kind_name: str, owner_id: int, params: dict) -> None:
+        kind = self.kinds[kind_name]
+
+        def report(fraction: float, message: str) -> None:
+            self._update(job_id, progress=fraction, message=message[:500], heartbeat_at=clock.now())
+
+        ctx = JobContext(job_id, owner_id, params, report, self._stop)
+        try:
+            result = kind.run(ctx)
+        except JobCancelled:
+            # Left "running": the next start re-queues or fails it, exactly as after a crash.
+            log.info("job %d interrupted by shutdown", job_id)
+        except Exception as exc:
+            if isinstance(exc, MatforgeError):
+                error = str(exc)
+            else:
+                log.error("job %d (%s) crashed:\n%s", job_id, kind_name, traceback.format_exc())
+                error = f"{type(exc).__name__}: {exc}"
+            self._update(
+                job_id, status="failed", error=error[:10_000], message="failed", finished_at=clock.now()
+            )
+            if kind.on_failure is not None:
+                try:
+                    kind.on_failure(job_id, error)
+                except Exception:
+                    log.exception("on_failure of job %d failed", job_id)
+        else:
+            self._update(
+                job_id,
+                status="succeeded",
+                progress=1.0,
+                message="done",
+                result=result,
+                finished_at=clock.now(),
+            )
+        finally:
+            with self._lock:
+                self._running.discard(job_id)
+            self._wake.set()

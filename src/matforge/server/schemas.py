@@ -1,0 +1,254 @@
+"""Bodies and responses of the REST API (pydantic): the API's contract and its validation.
+
+Ids are public ids (:mod:`matforge.server.ids`), timestamps UTC (ISO 8601), values in the
+property's canonical unit (``unit``) unless a field says otherwise.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Visibility = Literal["private", "shared", "public"]
+Role = Literal["viewer", "editor", "owner"]
+Method = Literal["experiment", "computation", "prediction"]
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+ProjectName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^/\x00-\x1f\x7f]+$")
+]
+UserName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+PropertyName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-]+$")
+]
+UnitText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Formula = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+SourceText = Annotated[str, StringConstraints(max_length=1000)]
+Description = Annotated[str, StringConstraints(max_length=10_000)]
+PublicId = Annotated[str, StringConstraints(max_length=40)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+class RowErrorOut(BaseModel):
+    """One bad cell of an upload: line of the file (header = line 1) or row of a JSON body
+    (first row = 0), the column, and why."""
+
+    line: int
+    column: str
+    reason: str
+
+
+class ErrorOut(BaseModel):
+    """Every error response: a message, and for uploads the bad cells."""
+
+    detail: str
+    errors: list[RowErrorOut] | None = None
+
+
+# --- users and projects --------------------------------------------------------------------
+
+
+class UserOut(BaseModel):
+    name: str
+
+
+class ProjectCreate(_Body):
+    name: ProjectName = Field(description="Unique among the caller's projects; no '/'.")
+    description: Description = ""
+    visibility: Visibility = "private"
+
+
+class ProjectUpdate(_Body):
+    description: Description | None = None
+    visibility: Visibility | None = None
+
+
+class ProjectOut(BaseModel):
+    id: str
+    name: str
+    owner: str
+    description: str
+    visibility: Visibility
+    role: Role = Field(description="The caller's role in the project.")
+    created_at: datetime
+    n_measurements: int
+
+
+class MemberSet(_Body):
+    role: Role
+
+
+class MemberOut(BaseModel):
+    user: str
+    role: Role
+
+
+class DatasetOut(BaseModel):
+    """One write to a project (an upload or a JSON batch), with its provenance."""
+
+    id: str
+    project_id: str
+    name: str
+    source: str | None
+    n_rows: int
+    created_at: datetime
+    created_by: str
+
+
+# --- properties, materials, measurements ---------------------------------------------------
+
+
+class PropertyOut(BaseModel):
+    name: str
+    canonical_unit: str
+    description: str
+
+
+class MaterialOut(BaseModel):
+    id: str
+    formula: str
+    reduced_formula: str
+    elements: list[str]
+    nelements: int
+    has_structure: bool
+
+
+class MaterialDetail(MaterialOut):
+    structure: dict[str, Any] | None = Field(
+        None, description="pymatgen Structure.as_dict(), when the material has one."
+    )
+
+
+class MaterialPage(BaseModel):
+    items: list[MaterialOut]
+    next: str | None = Field(None, description="Pass as `after` to get the next page.")
+
+
+class MeasurementOut(BaseModel):
+    id: str
+    project_id: str
+    dataset_id: str
+    material_id: str
+    formula: str
+    reduced_formula: str
+    elements: list[str]
+    property: str
+    value: float
+    unit: str
+    uncertainty: float | None
+    method: Method
+    conditions: dict[str, Any] | None
+    source: str | None
+    raw_value: float
+    raw_unit: str
+    created_at: datetime
+    created_by: str
+
+
+class MeasurementPage(BaseModel):
+    items: list[MeasurementOut]
+    next: str | None = Field(None, description="Pass as `after` to get the next page.")
+
+
+ConditionValue = Annotated[str, StringConstraints(max_length=1000)] | float | int | bool | None
+
+
+class MeasurementIn(_Body):
+    formula: Formula
+    value: float = Field(allow_inf_nan=False)
+    uncertainty: float | None = Field(None, ge=0, allow_inf_nan=False)
+    unit: UnitText | None = Field(None, description="Unit of this row (default: the batch's).")
+    conditions: dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=100)], ConditionValue
+    ] | None = Field(None, max_length=50)
+    structure: dict[str, Any] | None = Field(
+        None, description="A pymatgen Structure.as_dict() of the measured material."
+    )
+
+
+class MeasurementBatch(_Body):
+    property: PropertyName
+    unit: UnitText
+    method: Method = "experiment"
+    source: SourceText | None = None
+    dataset: Annotated[str, StringConstraints(min_length=1, max_length=200)] = "api"
+    rows: list[MeasurementIn] = Field(min_length=1)
+
+
+class IngestOut(BaseModel):
+    """What an upload wrote. With ``skip_invalid``, ``rejected`` lists the bad cells."""
+
+    dataset_id: str | None
+    property: str
+    unit: str = Field(description="Canonical unit the values were stored in.")
+    n_rows: int
+    n_written: int
+    n_rejected: int
+    new_property: bool
+    rejected: list[RowErrorOut]
+
+
+# --- jobs and models -----------------------------------------------------------------------
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: str
+    status: JobStatus
+    progress: float = Field(description="Fraction done, 0 to 1.")
+    message: str
+    result: dict[str, Any] | None
+    error: str | None
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class ModelCreate(_Body):
+    project_id: PublicId
+    property: PropertyName
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    n_estimators: int = Field(200, ge=10, le=1000, description="Trees of the random forest.")
+    random_state: int = Field(0, ge=0, le=2**31 - 1)
+
+
+class ModelOut(BaseModel):
+    id: str
+    name: str
+    project_id: str
+    property: str
+    unit: str
+    owner: str
+    estimator: str
+    status: JobStatus = Field(description="Status of the training job.")
+    job: JobOut
+    n_train: int | None
+    metrics: dict[str, float | None] | None
+    created_at: datetime
+
+
+class PredictIn(_Body):
+    formulas: list[Formula] = Field(min_length=1)
+
+
+class PredictionOut(BaseModel):
+    formula: str
+    mean: float | None
+    std: float | None
+    error: str | None = None
+
+
+class PredictOut(BaseModel):
+    model_id: str
+    property: str
+    unit: str
+    predictions: list[PredictionOut]

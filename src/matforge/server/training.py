@@ -1,0 +1,160 @@
+"""The ``train_model`` job and the cache of trained models that serves predictions.
+
+A model learns one property from one project's measurements: Magpie composition features
+(:class:`matforge.features.MagpieFeaturizer`) and :class:`matforge.models.RandomForestUQ`
+(calibrated mean and standard deviation), wrapped in a
+:class:`~matforge.models.pipeline.CompositionModel` and saved with
+:func:`matforge.models.registry.save_model`.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from matforge.errors import MatforgeError
+from matforge.server.jobs import JobContext, JobKind
+from matforge.store import accounts, schema
+from matforge.store.database import write_transaction
+
+#: fewest measurements a model is trained on (the forest's out-of-bag calibration needs some)
+MIN_TRAIN_ROWS = 5
+ESTIMATOR = "Magpie + RandomForestUQ"
+
+
+def model_root(store_url: str, configured: Path | None) -> Path:
+    """Folder of the server's trained models (see :class:`ServerSettings.model_root`)."""
+    if configured is not None:
+        return Path(configured)
+    url = sa.make_url(store_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        db = Path(url.database)
+        return db.with_name(f"{db.stem}-models")
+    from matforge.models.registry import registry_root
+
+    return registry_root() / "server"
+
+
+def _finite_or_none(x) -> float | None:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def training_data(conn: sa.Connection, project_id: int, property: str) -> tuple[list[str], list[float]]:
+    """Formulas and values (canonical unit) of ``property`` measured in project ``project_id``."""
+    m, mat, d, p = schema.measurements, schema.materials, schema.datasets, schema.properties
+    rows = conn.execute(
+        sa.select(mat.c.formula, m.c.value)
+        .join_from(m, mat, m.c.material_id == mat.c.id)
+        .join(d, m.c.dataset_id == d.c.id)
+        .join(p, m.c.property_id == p.c.id)
+        .where(d.c.project_id == project_id, p.c.name == property)
+        .order_by(m.c.id)
+    ).all()
+    return [r.formula for r in rows], [r.value for r in rows]
+
+
+def train_model_kind(engine: sa.Engine, root: Path, cache: ModelCache) -> JobKind:
+    """The ``train_model`` job kind: params ``{"model_id": <models row id>}``."""
+
+    def run(ctx: JobContext) -> dict:
+        from matforge.models.pipeline import CompositionModel
+        from matforge.models.registry import save_model
+
+        mo = accounts.models
+        model_id = int(ctx.params["model_id"])
+        with engine.connect() as conn:
+            row = conn.execute(sa.select(mo).where(mo.c.id == model_id)).one()
+            ctx.progress(0.05, "reading measurements")
+            formulas, values = training_data(conn, row.project_id, row.property)
+        if len(formulas) < MIN_TRAIN_ROWS:
+            raise MatforgeError(
+                f"a model needs at least {MIN_TRAIN_ROWS} measurements of {row.property!r}; "
+                f"the project has {len(formulas)}"
+            )
+        params = row.params or {}
+        ctx.progress(0.15, f"fitting on {len(formulas)} measurements")
+        model = CompositionModel(
+            _estimator(params),
+            featurizer=["magpie"],
+            impute=True,
+            target=row.property,
+            unit=row.unit,
+            random_state=params.get("random_state", 0),
+        )
+        model.fit(formulas, values)
+        ctx.progress(0.8, "saving the model")
+        artifact = f"model-{row.id}-{ctx.job_id}"
+        save_model(model, artifact, root=root, overwrite=True,
+                   extra={"server_model_id": row.id, "project_id": row.project_id})
+        info = {
+            "n_train": int(model.n_train_),
+            "metrics": {k: _finite_or_none(v) for k, v in model.cv_metrics_.items()},
+        }
+        with write_transaction(engine) as conn:
+            conn.execute(sa.update(mo).where(mo.c.id == model_id).values(artifact=artifact, info=info))
+        cache.forget(model_id)
+        return {"model_id": row.id, **info}
+
+    return JobKind("train_model", run, restartable=True)
+
+
+def _estimator(params: dict):
+    n_estimators = int(params.get("n_estimators", 200))
+    random_state = int(params.get("random_state", 0))
+    try:
+        from matforge.models import RandomForestUQ
+    except ImportError:  # a matforge without its uncertainty forest: plain scikit-learn
+        from sklearn.ensemble import RandomForestRegressor
+
+        return RandomForestRegressor(n_estimators=n_estimators, random_state=random_state)
+    return RandomForestUQ(n_estimators=n_estimators, random_state=random_state)
+
+
+class ModelCache:
+    """Trained models loaded from the registry, the most recently used kept in memory.
+
+    ``predict`` serialises calls per model: a CompositionModel records the rows it could not
+    featurize on itself, so two concurrent calls on one instance would mix them up.
+    """
+
+    def __init__(self, root: Path, size: int):
+        self.root = root
+        self.size = max(1, size)
+        self._models: OrderedDict[int, tuple[str, object, threading.Lock]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def forget(self, model_id: int) -> None:
+        with self._lock:
+            self._models.pop(model_id, None)
+
+    def _get(self, model_id: int, artifact: str):
+        with self._lock:
+            hit = self._models.get(model_id)
+            if hit is not None and hit[0] == artifact:
+                self._models.move_to_end(model_id)
+                return hit
+        from matforge.models.registry import load_model
+
+        loaded = (artifact, load_model(artifact, root=self.root), threading.Lock())
+        with self._lock:
+            self._models[model_id] = loaded
+            self._models.move_to_end(model_id)
+            while len(self._models) > self.size:
+                self._models.popitem(last=False)
+        return loaded
+
+    def predict(self, model_id: int, artifact: str, formulas: list[str]):
+        """``(mean, std, errors)`` for ``formulas``; ``errors`` maps a row to why it has none."""
+        _, model, lock = self._get(model_id, artifact)
+        with lock:
+            mean, std = model.predict(formulas, return_std=True)
+            errors = {int(r): str(msg) for r, msg in getattr(model, "errors_", [])}
+        return mean, std, errors

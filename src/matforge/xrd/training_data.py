@@ -1,0 +1,680 @@
+"""Training structures and augmented patterns for the XRD structure classifier.
+
+Structures (:func:`build_structures`) come from two sources:
+
+* the 288 AFLOW prototypes (``matforge.datasets``) and variants of each with chemically
+  sensible element substitutions (:func:`substitution_table`: an element is swapped for one
+  that shares an oxidation state with it or sits in the same group, with a covalent radius
+  within 20 %) and the lattice scaled to the new covalent volume;
+* random symmetric crystals generated with ``pyxtal`` for each of the 230 space groups, so
+  every space group and crystal system is represented.
+
+Every structure is stored in its conventional standard cell with its chemical system (sorted
+elements joined by "-"), space group (spglib through pymatgen's ``SpacegroupAnalyzer``,
+symprec 0.1), crystal system, AFLOW prototype label (None for pyxtal crystals) and symmetry
+orbits (for vacancies on sublattices).
+
+Splits are by group, never by pattern: :func:`split_by_chemsys` keeps every chemical system
+on one side; :func:`split_by_prototype` keeps every prototype on one side.
+
+:func:`generate_shards` streams augmented patterns to ``.npz`` shards, reproducibly from a
+seed, with a Rich progress bar; :func:`load_shards` reads them back.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from matforge.xrd.augment import CRYSTAL_SYSTEMS, AugmentConfig, augment, crystal_system_index
+
+NOBLE_GASES = frozenset({"He", "Ne", "Ar", "Kr", "Xe", "Rn"})
+# short-lived or rarely handled elements: never introduced by substitution or random crystals
+RARE = frozenset({"Tc", "Pm", "Po", "At", "Fr", "Ra", "Ac", "Pa", "Np", "Pu", "Am", "Cm", "Bk", "Cf"})
+SYMPREC = 0.1
+MAX_SITES = 96  # conventional-cell atoms of the random crystals (bounds simulation cost)
+
+
+# ---------------------------------------------------------------------------------------
+# structures
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class StructureSet:
+    """Structures with their labels, row-aligned.
+
+    Attributes:
+        structures: pymatgen Structures (conventional standard cells).
+        chemsys: chemical system of each, e.g. ``"Cl-Na"``.
+        spacegroup: space-group numbers 1–230 (spglib, symprec 0.1).
+        crystal_system: indices into :data:`~matforge.xrd.augment.CRYSTAL_SYSTEMS`.
+        prototype: AFLOW label of the prototype a structure derives from, or None.
+        source: ``"aflow"`` (a bundled prototype), ``"substituted"`` or ``"pyxtal"``.
+        orbits: per structure, the symmetry-orbit id of each site.
+    """
+
+    structures: list
+    chemsys: list[str]
+    spacegroup: np.ndarray
+    crystal_system: np.ndarray
+    prototype: list[str | None]
+    source: list[str]
+    orbits: list[np.ndarray]
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.structures)
+
+    def subset(self, idx) -> StructureSet:
+        """The structures at integer positions ``idx``."""
+        idx = np.asarray(idx, dtype=int)
+        return StructureSet(
+            structures=[self.structures[i] for i in idx],
+            chemsys=[self.chemsys[i] for i in idx],
+            spacegroup=self.spacegroup[idx],
+            crystal_system=self.crystal_system[idx],
+            prototype=[self.prototype[i] for i in idx],
+            source=[self.source[i] for i in idx],
+            orbits=[self.orbits[i] for i in idx],
+            meta=dict(self.meta),
+        )
+
+    def to_frame(self):
+        """Labels as a pandas DataFrame (one row per structure, no structures)."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            {
+                "formula": [s.composition.reduced_formula for s in self.structures],
+                "chemsys": self.chemsys,
+                "spacegroup": self.spacegroup,
+                "crystal_system": [CRYSTAL_SYSTEMS[i] for i in self.crystal_system],
+                "prototype": self.prototype,
+                "source": self.source,
+                "nsites": [len(s) for s in self.structures],
+            }
+        )
+
+    def save(self, path) -> Path:
+        """Write to a Parquet file (structures as pymatgen JSON)."""
+        import pandas as pd
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        df = pd.DataFrame(
+            {
+                "structure": [json.dumps(s.as_dict()) for s in self.structures],
+                "chemsys": self.chemsys,
+                "spacegroup": self.spacegroup.astype(np.int16),
+                "crystal_system": self.crystal_system.astype(np.int8),
+                "prototype": self.prototype,
+                "source": self.source,
+                "orbits": [o.astype(np.int32).tolist() for o in self.orbits],
+            }
+        )
+        tmp = path.with_suffix(".tmp")
+        df.to_parquet(tmp, index=False)
+        tmp.replace(path)
+        path.with_suffix(".json").write_text(json.dumps(self.meta, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path) -> StructureSet:
+        """Read a file written by :meth:`save`."""
+        import pandas as pd
+        from pymatgen.core import Structure
+
+        path = Path(path)
+        df = pd.read_parquet(path)
+        meta_path = path.with_suffix(".json")
+        return cls(
+            structures=[Structure.from_dict(json.loads(s)) for s in df["structure"]],
+            chemsys=df["chemsys"].tolist(),
+            spacegroup=df["spacegroup"].to_numpy(dtype=np.int64),
+            crystal_system=df["crystal_system"].to_numpy(dtype=np.int64),
+            prototype=[None if p is None or p != p else p for p in df["prototype"]],
+            source=df["source"].tolist(),
+            orbits=[np.asarray(o, dtype=np.int64) for o in df["orbits"]],
+            meta=json.loads(meta_path.read_text()) if meta_path.exists() else {},
+        )
+
+
+def chemical_system(structure) -> str:
+    """Sorted element symbols joined by "-", e.g. ``"Cl-Na"``."""
+    return "-".join(sorted({el.symbol for el in structure.composition.elements}))
+
+
+def symmetry_labels(structure, symprec: float = SYMPREC):
+    """(conventional standard structure, space-group number, orbit id per site of it).
+
+    Space group by spglib through pymatgen's ``SpacegroupAnalyzer``; the conventional cell
+    is symmetrised; orbits are spglib's ``equivalent_atoms`` of that cell.
+    """
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    sga = SpacegroupAnalyzer(structure, symprec=symprec)
+    number = sga.get_space_group_number()
+    conv = sga.get_conventional_standard_structure()
+    dataset = SpacegroupAnalyzer(conv, symprec=symprec).get_symmetry_dataset()
+    orbits = np.asarray(dataset.equivalent_atoms, dtype=np.int64)
+    return conv, int(number), orbits
+
+
+def _substitution_pool() -> list[str]:
+    from matforge.chem import SYMBOLS, element_table
+    from matforge.xrd.simulate import _scattering_table
+
+    table = element_table()
+    scatter = _scattering_table()
+    return [
+        s
+        for s in SYMBOLS[:94]
+        if s in scatter
+        and s not in NOBLE_GASES
+        and s not in RARE
+        and np.isfinite(table.loc[s, "covalent_radius"])
+    ]
+
+
+def substitution_table(max_radius_change: float = 0.2) -> dict[str, tuple[str, ...]]:
+    """Chemically sensible substitutes of each element.
+
+    X may replace E when they share an oxidation state (pymatgen's ICSD oxidation states,
+    else its common ones) or a group of the periodic table, and their covalent radii
+    (Cordero 2008) differ by at most ``max_radius_change`` (relative to E's).
+    """
+    from matforge.chem import SYMBOLS, element_table
+
+    table = element_table()
+    pool = _substitution_pool()
+    every = [s for s in SYMBOLS[:98] if np.isfinite(table.loc[s, "covalent_radius"])]
+
+    def states(s):
+        icsd = table.loc[s, "icsd_oxidation_states"] or []
+        return set(icsd or table.loc[s, "common_oxidation_states"] or [])
+
+    ox = {s: states(s) for s in every}
+    radius = {s: float(table.loc[s, "covalent_radius"]) for s in every}
+    column = {s: table.loc[s, "Column"] for s in every}
+    out = {}
+    for e in every:
+        out[e] = tuple(
+            x
+            for x in pool
+            if x != e
+            and (ox[e] & ox[x] or column[e] == column[x])
+            and abs(radius[x] - radius[e]) <= max_radius_change * radius[e]
+        )
+    return out
+
+
+def substitute(structure, mapping: dict[str, str]):
+    """``structure`` with elements replaced by ``mapping`` and its volume scaled by the
+    ratio of the summed cubed covalent radii of the new and old atoms."""
+    from matforge.chem import element_table
+
+    radius = element_table()["covalent_radius"]
+    new = structure.copy()
+    new.replace_species(dict(mapping.items()))
+    old_vol = sum(radius[sp.symbol] ** 3 for sp in structure.species)
+    new_vol = sum(radius[sp.symbol] ** 3 for sp in new.species)
+    new.scale_lattice(structure.volume * new_vol / old_vol)
+    return new
+
+
+def substituted_variants(structure, n: int, rng, table: dict[str, tuple[str, ...]]) -> list:
+    """Up to ``n`` variants of ``structure`` with distinct chemical systems, each from an
+    injective element mapping that changes at least one element."""
+    elements = sorted({el.symbol for el in structure.composition.elements})
+    seen = {"-".join(elements)}
+    out = []
+    for _ in range(20 * n):
+        if len(out) >= n:
+            break
+        mapping = {}
+        for e in elements:
+            cands = table.get(e, ())
+            if cands and rng.random() < 0.75:
+                mapping[e] = cands[rng.integers(len(cands))]
+            else:
+                mapping[e] = e
+        targets = list(mapping.values())
+        if len(set(targets)) < len(targets) or all(k == v for k, v in mapping.items()):
+            continue
+        key = "-".join(sorted(targets))
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(substitute(structure, {k: v for k, v in mapping.items() if k != v}))
+    return out
+
+
+def random_crystal(spacegroup: int, rng, max_tries: int = 8):
+    """A random crystal of ``spacegroup`` from pyxtal (1–3 elements, ≤ 96 atoms in the
+    conventional cell). Tries compositions until spglib (symprec 0.1) finds that very space
+    group; returns the last valid crystal otherwise, or None when pyxtal fails throughout.
+    """
+    from pyxtal import pyxtal
+    from pyxtal.symmetry import Group
+
+    pool = _random_crystal_pool()
+    mults = sorted({w.multiplicity for w in Group(spacegroup).Wyckoff_positions})
+    best = None
+    for _ in range(max_tries):
+        n_el = int(rng.choice([1, 2, 3], p=[0.2, 0.45, 0.35]))
+        species = [str(s) for s in rng.choice(pool, size=n_el, replace=False)]
+        small = [m for m in mults if m <= MAX_SITES // n_el] or mults[:1]
+        num = [int(small[rng.integers(len(small))]) for _ in species]
+        if rng.random() < 0.5:  # a second orbit for one element
+            j = rng.integers(n_el)
+            extra = int(small[rng.integers(len(small))])
+            if sum(num) + extra <= MAX_SITES:
+                num[j] += extra
+        crystal = pyxtal()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                crystal.from_random(
+                    3, spacegroup, species, num, random_state=int(rng.integers(2**31)),
+                    max_count=20,
+                )  # fmt: skip
+        except Exception:  # pyxtal raises many kinds on impossible compositions  # noqa: BLE001
+            continue
+        if not crystal.valid:
+            continue
+        structure = crystal.to_pymatgen()
+        if len(structure) == 0:
+            continue
+        try:
+            labels = symmetry_labels(structure)
+        except Exception:  # noqa: BLE001 - spglib gives up on badly distorted cells
+            continue
+        best = labels
+        if labels[1] == spacegroup:
+            return labels
+    return best
+
+
+def _random_crystal_pool() -> list[str]:
+    # elements of real inorganic compounds; H is too weak a scatterer to matter
+    return [s for s in _substitution_pool() if s != "H"]
+
+
+def build_structures(
+    n_variants: int = 19,
+    n_random: int = 16,
+    seed: int = 0,
+    progress: bool = True,
+    spacegroups: Sequence[int] | None = None,
+    prototypes: Sequence[int] | None = None,
+) -> StructureSet:
+    """The training structures: prototypes, their substituted variants, random crystals.
+
+    Args:
+        n_variants: substituted variants per AFLOW prototype (besides the prototype).
+        n_random: pyxtal crystals per space group.
+        seed: everything is reproducible from it.
+        progress: show a Rich progress bar.
+        spacegroups: space groups for the random crystals (default 1–230).
+        prototypes: row positions in the ``aflow_prototypes`` dataset (default all 288).
+    """
+    from matforge.datasets import load_dataset, load_structures
+
+    df = load_dataset("aflow_prototypes")
+    protos = load_structures("aflow_prototypes")
+    rows = range(len(protos)) if prototypes is None else list(prototypes)
+    groups = range(1, 231) if spacegroups is None else list(spacegroups)
+    table = substitution_table()
+    records = []  # (structure, sg, orbits, prototype, source)
+
+    with _progress(progress) as bar:
+        task = bar.add_task("prototypes", total=len(rows))
+        for i in rows:
+            rng = np.random.default_rng([seed, 1, i])
+            label = df["aflow_label"].iloc[i]
+            conv, sg, orbits = symmetry_labels(protos[i])
+            records.append((conv, sg, orbits, label, "aflow"))
+            for v in substituted_variants(conv, n_variants, rng, table):
+                vconv, vsg, vorb = symmetry_labels(v)
+                records.append((vconv, vsg, vorb, label, "substituted"))
+            bar.advance(task)
+        task = bar.add_task("random crystals (pyxtal)", total=len(groups) * n_random)
+        for g in groups:
+            for j in range(n_random):
+                rng = np.random.default_rng([seed, 2, g, j])
+                made = random_crystal(g, rng)
+                if made is not None:
+                    records.append((*made, None, "pyxtal"))
+                bar.advance(task)
+    # a prototype's variant can repeat another prototype entry of the same label (the
+    # dataset holds 15 labels twice): keep one structure per (chemsys, space group, label)
+    out, seen = [], set()
+    for rec in records:
+        key = (chemical_system(rec[0]), rec[1], rec[3])
+        if rec[4] != "pyxtal":
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(rec)
+    sg = np.array([r[1] for r in out], dtype=np.int64)
+    return StructureSet(
+        structures=[r[0] for r in out],
+        chemsys=[chemical_system(r[0]) for r in out],
+        spacegroup=sg,
+        crystal_system=crystal_system_index(sg),
+        prototype=[r[3] for r in out],
+        source=[r[4] for r in out],
+        orbits=[r[2] for r in out],
+        meta={"n_variants": n_variants, "n_random": n_random, "seed": seed, "symprec": SYMPREC},
+    )
+
+
+def _progress(enabled: bool):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TimeRemainingColumn(), disable=not enabled, transient=False,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------
+# splits
+# ---------------------------------------------------------------------------------------
+
+
+def _split_groups(keys: Sequence, fractions: dict[str, float], seed: int) -> np.ndarray:
+    """Assign whole groups (equal keys) to named parts of about the given fractions of rows."""
+    keys = np.asarray([str(k) for k in keys])
+    uniq, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    order = np.random.default_rng(seed).permutation(len(uniq))
+    cum = np.cumsum(counts[order]) / len(keys)
+    names = list(fractions)
+    bounds = np.cumsum([fractions[k] for k in names])
+    part_of_group = np.empty(len(uniq), dtype=object)
+    # a group goes to the part its cumulative midpoint falls in
+    mid = cum - counts[order] / len(keys) / 2
+    part_of_group[order] = [names[min(int(np.searchsorted(bounds, m)), len(names) - 1)] for m in mid]
+    return part_of_group[inverse].astype(str)
+
+
+def split_by_chemsys(sset: StructureSet, test: float = 0.15, val: float = 0.1, seed: int = 0) -> np.ndarray:
+    """``"train"``/``"val"``/``"test"`` per structure; a chemical system is never on two sides."""
+    return _split_groups(sset.chemsys, {"test": test, "val": val, "train": 1 - test - val}, seed)
+
+
+def split_by_prototype(sset: StructureSet, test: float = 0.15, val: float = 0.1, seed: int = 0) -> np.ndarray:
+    """``"train"``/``"val"``/``"test"`` per structure, whole prototypes to one side.
+
+    Test holds prototype-derived structures only (about ``test`` of them); pyxtal crystals,
+    which have no prototype, are split by chemical system between train and val.
+    """
+    is_proto = np.array([p is not None for p in sset.prototype])
+    out = np.empty(len(sset), dtype=object)
+    protos = [p for p in sset.prototype if p is not None]
+    out[is_proto] = _split_groups(protos, {"test": test, "val": val, "train": 1 - test - val}, seed)
+    rand = np.flatnonzero(~is_proto)
+    if len(rand):
+        out[rand] = _split_groups(
+            [sset.chemsys[i] for i in rand], {"val": val, "train": 1 - val}, seed + 1
+        )
+    return out.astype(str)
+
+
+# ---------------------------------------------------------------------------------------
+# patterns on disk
+# ---------------------------------------------------------------------------------------
+
+
+def make_grid(lo: float = 10.0, hi: float = 80.0, step: float = 0.04) -> np.ndarray:
+    """The classifier's 2θ grid in degrees (Cu Kα1)."""
+    n = int(round((hi - lo) / step)) + 1
+    return np.round(lo + step * np.arange(n), 6)
+
+
+def generate_shards(
+    sset: StructureSet,
+    out_dir,
+    *,
+    grid,
+    n_per_structure: int = 10,
+    config: AugmentConfig | None = None,
+    seed: int = 0,
+    groups: Sequence | None = None,
+    params: dict | None = None,
+    shard_size: int = 8192,
+    batch_size: int = 256,
+    progress: bool = True,
+    description: str = "patterns",
+) -> Path:
+    """Stream augmented patterns of every structure to ``out_dir/shard_#####.npz``.
+
+    Each structure gives ``n_per_structure`` patterns. Work is cut into batches of
+    structures that share a ``groups`` value (so an impurity phase is always drawn from the
+    same side of every split); batch ``b`` uses ``numpy.random.default_rng([seed, b])``, so
+    the output depends on the seed only. A shard holds ``x`` (float16, n × G), ``structure``
+    (row in ``sset``), ``spacegroup``, ``crystal_system``, ``realised`` augmentation
+    parameters. ``manifest.json`` records grid, config, seed and counts; a directory with a
+    complete manifest for the same settings is reused as is.
+
+    Args:
+        params: fixed augmentation parameters (see :func:`~matforge.xrd.augment.augment`).
+    """
+    out_dir = Path(out_dir)
+    config = config or AugmentConfig()
+    grid = np.asarray(grid, dtype=float)
+    settings = {
+        "n_structures": len(sset),
+        "n_per_structure": n_per_structure,
+        "config": config.as_dict(),
+        "seed": seed,
+        "grid": [float(grid[0]), float(grid[-1]), len(grid)],
+        "params": {k: np.asarray(v).tolist() for k, v in (params or {}).items()},
+        "structure_meta": sset.meta,
+    }
+    manifest = out_dir / "manifest.json"
+    if manifest.exists():
+        done = json.loads(manifest.read_text())
+        if done.get("settings") == json.loads(json.dumps(settings)) and done.get("complete"):
+            return out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("shard_*.npz"):
+        old.unlink()
+
+    keys = np.asarray([str(g) for g in (groups if groups is not None else [""] * len(sset))])
+    batches = []
+    per_batch = max(1, batch_size // n_per_structure)
+    for key in np.unique(keys):
+        rows = np.flatnonzero(keys == key)
+        batches.extend(rows[i : i + per_batch] for i in range(0, len(rows), per_batch))
+
+    buffer: dict[str, list] = {}
+    n_written, shard_id = 0, 0
+
+    def flush():
+        nonlocal shard_id, buffer
+        if not buffer:
+            return
+        arrays = {k: np.concatenate(v) for k, v in buffer.items()}
+        np.savez(out_dir / f"shard_{shard_id:05d}.npz", **arrays)
+        shard_id += 1
+        buffer = {}
+
+    total = len(sset) * n_per_structure
+    with _progress(progress) as bar:
+        task = bar.add_task(description, total=total)
+        for b, rows in enumerate(batches):
+            rng = np.random.default_rng([seed, b])
+            idx = np.repeat(rows, n_per_structure)
+            pool = [sset.structures[i] for i in rows]
+            x, p = augment(
+                [sset.structures[i] for i in idx], grid, rng, config,
+                crystal_systems=[CRYSTAL_SYSTEMS[sset.crystal_system[i]] for i in idx],
+                orbits=[sset.orbits[i] for i in idx], params=params, impurity_pool=pool,
+            )  # fmt: skip
+            part = {
+                "x": x.astype(np.float16),
+                "structure": idx.astype(np.int32),
+                "spacegroup": sset.spacegroup[idx].astype(np.int16),
+                "crystal_system": sset.crystal_system[idx].astype(np.int8),
+                **{f"aug_{k}": np.asarray(v, dtype=np.float32) for k, v in p.items() if np.ndim(v) == 1},
+            }
+            for k, v in part.items():
+                buffer.setdefault(k, []).append(v)
+            n_written += len(idx)
+            if sum(len(v) for v in buffer["structure"]) >= shard_size:
+                flush()
+            bar.advance(task, len(idx))
+        flush()
+    manifest.write_text(
+        json.dumps({"settings": settings, "complete": True, "n_patterns": n_written,
+                    "n_shards": shard_id}, indent=2)  # fmt: skip
+    )
+    return out_dir
+
+
+def load_shards(path, rows: Callable[[dict], np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Concatenate the shards in ``path``; ``rows(shard) -> bool mask`` keeps a subset."""
+    files = sorted(Path(path).glob("shard_*.npz"))
+    if not files:
+        raise FileNotFoundError(f"no shard_*.npz files in {path}")
+    parts: dict[str, list] = {}
+    for f in files:
+        with np.load(f) as z:
+            shard = {k: z[k] for k in z.files}
+        if rows is not None:
+            keep = rows(shard)
+            shard = {k: v[keep] for k, v in shard.items()}
+        for k, v in shard.items():
+            parts.setdefault(k, []).append(v)
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def prototype_labels() -> list[str]:
+    """The AFLOW labels of the bundled prototypes, unique, in dataset order: the classes of
+    the classifier's prototype head."""
+    from matforge.datasets import load_dataset
+
+    return list(dict.fromkeys(load_dataset("aflow_prototypes")["aflow_label"]))
+
+
+
+
+# ---------------------------------------------------------------------------------------
+# the whole data pipeline
+# ---------------------------------------------------------------------------------------
+
+
+def spacegroup_names() -> list[str]:
+    """Class names of the space-group head: ``"Fm-3m (225)"`` for 1–230 (spglib's short
+    Hermann–Mauguin symbols)."""
+    import spglib
+
+    names: dict[int, str] = {}
+    for hall in range(1, 531):
+        t = spglib.get_spacegroup_type(hall)
+        names.setdefault(t.number, t.international_short)
+    return [f"{names[n]} ({n})" for n in range(1, 231)]
+
+
+def labels_for(sset: StructureSet, rows) -> dict[str, np.ndarray]:
+    """Class indices of the classifier's heads for structures ``rows`` of ``sset``:
+    crystal system (0–6), space group (0–229), prototype (index into
+    :func:`prototype_labels`, −1 for none)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    proto_index = {p: i for i, p in enumerate(prototype_labels())}
+    proto = np.array([proto_index.get(p, -1) if p else -1 for p in sset.prototype], dtype=np.int64)
+    return {
+        "crystal_system": sset.crystal_system[rows],
+        "spacegroup": sset.spacegroup[rows] - 1,
+        "prototype": proto[rows],
+    }
+
+
+@dataclass
+class PreparedData:
+    """Structures, both splits and the realistic augmented patterns of every structure."""
+
+    structures: StructureSet
+    chem_split: np.ndarray  # "train"/"val"/"test" per structure
+    proto_split: np.ndarray
+    patterns_dir: Path
+    data_dir: Path
+    grid: np.ndarray
+    seed: int
+
+    def patterns(self, split: str, part: str, max_per_structure: int | None = None):
+        """(x, labels, structure rows) of the patterns of one side of a split.
+
+        Args:
+            split: ``"chemsys"`` or ``"prototype"``.
+            part: ``"train"``, ``"val"`` or ``"test"``.
+            max_per_structure: keep only the first k patterns of each structure.
+        """
+        side = self.chem_split if split == "chemsys" else self.proto_split
+        chosen = side == part
+        data = load_shards(self.patterns_dir, rows=lambda s: chosen[s["structure"]])
+        rows = data["structure"].astype(np.int64)
+        if max_per_structure is not None:
+            order = np.argsort(rows, kind="stable")
+            rank = np.empty(len(rows), dtype=np.int64)
+            sorted_rows = rows[order]
+            starts = np.searchsorted(sorted_rows, sorted_rows, side="left")
+            rank[order] = np.arange(len(rows)) - starts
+            keep = rank < max_per_structure
+            data = {k: v[keep] for k, v in data.items()}
+            rows = rows[keep]
+        return data["x"], labels_for(self.structures, rows), rows, data
+
+
+def prepare_data(
+    data_dir,
+    *,
+    seed: int = 0,
+    n_variants: int = 19,
+    n_random: int = 20,
+    patterns_per_structure: int = 12,
+    grid=None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> PreparedData:
+    """Build (or reuse from ``data_dir``) structures, splits and augmented patterns.
+
+    Everything is a function of the arguments: files in ``data_dir`` are reused only when
+    they were made with the same settings. Patterns of one structure share a batch with
+    structures on the same side of both splits (impurity phases never cross a split).
+    """
+    data_dir = Path(data_dir)
+    grid = make_grid() if grid is None else np.asarray(grid, dtype=float)
+    path = data_dir / f"structures_v{n_variants}_r{n_random}_s{seed}.parquet"
+    if path.exists():
+        sset = StructureSet.load(path)
+        if log:
+            log(f"reusing {len(sset)} structures from {path}")
+    else:
+        sset = build_structures(n_variants=n_variants, n_random=n_random, seed=seed, progress=progress)
+        sset.save(path)
+        if log:
+            log(f"built {len(sset)} structures -> {path}")
+    chem = split_by_chemsys(sset, seed=seed)
+    proto = split_by_prototype(sset, seed=seed)
+    groups = np.char.add(np.char.add(chem.astype(str), "|"), proto.astype(str))
+    patterns_dir = data_dir / f"patterns_v{n_variants}_r{n_random}_s{seed}_n{patterns_per_structure}"
+    generate_shards(
+        sset, patterns_dir, grid=grid, n_per_structure=patterns_per_structure, seed=seed,
+        groups=groups, progress=progress, description="augmented patterns",
+    )  # fmt: skip
+    return PreparedData(sset, chem, proto, patterns_dir, data_dir, grid, seed)

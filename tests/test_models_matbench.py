@@ -1,0 +1,183 @@
+"""Matbench runner, models CLI (train / predict / report) and the models behind `auto`."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+REGRESSION_FOLD_KEYS = {
+    "fold", "n_train", "n_test", "mae", "rmse", "r2", "coverage_68", "coverage_95",
+    "miscalibration_area", "spearman_error_std", "fit_seconds", "predict_seconds",
+}
+TOP_KEYS = {
+    "schema", "task", "task_type", "target", "unit", "metric", "model", "model_class",
+    "feature_set", "n_features", "folds_run", "complete", "folds", "mean", "std", "goal",
+    "leaderboard", "matforge_version", "date", "machine",
+}
+
+
+@pytest.fixture(scope="module")
+def steels_result(tmp_path_factory):
+    from matforge.models.matbench import run_task, write_result
+
+    seen = []
+    result = run_task("matbench_steels", "small", folds=[0, 1],
+                      on_fold_end=lambda task, k, row: seen.append((task, k)))
+    out = tmp_path_factory.mktemp("matbench")
+    path = write_result(result, out)
+    return result, path, seen
+
+
+def test_matbench_result_schema(steels_result):
+    result, path, seen = steels_result
+    assert seen == [("matbench_steels", 0), ("matbench_steels", 1)]
+    on_disk = json.loads(path.read_text())
+    assert on_disk == json.loads(json.dumps(result))  # strict JSON, no NaN
+    assert TOP_KEYS <= set(on_disk)
+    assert on_disk["schema"] == "matforge.matbench/1"
+    assert on_disk["folds_run"] == [0, 1] and on_disk["complete"] is False
+    assert on_disk["unit"] == "MPa" and on_disk["metric"] == "mae"
+    assert [f["fold"] for f in on_disk["folds"]] == [0, 1]
+    for fold in on_disk["folds"]:
+        assert REGRESSION_FOLD_KEYS <= set(fold)
+        assert fold["n_train"] + fold["n_test"] == 312
+    assert {e["model"] for e in on_disk["leaderboard"]} >= {"Automatminer", "MODNet"}
+    assert on_disk["goal"]["op"] == "<=" and on_disk["goal"]["value"] == 95.0
+
+
+def test_matbench_metrics_are_sane(steels_result):
+    from matforge.datasets import load_dataset, matbench_folds
+
+    result, _, _ = steels_result
+    y = load_dataset("matbench_steels")["yield_strength"].to_numpy()
+    for fold in result["folds"]:
+        train, test = matbench_folds("matbench_steels")[fold["fold"]]
+        dummy_mae = np.mean(np.abs(y[test] - y[train].mean()))
+        assert 20 < fold["mae"] < 0.8 * dummy_mae  # learns something, not impossibly well
+        assert fold["rmse"] >= fold["mae"]
+        assert 0.3 < fold["r2"] <= 1
+        assert 0.5 <= fold["coverage_68"] <= 1 and 0.75 <= fold["coverage_95"] <= 1
+        assert fold["coverage_95"] >= fold["coverage_68"]
+        assert 0 <= fold["miscalibration_area"] <= 0.5
+        assert fold["fit_seconds"] > 0 and fold["predict_seconds"] > 0
+    for k in ("mae", "coverage_95"):
+        assert np.isfinite(result["mean"][k])
+
+
+def test_summary_markdown_lists_published_figures(steels_result):
+    _, path, _ = steels_result
+    text = (path.parent / "summary.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| matbench_steels"))
+    assert "MODNet 87.8" in row and "TPOT-Mat 79.95" in row
+    assert re.search(r"\| \d+\.\d ± \d+\.\d \|", row)
+
+
+def test_classification_runner_reports_roc_auc():
+    from matforge.models.matbench import run_task
+
+    result = run_task("matbench_expt_is_metal", "small", folds=[0])
+    fold = result["folds"][0]
+    assert result["metric"] == "roc_auc"
+    assert 0.8 < fold["roc_auc"] <= 1.0
+    assert "coverage_95" not in fold
+
+
+def test_unknown_fold_is_an_error():
+    from matforge.errors import MatforgeError
+    from matforge.models.matbench import run_task
+
+    with pytest.raises(MatforgeError, match="fold 7 does not exist"):
+        run_task("matbench_steels", "small", folds=[7])
+
+
+# -- CLI --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cli():
+    import typer
+    from typer.testing import CliRunner
+
+    from matforge.cli.models import register
+
+    app = typer.Typer()
+    register(app)
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(app, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def test_train_predict_report_round_trip(cli, tmp_path):
+    import pandas as pd
+
+    home = str(tmp_path / "home")
+    res = cli("train", "--dataset", "matbench_steels", "--model", "small", "--name", "steels",
+              "--home", home)
+    assert res.exit_code == 0, res.output
+    assert "mae" in res.output and "coverage_95" in res.output
+    assert (tmp_path / "home" / "steels" / "metadata.json").is_file()
+
+    inp = tmp_path / "in.csv"
+    pd.DataFrame({"formula": ["Fe0.7Cr0.18Ni0.12", "Xx2O3", "Fe0.98C0.02"],
+                  "id": [1, 2, 3]}).to_csv(inp, index=False)
+    out = tmp_path / "preds.csv"
+    res = cli("predict", str(inp), "--model", "steels", "-o", str(out), "--home", home)
+    assert res.exit_code == 0, res.output
+    preds = pd.read_csv(out, keep_default_na=False)
+    assert list(preds.columns) == ["formula", "id", "yield_strength_mean",
+                                   "yield_strength_std", "error"]
+    assert preds.loc[1, "yield_strength_mean"] == "" and "Xx" in preds.loc[1, "error"]
+    good = preds.loc[[0, 2]]
+    assert (good["error"] == "").all()
+    assert (good["yield_strength_mean"].astype(float) > 100).all()
+    assert (good["yield_strength_std"].astype(float) > 0).all()
+    assert "line 3" in res.output  # the bad row, reported by its CSV line
+
+    html_path = tmp_path / "report.html"
+    res = cli("report", "model", "steels", "-o", str(html_path), "--home", home)
+    assert res.exit_code == 0, res.output
+    text = html_path.read_text()
+    assert "Parity" in text and "Calibration" in text and "Residuals" in text
+    # plotly.js is inlined: no external script at all (the bundle names a CDN only as the
+    # default topojson URL of geo maps, which these figures do not use)
+    assert not re.search(r"<script[^>]*\bsrc\s*=", text, re.I)
+    assert text.count("<script") >= 3 and len(text) > 1_000_000
+
+
+def test_train_from_csv_reports_bad_rows(cli, tmp_path):
+    import pandas as pd
+
+    from matforge.datasets import load_dataset
+
+    df = load_dataset("matbench_expt_is_metal").iloc[:300][["formula", "is_metal"]].copy()
+    df["is_metal"] = df["is_metal"].astype(int)
+    df.loc[5, "formula"] = "NotAFormula!"
+    csv = tmp_path / "metals.csv"
+    df.rename(columns={"formula": "composition"}).to_csv(csv, index=False)
+    res = cli("train", "--csv", str(csv), "--formula-col", "composition", "--target",
+              "is_metal", "--model", "small", "--name", "metal", "--home", str(tmp_path))
+    assert res.exit_code == 0, res.output
+    assert "line 7" in res.output  # row 5 + header + 1-based
+    assert "roc_auc" in res.output
+    meta = json.loads((tmp_path / "metal" / "metadata.json").read_text())
+    assert meta["task"] == "classification" and meta["n_train"] <= 299
+
+    html_path = tmp_path / "metal.html"
+    res = cli("report", "model", "metal", "-o", str(html_path), "--home", str(tmp_path))
+    assert res.exit_code == 0, res.output
+    assert "ROC curve" in html_path.read_text()
+
+
+def test_train_refuses_existing_name_without_force(cli, tmp_path):
+    from matforge.errors import ModelRegistryError
+
+    args = ["train", "--dataset", "matbench_steels", "--model", "small", "--name", "s",
+            "--home", str(tmp_path)]
+    assert cli(*args).exit_code == 0
+    with pytest.raises(ModelRegistryError, match="already exists"):
+        cli(*args)
+    assert cli(*args, "--force").exit_code == 0

@@ -1,0 +1,84 @@
+"""`matforge xrd ...` commands: simulate -> identify round trip, JSON and HTML output, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+pytest.importorskip("torch")
+
+from matforge.cli.xrd import _write_docs_section, app  # noqa: E402
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def rock_salt_cif(tmp_path_factory):
+    """KCl in the rock-salt structure (a chemistry the bundled prototype list does not hold)."""
+    from matforge.xrd.identify import prototype_structure
+    from matforge.xrd.training_data import substitute
+
+    s, _ = prototype_structure("AB_cF8_225_a_b")
+    path = tmp_path_factory.mktemp("cif") / "KCl.cif"
+    substitute(s, {"Na": "K"}).to(filename=str(path))
+    return path
+
+
+def test_help_lists_the_commands():
+    res = runner.invoke(app, ["--help"])
+    assert res.exit_code == 0
+    for cmd in ("simulate", "identify", "train"):
+        assert cmd in res.output
+
+
+def test_simulate_then_identify_round_trip(rock_salt_cif, tmp_path):
+    xy = tmp_path / "KCl.xy"
+    res = runner.invoke(app, ["simulate", str(rock_salt_cif), "-o", str(xy)])
+    assert res.exit_code == 0, res.output
+    assert "200" in res.output and xy.exists()  # the strongest rock-salt reflection
+    html = tmp_path / "KCl.html"
+    res = runner.invoke(app, ["identify", str(xy), "--top", "3", "--html", str(html)])
+    assert res.exit_code == 0, res.output
+    assert "crystal system: cubic" in res.output
+    assert "Fm-3m (225)" in res.output
+    text = html.read_text()
+    assert "plotly" in text.lower() and len(text) > 1_000_000  # plotly.js is inlined: offline
+    assert "AB_cF8_225_a_b" in text  # the overlaid prototype
+
+
+def test_identify_json_and_threshold(rock_salt_cif, tmp_path):
+    xy = tmp_path / "p.xy"
+    assert runner.invoke(app, ["simulate", str(rock_salt_cif), "-o", str(xy), "--wavelength", "MoKa",
+                               "--min", "5", "--max", "45"]).exit_code == 0  # fmt: skip
+    res = runner.invoke(app, ["identify", str(xy), "--json", "--threshold", "1.0", "--top", "2"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["best_crystal_system"] == "uncertain" and out["threshold"] == 1.0
+    assert len(out["candidates"]["spacegroup"]) == 2
+    assert out["candidates"]["crystal_system"][0]["name"] == "cubic"
+
+
+def test_identify_reports_a_bad_file(tmp_path):
+    from matforge.errors import PatternFileError
+
+    bad = tmp_path / "bad.xy"
+    bad.write_text("10 1\n11 x\n")
+    res = runner.invoke(app, ["identify", str(bad)])
+    assert res.exit_code != 0 and isinstance(res.exception, PatternFileError)
+    assert "bad.xy" in str(res.exception)
+
+
+def test_docs_section_is_replaced_not_duplicated(tmp_path):
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\n## Featurizers\n\nkeep me\n")
+    _write_docs_section(doc, "## XRD\n\nfirst\n")
+    _write_docs_section(doc, "## XRD\n\nsecond\n")
+    text = doc.read_text()
+    assert text.count("## XRD") == 1 and "second" in text and "first" not in text
+    assert "keep me" in text
+    doc.write_text(text + "\n## Later\n\nafter\n")
+    _write_docs_section(doc, "## XRD\n\nthird\n")
+    text = doc.read_text()
+    assert "third" in text and "after" in text and text.index("## XRD") < text.index("## Later")
