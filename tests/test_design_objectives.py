@@ -21,9 +21,9 @@ from matforge.design.objectives import (
     hypervolume,
     hypervolume_improvement,
     objective_from_dict,
+    pareto_front,
     parse_constraint,
     parse_objective,
-    pareto_front,
 )
 from matforge.errors import DesignSpaceError
 

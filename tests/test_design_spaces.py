@@ -199,6 +199,9 @@ def test_formulation_samples_satisfy_every_constraint(coating):
     F = coating.to_features(df)
     assert F.shape == (1000, 5 + 1 + 2)
     assert np.allclose(F[:, :5].sum(axis=1), 1)
+    back = coating.from_features(F)
+    assert np.allclose(back[coating.ingredient_names], df[coating.ingredient_names])
+    assert np.allclose(back["cure_T"], df["cure_T"]) and (back["mixer"] == df["mixer"]).all()
 
 
 def test_formulation_in_percent():
@@ -389,3 +392,38 @@ def test_random_spaces_sample_and_repair_exactly(space, seed):
     assert violations(space, fixed.to_numpy()) == []
     # repairing a feasible blend changes nothing
     pd.testing.assert_frame_equal(space.project(df.iloc[:10]), df.iloc[:10])
+
+
+@st.composite
+def arbitrary_formulations(draw):
+    """Random specifications, many of them impossible."""
+    n = draw(st.integers(1, 7))
+    ingredients = []
+    for j in range(n):
+        lo = draw(st.sampled_from([0, 0, 0, 0.05, 0.2, 0.3]))
+        hi = draw(st.sampled_from([None, None, 0.1, 0.2, 0.35, 0.5, 0.8]))
+        ingredients.append(Ingredient(f"i{j}", lo, hi if hi is None or hi >= lo else lo))
+    groups = []
+    for g in range(draw(st.integers(0, 2))):
+        members = draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=n, unique=True))
+        gmin = draw(st.sampled_from([0, 0.1, 0.4, 0.6]))
+        gmax = draw(st.sampled_from([None, 0.2, 0.4, 0.6, 0.9]))
+        groups.append(Group(f"g{g}", [f"i{m}" for m in members], gmin,
+                            gmax if gmax is None or gmax >= gmin else gmin))
+    return dict(ingredients=ingredients, groups=groups,
+                max_components=draw(st.one_of(st.none(), st.integers(1, n))))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=arbitrary_formulations())
+def test_any_specification_is_either_rejected_with_a_reason_or_sampled_exactly(spec):
+    try:
+        space = FormulationSpace(**spec)
+    except DesignSpaceError as err:
+        assert len(str(err)) > 20
+        return
+    df = space.sample(40, rng=0)
+    assert violations(space, df.to_numpy()) == []
+    proposals = np.random.default_rng(0).uniform(-0.2, 1.0, (5, df.shape[1]))
+    fixed = space.project(pd.DataFrame(proposals, columns=space.ingredient_names))
+    assert violations(space, fixed.to_numpy()) == []

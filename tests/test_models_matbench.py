@@ -149,7 +149,6 @@ def test_train_predict_report_round_trip(cli, tmp_path):
 
 
 def test_train_from_csv_reports_bad_rows(cli, tmp_path):
-    import pandas as pd
 
     from matforge.datasets import load_dataset
 

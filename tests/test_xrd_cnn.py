@@ -61,7 +61,15 @@ def test_augment_is_reproducible_from_its_seed(rock_salt):
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     np.testing.assert_allclose(a.max(axis=1), 1.0)
-    assert set(pa) >= {"vacancy", "displacement", "size_nm", "march_r", "zero_shift", "counts", "impurity"}
+    assert set(pa) >= {
+        "vacancy",
+        "displacement",
+        "size_nm",
+        "march_r",
+        "zero_shift",
+        "counts",
+        "impurity",
+    }
 
 
 def test_render_matches_simulate_profile(rock_salt):
@@ -106,7 +114,9 @@ def test_strain_respects_the_crystal_system(rock_salt):
     assert a == pytest.approx(b) == pytest.approx(c)
     assert a == pytest.approx(conv.lattice.a * 1.03)
     hexa = aug.perturb(conv, strain=(0.03, -0.02, 0.01), crystal_system="tetragonal")[0]
-    assert hexa.lattice.a == pytest.approx(hexa.lattice.b) and hexa.lattice.c != pytest.approx(hexa.lattice.a)
+    assert hexa.lattice.a == pytest.approx(hexa.lattice.b) and hexa.lattice.c != pytest.approx(
+        hexa.lattice.a
+    )
 
 
 def test_displacements_have_the_requested_rms(rock_salt):
@@ -138,7 +148,9 @@ def test_noise_background_and_crop():
     assert np.std(noisy[1, :400]) > np.std(noisy[2, :400]) > 0
     bg = aug.background(GRID, np.array([0.0, 0.2]), rng)
     assert bg[0].max() == 0 and bg[1].max() == pytest.approx(0.2, rel=1e-5) and bg.min() >= 0
-    cropped = aug.crop_range(np.ones((1, GRID.size), np.float32), GRID, np.array([5.0]), np.array([0.0]))
+    cropped = aug.crop_range(
+        np.ones((1, GRID.size), np.float32), GRID, np.array([5.0]), np.array([0.0])
+    )
     assert cropped[0, GRID < 15 - 1e-6].max() == 0 and cropped[0, GRID > 15].min() == 1
 
 
@@ -165,10 +177,10 @@ def test_structures_are_labelled_and_splits_are_disjoint(small_set):
 
 
 def test_shards_stream_reproducibly(small_set, tmp_path):
-    a = generate_shards(small_set, tmp_path / "a", grid=GRID, n_per_structure=2, seed=5,
-                        shard_size=8, progress=False)  # fmt: skip
-    b = generate_shards(small_set, tmp_path / "b", grid=GRID, n_per_structure=2, seed=5,
-                        shard_size=8, progress=False)  # fmt: skip
+    kw = {"grid": GRID, "n_per_structure": 2, "seed": 5, "shard_size": 8, "batch_size": 8,
+          "progress": False}  # fmt: skip
+    a = generate_shards(small_set, tmp_path / "a", **kw)
+    b = generate_shards(small_set, tmp_path / "b", **kw)
     assert len(list(a.glob("shard_*.npz"))) > 1
     da, db = load_shards(a), load_shards(b)
     np.testing.assert_array_equal(da["x"], db["x"])

@@ -186,8 +186,7 @@ def benchmark_matbench(
 ) -> None:
     """Run the Matbench v0.1 protocol on the official folds; write JSON and summary.md."""
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from matforge.models.matbench import DEFAULT_TASKS, run_task, write_result
 

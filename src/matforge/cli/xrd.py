@@ -37,7 +37,9 @@ def simulate_cmd(
     two_theta_max: float = typer.Option(90.0, "--max", help="End of the range, degrees 2θ."),
     step: float = typer.Option(0.02, help="Step of the 2θ grid, degrees."),
     fwhm: float = typer.Option(0.1, help="Peak full width at half maximum, degrees 2θ."),
-    size_nm: float | None = typer.Option(None, help="Crystallite size for Scherrer broadening, nm."),
+    size_nm: float | None = typer.Option(
+        None, help="Crystallite size for Scherrer broadening, nm."
+    ),
 ) -> None:
     """Simulate the powder pattern of a structure file; print its strongest peaks and write a
     two-column .xy profile (2θ, intensity) with -o."""
@@ -56,7 +58,9 @@ def simulate_cmd(
     if step <= 0:
         raise typer.BadParameter(f"--step must be > 0, got {step}")
     try:
-        peaks = simulate(structure, wavelength=wl, two_theta_range=(two_theta_min, two_theta_max))[0]
+        peaks = simulate(structure, wavelength=wl, two_theta_range=(two_theta_min, two_theta_max))[
+            0
+        ]
     except (FileNotFoundError, ValueError) as exc:
         raise PatternFileError(f"{structure}: {exc}") from exc
     grid = np.round(np.arange(two_theta_min, two_theta_max + step / 2, step), 6)
@@ -74,7 +78,9 @@ def simulate_cmd(
                       f"{peaks.intensity[i]:.1f}", hkl)  # fmt: skip
     console.print(table)
     if out is not None:
-        pattern = Pattern(grid, y, wavelength=peaks.wavelength, source=f"simulated from {structure.name}")
+        pattern = Pattern(
+            grid, y, wavelength=peaks.wavelength, source=f"simulated from {structure.name}"
+        )
         write_xy(pattern, out)
         console.print(f"wrote {out} ({len(grid)} points, {grid[0]}–{grid[-1]}° 2θ)")
 
@@ -130,7 +136,9 @@ def identify_cmd(
                 row = [str(i), c.name]
                 if head == "prototype":
                     info = result.prototype_info.get(c.name, {})
-                    row.append(" ".join(str(v) for v in (info.get("formula"), info.get("mineral")) if v))
+                    row.append(
+                        " ".join(str(v) for v in (info.get("formula"), info.get("mineral")) if v)
+                    )
                 row.append(f"{c.probability:.3f}")
                 table.add_row(*row)
             console.print(table)
@@ -256,7 +264,9 @@ def benchmark_command(
     docs: Path | None = typer.Option(
         Path("docs/benchmarks.md"), help="Markdown file whose '## XRD' section is (re)written."
     ),
-    proto_epochs: int = typer.Option(3, min=0, help="Epochs of the prototype-split model (0 skips)."),
+    proto_epochs: int = typer.Option(
+        3, min=0, help="Epochs of the prototype-split model (0 skips)."
+    ),
     threads: int = typer.Option(2, help="CPU threads for torch."),
     device: str | None = typer.Option(None, help="torch device; default CUDA when present."),
 ) -> None:
@@ -304,13 +314,19 @@ def benchmark_command(
         "n_chemical_systems": len({sset.chemsys[r] for r in rows}),
         "overall": summarise(m),
     }
-    for name, sel in (("prototype_derived", source[rows] != "pyxtal"), ("random_pyxtal", source[rows] == "pyxtal")):
+    for name, sel in (
+        ("prototype_derived", source[rows] != "pyxtal"),
+        ("random_pyxtal", source[rows] == "pyxtal"),
+    ):
         if sel.any():
             chem[name] = summarise(evaluate(clf, x[sel], {h: v[sel] for h, v in y.items()}))
             chem[name]["n_patterns"] = int(sel.sum())
     cm = np.zeros((7, 7), dtype=int)
     np.add.at(cm, (y["crystal_system"], m["crystal_system"]["pred"]), 1)
-    chem["crystal_system_confusion"] = {"labels": list(CRYSTAL_SYSTEMS), "rows_true_cols_pred": cm.tolist()}
+    chem["crystal_system_confusion"] = {
+        "labels": list(CRYSTAL_SYSTEMS),
+        "rows_true_cols_pred": cm.tolist(),
+    }
     # abstention: accuracy on the patterns the model answers at several thresholds
     abst = {}
     for thr in (0.3, 0.5, 0.7, 0.9):
@@ -352,7 +368,12 @@ def benchmark_command(
             sd = load_shards(sdir)
             sy = labels_for(sset, test_rows[sd["structure"].astype(np.int64)])
             sm = evaluate(clf, sd["x"], sy)
-            sweeps[name].append({"level": level, **{h: {"top1": sm[h]["top1"], "top5": sm[h]["top5"]} for h in HEADS}})
+            sweeps[name].append(
+                {
+                    "level": level,
+                    **{h: {"top1": sm[h]["top1"], "top5": sm[h]["top5"]} for h in HEADS},
+                }
+            )
             console.print(f"  {name} {level:g}: " + _brief(sm))
     # fully pristine reference (no augmentation at all)
     sdir = generate_shards(sub, data.data_dir / f"sweep_s{seed}" / "pristine", grid=data.grid,
@@ -363,7 +384,10 @@ def benchmark_command(
     result["chemsys_split"]["pristine_no_augmentation"] = summarise(sm)
     result["defect_sweeps"] = sweeps
     vac = {e["level"]: e for e in sweeps["vacancy_fraction"]}
-    drop = {h: 100 * (vac[0.0][h]["top1"] - vac[0.10][h]["top1"]) for h in ("crystal_system", "spacegroup")}
+    drop = {
+        h: 100 * (vac[0.0][h]["top1"] - vac[0.10][h]["top1"])
+        for h in ("crystal_system", "spacegroup")
+    }
     result["vacancy10_drop_points"] = drop
 
     # --- prototype-disjoint split: a model trained without the test prototypes ---
@@ -375,7 +399,9 @@ def benchmark_command(
         if stem.with_suffix(".pt").exists():
             pclf = XRDClassifier.load(stem, device=device)
         else:
-            console.print(f"training the prototype-split model ({len(x_tr):,} patterns, {proto_epochs} epochs)")
+            console.print(
+                f"training the prototype-split model ({len(x_tr):,} patterns, {proto_epochs} epochs)"
+            )
             pclf = train_classifier(
                 x_tr, y_tr, x_va, y_va, classes=clf.meta["classes"], grid=clf.meta["grid"],
                 wavelength=clf.wavelength, epochs=proto_epochs, seed=seed, device=device,
@@ -393,7 +419,9 @@ def benchmark_command(
             "note": "test prototypes are absent from training, so the prototype head cannot "
             "name them; crystal system and space group are scored",
         }
-        console.print("prototype split: " + _brief({h: pm[h] for h in ("crystal_system", "spacegroup")}))
+        console.print(
+            "prototype split: " + _brief({h: pm[h] for h in ("crystal_system", "spacegroup")})
+        )
     result["benchmark_minutes"] = (time.time() - t_start) / 60
 
     out.mkdir(parents=True, exist_ok=True)
@@ -403,7 +431,9 @@ def benchmark_command(
     if docs is not None:
         _write_docs_section(docs, md)
     console.print(md, markup=False)
-    console.print(f"wrote {out / 'benchmark.json'}, {out / 'benchmark.md'}" + (f", {docs}" if docs else ""))
+    console.print(
+        f"wrote {out / 'benchmark.json'}, {out / 'benchmark.md'}" + (f", {docs}" if docs else "")
+    )
 
 
 def _brief(metrics) -> str:
@@ -444,7 +474,13 @@ def benchmark_markdown(r: dict) -> str:
                  c["pristine_no_augmentation"]["crystal_system"]["n"]))  # fmt: skip
     if "prototype_split" in r:
         p = r["prototype_split"]
-        rows.append((f"prototype-disjoint ({p['n_prototypes']} unseen prototypes)", p["overall"], p["n_patterns"]))
+        rows.append(
+            (
+                f"prototype-disjoint ({p['n_prototypes']} unseen prototypes)",
+                p["overall"],
+                p["n_patterns"],
+            )
+        )
     for label, m, n in rows:
         cells = []
         for h in ("crystal_system", "spacegroup", "prototype"):
@@ -505,6 +541,13 @@ def _write_docs_section(path: Path, section: str) -> None:
     if start is None:
         text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
     else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        text = "".join(lines[:start]) + section.rstrip("\n") + "\n" + ("\n" + "".join(lines[end:]) if end < len(lines) else "")
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        text = (
+            "".join(lines[:start])
+            + section.rstrip("\n")
+            + "\n"
+            + ("\n" + "".join(lines[end:]) if end < len(lines) else "")
+        )
     path.write_text(text)

@@ -8,7 +8,10 @@ each pick makes its neighbourhood less attractive:
   at its predicted mean, refit the surrogate on that fake observation (when the training data
   are given) and re-score. Without training data the update is cheap and approximate: the
   means stay, predictive variances shrink as ``σ²(x)·(1 − ρ(x, x*)²)`` with the correlation
-  ``ρ = exp(−‖x − x*‖² / 2r²)``. The best-so-far includes the fake observations.
+  ``ρ = exp(−‖x − x*‖² / 2r²)``. After a refit the standard deviations are capped by that
+  cheap update too, because a forest's uncertainty does not collapse at its training points
+  (without the cap, kriging believer on a forest re-picks copies of the same candidate). The
+  best-so-far includes the fake observations.
 * ``"local_penalization"``: multiply the scores by ``1 − exp(−‖x − x*‖² / 2r²)`` for every
   pick ``x*`` (a simplified form of González et al. 2016).
 * ``"top"``: plain top-q, the baseline.
@@ -166,7 +169,7 @@ def select_batch(
     X_observed, y_observed : the surrogates' training data ((n_obs,) or (n_obs, m) targets).
         With them, kriging believer refits clones of the surrogates on the fake observations
         (``refit=False`` keeps the cheap update).
-    exclude : pool positions that may not be chosen (e.g. already measured).
+    exclude : pool positions (or a boolean mask) that may not be chosen (e.g. already measured).
     constraints : ``(Constraint, fitted surrogate)`` pairs; scores are weighted by the
         probability of satisfying all of them (:func:`weight_by_feasibility`).
     radius : distance scale of the updates, in the scaled feature units described in the
@@ -200,7 +203,12 @@ def select_batch(
 
     available = np.ones(n, dtype=bool)
     if exclude is not None and len(np.atleast_1d(exclude)):
-        available[np.asarray(exclude, dtype=int)] = False
+        exclude = np.asarray(exclude)
+        if exclude.dtype == bool:
+            if exclude.shape != (n,):
+                raise DesignSpaceError(f"a boolean exclude mask needs {n} entries")
+            exclude = np.flatnonzero(exclude)
+        available[exclude.astype(int)] = False
     pend_idx = np.zeros(0, dtype=int)
     pend_X = np.zeros((0, d))
     if pending is not None:
@@ -262,12 +270,14 @@ def select_batch(
     scale, r = _scaling(X, surrogates, radius)
     Z = X / scale
     penalty = np.ones(n)
+    shrink = np.ones(n)  # cheap update: σ(x) ← σ₀(x)·Π sqrt(1 − ρ(x, x*)²)
+    std0 = std.copy()
     refitting = strategy == "kriging_believer" and Xo is not None and refit is not False
     fake_X, fake_Y = [np.zeros((0, d))], [np.zeros((0, m))]
 
     def update(rows: np.ndarray, rows_mean: np.ndarray) -> None:
         """Account for picks (or pending experiments) at feature rows ``rows``."""
-        nonlocal best, mean, std, penalty
+        nonlocal best, mean, std, penalty, shrink
         if not len(rows):
             return
         zr = rows / scale
@@ -282,6 +292,7 @@ def select_batch(
             best = utilities if best is None else np.vstack([best, utilities])
         elif best is not None:
             best = max(float(best), float(np.max(utilities)))
+        shrink = shrink * np.sqrt(np.prod(1.0 - rho**2, axis=1))
         if refitting:
             fake_X.append(rows)
             fake_Y.append(rows_mean)
@@ -289,8 +300,11 @@ def select_batch(
             Ya = np.vstack([Yo, *fake_Y])
             models = [_refit(s, Xa, Ya[:, j]) for j, s in enumerate(surrogates)]
             mean, std = _predict(models, X)
+            # Forests' uncertainty does not collapse at training points: cap it by the cheap
+            # update so that copies of a pick stop looking promising (a GP's refit is tighter).
+            std = np.minimum(std, std0 * shrink[:, None])
         else:
-            std = std * np.sqrt(np.prod(1.0 - rho**2, axis=1))[:, None]
+            std = std0 * shrink[:, None]
 
     if len(pend_idx) or len(pend_X):
         rows = np.vstack([X[pend_idx], pend_X])

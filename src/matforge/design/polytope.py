@@ -21,9 +21,16 @@ _LP_OPTIONS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_toleranc
 
 
 def _linprog(c, A_ub, b_ub, bounds):
+    """HiGHS with tight tolerances; on numerical trouble (degenerate faces), retry with the
+    dual simplex and then the interior-point method at default tolerances."""
     from scipy.optimize import linprog
 
-    return linprog(c, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs", options=_LP_OPTIONS)
+    res = None
+    for method, options in (("highs", _LP_OPTIONS), ("highs-ds", {}), ("highs-ipm", {})):
+        res = linprog(c, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method=method, options=options)
+        if res.status in (0, 2):
+            break
+    return res
 
 
 class Polytope:

@@ -837,8 +837,9 @@ class FormulationSpace(DesignSpace):
     groups. When fewer draws would be accepted than affordable (tight bounds, groups with
     ``min == max``), a hit-and-run sampler runs on each face instead, faces being drawn in
     proportion to the exact volume of the face's box constraints (inclusion–exclusion), which
-    ignores the groups: an approximation, documented in ``sampler_`` after a call. With more
-    than 20,000 faces they are drawn uniformly instead of by volume.
+    ignores the groups: an approximation, recorded in ``sampler_`` after a call. With more
+    than 20,000 faces they are drawn uniformly instead of by volume. Faces that are the same
+    polytope up to relabelling (same bounds and group memberships) share one sampler.
     """
 
     def __init__(self, ingredients: Sequence[Ingredient | str], total: float = 1.0,
@@ -1320,14 +1321,15 @@ class FormulationSpace(DesignSpace):
     def _sample_amounts(self, n: int, rng: np.random.Generator) -> np.ndarray:
         if n == 0:
             return np.zeros((0, len(self._names)))
-        pilot_size = min(max(2048, 2 * n), 200_000)
+        cap = max(10_000, 2_000_000 // len(self._names))  # draws per batch: ~16 MB arrays
+        pilot_size = min(max(2048, 2 * n), cap)
         pilot = self._rejection_draws(pilot_size, rng)
         rate = len(pilot) / pilot_size
         if rate > 0 and n / rate <= MAX_REJECTION_DRAWS:
             self.sampler_ = "rejection (exactly uniform)"
             parts, have = [pilot[:n]], min(len(pilot), n)
             while have < n:
-                size = min(int((n - have) / rate * 1.2) + 64, 200_000)
+                size = min(int((n - have) / rate * 1.2) + 64, cap)
                 more = self._rejection_draws(size, rng)[: n - have]
                 parts.append(more)
                 have += len(more)
@@ -1338,6 +1340,11 @@ class FormulationSpace(DesignSpace):
         bad = ~self._mask(X)
         if bad.any():  # rounding on a nearly flat face: repair (moves points by ~1e-12)
             X[bad] = self._project_amounts(X[bad])
+            if not self._mask(X).all():
+                raise DesignSpaceError(
+                    "FormulationSpace: the sampler produced blends outside the space (a nearly "
+                    "degenerate face?); please report this space: " + repr(self)
+                )
         return X
 
     def sample(self, n: int, rng=None) -> pd.DataFrame:
@@ -1448,6 +1455,12 @@ class FormulationSpace(DesignSpace):
         if todo.any():
             X = X.copy()
             X[todo] = self._project_amounts(X[todo])
+            if not self._mask(X).all():
+                row = df.index[int(np.flatnonzero(~self._mask(X))[0])]
+                raise DesignSpaceError(
+                    f"FormulationSpace: could not repair row {row!r} (a nearly degenerate "
+                    f"face?); please report this space: {self!r}"
+                )
             out[self._names] = X
         if self.parameters is not None:
             out = self.parameters.project(out)

@@ -46,11 +46,22 @@ class RowErrorOut(BaseModel):
     reason: str
 
 
+class FieldErrorOut(BaseModel):
+    """A request value that does not match the schema: where (``["body", "rows", 3,
+    "value"]``), what is wrong, and pydantic's error type."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
 class ErrorOut(BaseModel):
-    """Every error response: a message, and for uploads the bad cells."""
+    """Every error response: a message; the bad cells of an upload (``errors``) or the bad
+    request values (``fields``) when there are any."""
 
     detail: str
     errors: list[RowErrorOut] | None = None
+    fields: list[FieldErrorOut] | None = None
 
 
 # --- users and projects --------------------------------------------------------------------

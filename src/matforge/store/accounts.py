@@ -123,7 +123,7 @@ optimade_structures = sa.Table(
     sa.Column("nperiodic_dimensions", sa.Integer, nullable=True),
     # "-disorder-" style sets (like materials.elements) so HAS is a substring test
     sa.Column("structure_features", sa.String(100), nullable=False, server_default="-"),
-    sa.Column("species", sa.Text, nullable=True),
+    sa.Column("species_names", sa.Text, nullable=True),
 )
 
 optimade_references = sa.Table(

@@ -382,7 +382,11 @@ def render(
     n = len(peaklists)
 
     def per_pattern(v, default):
-        return np.full(n, default, dtype=float) if v is None else np.broadcast_to(np.asarray(v, dtype=float), (n,))
+        return (
+            np.full(n, default, dtype=float)
+            if v is None
+            else np.broadcast_to(np.asarray(v, dtype=float), (n,))
+        )
 
     fwhm, eta = per_pattern(fwhm, 0.1), per_pattern(eta, 0.5)
     size_nm, zero_shift = per_pattern(size_nm, 0.0), per_pattern(zero_shift, 0.0)
@@ -502,7 +506,11 @@ def background(grid, level, rng, dtype=np.float32) -> np.ndarray:
     decay = rng.uniform(0.02, 0.3, (n, 1))
     expo = rng.uniform(0, 2, (n, 1)) * np.exp(-x / decay)
     centre, width = rng.uniform(0.05, 0.4, (n, 1)), rng.uniform(0.05, 0.2, (n, 1))
-    hump = rng.uniform(0, 1, (n, 1)) * (rng.random((n, 1)) < 0.3) * np.exp(-0.5 * ((x - centre) / width) ** 2)
+    hump = (
+        rng.uniform(0, 1, (n, 1))
+        * (rng.random((n, 1)) < 0.3)
+        * np.exp(-0.5 * ((x - centre) / width) ** 2)
+    )
     bg = poly * rng.uniform(0, 1, (n, 1)) + expo + hump
     bg /= np.maximum(bg.max(axis=1, keepdims=True), 1e-12)
     return (bg * level[:, None]).astype(dtype)

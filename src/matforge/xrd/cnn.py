@@ -207,14 +207,18 @@ class XRDClassifier:
         temps = self.meta.get("temperatures", {}) if calibrated else {}
         return {h: _softmax(v / float(temps.get(h, 1.0))) for h, v in logits.items()}
 
-    def top_k(self, x, k: int = 5, calibrated: bool = True) -> dict[str, list[list[tuple[str, float]]]]:
+    def top_k(
+        self, x, k: int = 5, calibrated: bool = True
+    ) -> dict[str, list[list[tuple[str, float]]]]:
         """Per head, per pattern: the ``k`` most probable (class name, probability)."""
         proba = self.predict_proba(x, calibrated)
         out = {}
         for h, p in proba.items():
             names = self.classes[h]
             idx = np.argsort(-p, axis=1)[:, :k]
-            out[h] = [[(names[j], float(row[j])) for j in ids] for row, ids in zip(p, idx, strict=True)]
+            out[h] = [
+                [(names[j], float(row[j])) for j in ids] for row, ids in zip(p, idx, strict=True)
+            ]
         return out
 
     # ----- persistence -----
@@ -253,9 +257,7 @@ class XRDClassifier:
                 f"`matforge xrd train`"
             )
         meta = json.loads(js.read_text())
-        net = XRDNet(
-            len(_grid_of(meta)), {h: len(meta["classes"][h]) for h in HEADS}, meta["arch"]
-        )
+        net = XRDNet(len(_grid_of(meta)), {h: len(meta["classes"][h]) for h in HEADS}, meta["arch"])
         state = torch.load(pt, map_location="cpu", weights_only=True)
         net.load_state_dict(state)
         net.to(device or default_device()).eval()
@@ -381,7 +383,11 @@ def train_classifier(
                 sched.step()
                 run_loss += loss.item() * len(idx)
                 n_seen += len(idx)
-                bar.update(task, advance=1, description=f"epoch {epoch + 1}/{epochs} loss {run_loss / n_seen:.3f}")
+                bar.update(
+                    task,
+                    advance=1,
+                    description=f"epoch {epoch + 1}/{epochs} loss {run_loss / n_seen:.3f}",
+                )
             metrics = evaluate(clf, x_val, y_val, calibrated=False)
             entry = {
                 "epoch": epoch + 1,
@@ -398,9 +404,7 @@ def train_classifier(
     if best_state is not None:
         net.load_state_dict(best_state)
     logits = clf.predict_logits(x_val)
-    clf.meta["temperatures"] = {
-        h: fit_temperature(logits[h], np.asarray(y_val[h])) for h in HEADS
-    }
+    clf.meta["temperatures"] = {h: fit_temperature(logits[h], np.asarray(y_val[h])) for h in HEADS}
     val = evaluate(clf, x_val, y_val)
     clf.meta["training"] = {
         "seed": seed,

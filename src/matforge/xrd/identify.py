@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -147,15 +148,27 @@ class PrototypeMatch:
 
 
 def prototype_structure(label: str):
-    """The bundled example structure of an AFLOW prototype label (first dataset entry)."""
-    from matforge.datasets import load_dataset, load_structures
+    """(structure, formula) of the bundled example compound of an AFLOW prototype label
+    (its first entry in the ``aflow_prototypes`` dataset); the structure is a fresh copy."""
     from matforge.errors import MatforgeError
 
-    df = load_dataset("aflow_prototypes")
-    rows = np.flatnonzero(df["aflow_label"].to_numpy() == label)
+    labels, formulas, structures = _prototypes()
+    rows = np.flatnonzero(labels == label)
     if not len(rows):
         raise MatforgeError(f"unknown AFLOW prototype label {label!r}")
-    return load_structures("aflow_prototypes")[rows[0]], str(df["formula"].iloc[rows[0]])
+    return structures[rows[0]].copy(), str(formulas[rows[0]])
+
+
+@cache
+def _prototypes():
+    from matforge.datasets import load_dataset, load_structures
+
+    df = load_dataset("aflow_prototypes")
+    return (
+        df["aflow_label"].to_numpy(),
+        df["formula"].to_numpy(),
+        load_structures("aflow_prototypes"),
+    )
 
 
 def match_prototype(pattern, label: str, grid=None, scales=None) -> PrototypeMatch:
@@ -181,12 +194,23 @@ def match_prototype(pattern, label: str, grid=None, scales=None) -> PrototypeMat
     measured = _strip_background(pattern.resample(grid))
     structure, formula = prototype_structure(label)
     peaks = simulate(structure, wavelength=CU_KA1, two_theta_range=None)[0]
-    scales = np.exp(np.linspace(math.log(0.75), math.log(1.33), 241)) if scales is None else np.asarray(scales)
+    scales = (
+        np.exp(np.linspace(math.log(0.75), math.log(1.33), 241))
+        if scales is None
+        else np.asarray(scales)
+    )
 
     def scored(ss, fwhm):
         lists = [
-            PeakList(peaks.two_theta, peaks.intensity, peaks.d_spacings * s, CU_KA1,
-                     peaks.family_hkl, peaks.family_multiplicity, peaks.family_offsets)  # fmt: skip
+            PeakList(
+                peaks.two_theta,
+                peaks.intensity,
+                peaks.d_spacings * s,
+                CU_KA1,
+                peaks.family_hkl,
+                peaks.family_multiplicity,
+                peaks.family_offsets,
+            )  # fmt: skip
             for s in ss
         ]
         sim = render(lists, grid, fwhm=np.full(len(ss), fwhm), eta=np.full(len(ss), 0.5))
@@ -239,7 +263,9 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (b @ a) / np.maximum(na * nb, 1e-12)
 
 
-def overlay_figure(pattern, identification: Identification | None = None, match: PrototypeMatch | None = None):
+def overlay_figure(
+    pattern, identification: Identification | None = None, match: PrototypeMatch | None = None
+):
     """A plotly figure: the measured pattern (scaled to 1) and, below it, the best-matching
     prototype's simulated profile with its reflections (hover shows hkl)."""
     import plotly.graph_objects as go
@@ -301,6 +327,10 @@ def example_pattern(seed: int = 7):
         "eta": [0.6], "march_r": [0.85], "texture_hkl": np.array([[1.0, 0.0, 0.0]]),
         "zero_shift": [0.04], "kalpha2": [1.0], "background": [0.12], "counts": [4000.0],
     }  # fmt: skip
-    x, _ = augment([conv], grid, seed, config, crystal_systems=["cubic"], orbits=[orbits], params=params)
+    x, _ = augment(
+        [conv], grid, seed, config, crystal_systems=["cubic"], orbits=[orbits], params=params
+    )
     counts = np.rint(x[0] * 4000.0)
-    return Pattern(grid, counts, wavelength=CU_KA1, source="matforge example: NaCl rock salt (simulated)")
+    return Pattern(
+        grid, counts, wavelength=CU_KA1, source="matforge example: NaCl rock salt (simulated)"
+    )

@@ -35,7 +35,9 @@ from matforge.xrd.augment import CRYSTAL_SYSTEMS, AugmentConfig, augment, crysta
 
 NOBLE_GASES = frozenset({"He", "Ne", "Ar", "Kr", "Xe", "Rn"})
 # short-lived or rarely handled elements: never introduced by substitution or random crystals
-RARE = frozenset({"Tc", "Pm", "Po", "At", "Fr", "Ra", "Ac", "Pa", "Np", "Pu", "Am", "Cm", "Bk", "Cf"})
+RARE = frozenset(
+    {"Tc", "Pm", "Po", "At", "Fr", "Ra", "Ac", "Pa", "Np", "Pu", "Am", "Cm", "Bk", "Cf"}
+)
 SYMPREC = 0.1
 MAX_SITES = 96  # conventional-cell atoms of the random crystals (bounds simulation cost)
 
@@ -407,16 +409,22 @@ def _split_groups(keys: Sequence, fractions: dict[str, float], seed: int) -> np.
     part_of_group = np.empty(len(uniq), dtype=object)
     # a group goes to the part its cumulative midpoint falls in
     mid = cum - counts[order] / len(keys) / 2
-    part_of_group[order] = [names[min(int(np.searchsorted(bounds, m)), len(names) - 1)] for m in mid]
+    part_of_group[order] = [
+        names[min(int(np.searchsorted(bounds, m)), len(names) - 1)] for m in mid
+    ]
     return part_of_group[inverse].astype(str)
 
 
-def split_by_chemsys(sset: StructureSet, test: float = 0.15, val: float = 0.1, seed: int = 0) -> np.ndarray:
+def split_by_chemsys(
+    sset: StructureSet, test: float = 0.15, val: float = 0.1, seed: int = 0
+) -> np.ndarray:
     """``"train"``/``"val"``/``"test"`` per structure; a chemical system is never on two sides."""
     return _split_groups(sset.chemsys, {"test": test, "val": val, "train": 1 - test - val}, seed)
 
 
-def split_by_prototype(sset: StructureSet, test: float = 0.15, val: float = 0.1, seed: int = 0) -> np.ndarray:
+def split_by_prototype(
+    sset: StructureSet, test: float = 0.15, val: float = 0.1, seed: int = 0
+) -> np.ndarray:
     """``"train"``/``"val"``/``"test"`` per structure, whole prototypes to one side.
 
     Test holds prototype-derived structures only (about ``test`` of them); pyxtal crystals,
@@ -530,7 +538,11 @@ def generate_shards(
                 "structure": idx.astype(np.int32),
                 "spacegroup": sset.spacegroup[idx].astype(np.int16),
                 "crystal_system": sset.crystal_system[idx].astype(np.int8),
-                **{f"aug_{k}": np.asarray(v, dtype=np.float32) for k, v in p.items() if np.ndim(v) == 1},
+                **{
+                    f"aug_{k}": np.asarray(v, dtype=np.float32)
+                    for k, v in p.items()
+                    if np.ndim(v) == 1
+                },
             }
             for k, v in part.items():
                 buffer.setdefault(k, []).append(v)
@@ -540,8 +552,10 @@ def generate_shards(
             bar.advance(task, len(idx))
         flush()
     manifest.write_text(
-        json.dumps({"settings": settings, "complete": True, "n_patterns": n_written,
-                    "n_shards": shard_id}, indent=2)  # fmt: skip
+        json.dumps(
+            {"settings": settings, "complete": True, "n_patterns": n_written, "n_shards": shard_id},
+            indent=2,
+        )  # fmt: skip
     )
     return out_dir
 
@@ -569,8 +583,6 @@ def prototype_labels() -> list[str]:
     from matforge.datasets import load_dataset
 
     return list(dict.fromkeys(load_dataset("aflow_prototypes")["aflow_label"]))
-
-
 
 
 # ---------------------------------------------------------------------------------------
@@ -665,14 +677,18 @@ def prepare_data(
         if log:
             log(f"reusing {len(sset)} structures from {path}")
     else:
-        sset = build_structures(n_variants=n_variants, n_random=n_random, seed=seed, progress=progress)
+        sset = build_structures(
+            n_variants=n_variants, n_random=n_random, seed=seed, progress=progress
+        )
         sset.save(path)
         if log:
             log(f"built {len(sset)} structures -> {path}")
     chem = split_by_chemsys(sset, seed=seed)
     proto = split_by_prototype(sset, seed=seed)
     groups = np.char.add(np.char.add(chem.astype(str), "|"), proto.astype(str))
-    patterns_dir = data_dir / f"patterns_v{n_variants}_r{n_random}_s{seed}_n{patterns_per_structure}"
+    patterns_dir = (
+        data_dir / f"patterns_v{n_variants}_r{n_random}_s{seed}_n{patterns_per_structure}"
+    )
     generate_shards(
         sset, patterns_dir, grid=grid, n_per_structure=patterns_per_structure, seed=seed,
         groups=groups, progress=progress, description="augmented patterns",

@@ -132,7 +132,7 @@ def upgrade() -> None:
         sa.Column("nsites", sa.Integer, nullable=True),
         sa.Column("nperiodic_dimensions", sa.Integer, nullable=True),
         sa.Column("structure_features", sa.String(100), nullable=False, server_default="-"),
-        sa.Column("species", sa.Text, nullable=True),
+        sa.Column("species_names", sa.Text, nullable=True),
         sa.PrimaryKeyConstraint("material_id", name="pk_optimade_structures"),
         sa.UniqueConstraint("public_id", name="uq_optimade_structures_public_id"),
         sa.ForeignKeyConstraint(

@@ -1,0 +1,94 @@
+"""`matforge serve`, `matforge user` and `matforge token`: run the server, manage its accounts."""
+
+from __future__ import annotations
+
+import typer
+
+_DB_HELP = (
+    "Store: a SQLite path or SQLAlchemy URL (default: $MATFORGE_DB or ~/.matforge/matforge.db)."
+)
+
+user_app = typer.Typer(help="Accounts of the matforge server.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens of the matforge server.", no_args_is_help=True)
+
+
+def serve(
+    db: str | None = typer.Option(None, "--db", help=_DB_HELP),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."
+    ),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
+    workers: int = typer.Option(
+        2, "--job-workers", min=1, max=64, help="Threads running background jobs."
+    ),
+    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+) -> None:
+    """Serve the REST API (/api/v1, docs at /docs) and OPTIMADE (/optimade) over the store."""
+    import uvicorn
+
+    from matforge.server import ServerSettings, create_app
+
+    app = create_app(db, ServerSettings.from_env(job_workers=workers))
+    typer.echo(f"matforge server on http://{host}:{port}  (API docs: /docs, OPTIMADE: /optimade)")
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+@user_app.command("add")
+def user_add(
+    name: str = typer.Argument(..., help="User name: letters, digits, '.', '_', '-'."),
+    db: str | None = typer.Option(None, "--db", help=_DB_HELP),
+) -> None:
+    """Create a user (then give them a token with `matforge token new NAME`)."""
+    from matforge.server.auth import add_user
+    from matforge.store import Store
+
+    with Store(db) as store:
+        add_user(store.engine, name)
+    typer.echo(f"user {name} created")
+
+
+@user_app.command("list")
+def user_list(db: str | None = typer.Option(None, "--db", help=_DB_HELP)) -> None:
+    """List the users."""
+    from matforge.server.auth import list_users
+    from matforge.store import Store
+
+    with Store(db) as store:
+        for user in list_users(store.engine):
+            typer.echo(user.name)
+
+
+@token_app.command("new")
+def token_new(
+    user: str = typer.Argument(..., help="The user the token authenticates."),
+    label: str = typer.Option("", "--label", help="What the token is for (kept with it)."),
+    db: str | None = typer.Option(None, "--db", help=_DB_HELP),
+) -> None:
+    """Make an API token and print it. It is shown only now: the store keeps its hash."""
+    from matforge.server.auth import new_token
+    from matforge.store import Store
+
+    with Store(db) as store:
+        token = new_token(store.engine, user, label)
+    typer.echo(token)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    user: str = typer.Argument(..., help="The user whose tokens stop working."),
+    db: str | None = typer.Option(None, "--db", help=_DB_HELP),
+) -> None:
+    """Revoke every token of a user."""
+    from matforge.server.auth import revoke_tokens
+    from matforge.store import Store
+
+    with Store(db) as store:
+        n = revoke_tokens(store.engine, user)
+    typer.echo(f"revoked {n} token(s) of {user}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` and the ``user`` and ``token`` groups to the top-level command."""
+    app.command("serve")(serve)
+    app.add_typer(user_app, name="user")
+    app.add_typer(token_app, name="token")

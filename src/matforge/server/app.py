@@ -1,0 +1,221 @@
+"""The FastAPI application: REST API under ``/api/v1``, OPTIMADE under ``/optimade``.
+
+``/`` is left free for the web UI (a later ``matforge.server.ui`` mounts there).
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from matforge import __version__
+from matforge.errors import MatforgeError
+from matforge.server.api import ApiError, ServerState
+from matforge.server.ids import load_codec
+from matforge.server.jobs import JobRunner
+from matforge.server.settings import ServerSettings
+from matforge.server.training import ModelCache, model_root, train_model_kind
+from matforge.store import Store
+
+log = logging.getLogger("matforge.server")
+
+API_PREFIX = "/api/v1"
+OPTIMADE_PREFIX = "/optimade"
+
+DESCRIPTION = """\
+The matforge store over HTTP: projects with owners, members and visibility; materials and
+measurements with provenance; CSV and JSON uploads validated row by row; CSV export; models
+trained in the background; and a read-only OPTIMADE API.
+
+Every `/api/v1` route needs `Authorization: Bearer <token>` (`matforge token new USER`).
+Ids are opaque strings. A project you cannot see answers 404, exactly like one that does not
+exist. Values are in each property's canonical unit.
+"""
+
+
+class _BodyTooLarge(StarletteHTTPException):
+    def __init__(self, limit: int):
+        super().__init__(413, f"the request body is larger than the server's limit of {limit:,} bytes")
+
+
+class BodyLimit:
+    """ASGI middleware refusing request bodies over a size limit (413), before they are read
+    when they declare their length, else as soon as the limit is passed."""
+
+    def __init__(self, app, settings: ServerSettings):
+        self.app = app
+        self.settings = settings
+
+    def limit(self, path: str) -> int:
+        if path.endswith("/uploads"):
+            return self.settings.max_upload_bytes + 64 * 1024  # multipart headers and fields
+        return self.settings.max_body_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = self.limit(scope["path"])
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            response = JSONResponse(
+                {"detail": f"the request body is larger than the server's limit of {limit:,} bytes"},
+                status_code=413,
+            )
+            return await response(scope, receive, send)
+        received = 0
+
+        async def counted():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge(limit)
+            return message
+
+        return await self.app(scope, counted, send)
+
+
+def _is_optimade(request: Request) -> bool:
+    return request.url.path.startswith(OPTIMADE_PREFIX)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    from matforge.server.optimade import api as optimade
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError):
+        body = {"detail": exc.detail}
+        if exc.errors:
+            body["errors"] = [e.model_dump() if hasattr(e, "model_dump") else e for e in exc.errors]
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(body, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(optimade.OptimadeError)
+    async def optimade_error(request: Request, exc: optimade.OptimadeError):
+        return optimade.exception_handler(request, exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        if _is_optimade(request):
+            title = {404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large"}.get(
+                exc.status_code, "Error"
+            )
+            return optimade.error_response(request, exc.status_code, title, str(exc.detail))
+        return JSONResponse(
+            {"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        problems = exc.errors()
+        if _is_optimade(request):
+            text = "; ".join(
+                f"{'.'.join(str(x) for x in p.get('loc', ()))}: {p.get('msg')}" for p in problems
+            )
+            return optimade.error_response(request, 400, "Bad Request", text)
+        fields = [
+            {
+                "loc": [x if isinstance(x, int) else str(x) for x in p.get("loc", ())],
+                "msg": str(p.get("msg", "")),
+                "type": str(p.get("type", "")),
+            }
+            for p in problems
+        ]
+        return JSONResponse(
+            {"detail": f"the request does not match the API schema ({len(fields)} problem(s))", "fields": fields},
+            status_code=422,
+        )
+
+    @app.exception_handler(MatforgeError)
+    async def matforge_error(request: Request, exc: MatforgeError):
+        if _is_optimade(request):
+            return optimade.error_response(request, 400, "Bad Request", str(exc))
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        if _is_optimade(request):
+            return optimade.error_response(request, 500, "Internal Server Error", "internal error")
+        return JSONResponse({"detail": "internal server error"}, status_code=500)
+
+
+def create_app(store_url: str | None = None, settings: ServerSettings | None = None) -> FastAPI:
+    """The matforge server app over the store at ``store_url`` (a SQLite path or SQLAlchemy
+    URL; default ``$MATFORGE_DB`` or ``~/.matforge/matforge.db``).
+
+    The store is opened (and migrated) now; the job workers start with the app's lifespan
+    (``uvicorn``, or ``with TestClient(app)``) and stop with it.
+    """
+    from matforge.server.optimade import api as optimade
+    from matforge.server.routes import data, models, projects, uploads
+
+    settings = settings or ServerSettings.from_env()
+    store = Store(store_url)
+    try:
+        codec = load_codec(store.engine)
+        root = model_root(store.url, settings.model_root)
+        cache = ModelCache(root, settings.model_cache_size)
+        runner = JobRunner(
+            store.engine, {"train_model": train_model_kind(store.engine, root, cache)}, settings
+        )
+    except BaseException:
+        store.close()
+        raise
+    state = ServerState(store=store, codec=codec, settings=settings, jobs=runner, models=cache)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        runner.start()
+        try:
+            yield
+        finally:
+            runner.stop()
+            store.close()
+
+    app = FastAPI(
+        title="matforge",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.matforge = state
+    app.add_middleware(BodyLimit, settings=settings)
+    _install_error_handlers(app)
+    for module in (projects, data, uploads, models):
+        app.include_router(module.router, prefix=API_PREFIX)
+    version = f"v{optimade.API_VERSION_MAJOR}"
+    app.include_router(
+        optimade.router,
+        prefix=f"{OPTIMADE_PREFIX}/{version}",
+        generate_unique_id_function=lambda route: f"{route.name}_{version}",
+    )
+    # The unversioned base URL serves the same (OPTIMADE clients start there); documented once.
+    app.include_router(optimade.router, prefix=OPTIMADE_PREFIX, include_in_schema=False)
+    app.include_router(optimade.unversioned, prefix=OPTIMADE_PREFIX)
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(
+                optimade.optimade_schemas()
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+    return app
+
+
+def server_state(app: FastAPI) -> ServerState:
+    """The :class:`ServerState` of an app made by :func:`create_app`."""
+    return app.state.matforge

@@ -1,0 +1,1 @@
+"""The read-only OPTIMADE endpoint over the store's materials (see :mod:`.api`)."""

@@ -1,0 +1,586 @@
+"""The read-only OPTIMADE API: ``/optimade`` (unversioned) and ``/optimade/v1``.
+
+Entries are built as plain dicts, checked against the ``optimade`` package's pydantic models
+and served as JSON:API (``application/vnd.api+json``). Callers see the materials and sources
+of the projects they may read: anonymous callers the public projects, a caller with a valid
+token (``Authorization: Bearer``) also their own and shared ones; a bad token is refused (401).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import urllib.parse
+import warnings
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials
+from optimade.exceptions import BadRequest, NotFound, OptimadeHTTPException
+
+from matforge import __version__
+from matforge.server import access
+from matforge.server.api import ServerState, State, bearer
+from matforge.server.auth import User, authenticate
+from matforge.server.optimade import entries
+from matforge.server.optimade.filter import Field, to_sql
+from matforge.store import accounts, schema
+
+log = logging.getLogger("matforge.server.optimade")
+
+PREFIX = "matforge"
+API_VERSION_MAJOR = "1"
+ENTRY_TYPES = ("structures", "references")
+DEFAULT_PAGE_LIMIT = 20
+MAX_PAGE_LIMIT = 100
+JSONAPI = "application/vnd.api+json"
+
+PROVIDER = {
+    "name": "matforge",
+    "description": "A matforge materials store (measurements, compositions, structures).",
+    "prefix": PREFIX,
+    "homepage": None,
+}
+IMPLEMENTATION = {"name": "matforge", "version": __version__}
+
+m, mat, d = schema.measurements, schema.materials, schema.datasets
+opt, ref = accounts.optimade_structures, accounts.optimade_references
+
+
+class JSONAPIResponse(JSONResponse):
+    media_type = JSONAPI
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+class OptimadeError(Exception):
+    """An error answered in OPTIMADE's JSON:API error format."""
+
+    def __init__(self, status: int, title: str, detail: str):
+        super().__init__(detail)
+        self.status, self.title, self.detail = status, title, detail
+
+    @classmethod
+    def from_optimade(cls, exc: OptimadeHTTPException) -> OptimadeError:
+        return cls(exc.status_code, exc.title, str(exc.detail))
+
+
+def error_response(request: Request, status: int, title: str, detail: str) -> JSONAPIResponse:
+    body = {
+        "errors": [{"status": str(status), "title": title, "detail": detail}],
+        "meta": _meta(request, more=False),
+    }
+    return JSONAPIResponse(body, status_code=status)
+
+
+# --- meta and helpers ----------------------------------------------------------------------
+
+
+def _api_version() -> str:
+    from optimade import __api_version__
+
+    return __api_version__
+
+
+def _meta(request: Request, more: bool, returned: int | None = None, available: int | None = None) -> dict:
+    meta = {
+        "query": {"representation": _representation(request)},
+        "api_version": _api_version(),
+        "more_data_available": more,
+        "time_stamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "provider": {k: v for k, v in PROVIDER.items() if v is not None},
+        "implementation": IMPLEMENTATION,
+    }
+    if returned is not None:
+        meta["data_returned"] = returned
+    if available is not None:
+        meta["data_available"] = available
+    return meta
+
+
+def _representation(request: Request) -> str:
+    path = request.url.path
+    root = request.scope.get("root_path", "")
+    path = path[len(root) :] if root and path.startswith(root) else path
+    for prefix in (f"/optimade/v{API_VERSION_MAJOR}", "/optimade"):
+        if path.startswith(prefix):
+            path = path[len(prefix) :] or "/"
+            break
+    return f"{path}?{request.url.query}" if request.url.query else path
+
+
+def _base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def caller(
+    state: State, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> User | None:
+    """The caller, None when anonymous; a token that is sent must be valid."""
+    if creds is None:
+        return None
+    user = authenticate(state.engine, creds.credentials)
+    if user is None:
+        raise OptimadeError(401, "Unauthorized", "invalid or revoked API token")
+    return user
+
+
+Caller = Annotated[User | None, Depends(caller)]
+
+
+def _ts(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    return dt.isoformat().replace("+00:00", "Z")
+
+
+# --- entry collections ---------------------------------------------------------------------
+
+
+def _visible_materials(project_ids: list[int]):
+    return (
+        sa.select(m.c.material_id.label("material_id"), sa.func.max(m.c.created_at).label("last_modified"))
+        .join_from(m, d, m.c.dataset_id == d.c.id)
+        .where(d.c.project_id.in_(project_ids))
+        .group_by(m.c.material_id)
+        .subquery("visible")
+    )
+
+
+def _visible_sources(project_ids: list[int]):
+    return (
+        sa.select(m.c.source.label("source"), sa.func.max(m.c.created_at).label("last_modified"))
+        .join_from(m, d, m.c.dataset_id == d.c.id)
+        .where(d.c.project_id.in_(project_ids), m.c.source.is_not(None))
+        .group_by(m.c.source)
+        .subquery("visible")
+    )
+
+
+def _structure_fields(vis) -> dict[str, Field]:
+    has_structure = opt.c.nsites.is_not(None)
+    features_count = sa.func.length(opt.c.structure_features) - sa.func.length(
+        sa.func.replace(opt.c.structure_features, "-", "")
+    ) - 1
+    fields = [
+        Field("id", "string", opt.c.public_id),
+        Field("type", "string", sa.literal("structures")),
+        Field("last_modified", "timestamp", vis.c.last_modified),
+        Field("elements", "set", mat.c.elements, length=mat.c.nelements, sortable=False),
+        Field("nelements", "integer", mat.c.nelements),
+        Field("elements_ratios", "list", known=sa.true(), sortable=False),
+        Field("chemical_formula_descriptive", "string", mat.c.formula),
+        Field("chemical_formula_reduced", "string", opt.c.chemical_formula_reduced),
+        Field("chemical_formula_anonymous", "string", opt.c.chemical_formula_anonymous),
+        Field("dimension_types", "list", known=has_structure, sortable=False),
+        Field("nperiodic_dimensions", "integer", opt.c.nperiodic_dimensions),
+        Field("lattice_vectors", "list", known=has_structure, sortable=False),
+        Field("cartesian_site_positions", "list", known=has_structure, sortable=False),
+        Field("nsites", "integer", opt.c.nsites),
+        Field("species", "list", known=has_structure, sortable=False),
+        Field("species_at_sites", "set", opt.c.species_names, length=opt.c.nsites, sortable=False),
+        Field("structure_features", "set", opt.c.structure_features, length=features_count, sortable=False),
+    ]
+    return {f.name: f for f in fields}
+
+
+def _reference_fields(vis) -> dict[str, Field]:
+    fields = [
+        Field("id", "string", ref.c.public_id),
+        Field("type", "string", sa.literal("references")),
+        Field("last_modified", "timestamp", vis.c.last_modified),
+        Field("doi", "string", ref.c.doi),
+        Field("url", "string", ref.c.url),
+        Field("note", "string", ref.c.source),
+    ]
+    return {f.name: f for f in fields}
+
+
+def _structure_entry(row) -> dict:
+    ratios_counts = entries.amounts(row.formula)
+    total = sum(ratios_counts.values())
+    elements = sorted(ratios_counts)
+    fields = entries.structure_fields(row.structure) if row.nsites is not None else None
+    attributes = {
+        "last_modified": _ts(row.last_modified),
+        "elements": elements,
+        "nelements": len(elements),
+        "elements_ratios": [ratios_counts[e] / total for e in elements],
+        "chemical_formula_descriptive": row.formula,
+        "chemical_formula_reduced": row.chemical_formula_reduced,
+        "chemical_formula_anonymous": row.chemical_formula_anonymous,
+        "dimension_types": None,
+        "nperiodic_dimensions": None,
+        "lattice_vectors": None,
+        "cartesian_site_positions": None,
+        "nsites": None,
+        "species": None,
+        "species_at_sites": None,
+        "structure_features": [],
+    }
+    if fields is not None:
+        attributes.update(
+            dimension_types=fields.dimension_types,
+            nperiodic_dimensions=sum(fields.dimension_types),
+            lattice_vectors=fields.lattice_vectors,
+            cartesian_site_positions=fields.cartesian_site_positions,
+            nsites=fields.nsites,
+            species=fields.species,
+            species_at_sites=fields.species_at_sites,
+            structure_features=fields.structure_features,
+        )
+    return {"id": row.public_id, "type": "structures", "attributes": attributes}
+
+
+def _reference_entry(row) -> dict:
+    attributes = {"last_modified": _ts(row.last_modified), "doi": row.doi, "url": row.url, "note": row.source}
+    return {"id": row.public_id, "type": "references", "attributes": attributes}
+
+
+@functools.cache
+def _models():
+    from optimade.models import ReferenceResource, StructureResource
+
+    return {"structures": StructureResource, "references": ReferenceResource}
+
+
+def _checked(entry_type: str, entry: dict) -> dict:
+    """``entry`` if it is a valid OPTIMADE resource; else without its structure (logged)."""
+    model = _models()[entry_type]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            model.model_validate(entry)
+            return entry
+        except ValueError as exc:
+            if entry_type != "structures":
+                raise
+            log.warning("structure %s is not valid OPTIMADE, served without it: %s", entry["id"], exc)
+    for key in ("dimension_types", "nperiodic_dimensions", "lattice_vectors", "cartesian_site_positions",
+                "nsites", "species", "species_at_sites"):  # fmt: skip
+        entry["attributes"][key] = None
+    entry["attributes"]["structure_features"] = []
+    return entry
+
+
+class Collection:
+    """One entry type over the caller's visible data."""
+
+    def __init__(self, state: ServerState, entry_type: str, user: User | None):
+        self.state, self.entry_type = state, entry_type
+        entries.sync(state.engine, state.codec)
+        with state.engine.connect() as conn:
+            self.project_ids = sorted(access.roles(conn, user))
+        if entry_type == "structures":
+            self.visible = _visible_materials(self.project_ids)
+            self.fields = _structure_fields(self.visible)
+            self.select = (
+                sa.select(
+                    opt.c.public_id, opt.c.chemical_formula_reduced, opt.c.chemical_formula_anonymous,
+                    opt.c.nsites, mat.c.formula, mat.c.structure, self.visible.c.last_modified,
+                )
+                .select_from(self.visible)
+                .join(mat, mat.c.id == self.visible.c.material_id)
+                .join(opt, opt.c.material_id == mat.c.id)
+            )  # fmt: skip
+            self.tiebreak = mat.c.id
+            self.build = _structure_entry
+        else:
+            self.visible = _visible_sources(self.project_ids)
+            self.fields = _reference_fields(self.visible)
+            self.select = sa.select(
+                ref.c.public_id, ref.c.doi, ref.c.url, ref.c.source, self.visible.c.last_modified
+            ).select_from(self.visible).join(ref, ref.c.source == self.visible.c.source)
+            self.tiebreak = ref.c.id
+            self.build = _reference_entry
+
+    def where(self, filter_text: str):
+        dialect = self.state.engine.dialect.name
+        try:
+            return to_sql(filter_text, self.fields, dialect, PREFIX)
+        except OptimadeHTTPException as exc:
+            raise OptimadeError.from_optimade(exc) from None
+
+    def order(self, sort: str) -> list:
+        keys = []
+        for item in filter(None, (s.strip() for s in sort.split(","))):
+            desc = item.startswith("-")
+            name = item.lstrip("-")
+            f = self.fields.get(name)
+            if f is None or not f.sortable or f.column is None:
+                raise OptimadeError(400, "Bad Request", f"cannot sort on {name!r}")
+            keys.append(f.column.desc() if desc else f.column.asc())
+        return [*keys, self.tiebreak]
+
+    def count(self, conn: sa.Connection, where=None) -> int:
+        stmt = sa.select(sa.func.count()).select_from(self.select.subquery()) if where is None else (
+            sa.select(sa.func.count()).select_from(self.select.where(where).subquery())
+        )
+        return conn.execute(stmt).scalar_one()
+
+    def find(self, filter_text: str, sort: str, limit: int, offset: int):
+        """``(entries, data_returned, data_available, more)`` of one page."""
+        where = self.where(filter_text)
+        order = self.order(sort)
+        stmt = self.select if where is None else self.select.where(where)
+        with self.state.engine.connect() as conn:
+            available = self.count(conn)
+            returned = available if where is None else self.count(conn, where)
+            rows = conn.execute(stmt.order_by(*order).offset(offset).limit(limit)).all()
+        found = [_checked(self.entry_type, self.build(r)) for r in rows]
+        return found, returned, available, offset + len(found) < returned
+
+    def get(self, entry_id: str):
+        id_field = self.fields["id"].column
+        with self.state.engine.connect() as conn:
+            row = conn.execute(self.select.where(id_field == entry_id)).first()
+            available = self.count(conn)
+        if row is None:
+            return None, available
+        return _checked(self.entry_type, self.build(row)), available
+
+
+# --- routes --------------------------------------------------------------------------------
+
+router = APIRouter(tags=["optimade"], default_response_class=JSONAPIResponse)
+unversioned = APIRouter(tags=["optimade"])
+
+_ERRORS = {
+    code: {"description": text, "content": {JSONAPI: {"schema": {"$ref": "#/components/schemas/OptimadeError"}}}}
+    for code, text in {
+        400: "Bad request (e.g. a malformed filter).",
+        401: "A token was sent but is invalid.",
+        404: "No such entry visible to the caller.",
+        501: "A filter feature this server does not implement.",
+    }.items()
+}
+
+Filter = Annotated[str, Query(max_length=10_000, description="An OPTIMADE filter, e.g. elements HAS \"Fe\".")]
+ResponseFields = Annotated[str, Query(max_length=5_000, description="Comma-separated attributes to return.")]
+Sort = Annotated[str, Query(max_length=1_000, description="Comma-separated fields, '-' for descending.")]
+PageLimit = Annotated[int, Query(ge=0, le=10_000, description=f"Entries per page (at most {MAX_PAGE_LIMIT}).")]
+PageOffset = Annotated[int, Query(ge=0, le=10**9)]
+Format = Annotated[str, Query(max_length=20, description="Only 'json'.")]
+
+
+def _check_format(response_format: str) -> None:
+    if response_format != "json":
+        raise OptimadeError(400, "Bad Request", f"response_format {response_format!r} is not available; use 'json'")
+
+
+def _fields_filter(entry: dict, response_fields: str) -> dict:
+    if not response_fields:
+        return entry
+    wanted = [f.strip() for f in response_fields.split(",") if f.strip()]
+    attributes = entry["attributes"]
+    entry["attributes"] = {f: attributes.get(f) for f in wanted if f not in ("id", "type")}
+    return entry
+
+
+def _list(request: Request, state: ServerState, user: User | None, entry_type: str,
+          filter: str, response_fields: str, sort: str, page_limit: int, page_offset: int,
+          response_format: str) -> JSONAPIResponse:  # fmt: skip
+    _check_format(response_format)
+    limit = min(page_limit or DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT)
+    collection = Collection(state, entry_type, user)
+    found, returned, available, more = collection.find(filter, sort, limit, page_offset)
+    next_link = None
+    if more:
+        query = dict(urllib.parse.parse_qsl(request.url.query, keep_blank_values=True))
+        query["page_offset"] = str(page_offset + len(found))
+        query["page_limit"] = str(limit)
+        next_link = f"{_base_url(request)}{request.url.path}?{urllib.parse.urlencode(query)}"
+    body = {
+        "links": {"next": next_link},
+        "data": [_fields_filter(e, response_fields) for e in found],
+        "meta": _meta(request, more, returned, available),
+    }
+    return JSONAPIResponse(body)
+
+
+def _one(request: Request, state: ServerState, user: User | None, entry_type: str,
+         entry_id: str, response_fields: str, response_format: str) -> JSONAPIResponse:  # fmt: skip
+    _check_format(response_format)
+    entry, available = Collection(state, entry_type, user).get(entry_id)
+    if entry is None:
+        raise OptimadeError.from_optimade(NotFound(detail=f"no {entry_type[:-1]} {entry_id!r}"))
+    body = {
+        "links": {"next": None},
+        "data": _fields_filter(entry, response_fields),
+        "meta": _meta(request, False, 1, available),
+    }
+    return JSONAPIResponse(body)
+
+
+def _entry_routes(entry_type: str, many_model: str, one_model: str) -> None:
+    @router.get(
+        f"/{entry_type}",
+        name=f"optimade_list_{entry_type}",
+        summary=f"List {entry_type}",
+        responses={200: {"description": "A page of entries.", "content": {JSONAPI: {"schema": {"$ref": f"#/components/schemas/Optimade{many_model}"}}}}, **_ERRORS},
+    )  # fmt: skip
+    def list_entries(
+        request: Request,
+        state: State,
+        user: Caller,
+        filter: Filter = "",
+        response_fields: ResponseFields = "",
+        sort: Sort = "",
+        page_limit: PageLimit = DEFAULT_PAGE_LIMIT,
+        page_offset: PageOffset = 0,
+        response_format: Format = "json",
+        email_address: Annotated[str, Query(max_length=200)] = "",
+        include: Annotated[str, Query(max_length=200)] = "",
+        api_hint: Annotated[str, Query(max_length=20)] = "",
+    ) -> JSONAPIResponse:
+        return _list(request, state, user, entry_type, filter, response_fields, sort,
+                     page_limit, page_offset, response_format)  # fmt: skip
+
+    @router.get(
+        f"/{entry_type}/{{entry_id}}",
+        name=f"optimade_get_{entry_type}",
+        summary=f"One of the {entry_type}",
+        responses={200: {"description": "The entry.", "content": {JSONAPI: {"schema": {"$ref": f"#/components/schemas/Optimade{one_model}"}}}}, **_ERRORS},
+    )  # fmt: skip
+    def get_entry(
+        request: Request,
+        state: State,
+        user: Caller,
+        entry_id: Annotated[str, PathParam(max_length=200)],
+        response_fields: ResponseFields = "",
+        response_format: Format = "json",
+        email_address: Annotated[str, Query(max_length=200)] = "",
+        include: Annotated[str, Query(max_length=200)] = "",
+        api_hint: Annotated[str, Query(max_length=20)] = "",
+    ) -> JSONAPIResponse:
+        return _one(request, state, user, entry_type, entry_id, response_fields, response_format)
+
+
+
+_entry_routes("structures", "StructureResponseMany", "StructureResponseOne")
+_entry_routes("references", "ReferenceResponseMany", "ReferenceResponseOne")
+
+
+@functools.cache
+def entry_info(entry_type: str) -> dict:
+    """The ``/info/<entry type>`` resource: the served properties and their descriptions."""
+    from optimade.server.schemas import ENTRY_INFO_SCHEMAS, retrieve_queryable_properties
+
+    served = list(_structure_fields(_visible_materials([])) if entry_type == "structures"
+                  else _reference_fields(_visible_sources([])))  # fmt: skip
+    schema_props = retrieve_queryable_properties(ENTRY_INFO_SCHEMAS[entry_type], ("id", "type", "attributes"))
+    properties = {}
+    for name in served:
+        p = schema_props[name]
+        item = {"description": p["description"], "sortable": bool(p.get("sortable", True))}
+        if p.get("type") is not None:
+            item["type"] = getattr(p["type"], "value", p["type"])
+        if p.get("unit"):
+            item["unit"] = p["unit"]
+        properties[name] = item
+    return {
+        "id": entry_type,
+        "type": "info",
+        "formats": ["json"],
+        "description": f"{entry_type} of the matforge store visible to the caller",
+        "properties": properties,
+        "output_fields_by_format": {"json": served},
+    }
+
+
+@router.get("/info", summary="What this OPTIMADE API serves",
+            responses={200: {"description": "Base info.", "content": {JSONAPI: {"schema": {"$ref": "#/components/schemas/OptimadeInfoResponse"}}}}})  # fmt: skip
+def optimade_info(request: Request) -> JSONAPIResponse:
+    base = _base_url(request)
+    data = {
+        "id": "/",
+        "type": "info",
+        "attributes": {
+            "api_version": _api_version(),
+            "available_api_versions": [{"url": f"{base}/optimade/v{API_VERSION_MAJOR}", "version": _api_version()}],
+            "formats": ["json"],
+            "available_endpoints": ["info", "links", *ENTRY_TYPES],
+            "entry_types_by_format": {"json": list(ENTRY_TYPES)},
+            "is_index": False,
+        },
+    }
+    return JSONAPIResponse({"data": data, "meta": _meta(request, False, 1, 1)})
+
+
+@router.get("/info/{entry_type}", summary="Properties of an entry type",
+            responses={200: {"description": "Entry info.", "content": {JSONAPI: {"schema": {"$ref": "#/components/schemas/OptimadeEntryInfoResponse"}}}}, **_ERRORS})  # fmt: skip
+def optimade_entry_info(request: Request, entry_type: str) -> JSONAPIResponse:
+    if entry_type not in ENTRY_TYPES:
+        raise OptimadeError(404, "Not Found", f"no entry type {entry_type!r}; available: {', '.join(ENTRY_TYPES)}")
+    return JSONAPIResponse({"data": entry_info(entry_type), "meta": _meta(request, False, 1, 1)})
+
+
+@router.get("/links", summary="Links to other OPTIMADE databases (none)",
+            responses={200: {"description": "Links.", "content": {JSONAPI: {"schema": {"$ref": "#/components/schemas/OptimadeLinksResponse"}}}}})  # fmt: skip
+def optimade_links(request: Request) -> JSONAPIResponse:
+    return JSONAPIResponse({"links": {"next": None}, "data": [], "meta": _meta(request, False, 0, 0)})
+
+
+@unversioned.get(
+    "/versions",
+    summary="OPTIMADE major versions served",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV"}},
+)
+def optimade_versions() -> Response:
+    return Response(f"version\n{API_VERSION_MAJOR}\n", media_type="text/csv; header=present")
+
+
+@unversioned.get("/v{version}/{rest:path}", include_in_schema=False)
+def optimade_unknown_version(request: Request, version: str, rest: str) -> JSONAPIResponse:
+    if version == API_VERSION_MAJOR:  # a served version, an unknown path
+        return error_response(request, 404, "Not Found", f"no endpoint /{rest}")
+    return error_response(request, 553, "Version Not Supported",
+                          f"version v{version} is not served; this server serves v{API_VERSION_MAJOR}")  # fmt: skip
+
+
+def optimade_schemas() -> dict[str, Any]:
+    """JSON schemas of the OPTIMADE responses, for the app's OpenAPI components."""
+    from optimade.models import (
+        EntryInfoResponse,
+        InfoResponse,
+        LinksResponse,
+        ReferenceResponseMany,
+        ReferenceResponseOne,
+        StructureResponseMany,
+        StructureResponseOne,
+    )
+    from pydantic.json_schema import models_json_schema
+
+    models = [StructureResponseMany, StructureResponseOne, ReferenceResponseMany, ReferenceResponseOne,
+              InfoResponse, EntryInfoResponse, LinksResponse]  # fmt: skip
+    _, top = models_json_schema([(model, "serialization") for model in models],
+                                ref_template="#/components/schemas/Optimade{model}")  # fmt: skip
+    schemas = {f"Optimade{name}": s for name, s in top.get("$defs", {}).items()}
+    schemas["OptimadeError"] = {
+        "type": "object",
+        "required": ["errors", "meta"],
+        "properties": {
+            "errors": {"type": "array", "items": {"type": "object", "properties": {
+                "status": {"type": "string"}, "title": {"type": "string"}, "detail": {"type": "string"}}}},
+            "meta": {"type": "object"},
+        },
+    }  # fmt: skip
+    return schemas
+
+
+def exception_handler(request: Request, exc: Exception) -> JSONAPIResponse:
+    """OPTIMADE-format answer for errors raised under ``/optimade``."""
+    if isinstance(exc, OptimadeError):
+        return error_response(request, exc.status, exc.title, exc.detail)
+    if isinstance(exc, OptimadeHTTPException):
+        return error_response(request, exc.status_code, exc.title, str(exc.detail))
+    if isinstance(exc, BadRequest):
+        return error_response(request, 400, "Bad Request", str(exc))
+    raise exc

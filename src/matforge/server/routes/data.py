@@ -1,0 +1,334 @@
+"""Properties, materials and measurements: query, page, export as CSV."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import importlib
+import io
+import json
+from collections.abc import Iterator
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from matforge.errors import InvalidFormula
+from matforge.server import access, queries
+from matforge.server.api import (
+    ERROR_RESPONSES,
+    ApiError,
+    CurrentUser,
+    ServerState,
+    State,
+    decode,
+    elements_list,
+    not_found,
+    utc,
+)
+from matforge.server.auth import User
+from matforge.server.schemas import (
+    MaterialDetail,
+    MaterialOut,
+    MaterialPage,
+    MeasurementOut,
+    MeasurementPage,
+    Method,
+    PropertyOut,
+)
+from matforge.store import schema
+
+router = APIRouter(tags=["data"], responses=ERROR_RESPONSES)
+
+#: Rows fetched per round trip while streaming an export.
+EXPORT_BATCH = 5_000
+EXPORT_COLUMNS = [
+    "id", "project_id", "dataset_id", "material_id", "formula", "reduced_formula", "elements",
+    "property", "value", "unit", "uncertainty", "method", "conditions", "source", "raw_value",
+    "raw_unit", "created_at", "created_by",
+]  # fmt: skip
+
+Elements = Annotated[
+    str | None,
+    Query(
+        max_length=500,
+        description="Materials containing all these elements: 'Fe,O' or 'Fe-O'.",
+    ),
+]
+ExactElements = Annotated[
+    bool, Query(description="Only materials made of exactly these elements (a chemical system).")
+]
+Limit = Annotated[int | None, Query(ge=1, le=100_000, description="Page size (server-capped).")]
+After = Annotated[str | None, Query(max_length=40, description="`next` of the previous page.")]
+ProjectFilter = Annotated[str | None, Query(max_length=40, description="Only this project.")]
+Text = Annotated[str | None, Query(max_length=1000)]
+
+
+@functools.cache
+def builtin_properties() -> tuple[str, ...]:
+    """Names of the properties every store starts with (shared vocabulary, always listed)."""
+    initial = importlib.import_module("matforge.store.migrations.versions.0001_initial")
+    return tuple(name for name, _, _ in initial.PROPERTIES)
+
+
+def parse_elements(text: str | None) -> list[str] | None:
+    if text is None or not text.strip():
+        return None
+    from matforge.store.store import _element_list
+
+    try:
+        return _element_list(text)
+    except InvalidFormula as exc:
+        raise ApiError(400, str(exc)) from None
+
+
+def scope(
+    state: ServerState, conn: sa.Connection, user: User, project_id: str | None
+) -> list[int]:
+    """Ids of the projects a query may read: all visible ones, or the one asked for."""
+    roles = access.roles(conn, user)
+    if project_id is None:
+        return sorted(roles)
+    pid = decode(state, "project", project_id, "project")
+    if pid not in roles:
+        raise not_found("project")
+    return [pid]
+
+
+def page_size(state: ServerState, limit: int | None) -> int:
+    return min(limit or state.settings.default_page_size, state.settings.max_page_size)
+
+
+def after_id(state: ServerState, kind: str, after: str | None) -> int | None:
+    if after is None:
+        return None
+    row_id = state.codec.decode(kind, after)
+    if row_id is None:
+        raise ApiError(400, f"`after` is not a {kind} id: {after!r}")
+    return row_id
+
+
+@router.get("/properties", response_model=list[PropertyOut])
+def list_properties(state: State, user: CurrentUser) -> list[PropertyOut]:
+    """Properties with their canonical units: the built-in ones and those measured in projects
+    the caller can read."""
+    with state.engine.connect() as conn:
+        ids = sorted(access.roles(conn, user))
+        rows = conn.execute(queries.properties(ids, builtin_properties())).all()
+    return [PropertyOut(name=r.name, canonical_unit=r.canonical_unit, description=r.description) for r in rows]
+
+
+def _material_out(state: ServerState, r) -> dict:
+    return dict(
+        id=state.codec.encode("material", r.id),
+        formula=r.formula,
+        reduced_formula=r.reduced_formula,
+        elements=elements_list(r.elements),
+        nelements=r.nelements,
+        has_structure=bool(r.has_structure),
+    )
+
+
+@router.get("/materials", response_model=MaterialPage)
+def list_materials(
+    state: State,
+    user: CurrentUser,
+    elements: Elements = None,
+    exact_elements: ExactElements = False,
+    formula: Annotated[str | None, Query(max_length=500)] = None,
+    has_structure: bool | None = None,
+    project_id: ProjectFilter = None,
+    after: After = None,
+    limit: Limit = None,
+) -> MaterialPage:
+    """Materials with at least one measurement the caller can read, by id, one page."""
+    q = queries.MaterialQuery(
+        project_ids=[],
+        elements=parse_elements(elements),
+        exact_elements=exact_elements,
+        formula=formula,
+        has_structure=has_structure,
+        after=after_id(state, "material", after),
+        limit=page_size(state, limit),
+    )
+    with state.engine.connect() as conn:
+        q.project_ids = scope(state, conn, user, project_id)
+        rows = conn.execute(queries.materials(q)).all()
+    more = len(rows) > q.limit
+    items = [MaterialOut(**_material_out(state, r)) for r in rows[: q.limit]]
+    return MaterialPage(items=items, next=items[-1].id if more else None)
+
+
+@router.get("/materials/{material_id}", response_model=MaterialDetail)
+def get_material(material_id: str, state: State, user: CurrentUser) -> MaterialDetail:
+    """One material, with its structure when it has one."""
+    mid = decode(state, "material", material_id, "material")
+    mat = schema.materials
+    with state.engine.connect() as conn:
+        ids = sorted(access.roles(conn, user))
+        row = conn.execute(
+            sa.select(
+                mat.c.id, mat.c.formula, mat.c.reduced_formula, mat.c.elements, mat.c.nelements,
+                mat.c.structure.is_not(None).label("has_structure"), mat.c.structure,
+            ).where(mat.c.id == mid, queries.visible_measurement(ids))
+        ).first()  # fmt: skip
+    if row is None:
+        raise not_found("material")
+    return MaterialDetail(**_material_out(state, row), structure=row.structure)
+
+
+def _measurement_query(
+    state: ServerState,
+    *,
+    property: str | None,
+    elements: str | None,
+    exact_elements: bool,
+    formula: str | None,
+    method: str | None,
+    source: str | None,
+    created_by: str | None,
+    value_min: float | None,
+    value_max: float | None,
+    material_id: str | None,
+    dataset_id: str | None,
+    after: str | None,
+    limit: int | None,
+) -> queries.MeasurementQuery:
+    if value_min is not None and value_max is not None and value_min > value_max:
+        raise ApiError(400, f"value_min ({value_min}) is larger than value_max ({value_max})")
+    return queries.MeasurementQuery(
+        project_ids=[],
+        property=property,
+        elements=parse_elements(elements),
+        exact_elements=exact_elements,
+        formula=formula,
+        method=method,
+        source=source,
+        created_by=created_by,
+        value_min=value_min,
+        value_max=value_max,
+        material_id=None if material_id is None else decode(state, "material", material_id, "material"),
+        dataset_id=None if dataset_id is None else decode(state, "dataset", dataset_id, "dataset"),
+        after=after_id(state, "measurement", after),
+        limit=limit,
+    )
+
+
+def _measurement_out(state: ServerState, r) -> dict:
+    conditions = r.conditions
+    if isinstance(conditions, str):  # JSON text from a driver without JSON support
+        conditions = json.loads(conditions)
+    return dict(
+        id=state.codec.encode("measurement", r.id),
+        project_id=state.codec.encode("project", r.project_id),
+        dataset_id=state.codec.encode("dataset", r.dataset_id),
+        material_id=state.codec.encode("material", r.material_id),
+        formula=r.formula,
+        reduced_formula=r.reduced_formula,
+        elements=elements_list(r.elements),
+        property=r.property,
+        value=r.value,
+        unit=r.unit,
+        uncertainty=r.uncertainty,
+        method=r.method,
+        conditions=conditions,
+        source=r.source,
+        raw_value=r.raw_value,
+        raw_unit=r.raw_unit,
+        created_at=utc(r.created_at),
+        created_by=r.created_by,
+    )
+
+
+Value = Annotated[float | None, Query(allow_inf_nan=False)]
+
+
+@router.get("/measurements", response_model=MeasurementPage)
+def list_measurements(
+    state: State,
+    user: CurrentUser,
+    property: Annotated[str | None, Query(max_length=200)] = None,
+    elements: Elements = None,
+    exact_elements: ExactElements = False,
+    formula: Annotated[str | None, Query(max_length=500)] = None,
+    method: Method | None = None,
+    source: Text = None,
+    created_by: Annotated[str | None, Query(max_length=64)] = None,
+    value_min: Value = None,
+    value_max: Value = None,
+    project_id: ProjectFilter = None,
+    material_id: Annotated[str | None, Query(max_length=40)] = None,
+    dataset_id: Annotated[str | None, Query(max_length=40)] = None,
+    after: After = None,
+    limit: Limit = None,
+) -> MeasurementPage:
+    """Measurements the caller can read, oldest first, one page. Values and ranges are in each
+    property's canonical unit."""
+    q = _measurement_query(
+        state, property=property, elements=elements, exact_elements=exact_elements,
+        formula=formula, method=method, source=source, created_by=created_by,
+        value_min=value_min, value_max=value_max, material_id=material_id,
+        dataset_id=dataset_id, after=after, limit=page_size(state, limit),
+    )  # fmt: skip
+    with state.engine.connect() as conn:
+        q.project_ids = scope(state, conn, user, project_id)
+        rows = conn.execute(queries.measurements(q)).all()
+    more = len(rows) > q.limit
+    items = [MeasurementOut(**_measurement_out(state, r)) for r in rows[: q.limit]]
+    return MeasurementPage(items=items, next=items[-1].id if more else None)
+
+
+@router.get(
+    "/measurements.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV, header first."}},
+)
+def export_measurements(
+    state: State,
+    user: CurrentUser,
+    property: Annotated[str | None, Query(max_length=200)] = None,
+    elements: Elements = None,
+    exact_elements: ExactElements = False,
+    formula: Annotated[str | None, Query(max_length=500)] = None,
+    method: Method | None = None,
+    source: Text = None,
+    created_by: Annotated[str | None, Query(max_length=64)] = None,
+    value_min: Value = None,
+    value_max: Value = None,
+    project_id: ProjectFilter = None,
+) -> StreamingResponse:
+    """Every measurement the caller can read that matches the filters, as CSV (the columns of
+    `GET /measurements`; elements as 'Fe-O', conditions as JSON)."""
+    q = _measurement_query(
+        state, property=property, elements=elements, exact_elements=exact_elements,
+        formula=formula, method=method, source=source, created_by=created_by,
+        value_min=value_min, value_max=value_max, material_id=None, dataset_id=None,
+        after=None, limit=None,
+    )  # fmt: skip
+    with state.engine.connect() as conn:
+        q.project_ids = scope(state, conn, user, project_id)
+
+    def rows() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(EXPORT_COLUMNS)
+        yield buffer.getvalue()
+        with state.engine.connect() as conn:
+            result = conn.execution_options(yield_per=EXPORT_BATCH).execute(queries.measurements(q))
+            for batch in result.partitions():
+                buffer.seek(0)
+                buffer.truncate()
+                for r in batch:
+                    out = _measurement_out(state, r)
+                    out["elements"] = "-".join(out["elements"])
+                    out["conditions"] = None if out["conditions"] is None else json.dumps(out["conditions"])
+                    out["created_at"] = out["created_at"].isoformat()
+                    writer.writerow([out[c] for c in EXPORT_COLUMNS])
+                yield buffer.getvalue()
+
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="measurements.csv"'},
+    )

@@ -1,0 +1,207 @@
+"""Jobs and models: train a model in the background, poll it, predict with it."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import sqlalchemy as sa
+from fastapi import APIRouter
+
+from matforge.server import access, clock
+from matforge.server.api import (
+    ERROR_RESPONSES,
+    ApiError,
+    CurrentUser,
+    ServerState,
+    State,
+    decode,
+    not_found,
+    project_role,
+    utc,
+)
+from matforge.server.auth import User
+from matforge.server.schemas import (
+    JobOut,
+    ModelCreate,
+    ModelOut,
+    PredictIn,
+    PredictionOut,
+    PredictOut,
+    UserOut,
+)
+from matforge.server.training import ESTIMATOR
+from matforge.store import accounts, schema
+from matforge.store.database import write_transaction
+
+router = APIRouter(responses=ERROR_RESPONSES)
+
+
+@router.get("/me", response_model=UserOut, tags=["users"])
+def me(user: CurrentUser) -> UserOut:
+    """The user the token belongs to."""
+    return UserOut(name=user.name)
+
+
+def _job_out(state: ServerState, r) -> JobOut:
+    return JobOut(
+        id=state.codec.encode("job", r.id),
+        kind=r.kind,
+        status=r.status,
+        progress=r.progress,
+        message=r.message,
+        result=_public_result(state, r.kind, r.result),
+        error=r.error,
+        attempts=r.attempts,
+        created_at=utc(r.created_at),
+        started_at=utc(r.started_at),
+        finished_at=utc(r.finished_at),
+    )
+
+
+def _public_result(state: ServerState, kind: str, result: dict | None) -> dict | None:
+    if result is None:
+        return None
+    if kind == "train_model" and "model_id" in result:
+        return {**result, "model_id": state.codec.encode("model", int(result["model_id"]))}
+    return result
+
+
+@router.get("/jobs", response_model=list[JobOut], tags=["jobs"])
+def list_jobs(state: State, user: CurrentUser) -> list[JobOut]:
+    """The caller's jobs, newest first (at most 1000)."""
+    j = accounts.jobs
+    with state.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(j).where(j.c.owner_id == user.id).order_by(j.c.id.desc()).limit(1000)
+        ).all()
+    return [_job_out(state, r) for r in rows]
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
+def get_job(job_id: str, state: State, user: CurrentUser) -> JobOut:
+    """Status, progress and result of one of the caller's jobs."""
+    jid = decode(state, "job", job_id, "job")
+    j = accounts.jobs
+    with state.engine.connect() as conn:
+        row = conn.execute(sa.select(j).where(j.c.id == jid, j.c.owner_id == user.id)).first()
+    if row is None:
+        raise not_found("job")
+    return _job_out(state, row)
+
+
+def _select_models():
+    mo, j, u = accounts.models, accounts.jobs, accounts.users
+    return (
+        sa.select(
+            mo,
+            u.c.name.label("owner"),
+            *[c.label(f"j_{c.name}") for c in j.c],
+        )
+        .join_from(mo, j, mo.c.job_id == j.c.id)
+        .join(u, mo.c.owner_id == u.c.id)
+    )
+
+
+def _model_out(state: ServerState, r) -> ModelOut:
+    job = SimpleNamespace(**{c.name: getattr(r, f"j_{c.name}") for c in accounts.jobs.c})
+    info = r.info or {}
+    return ModelOut(
+        id=state.codec.encode("model", r.id),
+        name=r.name,
+        project_id=state.codec.encode("project", r.project_id),
+        property=r.property,
+        unit=r.unit,
+        owner=r.owner,
+        estimator=ESTIMATOR,
+        status=r.j_status,
+        job=_job_out(state, job),
+        n_train=info.get("n_train"),
+        metrics=info.get("metrics"),
+        created_at=utc(r.created_at),
+    )
+
+
+def _visible_model(state: ServerState, conn: sa.Connection, user: User, model_id: str):
+    """A model whose project the caller can read (models follow their project's access)."""
+    mid = decode(state, "model", model_id, "model")
+    roles = access.roles(conn, user)
+    row = conn.execute(_select_models().where(accounts.models.c.id == mid)).first()
+    if row is None or row.project_id not in roles:
+        raise not_found("model")
+    return row
+
+
+@router.post("/models", status_code=202, response_model=ModelOut, tags=["models"])
+def create_model(body: ModelCreate, state: State, user: CurrentUser) -> ModelOut:
+    """Train a model of ``property`` on the project's measurements, as a background job
+    (Magpie features + RandomForestUQ). Poll ``GET /models/{id}`` or ``GET /jobs/{job id}``."""
+    pid = decode(state, "project", body.project_id, "project")
+    p = schema.properties
+    mo = accounts.models
+    with write_transaction(state.engine) as conn:
+        project_role(conn, user, pid)
+        unit = conn.execute(sa.select(p.c.canonical_unit).where(p.c.name == body.property)).scalar()
+        if unit is None:
+            unit = ""  # unknown property: the job fails with "no measurements" and says so
+        params = {"n_estimators": body.n_estimators, "random_state": body.random_state}
+        job_id = state.jobs.submit(conn, "train_model", user.id, {})
+        model_id = conn.execute(
+            sa.insert(mo).values(
+                owner_id=user.id,
+                project_id=pid,
+                job_id=job_id,
+                name=body.name or body.property,
+                property=body.property,
+                unit=unit,
+                params=params,
+                created_at=clock.now(),
+            )
+        ).inserted_primary_key[0]
+        conn.execute(
+            sa.update(accounts.jobs)
+            .where(accounts.jobs.c.id == job_id)
+            .values(params={"model_id": model_id})
+        )
+    state.jobs.wake()
+    with state.engine.connect() as conn:
+        return _model_out(state, conn.execute(_select_models().where(mo.c.id == model_id)).one())
+
+
+@router.get("/models", response_model=list[ModelOut], tags=["models"])
+def list_models(state: State, user: CurrentUser) -> list[ModelOut]:
+    """Models of the projects the caller can read, newest first."""
+    mo = accounts.models
+    with state.engine.connect() as conn:
+        ids = sorted(access.roles(conn, user))
+        rows = conn.execute(
+            _select_models().where(mo.c.project_id.in_(ids)).order_by(mo.c.id.desc())
+        ).all()
+    return [_model_out(state, r) for r in rows]
+
+
+@router.get("/models/{model_id}", response_model=ModelOut, tags=["models"])
+def get_model(model_id: str, state: State, user: CurrentUser) -> ModelOut:
+    with state.engine.connect() as conn:
+        return _model_out(state, _visible_model(state, conn, user, model_id))
+
+
+@router.post("/models/{model_id}/predict", response_model=PredictOut, tags=["models"])
+def predict(model_id: str, body: PredictIn, state: State, user: CurrentUser) -> PredictOut:
+    """Predicted mean and standard deviation (the property's canonical unit) per formula; a
+    formula that cannot be parsed gets ``error`` instead."""
+    if len(body.formulas) > state.settings.max_predict_formulas:
+        raise ApiError(413, f"at most {state.settings.max_predict_formulas} formulas per request")
+    with state.engine.connect() as conn:
+        row = _visible_model(state, conn, user, model_id)
+    if row.j_status != "succeeded" or not row.artifact:
+        raise ApiError(409, f"the model is not trained (its job is {row.j_status})")
+    mean, std, errors = state.models.predict(row.id, row.artifact, body.formulas)
+    out = []
+    for i, formula in enumerate(body.formulas):
+        mu, sigma = float(mean[i]), float(std[i])
+        if i in errors or not (math.isfinite(mu) and math.isfinite(sigma)):
+            out.append(PredictionOut(formula=formula, mean=None, std=None, error=errors.get(i, "no prediction")))
+        else:
+            out.append(PredictionOut(formula=formula, mean=mu, std=sigma))
+    return PredictOut(model_id=model_id, property=row.property, unit=row.unit, predictions=out)

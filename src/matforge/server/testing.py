@@ -1,0 +1,49 @@
+"""Helpers for tests and scripts that drive a matforge server (in-process or on loopback)."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import sqlalchemy as sa
+
+from matforge.server.auth import add_user, new_token
+
+
+def user_headers(engine: sa.Engine, name: str) -> dict[str, str]:
+    """Create user ``name`` with a token; the ``Authorization`` header that authenticates it."""
+    add_user(engine, name)
+    return {"Authorization": f"Bearer {new_token(engine, name)}"}
+
+
+def wait_for_job(client, headers: dict, job_id: str, timeout: float = 120.0) -> dict:
+    """Poll ``GET /api/v1/jobs/{job_id}`` until the job has finished; its last state."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(f"/api/v1/jobs/{job_id}", headers=headers).json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} still {job['status']} after {timeout} s: {job}")
+        time.sleep(0.1)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 60.0, process=None) -> None:
+    """Wait until something listens on 127.0.0.1:``port`` (and ``process`` is still alive)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server exited with status {process.returncode}")
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.settimeout(0.5)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")

@@ -1,0 +1,140 @@
+"""CompositionModel (formula → features → estimator), stacking and hurdle estimators."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from matforge.errors import InvalidFormula, MatforgeError
+
+
+def _small_lgbm(**kw):
+    from matforge.models.presets import lgbm_regressor
+
+    return lgbm_regressor(0, n_estimators=60, learning_rate=0.1, colsample_bytree=0.8,
+                          min_child_samples=5, **kw)
+
+
+def test_featurizer_spec():
+    from matforge.models.pipeline import build_featurizer
+
+    fs = build_featurizer(["magpie", "stoichiometry", "mat2vec:mean+range"])
+    assert len(fs.feature_labels()) == 132 + 6 + 2 * 200
+    with pytest.raises(MatforgeError, match="unknown featurizer 'magpy'"):
+        build_featurizer(["magpy"])
+    with pytest.raises(MatforgeError, match="unknown statistic"):
+        build_featurizer(["jarvis:median"])
+    with pytest.raises(MatforgeError, match="non-empty list"):
+        build_featurizer("magpie")
+
+
+def test_composition_groups_match_scaled_formulas():
+    from matforge.chem import CompositionBatch
+    from matforge.models.pipeline import composition_groups
+
+    g = composition_groups(CompositionBatch.from_formulas(
+        ["Fe2O3", "Fe4O6", "FeO", "O3Fe2", "Fe2O3.0000001", "NaCl"]).fractions)
+    assert g[0] == g[1] == g[3] == g[4]
+    assert len({g[0], g[2], g[5]}) == 3
+
+
+def test_duplicates_are_averaged():
+    from matforge.models.pipeline import CompositionModel
+
+    formulas = ["Fe2O3", "Fe4O6", "NaCl", "KCl", "LiF", "MgO", "CaO", "SrO", "BaO", "ZnO",
+                "CuO", "NiO"]
+    y = np.array([1.0, 3.0, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])
+
+    class Mean:  # records what it is fitted on
+        def get_params(self, deep=True):
+            return {}
+
+        def set_params(self, **p):
+            return self
+
+        def fit(self, X, y):
+            self.y_ = y
+            self.oof_prediction_ = np.full(len(y), y.mean())
+            self.oof_std_ = np.ones(len(y))
+            return self
+
+        def predict(self, X, return_std=False):
+            m = np.full(len(X), self.y_.mean())
+            return (m, np.ones(len(X))) if return_std else m
+
+    model = CompositionModel(Mean(), featurizer=["stoichiometry"]).fit(formulas, y)
+    assert model.n_train_ == 11
+    assert model.estimator_.y_[0] == 2.0  # Fe2O3 and Fe4O6 merged, targets averaged
+    assert list(model.oof_["formula"][:2]) == ["Fe2O3", "NaCl"]
+
+
+def test_bad_formulas_fit_refuses_predict_reports():
+    from matforge.models.pipeline import CompositionModel
+    from matforge.models.stacking import StackedRegressorUQ
+
+    with pytest.raises(InvalidFormula, match="rows 1"):
+        CompositionModel(StackedRegressorUQ([("l", _small_lgbm())], cv=2),
+                         featurizer=["magpie"]).fit(["NaCl", "Qq2"], [1.0, 2.0])
+
+
+@pytest.fixture(scope="module")
+def gap_data():
+    from matforge.datasets import load_dataset
+
+    df = load_dataset("matbench_expt_gap").sample(900, random_state=0)
+    return df["formula"].tolist(), df["gap_expt"].to_numpy()
+
+
+def test_hurdle_predicts_exact_zeros(gap_data):
+    from matforge.models.hurdle import HurdleRegressorUQ
+    from matforge.models.pipeline import CompositionModel
+    from matforge.models.presets import lgbm_classifier
+
+    formulas, y = gap_data
+    est = HurdleRegressorUQ(lgbm_classifier(0, n_estimators=60, learning_rate=0.1),
+                            [("lgbm", _small_lgbm())], cv=3, noise_trees=30, random_state=0)
+    model = CompositionModel(est, featurizer=["magpie", "stoichiometry"],
+                             target_transform="log1p", random_state=0)
+    model.fit(formulas[:700], y[:700])
+    mean, std = model.predict(formulas[700:], return_std=True)
+    assert 0.2 <= model.estimator_.threshold_ <= 0.8
+    assert np.mean(mean == 0) > 0.25  # metals predicted as exactly 0 eV
+    assert np.all(mean >= 0) and np.all(std > 0)
+    mae = np.mean(np.abs(mean - y[700:]))
+    assert mae < 0.8 * np.mean(np.abs(y[700:] - np.median(y[:700])))
+    assert 0.85 <= model.cv_metrics_["coverage_95"] <= 1.0
+
+
+def test_stacked_regressor_oof_and_weights():
+    from sklearn.ensemble import ExtraTreesRegressor
+
+    from matforge.models.stacking import StackedRegressorUQ
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 5))
+    y = X[:, 0] + 0.5 * X[:, 1] ** 2 + rng.normal(scale=0.1 + 0.3 * (X[:, 2] > 0), size=400)
+    est = StackedRegressorUQ(
+        [("lgbm", _small_lgbm()), ("et", ExtraTreesRegressor(50, random_state=0))],
+        cv=4, noise_trees=50, random_state=0,
+    ).fit(X[:300], y[:300])
+    assert est.weights_.sum() == pytest.approx(1.0) and np.all(est.weights_ >= 0)
+    assert np.isfinite(est.oof_prediction_).all() and np.all(est.oof_std_ > 0)
+    mean, std = est.predict(X[300:], return_std=True)
+    assert np.mean(np.abs(mean - y[300:])) < 0.5 * np.mean(np.abs(y[300:] - y.mean()))
+    # the noisier half (x2 > 0) gets larger predicted stds
+    assert std[X[300:, 2] > 0].mean() > std[X[300:, 2] <= 0].mean()
+
+
+def test_stacked_classifier_probabilities():
+    from matforge.models.presets import lgbm_classifier
+    from matforge.models.stacking import StackedClassifier
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(400, 4))
+    y = np.where(X[:, 0] + 0.3 * rng.normal(size=400) > 0, "metal", "insulator")
+    clf = StackedClassifier([("lgbm", lgbm_classifier(0, n_estimators=50))], cv=3,
+                            random_state=0).fit(X[:300], y[:300])
+    p = clf.predict_proba(X[300:])
+    assert p.shape == (100, 2) and np.allclose(p.sum(axis=1), 1)
+    assert np.mean(clf.predict(X[300:]) == y[300:]) > 0.8
+    assert set(clf.classes_) == {"metal", "insulator"}
