@@ -38,11 +38,18 @@ def _root(
 
 
 def _register() -> None:
-    from matforge.cli import datasets, demo, store
+    # Each command module imports only Typer at module level; the work happens in the commands.
+    from matforge.cli import datasets, demo, models, screen, server, store, xrd
 
     app.add_typer(datasets.app, name="datasets")
-    app.add_typer(demo.app, name="demo")
     store.register(app)
+    models.register(app)  # train, predict, benchmark (group), report (group)
+    models.benchmark_app.command("xrd")(xrd.benchmark_command)
+    screen.register(app)  # screen (group), map
+    demo.app.command("superhard")(screen.superhard_command)
+    app.add_typer(demo.app, name="demo")
+    app.add_typer(xrd.app, name="xrd")
+    server.register(app)  # serve, user, token
 
 
 _register()

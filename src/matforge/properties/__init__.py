@@ -8,7 +8,7 @@
   Tian 2012) and Pugh's ratio; all moduli and hardnesses in GPa.
 * :mod:`matforge.properties.derived` — :class:`DerivedProperty` (a named formula over named model
   outputs) and the registry of the built-in ones (``hardness_vickers``, ``hardness_chen``,
-  ``hardness_tian``, ``pugh_ratio``).
+  ``hardness_tian``, ``pugh_ratio``, ``poisson_ratio``).
 * :mod:`matforge.properties.propagation` — :class:`Predictive` distributions of model outputs
   (normal, or log-normal for models of log10 targets) and :func:`propagate`, seeded Monte Carlo
   with common random numbers so results do not depend on how rows are batched.
@@ -17,7 +17,13 @@ numpy only: importing this package is cheap.
 """
 
 from matforge.properties.derived import DERIVED, DerivedProperty, get_derived
-from matforge.properties.mechanical import pugh_ratio, vickers_hardness_chen, vickers_hardness_tian
+from matforge.properties.mechanical import (
+    mechanically_plausible,
+    poisson_ratio,
+    pugh_ratio,
+    vickers_hardness_chen,
+    vickers_hardness_tian,
+)
 from matforge.properties.propagation import Predictive, normal_draws, propagate
 
 __all__ = [
@@ -25,7 +31,9 @@ __all__ = [
     "DerivedProperty",
     "Predictive",
     "get_derived",
+    "mechanically_plausible",
     "normal_draws",
+    "poisson_ratio",
     "propagate",
     "pugh_ratio",
     "vickers_hardness_chen",

@@ -8,7 +8,13 @@ A :class:`DerivedProperty` says which columns it reads (``inputs``, e.g. ``bulk_
 ``hardness_chen``    same as ``hardness_vickers``                         GPa
 ``hardness_tian``    Vickers hardness, Tian et al. (2012) model           GPa
 ``pugh_ratio``       B / G (Pugh 1954)                                    —
+``poisson_ratio``    (3B − 2G) / (6B + 2G)                                —
 ==================  ==================================================  ======
+
+The hardness entries are NaN outside :func:`~matforge.properties.mechanical.mechanically_plausible`
+(negative Poisson's ratio, non-positive moduli), where the empirical models do not apply; in a
+Monte Carlo those samples are left out, and a row none of whose samples is plausible gets NaN
+(and is not ranked).
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import numpy as np
 from matforge.properties.mechanical import (
     CHEN_2011,
     TIAN_2012,
+    mechanically_plausible,
+    poisson_ratio,
     pugh_ratio,
     vickers_hardness_chen,
     vickers_hardness_tian,
@@ -51,22 +59,36 @@ class DerivedProperty:
 
 _MODULI = ("bulk_modulus", "shear_modulus")
 
+
+def hardness_chen_plausible(bulk_modulus, shear_modulus) -> np.ndarray:
+    """Chen hardness (GPa), NaN where the moduli are not mechanically plausible."""
+    hv = vickers_hardness_chen(bulk_modulus, shear_modulus)
+    return np.where(mechanically_plausible(bulk_modulus, shear_modulus), hv, np.nan)
+
+
+def hardness_tian_plausible(bulk_modulus, shear_modulus) -> np.ndarray:
+    """Tian hardness (GPa), NaN where the moduli are not mechanically plausible."""
+    hv = vickers_hardness_tian(bulk_modulus, shear_modulus)
+    return np.where(mechanically_plausible(bulk_modulus, shear_modulus), hv, np.nan)
+
+
 DERIVED: dict[str, DerivedProperty] = {
     p.name: p
     for p in (
         DerivedProperty(
-            "hardness_vickers", vickers_hardness_chen, _MODULI, "GPa",
+            "hardness_vickers", hardness_chen_plausible, _MODULI, "GPa",
             "Vickers hardness from B and G, Chen et al. (2011)", (CHEN_2011,),
         ),
         DerivedProperty(
-            "hardness_chen", vickers_hardness_chen, _MODULI, "GPa",
+            "hardness_chen", hardness_chen_plausible, _MODULI, "GPa",
             "Vickers hardness from B and G, Chen et al. (2011)", (CHEN_2011,),
         ),
         DerivedProperty(
-            "hardness_tian", vickers_hardness_tian, _MODULI, "GPa",
+            "hardness_tian", hardness_tian_plausible, _MODULI, "GPa",
             "Vickers hardness from B and G, Tian et al. (2012)", (TIAN_2012,),
         ),
         DerivedProperty("pugh_ratio", pugh_ratio, _MODULI, "", "Pugh's ratio B/G"),
+        DerivedProperty("poisson_ratio", poisson_ratio, _MODULI, "", "isotropic Poisson's ratio"),
     )
 }  # fmt: skip
 

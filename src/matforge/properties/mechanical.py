@@ -9,6 +9,13 @@ With ``B`` the bulk and ``G`` the shear modulus (Voigt-Reuss-Hill averages) and 
 * Tian et al. (2012): ``Hv = 0.92 k^1.137 G^0.708``, always ≥ 0.
 * Pugh (1954): ``B / G``; above ~1.75 a material tends to be ductile, below it brittle.
 
+Both hardness models were fitted on ordinary solids (``k`` up to ~1.2, diamond); as ``k``
+grows past the isotropic bound they explode (``k = 5`` multiplies ``Hv`` by ~25), which is how
+a poor modulus prediction for a molecular crystal would otherwise top a ranking.
+:func:`mechanically_plausible` (``B > 0``, ``G > 0``, Poisson's ratio ``ν = (3B − 2G) /
+(6B + 2G) ≥ 0``, i.e. ``k ≤ 1.5``) is the domain the derived properties of
+:mod:`matforge.properties.derived` keep; outside it they give NaN.
+
 Inputs broadcast as numpy arrays; non-positive moduli give NaN where a power of a negative
 number would be taken.
 """
@@ -17,7 +24,13 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["pugh_ratio", "vickers_hardness_chen", "vickers_hardness_tian"]
+__all__ = [
+    "mechanically_plausible",
+    "poisson_ratio",
+    "pugh_ratio",
+    "vickers_hardness_chen",
+    "vickers_hardness_tian",
+]
 
 CHEN_2011 = (
     "@article{chen2011hardness, title={Modeling hardness of polycrystalline materials and bulk "
@@ -67,3 +80,16 @@ def pugh_ratio(bulk_modulus, shear_modulus) -> np.ndarray:
     b, g = _moduli(bulk_modulus, shear_modulus)
     with np.errstate(divide="ignore", invalid="ignore"):
         return b / g
+
+
+def poisson_ratio(bulk_modulus, shear_modulus) -> np.ndarray:
+    """Isotropic Poisson's ratio ``(3B − 2G) / (6B + 2G)`` (dimensionless)."""
+    b, g = _moduli(bulk_modulus, shear_modulus)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (3.0 * b - 2.0 * g) / (6.0 * b + 2.0 * g)
+
+
+def mechanically_plausible(bulk_modulus, shear_modulus) -> np.ndarray:
+    """``B > 0``, ``G > 0`` and Poisson's ratio ≥ 0 (``G/B ≤ 1.5``): ordinary, stable solids."""
+    b, g = _moduli(bulk_modulus, shear_modulus)
+    return (b > 0) & (g > 0) & (g <= 1.5 * b)

@@ -30,6 +30,9 @@ PREFIXES = {
     "model": "mdl",
     "reference": "ref",
 }
+#: Largest row id of each kind (32-bit INTEGER keys, else 64-bit BIGINT): a decoded id past
+#: it cannot exist, and PostgreSQL would refuse to compare with it.
+MAX_ROW_ID = {"project": 2**31 - 1, "dataset": 2**31 - 1, "model": 2**31 - 1, "reference": 2**31 - 1}
 _ROUNDS = 4
 _MASK32 = 0xFFFFFFFF
 _PATTERN = re.compile(r"^([a-z]{3})_([0-9a-f]{16})$")
@@ -60,6 +63,11 @@ class IdCodec:
             left, right = right, left ^ self._round(kind, i, right)
         return f"{PREFIXES[kind]}_{(left << 32 | right):016x}"
 
+    def of_text(self, kind: str, text: str) -> str:
+        """A public id derived from ``text`` itself (same text, same id; nothing else in it)."""
+        digest = hashlib.blake2b(text.encode("utf-8"), key=self._keys[kind], digest_size=8)
+        return f"{PREFIXES[kind]}_{digest.hexdigest()}"
+
     def decode(self, kind: str, public_id: str) -> int | None:
         """The row id behind ``public_id``, or None when it is not an id of ``kind`` at all."""
         match = _PATTERN.match(public_id) if isinstance(public_id, str) else None
@@ -70,8 +78,7 @@ class IdCodec:
         for i in reversed(range(_ROUNDS)):
             left, right = right ^ self._round(kind, i, left), left
         row_id = left << 32 | right
-        # A 64-bit row id above the signed range cannot exist in either database.
-        return row_id if row_id < 2**63 else None
+        return row_id if row_id <= MAX_ROW_ID.get(kind, 2**63 - 1) else None
 
 
 def load_codec(engine: sa.Engine) -> IdCodec:

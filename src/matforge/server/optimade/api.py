@@ -95,6 +95,8 @@ def _meta(request: Request, more: bool, returned: int | None = None, available: 
         "time_stamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "provider": {k: v for k, v in PROVIDER.items() if v is not None},
         "implementation": IMPLEMENTATION,
+        # the specification's schema for this API version (a name for clients; never fetched)
+        "schema": f"https://schemas.optimade.org/openapi/v{_api_version()}/optimade.json",
     }
     if returned is not None:
         meta["data_returned"] = returned
@@ -131,6 +133,8 @@ def caller(
 
 
 Caller = Annotated[User | None, Depends(caller)]
+#: OpenAPI: the token is optional here (anonymous callers see public projects)
+OPTIONAL_AUTH = {"security": [{}]}  # merged with the bearer scheme: either
 
 
 def _ts(dt: datetime | None) -> str | None:
@@ -297,7 +301,7 @@ class Collection:
             self.select = sa.select(
                 ref.c.public_id, ref.c.doi, ref.c.url, ref.c.source, self.visible.c.last_modified
             ).select_from(self.visible).join(ref, ref.c.source == self.visible.c.source)
-            self.tiebreak = ref.c.id
+            self.tiebreak = ref.c.public_id
             self.build = _reference_entry
 
     def where(self, filter_text: str):
@@ -422,6 +426,7 @@ def _entry_routes(entry_type: str, many_model: str, one_model: str) -> None:
     @router.get(
         f"/{entry_type}",
         name=f"optimade_list_{entry_type}",
+        openapi_extra=OPTIONAL_AUTH,
         summary=f"List {entry_type}",
         responses={200: {"description": "A page of entries.", "content": {JSONAPI: {"schema": {"$ref": f"#/components/schemas/Optimade{many_model}"}}}}, **_ERRORS},
     )  # fmt: skip
@@ -445,6 +450,7 @@ def _entry_routes(entry_type: str, many_model: str, one_model: str) -> None:
     @router.get(
         f"/{entry_type}/{{entry_id}}",
         name=f"optimade_get_{entry_type}",
+        openapi_extra=OPTIONAL_AUTH,
         summary=f"One of the {entry_type}",
         responses={200: {"description": "The entry.", "content": {JSONAPI: {"schema": {"$ref": f"#/components/schemas/Optimade{one_model}"}}}}, **_ERRORS},
     )  # fmt: skip

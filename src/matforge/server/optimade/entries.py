@@ -165,7 +165,8 @@ def reference_row(codec: IdCodec, row_id: int, source: str) -> dict:
     url = _URL.match(source.strip())
     return {
         "id": row_id,
-        "public_id": codec.encode("reference", row_id),
+        # from the text, not the row id: which sources were indexed before is nobody's business
+        "public_id": codec.of_text("reference", source),
         "source_sha256": hashlib.sha256(source.encode("utf-8")).hexdigest(),
         "source": source,
         "doi": doi.group(1) if doi else None,

@@ -30,7 +30,7 @@ from matforge.server.schemas import (
     PredictOut,
     UserOut,
 )
-from matforge.server.training import ESTIMATOR
+from matforge.server.training import ESTIMATOR, MIN_TRAIN_ROWS, training_data
 from matforge.store import accounts, schema
 from matforge.store.database import write_transaction
 
@@ -141,9 +141,14 @@ def create_model(body: ModelCreate, state: State, user: CurrentUser) -> ModelOut
     mo = accounts.models
     with write_transaction(state.engine) as conn:
         project_role(conn, user, pid)
+        formulas, _ = training_data(conn, pid, body.property)
+        if len(formulas) < MIN_TRAIN_ROWS:
+            raise ApiError(
+                400,
+                f"a model needs at least {MIN_TRAIN_ROWS} measurements of {body.property!r}; "
+                f"the project has {len(formulas)}",
+            )
         unit = conn.execute(sa.select(p.c.canonical_unit).where(p.c.name == body.property)).scalar()
-        if unit is None:
-            unit = ""  # unknown property: the job fails with "no measurements" and says so
         params = {"n_estimators": body.n_estimators, "random_state": body.random_state}
         job_id = state.jobs.submit(conn, "train_model", user.id, {})
         model_id = conn.execute(
@@ -163,9 +168,10 @@ def create_model(body: ModelCreate, state: State, user: CurrentUser) -> ModelOut
             .where(accounts.jobs.c.id == job_id)
             .values(params={"model_id": model_id})
         )
+    with state.engine.connect() as conn:  # read before the workers may start it: "queued"
+        out = _model_out(state, conn.execute(_select_models().where(mo.c.id == model_id)).one())
     state.jobs.wake()
-    with state.engine.connect() as conn:
-        return _model_out(state, conn.execute(_select_models().where(mo.c.id == model_id)).one())
+    return out
 
 
 @router.get("/models", response_model=list[ModelOut], tags=["models"])

@@ -1,0 +1,372 @@
+"""`matforge campaign new | suggest | observe | status | report | list` and
+`matforge benchmark campaign` (:func:`benchmark_command`, wired by the main app).
+
+A campaign lives in the store (``--db``, default ``$MATFORGE_DB`` or
+``~/.matforge/matforge.db``), so every command can run in a new process. Heavy libraries
+(pandas, scikit-learn, plotly) are imported inside the command functions, so `matforge --help`
+stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(
+    help="Sequential-learning campaigns: from past experiments to the next batch to run.",
+    no_args_is_help=True,
+)
+
+_DB_HELP = (
+    "Store: a SQLite path or SQLAlchemy URL (default: $MATFORGE_DB or ~/.matforge/matforge.db)."
+)
+
+
+def _split(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise typer.BadParameter(f"expected a comma-separated list, got {text!r}")
+    return items
+
+
+def _read_csv(path: Path, what: str):
+    import pandas as pd
+
+    from matforge.design.campaign import CampaignError
+
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise CampaignError(f"cannot read {what} {path}: {exc}") from None
+
+
+def _print_frame(df, title: str, max_rows: int = 30) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for c in df.columns:
+        table.add_column(str(c), overflow="fold")
+    for row in df.head(max_rows).itertuples(index=False):
+        table.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row])
+    Console().print(table)
+    if len(df) > max_rows:
+        typer.echo(f"... {len(df) - max_rows} more rows")
+
+
+@app.command("new")
+def new(
+    name: str = typer.Argument(..., help="Name of the campaign (unique in the store)."),
+    from_: Path | None = typer.Option(
+        None, "--from", exists=True, dir_okay=False,
+        help="CSV of past experiments: design columns and measured results. Rows without any "
+        "result are candidates (formula campaigns).",
+    ),
+    target: list[str] = typer.Option(
+        ..., "--target", "-t",
+        help="Objective, e.g. 'yield_strength max', 'cost min', 'gap = 1.3', "
+        "'gap in [1.2, 1.4]'. Repeat for several objectives.",
+    ),
+    formula: str | None = typer.Option(
+        None, "--formula", help="Column of chemical formulas: choose among candidate "
+        "compositions (--pool, or the data's rows without results)."
+    ),
+    features: str | None = typer.Option(
+        None, "--features", help="Comma-separated design columns (process parameters): a box "
+        "spanning the data's range, or the candidates of --pool."
+    ),
+    formulation: str | None = typer.Option(
+        None, "--formulation", help="Comma-separated ingredient columns: blends whose amounts "
+        "sum to the data's row total (1 or 100)."
+    ),
+    max_components: int | None = typer.Option(
+        None, "--max-components", min=1, help="At most this many ingredients in a blend."
+    ),
+    pool: Path | None = typer.Option(
+        None, "--pool", exists=True, dir_okay=False,
+        help="CSV of candidate experiments to choose from.",
+    ),
+    id_column: str | None = typer.Option(
+        None, "--id", help="Column of candidate ids in --pool (quoted back in suggestions)."
+    ),
+    constraint: list[str] = typer.Option(
+        [], "--constraint", help="Constraint on a measured property, e.g. 'density < 5'."
+    ),
+    ingredient_features: Path | None = typer.Option(
+        None, "--ingredient-features", exists=True, dir_okay=False,
+        help="CSV with one row per ingredient (first column: its name) of descriptors; their "
+        "amount-weighted means are added to the model's features.",
+    ),
+    model: str = typer.Option("auto", "--model", help="auto, rf, gp or boosted."),
+    acquisition: str = typer.Option(
+        "auto", "--acquisition", help="auto, ei, pi, ucb, mli, mu, ts, random, ehvi or parego."
+    ),
+    batch_strategy: str = typer.Option(
+        "kriging_believer", "--batch-strategy",
+        help="kriging_believer, local_penalization or top.",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    db: str | None = typer.Option(None, "--db", help=_DB_HELP),
+) -> None:
+    """Create a campaign from a CSV of past experiments.
+
+    Describe the experiments with exactly one of --formula, --features and --formulation.
+    """
+    import pandas as pd
+
+    from matforge.design.campaign import Campaign, CampaignError, infer_space
+    from matforge.design.objectives import parse_objective
+    from matforge.store import Store
+
+    objectives = [parse_objective(t) for t in target]
+    props = [o.name for o in objectives]
+    data = _read_csv(from_, "data file") if from_ is not None else None
+    pool_df = _read_csv(pool, "candidate pool") if pool is not None else None
+    if data is None:
+        if pool_df is None:
+            raise typer.BadParameter("give past experiments (--from) or candidates (--pool)")
+        data = pool_df.iloc[:0]
+    cons = list(constraint)
+    from matforge.design.objectives import parse_constraint
+
+    cons_props = [parse_constraint(c).name for c in cons]
+    space = infer_space(
+        data if len(data) or pool_df is None else pool_df,
+        formula=formula, features=_split(features), formulation=_split(formulation),
+        max_components=max_components, pool=pool_df, targets=props + cons_props,
+        id_column=id_column,
+    )
+    initial = None
+    if len(data):
+        present = [p for p in props + cons_props if p in data.columns]
+        if not present:
+            raise CampaignError(f"{from_}: no column for {props}; have {list(data.columns)}")
+        measured = data[present].apply(pd.to_numeric, errors="coerce").notna().any(axis=1)
+        initial = data[measured]
+    ing = None
+    if ingredient_features is not None:
+        ing = _read_csv(ingredient_features, "ingredient features")
+        ing = ing.set_index(ing.columns[0])
+    with Store(db) as store:
+        c = Campaign.create(
+            store, name, space, objectives, model=model, acquisition=acquisition,
+            batch_strategy=batch_strategy, constraints=cons, ingredient_features=ing, seed=seed,
+            initial=initial, source=f"initial:{from_.name}" if from_ is not None else "initial",
+        )
+        n_initial = len(initial) if initial is not None else 0
+        typer.echo(f"campaign {name!r} created in {store!r}: {', '.join(map(str, objectives))}; "
+                   f"{n_initial} past experiment(s); space {c.space!r}")
+
+
+@app.command("suggest")
+def suggest(
+    name: str = typer.Argument(..., help="Campaign name."),
+    n: int = typer.Option(1, "-n", "--n", min=1, help="How many experiments to propose."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Write them to this CSV."),
+    db: str | None = typer.Option(None, "--db", help=_DB_HELP),
+) -> None:
+    """Propose the next N experiments (recorded as pending until their results arrive)."""
+    from matforge.design.campaign import Campaign
+    from matforge.store import Store
+
+    with Store(db) as store:
+        c = Campaign.load(store, name)
+        df = c.suggest(n)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(output, index=False)
+        typer.echo(f"{len(df)} suggestion(s) written to {output}; fill in "
+                   f"{', '.join(c.properties)} and run `matforge campaign observe {name} FILE`")
+    _print_frame(df, f"{name}: batch {int(df['batch'].iloc[0]) if len(df) else '-'}")
+
+
+@app.command("observe")
+def observe(
+    name: str = typer.Argument(..., help="Campaign name."),
+    file: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                help="CSV of results: suggestion_id or design columns, and the "
+                                "measured properties."),
+    db: str | None = typer.Option(None, "--db", help=_DB_HELP),
+) -> None:
+    """Record measured results; they are matched to the suggestions by id or design values."""
+    from matforge.design.campaign import Campaign
+    from matforge.store import Store
+
+    df = _read_csv(file, "results file")
+    with Store(db) as store:
+        c = Campaign.load(store, name)
+        report = c.observe(df, source=file.name)
+        pending = len(c.pending())
+    typer.echo(f"{report.recorded} result(s) recorded ({report.matched} answering suggestions, "
+               f"{report.unplanned} unplanned), {report.duplicates} already recorded; "
+               f"{pending} suggestion(s) still pending")
+
+
+@app.command("status")
+def status(
+    name: str = typer.Argument(..., help="Campaign name."),
+    pending_csv: Path | None = typer.Option(
+        None, "--pending", help="Write the pending suggestions to this CSV."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
+    db: str | None = typer.Option(None, "--db", help=_DB_HELP),
+) -> None:
+    """Counts of experiments and suggestions, and the best result so far."""
+    import json
+
+    from matforge.design.campaign import Campaign
+    from matforge.store import Store
+
+    with Store(db) as store:
+        c = Campaign.load(store, name)
+        s = c.status()
+        pending = c.pending()
+    if pending_csv is not None:
+        pending.to_csv(pending_csv, index=False)
+    if as_json:
+        typer.echo(json.dumps(s, indent=2, default=str))
+        return
+    typer.echo(f"campaign {s['name']}: {', '.join(s['objectives'])}")
+    if s["constraints"]:
+        typer.echo(f"constraints: {', '.join(s['constraints'])}")
+    typer.echo(f"observations: {s['observations']} ({s['initial']} initial, {s['answered']} "
+               f"answering suggestions, {s['unplanned']} unplanned)")
+    typer.echo(f"suggestions: {s['batches']} batch(es), {s['pending']} pending, "
+               f"{s['cancelled']} cancelled")
+    if s["best"]:
+        import pandas as pd
+
+        _print_frame(pd.DataFrame(s["best"]), "best so far")
+    if len(pending):
+        cols = [c_ for c_ in pending.columns if c_ not in ("status", "created_at")]
+        _print_frame(pending[cols], "pending")
+
+
+@app.command("report")
+def report(
+    name: str = typer.Argument(..., help="Campaign name."),
+    output: Path = typer.Option(Path("report.html"), "-o", "--output", help="HTML file."),
+    db: str | None = typer.Option(None, "--db", help=_DB_HELP),
+) -> None:
+    """Write a self-contained HTML report (opens offline)."""
+    from matforge.design.campaign import Campaign
+    from matforge.report.campaign import write_campaign_report
+    from matforge.store import Store
+
+    with Store(db) as store:
+        c = Campaign.load(store, name)
+        path = write_campaign_report(c, output)
+    typer.echo(f"report written to {path}")
+
+
+@app.command("list")
+def list_cmd(db: str | None = typer.Option(None, "--db", help=_DB_HELP)) -> None:
+    """Names of the campaigns in the store."""
+    from matforge.design.campaign import Campaign
+    from matforge.store import Store
+
+    with Store(db) as store:
+        for n in Campaign.names(store):
+            typer.echo(n)
+
+
+def benchmark_command(
+    all_: bool = typer.Option(False, "--all", help="Every bundled campaign benchmark."),
+    name: list[str] = typer.Option([], "--name", help="A bundled benchmark (repeatable)."),
+    seeds: int = typer.Option(20, "--seeds", min=1, help="Replays per strategy (seeds 0..N-1)."),
+    batch: str = typer.Option("1,5", "--batch", help="Batch sizes of the default strategy."),
+    out: Path = typer.Option(Path("results/campaigns"), "--out", help="Results folder."),
+    csv: Path | None = typer.Option(
+        None, "--csv", exists=True, dir_okay=False, help="Benchmark your own table instead."
+    ),
+    target: str | None = typer.Option(
+        None, "--target", help="With --csv: COLUMN:max, COLUMN:min or COLUMN:=VALUE."
+    ),
+    formula: str | None = typer.Option(None, "--formula", help="With --csv: formula column."),
+    features: str | None = typer.Option(
+        None, "--features", help="With --csv: comma-separated feature columns."
+    ),
+    strategies: str = typer.Option(
+        "default,baseline,random", "--strategies", help="Which of default, baseline, random."
+    ),
+    budget: int | None = typer.Option(
+        None, "--budget", min=11, help="Experiments per replay (default: per benchmark)."
+    ),
+    max_candidates: int | None = typer.Option(
+        None, "--max-candidates", min=20, help="Subsample each pool (quick checks)."
+    ),
+    html: bool = typer.Option(True, "--html/--no-html", help="Also write report.html."),
+) -> None:
+    """Replay real datasets with hidden labels: experiments needed to find a top-1 % candidate,
+    acceleration over random search, best-so-far curves (JSON + HTML in --out)."""
+    import json
+    import time
+
+    from rich.console import Console
+
+    from matforge.design.benchmark import (
+        BENCHMARKS,
+        load_problem,
+        problem_from_table,
+        run_benchmark,
+    )
+
+    console = Console(stderr=True)
+    batches = [int(b) for b in _split(batch)]
+    if csv is not None:
+        if target is None:
+            raise typer.BadParameter("--csv needs --target COLUMN:max|min|=VALUE")
+        df = _read_csv(csv, "table")
+        problems = [problem_from_table(df, target, formula=formula, features=_split(features),
+                                       name=csv.stem, budget=budget)]
+    else:
+        names = list(BENCHMARKS) if all_ else list(name)
+        if not names:
+            raise typer.BadParameter("give --all, --name NAME or --csv FILE")
+        problems = []
+        for n in names:
+            console.print(f"loading {n} ...")
+            problems.append(load_problem(n, budget=budget, max_candidates=max_candidates))
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+
+    def save(entry: dict) -> None:
+        path = out / f"{entry['info']['name']}.json"
+        path.write_text(json.dumps(entry, indent=1), encoding="utf-8")
+
+    results = run_benchmark(
+        problems, seeds=list(range(seeds)), batches=batches, strategies=_split(strategies),
+        progress=lambda msg: console.print(msg, highlight=False), on_problem_done=save,
+    )
+    results["command"] = "matforge benchmark campaign " + " ".join(
+        ([f"--csv {csv} --target '{target}'"] if csv else
+         (["--all"] if all_ else [f"--name {n}" for n in name]))
+        + [f"--seeds {seeds}", f"--batch {batch}"]
+        + ([f"--budget {budget}"] if budget else [])
+        + ([f"--max-candidates {max_candidates}"] if max_candidates else []))
+    results["wall_seconds"] = time.time() - started
+    (out / "summary.json").write_text(json.dumps(
+        {k: v for k, v in results.items() if k != "problems"}, indent=1), encoding="utf-8")
+    (out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    if html:
+        from matforge.report.campaign import write_benchmark_report
+
+        write_benchmark_report(results, out / "report.html")
+    s = results["summary"]
+    from rich.table import Table
+
+    table = Table(title="acceleration factor (top-1 %)")
+    keys = list(s["median_acceleration_top"])
+    table.add_column("problem")
+    for k in keys:
+        table.add_column(k, justify="right")
+    for r in s["rows"]:
+        table.add_row(r["problem"], *[f"{r[k]:.2f}" if k in r else "-" for k in keys])
+    table.add_row("median", *[f"{s['median_acceleration_top'][k]:.2f}" for k in keys])
+    Console().print(table)
+    for k, v in s["targets"].items():
+        typer.echo(f"{k}: " + ", ".join(f"{t} {'yes' if ok else 'NO'}" for t, ok in v.items()))
+    typer.echo(f"results in {out}/ ({results['wall_seconds']:.0f} s)")

@@ -1,0 +1,335 @@
+"""`matforge screen run|query`, `matforge map`, and the `demo superhard` command body.
+
+Only Typer is imported at module level; numpy, pandas, LightGBM, Dask and plotly load inside
+the command bodies, so `matforge --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(
+    help="High-throughput screening of candidate compositions (see docs/screening.md).",
+    no_args_is_help=True,
+)
+
+_SPACE_HELP = (
+    "Candidate space: a bundled dataset name (elasticity_pool), a CSV/Parquet file with a "
+    "formula column, 'store:URL' (the materials of a store), 'enumerate' (with --elements, "
+    "--max-atoms, --arities) or 'substitute:DATASET_OR_FILE' (one element swapped for a similar "
+    "one)."
+)
+
+
+def register(app_: typer.Typer) -> None:
+    """Add the `screen` group and the `map` command to the root Typer app."""
+    app_.add_typer(app, name="screen")
+    app_.command("map")(map_command)
+
+
+def _executor(dask: str | None, processes: int) -> str:
+    if dask:
+        return dask if dask.startswith("dask:") else f"dask:{dask}"
+    return f"processes:{processes}" if processes > 1 else "serial"
+
+
+def _space(spec: str, column: str, elements: str | None, max_atoms: int, arities: str,
+           balance: str | None, exclude: str | None, unique: bool):  # fmt: skip
+    from matforge.datasets import list_datasets
+    from matforge.screen.spaces import EnumeratedSpace, FormulaSpace, SubstitutionSpace
+
+    excl = None
+    if exclude:
+        excl = _formulas_of(exclude, column)
+    names = {d.name for d in list_datasets()}
+    if spec == "enumerate":
+        if not elements:
+            raise typer.BadParameter("enumerate needs --elements B,C,N,...", param_hint="--elements")
+        return EnumeratedSpace(
+            [e.strip() for e in elements.split(",") if e.strip()], max_atoms,
+            tuple(int(a) for a in arities.split(",")),
+            charge_balanced=balance == "charge", electronegativity_balanced=balance == "en",
+            exclude=excl,
+        )  # fmt: skip
+    if spec.startswith("substitute:"):
+        return SubstitutionSpace(_formulas_of(spec.split(":", 1)[1], column), exclude=excl)
+    if spec.startswith("store:"):
+        return FormulaSpace.from_store(spec.split(":", 1)[1], unique=unique, exclude=excl)
+    if spec in names:
+        return FormulaSpace.from_dataset(spec, column, unique=unique, exclude=excl)
+    path = Path(spec)
+    if path.exists():
+        return FormulaSpace.from_file(path, column, unique=unique, exclude=excl)
+    raise typer.BadParameter(f"{spec!r} is not a dataset, a file, store:URL, enumerate or "
+                             "substitute:...", param_hint="SPACE")  # fmt: skip
+
+
+def _formulas_of(source: str, column: str = "formula") -> list[str]:
+    from matforge.datasets import list_datasets, load_dataset
+
+    if source in {d.name for d in list_datasets()}:
+        return load_dataset(source)["formula"].astype(str).tolist()
+    path = Path(source)
+    if not path.exists():
+        raise typer.BadParameter(f"{source!r}: not a bundled dataset or an existing file")
+    import pandas as pd
+
+    df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    return df[column].astype(str).tolist()
+
+
+def _models(items: list[str], preset: str | None, console):
+    """NAME=REGISTRY_MODEL pairs, or the superhard preset (trained now)."""
+    from matforge.screen.pipeline import PropertyModel
+
+    if preset:
+        if preset not in ("superhard", "superhard-fast"):
+            raise typer.BadParameter("presets: superhard, superhard-fast", param_hint="--preset")
+        from matforge.screen.superhard import (
+            SuperhardSettings,
+            _features,
+            featurizer,
+            train_property,
+            training_data,
+        )
+
+        s = SuperhardSettings.fast_settings() if preset.endswith("fast") else SuperhardSettings()
+        data, _ = training_data()
+        fz = featurizer()
+        models = {}
+        for prop, df in data.items():
+            with console.status(f"training the {prop} model on {len(df):,} compositions ..."):
+                if s.train_limit and len(df) > s.train_limit:
+                    df = df.sample(s.train_limit, random_state=s.seed)
+                model, cheap, _ = train_property(_features(df["formula"], fz), df["log10"].to_numpy(), s)
+            models[prop] = PropertyModel(model, log10=True, unit="GPa", cheap=cheap)
+        return models, fz
+    if not items:
+        raise typer.BadParameter("give --model NAME=REGISTRY_MODEL (repeatable) or --preset")
+    from matforge.models.registry import load_model
+
+    models = {}
+    for item in items:
+        name, sep, ref = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"expected NAME=REGISTRY_MODEL, got {item!r}", param_hint="--model")
+        models[name] = PropertyModel.from_composition_model(load_model(ref))
+    return models, None
+
+
+@app.command("run")
+def run_command(
+    space: str = typer.Argument(..., help=_SPACE_HELP),
+    model: list[str] = typer.Option([], "--model", "-m", metavar="NAME=REGISTRY_MODEL",
+                                    help="A property name and a model saved in the registry."),
+    preset: str = typer.Option(None, help="Train built-in models instead: superhard, superhard-fast."),
+    derive: list[str] = typer.Option([], "--derive", "-d", help="Derived property (repeatable): "
+                                     "hardness_vickers, hardness_tian, pugh_ratio, poisson_ratio."),
+    where: str = typer.Option(None, "--where", "-w", help='Filter, e.g. "hardness_vickers > 40".'),
+    rank_by: str = typer.Option(None, "--rank-by", "-r", help="col, -col, ucb:col[:k], lcb:col, "
+                                "probability, novelty:col[:w], pareto:a,-b."),
+    top_k: int = typer.Option(100, "--top-k", "-k"),
+    out: Path = typer.Option(Path("results/screen"), "--out", "-o", help="Output folder."),
+    save_all: bool = typer.Option(False, "--save-all", help="Write every candidate to results.parquet."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/.checkpoint."),
+    dask: str = typer.Option(None, "--dask", help="local:N (LocalCluster) or tcp://host:port."),
+    processes: int = typer.Option(1, "--processes", "-j", help="Local worker processes."),
+    chunk_size: int = typer.Option(20_000, "--chunk-size"),
+    funnel: float = typer.Option(None, "--funnel", help="Fraction kept by a cheap-model pre-screen."),
+    column: str = typer.Option("formula", "--column", help="Formula column of a file/dataset."),
+    elements: str = typer.Option(None, "--elements", help="enumerate: comma-separated symbols."),
+    max_atoms: int = typer.Option(8, "--max-atoms", help="enumerate: atoms per formula unit."),
+    arities: str = typer.Option("2,3", "--arities", help="enumerate: numbers of elements."),
+    balance: str = typer.Option(None, "--balance", help="enumerate: 'charge' or 'en' balance."),
+    exclude: str = typer.Option(None, "--exclude", help="Dataset/file of known compositions to skip."),
+    unique: bool = typer.Option(True, "--unique/--keep-duplicates", help="One row per composition."),
+    seed: int = typer.Option(0, "--seed", help="Monte Carlo seed."),
+) -> None:  # fmt: skip
+    """Screen a candidate space: featurize, predict (mean and std), derive, filter, rank."""
+    from rich.console import Console
+
+    from matforge.screen.pipeline import Funnel, Screen
+
+    console = Console()
+    sp = _space(space, column, elements, max_atoms, arities, balance, exclude, unique)
+    models, fz = _models(model, preset, console)
+    screen = Screen(
+        sp, models, featurizer=fz, derive=derive, where=where, rank_by=rank_by, top_k=top_k,
+        funnel=Funnel(keep=funnel) if funnel else None, seed=seed, chunk_size=chunk_size,
+    )  # fmt: skip
+    console.print(f"screening {sp.name}: {len(sp):,} positions")
+    result = screen.run(executor=_executor(dask, processes), out=out, save_all=save_all,
+                        resume=resume, progress=True)  # fmt: skip
+    _print_top(console, result.top, 20)
+    _print_summary(console, result.summary)
+
+
+def _print_top(console, top, n: int) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"top {min(n, len(top))}")
+    skip = {"index", "score"}
+    cols = [c for c in top.columns if c not in skip and not c.endswith("_std")][:10]
+    for c in cols:
+        table.add_column(c)
+    for _, r in top.head(n).iterrows():
+        cells = []
+        for c in cols:
+            v = r[c]
+            std = r.get(f"{c}_std") if f"{c}_std" in top.columns else None
+            if isinstance(v, float):
+                cells.append(f"{v:.3g}" + (f" ± {std:.2g}" if std is not None and std == std else ""))
+            else:
+                cells.append(str(v))
+        table.add_row(*cells)
+    console.print(table)
+
+
+def _print_summary(console, s: dict) -> None:
+    funnel = s.get("funnel")
+    console.print(
+        f"[bold]{s['positions']:,}[/bold] positions, {s['candidates']:,} candidates "
+        f"(filtered: {s['filtered'] or 'none'}), {s['rejected']:,} rejected, "
+        f"{s['evaluated_full']:,} evaluated by the full models"
+        + (f" (funnel on {funnel['column']} >= {funnel['threshold']:.3g})" if funnel else "")
+        + f", {s['passed']:,} passed the filter; {s['seconds']:.1f} s "
+        f"({s['candidates_per_s']:,.0f} candidates/s)"
+    )
+    if s.get("rejects_file"):
+        console.print(f"rejects: {s['rejects_file']}")
+
+
+@app.command("query")
+def query_command(
+    results: Path = typer.Argument(..., help="results.parquet (or a folder/glob of parts)."),
+    sql: str = typer.Argument(..., help="SQL over the view 'results', e.g. "
+                              "\"SELECT formula, hardness_vickers FROM results ORDER BY 2 DESC LIMIT 10\""),
+    limit: int = typer.Option(50, help="Rows printed (use LIMIT in the SQL for more control)."),
+    csv: Path = typer.Option(None, "--csv", help="Write the whole answer to this CSV instead."),
+) -> None:  # fmt: skip
+    """Query screening results with DuckDB (the file is scanned, not loaded)."""
+    import duckdb
+    from rich.console import Console
+    from rich.table import Table
+
+    src = str(results / "*.parquet") if results.is_dir() else str(results)
+    if not results.is_dir() and not results.exists() and "*" not in src:
+        raise typer.BadParameter(f"{results} does not exist", param_hint="RESULTS")
+    con = duckdb.connect()
+    con.execute(f"CREATE VIEW results AS SELECT * FROM read_parquet('{src.replace(chr(39), '')}')")
+    try:
+        rel = con.sql(sql)
+    except duckdb.Error as exc:
+        from matforge.screen.errors import ScreenError
+
+        raise ScreenError(f"query failed: {exc}") from None
+    if rel is None:
+        return
+    if csv:
+        rel.df().to_csv(csv, index=False)
+        typer.echo(f"wrote {csv}")
+        return
+    df = rel.limit(limit).df()
+    table = Table()
+    for c in df.columns:
+        table.add_column(str(c))
+    for row in df.itertuples(index=False):
+        table.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row])
+    Console().print(table)
+
+
+def map_command(
+    source: str = typer.Argument(..., help="A bundled dataset (the map's training data) or a "
+                                 "results file (CSV/Parquet with a formula column: candidates)."),
+    output: Path = typer.Option(Path("map.html"), "--output", "-o", help="HTML file to write."),
+    train: str = typer.Option("elasticity", "--train", help="Training dataset when SOURCE is a "
+                              "results file."),
+    color: str = typer.Option("cluster", "--color", help="'cluster' or a numeric column of the "
+                              "training dataset (e.g. bulk_modulus)."),
+    top: int = typer.Option(50, "--top", help="Candidates overlaid from a results file."),
+    embedding: str = typer.Option("pca", "--embedding", help="pca or umap (needs umap-learn)."),
+) -> None:  # fmt: skip
+    """Materials map (2-D embedding, HDBSCAN clusters) of a dataset, with candidates overlaid."""
+    import pandas as pd
+
+    from matforge.datasets import dataset_info, list_datasets, load_dataset
+    from matforge.report.map import build_map, map_figure, write_map_html
+
+    names = {d.name for d in list_datasets()}
+    cands = None
+    if source in names:
+        train_name = source
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise typer.BadParameter(f"{source!r}: not a bundled dataset or an existing file")
+        df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        if "formula" not in df.columns:
+            raise typer.BadParameter(f"{path} has no 'formula' column")
+        if "rank" in df.columns:
+            df = df.sort_values("rank")
+        cands = df["formula"].astype(str).head(top).tolist()
+        train_name = train
+    tdf = load_dataset(train_name)
+    target = dataset_info(train_name).target
+    value_col = color if color != "cluster" else target
+    values = tdf[value_col] if value_col in tdf.columns else None
+    if color != "cluster" and values is None:
+        raise typer.BadParameter(f"dataset {train_name} has no column {color!r}", param_hint="--color")
+    tmap, cmap, domain = build_map(tdf["formula"].astype(str), values, cands,
+                                   value_name=value_col or "value", embedding=embedding)  # fmt: skip
+    fig = map_figure(tmap, cmap, color=color,
+                     title=f"Materials map of {train_name} ({domain.n_clusters_} clusters)")  # fmt: skip
+    write_map_html(fig, output, title=f"matforge materials map: {train_name}",
+                   note=f"{len(tmap):,} training compounds"
+                   + (f", {len(cmap):,} candidates from {source}" if cmap is not None else ""))  # fmt: skip
+    typer.echo(f"wrote {output}")
+
+
+def superhard_command(
+    fast: bool = typer.Option(False, "--fast", help="Small models and a pool sample (< 60 s)."),
+    out: Path = typer.Option(Path("results/superhard"), "--out", "-o", help="Output folder."),
+    dask: str = typer.Option(None, "--dask", help="Screen on Dask: local:N or tcp://host:port."),
+    processes: int = typer.Option(1, "--processes", "-j", help="Local worker processes."),
+) -> None:
+    """Search for superhard materials: train B and G models on bundled Materials Project data,
+    screen the elasticity_pool candidates, rank by predicted Vickers hardness, validate on
+    held-out hard compounds, write candidates.parquet, top.csv and report.html."""
+    import time
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from matforge.report.superhard import write_superhard_report
+    from matforge.screen.superhard import SuperhardSettings, run_superhard
+
+    console = Console()
+    t0 = time.perf_counter()
+    settings = SuperhardSettings.fast_settings() if fast else SuperhardSettings()
+    result = run_superhard(out, settings=settings, executor=_executor(dask, processes),
+                           progress=console.is_terminal, log=console.print)  # fmt: skip
+    report = write_superhard_report(result, out / "report.html")
+    table = Table(title="Top 20 superhard candidates (predicted; Chen model, mean ± std)")
+    for c in ("#", "formula", "Hv (GPa)", "B (GPa)", "G (GPa)", "B/G", "distance"):
+        table.add_column(c, justify="right" if c != "formula" else "left")
+    for _, r in result.top.head(20).iterrows():
+        table.add_row(
+            str(int(r["rank_in_pool"])), str(r["formula"]),
+            f"{r['hardness_vickers']:.1f} ± {r['hardness_vickers_std']:.1f}",
+            f"{r['bulk_modulus']:.0f} ± {r['bulk_modulus_std']:.0f}",
+            f"{r['shear_modulus']:.0f} ± {r['shear_modulus_std']:.0f}",
+            f"{r['pugh_ratio']:.2f}", f"{r['distance']:.2f}",
+        )  # fmt: skip
+    console.print(table)
+    rec = result.recall
+    console.print(
+        f"validation: {rec['n_heldout']} held-out hard compounds among {rec['n_ranked']:,} ranked: "
+        f"recall {100 * rec['top_1pct']:.0f}% in the top 1%, {100 * rec['top_5pct']:.0f}% in the "
+        f"top 5%, {100 * rec['top_10pct']:.0f}% in the top 10% (random: 1/5/10%)"
+    )
+    console.print(
+        f"wrote {out / 'candidates.parquet'}, {out / 'top.csv'}, {report} "
+        f"in {time.perf_counter() - t0:.0f} s"
+    )

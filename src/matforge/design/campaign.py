@@ -1,0 +1,1262 @@
+"""Sequential-learning campaigns: ask for the next experiments, tell the results, in the store.
+
+>>> from matforge.design.campaign import Campaign
+>>> c = Campaign.create("lab.db", "blends", space, ["degradation min"], initial=past_df)
+>>> batch = c.suggest(5)            # DataFrame: suggestion_id, design columns, predictions
+>>> c.observe(results_df)           # matched to the suggestions by id or by design values
+>>> c.best(), c.history()
+
+A campaign's whole state lives in the store (:mod:`matforge.store.campaigns`): the design space
+(``as_dict``), the objectives, the strategy, every suggestion with the model and acquisition
+value that produced it and its status (pending / observed / cancelled), and every observation.
+Each ``suggest`` and each ``observe`` is one transaction, so a process killed at any moment
+loses nothing that was reported as done, and a restarted one never proposes again what is
+pending: pending experiments are excluded from the candidates and fantasised around (kriging
+believer) by the next batch.
+
+Design spaces: any :class:`~matforge.design.spaces.DesignSpace` (a
+:class:`~matforge.design.spaces.DiscretePool` of candidates, a
+:class:`~matforge.design.spaces.ParameterSpace`, a
+:class:`~matforge.design.spaces.FormulationSpace`) or a :class:`CompositionPool` of candidate
+formulas, which the surrogate sees through composition descriptors.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from matforge.design.objectives import (
+    Constraint,
+    Objective,
+    objective_from_dict,
+    parse_constraint,
+    parse_objective,
+    pareto_front,
+)
+from matforge.design.spaces import (
+    DesignSpace,
+    DiscretePool,
+    FormulationSpace,
+    ParameterSpace,
+    space_from_dict,
+)
+from matforge.design.strategy import (
+    COMPOSITION_FEATURES,
+    Representation,
+    Strategy,
+    composition_features,
+    default_strategy,
+    propose,
+)
+from matforge.errors import DesignSpaceError, MatforgeError
+
+__all__ = ["Campaign", "CampaignError", "CompositionPool", "ObserveReport", "composition_keys"]
+
+# Fewer finite results than this for an objective: explore (space-filling) instead of modelling.
+MIN_OBSERVATIONS = 5
+# Random candidates drawn from a continuous space per suggestion, plus local moves around the
+# best results so far.
+N_RANDOM_CANDIDATES = 2048
+N_LOCAL_CANDIDATES = 512
+# Relative tolerance when matching a result's design values to a pending suggestion.
+MATCH_RTOL = 1e-6
+SUGGESTION_ID = "suggestion_id"
+
+
+class CampaignError(MatforgeError, ValueError):
+    """A campaign operation that cannot be done (unknown campaign, bad results file, ...)."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return os.environ.get("USER", "unknown")
+
+
+def _json_value(v):
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if v is None or isinstance(v, bool | int | float | str):
+        return v
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat()
+    return str(v)
+
+
+# -----------------------------------------------------------------------------------------------
+# Candidate compositions
+# -----------------------------------------------------------------------------------------------
+
+
+def composition_keys(formulas: Sequence[str], source: str | None = None) -> list[str]:
+    """Canonical key of each formula: its elements and atomic fractions (6 significant
+    digits), so ``"Fe2O3"``, ``"O3Fe2"`` and ``"Fe0.4O0.6"`` share one key.
+
+    Raises :class:`~matforge.errors.InvalidFormula` naming the first formula that does not parse.
+    """
+    from matforge.chem.batch import CompositionBatch
+
+    batch = CompositionBatch.from_formulas([str(f) for f in formulas], errors="raise",
+                                           source=source)
+    F = batch.fractions.tocsr()
+    F.sort_indices()
+    symbols = batch.elements
+    keys = []
+    for r in range(F.shape[0]):
+        lo, hi = F.indptr[r], F.indptr[r + 1]
+        keys.append(" ".join(f"{symbols[j]}{float(f'{v:.6g}'):g}"
+                             for j, v in zip(F.indices[lo:hi], F.data[lo:hi], strict=True)))
+    return keys
+
+
+class CompositionPool(DesignSpace):
+    """A fixed table of candidate compositions (a formula column, plus any other columns).
+
+    The surrogate sees composition descriptors of the formulas (``featurizer``, a
+    :func:`~matforge.models.pipeline.build_featurizer` spec; default
+    :data:`~matforge.design.strategy.COMPOSITION_FEATURES`). Rows are matched by ``id_column``
+    when given rows carry it, otherwise by composition (see :func:`composition_keys`), so every
+    pool row of that composition matches.
+    """
+
+    def __init__(self, df: pd.DataFrame, formula_column: str = "formula",
+                 id_column: str | None = None, featurizer: Sequence[str] = COMPOSITION_FEATURES):
+        if not isinstance(df, pd.DataFrame) or len(df) == 0:
+            raise DesignSpaceError("CompositionPool needs a non-empty DataFrame of candidates")
+        if formula_column not in df.columns:
+            raise DesignSpaceError(
+                f"CompositionPool: no formula column {formula_column!r}; have {list(df.columns)}"
+            )
+        if id_column is not None:
+            if id_column not in df.columns:
+                raise DesignSpaceError(f"CompositionPool: no id column {id_column!r}")
+            ids = pd.Index(df[id_column])
+        else:
+            ids = pd.RangeIndex(len(df))
+        if not ids.is_unique:
+            raise DesignSpaceError(
+                f"CompositionPool: duplicate ids in {id_column!r}: "
+                f"{list(ids[ids.duplicated()].unique()[:5])}"
+            )
+        self.df = df.reset_index(drop=True)
+        self.formula_column = formula_column
+        self.id_column = id_column
+        self.featurizer = list(featurizer)
+        self._ids = ids
+        self._keys = np.array(composition_keys(self.df[formula_column].tolist(),
+                                               source="candidate pool"), dtype=object)
+        self._features = None
+
+    def __len__(self) -> int:
+        return len(self.df)
+
+    def __repr__(self) -> str:
+        return f"CompositionPool({len(self)} candidates, formula={self.formula_column!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, CompositionPool) and self.as_dict() == other.as_dict()
+
+    __hash__ = None
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.df.columns)
+
+    @property
+    def feature_names(self) -> list[str]:
+        from matforge.models.pipeline import build_featurizer
+
+        return build_featurizer(self.featurizer).feature_labels()
+
+    @property
+    def ids(self) -> pd.Index:
+        return self._ids
+
+    def keys(self, df: pd.DataFrame) -> np.ndarray:
+        """Composition keys of the rows of ``df`` (pool rows: cached)."""
+        if df is self.df:
+            return self._keys
+        if self.formula_column not in df.columns:
+            raise DesignSpaceError(f"rows need a {self.formula_column!r} column")
+        return np.array(composition_keys(df[self.formula_column].tolist()), dtype=object)
+
+    def to_features(self, df: pd.DataFrame | None = None) -> np.ndarray:
+        """Composition descriptors of ``df`` (default: the pool, computed once)."""
+        if df is None:
+            if self._features is None:
+                self._features = composition_features(self.df[self.formula_column].tolist(),
+                                                      self.featurizer)
+            return self._features
+        if self.formula_column not in df.columns:
+            raise DesignSpaceError(f"rows need a {self.formula_column!r} column")
+        return composition_features(df[self.formula_column].tolist(), self.featurizer)
+
+    def _match(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        if self.id_column is not None and self.id_column in df.columns:
+            pos = self._ids.get_indexer(pd.Index(df[self.id_column]))
+            rows = np.flatnonzero(pos >= 0)
+            return rows, pos[rows]
+        left = pd.DataFrame({"k": self.keys(df), "_row": np.arange(len(df))})
+        right = pd.DataFrame({"k": self._keys, "_pos": np.arange(len(self))})
+        m = left.merge(right, on="k")
+        return m["_row"].to_numpy(), m["_pos"].to_numpy()
+
+    def positions(self, df: pd.DataFrame) -> np.ndarray:
+        return np.unique(self._match(df)[1])
+
+    def available(self, exclude=None) -> np.ndarray:
+        mask = np.ones(len(self), dtype=bool)
+        if exclude is not None and len(exclude):
+            mask[self.positions(exclude)] = False
+        return mask
+
+    def candidates(self, exclude=None) -> pd.DataFrame:
+        return self.df[self.available(exclude)]
+
+    def sample(self, n: int, rng=None, exclude=None) -> pd.DataFrame:
+        pos = np.flatnonzero(self.available(exclude))
+        if n > len(pos):
+            raise DesignSpaceError(f"CompositionPool: asked for {n}, {len(pos)} available")
+        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        return self.df.iloc[np.sort(rng.choice(pos, size=int(n), replace=False))]
+
+    def contains(self, df: pd.DataFrame) -> np.ndarray:
+        ok = np.zeros(len(df), dtype=bool)
+        ok[self._match(df)[0]] = True
+        return ok
+
+    def infeasible_reason(self, row) -> str | None:
+        frame = row.to_frame().T if isinstance(row, pd.Series) else pd.DataFrame([dict(row)])
+        if self.contains(frame)[0]:
+            return None
+        return f"{frame[self.formula_column].iloc[0]!r} is not a candidate of the pool"
+
+    def as_dict(self) -> dict:
+        return {
+            "@class": "CompositionPool",
+            "formula_column": self.formula_column,
+            "id_column": self.id_column,
+            "featurizer": self.featurizer,
+            "columns": [str(c) for c in self.df.columns],
+            "dtypes": [str(t) for t in self.df.dtypes],
+            "data": {str(c): [_json_value(v) for v in self.df[c].tolist()]
+                     for c in self.df.columns},
+        }
+
+    @classmethod
+    def _from_dict(cls, d: dict) -> CompositionPool:
+        df = pd.DataFrame({c: d["data"][c] for c in d["columns"]}, columns=d["columns"])
+        for c, t in zip(d["columns"], d["dtypes"], strict=True):
+            try:
+                df[c] = df[c].astype(t)
+            except (TypeError, ValueError):
+                pass
+        return cls(df, d["formula_column"], d.get("id_column"), d.get("featurizer",
+                                                                      COMPOSITION_FEATURES))
+
+
+def load_space(d: dict) -> DesignSpace:
+    """Any design space from its ``as_dict`` (including :class:`CompositionPool`)."""
+    if isinstance(d, Mapping) and d.get("@class") == "CompositionPool":
+        return CompositionPool._from_dict(d)
+    return space_from_dict(d)
+
+
+# -----------------------------------------------------------------------------------------------
+# The campaign
+# -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ObserveReport:
+    """What :meth:`Campaign.observe` recorded: ``matched`` results answered a pending (or, by
+    id, any) suggestion, ``unplanned`` ones matched none, ``duplicates`` were already recorded
+    (same design and values) and were skipped; ``observation_ids`` of the rows written."""
+
+    matched: int = 0
+    unplanned: int = 0
+    duplicates: int = 0
+    observation_ids: list[int] = field(default_factory=list)
+
+    @property
+    def recorded(self) -> int:
+        return self.matched + self.unplanned
+
+
+def _open_store(store):
+    from matforge.store import Store
+
+    return store if isinstance(store, Store) else Store(store)
+
+
+def _tables():
+    from matforge.store import campaigns as tables
+
+    return tables
+
+
+class Campaign:
+    """A sequential-learning campaign kept in a :class:`~matforge.store.Store`.
+
+    Create one with :meth:`create`, reopen it (in any process) with :meth:`load`. See the
+    module docstring.
+    """
+
+    def __init__(self, store, name: str, campaign_id: int, config: dict):
+        self.store = store
+        self.name = name
+        self.id = campaign_id
+        self.config = config
+        self.space = load_space(config["space"])
+        self.objectives: list[Objective] = [objective_from_dict(o) for o in config["objectives"]]
+        self.constraints: list[Constraint] = [Constraint.from_dict(c)
+                                              for c in config.get("constraints", [])]
+        self.strategy = Strategy.from_dict(config["strategy"])
+        self.seed = int(config.get("seed", 0))
+        ingredient = config.get("ingredient_features")
+        self.ingredient_features = (pd.DataFrame(ingredient["data"], index=ingredient["index"],
+                                                 columns=ingredient["columns"])
+                                    if ingredient else None)
+        self._representation: Representation | None = None
+        self._pool_features: np.ndarray | None = None
+        self._pool_z: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        objs = ", ".join(str(o) for o in self.objectives)
+        return f"Campaign({self.name!r}, {objs}, space={self.space!r})"
+
+    # -- creation ------------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        store,
+        name: str,
+        space: DesignSpace,
+        objectives: Sequence[Objective | str] | Objective | str,
+        *,
+        model: str = "auto",
+        acquisition: str | dict = "auto",
+        batch_strategy: str = "kriging_believer",
+        constraints: Sequence[Constraint | str] = (),
+        strategy: Strategy | None = None,
+        ingredient_features: pd.DataFrame | None = None,
+        seed: int = 0,
+        initial: pd.DataFrame | None = None,
+        source: str = "initial",
+    ) -> Campaign:
+        """A new campaign named ``name`` in ``store`` (a :class:`Store`, URL or path).
+
+        ``objectives``: one or more objectives or their text (``"yield_strength max"``,
+        ``"gap in [1.2, 1.4]"``). ``model`` (``"auto"``, ``"rf"``, ``"gp"``, ``"boosted"``),
+        ``acquisition`` (``"auto"`` or a short name such as ``"ei"``, ``"ucb"``, ``"mli"``)
+        and ``batch_strategy`` override :func:`~matforge.design.strategy.default_strategy`
+        (or pass a whole ``strategy``). ``constraints`` on measured properties
+        (``"density < 5"``) weight the acquisition by the probability of meeting them.
+        ``ingredient_features`` (formulation spaces): a table indexed by ingredient name whose
+        amount-weighted means are added to the surrogate's features. ``initial``: results
+        from before the campaign (design columns and measured properties), recorded as
+        observations in the same transaction. Raises :class:`CampaignError` if the name is
+        taken.
+        """
+        store = _open_store(store)
+        if not isinstance(name, str) or not name.strip() or len(name) > 200:
+            raise CampaignError(f"a campaign name must be a non-empty string (≤ 200), got {name!r}")
+        if not isinstance(space, DesignSpace):
+            raise CampaignError(f"space must be a DesignSpace, got {type(space).__name__}")
+        if isinstance(objectives, str | Objective):
+            objectives = [objectives]
+        objs = [parse_objective(o) for o in objectives]
+        if not objs:
+            raise CampaignError("a campaign needs at least one objective")
+        names = [o.name for o in objs]
+        if len(set(names)) != len(names):
+            raise CampaignError(f"objectives name a property twice: {names}")
+        cons = [parse_constraint(c) for c in constraints]
+        clash = [o for o in names if o in space.columns]
+        if clash:
+            raise CampaignError(f"objective(s) {clash} are design columns of the space")
+        strat = strategy or default_strategy(objs)
+        overrides = {}
+        if model != "auto":
+            overrides["model"] = model
+            overrides["model_params"] = {}
+        if acquisition != "auto":
+            overrides["acquisition"] = acquisition
+        overrides["batch_strategy"] = batch_strategy
+        strat = Strategy.from_dict({**strat.as_dict(), **overrides})
+        strat.acquisition_for(objs)  # validates the acquisition name
+        if ingredient_features is not None:
+            if not isinstance(space, FormulationSpace):
+                raise CampaignError("ingredient_features need a FormulationSpace")
+            missing = [i for i in space.ingredient_names if i not in ingredient_features.index]
+            if missing:
+                raise CampaignError(f"ingredient_features lack ingredient(s) {missing[:5]}")
+            ingredient_features = ingredient_features.loc[space.ingredient_names].astype(float)
+        config = {
+            "space": space.as_dict(),
+            "objectives": [o.as_dict() for o in objs],
+            "constraints": [c.as_dict() for c in cons],
+            "strategy": strat.as_dict(),
+            "seed": int(seed),
+            "ingredient_features": None if ingredient_features is None else {
+                "index": [str(i) for i in ingredient_features.index],
+                "columns": [str(c) for c in ingredient_features.columns],
+                "data": ingredient_features.to_numpy(dtype=float).tolist(),
+            },
+            "matforge": _version(),
+        }
+        t = _tables()
+        import sqlalchemy as sa
+
+        from matforge.store.database import write_transaction
+
+        probe = cls(store, name, -1, config)  # validates the config before writing anything
+        rows = probe._observation_rows(initial, source) if initial is not None else []
+        with write_transaction(store.engine) as conn:
+            taken = conn.execute(sa.select(t.campaigns.c.id).where(t.campaigns.c.name == name))
+            if taken.first() is not None:
+                raise CampaignError(f"a campaign named {name!r} already exists in {store!r}")
+            cid = conn.execute(
+                t.campaigns.insert().values(name=name, config=config, created_at=_now(),
+                                            created_by=_user())
+            ).inserted_primary_key[0]
+            for r in rows:
+                r["campaign_id"] = cid
+            if rows:
+                conn.execute(t.campaign_observations.insert(), rows)
+        return cls(store, name, cid, config)
+
+    @classmethod
+    def load(cls, store, name: str) -> Campaign:
+        """Reopen the campaign ``name`` (raises :class:`CampaignError` if there is none)."""
+        import sqlalchemy as sa
+
+        store = _open_store(store)
+        t = _tables()
+        with store.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(t.campaigns.c.id, t.campaigns.c.config).where(t.campaigns.c.name == name)
+            ).first()
+        if row is None:
+            known = cls.names(store)
+            hint = f"; campaigns in this store: {', '.join(known)}" if known else ""
+            raise CampaignError(f"no campaign named {name!r} in {store!r}{hint}")
+        return cls(store, name, row.id, row.config)
+
+    @staticmethod
+    def names(store) -> list[str]:
+        """Names of the campaigns in ``store``."""
+        import sqlalchemy as sa
+
+        store = _open_store(store)
+        t = _tables()
+        with store.engine.connect() as conn:
+            return list(conn.execute(sa.select(t.campaigns.c.name).order_by(t.campaigns.c.id))
+                        .scalars())
+
+    # -- features ------------------------------------------------------------------------------
+
+    @property
+    def design_columns(self) -> list[str]:
+        """The columns that describe an experiment (what results files must carry, unless
+        they give a ``suggestion_id``)."""
+        if isinstance(self.space, CompositionPool):
+            cols = [self.space.formula_column]
+            return cols + ([self.space.id_column] if self.space.id_column else [])
+        if isinstance(self.space, DiscretePool):
+            cols = list(self.space.feature_columns)
+            return ([self.space.id_column] if self.space.id_column else []) + cols
+        return list(self.space.columns)
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """The design columns the surrogate's features are computed from."""
+        if isinstance(self.space, CompositionPool):
+            return [self.space.formula_column]
+        if isinstance(self.space, DiscretePool):
+            return list(self.space.feature_columns)
+        return list(self.space.columns)
+
+    @property
+    def properties(self) -> list[str]:
+        """Measured properties the campaign uses: objectives, then constrained properties."""
+        out = [o.name for o in self.objectives]
+        return out + [c.name for c in self.constraints if c.name not in out]
+
+    def _raw_features(self, df: pd.DataFrame | None) -> np.ndarray:
+        if df is None:  # the whole pool
+            if self._pool_features is None:
+                self._pool_features = np.asarray(self.space.to_features(), dtype=float)
+            return self._pool_features
+        X = np.asarray(self.space.to_features(df), dtype=float)
+        if self.ingredient_features is not None:
+            names = list(self.ingredient_features.index)
+            A = df[names].to_numpy(dtype=float)
+            W = A / np.maximum(A.sum(axis=1, keepdims=True), 1e-12)
+            X = np.hstack([X, W @ self.ingredient_features.to_numpy(dtype=float)])
+        return X
+
+    def _is_pool(self) -> bool:
+        return isinstance(self.space, DiscretePool | CompositionPool)
+
+    def representation(self) -> Representation:
+        """The fitted representation (on the pool, or on a seeded sample of the space)."""
+        if self._representation is None:
+            if self._is_pool():
+                ref = self._raw_features(None)
+            else:
+                ref = self._raw_features(self.space.sample(N_RANDOM_CANDIDATES,
+                                                           np.random.default_rng(self.seed)))
+            self._representation = Representation(
+                self.strategy.representation, self.strategy.n_components, seed=self.seed
+            ).fit(ref)
+        return self._representation
+
+    def features(self, df: pd.DataFrame | None = None) -> np.ndarray:
+        """What the surrogate sees for design rows ``df`` (default: the pool's candidates)."""
+        if df is None:
+            return self._pool_Z()
+        return self.representation().transform(self._raw_features(df[self.feature_columns]
+                                                                  if self._is_pool() else df))
+
+    def _pool_Z(self) -> np.ndarray:
+        if self._pool_z is None:
+            self._pool_z = self.representation().transform(self._raw_features(None))
+        return self._pool_z
+
+    # -- reading the state ---------------------------------------------------------------------
+
+    def _read(self, table, *where, order=None) -> pd.DataFrame:
+        import sqlalchemy as sa
+
+        stmt = sa.select(table).where(table.c.campaign_id == self.id, *where)
+        stmt = stmt.order_by(order if order is not None else table.c.id)
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(stmt).mappings().all()
+        return pd.DataFrame([dict(r) for r in rows], columns=list(table.c.keys()))
+
+    def _observations(self) -> pd.DataFrame:
+        return self._read(_tables().campaign_observations)
+
+    def _suggestions(self, status: str | None = None) -> pd.DataFrame:
+        t = _tables()
+        where = [t.campaign_suggestions.c.status == status] if status else []
+        return self._read(t.campaign_suggestions, *where)
+
+    def _design_frame(self, designs: Sequence[dict]) -> pd.DataFrame:
+        df = pd.DataFrame(list(designs))
+        for c in self.design_columns:
+            if c not in df.columns:
+                df[c] = np.nan
+        return df
+
+    def batches(self) -> pd.DataFrame:
+        """One row per ``suggest`` call: number, model description, acquisition, strategy."""
+        return self._read(_tables().campaign_batches)
+
+    def suggestions(self) -> pd.DataFrame:
+        """Every suggestion: id, batch number, status, design columns, predicted mean and std
+        per objective (at the time it was chosen), acquisition value."""
+        s = self._suggestions()
+        b = self.batches()
+        number = dict(zip(b["id"], b["number"], strict=True)) if len(b) else {}
+        out = pd.DataFrame({
+            SUGGESTION_ID: s["id"].astype("int64") if len(s) else pd.Series(dtype="int64"),
+            "batch": [number.get(i) for i in s["batch_id"]],
+            "status": s["status"],
+        })
+        design = self._design_frame(s["design"].tolist()) if len(s) else pd.DataFrame(
+            columns=self.design_columns)
+        out = pd.concat([out.reset_index(drop=True), design.reset_index(drop=True)], axis=1)
+        for o in self.objectives:
+            out[f"{o.name}_mean"] = [(p or {}).get(o.name, {}).get("mean") for p in s["prediction"]]
+            out[f"{o.name}_std"] = [(p or {}).get(o.name, {}).get("std") for p in s["prediction"]]
+        out["acquisition"] = s["acquisition_value"].to_numpy() if len(s) else []
+        out["created_at"] = s["created_at"].to_numpy() if len(s) else []
+        return out
+
+    def pending(self) -> pd.DataFrame:
+        """Suggestions still waiting for a result (the same columns as :meth:`suggestions`)."""
+        s = self.suggestions()
+        return s[s["status"] == "pending"].reset_index(drop=True)
+
+    def history(self) -> pd.DataFrame:
+        """Every observation in the order recorded: ``observation_id``, ``suggestion_id``
+        (NaN for initial data and unplanned experiments), ``batch`` (0 for those), ``source``,
+        design columns, measured properties, and for one objective its ``utility`` and
+        ``best_so_far`` (in the property's units)."""
+        o = self._observations()
+        s = self._suggestions()
+        b = self.batches()
+        number = dict(zip(b["id"], b["number"], strict=True)) if len(b) else {}
+        batch_of = dict(zip(s["id"], [number.get(x) for x in s["batch_id"]], strict=True)) \
+            if len(s) else {}
+        out = pd.DataFrame({
+            "observation_id": o["id"].astype("int64") if len(o) else pd.Series(dtype="int64"),
+            SUGGESTION_ID: pd.array(o["suggestion_id"].tolist(), dtype="Int64"),
+            "batch": [int(batch_of.get(x, 0)) if pd.notna(x) else 0 for x in o["suggestion_id"]],
+            "source": o["source"],
+            "created_at": o["created_at"],
+        })
+        design = self._design_frame(o["design"].tolist()) if len(o) else pd.DataFrame(
+            columns=self.design_columns)
+        out = pd.concat([out.reset_index(drop=True), design.reset_index(drop=True)], axis=1)
+        for p in self.properties:
+            out[p] = [float(v.get(p)) if v.get(p) is not None else np.nan for v in o["values"]]
+        if len(self.objectives) == 1 and len(out):
+            obj = self.objectives[0]
+            u = obj.utility(out[obj.name].to_numpy(dtype=float))
+            out["utility"] = u
+            best = np.fmax.accumulate(np.where(np.isnan(u), -np.inf, u))
+            out["best_so_far"] = np.where(np.isfinite(best), _from_utility(obj, best), np.nan)
+        return out
+
+    def best(self) -> pd.DataFrame:
+        """The best observation (one objective: highest utility, ties all kept) or the Pareto
+        front of the observations (several objectives), as rows of :meth:`history`."""
+        h = self.history()
+        if not len(h):
+            return h
+        Y = h[[o.name for o in self.objectives]].to_numpy(dtype=float)
+        ok = ~np.isnan(Y).any(axis=1)
+        if self.constraints:
+            for c in self.constraints:
+                v = h[c.name].to_numpy(dtype=float)
+                ok &= ~np.isnan(v) & c.satisfied(np.nan_to_num(v))
+        if not ok.any():
+            return h.iloc[:0]
+        if len(self.objectives) == 1:
+            u = self.objectives[0].utility(Y[:, 0])
+            u = np.where(ok, u, -np.inf)
+            return h[u >= u.max() - 1e-12].reset_index(drop=True)
+        U = np.column_stack([o.utility(Y[:, j]) for j, o in enumerate(self.objectives)])
+        U[~ok] = np.nan
+        return h[pareto_front(U)].reset_index(drop=True)
+
+    def status(self) -> dict:
+        """A summary: counts of observations (initial / answered / unplanned), pending and
+        batches, and the best result so far."""
+        h = self.history()
+        s = self._suggestions()
+        b = self.batches()
+        best = self.best()
+        summary = {
+            "name": self.name,
+            "objectives": [str(o) for o in self.objectives],
+            "constraints": [str(c) for c in self.constraints],
+            "space": repr(self.space),
+            "strategy": self.strategy.as_dict(),
+            "observations": len(h),
+            "initial": int((h["source"].str.startswith("initial")).sum()) if len(h) else 0,
+            "answered": int(h[SUGGESTION_ID].notna().sum()) if len(h) else 0,
+            "pending": int((s["status"] == "pending").sum()) if len(s) else 0,
+            "cancelled": int((s["status"] == "cancelled").sum()) if len(s) else 0,
+            "batches": len(b),
+            "best": best[self.design_columns + self.properties].to_dict("records")
+            if len(best) else [],
+        }
+        summary["unplanned"] = summary["observations"] - summary["initial"] - summary["answered"]
+        return summary
+
+    # -- suggest -------------------------------------------------------------------------------
+
+    def _training(self, history: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        """Observations usable for fitting: designs with every design column, the objectives'
+        values (NaN where not measured)."""
+        if not len(history):
+            return history, np.zeros((0, len(self.objectives)))
+        usable = history[self.feature_columns].notna().all(axis=1).to_numpy()
+        h = history[usable].reset_index(drop=True)
+        Y = h[[o.name for o in self.objectives]].to_numpy(dtype=float)
+        return h, Y
+
+    def _candidates(self, observed: pd.DataFrame, pending: pd.DataFrame, Y: np.ndarray,
+                    rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray | None]:
+        """Candidate rows and, for a pool, their positions in it."""
+        if self._is_pool():
+            taken = pd.concat([f for f in (observed, pending) if len(f)], ignore_index=True) \
+                if len(observed) or len(pending) else observed
+            mask = np.ones(len(self.space), dtype=bool)
+            mask[self._pool_positions(taken)] = False
+            pos = np.flatnonzero(mask)
+            return self.space.df.iloc[pos].reset_index(drop=True), pos
+        parts = [self.space.sample(N_RANDOM_CANDIDATES, rng)]
+        local = self._local_moves(observed, Y, rng)
+        if local is not None:
+            parts.append(local)
+        cands = pd.concat(parts, ignore_index=True)
+        return cands, None
+
+    def _pool_positions(self, df: pd.DataFrame) -> np.ndarray:
+        """Pool positions of the candidates rows of ``df`` refer to (by id where a row has
+        one, else by features / composition); rows that are no candidate are ignored."""
+        if not len(df):
+            return np.zeros(0, dtype=int)
+        idc = self.space.id_column
+        parts = []
+        rest = df
+        if idc and idc in df.columns:
+            has = df[idc].notna().to_numpy()
+            if has.any():
+                ids = pd.Index(df.loc[has, idc].tolist())
+                pos = self.space.ids.get_indexer(ids)
+                parts.append(pos[pos >= 0])
+            rest = df[~has]
+        cols = self.feature_columns
+        if len(rest) and all(c in rest.columns for c in cols):
+            rest = rest[cols][rest[cols].notna().all(axis=1)]
+            if len(rest):
+                parts.append(self.space.positions(rest.reset_index(drop=True)))
+        return np.unique(np.concatenate(parts)).astype(int) if parts else np.zeros(0, int)
+
+    def _local_moves(self, observed: pd.DataFrame, Y: np.ndarray,
+                     rng: np.random.Generator) -> pd.DataFrame | None:
+        """Perturbations of the best results so far, repaired into the space (continuous
+        spaces): the random sample alone rarely lands close enough to the best region."""
+        if not len(observed) or not hasattr(self.space, "from_features") \
+                or not hasattr(self.space, "project"):
+            return None
+        inside = self.space.contains(observed[self.space.columns])
+        if not inside.any():
+            return None
+        U = np.column_stack([o.utility(Y[:, j]) for j, o in enumerate(self.objectives)])
+        if U.shape[1] == 1:
+            score = U[:, 0]
+        else:  # rank-average over objectives: good in several counts more
+            score = np.nanmean(pd.DataFrame(U).rank().to_numpy(), axis=1)
+        score = np.where(inside & np.isfinite(score), score, -np.inf)
+        top = np.argsort(-score)[: max(1, min(8, int(np.isfinite(score).sum())))]
+        top = top[np.isfinite(score[top])]
+        if not len(top):
+            return None
+        F = self.space.to_features(observed.iloc[top][self.space.columns])
+        reps = N_LOCAL_CANDIDATES // len(top)
+        base = np.repeat(F, reps, axis=0)
+        scale = rng.choice([0.02, 0.05, 0.15], size=(len(base), 1))
+        moved = self.space.from_features(base + scale * rng.standard_normal(base.shape))
+        try:
+            return self.space.project(moved)
+        except DesignSpaceError:
+            return None
+
+    def suggest(self, n: int = 1) -> pd.DataFrame:
+        """Propose ``n`` new experiments, record them as pending, and return them.
+
+        Columns: ``suggestion_id`` (quote it in the results file), ``batch``, the design
+        columns, ``{objective}_mean`` / ``{objective}_std`` (predicted, in the property's
+        units; NaN while exploring) and ``acquisition``. Pending experiments are never
+        proposed again. With fewer than :data:`MIN_OBSERVATIONS` results, the batch is
+        space-filling exploration instead of model-based.
+        """
+        import sqlalchemy as sa
+
+        from matforge.store.database import write_transaction
+
+        if isinstance(n, bool) or int(n) != n or n < 1:
+            raise CampaignError(f"n must be a positive integer, got {n!r}")
+        n = int(n)
+        t = _tables()
+        history = self.history()
+        pending = self.pending()
+        observed, Y = self._training(history)
+        batch_number = len(self.batches()) + 1
+        rng = np.random.default_rng([self.seed, batch_number])
+        cands, pos = self._candidates(observed, pending, Y, rng)
+        if len(cands) < n:
+            raise CampaignError(
+                f"only {len(cands)} candidate(s) left that are neither measured nor pending; "
+                f"asked for {n}"
+            )
+        Z = self._pool_Z()[pos] if pos is not None else self.features(cands)
+        n_finite = np.isfinite(Y).sum(axis=0) if len(Y) else np.zeros(len(self.objectives))
+        model_info = None
+        if n_finite.min() < MIN_OBSERVATIONS:
+            idx = self._space_filling(Z, observed, pending, n, rng)
+            values = np.full(len(idx), np.nan)
+            mean = std = np.full((len(idx), len(self.objectives)), np.nan)
+            acquisition = {"name": "space-filling", "reason": (
+                f"fewer than {MIN_OBSERVATIONS} results for an objective")}
+            strategy_name = "space_filling"
+        else:
+            Zo = self.features(observed)
+            Zp = self.features(pending) if len(pending) else None
+            cons = [(c, observed[c.name].to_numpy(dtype=float)) for c in self.constraints
+                    if c.name in observed.columns]
+            proposal = propose(self.strategy, Z, Zo, Y, self.objectives, n, pending=Zp,
+                               constraints=cons, seed=self.seed + batch_number)
+            idx, values, mean, std = proposal[:4]
+            model_info = proposal.model
+            acquisition = model_info["acquisition"]
+            strategy_name = self.strategy.batch_strategy
+        chosen = cands.iloc[np.asarray(idx)].reset_index(drop=True)
+        designs = [{c: _json_value(v) for c, v in row.items()}
+                   for row in chosen[self._stored_columns(chosen)].to_dict("records")]
+        keys = self._keys(chosen)
+        now = _now()
+        with write_transaction(self.store.engine) as conn:
+            camp = sa.select(t.campaigns.c.id).where(t.campaigns.c.id == self.id)
+            conn.execute(camp.with_for_update())  # PostgreSQL: one suggest at a time
+            number = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.max(t.campaign_batches.c.number), 0))
+                .where(t.campaign_batches.c.campaign_id == self.id)
+            ).scalar_one() + 1
+            # Another process may have suggested since we read the state: never duplicate a
+            # pending experiment.
+            taken = set(conn.execute(
+                sa.select(t.campaign_suggestions.c.key).where(
+                    t.campaign_suggestions.c.campaign_id == self.id,
+                    t.campaign_suggestions.c.status == "pending")
+            ).scalars())
+            batch_id = conn.execute(t.campaign_batches.insert().values(
+                campaign_id=self.id, number=number, model=model_info,
+                acquisition=_jsonable(acquisition), strategy=strategy_name, created_at=now,
+            )).inserted_primary_key[0]
+            rows, kept = [], []
+            for i, (design, key) in enumerate(zip(designs, keys, strict=True)):
+                if key in taken:
+                    continue
+                taken.add(key)
+                kept.append(i)
+                rows.append({
+                    "campaign_id": self.id, "batch_id": batch_id, "position": i, "key": key,
+                    "design": design,
+                    "prediction": None if not np.isfinite(mean[i]).all() else {
+                        o.name: {"mean": float(mean[i, j]), "std": float(std[i, j])}
+                        for j, o in enumerate(self.objectives)},
+                    "acquisition_value": float(values[i]) if np.isfinite(values[i]) else None,
+                    "status": "pending", "created_at": now,
+                })
+            ids = []
+            for r in rows:  # one by one: the ids are needed, and batches are small
+                ids.append(conn.execute(t.campaign_suggestions.insert().values(**r))
+                           .inserted_primary_key[0])
+        out = pd.DataFrame({SUGGESTION_ID: np.asarray(ids, dtype="int64"),
+                            "batch": number})
+        out = pd.concat([out, chosen.iloc[kept].reset_index(drop=True)], axis=1)
+        for j, o in enumerate(self.objectives):
+            out[f"{o.name}_mean"] = mean[kept, j]
+            out[f"{o.name}_std"] = std[kept, j]
+        out["acquisition"] = values[kept]
+        return out
+
+    def _space_filling(self, Z, observed, pending, n, rng) -> np.ndarray:
+        """Greedy max-min distance picks (scaled features), away from what was done."""
+        scale = Z.std(axis=0)
+        scale = np.where(scale > 0, scale, 1.0)
+        Zs = Z / scale
+        done = [self.features(df) / scale for df in (observed, pending) if len(df)]
+        ref = np.vstack(done) if done else np.zeros((0, Z.shape[1]))
+        if len(Zs) > 20_000:
+            sub = rng.choice(len(Zs), 20_000, replace=False)
+        else:
+            sub = np.arange(len(Zs))
+        d = np.full(len(sub), np.inf)
+        for r in ref:
+            d = np.minimum(d, np.sum((Zs[sub] - r) ** 2, axis=1))
+        picks = []
+        for _ in range(n):
+            if np.isinf(d).all():
+                i = int(rng.integers(len(sub)))
+            else:
+                i = int(np.argmax(np.where(np.isin(np.arange(len(sub)), picks), -1, d)))
+            picks.append(i)
+            d = np.minimum(d, np.sum((Zs[sub] - Zs[sub[i]]) ** 2, axis=1))
+            d[i] = -1
+        return sub[np.asarray(picks)]
+
+    def _stored_columns(self, df: pd.DataFrame) -> list[str]:
+        if self._is_pool():
+            return list(self.space.df.columns)
+        return list(self.space.columns)
+
+    def _feature_keys(self, df: pd.DataFrame) -> list[str]:
+        """Identity of design rows by what they are: composition, or rounded feature values."""
+        if isinstance(self.space, CompositionPool):
+            return [f"composition={k}" for k in self.space.keys(df)]
+        cols = self.feature_columns
+        return [json.dumps({c: _round(v) for c, v in row.items()}, sort_keys=True)
+                for row in df[cols].to_dict("records")]
+
+    def _identities(self, designs: Sequence[dict]) -> list[str]:
+        """What a stored design is, for recognising a result recorded twice: its feature key
+        when it has the feature columns, else its id."""
+        if not designs:
+            return []
+        frame = self._design_frame(designs)
+        cols = self.feature_columns
+        complete = frame[cols].notna().all(axis=1).to_numpy()
+        out = np.empty(len(frame), dtype=object)
+        if complete.any():
+            out[complete] = self._feature_keys(frame[complete])
+        if (~complete).any():
+            out[~complete] = self._keys(frame[~complete])
+        return out.tolist()
+
+    def _keys(self, df: pd.DataFrame) -> list[str]:
+        """Identity of design rows: the pool id when the row has one, else
+        :meth:`_feature_keys`."""
+        idc = self.space.id_column if self._is_pool() else None
+        if idc is None or idc not in df.columns:
+            return self._feature_keys(df)
+        has = df[idc].notna().to_numpy()
+        keys = np.empty(len(df), dtype=object)
+        keys[has] = [f"id={_json_value(v)}" for v in df.loc[has, idc]]
+        if (~has).any():
+            keys[~has] = self._feature_keys(df[~has])
+        return keys.tolist()
+
+    # -- observe -------------------------------------------------------------------------------
+
+    def _observation_rows(self, df: pd.DataFrame, source: str) -> list[dict]:
+        """Validated observation rows (without campaign or suggestion ids) from a results
+        table: every row must carry the design columns and at least one finite property."""
+        if not isinstance(df, pd.DataFrame):
+            raise CampaignError(f"results must be a DataFrame, got {type(df).__name__}")
+        self._check_values(df, source, need_design=True)
+        designs = self._designs(df)
+        keys = self._keys(df)
+        values = self._values(df)
+        now, user = _now(), _user()
+        return [{"suggestion_id": None, "key": k, "design": d, "values": v, "source": source,
+                 "created_at": now, "created_by": user}
+                for d, k, v in zip(designs, keys, values, strict=True)]
+
+    def _check_values(self, df: pd.DataFrame, source: str, need_design: bool) -> None:
+        props = [p for p in self.properties if p in df.columns]
+        if not props:
+            raise CampaignError(
+                f"{source}: no measured property column; expected one of {self.properties} "
+                f"(have {list(df.columns)})"
+            )
+        for p in props:
+            col = pd.to_numeric(df[p], errors="coerce")
+            bad = col.isna() & df[p].notna()
+            if bad.any():
+                i = int(np.flatnonzero(bad.to_numpy())[0])
+                raise CampaignError(
+                    f"{source}: column {p!r}, row {i + 1}: {df[p].iloc[i]!r} is not a number"
+                )
+            inf = ~np.isfinite(col.fillna(0).to_numpy(dtype=float))
+            if inf.any():
+                i = int(np.flatnonzero(inf)[0])
+                raise CampaignError(f"{source}: column {p!r}, row {i + 1}: value is not finite")
+        none = df[props].apply(pd.to_numeric, errors="coerce").isna().all(axis=1).to_numpy()
+        if none.any():
+            rows = [int(i) + 1 for i in np.flatnonzero(none)[:5]]
+            raise CampaignError(
+                f"{source}: row(s) {rows} have no measured value in {props}"
+            )
+        if need_design:
+            cols = self.feature_columns
+            idc = self.space.id_column if self._is_pool() else None
+            if idc is not None and idc in df.columns and df[idc].notna().all():
+                cols = [idc]
+            missing = [c for c in cols if c not in df.columns]
+            if missing:
+                raise CampaignError(
+                    f"{source}: missing design column(s) {missing} (or a {SUGGESTION_ID!r} "
+                    f"column to match the suggestions)"
+                )
+            blank = df[cols].isna().any(axis=1).to_numpy()
+            if blank.any():
+                i = int(np.flatnonzero(blank)[0])
+                raise CampaignError(f"{source}: row {i + 1} has an empty design column")
+            if isinstance(self.space, CompositionPool) and self.space.formula_column in cols:
+                composition_keys(df[self.space.formula_column].tolist(), source=source)
+
+    def _designs(self, df: pd.DataFrame) -> list[dict]:
+        """Design values of result rows (every column but the properties and the id); a pool
+        candidate named by its id alone gets the pool's columns."""
+        cols = [c for c in df.columns if c not in self.properties and c != SUGGESTION_ID]
+        designs = [{c: _json_value(v) for c, v in row.items()}
+                   for row in df[cols].to_dict("records")] if cols else [{} for _ in range(len(df))]
+        idc = self.space.id_column if self._is_pool() else None
+        if idc is not None and idc in df.columns:
+            pos = self.space.ids.get_indexer(pd.Index(df[idc].tolist()))
+            for d, p in zip(designs, pos, strict=True):
+                if p >= 0:
+                    pool_row = self.space.df.iloc[int(p)].to_dict()
+                    for c, v in pool_row.items():
+                        if d.get(c) is None:
+                            d[c] = _json_value(v)
+        return designs
+
+    def _values(self, df: pd.DataFrame) -> list[dict]:
+        props = [p for p in self.properties if p in df.columns]
+        V = df[props].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+        return [{p: float(v) for p, v in zip(props, row, strict=True) if np.isfinite(v)}
+                for row in V]
+
+    def _match_pending(self, df: pd.DataFrame, pending: pd.DataFrame) -> np.ndarray:
+        """For each result row, the pending suggestion id it answers by design (or -1)."""
+        out = np.full(len(df), -1, dtype=np.int64)
+        if not len(pending):
+            return out
+        pend_design = self._design_frame(pending["design"].tolist())
+        pend_ids = pending["id"].to_numpy()
+        used: set[int] = set()
+        if self._is_pool():
+            # A result names its candidate by id, or by features / composition.
+            idc = self.space.id_column
+            row_id = self._keys(df)
+            row_feat = self._feature_keys(df) if all(
+                c in df.columns for c in self.feature_columns) else [None] * len(df)
+            pend_id = pending["key"].tolist()
+            pend_feat = self._feature_keys(pend_design)
+            for i in range(len(df)):
+                by_id = idc is not None and idc in df.columns and pd.notna(df[idc].iloc[i])
+                for j in range(len(pending)):
+                    hit = row_id[i] == pend_id[j] if by_id else row_feat[i] == pend_feat[j]
+                    if hit and pend_ids[j] not in used:
+                        out[i] = pend_ids[j]
+                        used.add(pend_ids[j])
+                        break
+            return out
+        cols = self.design_columns
+        num = [c for c in cols if pd.api.types.is_numeric_dtype(pend_design[c])]
+        other = [c for c in cols if c not in num]
+        A = pd.DataFrame(df[num]).apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+        B = pend_design[num].to_numpy(dtype=float)
+        scale = np.maximum(np.nanmax(np.abs(B), axis=0), 1.0) if len(num) else np.ones(0)
+        for i in range(len(df)):
+            close = np.all(np.abs(B - A[i]) <= MATCH_RTOL * scale + 1e-12, axis=1)
+            for c in other:
+                close &= pend_design[c].astype(str).to_numpy() == str(df[c].iloc[i])
+            for j in np.flatnonzero(close):
+                if pend_ids[j] not in used:
+                    out[i] = pend_ids[j]
+                    used.add(pend_ids[j])
+                    break
+        return out
+
+    def observe(self, results: pd.DataFrame, source: str | None = None) -> ObserveReport:
+        """Record measured results (one transaction).
+
+        ``results`` has the measured properties (objectives, constrained properties; a blank
+        cell = not measured) and either a ``suggestion_id`` column or the design columns.
+        Rows are matched to suggestions by ``suggestion_id`` when given, otherwise to a
+        pending suggestion with the same design (same pool candidate or composition, or design
+        values equal within a relative 1e-6); a matched suggestion becomes ``observed``.
+        Unmatched rows are recorded as unplanned experiments. A row identical to one already
+        recorded (same design, same values) is skipped, so re-running ``observe`` on the same
+        file after a crash records nothing twice. Raises :class:`CampaignError` (nothing
+        written) for an unknown suggestion id, a non-numeric value or a row without any value.
+        """
+        import sqlalchemy as sa
+
+        from matforge.store.database import write_transaction
+
+        if not isinstance(results, pd.DataFrame):
+            raise CampaignError(f"results must be a DataFrame, got {type(results).__name__}")
+        source = f"observe:{source}" if source else "observe"
+        df = results.reset_index(drop=True)
+        if not len(df):
+            return ObserveReport()
+        self._check_values(df, source, need_design=False)
+        t = _tables()
+        by_id = np.full(len(df), -1, dtype=np.int64)
+        if SUGGESTION_ID in df.columns:
+            ids = pd.to_numeric(df[SUGGESTION_ID], errors="coerce")
+            bad = ids.isna() & df[SUGGESTION_ID].notna()
+            if bad.any():
+                i = int(np.flatnonzero(bad.to_numpy())[0])
+                raise CampaignError(f"{source}: row {i + 1}: suggestion_id "
+                                    f"{df[SUGGESTION_ID].iloc[i]!r} is not a number")
+            by_id = ids.fillna(-1).to_numpy(dtype=np.int64)
+        no_id = by_id < 0
+        if no_id.any():
+            self._check_values(df[no_id], source, need_design=True)
+        values = self._values(df)
+        now, user = _now(), _user()
+        report = ObserveReport()
+        with write_transaction(self.store.engine) as conn:
+            camp = sa.select(t.campaigns.c.id).where(t.campaigns.c.id == self.id)
+            conn.execute(camp.with_for_update())
+            S = t.campaign_suggestions
+            known = {r.id: r for r in conn.execute(
+                sa.select(S.c.id, S.c.key, S.c.design, S.c.status).where(
+                    S.c.campaign_id == self.id)).all()}
+            unknown = [int(i) for i in by_id[by_id >= 0] if int(i) not in known]
+            if unknown:
+                raise CampaignError(
+                    f"{source}: suggestion_id(s) {unknown[:5]} are not suggestions of campaign "
+                    f"{self.name!r}"
+                )
+            pending = pd.DataFrame(
+                [{"id": r.id, "key": r.key, "design": r.design} for r in known.values()
+                 if r.status == "pending" and r.id not in set(by_id.tolist())],
+                columns=["id", "key", "design"],
+            )
+            by_design = np.full(len(df), -1, dtype=np.int64)
+            if no_id.any():
+                by_design[no_id] = self._match_pending(df[no_id].reset_index(drop=True), pending)
+            match = np.where(by_id >= 0, by_id, by_design)
+            O = t.campaign_observations
+            stored = conn.execute(sa.select(O.c.design, O.c["values"])
+                                  .where(O.c.campaign_id == self.id)).all()
+            seen = set(zip(self._identities([r.design for r in stored]),
+                           [json.dumps(r.values, sort_keys=True) for r in stored], strict=True))
+            design_rows = self._designs(df)
+            rows, answered = [], []
+            for i in range(len(df)):
+                sid = int(match[i])
+                if sid >= 0:
+                    design = {**known[sid].design, **{k: v for k, v in design_rows[i].items()
+                                                      if v is not None}}
+                    key = known[sid].key
+                else:
+                    design = design_rows[i]
+                    key = self._keys(df.iloc[[i]])[0]
+                fingerprint = (self._identities([design])[0],
+                               json.dumps(values[i], sort_keys=True))
+                if fingerprint in seen:
+                    report.duplicates += 1
+                    continue
+                seen.add(fingerprint)
+                rows.append({"campaign_id": self.id, "suggestion_id": sid if sid >= 0 else None,
+                             "key": key, "design": design, "values": values[i],
+                             "source": source, "created_at": now, "created_by": user})
+                if sid >= 0:
+                    answered.append(sid)
+                    report.matched += 1
+                else:
+                    report.unplanned += 1
+            for r in rows:
+                report.observation_ids.append(
+                    conn.execute(O.insert().values(**r)).inserted_primary_key[0])
+            if answered:
+                conn.execute(S.update().where(S.c.id.in_(answered), S.c.status != "observed")
+                             .values(status="observed", updated_at=now))
+        return report
+
+    def cancel(self, suggestion_ids: Sequence[int] | None = None) -> int:
+        """Mark pending suggestions as cancelled (all of them by default): they will not be
+        waited for, and may be proposed again. Returns how many were cancelled."""
+        from matforge.store.database import write_transaction
+
+        t = _tables()
+        S = t.campaign_suggestions
+        stmt = S.update().where(S.c.campaign_id == self.id, S.c.status == "pending")
+        if suggestion_ids is not None:
+            stmt = stmt.where(S.c.id.in_([int(i) for i in suggestion_ids]))
+        with write_transaction(self.store.engine) as conn:
+            return conn.execute(stmt.values(status="cancelled", updated_at=_now())).rowcount
+
+
+def _round(v):
+    v = _json_value(v)
+    if isinstance(v, float):
+        return float(f"{v:.9g}")
+    return v
+
+
+def _jsonable(v):
+    from matforge.design.strategy import _jsonable as j
+
+    return j(v)
+
+
+def _from_utility(objective: Objective, u: np.ndarray) -> np.ndarray:
+    """Property value (max / min) or distance to the target (target / range) of utilities."""
+    if objective.kind == "max":
+        return u
+    return -u
+
+
+def _version() -> str:
+    from matforge import __version__
+
+    return __version__
+
+
+def infer_space(data: pd.DataFrame, *, formula: str | None = None,
+                features: Sequence[str] | None = None,
+                formulation: Sequence[str] | None = None, max_components: int | None = None,
+                pool: pd.DataFrame | None = None, targets: Sequence[str] = (),
+                id_column: str | None = None) -> DesignSpace:
+    """The design space a CSV-based campaign implies (see ``matforge campaign new``).
+
+    * ``formula``: a :class:`CompositionPool` of the rows of ``pool``, or else of the rows of
+      ``data`` whose targets are all missing (the candidates);
+    * ``features``: a :class:`DiscretePool` of ``pool`` on those columns, or else a
+      :class:`ParameterSpace` spanning the observed range of each (numeric columns become
+      :class:`~matforge.design.spaces.Continuous`, others
+      :class:`~matforge.design.spaces.Categorical`);
+    * ``formulation``: a :class:`DiscretePool` of ``pool``, or else a :class:`FormulationSpace`
+      of those ingredients summing to the data's typical row total (1 or 100 when the rows sum
+      to that within 1 %), with at most ``max_components`` present.
+    """
+    from matforge.design.spaces import Categorical, Continuous
+
+    given = sum(x is not None for x in (formula, features, formulation))
+    if given != 1:
+        raise CampaignError("describe the experiments with exactly one of formula, features "
+                            "and formulation")
+    unlabelled = None
+    if targets:
+        present = [t for t in targets if t in data.columns]
+        if present:
+            vals = data[present].apply(pd.to_numeric, errors="coerce")
+            unlabelled = data[vals.isna().all(axis=1)]
+    if formula is not None:
+        if formula not in data.columns:
+            raise CampaignError(f"no formula column {formula!r}; have {list(data.columns)}")
+        cands = pool if pool is not None else unlabelled
+        if cands is None or not len(cands):
+            raise CampaignError(
+                "a formula campaign chooses among candidates: give a pool of candidate "
+                "formulas (--pool), or rows without results in the data file"
+            )
+        cands = cands.drop(columns=[t for t in targets if t in cands.columns])
+        return CompositionPool(cands.reset_index(drop=True), formula_column=formula,
+                               id_column=id_column)
+    cols = list(features if features is not None else formulation)
+    missing = [c for c in cols if c not in data.columns]
+    if missing:
+        raise CampaignError(f"column(s) {missing} not in the data; have {list(data.columns)}")
+    if pool is not None:
+        miss = [c for c in cols if c not in pool.columns]
+        if miss:
+            raise CampaignError(f"column(s) {miss} not in the candidate pool")
+        keep = [c for c in pool.columns if c not in targets]
+        return DiscretePool(pool[keep].reset_index(drop=True), id_column=id_column,
+                            feature_columns=cols)
+    if features is not None:
+        params = []
+        for c in cols:
+            col = data[c]
+            numeric = pd.to_numeric(col, errors="coerce")
+            if numeric.notna().all():
+                lo, hi = float(numeric.min()), float(numeric.max())
+                params.append(Continuous(c, lo, hi))
+            else:
+                params.append(Categorical(c, tuple(sorted(col.dropna().unique().tolist(),
+                                                          key=str))))
+        return ParameterSpace(params)
+    amounts = data[cols].apply(pd.to_numeric, errors="coerce")
+    if amounts.isna().any().any():
+        bad = amounts.isna().any(axis=1).to_numpy()
+        raise CampaignError(f"ingredient amounts missing or not numbers in row(s) "
+                            f"{(np.flatnonzero(bad)[:5] + 1).tolist()}")
+    total = float(np.median(amounts.sum(axis=1)))
+    for nice in (1.0, 100.0):
+        if abs(total - nice) <= 0.01 * nice:
+            total = nice
+    return FormulationSpace(cols, total=total, max_components=max_components)

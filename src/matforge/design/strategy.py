@@ -1,0 +1,408 @@
+"""Strategies: how a campaign turns what it has measured into the next batch of experiments.
+
+A :class:`Strategy` is four replaceable choices, in the BoTorch spirit of small pieces:
+
+* a **representation** of the candidates (``"raw"``: the features as given; ``"pca"``: features
+  standardised, missing values imputed with the reference mean, then projected on their first
+  ``n_components`` principal components when there are more columns than that — fitted once on
+  the unlabelled candidates, never on measured values);
+* a **surrogate** with uncertainty (``"rf"``: :class:`~matforge.models.RandomForestUQ`, ``"gp"``:
+  :class:`~matforge.models.GaussianProcessUQ`, ``"boosted"``:
+  :class:`~matforge.models.BoostedEnsembleUQ`), one per objective;
+* an **acquisition** (:func:`~matforge.design.acquisition.make_acquisition` names, or
+  ``"auto"``: see :func:`default_acquisition`);
+* a **batch strategy** for more than one experiment at a time
+  (:func:`~matforge.design.batch.select_batch`: kriging believer by default).
+
+:func:`default_strategy` is what ``matforge campaign`` uses unless told otherwise; its choices
+were made on the campaign benchmarks (``matforge benchmark campaign``, docs/benchmarks.md).
+:func:`baseline_strategy` is the plain reference of those benchmarks: a random forest and
+expected improvement on the raw columns, one experiment at a time.
+
+:func:`propose` is the pure core used by both :class:`~matforge.design.campaign.Campaign` (with
+the store around it) and the benchmark replays (in memory): features in, chosen candidates out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from matforge.design.objectives import Maximize, Minimize, Objective, Range, Target
+from matforge.errors import DesignSpaceError
+
+__all__ = [
+    "COMPOSITION_FEATURES",
+    "MODELS",
+    "Proposal",
+    "Representation",
+    "Strategy",
+    "baseline_strategy",
+    "composition_features",
+    "default_acquisition",
+    "default_strategy",
+    "make_surrogate",
+    "propose",
+]
+
+MODELS = ("rf", "gp", "boosted")
+REPRESENTATIONS = ("raw", "pca")
+
+#: Descriptors of a composition for the default strategy (compressed by its PCA representation):
+#: Magpie statistics, mat2vec embedding statistics and the element fractions.
+COMPOSITION_FEATURES = ("magpie", "mat2vec:mean+range+var", "element_fraction")
+
+
+def composition_features(formulas, spec: Sequence[str] = COMPOSITION_FEATURES) -> np.ndarray:
+    """(n, d) descriptors of formulas (NaN rows for formulas that do not parse)."""
+    from matforge.models.pipeline import build_featurizer
+
+    return build_featurizer(list(spec)).featurize_many(list(formulas))
+
+
+@dataclass
+class Strategy:
+    """Representation + surrogate + acquisition + batch strategy (see the module docstring).
+
+    ``model_params`` are passed to the surrogate's constructor (e.g. ``{"n_estimators": 64}``);
+    ``acquisition`` is a short name, an ``as_dict()`` of an acquisition, or ``"auto"``.
+    """
+
+    model: str = "rf"
+    model_params: dict = field(default_factory=dict)
+    acquisition: str | dict = "auto"
+    batch_strategy: str = "kriging_believer"
+    representation: str = "pca"
+    n_components: int = 24
+    name: str = "custom"
+
+    def __post_init__(self):
+        if self.model not in MODELS:
+            raise DesignSpaceError(f"unknown surrogate {self.model!r}; use one of {MODELS}")
+        if self.representation not in REPRESENTATIONS:
+            raise DesignSpaceError(
+                f"unknown representation {self.representation!r}; use one of {REPRESENTATIONS}"
+            )
+        from matforge.design.batch import STRATEGIES
+
+        if self.batch_strategy not in STRATEGIES:
+            raise DesignSpaceError(
+                f"unknown batch strategy {self.batch_strategy!r}; use one of {STRATEGIES}"
+            )
+        if int(self.n_components) < 1:
+            raise DesignSpaceError(f"n_components must be ≥ 1, got {self.n_components!r}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Strategy:
+        return cls(**d)
+
+    def acquisition_for(self, objectives: Sequence[Objective]) -> dict:
+        """The concrete acquisition (``as_dict`` form) for these objectives."""
+        if self.acquisition == "auto":
+            return default_acquisition(objectives)
+        from matforge.design.acquisition import make_acquisition
+
+        return make_acquisition(self.acquisition).as_dict()
+
+
+def default_acquisition(objectives: Sequence[Objective]) -> dict:
+    """The acquisition :func:`default_strategy` uses for these objectives (``as_dict`` form).
+
+    * one property to maximise or minimise: expected improvement;
+    * a target value or range: expected improvement of minus the distance to it (closed form,
+      :class:`~matforge.design.objectives.IntervalUtility`): it looks for candidates likely to
+      land *closer* than the best so far, and once one is on target, for more of them;
+    * two or three objectives: expected hypervolume improvement; more: ParEGO.
+    """
+    objectives = list(objectives)
+    if len(objectives) == 1:
+        return {"name": "ei", "xi": 0.0}
+    if len(objectives) <= 3:
+        return {"name": "ehvi", "ref_point": None, "n_samples": 128, "rng": 0}
+    return {"name": "parego", "rho": 0.05, "n_samples": 256, "rng": 0}
+
+
+def default_strategy(objectives: Sequence[Objective] | None = None) -> Strategy:
+    """matforge's default: small random forests with calibrated uncertainty on a compact
+    representation, :func:`default_acquisition`, kriging believer for batches.
+
+    Forests of 64 trees refit in well under a second on a few hundred experiments and predict
+    12,000 candidates in a fraction of a second, so the model is refit at every batch; their
+    uncertainty (jackknife + calibrated noise, :class:`~matforge.models.RandomForestUQ`) is what
+    the acquisition trades off against the predicted mean.
+    """
+    return Strategy(
+        model="rf",
+        model_params={"n_estimators": 64},
+        acquisition="auto",
+        batch_strategy="kriging_believer",
+        representation="pca",
+        n_components=24,
+        name="default",
+    )
+
+
+def baseline_strategy() -> Strategy:
+    """The plain reference: random forest + expected improvement on the raw columns
+    (fractional composition for formulas), top-q batches."""
+    return Strategy(
+        model="rf",
+        model_params={"n_estimators": 100},
+        acquisition={"name": "ei", "xi": 0.0},
+        batch_strategy="top",
+        representation="raw",
+        name="baseline",
+    )
+
+
+# -----------------------------------------------------------------------------------------------
+# Representation
+# -----------------------------------------------------------------------------------------------
+
+
+class Representation:
+    """Unsupervised map from raw candidate features to what the surrogate sees.
+
+    ``fit(X_reference)`` learns the column means (to impute NaN), scales and, for ``"pca"``
+    with more than ``n_components`` columns, the principal axes (randomised SVD, seeded), from
+    candidates only: measured values never enter it.
+    """
+
+    def __init__(self, kind: str = "pca", n_components: int = 24, seed: int = 0):
+        if kind not in REPRESENTATIONS:
+            raise DesignSpaceError(f"unknown representation {kind!r}")
+        self.kind = kind
+        self.n_components = int(n_components)
+        self.seed = seed
+
+    def fit(self, X) -> Representation:
+        X = np.asarray(X, dtype=float)
+        if X.ndim != 2 or len(X) == 0:
+            raise DesignSpaceError(f"representation needs an (n, d) reference, got {X.shape}")
+        with np.errstate(invalid="ignore"):
+            mean = np.nanmean(np.where(np.isfinite(X), X, np.nan), axis=0)
+        self.mean_ = np.where(np.isfinite(mean), mean, 0.0)
+        Xi = self._impute(X)
+        self.components_ = None
+        if self.kind == "pca" and X.shape[1] > self.n_components:
+            std = Xi.std(axis=0)
+            self.scale_ = np.where(std > 1e-12, std, 1.0)
+            Z = (Xi - self.mean_) / self.scale_
+            from sklearn.utils.extmath import randomized_svd
+
+            k = min(self.n_components, min(Z.shape) - 1) if min(Z.shape) > 1 else 1
+            rows = Z
+            if len(Z) > 20_000:  # the axes of a 20,000-row sample are as good and 10× cheaper
+                rows = Z[np.random.default_rng(self.seed).choice(len(Z), 20_000, replace=False)]
+            _, _, Vt = randomized_svd(rows, k, random_state=self.seed)
+            self.components_ = Vt
+        else:
+            self.scale_ = np.ones(X.shape[1])
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _impute(self, X: np.ndarray) -> np.ndarray:
+        bad = ~np.isfinite(X)
+        if bad.any():
+            X = np.where(bad, self.mean_, X)
+        return X
+
+    def transform(self, X) -> np.ndarray:
+        X = np.asarray(X, dtype=float)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise DesignSpaceError(
+                f"expected {self.n_features_in_} feature columns, got shape {X.shape}"
+            )
+        X = self._impute(X)
+        if self.components_ is None:
+            return X
+        return ((X - self.mean_) / self.scale_) @ self.components_.T
+
+    def as_dict(self) -> dict:
+        out = {"kind": self.kind, "n_components": self.n_components, "seed": self.seed}
+        if hasattr(self, "n_features_in_"):
+            out["n_features_in"] = int(self.n_features_in_)
+            out["n_features_out"] = int(
+                self.n_features_in_ if self.components_ is None else len(self.components_)
+            )
+        return out
+
+
+# -----------------------------------------------------------------------------------------------
+# Surrogates and proposals
+# -----------------------------------------------------------------------------------------------
+
+
+def make_surrogate(strategy: Strategy, seed: int | None = 0):
+    """An unfitted surrogate for ``strategy`` (single-threaded: campaigns share busy cores)."""
+    params = dict(strategy.model_params)
+    if strategy.model == "rf":
+        from matforge.models import RandomForestUQ
+
+        return RandomForestUQ(**{"n_estimators": 64, "random_state": seed, **params})
+    if strategy.model == "gp":
+        from matforge.models import GaussianProcessUQ
+
+        return GaussianProcessUQ(**{"n_restarts_optimizer": 0, "random_state": seed, **params})
+    from matforge.models import BoostedEnsembleUQ
+
+    return BoostedEnsembleUQ(**{"n_estimators": 150, "random_state": seed, **params})
+
+
+class Proposal(NamedTuple):
+    """What :func:`propose` chose: candidate positions in the order chosen, the acquisition
+    value each had when chosen, the predictive mean and std of each objective's property
+    ((q, m) arrays, in the properties' units, before any fantasised updates), and a
+    JSON-serialisable description of the fitted model(s)."""
+
+    indices: np.ndarray
+    values: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    model: dict
+
+
+def _jsonable(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    if v is None or isinstance(v, bool | int | float | str):
+        return v
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    return repr(v)
+
+
+def training_digest(X: np.ndarray, Y: np.ndarray) -> str:
+    """SHA-256 of a training set (features and targets, float64, in order)."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(np.asarray(X, dtype=np.float64)).tobytes())
+    h.update(np.ascontiguousarray(np.asarray(Y, dtype=np.float64)).tobytes())
+    return h.hexdigest()
+
+
+def propose(
+    strategy: Strategy,
+    X_candidates,
+    X_observed,
+    Y_observed,
+    objectives: Sequence[Objective],
+    q: int,
+    *,
+    pending=None,
+    exclude=None,
+    constraints=None,
+    seed: int = 0,
+) -> Proposal:
+    """Fit the surrogates on what was measured and choose ``q`` of the candidates.
+
+    Parameters
+    ----------
+    strategy : Strategy
+    X_candidates : (n, d) features of the candidates, already in the surrogate's representation
+    X_observed : (n_obs, d) features of the measured experiments
+    Y_observed : (n_obs, m) measured property values, one column per objective (NaN = that
+        property was not measured in that experiment)
+    objectives : m objectives
+    q : batch size
+    pending : (k, d) features of experiments under way: not re-proposed, fantasised around
+    exclude : candidate positions (or mask) that may not be chosen
+    constraints : ``(Constraint, (n_obs,) values)`` pairs: a surrogate is fitted per constraint
+        and the acquisition weighted by the probability of satisfying it
+    seed : seeds the surrogates
+
+    Raises :class:`DesignSpaceError` when some objective has fewer than 2 measured values.
+    """
+    from matforge.design.acquisition import make_acquisition
+    from matforge.design.batch import select_batch
+
+    Xc = np.asarray(X_candidates, dtype=float)
+    Xo = np.asarray(X_observed, dtype=float)
+    Yo = np.asarray(Y_observed, dtype=float).reshape(len(Xo), -1)
+    objectives = list(objectives)
+    if Yo.shape[1] != len(objectives):
+        raise DesignSpaceError(f"{Yo.shape[1]} measured columns for {len(objectives)} objectives")
+    surrogates = []
+    for j, obj in enumerate(objectives):
+        ok = np.isfinite(Yo[:, j])
+        if ok.sum() < 2:
+            raise DesignSpaceError(
+                f"objective {obj.name!r} has {int(ok.sum())} measured value(s); a surrogate "
+                f"needs at least 2"
+            )
+        surrogates.append(_fit(make_surrogate(strategy, seed + j), Xo[ok], Yo[ok, j]))
+    constraint_models = []
+    for c, values in constraints or ():
+        values = np.asarray(values, dtype=float)
+        ok = np.isfinite(values)
+        if ok.sum() >= 2:
+            constraint_models.append((c, _fit(make_surrogate(strategy, seed + 97), Xo[ok],
+                                              values[ok])))
+    acq_spec = strategy.acquisition_for(objectives)
+    acq = make_acquisition(acq_spec)
+    selection = select_batch(
+        Xc,
+        surrogates if len(surrogates) > 1 else surrogates[0],
+        acq,
+        q,
+        pending=None if pending is None or len(pending) == 0 else np.asarray(pending, float),
+        strategy=strategy.batch_strategy,
+        objective=objectives if len(objectives) > 1 else objectives[0],
+        X_observed=Xo,
+        y_observed=Yo,
+        exclude=exclude,
+        constraints=constraint_models or None,
+    )
+    idx = selection.indices
+    means, stds = [], []
+    for s in surrogates:
+        mu, sd = s.predict(Xc[idx], return_std=True)
+        means.append(mu)
+        stds.append(sd)
+    model = {
+        "class": type(surrogates[0]).__name__,
+        "params": _jsonable(surrogates[0].get_params()),
+        "n_train": [int(np.isfinite(Yo[:, j]).sum()) for j in range(len(objectives))],
+        "training_sha256": training_digest(Xo, Yo),
+        "strategy": strategy.as_dict(),
+        "acquisition": _jsonable(acq_spec),
+    }
+    return Proposal(idx, selection.values, np.column_stack(means), np.column_stack(stds), model)
+
+
+def _fit(model, X, y):
+    import warnings
+
+    with warnings.catch_warnings():
+        # A GP's hyperparameters at their bounds on a handful of points is expected early on.
+        warnings.simplefilter("ignore")
+        return model.fit(X, y)
+
+
+def objective_sense(objective: Objective) -> str:
+    """A short description of what an objective is after, for reports."""
+    if isinstance(objective, Maximize):
+        return "highest"
+    if isinstance(objective, Minimize):
+        return "lowest"
+    if isinstance(objective, Target):
+        return f"closest to {objective.value:g}"
+    if isinstance(objective, Range):
+        return f"within [{objective.low:g}, {objective.high:g}]"
+    return str(objective)
+
+
+def describe(strategy: Strategy) -> dict[str, Any]:
+    """Human-readable summary of a strategy (for reports and benchmark JSON)."""
+    return {"name": strategy.name, "surrogate": strategy.model,
+            "surrogate_params": strategy.model_params, "acquisition": strategy.acquisition,
+            "batch": strategy.batch_strategy, "representation": strategy.representation,
+            "n_components": strategy.n_components}

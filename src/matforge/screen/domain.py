@@ -1,0 +1,149 @@
+"""Applicability domain and a 2-D materials map, learned from the training features.
+
+:class:`DomainModel` answers, for any candidate, "how far is this from what the models were
+trained on?" and "which family of training compounds does it sit with?":
+
+* ``distance`` — mean Euclidean distance to the ``n_neighbors`` nearest training rows, in a
+  standardised, PCA-reduced feature space (``n_components`` dimensions, for speed), divided by
+  the median of the same quantity over the training rows themselves (leave-one-out). So
+  ``distance ≈ 1`` is as close as training points are to each other; ``distance > 2-3`` is
+  extrapolation, where predictions and their uncertainties deserve less trust.
+* ``map_x, map_y`` — 2-D coordinates (the first two principal components by default; UMAP when
+  ``embedding="umap"`` and ``umap-learn`` is installed);
+* ``cluster`` — an HDBSCAN cluster of the training data on the 2-D map (scikit-learn's
+  ``HDBSCAN``); a candidate takes the cluster of its nearest training point on the map
+  (``-1``: noise).
+
+Everything is fixed at ``fit``, so a candidate's values do not depend on the other candidates
+(the DiSCoVeR-style novelty ranking relies on that to stay chunk-independent).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["DomainModel"]
+
+
+class DomainModel:
+    """Distance-to-training, map coordinates and cluster labels (see module docstring).
+
+    Args:
+        n_neighbors: neighbours averaged for the distance.
+        n_components: PCA dimensions for the distance (≤ the number of features).
+        embedding: ``"pca"`` or ``"umap"`` (needs ``umap-learn``) for the 2-D map.
+        min_cluster_size: HDBSCAN's; default ``max(15, n_train // 100)``.
+        max_cluster_rows: HDBSCAN runs on at most this many training rows (seeded subsample);
+            the others take their nearest clustered neighbour's label.
+        random_state: seeds the subsample and UMAP.
+    """
+
+    def __init__(
+        self,
+        n_neighbors: int = 5,
+        n_components: int = 10,
+        embedding: str = "pca",
+        min_cluster_size: int | None = None,
+        max_cluster_rows: int = 20_000,
+        random_state: int = 0,
+    ):
+        self.n_neighbors = n_neighbors
+        self.n_components = n_components
+        self.embedding = embedding
+        self.min_cluster_size = min_cluster_size
+        self.max_cluster_rows = max_cluster_rows
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray) -> DomainModel:
+        """Learn from the (n, d) training feature matrix (NaN entries become column medians)."""
+        from sklearn.cluster import HDBSCAN
+        from sklearn.decomposition import PCA
+        from sklearn.neighbors import NearestNeighbors
+
+        X = np.asarray(X, dtype=np.float64)
+        self.median_ = np.nanmedian(X, axis=0)
+        self.median_ = np.where(np.isfinite(self.median_), self.median_, 0.0)
+        X = self._impute(X)
+        self.mean_ = X.mean(axis=0)
+        self.std_ = X.std(axis=0)
+        self.std_[self.std_ == 0] = 1.0
+        Zs = (X - self.mean_) / self.std_
+        k = int(min(self.n_components, Zs.shape[1], Zs.shape[0]))
+        self.pca_ = PCA(n_components=k, random_state=self.random_state).fit(Zs)
+        Z = self.pca_.transform(Zs)
+        n_nb = int(min(self.n_neighbors, len(Z) - 1))
+        self.nn_ = NearestNeighbors(n_neighbors=n_nb + 1).fit(Z)
+        dist, _ = self.nn_.kneighbors(Z)
+        loo = dist[:, 1:].mean(axis=1)  # the first neighbour is the row itself
+        self.n_neighbors_ = n_nb
+        self.scale_ = float(np.median(loo)) or 1.0
+        self.train_distance_ = loo / self.scale_
+        self.train_map_ = self._embed_fit(Z, Zs)
+        rng = np.random.default_rng(self.random_state)
+        rows = np.arange(len(Z))
+        if len(rows) > self.max_cluster_rows:
+            rows = np.sort(rng.choice(rows, self.max_cluster_rows, replace=False))
+        mcs = self.min_cluster_size or max(15, len(rows) // 100)
+        labels_sub = HDBSCAN(min_cluster_size=mcs, copy=True).fit_predict(self.train_map_[rows])
+        self.map_nn_ = NearestNeighbors(n_neighbors=1).fit(self.train_map_[rows])
+        self._map_labels = labels_sub
+        self.train_cluster_ = self._nearest_label(self.train_map_)
+        self.n_clusters_ = int(labels_sub.max() + 1) if len(labels_sub) else 0
+        return self
+
+    def _impute(self, X: np.ndarray) -> np.ndarray:
+        bad = ~np.isfinite(X)
+        if bad.any():
+            X = np.where(bad, self.median_[None, :], X)
+        return X
+
+    def _reduce(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        Zs = (self._impute(np.asarray(X, dtype=np.float64)) - self.mean_) / self.std_
+        return self.pca_.transform(Zs), Zs
+
+    def _embed_fit(self, Z: np.ndarray, Zs: np.ndarray) -> np.ndarray:
+        if self.embedding == "umap":
+            try:
+                import umap
+            except ImportError as exc:  # pragma: no cover - optional dependency
+                from matforge.screen.errors import ScreenError
+
+                raise ScreenError("embedding='umap' needs umap-learn: pip install umap-learn") from exc
+            self.umap_ = umap.UMAP(n_components=2, random_state=self.random_state).fit(Z)
+            return self.umap_.embedding_
+        if self.embedding != "pca":
+            from matforge.screen.errors import ScreenError
+
+            raise ScreenError(f"embedding must be 'pca' or 'umap', got {self.embedding!r}")
+        return Z[:, :2].copy()
+
+    def _embed(self, Z: np.ndarray) -> np.ndarray:
+        if self.embedding == "umap":  # pragma: no cover - optional dependency
+            return self.umap_.transform(Z)
+        return Z[:, :2]
+
+    def _nearest_label(self, coords: np.ndarray) -> np.ndarray:
+        _, idx = self.map_nn_.kneighbors(coords)
+        return self._map_labels[idx[:, 0]].astype(np.int64)
+
+    def transform(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """``distance``, ``map_x``, ``map_y``, ``cluster`` for candidate features (n, d)."""
+        if len(X) == 0:
+            empty = np.zeros(0)
+            return {"distance": empty, "map_x": empty, "map_y": empty,
+                    "cluster": np.zeros(0, dtype=np.int64)}  # fmt: skip
+        Z, _ = self._reduce(X)
+        dist, _ = self.nn_.kneighbors(Z, n_neighbors=self.n_neighbors_)
+        coords = self._embed(Z)
+        return {
+            "distance": dist.mean(axis=1) / self.scale_,
+            "map_x": coords[:, 0].copy(),
+            "map_y": coords[:, 1].copy(),
+            "cluster": self._nearest_label(coords),
+        }
+
+    def distance(self, X: np.ndarray) -> np.ndarray:
+        """Only the normalised distance to the training data."""
+        Z, _ = self._reduce(X)
+        dist, _ = self.nn_.kneighbors(Z, n_neighbors=self.n_neighbors_)
+        return dist.mean(axis=1) / self.scale_

@@ -1,0 +1,97 @@
+"""`matforge campaign ...` round trip and `matforge benchmark campaign` on a tiny setting."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from matforge.cli.campaign import app, benchmark_command
+from matforge.datasets import load_dataset
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "opv_blends.csv"
+
+
+@pytest.fixture(scope="module")
+def runner():
+    return CliRunner()
+
+
+def _invoke(runner, application, args):
+    result = runner.invoke(application, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_formulation_round_trip_new_suggest_observe_status_report(tmp_path, runner):
+    """The docs' example, offline: past blends → next batch → results → status → report."""
+    past = pd.read_csv(EXAMPLE)
+    db = tmp_path / "lab.db"
+    out = _invoke(runner, app, ["new", "opv", "--from", EXAMPLE, "--target", "degradation min",
+                                "--formulation", "pce10,p3ht,pcbm", "--db", db])
+    assert f"{len(past)} past experiment(s)" in out
+    nxt = tmp_path / "next.csv"
+    _invoke(runner, app, ["suggest", "opv", "-n", "3", "-o", nxt, "--db", db])
+    batch = pd.read_csv(nxt)
+    assert len(batch) == 3 and {"suggestion_id", "pce10", "p3ht", "pcbm",
+                                "degradation_mean", "degradation_std"} <= set(batch.columns)
+    assert np.allclose(batch[["pce10", "p3ht", "pcbm"]].sum(axis=1), 1.0)
+    # The lab measures them (here: the real blend nearest to each suggestion).
+    truth = load_dataset("photo_pce10")
+    truth = truth[truth["mat_4"] == 0]
+    d = ((truth[["mat_1", "mat_2", "mat_3"]].to_numpy()[None]
+          - batch[["pce10", "p3ht", "pcbm"]].to_numpy()[:, None]) ** 2).sum(-1)
+    batch["degradation"] = truth["degradation"].to_numpy()[d.argmin(1)]
+    results = tmp_path / "results.csv"
+    batch[["suggestion_id", "pce10", "p3ht", "pcbm", "degradation"]].to_csv(results, index=False)
+    out = _invoke(runner, app, ["observe", "opv", results, "--db", db])
+    assert "3 result(s) recorded (3 answering suggestions" in out
+    _invoke(runner, app, ["suggest", "opv", "-n", "2", "--db", db])
+    out = _invoke(runner, app, ["status", "opv", "--json", "--db", db])
+    status = json.loads(out)
+    assert (status["observations"], status["answered"], status["pending"]) == (
+        len(past) + 3, 3, 2)
+    report = tmp_path / "report.html"
+    _invoke(runner, app, ["report", "opv", "-o", report, "--db", db])
+    text = report.read_text()
+    assert "scatterternary" in text and "best so far" in text.lower()
+    assert "cdn.plot.ly" not in text.split("</script>")[-1]  # plotly.js inlined, not fetched
+    assert "Predicted vs observed" in text
+    assert "opv" in _invoke(runner, app, ["list", "--db", db])
+
+
+def test_cli_errors_name_the_problem(tmp_path, runner):
+    db = tmp_path / "lab.db"
+    result = runner.invoke(app, ["suggest", "nope", "--db", str(db)])
+    assert result.exit_code != 0 and "no campaign named 'nope'" in str(result.exception)
+    result = runner.invoke(app, ["new", "x", "--from", str(EXAMPLE), "--target", "degradation min",
+                                 "--db", str(db)])
+    assert "exactly one of formula, features and formulation" in str(result.exception)
+
+
+def test_benchmark_command_tiny_setting_writes_sane_json(tmp_path, runner):
+    bench = typer.Typer()
+    bench.command()(benchmark_command)
+    out = tmp_path / "results"
+    _invoke(runner, bench, ["--name", "photo_pce10", "--seeds", "2", "--batch", "1,3",
+                            "--budget", "16", "--max-candidates", "150", "--out", out])
+    entry = json.loads((out / "photo_pce10.json").read_text())
+    info = entry["info"]
+    assert info["n_candidates"] == 150 and info["budget"] == 16
+    assert info["random_expected_top"] == pytest.approx(151 / (info["n_top"] + 1))
+    assert set(entry["runs"]) == {"default@1", "default@3", "baseline@1", "random"}
+    for run in entry["runs"].values():
+        n = np.array(run["experiments_to_top"])
+        assert len(n) == 2 and (n >= 1).all()
+        assert run["acceleration_top"] == pytest.approx(info["random_expected_top"] / n.mean())
+        curve = np.array(run["curve_mean"])
+        assert len(curve) == 16 and (np.diff(curve) >= -1e-12).all()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["command"].startswith("matforge benchmark campaign --name photo_pce10")
+    assert "default@1" in summary["summary"]["targets"]
+    assert (out / "report.html").stat().st_size > 100_000

@@ -1,0 +1,107 @@
+"""`matforge screen run|query`, `matforge map` and `matforge demo superhard --fast`."""
+
+import time
+
+import pandas as pd
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from matforge.cli import screen as screen_cli
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def app():
+    app = typer.Typer()
+    screen_cli.register(app)
+    demo = typer.Typer()
+    demo.command("superhard")(screen_cli.superhard_command)
+    app.add_typer(demo, name="demo")
+    return app
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    """Two small registry models (CompositionModel + RandomForestUQ) of the moduli."""
+    from matforge.datasets import load_dataset
+    from matforge.models import RandomForestUQ
+    from matforge.models.pipeline import CompositionModel
+    from matforge.models.registry import save_model
+
+    root = tmp_path_factory.mktemp("registry")
+    for name, ds, col in (("k", "matbench_log_kvrh", "log10_k_vrh"),
+                          ("g", "matbench_log_gvrh", "log10_g_vrh")):  # fmt: skip
+        df = load_dataset(ds).sample(600, random_state=1)
+        model = CompositionModel(
+            RandomForestUQ(n_estimators=20, random_state=0), featurizer=["stoichiometry", "valence_orbital"],
+            cv=3, target=col, unit="GPa",
+        ).fit(df["formula"].tolist(), 10 ** df[col].to_numpy())  # fmt: skip
+        save_model(model, name, root)
+    return root
+
+
+def test_screen_run_with_registry_models_then_query(app, registry, tmp_path, monkeypatch):
+    monkeypatch.setenv("MATFORGE_HOME", str(registry.parent))
+    import matforge.models.registry as reg
+
+    monkeypatch.setattr(reg, "registry_root", lambda root=None: registry)
+    out = tmp_path / "screen"
+    result = runner.invoke(app, [
+        "screen", "run", "enumerate", "--elements", "B,C,N,Ti,W,Re,Os", "--max-atoms", "6",
+        "--model", "bulk_modulus=k", "--model", "shear_modulus=g", "--derive", "hardness_vickers",
+        "--where", "shear_modulus <= 1.5 * bulk_modulus", "--rank-by", "ucb:hardness_vickers",
+        "--top-k", "20", "--out", str(out), "--save-all", "--chunk-size", "300",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    top = pd.read_csv(out / "top.csv")
+    assert len(top) == 20 and {"formula", "hardness_vickers", "hardness_vickers_std"} <= set(top)
+    q = runner.invoke(app, ["screen", "query", str(out / "results.parquet"),
+                            "SELECT count(*) AS n, max(hardness_vickers) AS best FROM results"])  # fmt: skip
+    assert q.exit_code == 0, q.output
+    n_rows = len(pd.read_parquet(out / "results.parquet"))
+    assert str(n_rows) in q.output
+    csv = tmp_path / "q.csv"
+    q = runner.invoke(app, ["screen", "query", str(out / "results.parquet"),
+                            "SELECT formula FROM results ORDER BY hardness_vickers DESC LIMIT 3",
+                            "--csv", str(csv)])  # fmt: skip
+    assert q.exit_code == 0 and len(pd.read_csv(csv)) == 3
+    bad = runner.invoke(app, ["screen", "query", str(out / "results.parquet"), "SELEC nonsense"])
+    assert bad.exit_code != 0
+
+
+def test_map_command_writes_offline_html(app, tmp_path):
+    out = tmp_path / "map.html"
+    result = runner.invoke(app, ["map", "aflow_bulk_modulus", "-o", str(out), "--color", "bulk_modulus"])
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    # plotly.js is inlined (a few MB), never fetched from a CDN
+    assert len(page) > 1_000_000 and "<script src=" not in page
+    assert "bulk_modulus" in page
+
+
+def test_demo_superhard_fast(app, tmp_path):
+    out = tmp_path / "superhard"
+    t0 = time.perf_counter()
+    result = runner.invoke(app, ["demo", "superhard", "--fast", "--out", str(out)])
+    elapsed = time.perf_counter() - t0
+    assert result.exit_code == 0, result.output
+    assert elapsed < 120  # ~30 s on 2 idle cores; generous for a loaded CI machine
+    for name in ("candidates.parquet", "top.csv", "report.html", "holdout.csv"):
+        assert (out / name).exists(), name
+    top = pd.read_csv(out / "top.csv")
+    assert len(top) == 100
+    assert (top["hardness_vickers"].diff().dropna() <= 0).all()
+    assert {"hardness_vickers_std", "bulk_modulus_std", "shear_modulus_std", "distance"} <= set(top)
+    assert "Top 20 superhard candidates" in result.output and "recall" in result.output
+    held = pd.read_csv(out / "holdout.csv")
+    # the held-out hardest compounds rank far above chance (5% expected in the top 5%)
+    assert (held["percentile"] <= 5).mean() > 0.25
+    page = (out / "report.html").read_text()
+    assert len(page) > 1_000_000 and "<script src=" not in page  # plotly.js inlined once
+    assert page.count("Plotly.newPlot") >= 6
+    for section in ("Calibration", "Materials map", "Top 50 candidates", "held-out"):
+        assert section in page
+    cands = pd.read_parquet(out / "candidates.parquet")
+    assert cands["known"].sum() == len(held) or cands["known"].sum() <= len(held)
