@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/matforge demo foundation
+	$(VENV)/bin/matforge demo superhard
 
 test: $(STAMP)
 	$(PY) -m pytest -q

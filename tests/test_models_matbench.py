@@ -9,13 +9,40 @@ import numpy as np
 import pytest
 
 REGRESSION_FOLD_KEYS = {
-    "fold", "n_train", "n_test", "mae", "rmse", "r2", "coverage_68", "coverage_95",
-    "miscalibration_area", "spearman_error_std", "fit_seconds", "predict_seconds",
+    "fold",
+    "n_train",
+    "n_test",
+    "mae",
+    "rmse",
+    "r2",
+    "coverage_68",
+    "coverage_95",
+    "miscalibration_area",
+    "spearman_error_std",
+    "fit_seconds",
+    "predict_seconds",
 }
 TOP_KEYS = {
-    "schema", "task", "task_type", "target", "unit", "metric", "model", "model_class",
-    "feature_set", "n_features", "folds_run", "complete", "folds", "mean", "std", "goal",
-    "leaderboard", "matforge_version", "date", "machine",
+    "schema",
+    "task",
+    "task_type",
+    "target",
+    "unit",
+    "metric",
+    "model",
+    "model_class",
+    "feature_set",
+    "n_features",
+    "folds_run",
+    "complete",
+    "folds",
+    "mean",
+    "std",
+    "goal",
+    "leaderboard",
+    "matforge_version",
+    "date",
+    "machine",
 }
 
 
@@ -24,8 +51,12 @@ def steels_result(tmp_path_factory):
     from matforge.models.matbench import run_task, write_result
 
     seen = []
-    result = run_task("matbench_steels", "small", folds=[0, 1],
-                      on_fold_end=lambda task, k, row: seen.append((task, k)))
+    result = run_task(
+        "matbench_steels",
+        "small",
+        folds=[0, 1],
+        on_fold_end=lambda task, k, row: seen.append((task, k)),
+    )
     out = tmp_path_factory.mktemp("matbench")
     path = write_result(result, out)
     return result, path, seen
@@ -115,21 +146,36 @@ def test_train_predict_report_round_trip(cli, tmp_path):
     import pandas as pd
 
     home = str(tmp_path / "home")
-    res = cli("train", "--dataset", "matbench_steels", "--model", "small", "--name", "steels",
-              "--home", home)
+    res = cli(
+        "train",
+        "--dataset",
+        "matbench_steels",
+        "--model",
+        "small",
+        "--name",
+        "steels",
+        "--home",
+        home,
+    )
     assert res.exit_code == 0, res.output
     assert "mae" in res.output and "coverage_95" in res.output
     assert (tmp_path / "home" / "steels" / "metadata.json").is_file()
 
     inp = tmp_path / "in.csv"
-    pd.DataFrame({"formula": ["Fe0.7Cr0.18Ni0.12", "Xx2O3", "Fe0.98C0.02"],
-                  "id": [1, 2, 3]}).to_csv(inp, index=False)
+    pd.DataFrame(
+        {"formula": ["Fe0.7Cr0.18Ni0.12", "Xx2O3", "Fe0.98C0.02"], "id": [1, 2, 3]}
+    ).to_csv(inp, index=False)
     out = tmp_path / "preds.csv"
     res = cli("predict", str(inp), "--model", "steels", "-o", str(out), "--home", home)
     assert res.exit_code == 0, res.output
     preds = pd.read_csv(out, keep_default_na=False)
-    assert list(preds.columns) == ["formula", "id", "yield_strength_mean",
-                                   "yield_strength_std", "error"]
+    assert list(preds.columns) == [
+        "formula",
+        "id",
+        "yield_strength_mean",
+        "yield_strength_std",
+        "error",
+    ]
     assert preds.loc[1, "yield_strength_mean"] == "" and "Xx" in preds.loc[1, "error"]
     good = preds.loc[[0, 2]]
     assert (good["error"] == "").all()
@@ -157,8 +203,21 @@ def test_train_from_csv_reports_bad_rows(cli, tmp_path):
     df.loc[5, "formula"] = "NotAFormula!"
     csv = tmp_path / "metals.csv"
     df.rename(columns={"formula": "composition"}).to_csv(csv, index=False)
-    res = cli("train", "--csv", str(csv), "--formula-col", "composition", "--target",
-              "is_metal", "--model", "small", "--name", "metal", "--home", str(tmp_path))
+    res = cli(
+        "train",
+        "--csv",
+        str(csv),
+        "--formula-col",
+        "composition",
+        "--target",
+        "is_metal",
+        "--model",
+        "small",
+        "--name",
+        "metal",
+        "--home",
+        str(tmp_path),
+    )
     assert res.exit_code == 0, res.output
     assert "line 7" in res.output  # row 5 + header + 1-based
     assert "roc_auc" in res.output
@@ -174,8 +233,17 @@ def test_train_from_csv_reports_bad_rows(cli, tmp_path):
 def test_train_refuses_existing_name_without_force(cli, tmp_path):
     from matforge.errors import ModelRegistryError
 
-    args = ["train", "--dataset", "matbench_steels", "--model", "small", "--name", "s",
-            "--home", str(tmp_path)]
+    args = [
+        "train",
+        "--dataset",
+        "matbench_steels",
+        "--model",
+        "small",
+        "--name",
+        "s",
+        "--home",
+        str(tmp_path),
+    ]
     assert cli(*args).exit_code == 0
     with pytest.raises(ModelRegistryError, match="already exists"):
         cli(*args)

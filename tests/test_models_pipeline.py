@@ -11,8 +11,9 @@ from matforge.errors import InvalidFormula, MatforgeError
 def _small_lgbm(**kw):
     from matforge.models.presets import lgbm_regressor
 
-    return lgbm_regressor(0, n_estimators=60, learning_rate=0.1, colsample_bytree=0.8,
-                          min_child_samples=5, **kw)
+    return lgbm_regressor(
+        0, n_estimators=60, learning_rate=0.1, colsample_bytree=0.8, min_child_samples=5, **kw
+    )
 
 
 def test_featurizer_spec():
@@ -32,8 +33,11 @@ def test_composition_groups_match_scaled_formulas():
     from matforge.chem import CompositionBatch
     from matforge.models.pipeline import composition_groups
 
-    g = composition_groups(CompositionBatch.from_formulas(
-        ["Fe2O3", "Fe4O6", "FeO", "O3Fe2", "Fe2O3.0000001", "NaCl"]).fractions)
+    g = composition_groups(
+        CompositionBatch.from_formulas(
+            ["Fe2O3", "Fe4O6", "FeO", "O3Fe2", "Fe2O3.0000001", "NaCl"]
+        ).fractions
+    )
     assert g[0] == g[1] == g[3] == g[4]
     assert len({g[0], g[2], g[5]}) == 3
 
@@ -41,8 +45,20 @@ def test_composition_groups_match_scaled_formulas():
 def test_duplicates_are_averaged():
     from matforge.models.pipeline import CompositionModel
 
-    formulas = ["Fe2O3", "Fe4O6", "NaCl", "KCl", "LiF", "MgO", "CaO", "SrO", "BaO", "ZnO",
-                "CuO", "NiO"]
+    formulas = [
+        "Fe2O3",
+        "Fe4O6",
+        "NaCl",
+        "KCl",
+        "LiF",
+        "MgO",
+        "CaO",
+        "SrO",
+        "BaO",
+        "ZnO",
+        "CuO",
+        "NiO",
+    ]
     y = np.array([1.0, 3.0, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])
 
     class Mean:  # records what it is fitted on
@@ -73,8 +89,9 @@ def test_bad_formulas_fit_refuses_predict_reports():
     from matforge.models.stacking import StackedRegressorUQ
 
     with pytest.raises(InvalidFormula, match="rows 1"):
-        CompositionModel(StackedRegressorUQ([("l", _small_lgbm())], cv=2),
-                         featurizer=["magpie"]).fit(["NaCl", "Qq2"], [1.0, 2.0])
+        CompositionModel(
+            StackedRegressorUQ([("l", _small_lgbm())], cv=2), featurizer=["magpie"]
+        ).fit(["NaCl", "Qq2"], [1.0, 2.0])
 
 
 @pytest.fixture(scope="module")
@@ -91,10 +108,16 @@ def test_hurdle_predicts_exact_zeros(gap_data):
     from matforge.models.presets import lgbm_classifier
 
     formulas, y = gap_data
-    est = HurdleRegressorUQ(lgbm_classifier(0, n_estimators=60, learning_rate=0.1),
-                            [("lgbm", _small_lgbm())], cv=3, noise_trees=30, random_state=0)
-    model = CompositionModel(est, featurizer=["magpie", "stoichiometry"],
-                             target_transform="log1p", random_state=0)
+    est = HurdleRegressorUQ(
+        lgbm_classifier(0, n_estimators=60, learning_rate=0.1),
+        [("lgbm", _small_lgbm())],
+        cv=3,
+        noise_trees=30,
+        random_state=0,
+    )
+    model = CompositionModel(
+        est, featurizer=["magpie", "stoichiometry"], target_transform="log1p", random_state=0
+    )
     model.fit(formulas[:700], y[:700])
     mean, std = model.predict(formulas[700:], return_std=True)
     assert 0.2 <= model.estimator_.threshold_ <= 0.8
@@ -115,7 +138,9 @@ def test_stacked_regressor_oof_and_weights():
     y = X[:, 0] + 0.5 * X[:, 1] ** 2 + rng.normal(scale=0.1 + 0.3 * (X[:, 2] > 0), size=400)
     est = StackedRegressorUQ(
         [("lgbm", _small_lgbm()), ("et", ExtraTreesRegressor(50, random_state=0))],
-        cv=4, noise_trees=50, random_state=0,
+        cv=4,
+        noise_trees=50,
+        random_state=0,
     ).fit(X[:300], y[:300])
     assert est.weights_.sum() == pytest.approx(1.0) and np.all(est.weights_ >= 0)
     assert np.isfinite(est.oof_prediction_).all() and np.all(est.oof_std_ > 0)
@@ -132,8 +157,9 @@ def test_stacked_classifier_probabilities():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(400, 4))
     y = np.where(X[:, 0] + 0.3 * rng.normal(size=400) > 0, "metal", "insulator")
-    clf = StackedClassifier([("lgbm", lgbm_classifier(0, n_estimators=50))], cv=3,
-                            random_state=0).fit(X[:300], y[:300])
+    clf = StackedClassifier(
+        [("lgbm", lgbm_classifier(0, n_estimators=50))], cv=3, random_state=0
+    ).fit(X[:300], y[:300])
     p = clf.predict_proba(X[300:])
     assert p.shape == (100, 2) and np.allclose(p.sum(axis=1), 1)
     assert np.mean(clf.predict(X[300:]) == y[300:]) > 0.8

@@ -78,9 +78,19 @@ def test_classifier_round_trip(fitted_clf, tmp_path):
 def test_metadata_is_complete(fitted, tmp_path):
     save_model(fitted, "m", tmp_path, extra={"source": "matbench_steels"})
     meta = json.loads((tmp_path / "m" / "metadata.json").read_text())
-    for key in ("format_version", "matforge_version", "model_class", "estimator_class",
-                "params", "featurizer", "training_data_sha256", "cv_metrics", "created_at",
-                "target", "unit"):
+    for key in (
+        "format_version",
+        "matforge_version",
+        "model_class",
+        "estimator_class",
+        "params",
+        "featurizer",
+        "training_data_sha256",
+        "cv_metrics",
+        "created_at",
+        "target",
+        "unit",
+    ):
         assert meta.get(key) not in (None, "", {}), key
     assert meta["format_version"] == FORMAT_VERSION
     assert len(meta["training_data_sha256"]) == 64
@@ -130,8 +140,9 @@ def test_untrusted_type_is_refused(tmp_path, monkeypatch, fitted):
     import matforge.models.registry as registry
 
     save_model(fitted, "m", tmp_path)
-    monkeypatch.setattr(registry, "TRUSTED_TYPES", tuple(
-        t for t in TRUSTED_TYPES if not t.startswith("lightgbm")))
+    monkeypatch.setattr(
+        registry, "TRUSTED_TYPES", tuple(t for t in TRUSTED_TYPES if not t.startswith("lightgbm"))
+    )
     with pytest.raises(ModelRegistryError, match="outside matforge's trusted list.*lightgbm"):
         load_model("m", tmp_path)
 

@@ -140,3 +140,18 @@ def test_ranking_specs_and_pareto():
         brute = [not any((v[j] >= v[i]).all() and (v[j] > v[i]).any() for j in range(80))
                  for i in range(80)]  # fmt: skip
         assert pareto_mask(v).tolist() == brute
+
+
+def test_formula_space_from_store(tmp_path):
+    import pandas as pd
+
+    from matforge.store import Store
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    with Store(url) as store:
+        df = pd.DataFrame({"formula": ["TiB2", "WC", "B4C"], "value": [250.0, 380.0, 230.0]})
+        store.add_measurements(df, project="hard", property="bulk_modulus", unit="GPa")
+    space = FormulaSpace.from_store(url, project="hard", exclude=["WC"])
+    chunk = space.chunk(0, len(space))
+    assert sorted(chunk.labels(np.arange(len(chunk)))["formula"]) == ["B4C", "TiB2"]
+    assert space.label_columns() == ("formula", "material_id")

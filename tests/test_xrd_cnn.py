@@ -205,7 +205,7 @@ def test_small_model_trains_end_to_end(small_set, tmp_path):
     clf = train_classifier(
         d["x"], y, d["x"][::3], {h: v[::3] for h, v in y.items()}, classes=_classes(),
         grid=_grid_spec(GRID), wavelength=aug.CU_KA1, epochs=3, batch_size=16, lr=3e-3,
-        arch=arch, progress=False, seed=0,
+        arch=arch, progress=False, seed=0, threads=1,
     )  # fmt: skip
     hist = clf.meta["training"]["history"]
     assert hist[-1]["train_loss"] < hist[0]["train_loss"]

@@ -33,8 +33,11 @@ def train(
     name: str = typer.Option(..., "--name", "-n", help="Name to save the model under."),
     dataset: str | None = typer.Option(None, "--dataset", help="Bundled dataset to train on."),
     csv: Path | None = typer.Option(
-        None, "--csv", help="Your own CSV file (a formula column and a target column).",
-        exists=True, dir_okay=False,
+        None,
+        "--csv",
+        help="Your own CSV file (a formula column and a target column).",
+        exists=True,
+        dir_okay=False,
     ),
     target: str | None = typer.Option(
         None, "--target", help="Target column (default: the dataset's target)."
@@ -43,8 +46,9 @@ def train(
     formula_col: str = typer.Option("formula", "--formula-col", help="Column of formulas."),
     unit: str | None = typer.Option(None, "--unit", help="Unit of the target (CSV input)."),
     task: str = typer.Option(
-        "auto", "--task", help="regression, classification or auto (2 distinct values = "
-        "classification)."
+        "auto",
+        "--task",
+        help="regression, classification or auto (2 distinct values = classification).",
     ),
     force: bool = typer.Option(False, "--force", help="Replace a saved model of that name."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
@@ -82,7 +86,9 @@ def train(
     if formula_col not in df.columns:
         raise MatforgeError(f"{source}: no column {formula_col!r}; columns: {list(df.columns)}")
     if target is None:
-        others = [c for c in df.columns if c != formula_col and pd.api.types.is_numeric_dtype(df[c])]
+        others = [
+            c for c in df.columns if c != formula_col and pd.api.types.is_numeric_dtype(df[c])
+        ]
         if len(others) != 1:
             raise MatforgeError(f"{source}: pass --target (numeric columns: {others})")
         target = others[0]
@@ -99,14 +105,24 @@ def train(
     y_fit = y.to_numpy()[keep]
     if task == "regression":
         y_fit = y_fit.astype(float)
-    est = make_model(model, task, y=y_fit if task == "regression" else None, random_state=seed,
-                     target=target, unit=unit)
-    typer.echo(f"training {model} ({type(est.estimator).__name__}) on {len(keep):,} rows of "
-               f"{source}, target {target!r} ...", err=True)
+    est = make_model(
+        model,
+        task,
+        y=y_fit if task == "regression" else None,
+        random_state=seed,
+        target=target,
+        unit=unit,
+    )
+    typer.echo(
+        f"training {model} ({type(est.estimator).__name__}) on {len(keep):,} rows of "
+        f"{source}, target {target!r} ...",
+        err=True,
+    )
     est.fit([formulas[i] for i in keep], y_fit)
     path = save_model(est, name, home, overwrite=force, extra={"source": source})
-    _echo_metrics(f"cross-validated metrics ({est.n_train_:,} unique compositions)",
-                  est.cv_metrics_)
+    _echo_metrics(
+        f"cross-validated metrics ({est.n_train_:,} unique compositions)", est.cv_metrics_
+    )
     typer.echo(f"saved model {name!r} to {path}")
 
 
@@ -121,8 +137,10 @@ def _bad_rows(formulas, y, task, source, formula_col, target) -> list[tuple[int,
     missing = pd.isna(y).to_numpy()
     if task == "regression":
         missing |= ~pd.to_numeric(y, errors="coerce").notna().to_numpy()
-    bad += [(int(r), f"{target}: missing or non-numeric value {y.iloc[r]!r}")
-            for r in missing.nonzero()[0]]
+    bad += [
+        (int(r), f"{target}: missing or non-numeric value {y.iloc[r]!r}")
+        for r in missing.nonzero()[0]
+    ]
     bad.sort()
     for r, msg in bad[:20]:
         typer.echo(f"skipped line {r + 2} of {source}: {msg}", err=True)  # +2: header, 1-based
@@ -132,8 +150,9 @@ def _bad_rows(formulas, y, task, source, formula_col, target) -> list[tuple[int,
 
 
 def predict(
-    input_csv: Path = typer.Argument(..., help="CSV with a formula column.", exists=True,
-                                     dir_okay=False),
+    input_csv: Path = typer.Argument(
+        ..., help="CSV with a formula column.", exists=True, dir_okay=False
+    ),
     model_name: str = typer.Option(..., "--model", "-m", help="Name of a saved model."),
     output: Path = typer.Option(..., "--output", "-o", help="Output CSV."),
     formula_col: str = typer.Option("formula", "--formula-col", help="Column of formulas."),
@@ -168,15 +187,20 @@ def predict(
     output.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(output, index=False)
     n_bad = len(model.errors_)
-    typer.echo(f"wrote {len(df) - n_bad:,} predictions to {output}"
-               + (f" ({n_bad} rows could not be predicted; see the error column)" if n_bad else ""))
+    typer.echo(
+        f"wrote {len(df) - n_bad:,} predictions to {output}"
+        + (f" ({n_bad} rows could not be predicted; see the error column)" if n_bad else "")
+    )
 
 
 @benchmark_app.command("matbench")
 def benchmark_matbench(
     task: list[str] = typer.Option(
-        [], "--task", "-t", help="Matbench task (repeatable; default: the six composition tasks "
-        "steels, expt_gap, expt_is_metal, glass, log_kvrh, log_gvrh)."
+        [],
+        "--task",
+        "-t",
+        help="Matbench task (repeatable; default: the six composition tasks "
+        "steels, expt_gap, expt_is_metal, glass, log_kvrh, log_gvrh).",
     ),
     model: str = typer.Option("auto", "--model", "-m", help=_MODEL_HELP),
     folds: str | None = typer.Option(None, "--folds", help="Comma-separated folds, e.g. 0,1."),
@@ -191,18 +215,25 @@ def benchmark_matbench(
     from matforge.models.matbench import DEFAULT_TASKS, run_task, write_result
 
     tasks = [t if t.startswith("matbench_") else f"matbench_{t}" for t in task] or list(
-        DEFAULT_TASKS)
+        DEFAULT_TASKS
+    )
     fold_list = None
     if folds:
         try:
             fold_list = [int(f) for f in folds.split(",") if f.strip()]
         except ValueError:
-            raise typer.BadParameter(f"expected comma-separated integers, got {folds!r}",
-                                     param_hint="--folds") from None
+            raise typer.BadParameter(
+                f"expected comma-separated integers, got {folds!r}", param_hint="--folds"
+            ) from None
     n_folds = len(fold_list) if fold_list else 5
     console = Console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
         for t in tasks:
             bar_id = bar.add_task(f"{t} ({model})", total=n_folds)
 
@@ -211,26 +242,38 @@ def benchmark_matbench(
 
             def end(task_name, k, row, bar_id=bar_id):
                 metric = "roc_auc" if "roc_auc" in row else "mae"
-                bar.console.print(f"{task_name} fold {k}: {metric} {row[metric]:.4g}"
-                                  f"  ({row['fit_seconds']:.0f} s)")
+                bar.console.print(
+                    f"{task_name} fold {k}: {metric} {row[metric]:.4g}"
+                    f"  ({row['fit_seconds']:.0f} s)"
+                )
                 bar.advance(bar_id)
 
-            result = run_task(t, model, fold_list, random_state=seed, n_jobs=jobs,
-                              on_fold_start=start, on_fold_end=end)
+            result = run_task(
+                t,
+                model,
+                fold_list,
+                random_state=seed,
+                n_jobs=jobs,
+                on_fold_start=start,
+                on_fold_end=end,
+            )
             path = write_result(result, out)
             metric = result["metric"]
             goal = result["goal"]
             verdict = "" if goal is None else ("  goal met" if goal["met"] else "  goal MISSED")
-            bar.console.print(f"[bold]{t}[/bold]: {metric} {result['mean'][metric]:.4g} "
-                              f"± {result['std'][metric]:.2g}{verdict} → {path}")
+            bar.console.print(
+                f"[bold]{t}[/bold]: {metric} {result['mean'][metric]:.4g} "
+                f"± {result['std'][metric]:.2g}{verdict} → {path}"
+            )
     typer.echo(f"summary: {out / 'summary.md'}")
 
 
 @report_app.command("model")
 def report_model(
     name: str = typer.Argument(..., help="Name of a saved model."),
-    output: Path | None = typer.Option(None, "--output", "-o",
-                                       help="HTML file (default: <name>-report.html)."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="HTML file (default: <name>-report.html)."
+    ),
     home: Path | None = typer.Option(None, "--home", help=_HOME_HELP),
 ) -> None:
     """Parity plot, residual histogram and calibration curve of a saved model (offline HTML)."""

@@ -161,12 +161,12 @@ def identify_cmd(
 @app.command("train")
 def train_cmd(
     seed: int = typer.Option(0, help="Seed of structures, splits, augmentation and training."),
-    epochs: int = typer.Option(4, min=1, help="Passes over the training patterns."),
+    epochs: int = typer.Option(6, min=1, help="Passes over the training patterns."),
     out: Path = typer.Option(Path("src/matforge/xrd/data"), help="Folder for cnn_v1.pt/.json."),
     data_dir: Path = typer.Option(DEFAULT_DATA_DIR, help="Cache of structures and patterns."),
     n_variants: int = typer.Option(19, help="Substituted variants per AFLOW prototype."),
-    n_random: int = typer.Option(20, help="Random pyxtal crystals per space group."),
-    patterns: int = typer.Option(12, help="Augmented patterns per structure."),
+    n_random: int = typer.Option(12, help="Random pyxtal crystals per space group."),
+    patterns: int = typer.Option(8, help="Augmented patterns per structure."),
     batch_size: int = typer.Option(256),
     lr: float = typer.Option(3e-3, help="Peak learning rate (one-cycle)."),
     threads: int = typer.Option(2, help="CPU threads for torch."),

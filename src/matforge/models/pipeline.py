@@ -172,6 +172,8 @@ class CompositionModel(BaseEstimator):
         (classification) for the de-duplicated training rows
     cv_metrics_ : dict of the OOF metrics (MAE/RMSE/R² and calibration, or ROC-AUC/accuracy)
     classes_ : class labels (classification)
+    threshold_ : float, probability of ``classes_[1]`` above which :meth:`predict_label`
+        returns ``classes_[1]`` (classification; 0.5 for regression)
     n_train_ : rows used for fitting after de-duplication
     training_sha256_ : :func:`training_sha256` of the rows given to ``fit``
     errors_ : ``(row, message)`` of the formulas the last ``predict`` could not parse
@@ -357,12 +359,13 @@ class CompositionModel(BaseEstimator):
                 est = clone(self.estimator).fit(F[train], y_enc[train])
                 proba[held] = est.predict_proba(F[held])[:, 1]
         self.std_scale_ = 1.0
+        self.threshold_ = best_threshold(y_enc, proba)
         self.oof_ = {
             "formula": np.asarray(formulas, dtype=object),
             "y": y_enc.astype(float),
             "proba": np.asarray(proba, float),
         }
-        self.cv_metrics_ = classification_metrics(y_enc, proba)
+        self.cv_metrics_ = classification_metrics(y_enc, proba, self.threshold_)
 
     # -- prediction ----------------------------------------------------------------------
     def _predict_features(self, X) -> tuple[np.ndarray, np.ndarray]:
@@ -372,7 +375,7 @@ class CompositionModel(BaseEstimator):
         self.errors_ = list(errors)
         valid = np.ones(len(formulas), dtype=bool)
         valid[[r for r, _ in errors]] = False
-        return self._impute(F), valid
+        return F, valid
 
     def predict(self, X, return_std: bool = False):
         """Predicted target (target units) per formula; NaN for formulas in ``errors_``.
@@ -385,14 +388,23 @@ class CompositionModel(BaseEstimator):
         n = F.shape[0]
         mean, std = np.full(n, np.nan), np.full(n, np.nan)
         if valid.any():
-            if self.task == "classification":
-                p = self.estimator_.predict_proba(F[valid])[:, 1]
-                mean[valid], std[valid] = p, np.sqrt(p * (1.0 - p))
-            else:
-                mu, sigma = self.estimator_.predict(F[valid], return_std=True)
-                m, s = self._inverse(np.asarray(mu, float), np.asarray(sigma, float))
-                mean[valid], std[valid] = m, s * self.std_scale_
+            mean[valid], std[valid] = self.predict_features(F[valid], return_std=True)
         return (mean, std) if return_std else mean
+
+    def predict_features(self, F, return_std: bool = False):
+        """Like :meth:`predict`, from rows of ``featurizer_`` features instead of formulas.
+
+        For callers that featurize once and reuse the matrix (screening): applies the
+        imputation, the estimator, the inverse target transform and ``std_scale_``.
+        """
+        check_is_fitted(self, "estimator_")
+        F = self._impute(np.asarray(F, dtype=np.float64))
+        if self.task == "classification":
+            p = self.estimator_.predict_proba(F)[:, 1]
+            return (p, np.sqrt(p * (1.0 - p))) if return_std else p
+        mu, sigma = self.estimator_.predict(F, return_std=True)
+        m, s = self._inverse(np.asarray(mu, float), np.asarray(sigma, float))
+        return (m, s * self.std_scale_) if return_std else m
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities (n, 2) in the order of ``classes_``; NaN rows for bad formulas."""
@@ -402,11 +414,13 @@ class CompositionModel(BaseEstimator):
         return np.column_stack([1.0 - p, p])
 
     def predict_label(self, X) -> np.ndarray:
-        """Most probable class label per formula (None for formulas in ``errors_``)."""
+        """Class label per formula (None for formulas in ``errors_``): ``classes_[1]`` where its
+        probability exceeds ``threshold_``, chosen on the OOF predictions to maximise the
+        balanced accuracy."""
         p = self.predict_proba(X)[:, 1]
         labels = np.empty(p.shape[0], dtype=object)
         ok = np.isfinite(p)
-        labels[ok] = self.classes_[(p[ok] > 0.5).astype(int)]
+        labels[ok] = self.classes_[(p[ok] > self.threshold_).astype(int)]
         return labels
 
 
@@ -423,20 +437,45 @@ def regression_metrics(y, mean) -> dict[str, float]:
     }
 
 
-def classification_metrics(y_true, proba) -> dict[str, float]:
-    """ROC-AUC, accuracy (threshold 0.5), F1 and log-loss of binary probabilities."""
-    from sklearn.metrics import f1_score, log_loss, roc_auc_score
+def classification_metrics(y_true, proba, threshold: float = 0.5) -> dict[str, float]:
+    """Binary-classification metrics of probabilities ``proba`` of the positive class.
+
+    ``roc_auc`` is computed as Matbench scores it, on the *labels* ``proba > threshold``
+    (for hard labels it equals the balanced accuracy); ``roc_auc_proba`` is the usual ROC-AUC
+    of the probabilities. Also accuracy, balanced accuracy, F1 and log-loss (nats).
+    """
+    from sklearn.metrics import balanced_accuracy_score, f1_score, log_loss, roc_auc_score
 
     y_true = np.asarray(y_true).astype(int)
     proba = np.asarray(proba, float)
-    pred = (proba > 0.5).astype(int)
+    pred = (proba > threshold).astype(int)
     both = np.unique(y_true).size == 2
+    nan = float("nan")
     return {
-        "roc_auc": float(roc_auc_score(y_true, proba)) if both else float("nan"),
+        "roc_auc": float(roc_auc_score(y_true, pred)) if both else nan,
+        "roc_auc_proba": float(roc_auc_score(y_true, proba)) if both else nan,
         "accuracy": float(np.mean(pred == y_true)),
+        "balanced_accuracy": float(balanced_accuracy_score(y_true, pred)) if both else nan,
         "f1": float(f1_score(y_true, pred, zero_division=0)),
         "log_loss": float(log_loss(y_true, np.clip(proba, 1e-12, 1 - 1e-12), labels=[0, 1])),
     }
+
+
+def best_threshold(y_true, proba) -> float:
+    """Probability threshold maximising the balanced accuracy (Youden's J) of ``proba``.
+
+    Chosen on held-out (out-of-fold) probabilities; with calibrated probabilities it lies near
+    the positive-class prevalence, not at 0.5, when the classes are unbalanced.
+    """
+    from sklearn.metrics import roc_curve
+
+    y_true = np.asarray(y_true).astype(int)
+    if np.unique(y_true).size < 2:
+        return 0.5
+    fpr, tpr, thr = roc_curve(y_true, proba)
+    best = int(np.argmax((tpr - fpr)[1:])) + 1  # thr[0] is +inf
+    # roc_curve's threshold t labels ``proba >= t`` positive; step just below it for ``>``
+    return float(np.nextafter(thr[best], -np.inf))
 
 
 def _calibration(y, mean, std, calibration_report) -> dict[str, float]:
@@ -447,8 +486,9 @@ def _calibration(y, mean, std, calibration_report) -> dict[str, float]:
     }
 
 
-def _best_scale(y: np.ndarray, mean: np.ndarray, std: np.ndarray,
-                band: tuple[float, float] = (0.94, 0.96)) -> float:
+def _best_scale(
+    y: np.ndarray, mean: np.ndarray, std: np.ndarray, band: tuple[float, float] = (0.94, 0.96)
+) -> float:
     """Factor on ``std`` calibrating held-out predictions: 95% intervals first, then the curve.
 
     Among the factors for which the central 95% intervals cover a fraction within ``band`` of

@@ -26,7 +26,14 @@ import numpy as np
 from matforge.errors import MatforgeError
 from matforge.models.pipeline import DEFAULT_FEATURIZER, CompositionModel
 
-__all__ = ["AUTO_FEATURIZER", "MODEL_NAMES", "lgbm_classifier", "lgbm_regressor", "make_model"]
+__all__ = [
+    "AUTO_FEATURIZER",
+    "COMPACT_FEATURIZER",
+    "MODEL_NAMES",
+    "lgbm_classifier",
+    "lgbm_regressor",
+    "make_model",
+]
 
 MODEL_NAMES = ("auto", "lgbm", "rf", "gp", "small")
 
@@ -36,12 +43,27 @@ AUTO_FEATURIZER: tuple[str, ...] = (
     "valence_orbital",
     "ion_property",
     "element_fraction",
-    "mat2vec:mean+range+var+min+max",
+    "mat2vec",
     "oliynyk",
+)
+
+#: compact feature set for small data (fewer columns than rows to learn from)
+COMPACT_FEATURIZER: tuple[str, ...] = (
+    "magpie",
+    "stoichiometry",
+    "valence_orbital",
+    "element_fraction",
 )
 
 #: share of exact zeros from which a regression target gets the hurdle model
 ZERO_MASS = 0.2
+#: below this many training rows, ``auto`` uses the compact features and adds extra-trees
+SMALL_DATA = 1000
+#: Huber transition point of the LightGBM regressors, as a fraction of the target's median
+#: absolute deviation: residuals beyond it count linearly, so a few outliers (moduli of
+#: near-zero, gaps of misassigned phases) cannot pull the trees, and the mean follows the
+#: conditional median that the MAE rewards.
+HUBER_MAD_FRACTION = 0.4
 
 _LGBM_DEFAULTS: dict[str, Any] = dict(
     n_estimators=600,
@@ -120,29 +142,40 @@ def _regressor(name, y, featurizer, rs, n_jobs, common) -> CompositionModel:
 
     y = None if y is None else np.asarray(y, dtype=float)
     if name == "auto":
-        zero_mass = y is not None and np.all(y >= 0) and np.mean(y == 0) >= ZERO_MASS
-        transform = "log1p" if y is not None and np.all(y >= 0) and _skewed(y) else None
+        n = 0 if y is None else y.size
+        zero_mass = n > 0 and np.all(y >= 0) and np.mean(y == 0) >= ZERO_MASS
+        transform = "log1p" if n and np.all(y >= 0) and (zero_mass or _skewed(y)) else None
+        yt = None if y is None else (np.log1p(y) if transform else y)
         if zero_mass:
             est = HurdleRegressorUQ(
                 classifier=lgbm_classifier(rs),
-                regressors=[("lgbm", lgbm_regressor(rs))],
+                regressors=[("lgbm", lgbm_regressor(rs, **_huber(yt[yt > 0])))],
                 cv=5,
                 random_state=rs,
                 n_jobs=n_jobs,
             )
-            transform = "log1p"
+            spec = AUTO_FEATURIZER
+        elif n < SMALL_DATA:
+            est = StackedRegressorUQ(
+                [
+                    ("lgbm", lgbm_regressor(rs, min_child_samples=3)),
+                    ("extra_trees", extra_trees_regressor(rs)),
+                ],
+                cv=5,
+                random_state=rs,
+                n_jobs=n_jobs,
+            )
+            spec = COMPACT_FEATURIZER
         else:
             est = StackedRegressorUQ(
-                [("lgbm", lgbm_regressor(rs)), ("extra_trees", extra_trees_regressor(rs))],
+                [("lgbm", lgbm_regressor(rs, **_huber(yt)))],
                 cv=5,
                 random_state=rs,
                 n_jobs=n_jobs,
             )
+            spec = AUTO_FEATURIZER
         return CompositionModel(
-            est,
-            featurizer=list(featurizer or AUTO_FEATURIZER),
-            target_transform=transform,
-            **common,
+            est, featurizer=list(featurizer or spec), target_transform=transform, **common
         )
     if name == "lgbm":
         est = StackedRegressorUQ(
@@ -210,6 +243,14 @@ def _classifier(name, featurizer, rs, n_jobs, common) -> CompositionModel:
     return CompositionModel(
         est, featurizer=list(featurizer or ["magpie", "stoichiometry"]), **common
     )
+
+
+def _huber(y) -> dict[str, Any]:
+    """LightGBM parameters for a Huber loss scaled to the target (see HUBER_MAD_FRACTION)."""
+    if y is None or np.size(y) < 10:
+        return {}
+    mad = float(np.median(np.abs(y - np.median(y))))
+    return {"objective": "huber", "alpha": HUBER_MAD_FRACTION * mad} if mad > 0 else {}
 
 
 def _skewed(y: np.ndarray) -> bool:

@@ -190,6 +190,7 @@ def save_model(
             "n_train": model.n_train_,
             "training_data_sha256": model.training_sha256_,
             "std_scale": model.std_scale_,
+            "decision_threshold": getattr(model, "threshold_", None),
             "cv_metrics": model.cv_metrics_,
             "files": sorted(p.name for p in tmp.iterdir()),
             "extra": _jsonable(extra or {}),
@@ -267,6 +268,8 @@ def load_model(name: str, root: str | os.PathLike | None = None):
         if k.startswith("oof_")
     }
     model.std_scale_ = float(meta["std_scale"])
+    if meta.get("decision_threshold") is not None:
+        model.threshold_ = float(meta["decision_threshold"])
     model.cv_metrics_ = dict(meta["cv_metrics"])
     model.n_train_ = int(meta["n_train"])
     model.training_sha256_ = meta["training_data_sha256"]

@@ -38,14 +38,17 @@ def model_report_html(model, name: str | None = None) -> str:
         figures = _regression_figures(oof, model)
     parts = []
     for i, fig in enumerate(figures):
-        parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0),
-                                 config={"displaylogo": False}))
+        parts.append(
+            fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False})
+        )
     metrics = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>"
         for k, v in model.cv_metrics_.items()
     )
     info = {
-        "target": model.target, "unit": model.unit, "task": model.task,
+        "target": model.target,
+        "unit": model.unit,
+        "task": model.task,
         "estimator": type(model.estimator_).__name__,
         "featurizer": ", ".join(model.featurizer),
         "training rows (unique compositions)": model.n_train_,
@@ -53,8 +56,9 @@ def model_report_html(model, name: str | None = None) -> str:
         "created": meta.get("created_at", "—"),
         "matforge": meta.get("matforge_version", "—"),
     }
-    info_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
-                        for k, v in info.items())
+    info_rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in info.items()
+    )
     generated = datetime.now(UTC).isoformat(timespec="seconds")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -70,7 +74,7 @@ td {{ border-bottom: 1px solid #ddd; padding: 3px 12px 3px 0; font-size: 0.9em; 
 models that did not train on them). Generated {generated} by matforge.</p>
 <h2>Model</h2><table>{info_rows}</table>
 <h2>Cross-validated metrics</h2><table>{metrics}</table>
-{''.join(f'<div class="figure">{p}</div>' for p in parts)}
+{"".join(f'<div class="figure">{p}</div>' for p in parts)}
 </body></html>
 """
 
@@ -94,31 +98,64 @@ def _regression_figures(oof: dict[str, np.ndarray], model) -> list:
     label = model.target or "target"
     lo, hi = float(min(y.min(), mean.min())), float(max(y.max(), mean.max()))
     parity = go.Figure()
-    parity.add_trace(go.Scattergl(
-        x=y, y=mean, mode="markers", text=formulas, name="OOF prediction",
-        error_y={"type": "data", "array": std, "visible": True, "thickness": 0.5, "width": 0,
-                 "color": "rgba(31,119,180,0.25)"},
-        marker={"size": 4, "opacity": 0.6},
-        hovertemplate="%{text}<br>true %{x:.4g}<br>pred %{y:.4g}<extra></extra>",
-    ))
-    parity.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="y = x",
-                                line={"color": "black", "dash": "dash"}))
-    parity.update_layout(title=f"Parity: out-of-fold prediction ± 1 std vs {label}",
-                         xaxis_title=f"true {label}{unit}", yaxis_title=f"predicted{unit}",
-                         height=550)
+    parity.add_trace(
+        go.Scattergl(
+            x=y,
+            y=mean,
+            mode="markers",
+            text=formulas,
+            name="OOF prediction",
+            error_y={
+                "type": "data",
+                "array": std,
+                "visible": True,
+                "thickness": 0.5,
+                "width": 0,
+                "color": "rgba(31,119,180,0.25)",
+            },
+            marker={"size": 4, "opacity": 0.6},
+            hovertemplate="%{text}<br>true %{x:.4g}<br>pred %{y:.4g}<extra></extra>",
+        )
+    )
+    parity.add_trace(
+        go.Scatter(
+            x=[lo, hi],
+            y=[lo, hi],
+            mode="lines",
+            name="y = x",
+            line={"color": "black", "dash": "dash"},
+        )
+    )
+    parity.update_layout(
+        title=f"Parity: out-of-fold prediction ± 1 std vs {label}",
+        xaxis_title=f"true {label}{unit}",
+        yaxis_title=f"predicted{unit}",
+        height=550,
+    )
     resid = y - mean
     hist = go.Figure()
     hist.add_trace(go.Histogram(x=resid, nbinsx=80, name="residual"))
-    hist.update_layout(title="Residuals (true − predicted)", xaxis_title=f"residual{unit}",
-                       yaxis_title="rows", height=400)
+    hist.update_layout(
+        title="Residuals (true − predicted)",
+        xaxis_title=f"residual{unit}",
+        yaxis_title="rows",
+        height=400,
+    )
     expected, observed = coverage_curve(y, mean, std)
     cal = go.Figure()
     cal.add_trace(go.Scatter(x=expected, y=observed, mode="lines", name="model"))
-    cal.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="ideal",
-                             line={"color": "black", "dash": "dash"}))
-    cal.update_layout(title="Calibration: observed vs expected coverage of central intervals",
-                      xaxis_title="expected coverage", yaxis_title="observed coverage",
-                      height=450, width=550)
+    cal.add_trace(
+        go.Scatter(
+            x=[0, 1], y=[0, 1], mode="lines", name="ideal", line={"color": "black", "dash": "dash"}
+        )
+    )
+    cal.update_layout(
+        title="Calibration: observed vs expected coverage of central intervals",
+        xaxis_title="expected coverage",
+        yaxis_title="observed coverage",
+        height=450,
+        width=550,
+    )
     return [parity, hist, cal]
 
 
@@ -134,11 +171,22 @@ def _classification_figures(oof: dict[str, np.ndarray], model) -> list:
         fpr, tpr, _ = roc_curve(y, p)
         roc = go.Figure()
         roc.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name="model"))
-        roc.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance",
-                                 line={"color": "black", "dash": "dash"}))
-        roc.update_layout(title=f"ROC curve (positive class: {positive})",
-                          xaxis_title="false positive rate", yaxis_title="true positive rate",
-                          height=450, width=550)
+        roc.add_trace(
+            go.Scatter(
+                x=[0, 1],
+                y=[0, 1],
+                mode="lines",
+                name="chance",
+                line={"color": "black", "dash": "dash"},
+            )
+        )
+        roc.update_layout(
+            title=f"ROC curve (positive class: {positive})",
+            xaxis_title="false positive rate",
+            yaxis_title="true positive rate",
+            height=450,
+            width=550,
+        )
         figs.append(roc)
     bins = np.linspace(0, 1, 11)
     idx = np.clip(np.digitize(p, bins) - 1, 0, 9)
@@ -150,17 +198,29 @@ def _classification_figures(oof: dict[str, np.ndarray], model) -> list:
             freq.append(float(y[sel].mean()))
     rel = go.Figure()
     rel.add_trace(go.Scatter(x=centers, y=freq, mode="lines+markers", name="model"))
-    rel.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="ideal",
-                             line={"color": "black", "dash": "dash"}))
-    rel.update_layout(title="Reliability: observed frequency vs predicted probability",
-                      xaxis_title="predicted probability", yaxis_title="observed frequency",
-                      height=450, width=550)
+    rel.add_trace(
+        go.Scatter(
+            x=[0, 1], y=[0, 1], mode="lines", name="ideal", line={"color": "black", "dash": "dash"}
+        )
+    )
+    rel.update_layout(
+        title="Reliability: observed frequency vs predicted probability",
+        xaxis_title="predicted probability",
+        yaxis_title="observed frequency",
+        height=450,
+        width=550,
+    )
     figs.append(rel)
     hist = go.Figure()
     for cls, name in ((0, "negative"), (1, "positive")):
         hist.add_trace(go.Histogram(x=p[y == cls], nbinsx=40, name=name, opacity=0.6))
-    hist.update_layout(barmode="overlay", title="Predicted probabilities by true class",
-                       xaxis_title="predicted probability", yaxis_title="rows", height=400)
+    hist.update_layout(
+        barmode="overlay",
+        title="Predicted probabilities by true class",
+        xaxis_title="predicted probability",
+        yaxis_title="rows",
+        height=400,
+    )
     figs.append(hist)
     return figs
 

@@ -234,7 +234,7 @@ def _model_inputs(task: _Task, X: np.ndarray, batch, rows: np.ndarray) -> dict[s
     out: dict[str, np.ndarray] = {}
     own: dict[int, np.ndarray] = {}
     for name, m in task.models.items():
-        if m.featurizer is None:
+        if m.featurizer is None or m.featurizer is task.featurizer:
             out[name] = X
         else:
             key = id(m.featurizer)
@@ -567,8 +567,10 @@ class Screen:
         space: a :class:`~matforge.screen.spaces.CandidateSpace`.
         models: property name → :class:`PropertyModel` (or a bare estimator with
             ``predict(X, return_std=True)``, taken as a normal model in the property's units).
-        featurizer: a composition featurizer with ``featurize_batch`` (default: Magpie +
-            stoichiometry + valence orbitals); the models must have been trained on its columns.
+        featurizer: a composition featurizer with ``featurize_batch``; the models without a
+            featurizer of their own must have been trained on its columns (default: the
+            models' own featurizer when they all have one, else Magpie + stoichiometry +
+            valence orbitals).
         derive: derived properties (names from :data:`matforge.properties.DERIVED` or
             :class:`~matforge.properties.DerivedProperty` objects), computed by Monte Carlo.
         where: filter expression on result columns (means), e.g.
@@ -609,6 +611,9 @@ class Screen:
         self.models = {
             k: m if isinstance(m, PropertyModel) else PropertyModel(m) for k, m in models.items()
         }
+        own = [m.featurizer for m in self.models.values() if m.featurizer is not None]
+        if featurizer is None and len(own) == len(self.models):
+            featurizer = own[0]  # e.g. registry models: no extra feature set to compute
         if featurizer is None:
             from matforge.features import (
                 FeatureSet,

@@ -334,8 +334,23 @@ def train_classifier(
         The classifier, with the weights of the epoch of best validation space-group
         accuracy, temperatures fitted on validation, and a training record in ``meta``.
     """
+    previous = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
+    try:
+        return _train(
+            x_train, y_train, x_val, y_val, classes=classes, grid=grid, wavelength=wavelength,
+            epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed,
+            arch=arch, device=device, progress=progress, log=log,
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(
+    x_train, y_train, x_val, y_val, *, classes, grid, wavelength, epochs, batch_size, lr,
+    weight_decay, seed, arch, device, progress, log,
+) -> XRDClassifier:  # fmt: skip
     device = torch.device(device) if device else default_device()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)

@@ -87,6 +87,19 @@ class StructureSet:
             meta=dict(self.meta),
         )
 
+    def concat(self, other: StructureSet, meta: dict | None = None) -> StructureSet:
+        """The structures of ``self`` followed by those of ``other``."""
+        return StructureSet(
+            structures=self.structures + other.structures,
+            chemsys=self.chemsys + other.chemsys,
+            spacegroup=np.concatenate([self.spacegroup, other.spacegroup]),
+            crystal_system=np.concatenate([self.crystal_system, other.crystal_system]),
+            prototype=self.prototype + other.prototype,
+            source=self.source + other.source,
+            orbits=self.orbits + other.orbits,
+            meta=dict(meta if meta is not None else self.meta),
+        )
+
     def to_frame(self):
         """Labels as a pandas DataFrame (one row per structure, no structures)."""
         import pandas as pd
@@ -257,7 +270,7 @@ def substituted_variants(structure, n: int, rng, table: dict[str, tuple[str, ...
     return out
 
 
-def random_crystal(spacegroup: int, rng, max_tries: int = 8):
+def random_crystal(spacegroup: int, rng, max_tries: int = 4):
     """A random crystal of ``spacegroup`` from pyxtal (1–3 elements, ≤ 96 atoms in the
     conventional cell). Tries compositions until spglib (symprec 0.1) finds that very space
     group; returns the last valid crystal otherwise, or None when pyxtal fails throughout.
@@ -308,72 +321,104 @@ def _random_crystal_pool() -> list[str]:
     return [s for s in _substitution_pool() if s != "H"]
 
 
-def build_structures(
+def prototype_structures(
     n_variants: int = 19,
-    n_random: int = 16,
     seed: int = 0,
-    progress: bool = True,
-    spacegroups: Sequence[int] | None = None,
     prototypes: Sequence[int] | None = None,
+    progress: bool = True,
 ) -> StructureSet:
-    """The training structures: prototypes, their substituted variants, random crystals.
+    """The AFLOW prototypes and ``n_variants`` substituted variants of each.
+
+    A variant keeps its parent's geometry (an injective element map, an isotropic volume
+    scaling), so it keeps the parent's symmetry orbits; its space group is still determined
+    by spglib on the variant itself. Duplicates of (chemical system, space group, label) are
+    dropped (the dataset holds 15 labels twice, with different example compounds).
 
     Args:
-        n_variants: substituted variants per AFLOW prototype (besides the prototype).
-        n_random: pyxtal crystals per space group.
-        seed: everything is reproducible from it.
-        progress: show a Rich progress bar.
-        spacegroups: space groups for the random crystals (default 1–230).
+        n_variants: substituted variants per prototype (besides the prototype).
+        seed: the variants are a function of it.
         prototypes: row positions in the ``aflow_prototypes`` dataset (default all 288).
     """
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
     from matforge.datasets import load_dataset, load_structures
 
     df = load_dataset("aflow_prototypes")
     protos = load_structures("aflow_prototypes")
     rows = range(len(protos)) if prototypes is None else list(prototypes)
-    groups = range(1, 231) if spacegroups is None else list(spacegroups)
     table = substitution_table()
-    records = []  # (structure, sg, orbits, prototype, source)
+    records, seen = [], set()
+
+    def add(structure, sg, orbits, label, source):
+        key = (chemical_system(structure), sg, label)
+        if key not in seen:
+            seen.add(key)
+            records.append((structure, sg, orbits, label, source))
 
     with _progress(progress) as bar:
-        task = bar.add_task("prototypes", total=len(rows))
+        task = bar.add_task("prototypes + substitutions", total=len(rows))
         for i in rows:
             rng = np.random.default_rng([seed, 1, i])
             label = df["aflow_label"].iloc[i]
             conv, sg, orbits = symmetry_labels(protos[i])
-            records.append((conv, sg, orbits, label, "aflow"))
+            add(conv, sg, orbits, label, "aflow")
             for v in substituted_variants(conv, n_variants, rng, table):
-                vconv, vsg, vorb = symmetry_labels(v)
-                records.append((vconv, vsg, vorb, label, "substituted"))
+                vsg = SpacegroupAnalyzer(v, symprec=SYMPREC).get_space_group_number()
+                if vsg == sg:
+                    add(v, sg, orbits, label, "substituted")
+                else:  # the scaled cell came within symprec of a higher symmetry
+                    add(*symmetry_labels(v), label, "substituted")
             bar.advance(task)
+    return _structure_set(records, {"n_variants": n_variants, "seed": seed})
+
+
+def random_structures(
+    n_random: int = 12,
+    seed: int = 0,
+    spacegroups: Sequence[int] | None = None,
+    progress: bool = True,
+) -> StructureSet:
+    """``n_random`` random pyxtal crystals per space group (:func:`random_crystal`)."""
+    groups = range(1, 231) if spacegroups is None else list(spacegroups)
+    records = []
+    with _progress(progress) as bar:
         task = bar.add_task("random crystals (pyxtal)", total=len(groups) * n_random)
         for g in groups:
             for j in range(n_random):
-                rng = np.random.default_rng([seed, 2, g, j])
-                made = random_crystal(g, rng)
+                made = random_crystal(g, np.random.default_rng([seed, 2, g, j]))
                 if made is not None:
                     records.append((*made, None, "pyxtal"))
                 bar.advance(task)
-    # a prototype's variant can repeat another prototype entry of the same label (the
-    # dataset holds 15 labels twice): keep one structure per (chemsys, space group, label)
-    out, seen = [], set()
-    for rec in records:
-        key = (chemical_system(rec[0]), rec[1], rec[3])
-        if rec[4] != "pyxtal":
-            if key in seen:
-                continue
-            seen.add(key)
-        out.append(rec)
-    sg = np.array([r[1] for r in out], dtype=np.int64)
+    return _structure_set(records, {"n_random": n_random, "seed": seed})
+
+
+def build_structures(
+    n_variants: int = 19,
+    n_random: int = 12,
+    seed: int = 0,
+    progress: bool = True,
+    spacegroups: Sequence[int] | None = None,
+    prototypes: Sequence[int] | None = None,
+) -> StructureSet:
+    """The training structures: prototypes and their substituted variants
+    (:func:`prototype_structures`), then random crystals (:func:`random_structures`)."""
+    a = prototype_structures(n_variants, seed, prototypes, progress)
+    b = random_structures(n_random, seed, spacegroups, progress)
+    return a.concat(b, meta={"n_variants": n_variants, "n_random": n_random, "seed": seed,
+                             "symprec": SYMPREC})  # fmt: skip
+
+
+def _structure_set(records, meta) -> StructureSet:
+    sg = np.array([r[1] for r in records], dtype=np.int64)
     return StructureSet(
-        structures=[r[0] for r in out],
-        chemsys=[chemical_system(r[0]) for r in out],
+        structures=[r[0] for r in records],
+        chemsys=[chemical_system(r[0]) for r in records],
         spacegroup=sg,
-        crystal_system=crystal_system_index(sg),
-        prototype=[r[3] for r in out],
-        source=[r[4] for r in out],
-        orbits=[r[2] for r in out],
-        meta={"n_variants": n_variants, "n_random": n_random, "seed": seed, "symprec": SYMPREC},
+        crystal_system=crystal_system_index(sg) if len(sg) else sg,
+        prototype=[r[3] for r in records],
+        source=[r[4] for r in records],
+        orbits=[r[2] for r in records],
+        meta={**meta, "symprec": SYMPREC},
     )
 
 
@@ -657,8 +702,8 @@ def prepare_data(
     *,
     seed: int = 0,
     n_variants: int = 19,
-    n_random: int = 20,
-    patterns_per_structure: int = 12,
+    n_random: int = 12,
+    patterns_per_structure: int = 8,
     grid=None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
@@ -671,18 +716,29 @@ def prepare_data(
     """
     data_dir = Path(data_dir)
     grid = make_grid() if grid is None else np.asarray(grid, dtype=float)
-    path = data_dir / f"structures_v{n_variants}_r{n_random}_s{seed}.parquet"
-    if path.exists():
-        sset = StructureSet.load(path)
-        if log:
-            log(f"reusing {len(sset)} structures from {path}")
-    else:
-        sset = build_structures(
-            n_variants=n_variants, n_random=n_random, seed=seed, progress=progress
-        )
-        sset.save(path)
-        if log:
-            log(f"built {len(sset)} structures -> {path}")
+    parts = []
+    for name, make in (
+        (
+            f"prototypes_v{n_variants}_s{seed}",
+            lambda: prototype_structures(n_variants, seed, progress=progress),
+        ),
+        (
+            f"random_r{n_random}_s{seed}",
+            lambda: random_structures(n_random, seed, progress=progress),
+        ),
+    ):
+        path = data_dir / f"{name}.parquet"
+        if path.exists():
+            parts.append(StructureSet.load(path))
+            if log:
+                log(f"reusing {len(parts[-1])} structures from {path}")
+        else:
+            parts.append(make())
+            parts[-1].save(path)
+            if log:
+                log(f"built {len(parts[-1])} structures -> {path}")
+    meta = {"n_variants": n_variants, "n_random": n_random, "seed": seed, "symprec": SYMPREC}
+    sset = parts[0].concat(parts[1], meta=meta)
     chem = split_by_chemsys(sset, seed=seed)
     proto = split_by_prototype(sset, seed=seed)
     groups = np.char.add(np.char.add(chem.astype(str), "|"), proto.astype(str))

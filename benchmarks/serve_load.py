@@ -1,0 +1,218 @@
+"""Load test of `matforge serve` on loopback: requests/s and p50/p99 latency under a fixed rate.
+
+Builds a SQLite store of 100,000 measurements (formation energies of the first 100,000 rows of
+Matbench ``mp_e_form``, in one project), trains a model (Magpie + RandomForestUQ, 100 trees) on
+2,000 of them through ``POST /models``, starts the server (uvicorn, one process) on 127.0.0.1,
+then sends an *open-loop* load: request i is due at ``i / rate`` seconds whether or not earlier
+ones have returned, and its latency counts from when it was due (so a slow server cannot hide
+its queueing). Two endpoints, one after the other:
+
+* ``GET /api/v1/materials?elements=...`` — one of 12 element filters (``O``, ``Fe,O``, ...),
+  first page (100 materials);
+* ``POST /api/v1/models/{id}/predict`` — 5 formulas of the dataset per request.
+
+Bounded: ``--rate`` requests/s for ``--seconds`` per endpoint (default 100/s for 10 s: 1,000
+requests each), every request with a 10 s timeout; only 127.0.0.1 is ever contacted. Target:
+p99 < 100 ms at 100 requests/s, no errors.
+
+    .venv/bin/python benchmarks/serve_load.py [--rate 100] [--seconds 10] [--keep DIR]
+
+Prints one JSON line and writes it to results/bench/serve_load.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+OUT = Path(__file__).resolve().parents[1] / "results" / "bench" / "serve_load.json"
+N_MEASUREMENTS, N_TRAIN, N_TREES, SEED = 100_000, 2_000, 100, 0
+ELEMENT_FILTERS = ["O", "Fe,O", "Li,O", "Mn", "Si,O", "Cu", "N", "Ba,Ti", "Co,Ni", "S", "Al,Mg", "Zn"]
+FORMULAS_PER_PREDICT = 5
+TIMEOUT_S = 10.0
+
+
+def build_store(db: Path, model_root: Path) -> tuple[str, str, list[str]]:
+    """The store, the owner's token and the id of a trained model; also formulas to predict."""
+    from fastapi.testclient import TestClient
+
+    from matforge.datasets import load_dataset
+    from matforge.server import ServerSettings, create_app
+    from matforge.server.testing import user_headers, wait_for_job
+
+    data = load_dataset("matbench_mp_e_form").iloc[:N_MEASUREMENTS]
+    frame = data[["formula"]].assign(value=data["e_form"].to_numpy())
+    app = create_app(f"sqlite:///{db}", ServerSettings(model_root=model_root))
+    state = app.state.matforge
+    headers = user_headers(state.engine, "bench")
+    with TestClient(app) as client:
+        big = client.post("/api/v1/projects", json={"name": "mp", "visibility": "private"}, headers=headers).json()
+        small = client.post("/api/v1/projects", json={"name": "train"}, headers=headers).json()
+        # 100,000 rows through the store directly (the API caps a request at 200,000 rows
+        # anyway, but JSON of this size is a client's problem, not the server's)
+        for project, rows in ((big, frame), (small, frame.iloc[:N_TRAIN])):
+            state.store.add_measurements(
+                rows, project=f"bench/{project['name']}", property="formation_energy_per_atom",
+                unit="eV/atom", method="computation", source="matbench_v0.1 mp_e_form", created_by="bench",
+            )  # fmt: skip
+        r = client.post("/api/v1/models", headers=headers, json={
+            "project_id": small["id"], "property": "formation_energy_per_atom", "n_estimators": N_TREES})  # fmt: skip
+        model = r.json()
+        job = wait_for_job(client, headers, model["job"]["id"], timeout=1200)
+        if job["status"] != "succeeded":
+            raise RuntimeError(f"training failed: {job}")
+    token = headers["Authorization"].removeprefix("Bearer ")
+    predict_pool = data["formula"].iloc[N_TRAIN : N_TRAIN + 5000].tolist()
+    return token, model["id"], predict_pool
+
+
+async def run_load(base: str, token: str, make_request, rate: float, seconds: float) -> dict:
+    import httpx
+
+    n = int(rate * seconds)
+    latencies = np.full(n, np.nan)
+    errors: list[str] = []
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"},
+                                 timeout=TIMEOUT_S, limits=limits) as client:  # fmt: skip
+
+        async def one(i: int, due: float) -> None:
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            method, url, body = make_request(i)
+            try:
+                response = await client.request(method, url, json=body)
+                if response.status_code != 200:
+                    errors.append(f"{response.status_code}: {response.text[:200]}")
+                    return
+                response.json()
+            except (httpx.HTTPError, ValueError) as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+                return
+            latencies[i] = time.perf_counter() - due
+
+        start = time.perf_counter() + 0.2
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(i, start + i / rate) for i in range(n)))
+        elapsed = time.perf_counter() - t0
+    ok = latencies[np.isfinite(latencies)]
+    return {
+        "requests": n,
+        "ok": int(ok.size),
+        "errors": len(errors),
+        "first_errors": errors[:3],
+        "offered_rate_rps": rate,
+        "achieved_rps": round(ok.size / max(elapsed - 0.2, 1e-9), 1),
+        "p50_ms": round(float(np.percentile(ok, 50)) * 1000, 2) if ok.size else None,
+        "p90_ms": round(float(np.percentile(ok, 90)) * 1000, 2) if ok.size else None,
+        "p99_ms": round(float(np.percentile(ok, 99)) * 1000, 2) if ok.size else None,
+        "max_ms": round(float(ok.max()) * 1000, 2) if ok.size else None,
+    }
+
+
+def wait_ready(base: str, process: subprocess.Popen, timeout: float = 120) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with status {process.returncode}")
+        try:
+            if httpx.get(f"{base}/optimade/versions", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError("the server did not start")
+
+
+def main() -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=100.0, help="requests per second (1-1000)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="seconds per endpoint (1-120)")
+    parser.add_argument("--keep", type=Path, default=None, help="build/reuse the store in DIR")
+    args = parser.parse_args()
+    rate = min(max(args.rate, 1.0), 1000.0)
+    seconds = min(max(args.seconds, 1.0), 120.0)
+
+    from matforge.server.testing import free_port
+
+    workdir = args.keep or Path(tempfile.mkdtemp(prefix="matforge-serve-load-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    db, models, meta = workdir / "store.db", workdir / "models", workdir / "bench.json"
+    t_build = time.perf_counter()
+    if meta.exists() and db.exists():
+        token, model_id, pool = (lambda m: (m["token"], m["model_id"], m["pool"]))(json.loads(meta.read_text()))
+    else:
+        token, model_id, pool = build_store(db, models)
+        meta.write_text(json.dumps({"token": token, "model_id": model_id, "pool": pool}))
+    build_s = time.perf_counter() - t_build
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "MATFORGE_SERVER_MODEL_ROOT": str(models)}
+    server = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, uvicorn; from matforge.server import create_app; "
+         "uvicorn.run(create_app(sys.argv[1]), host='127.0.0.1', port=int(sys.argv[2]), log_level='warning')",
+         f"sqlite:///{db}", str(port)],
+        env=env,
+    )  # fmt: skip
+    rng = np.random.default_rng(SEED)
+    try:
+        wait_ready(base, server)
+
+        def materials(i: int):
+            return "GET", f"/api/v1/materials?elements={ELEMENT_FILTERS[i % len(ELEMENT_FILTERS)]}", None
+
+        def predict(i: int):
+            picks = rng.choice(len(pool), size=FORMULAS_PER_PREDICT, replace=False)
+            return "POST", f"/api/v1/models/{model_id}/predict", {"formulas": [pool[j] for j in picks]}
+
+        results = {}
+        for name, make in (("materials_by_elements", materials), ("predict", predict)):
+            asyncio.run(run_load(base, token, make, rate, 1.0))  # warm-up: caches, model load
+            results[name] = asyncio.run(run_load(base, token, make, rate, seconds))
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        if args.keep is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    target_ok = all(r["errors"] == 0 and r["p99_ms"] is not None and r["p99_ms"] < 100 for r in results.values())
+    out = {
+        "benchmark": "serve_load",
+        "store": f"SQLite, {N_MEASUREMENTS:,} measurements (matbench mp_e_form)",
+        "model": f"Magpie + RandomForestUQ ({N_TREES} trees, {N_TRAIN} training rows)",
+        "server": "uvicorn, 1 process, 127.0.0.1",
+        "setup_s": round(build_s, 1),
+        **results,
+        "target": "p99 < 100 ms at 100 requests/s, no errors",
+        "target_met": target_ok,
+        "cpu_count": os.cpu_count(),
+        "load_avg_1min": round(os.getloadavg()[0], 2),
+        "python": platform.python_version(),
+    }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out))
+    return out
+
+
+if __name__ == "__main__":
+    main()
