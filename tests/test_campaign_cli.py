@@ -41,6 +41,10 @@ def test_formulation_round_trip_new_suggest_observe_status_report(tmp_path, runn
     assert len(batch) == 3 and {"suggestion_id", "pce10", "p3ht", "pcbm",
                                 "degradation_mean", "degradation_std"} <= set(batch.columns)
     assert np.allclose(batch[["pce10", "p3ht", "pcbm"]].sum(axis=1), 1.0)
+    from matforge.design.campaign import Campaign
+
+    model = Campaign.load(db, "opv").batches()["model"].iloc[0]
+    assert model["class"] == "GaussianProcessUQ" and model["n_train"] == [len(past)]
     # The lab measures them (here: the real blend nearest to each suggestion).
     truth = load_dataset("photo_pce10")
     truth = truth[truth["mat_4"] == 0]
@@ -79,18 +83,18 @@ def test_benchmark_command_tiny_setting_writes_sane_json(tmp_path, runner):
     bench.command()(benchmark_command)
     out = tmp_path / "results"
     _invoke(runner, bench, ["--name", "photo_pce10", "--seeds", "2", "--batch", "1,3",
-                            "--budget", "16", "--max-candidates", "150", "--out", out])
+                            "--budget", "14", "--max-candidates", "120", "--out", out])
     entry = json.loads((out / "photo_pce10.json").read_text())
     info = entry["info"]
-    assert info["n_candidates"] == 150 and info["budget"] == 16
-    assert info["random_expected_top"] == pytest.approx(151 / (info["n_top"] + 1))
+    assert info["n_candidates"] == 120 and info["budget"] == 14
+    assert info["random_expected_top"] == pytest.approx(121 / (info["n_top"] + 1))
     assert set(entry["runs"]) == {"default@1", "default@3", "baseline@1", "random"}
     for run in entry["runs"].values():
         n = np.array(run["experiments_to_top"])
         assert len(n) == 2 and (n >= 1).all()
         assert run["acceleration_top"] == pytest.approx(info["random_expected_top"] / n.mean())
         curve = np.array(run["curve_mean"])
-        assert len(curve) == 16 and (np.diff(curve) >= -1e-12).all()
+        assert len(curve) == 14 and (np.diff(curve) >= -1e-12).all()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["command"].startswith("matforge benchmark campaign --name photo_pce10")
     assert "default@1" in summary["summary"]["targets"]

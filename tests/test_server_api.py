@@ -19,7 +19,16 @@ from matforge.server import ServerSettings, create_app  # noqa: E402
 from matforge.server.testing import user_headers, wait_for_job  # noqa: E402
 
 API = "/api/v1"
-GAPS = [("Fe2O3", 2.1), ("NiO", 3.7), ("ZnO", 3.3), ("TiO2", 3.0), ("MgO", 7.8), ("Al2O3", 8.8), ("Cu2O", 2.1), ("GaAs", 1.42)]  # fmt: skip
+GAPS = [
+    ("Fe2O3", 2.1),
+    ("NiO", 3.7),
+    ("ZnO", 3.3),
+    ("TiO2", 3.0),
+    ("MgO", 7.8),
+    ("Al2O3", 8.8),
+    ("Cu2O", 2.1),
+    ("GaAs", 1.42),
+]
 
 
 def settings(tmp_path, **kw) -> ServerSettings:
@@ -44,7 +53,9 @@ def server(store_url, tmp_path):
 
 
 def new_project(s, headers, name="oxides", visibility="private") -> str:
-    r = s.client.post(f"{API}/projects", json={"name": name, "visibility": visibility}, headers=headers)
+    r = s.client.post(
+        f"{API}/projects", json={"name": name, "visibility": visibility}, headers=headers
+    )
     assert r.status_code == 201, r.text
     return r.json()["id"]
 
@@ -102,7 +113,9 @@ def test_projects_have_owners_members_roles_and_visibility(server):
     c, A, B, C = server.client, server.alice, server.bob, server.carol
     pid = new_project(server, A, "oxides")
     assert c.post(f"{API}/projects", json={"name": "oxides"}, headers=A).status_code == 409
-    assert c.post(f"{API}/projects", json={"name": "oxides"}, headers=B).status_code == 201  # own namespace
+    assert (
+        c.post(f"{API}/projects", json={"name": "oxides"}, headers=B).status_code == 201
+    )  # own namespace
     assert c.post(f"{API}/projects", json={"name": "a/b"}, headers=A).status_code == 422
     assert add_rows(server, A, pid, gap_rows()).status_code == 201
 
@@ -120,7 +133,10 @@ def test_projects_have_owners_members_roles_and_visibility(server):
     assert project["visibility"] == "shared" and project["role"] == "viewer"
     assert project["n_measurements"] == len(GAPS) and project["owner"] == "alice"
     assert add_rows(server, B, pid, gap_rows()[:1]).status_code == 403
-    assert c.put(f"{API}/projects/{pid}/members/carol", json={"role": "viewer"}, headers=B).status_code == 403
+    assert (
+        c.put(f"{API}/projects/{pid}/members/carol", json={"role": "viewer"}, headers=B).status_code
+        == 403
+    )
     assert c.get(f"{API}/projects/{pid}", headers=C).status_code == 404
 
     # editor: may add measurements, each recorded as his
@@ -136,14 +152,26 @@ def test_projects_have_owners_members_roles_and_visibility(server):
     assert r.json()["visibility"] == "private"
     assert c.get(f"{API}/projects/{pid}", headers=B).status_code == 404
     # public: everyone reads; bob's editor role applies again
-    c.patch(f"{API}/projects/{pid}", json={"visibility": "public", "description": "band gaps"}, headers=A)
+    c.patch(
+        f"{API}/projects/{pid}",
+        json={"visibility": "public", "description": "band gaps"},
+        headers=A,
+    )
     assert c.get(f"{API}/projects/{pid}", headers=C).json()["role"] == "viewer"
     assert c.get(f"{API}/projects/{pid}", headers=B).json()["role"] == "editor"
 
     # owners: the last one cannot leave or be demoted; an unknown user is 404
     assert c.delete(f"{API}/projects/{pid}/members/alice", headers=A).status_code == 409
-    assert c.put(f"{API}/projects/{pid}/members/alice", json={"role": "viewer"}, headers=A).status_code == 409
-    assert c.put(f"{API}/projects/{pid}/members/nobody", json={"role": "viewer"}, headers=A).status_code == 404
+    assert (
+        c.put(f"{API}/projects/{pid}/members/alice", json={"role": "viewer"}, headers=A).status_code
+        == 409
+    )
+    assert (
+        c.put(
+            f"{API}/projects/{pid}/members/nobody", json={"role": "viewer"}, headers=A
+        ).status_code
+        == 404
+    )
     assert c.delete(f"{API}/projects/{pid}/members/bob", headers=A).status_code == 204
     assert c.get(f"{API}/projects/{pid}", headers=B).json()["role"] == "viewer"  # public again
 
@@ -154,7 +182,10 @@ def test_projects_have_owners_members_roles_and_visibility(server):
 def upload(s, headers, pid, text: str, name="gaps.csv", **form):
     data = {"property": "band_gap", "unit": "eV", **form}
     return s.client.post(
-        f"{API}/projects/{pid}/uploads", files={"file": (name, text.encode(), "text/csv")}, data=data, headers=headers
+        f"{API}/projects/{pid}/uploads",
+        files={"file": (name, text.encode(), "text/csv")},
+        data=data,
+        headers=headers,
     )
 
 
@@ -169,7 +200,9 @@ def test_csv_upload_is_all_or_nothing_with_line_and_column_of_each_error(server)
     assert {(e["line"], e["column"]) for e in body["errors"]} == {(3, "value"), (4, "formula")}
     assert "gaps.csv, line 3, column 'value'" in body["detail"]
     assert "/tmp" not in body["detail"] and "matforge-upload" not in body["detail"]
-    listed = server.client.get(f"{API}/measurements", params={"project_id": pid}, headers=server.alice)
+    listed = server.client.get(
+        f"{API}/measurements", params={"project_id": pid}, headers=server.alice
+    )
     assert listed.json()["items"] == []  # nothing was written
 
 
@@ -180,24 +213,37 @@ def test_csv_upload_skip_invalid_writes_the_valid_rows_and_lists_the_rest(server
     out = r.json()
     assert (out["n_rows"], out["n_written"], out["n_rejected"]) == (4, 2, 2)
     assert [(e["line"], e["column"]) for e in out["rejected"]] == [(3, "value"), (4, "formula")]
-    rows = server.client.get(f"{API}/measurements", params={"project_id": pid}, headers=server.alice).json()["items"]
+    rows = server.client.get(
+        f"{API}/measurements", params={"project_id": pid}, headers=server.alice
+    ).json()["items"]
     assert [(m["formula"], m["value"], m["conditions"]) for m in rows] == [
         ("Fe2O3", 2.0, {"temperature_K": 300}),
         ("ZnO", 3.3, {"temperature_K": 295}),
     ]
     assert {m["source"] for m in rows} == {"doi:10.1000/abc"}
     datasets = server.client.get(f"{API}/projects/{pid}/datasets", headers=server.alice).json()
-    assert [(d["name"], d["n_rows"], d["created_by"]) for d in datasets] == [("gaps.csv", 2, "alice")]
+    assert [(d["name"], d["n_rows"], d["created_by"]) for d in datasets] == [
+        ("gaps.csv", 2, "alice")
+    ]
     assert datasets[0]["id"] == out["dataset_id"]
 
 
 def test_csv_upload_with_mapping_and_units(server):
     pid = new_project(server, server.alice)
     text = "Composition,K (MPa),Unit\nFe,170000,MPa\nCu,140,GPa\n"
-    r = upload(server, server.alice, pid, text, property="bulk_modulus", unit="MPa",
-               mapping='{"Composition": "formula", "K (MPa)": "value", "Unit": "unit"}')  # fmt: skip
+    r = upload(
+        server,
+        server.alice,
+        pid,
+        text,
+        property="bulk_modulus",
+        unit="MPa",
+        mapping='{"Composition": "formula", "K (MPa)": "value", "Unit": "unit"}',
+    )
     assert r.status_code == 201, r.text
-    rows = server.client.get(f"{API}/measurements", params={"property": "bulk_modulus"}, headers=server.alice).json()["items"]
+    rows = server.client.get(
+        f"{API}/measurements", params={"property": "bulk_modulus"}, headers=server.alice
+    ).json()["items"]
     assert [(m["formula"], m["value"], m["unit"], m["raw_unit"]) for m in rows] == [
         ("Fe", 170.0, "GPa", "MPa"),
         ("Cu", 140.0, "GPa", "GPa"),
@@ -212,7 +258,13 @@ def test_json_batch_names_bad_rows_and_fields(server):
     pid = new_project(server, server.alice)
     nacl = Structure(Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]).as_dict()
     rows = [
-        {"formula": "NaCl", "value": 8500, "unit": "meV", "structure": nacl, "conditions": {"T_K": 300}},
+        {
+            "formula": "NaCl",
+            "value": 8500,
+            "unit": "meV",
+            "structure": nacl,
+            "conditions": {"T_K": 300},
+        },
         {"formula": "Zz3", "value": 1.0},
         {"formula": "KCl", "value": 1.0, "unit": "GPa"},
         {"formula": "MgO", "value": 7.8, "structure": nacl},
@@ -227,16 +279,23 @@ def test_json_batch_names_bad_rows_and_fields(server):
     assert r.status_code == 400
     assert {(e["line"], e["column"]) for e in r.json()["errors"]} == {(1, "formula"), (2, "unit")}
     nan = '{"property": "band_gap", "unit": "eV", "rows": [{"formula": "Fe", "value": NaN}]}'
-    r = server.client.post(f"{API}/projects/{pid}/measurements", content=nan,
-                           headers={**server.alice, "Content-Type": "application/json"})  # fmt: skip
+    r = server.client.post(
+        f"{API}/projects/{pid}/measurements",
+        content=nan,
+        headers={**server.alice, "Content-Type": "application/json"},
+    )
     assert r.status_code == 422 and r.json()["fields"][0]["loc"] == ["body", "rows", 0, "value"]
     r = add_rows(server, server.alice, pid, [rows[0]], method="computation", source="10.1000/x")
     assert r.status_code == 201, r.text
-    (m,) = server.client.get(f"{API}/measurements", params={"project_id": pid}, headers=server.alice).json()["items"]
+    (m,) = server.client.get(
+        f"{API}/measurements", params={"project_id": pid}, headers=server.alice
+    ).json()["items"]
     assert (m["value"], m["unit"], m["raw_value"], m["raw_unit"]) == (8.5, "eV", 8500.0, "meV")
     assert (m["method"], m["source"], m["conditions"]) == ("computation", "10.1000/x", {"T_K": 300})
     material = server.client.get(f"{API}/materials/{m['material_id']}", headers=server.alice).json()
-    assert material["has_structure"] and material["structure"]["lattice"]["a"] == pytest.approx(5.64)
+    assert material["has_structure"] and material["structure"]["lattice"]["a"] == pytest.approx(
+        5.64
+    )
 
 
 # --- queries and export --------------------------------------------------------------------
@@ -250,10 +309,25 @@ def filled(server):
     alloys = new_project(server, A, "alloys", "private")
     nitrides = new_project(server, B, "nitrides", "private")
     assert add_rows(server, A, oxides, gap_rows(), source="10.1000/gaps").status_code == 201
-    assert add_rows(server, A, oxides, gap_rows([("Fe3O4", 0.1), ("FeO", 2.4)]), method="computation").status_code == 201
-    alloy_rows = [{"formula": f, "value": v} for f, v in [("Fe0.7Ni0.3", 180), ("FeNi3", 190), ("Cu", 140)]]
-    assert add_rows(server, A, alloys, alloy_rows, property="bulk_modulus", unit="GPa").status_code == 201
-    assert add_rows(server, B, nitrides, gap_rows([("GaN", 3.4), ("AlN", 6.2), ("FeN", 0.5)])).status_code == 201
+    assert (
+        add_rows(
+            server, A, oxides, gap_rows([("Fe3O4", 0.1), ("FeO", 2.4)]), method="computation"
+        ).status_code
+        == 201
+    )
+    alloy_rows = [
+        {"formula": f, "value": v} for f, v in [("Fe0.7Ni0.3", 180), ("FeNi3", 190), ("Cu", 140)]
+    ]
+    assert (
+        add_rows(server, A, alloys, alloy_rows, property="bulk_modulus", unit="GPa").status_code
+        == 201
+    )
+    assert (
+        add_rows(
+            server, B, nitrides, gap_rows([("GaN", 3.4), ("AlN", 6.2), ("FeN", 0.5)])
+        ).status_code
+        == 201
+    )
     server.ids = SimpleNamespace(oxides=oxides, alloys=alloys, nitrides=nitrides)
     return server
 
@@ -270,7 +344,11 @@ def test_measurement_filters(filled):
     assert formulas(s, B, elements="Fe") == ["Fe2O3", "Fe3O4", "FeO", "FeN"]  # public + his own
     assert formulas(s, A, elements="Fe-Ni", exact_elements="true") == ["Fe0.7Ni0.3", "FeNi3"]
     assert formulas(s, A, elements="O,Fe", exact_elements="true") == ["Fe2O3", "Fe3O4", "FeO"]
-    assert formulas(s, A, property="band_gap", value_min=3.0, value_max=4.0) == ["NiO", "ZnO", "TiO2"]
+    assert formulas(s, A, property="band_gap", value_min=3.0, value_max=4.0) == [
+        "NiO",
+        "ZnO",
+        "TiO2",
+    ]
     assert formulas(s, A, method="computation") == ["Fe3O4", "FeO"]
     assert formulas(s, A, source="10.1000/gaps", elements="Cu") == ["Cu2O"]
     assert formulas(s, A, project_id=s.ids.alloys, formula="Cu") == ["Cu"]
@@ -278,8 +356,16 @@ def test_measurement_filters(filled):
     assert formulas(s, B, created_by="alice", property="bulk_modulus") == []  # private to alice
     for bad in ({"elements": "Fe,Qq"}, {"value_min": 5, "value_max": 1}, {"after": "nonsense"}):
         assert s.client.get(f"{API}/measurements", params=bad, headers=A).status_code == 400
-    assert s.client.get(f"{API}/measurements", params={"project_id": s.ids.nitrides}, headers=A).status_code == 404
-    assert s.client.get(f"{API}/measurements", params={"method": "guess"}, headers=A).status_code == 422
+    assert (
+        s.client.get(
+            f"{API}/measurements", params={"project_id": s.ids.nitrides}, headers=A
+        ).status_code
+        == 404
+    )
+    assert (
+        s.client.get(f"{API}/measurements", params={"method": "guess"}, headers=A).status_code
+        == 422
+    )
 
 
 def test_pages_cover_every_row_once(filled):
@@ -306,8 +392,14 @@ def test_materials_and_properties_are_those_the_caller_can_read(filled):
     # (materials are numbered in the order the store inserts them: sorted within a batch)
     assert sorted(formulas(s, B, "materials", elements="N")) == ["AlN", "FeN", "GaN"]
     assert formulas(s, A, "materials", elements="N") == []
-    assert sorted(formulas(s, A, "materials", elements="Ni", has_structure="false")) == ["Fe0.7Ni0.3", "FeNi3", "NiO"]
-    props_a = {p["name"]: p["canonical_unit"] for p in s.client.get(f"{API}/properties", headers=A).json()}
+    assert sorted(formulas(s, A, "materials", elements="Ni", has_structure="false")) == [
+        "Fe0.7Ni0.3",
+        "FeNi3",
+        "NiO",
+    ]
+    props_a = {
+        p["name"]: p["canonical_unit"] for p in s.client.get(f"{API}/properties", headers=A).json()
+    }
     assert props_a["band_gap"] == "eV" and props_a["bulk_modulus"] == "GPa"
 
 
@@ -316,7 +408,9 @@ def test_export_csv_holds_exactly_the_visible_filtered_rows(filled):
     r = s.client.get(f"{API}/measurements.csv", params={"elements": "Fe"}, headers=B)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(r.text)))
-    listed = s.client.get(f"{API}/measurements", params={"elements": "Fe"}, headers=B).json()["items"]
+    listed = s.client.get(f"{API}/measurements", params={"elements": "Fe"}, headers=B).json()[
+        "items"
+    ]
     assert [row["id"] for row in rows] == [m["id"] for m in listed]
     assert [row["formula"] for row in rows] == ["Fe2O3", "Fe3O4", "FeO", "FeN"]
     assert rows[0]["elements"] == "Fe-O" and float(rows[0]["value"]) == 2.1
@@ -329,14 +423,25 @@ def test_upload_and_body_limits_answer_413(server):
     pid = new_project(server, server.alice)
     many = "formula,value\n" + "".join(f"Fe{i + 1}O,1.0\n" for i in range(60))  # > 50 rows
     assert upload(server, server.alice, pid, many).status_code == 413
-    big = "formula,value,note\n" + "".join(f"Fe{i + 1}O,1.0,{'x' * 200}\n" for i in range(30))  # > 4000 bytes
+    big = "formula,value,note\n" + "".join(
+        f"Fe{i + 1}O,1.0,{'x' * 200}\n" for i in range(30)
+    )  # > 4000 bytes
     assert upload(server, server.alice, pid, big).status_code == 413
     rows = [{"formula": "Fe2O3", "value": 1.0}] * 51
     assert add_rows(server, server.alice, pid, rows).status_code == 413
-    huge = {"property": "band_gap", "unit": "eV", "rows": [{"formula": "Fe" * 200, "value": 1}] * 500}
+    huge = {
+        "property": "band_gap",
+        "unit": "eV",
+        "rows": [{"formula": "Fe" * 200, "value": 1}] * 500,
+    }
     r = server.client.post(f"{API}/projects/{pid}/measurements", json=huge, headers=server.alice)
     assert r.status_code == 413
-    assert server.client.get(f"{API}/measurements", params={"project_id": pid}, headers=server.alice).json()["items"] == []
+    assert (
+        server.client.get(
+            f"{API}/measurements", params={"project_id": pid}, headers=server.alice
+        ).json()["items"]
+        == []
+    )
 
 
 # --- models and jobs -----------------------------------------------------------------------
@@ -344,10 +449,16 @@ def test_upload_and_body_limits_answer_413(server):
 
 def test_model_trains_in_the_background_and_predicts_mean_and_std(filled):
     s, A, B, C = filled, filled.alice, filled.bob, filled.carol
-    r = s.client.post(f"{API}/models", json={"project_id": s.ids.oxides, "property": "band_gap", "n_estimators": 20}, headers=A)
+    r = s.client.post(
+        f"{API}/models",
+        json={"project_id": s.ids.oxides, "property": "band_gap", "n_estimators": 20},
+        headers=A,
+    )
     assert r.status_code == 202, r.text
     model = r.json()
-    assert model["status"] in ("queued", "running") and model["estimator"] == "Magpie + RandomForestUQ"
+    assert (
+        model["status"] in ("queued", "running") and model["estimator"] == "Magpie + RandomForestUQ"
+    )
     job = wait_for_job(s.client, A, model["job"]["id"])
     assert job["status"] == "succeeded", job
     assert job["progress"] == 1.0 and job["result"]["model_id"] == model["id"]
@@ -356,7 +467,9 @@ def test_model_trains_in_the_background_and_predicts_mean_and_std(filled):
     assert model["metrics"]["mae"] >= 0
 
     # anyone who can read the (public) project can predict; a bad formula gets an error
-    r = s.client.post(f"{API}/models/{model['id']}/predict", json={"formulas": ["Fe2O3", "CoO", "Qq2"]}, headers=C)
+    r = s.client.post(
+        f"{API}/models/{model['id']}/predict", json={"formulas": ["Fe2O3", "CoO", "Qq2"]}, headers=C
+    )
     assert r.status_code == 200, r.text
     p = r.json()["predictions"]
     assert [x["formula"] for x in p] == ["Fe2O3", "CoO", "Qq2"]
@@ -367,14 +480,23 @@ def test_model_trains_in_the_background_and_predicts_mean_and_std(filled):
     assert [m["id"] for m in s.client.get(f"{API}/models", headers=B).json()] == [model["id"]]
     s.client.patch(f"{API}/projects/{s.ids.oxides}", json={"visibility": "private"}, headers=A)
     assert s.client.get(f"{API}/models", headers=B).json() == []
-    assert s.client.post(f"{API}/models/{model['id']}/predict", json={"formulas": ["Fe2O3"]}, headers=B).status_code == 404
+    assert (
+        s.client.post(
+            f"{API}/models/{model['id']}/predict", json={"formulas": ["Fe2O3"]}, headers=B
+        ).status_code
+        == 404
+    )
 
 
 def test_model_of_too_few_measurements_is_refused_with_a_reason(filled):
     s, A = filled, filled.alice
-    r = s.client.post(f"{API}/models", json={"project_id": s.ids.alloys, "property": "band_gap"}, headers=A)
+    r = s.client.post(
+        f"{API}/models", json={"project_id": s.ids.alloys, "property": "band_gap"}, headers=A
+    )
     assert r.status_code == 400 and "at least 5 measurements" in r.json()["detail"]
-    r = s.client.post(f"{API}/models", json={"project_id": s.ids.nitrides, "property": "band_gap"}, headers=A)
+    r = s.client.post(
+        f"{API}/models", json={"project_id": s.ids.nitrides, "property": "band_gap"}, headers=A
+    )
     assert r.status_code == 404
 
 
@@ -390,8 +512,13 @@ def test_a_job_that_fails_records_why_and_progress_is_recorded(store_url, tmp_pa
     def steps(ctx):
         ctx.progress(0.5, "half way")
         with Store(store_url) as st, st.engine.connect() as conn:
-            seen.append(conn.execute(sa.select(accounts.jobs.c.progress, accounts.jobs.c.message)
-                                     .where(accounts.jobs.c.id == ctx.job_id)).one())  # fmt: skip
+            seen.append(
+                conn.execute(
+                    sa.select(accounts.jobs.c.progress, accounts.jobs.c.message).where(
+                        accounts.jobs.c.id == ctx.job_id
+                    )
+                ).one()
+            )
         if ctx.params["fail"] == "ours":
             raise MatforgeError("the project has no measurements of 'x'")
         if ctx.params["fail"] == "bug":
@@ -436,21 +563,32 @@ def test_jobs_of_a_dead_server_are_requeued_or_failed_on_start(store_url, tmp_pa
     from matforge.server.jobs import RESTART_ERROR, JobKind, JobRunner
     from matforge.store import Store, accounts
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     host = __import__("socket").gethostname()
     with Store(store_url) as store:
         owner = add_user(store.engine, "alice").id
         j = accounts.jobs
         with store.engine.begin() as conn:
             for kind, worker in (
-                ("again", f"{host}:{dead.stdout.strip()}:old"),   # dead process: re-queued
-                ("once", f"{host}:{dead.stdout.strip()}:old"),    # dead, not restartable: failed
-                ("again", f"{host}:{os.getpid()}:alive"),        # live process, fresh heartbeat
-            ):  # fmt: skip
-                conn.execute(sa.insert(j).values(
-                    kind=kind, owner_id=owner, status="running", params={"x": 2}, attempts=1,
-                    worker=worker, created_at=clock.now(), started_at=clock.now(), heartbeat_at=clock.now(),
-                ))  # fmt: skip
+                ("again", f"{host}:{dead.stdout.strip()}:old"),  # dead process: re-queued
+                ("once", f"{host}:{dead.stdout.strip()}:old"),  # dead, not restartable: failed
+                ("again", f"{host}:{os.getpid()}:alive"),  # live process, fresh heartbeat
+            ):
+                conn.execute(
+                    sa.insert(j).values(
+                        kind=kind,
+                        owner_id=owner,
+                        status="running",
+                        params={"x": 2},
+                        attempts=1,
+                        worker=worker,
+                        created_at=clock.now(),
+                        started_at=clock.now(),
+                        heartbeat_at=clock.now(),
+                    )
+                )
         kinds = {
             "again": JobKind("again", lambda ctx: {"double": ctx.params["x"] * 2}),
             "once": JobKind("once", lambda ctx: {}, restartable=False),
@@ -459,7 +597,11 @@ def test_jobs_of_a_dead_server_are_requeued_or_failed_on_start(store_url, tmp_pa
         assert runner.recover() == 2
         with store.engine.connect() as conn:
             rows = conn.execute(sa.select(j.c.id, j.c.status, j.c.error).order_by(j.c.id)).all()
-        assert [(r.status, r.error) for r in rows] == [("queued", None), ("failed", RESTART_ERROR), ("running", None)]
+        assert [(r.status, r.error) for r in rows] == [
+            ("queued", None),
+            ("failed", RESTART_ERROR),
+            ("running", None),
+        ]
         runner.start()
         try:
             deadline = __import__("time").monotonic() + 30
@@ -483,9 +625,17 @@ def test_a_training_job_interrupted_by_a_crash_is_run_again_after_restart(tmp_pa
     c = TestClient(app)  # no lifespan: no workers, the job stays queued
     pid = new_project(SimpleNamespace(client=c), A)
     assert add_rows(SimpleNamespace(client=c), A, pid, gap_rows()).status_code == 201
-    model = c.post(f"{API}/models", json={"project_id": pid, "property": "band_gap", "n_estimators": 10}, headers=A).json()
+    model = c.post(
+        f"{API}/models",
+        json={"project_id": pid, "property": "band_gap", "n_estimators": 10},
+        headers=A,
+    ).json()
     with app.state.matforge.engine.begin() as conn:  # as if a server had claimed it, then died
-        conn.execute(sa.update(accounts.jobs).values(status="running", worker="elsewhere:1:x", attempts=1, heartbeat_at=None))
+        conn.execute(
+            sa.update(accounts.jobs).values(
+                status="running", worker="elsewhere:1:x", attempts=1, heartbeat_at=None
+            )
+        )
     app.state.matforge.store.close()
     with TestClient(create_app(url, settings(tmp_path))) as c2:
         job = wait_for_job(c2, A, model["job"]["id"])
@@ -566,7 +716,9 @@ def test_server_migration_creates_exactly_the_declared_tables(store_url):
                 return getattr(obj, attr).name
         return obj.name
 
-    ours = set(accounts.metadata.tables) & {t.name for t in vars(accounts).values() if isinstance(t, sa.Table)}
+    ours = set(accounts.metadata.tables) & {
+        t.name for t in vars(accounts).values() if isinstance(t, sa.Table)
+    }
     with Store(store_url) as store, store.engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn), metadata)
     assert [d for d in diffs if table_of(d) in ours] == []

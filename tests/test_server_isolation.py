@@ -61,7 +61,9 @@ def _pg_schema_url(base: str) -> str:
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     _PG_SCHEMAS.append((admin, schema))
-    return url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+    return url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+        hide_password=False
+    )
 
 
 class _FrozenDatetime(datetime):
@@ -83,18 +85,42 @@ def _insert_model(engine, owner: str, project_id: int, status: str) -> SimpleNam
     from matforge.store import accounts
 
     with engine.begin() as conn:
-        uid = conn.execute(sa.select(accounts.users.c.id).where(accounts.users.c.name == owner)).scalar_one()
-        job = conn.execute(sa.insert(accounts.jobs).values(
-            kind="train_model", owner_id=uid, status=status, progress=1.0, message="done",
-            params={}, attempts=1, created_at=clock.now(), finished_at=clock.now(),
-            error=None if status == "succeeded" else "failed",
-        )).inserted_primary_key[0]  # fmt: skip
-        model = conn.execute(sa.insert(accounts.models).values(
-            owner_id=uid, project_id=project_id, job_id=job, name="gap model", property="band_gap",
-            unit="eV", params={}, artifact=None, info={"n_train": 3, "metrics": {"mae": 0.5}},
-            created_at=clock.now(),
-        )).inserted_primary_key[0]  # fmt: skip
-        conn.execute(sa.update(accounts.jobs).where(accounts.jobs.c.id == job).values(params={"model_id": model}))
+        uid = conn.execute(
+            sa.select(accounts.users.c.id).where(accounts.users.c.name == owner)
+        ).scalar_one()
+        job = conn.execute(
+            sa.insert(accounts.jobs).values(
+                kind="train_model",
+                owner_id=uid,
+                status=status,
+                progress=1.0,
+                message="done",
+                params={},
+                attempts=1,
+                created_at=clock.now(),
+                finished_at=clock.now(),
+                error=None if status == "succeeded" else "failed",
+            )
+        ).inserted_primary_key[0]
+        model = conn.execute(
+            sa.insert(accounts.models).values(
+                owner_id=uid,
+                project_id=project_id,
+                job_id=job,
+                name="gap model",
+                property="band_gap",
+                unit="eV",
+                params={},
+                artifact=None,
+                info={"n_train": 3, "metrics": {"mae": 0.5}},
+                created_at=clock.now(),
+            )
+        ).inserted_primary_key[0]
+        conn.execute(
+            sa.update(accounts.jobs)
+            .where(accounts.jobs.c.id == job)
+            .values(params={"model_id": model})
+        )
     return SimpleNamespace(job=job, model=model)
 
 
@@ -113,40 +139,72 @@ def _build(url: str, tmp, secret: bool):
     A, B = users["alice"], users["bob"]
 
     def project(headers, name, visibility):
-        r = client.post(f"{API}/projects", json={"name": name, "visibility": visibility}, headers=headers)
+        r = client.post(
+            f"{API}/projects", json={"name": name, "visibility": visibility}, headers=headers
+        )
         assert r.status_code == 201, r.text
         return r.json()["id"]
 
     def rows(headers, pid, items, source, property="band_gap", unit="eV"):
-        r = client.post(f"{API}/projects/{pid}/measurements", headers=headers, json={
-            "property": property, "unit": unit, "source": source, "rows": items})  # fmt: skip
+        r = client.post(
+            f"{API}/projects/{pid}/measurements",
+            headers=headers,
+            json={"property": property, "unit": unit, "source": source, "rows": items},
+        )
         assert r.status_code == 201, r.text
 
     nacl = _structure([("Na", [0, 0, 0]), ("Cl", [0.5, 0.5, 0.5])], 5.64)
     cscl = _structure([("Cs", [0, 0, 0]), ("Cl", [0.5, 0.5, 0.5])], 4.12)
     P = project(A, "open-lab", "public")
-    rows(A, P, [{"formula": f, "value": v} for f, v in
-                [("Fe2O3", 2.1), ("NiO", 3.7), ("ZnO", 3.3), ("TiO2", 3.0), ("MgO", 7.8)]]
-         + [{"formula": "NaCl", "value": 8.5, "structure": nacl}], "10.1000/open")  # fmt: skip
+    rows(
+        A,
+        P,
+        [
+            {"formula": f, "value": v}
+            for f, v in [("Fe2O3", 2.1), ("NiO", 3.7), ("ZnO", 3.3), ("TiO2", 3.0), ("MgO", 7.8)]
+        ]
+        + [{"formula": "NaCl", "value": 8.5, "structure": nacl}],
+        "10.1000/open",
+    )
     Q = project(B, "bobs-lab", "private")
-    rows(B, Q, [{"formula": "GaN", "value": 3.4}, {"formula": "AlN", "value": 6.2}], "bob's notebook")
+    rows(
+        B, Q, [{"formula": "GaN", "value": 3.4}, {"formula": "AlN", "value": 6.2}], "bob's notebook"
+    )
     codec = state.codec
     P_model = _insert_model(state.engine, "alice", codec.decode("project", P), "failed")
     ids = {"P_project": P, "Q_project": Q, "P_model": codec.encode("model", P_model.model)}
     _insert_model(state.engine, "bob", codec.decode("project", Q), "failed")  # bob's own job
-    public_fe2o3 = client.get(f"{API}/materials", params={"formula": "Fe2O3"}, headers=B).json()["items"][0]["id"]
+    public_fe2o3 = client.get(f"{API}/materials", params={"formula": "Fe2O3"}, headers=B).json()[
+        "items"
+    ][0]["id"]
     ids["S_shared_material"] = public_fe2o3
 
     if secret:
         _CLOCK[0] = LATER
         S = project(A, "secret-alpha", "private")
-        rows(A, S, [{"formula": "Fe2O3", "value": 1.9},  # a hidden measurement of a public material
-                    {"formula": "Pu2O3", "value": 4.2},
-                    {"formula": "CsCl", "value": 8.0, "structure": cscl}], "10.9999/secret-alpha")  # fmt: skip
-        rows(A, S, [{"formula": "PuO2", "value": 9.0}], "10.9999/secret-alpha", "pu_hardness", "GPa")
-        assert client.put(f"{API}/projects/{S}/members/carol", json={"role": "viewer"}, headers=A).status_code == 200
+        rows(
+            A,
+            S,
+            [
+                {"formula": "Fe2O3", "value": 1.9},  # a hidden measurement of a public material
+                {"formula": "Pu2O3", "value": 4.2},
+                {"formula": "CsCl", "value": 8.0, "structure": cscl},
+            ],
+            "10.9999/secret-alpha",
+        )
+        rows(
+            A, S, [{"formula": "PuO2", "value": 9.0}], "10.9999/secret-alpha", "pu_hardness", "GPa"
+        )
+        assert (
+            client.put(
+                f"{API}/projects/{S}/members/carol", json={"role": "viewer"}, headers=A
+            ).status_code
+            == 200
+        )
         S_model = _insert_model(state.engine, "alice", codec.decode("project", S), "succeeded")
-        measurements = client.get(f"{API}/measurements", params={"project_id": S}, headers=A).json()["items"]
+        measurements = client.get(
+            f"{API}/measurements", params={"project_id": S}, headers=A
+        ).json()["items"]
         secret_material = next(m for m in measurements if m["formula"] == "Pu2O3")
         ids.update(
             S_project=S,
@@ -158,7 +216,9 @@ def _build(url: str, tmp, secret: bool):
             S_job=codec.encode("job", S_model.job),
         )
         optimade_refs = client.get("/optimade/v1/references", headers=A).json()["data"]
-        ids["S_reference"] = next(r["id"] for r in optimade_refs if r["attributes"]["doi"] == "10.9999/secret-alpha")
+        ids["S_reference"] = next(
+            r["id"] for r in optimade_refs if r["attributes"]["doi"] == "10.9999/secret-alpha"
+        )
         _CLOCK[0] = FROZEN
     else:  # ids of the same kinds that exist nowhere
         far = 2**31 - 7  # in range of every id column
@@ -185,64 +245,139 @@ def _probes():
     """(method, route path) → requests ``(method, url, kwargs, who)``; ``{X}`` are ids."""
     o1, o0 = "/optimade/v1", "/optimade"
     optimade_lists = {
-        "structures": [{}, {"filter": 'elements HAS "Pu"'}, {"filter": 'chemical_formula_reduced="Fe2O3"'},
-                       {"filter": "nsites>=2"}, {"filter": 'elements HAS ANY "Cs","Fe"', "page_limit": 2},
-                       {"response_fields": "last_modified,nelements", "sort": "-last_modified"}],
-        "references": [{}, {"filter": 'doi CONTAINS "9999"'}, {"filter": 'last_modified>="2000-01-01T00:00:00Z"'}],
-    }  # fmt: skip
+        "structures": [
+            {},
+            {"filter": 'elements HAS "Pu"'},
+            {"filter": 'chemical_formula_reduced="Fe2O3"'},
+            {"filter": "nsites>=2"},
+            {"filter": 'elements HAS ANY "Cs","Fe"', "page_limit": 2},
+            {"response_fields": "last_modified,nelements", "sort": "-last_modified"},
+        ],
+        "references": [
+            {},
+            {"filter": 'doi CONTAINS "9999"'},
+            {"filter": 'last_modified>="2000-01-01T00:00:00Z"'},
+        ],
+    }
     p = {
         (G, "/openapi.json"): [(G, "/openapi.json", {}, "bob")],
         (G, "/docs"): [(G, "/docs", {}, "bob")],
         (G, "/docs/oauth2-redirect"): [(G, "/docs/oauth2-redirect", {}, "bob")],
         (G, "/redoc"): [(G, "/redoc", {}, "bob")],
-        ("POST", f"{API}/projects"): [("POST", f"{API}/projects", {"json": {"name": "secret-alpha"}}, "bob")],
+        ("POST", f"{API}/projects"): [
+            ("POST", f"{API}/projects", {"json": {"name": "secret-alpha"}}, "bob")
+        ],
         (G, f"{API}/projects"): [(G, f"{API}/projects", {}, "bob")],
-        (G, f"{API}/projects/{{project_id}}"): [(G, f"{API}/projects/{{{k}}}", {}, "bob") for k in ("S_project", "P_project")],
-        ("PATCH", f"{API}/projects/{{project_id}}"): [("PATCH", f"{API}/projects/{{S_project}}", {"json": {"visibility": "public"}}, "bob")],
-        (G, f"{API}/projects/{{project_id}}/members"): [(G, f"{API}/projects/{{{k}}}/members", {}, "bob") for k in ("S_project", "P_project")],
-        ("PUT", f"{API}/projects/{{project_id}}/members/{{user_name}}"): [("PUT", f"{API}/projects/{{S_project}}/members/bob", {"json": {"role": "owner"}}, "bob")],
-        ("DELETE", f"{API}/projects/{{project_id}}/members/{{user_name}}"): [("DELETE", f"{API}/projects/{{S_project}}/members/carol", {}, "bob")],
-        (G, f"{API}/projects/{{project_id}}/datasets"): [(G, f"{API}/projects/{{{k}}}/datasets", {}, "bob") for k in ("S_project", "P_project")],
+        (G, f"{API}/projects/{{project_id}}"): [
+            (G, f"{API}/projects/{{{k}}}", {}, "bob") for k in ("S_project", "P_project")
+        ],
+        ("PATCH", f"{API}/projects/{{project_id}}"): [
+            ("PATCH", f"{API}/projects/{{S_project}}", {"json": {"visibility": "public"}}, "bob")
+        ],
+        (G, f"{API}/projects/{{project_id}}/members"): [
+            (G, f"{API}/projects/{{{k}}}/members", {}, "bob") for k in ("S_project", "P_project")
+        ],
+        ("PUT", f"{API}/projects/{{project_id}}/members/{{user_name}}"): [
+            ("PUT", f"{API}/projects/{{S_project}}/members/bob", {"json": {"role": "owner"}}, "bob")
+        ],
+        ("DELETE", f"{API}/projects/{{project_id}}/members/{{user_name}}"): [
+            ("DELETE", f"{API}/projects/{{S_project}}/members/carol", {}, "bob")
+        ],
+        (G, f"{API}/projects/{{project_id}}/datasets"): [
+            (G, f"{API}/projects/{{{k}}}/datasets", {}, "bob") for k in ("S_project", "P_project")
+        ],
         (G, f"{API}/properties"): [(G, f"{API}/properties", {}, "bob")],
         (G, f"{API}/materials"): [
             (G, f"{API}/materials", {"params": params}, "bob")
-            for params in ({}, {"elements": "Pu"}, {"elements": "Fe,O", "exact_elements": "true"}, {"formula": "Pu2O3"},
-                           {"project_id": "{S_project}"}, {"has_structure": "true"}, {"limit": 2})
-        ],  # fmt: skip
-        (G, f"{API}/materials/{{material_id}}"): [(G, f"{API}/materials/{{{k}}}", {}, "bob") for k in ("S_material", "S_structure", "S_shared_material")],
+            for params in (
+                {},
+                {"elements": "Pu"},
+                {"elements": "Fe,O", "exact_elements": "true"},
+                {"formula": "Pu2O3"},
+                {"project_id": "{S_project}"},
+                {"has_structure": "true"},
+                {"limit": 2},
+            )
+        ],
+        (G, f"{API}/materials/{{material_id}}"): [
+            (G, f"{API}/materials/{{{k}}}", {}, "bob")
+            for k in ("S_material", "S_structure", "S_shared_material")
+        ],
         (G, f"{API}/measurements"): [
             (G, f"{API}/measurements", {"params": params}, "bob")
-            for params in ({}, {"elements": "Fe"}, {"property": "band_gap", "value_min": 1.0}, {"source": "10.9999/secret-alpha"},
-                           {"created_by": "alice"}, {"project_id": "{S_project}"}, {"material_id": "{S_shared_material}"},
-                           {"material_id": "{S_material}"}, {"dataset_id": "{S_dataset}"}, {"limit": 3}, {"after": "{S_measurement}"})
-        ],  # fmt: skip
+            for params in (
+                {},
+                {"elements": "Fe"},
+                {"property": "band_gap", "value_min": 1.0},
+                {"source": "10.9999/secret-alpha"},
+                {"created_by": "alice"},
+                {"project_id": "{S_project}"},
+                {"material_id": "{S_shared_material}"},
+                {"material_id": "{S_material}"},
+                {"dataset_id": "{S_dataset}"},
+                {"limit": 3},
+                {"after": "{S_measurement}"},
+            )
+        ],
         (G, f"{API}/measurements.csv"): [
-            (G, f"{API}/measurements.csv", {"params": params}, "bob") for params in ({}, {"elements": "Fe"}, {"project_id": "{S_project}"})
+            (G, f"{API}/measurements.csv", {"params": params}, "bob")
+            for params in ({}, {"elements": "Fe"}, {"project_id": "{S_project}"})
         ],
         ("POST", f"{API}/projects/{{project_id}}/measurements"): [
-            ("POST", f"{API}/projects/{{{k}}}/measurements",
-             {"json": {"property": "band_gap", "unit": "eV", "rows": [{"formula": "Pu2O3", "value": 4.0}, {"formula": "Fe2O3", "value": 2.0}]}}, "bob")
+            (
+                "POST",
+                f"{API}/projects/{{{k}}}/measurements",
+                {
+                    "json": {
+                        "property": "band_gap",
+                        "unit": "eV",
+                        "rows": [
+                            {"formula": "Pu2O3", "value": 4.0},
+                            {"formula": "Fe2O3", "value": 2.0},
+                        ],
+                    }
+                },
+                "bob",
+            )
             for k in ("S_project", "Q_project")
-        ],  # fmt: skip
+        ],
         ("POST", f"{API}/projects/{{project_id}}/uploads"): [
-            ("POST", f"{API}/projects/{{{k}}}/uploads",
-             {"files": {"file": ("gaps.csv", CSV.encode(), "text/csv")}, "data": {"property": "band_gap", "unit": "eV"}}, "bob")
+            (
+                "POST",
+                f"{API}/projects/{{{k}}}/uploads",
+                {
+                    "files": {"file": ("gaps.csv", CSV.encode(), "text/csv")},
+                    "data": {"property": "band_gap", "unit": "eV"},
+                },
+                "bob",
+            )
             for k in ("S_project", "Q_project")
-        ],  # fmt: skip
+        ],
         (G, f"{API}/me"): [(G, f"{API}/me", {}, "bob")],
         (G, f"{API}/jobs"): [(G, f"{API}/jobs", {}, "bob")],
         (G, f"{API}/jobs/{{job_id}}"): [(G, f"{API}/jobs/{{S_job}}", {}, "bob")],
         ("POST", f"{API}/models"): [
-            ("POST", f"{API}/models", {"json": {"project_id": f"{{{k}}}", "property": "band_gap"}}, "bob")
+            (
+                "POST",
+                f"{API}/models",
+                {"json": {"project_id": f"{{{k}}}", "property": "band_gap"}},
+                "bob",
+            )
             for k in ("S_project", "Q_project")
         ],
         (G, f"{API}/models"): [(G, f"{API}/models", {}, "bob")],
-        (G, f"{API}/models/{{model_id}}"): [(G, f"{API}/models/{{{k}}}", {}, "bob") for k in ("S_model", "P_model")],
+        (G, f"{API}/models/{{model_id}}"): [
+            (G, f"{API}/models/{{{k}}}", {}, "bob") for k in ("S_model", "P_model")
+        ],
         ("POST", f"{API}/models/{{model_id}}/predict"): [
-            ("POST", f"{API}/models/{{{k}}}/predict", {"json": {"formulas": ["Pu2O3"]}}, "bob") for k in ("S_model", "P_model")
+            ("POST", f"{API}/models/{{{k}}}/predict", {"json": {"formulas": ["Pu2O3"]}}, "bob")
+            for k in ("S_model", "P_model")
         ],
         (G, f"{o0}/versions"): [(G, f"{o0}/versions", {}, None)],
-        (G, f"{o0}/v{{version}}/{{rest:path}}"): [(G, f"{o0}/v2/structures/{{S_material}}", {}, None), (G, f"{o0}/v1/nowhere", {}, None)],
+        (G, f"{o0}/v{{version}}/{{rest:path}}"): [
+            (G, f"{o0}/v2/structures/{{S_material}}", {}, None),
+            (G, f"{o0}/v1/nowhere", {}, None),
+        ],
     }
     for prefix in (o1, o0):
         for who in (None, "bob"):
@@ -251,7 +386,8 @@ def _probes():
                     (G, f"{prefix}/{entry}", {"params": params}, who) for params in params_list
                 )
             p.setdefault((G, f"{prefix}/structures/{{entry_id}}"), []).extend(
-                (G, f"{prefix}/structures/{{{k}}}", {}, who) for k in ("S_material", "S_structure", "S_shared_material")
+                (G, f"{prefix}/structures/{{{k}}}", {}, who)
+                for k in ("S_material", "S_structure", "S_shared_material")
             )
             p.setdefault((G, f"{prefix}/references/{{entry_id}}"), []).append(
                 (G, f"{prefix}/references/{{S_reference}}", {}, who)
@@ -320,13 +456,21 @@ def _run(world, route) -> list[str]:
     out = []
     for method, url, kwargs, who in PROBES[route]:
         headers = world.users[who] if who else {}
-        response = world.client.request(method, _fill(url, world.ids), headers=headers, **_fill(kwargs, world.ids))
-        assert response.status_code < 500 or response.status_code == 553, (route, url, response.text)
+        response = world.client.request(
+            method, _fill(url, world.ids), headers=headers, **_fill(kwargs, world.ids)
+        )
+        assert response.status_code < 500 or response.status_code == 553, (
+            route,
+            url,
+            response.text,
+        )
         out.append(_normalise(world, response, method in _MUTATING))
     return out
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def answers(request, tmp_path_factory):
     """{route: (answers without alice's private data, answers with it)}, for one backend."""
     urls = dict(_urls(tmp_path_factory))
@@ -339,7 +483,9 @@ def answers(request, tmp_path_factory):
     worlds = []
     try:
         for secret in (False, True):
-            worlds.append(_build(make_url(f"w{int(secret)}"), tmp_path_factory.mktemp("models"), secret))
+            worlds.append(
+                _build(make_url(f"w{int(secret)}"), tmp_path_factory.mktemp("models"), secret)
+            )
         ordered = sorted(PROBES, key=lambda r: (r[0] in _MUTATING, r))  # reads first, then writes
         result = {route: tuple(_run(w, route) for w in worlds) for route in ordered}
         result["_worlds"] = worlds
@@ -368,23 +514,35 @@ def test_every_route_has_an_isolation_probe(tmp_path):
 def test_nothing_bob_sees_depends_on_alices_private_data(answers, route):
     without, with_secret = answers[route]
     for i, (a, b) in enumerate(zip(without, with_secret, strict=True)):
-        assert a == b, f"request {i} of {route} answers differently when alice has private data:\n{a}\n---\n{b}"
+        assert a == b, (
+            f"request {i} of {route} answers differently when alice has private data:\n{a}\n---\n{b}"
+        )
 
 
 def test_the_private_resources_exist_for_their_owner(answers):
     """Guard against a vacuous pass: the ids bob probes are real, and alice reads them."""
     world = answers["_worlds"][1]
     A, ids, c = world.users["alice"], world.ids, world.client
-    for url in (f"{API}/projects/{ids['S_project']}", f"{API}/materials/{ids['S_material']}",
-                f"{API}/models/{ids['S_model']}", f"{API}/jobs/{ids['S_job']}",
-                f"/optimade/v1/structures/{ids['S_structure']}", f"/optimade/v1/references/{ids['S_reference']}"):  # fmt: skip
+    for url in (
+        f"{API}/projects/{ids['S_project']}",
+        f"{API}/materials/{ids['S_material']}",
+        f"{API}/models/{ids['S_model']}",
+        f"{API}/jobs/{ids['S_job']}",
+        f"/optimade/v1/structures/{ids['S_structure']}",
+        f"/optimade/v1/references/{ids['S_reference']}",
+    ):
         assert c.get(url, headers=A).status_code == 200, url
     carol = world.users["carol"]
     assert c.get(f"{API}/projects/{ids['S_project']}", headers=carol).json()["role"] == "viewer"
     anonymous = c.get("/optimade/v1/structures", params={"filter": 'elements HAS "Pu"'}).json()
     assert anonymous["data"] == [] and anonymous["meta"]["data_available"] == 6
-    mine = c.get("/optimade/v1/structures", params={"filter": 'elements HAS "Pu"'}, headers=A).json()
-    assert sorted(e["attributes"]["chemical_formula_reduced"] for e in mine["data"]) == ["O2Pu", "O3Pu2"]
+    mine = c.get(
+        "/optimade/v1/structures", params={"filter": 'elements HAS "Pu"'}, headers=A
+    ).json()
+    assert sorted(e["attributes"]["chemical_formula_reduced"] for e in mine["data"]) == [
+        "O2Pu",
+        "O3Pu2",
+    ]
 
 
 def test_forbidden_project_is_404_not_403(answers):

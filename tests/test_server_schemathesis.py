@@ -33,22 +33,28 @@ _HEADERS: dict[str, str] = {}
 @pytest.fixture(scope="module")
 def api_schema(tmp_path_factory):
     from fastapi.testclient import TestClient
-
     from schemathesis.config import SchemathesisConfig
 
     tmp = tmp_path_factory.mktemp("fuzz")
     app = create_app(
         f"sqlite:///{tmp / 'store.db'}",
-        ServerSettings(model_root=tmp / "models", max_upload_bytes=20_000, max_upload_rows=200, job_workers=1),
+        ServerSettings(
+            model_root=tmp / "models", max_upload_bytes=20_000, max_upload_rows=200, job_workers=1
+        ),
     )
     headers = user_headers(app.state.matforge.engine, "fuzzer")
     user_headers(app.state.matforge.engine, "other")
     _HEADERS.update(headers)
     with TestClient(app) as client:  # some data, so that lists and OPTIMADE have entries
-        pid = client.post("/api/v1/projects", json={"name": "seed", "visibility": "public"}, headers=headers).json()["id"]
+        pid = client.post(
+            "/api/v1/projects", json={"name": "seed", "visibility": "public"}, headers=headers
+        ).json()["id"]
         rows = [{"formula": f, "value": v} for f, v in [("Fe2O3", 2.1), ("NiO", 3.7), ("ZnO", 3.3)]]
-        client.post(f"/api/v1/projects/{pid}/measurements", headers=headers,
-                    json={"property": "band_gap", "unit": "eV", "rows": rows, "source": "10.1000/seed"})  # fmt: skip
+        client.post(
+            f"/api/v1/projects/{pid}/measurements",
+            headers=headers,
+            json={"property": "band_gap", "unit": "eV", "rows": rows, "source": "10.1000/seed"},
+        )
     config = SchemathesisConfig()
     config.projects.default.generation.update(
         modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
@@ -90,6 +96,8 @@ def test_api_conforms_to_its_schema(api_schema):
             except Unsatisfiable:  # no invalid input exists (an operation without parameters)
                 assert mode is GenerationMode.NEGATIVE
             except Exception as exc:  # noqa: BLE001 — collect, report all at the end
-                failures.append(f"{operation.label} [{mode.value}]: {type(exc).__name__}: {exc}"[:3000])
+                failures.append(
+                    f"{operation.label} [{mode.value}]: {type(exc).__name__}: {exc}"[:3000]
+                )
     assert n_operations >= 25
     assert not failures, "\n\n".join(failures)

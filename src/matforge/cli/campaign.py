@@ -104,9 +104,9 @@ def new(
     acquisition: str = typer.Option(
         "auto", "--acquisition", help="auto, ei, pi, ucb, mli, mu, ts, random, ehvi or parego."
     ),
-    batch_strategy: str = typer.Option(
-        "kriging_believer", "--batch-strategy",
-        help="kriging_believer, local_penalization or top.",
+    batch_strategy: str | None = typer.Option(
+        None, "--batch-strategy",
+        help="kriging_believer (default), local_penalization or top.",
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     db: str | None = typer.Option(None, "--db", help=_DB_HELP),
@@ -351,6 +351,10 @@ def benchmark_command(
     (out / "summary.json").write_text(json.dumps(
         {k: v for k, v in results.items() if k != "problems"}, indent=1), encoding="utf-8")
     (out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    from matforge.design.benchmark import markdown_table
+
+    (out / "table.md").write_text(f"`{results['command']}`\n\n" + markdown_table(results),
+                                  encoding="utf-8")
     if html:
         from matforge.report.campaign import write_benchmark_report
 

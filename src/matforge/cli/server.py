@@ -19,18 +19,38 @@ def serve(
     ),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
     workers: int = typer.Option(
-        2, "--job-workers", min=1, max=64, help="Threads running background jobs."
+        1, "--workers", min=1, max=64, help="Server processes (each with its own job threads)."
+    ),
+    job_workers: int = typer.Option(
+        2, "--job-workers", min=1, max=64, help="Threads running background jobs, per process."
     ),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
 ) -> None:
     """Serve the REST API (/api/v1, docs at /docs) and OPTIMADE (/optimade) over the store."""
+    import os
+
     import uvicorn
 
     from matforge.server import ServerSettings, create_app
+    from matforge.store.database import resolve_url
 
-    app = create_app(db, ServerSettings.from_env(job_workers=workers))
     typer.echo(f"matforge server on http://{host}:{port}  (API docs: /docs, OPTIMADE: /optimade)")
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    if workers == 1:
+        app = create_app(db, ServerSettings.from_env(job_workers=job_workers))
+        uvicorn.run(app, host=host, port=port, log_level=log_level)
+        return
+    # Several processes: each builds its app from the environment (uvicorn imports a factory).
+    os.environ["MATFORGE_DB"] = resolve_url(db)
+    os.environ["MATFORGE_SERVER_JOB_WORKERS"] = str(job_workers)
+    create_app(db).state.matforge.store.close()  # migrate once, before the workers start
+    uvicorn.run(
+        "matforge.server.app:app_from_env",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level=log_level,
+    )
 
 
 @user_app.command("add")

@@ -51,6 +51,7 @@ from matforge.design.strategy import (
     Representation,
     Strategy,
     baseline_strategy,
+    composition_feature_spec,
     composition_features,
     default_strategy,
     describe,
@@ -64,6 +65,7 @@ __all__ = [
     "Problem",
     "Replay",
     "load_problem",
+    "markdown_table",
     "problem_from_table",
     "random_expected_best_of",
     "replay",
@@ -84,9 +86,9 @@ BENCHMARKS = (
 
 # name -> (objective, column kind, budget of experiments)
 _SPECS: dict[str, dict] = {
-    "elasticity": {"objective": "bulk_modulus max", "budget": 150},
+    "elasticity": {"objective": "bulk_modulus max", "budget": 100},
     "matbench_steels": {"objective": "yield_strength max", "budget": 150},
-    "matbench_expt_gap": {"objective": "gap_expt in [1.2, 1.4]", "budget": 120},
+    "matbench_expt_gap": {"objective": "gap_expt in [1.2, 1.4]", "budget": 100},
     "photo_pce10": {"objective": "degradation min", "budget": 150},
     "photo_wf3": {"objective": "degradation min", "budget": 150},
     "colors_bob": {"objective": "difference_to_green min", "budget": 120},
@@ -293,9 +295,11 @@ def load_problem(name: str, *, budget: int | None = None, max_candidates: int | 
     y = df[objective.name].to_numpy(dtype=float)
     if info.input == "composition":
         formulas = df["formula"].tolist()
-        X = composition_features(formulas)
+        feature_spec = composition_feature_spec(formulas)
+        X = composition_features(formulas, feature_spec)
         X_plain = _fractions(formulas)
-        features = "Magpie + mat2vec statistics + element fractions (PCA, 24 components)"
+        features = (" + ".join(feature_spec).replace("magpie", "Magpie statistics")
+                    .replace("element_fraction", "element fractions"))
         plain = "fractional composition"
     else:
         skip = {objective.name, "flag", "Label"}
@@ -339,8 +343,9 @@ def problem_from_table(df, target: str, *, formula: str | None = None,
     if formula is not None:
         if formula not in df.columns:
             raise DesignSpaceError(f"{name}: no formula column {formula!r}")
-        X, X_plain = composition_features(df[formula]), _fractions(df[formula])
-        desc, plain = "composition descriptors (PCA)", "fractional composition"
+        feature_spec = composition_feature_spec(df[formula])
+        X, X_plain = composition_features(df[formula], feature_spec), _fractions(df[formula])
+        desc, plain = " + ".join(feature_spec), "fractional composition"
     else:
         cols = list(features) if features else [
             c for c in df.columns if c != objective.name and np.issubdtype(df[c].dtype, np.number)
@@ -612,3 +617,26 @@ def summary_table(results: dict) -> dict:
                 "beats_baseline_median": base is None or medians[k] > base,
             }
     return {"rows": rows, "median_acceleration_top": medians, "targets": verdict}
+
+
+def markdown_table(results: dict) -> str:
+    """The acceleration factors of ``results`` as a Markdown table (for docs/benchmarks.md):
+    one row per problem, columns per run (top-1 % and best), medians last."""
+    summary = results.get("summary") or summary_table(results)
+    keys = list(summary["median_acceleration_top"])
+    head = ["campaign", "N", "K top-1 %", "E[random]"] + [f"AF {k}" for k in keys] + [
+        f"AF best {k}" for k in keys if k != "random"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, entry in results["problems"].items():
+        info, runs = entry["info"], entry["runs"]
+        cells = [name, str(info["n_candidates"]), str(info["n_top"]),
+                 f"{info['random_expected_top']:.1f}"]
+        cells += [f"{runs[k]['acceleration_top']:.2f}" if k in runs else "–" for k in keys]
+        cells += [f"{runs[k]['acceleration_best']:.2f}" if k in runs else "–"
+                  for k in keys if k != "random"]
+        lines.append("| " + " | ".join(cells) + " |")
+    med = ["**median**", "", "", ""] + [
+        f"**{summary['median_acceleration_top'][k]:.2f}**" for k in keys] + [
+        "" for k in keys if k != "random"]
+    lines.append("| " + " | ".join(med) + " |")
+    return "\n".join(lines) + "\n"

@@ -38,9 +38,9 @@ from matforge.design.objectives import (
     Constraint,
     Objective,
     objective_from_dict,
+    pareto_front,
     parse_constraint,
     parse_objective,
-    pareto_front,
 )
 from matforge.design.spaces import (
     DesignSpace,
@@ -53,13 +53,23 @@ from matforge.design.strategy import (
     COMPOSITION_FEATURES,
     Representation,
     Strategy,
+    composition_feature_spec,
     composition_features,
     default_strategy,
     propose,
+    to_jsonable,
 )
 from matforge.errors import DesignSpaceError, MatforgeError
 
-__all__ = ["Campaign", "CampaignError", "CompositionPool", "ObserveReport", "composition_keys"]
+__all__ = [
+    "Campaign",
+    "CampaignError",
+    "CompositionPool",
+    "ObserveReport",
+    "composition_keys",
+    "infer_space",
+    "load_space",
+]
 
 # Fewer finite results than this for an objective: explore (space-filling) instead of modelling.
 MIN_OBSERVATIONS = 5
@@ -129,14 +139,16 @@ class CompositionPool(DesignSpace):
     """A fixed table of candidate compositions (a formula column, plus any other columns).
 
     The surrogate sees composition descriptors of the formulas (``featurizer``, a
-    :func:`~matforge.models.pipeline.build_featurizer` spec; default
-    :data:`~matforge.design.strategy.COMPOSITION_FEATURES`). Rows are matched by ``id_column``
+    :func:`~matforge.models.pipeline.build_featurizer` spec; ``"auto"``:
+    :func:`~matforge.design.strategy.composition_feature_spec` of the pool, i.e. element
+    fractions for a pool of at most 16 elements, Magpie statistics and fractions beyond).
+    Rows are matched by ``id_column``
     when given rows carry it, otherwise by composition (see :func:`composition_keys`), so every
     pool row of that composition matches.
     """
 
     def __init__(self, df: pd.DataFrame, formula_column: str = "formula",
-                 id_column: str | None = None, featurizer: Sequence[str] = COMPOSITION_FEATURES):
+                 id_column: str | None = None, featurizer: Sequence[str] | str = "auto"):
         if not isinstance(df, pd.DataFrame) or len(df) == 0:
             raise DesignSpaceError("CompositionPool needs a non-empty DataFrame of candidates")
         if formula_column not in df.columns:
@@ -157,6 +169,10 @@ class CompositionPool(DesignSpace):
         self.df = df.reset_index(drop=True)
         self.formula_column = formula_column
         self.id_column = id_column
+        if isinstance(featurizer, str):
+            if featurizer != "auto":
+                raise DesignSpaceError(f"featurizer must be 'auto' or a list, got {featurizer!r}")
+            featurizer = composition_feature_spec(self.df[formula_column].tolist())
         self.featurizer = list(featurizer)
         self._ids = ids
         self._keys = np.array(composition_keys(self.df[formula_column].tolist(),
@@ -353,7 +369,7 @@ class Campaign:
         *,
         model: str = "auto",
         acquisition: str | dict = "auto",
-        batch_strategy: str = "kriging_believer",
+        batch_strategy: str | None = None,
         constraints: Sequence[Constraint | str] = (),
         strategy: Strategy | None = None,
         ingredient_features: pd.DataFrame | None = None,
@@ -366,7 +382,8 @@ class Campaign:
         ``objectives``: one or more objectives or their text (``"yield_strength max"``,
         ``"gap in [1.2, 1.4]"``). ``model`` (``"auto"``, ``"rf"``, ``"gp"``, ``"boosted"``),
         ``acquisition`` (``"auto"`` or a short name such as ``"ei"``, ``"ucb"``, ``"mli"``)
-        and ``batch_strategy`` override :func:`~matforge.design.strategy.default_strategy`
+        and ``batch_strategy`` (``"kriging_believer"``, ``"local_penalization"``, ``"top"``)
+        override :func:`~matforge.design.strategy.default_strategy`
         (or pass a whole ``strategy``). ``constraints`` on measured properties
         (``"density < 5"``) weight the acquisition by the probability of meeting them.
         ``ingredient_features`` (formulation spaces): a table indexed by ingredient name whose
@@ -399,7 +416,8 @@ class Campaign:
             overrides["model_params"] = {}
         if acquisition != "auto":
             overrides["acquisition"] = acquisition
-        overrides["batch_strategy"] = batch_strategy
+        if batch_strategy is not None:
+            overrides["batch_strategy"] = batch_strategy
         strat = Strategy.from_dict({**strat.as_dict(), **overrides})
         strat.acquisition_for(objs)  # validates the acquisition name
         if ingredient_features is not None:
@@ -826,7 +844,7 @@ class Campaign:
             ).scalars())
             batch_id = conn.execute(t.campaign_batches.insert().values(
                 campaign_id=self.id, number=number, model=model_info,
-                acquisition=_jsonable(acquisition), strategy=strategy_name, created_at=now,
+                acquisition=to_jsonable(acquisition), strategy=strategy_name, created_at=now,
             )).inserted_primary_key[0]
             rows, kept = [], []
             for i, (design, key) in enumerate(zip(designs, keys, strict=True)):
@@ -1108,9 +1126,9 @@ class Campaign:
             if no_id.any():
                 by_design[no_id] = self._match_pending(df[no_id].reset_index(drop=True), pending)
             match = np.where(by_id >= 0, by_id, by_design)
-            O = t.campaign_observations
-            stored = conn.execute(sa.select(O.c.design, O.c["values"])
-                                  .where(O.c.campaign_id == self.id)).all()
+            Obs = t.campaign_observations
+            stored = conn.execute(sa.select(Obs.c.design, Obs.c["values"])
+                                  .where(Obs.c.campaign_id == self.id)).all()
             seen = set(zip(self._identities([r.design for r in stored]),
                            [json.dumps(r.values, sort_keys=True) for r in stored], strict=True))
             design_rows = self._designs(df)
@@ -1140,7 +1158,7 @@ class Campaign:
                     report.unplanned += 1
             for r in rows:
                 report.observation_ids.append(
-                    conn.execute(O.insert().values(**r)).inserted_primary_key[0])
+                    conn.execute(Obs.insert().values(**r)).inserted_primary_key[0])
             if answered:
                 conn.execute(S.update().where(S.c.id.in_(answered), S.c.status != "observed")
                              .values(status="observed", updated_at=now))
@@ -1165,12 +1183,6 @@ def _round(v):
     if isinstance(v, float):
         return float(f"{v:.9g}")
     return v
-
-
-def _jsonable(v):
-    from matforge.design.strategy import _jsonable as j
-
-    return j(v)
 
 
 def _from_utility(objective: Objective, u: np.ndarray) -> np.ndarray:

@@ -42,19 +42,29 @@ __all__ = [
     "Representation",
     "Strategy",
     "baseline_strategy",
+    "composition_feature_spec",
     "composition_features",
     "default_acquisition",
     "default_strategy",
     "make_surrogate",
     "propose",
+    "resolve_model",
 ]
 
-MODELS = ("rf", "gp", "boosted")
+MODELS = ("auto", "rf", "gp", "boosted")
 REPRESENTATIONS = ("raw", "pca")
 
-#: Descriptors of a composition for the default strategy (compressed by its PCA representation):
-#: Magpie statistics, mat2vec embedding statistics and the element fractions.
-COMPOSITION_FEATURES = ("magpie", "mat2vec:mean+range+var", "element_fraction")
+#: ``model="auto"`` uses a Gaussian process up to this many (non-constant) features ...
+GP_MAX_FEATURES = 16
+#: ... and this many training rows, a random forest beyond.
+GP_MAX_OBSERVATIONS = 500
+
+#: Composition descriptors when the candidates span many elements: Magpie statistics and the
+#: element fractions.
+COMPOSITION_FEATURES = ("magpie", "element_fraction")
+#: Candidates spanning at most this many elements (alloys, steels) are described by their
+#: element fractions alone: a complete, low-dimensional description of such a space.
+FEW_ELEMENTS = 16
 
 
 def composition_features(formulas, spec: Sequence[str] = COMPOSITION_FEATURES) -> np.ndarray:
@@ -62,6 +72,24 @@ def composition_features(formulas, spec: Sequence[str] = COMPOSITION_FEATURES) -
     from matforge.models.pipeline import build_featurizer
 
     return build_featurizer(list(spec)).featurize_many(list(formulas))
+
+
+def composition_feature_spec(formulas) -> tuple[str, ...]:
+    """The descriptors :func:`default_strategy` uses for a pool of candidate formulas.
+
+    A pool spanning at most :data:`FEW_ELEMENTS` elements gets ``("element_fraction",)``
+    (with the constant columns dropped by :class:`Representation`, one column per element
+    present: a Gaussian process then models it directly); a pool spanning more gets
+    :data:`COMPOSITION_FEATURES`, whose element-property statistics let the model generalise
+    across chemistries. (On the steels benchmark, fractions alone: acceleration 2.9 with a GP
+    against 1.9 for Magpie + fractions with a forest; on elasticity and expt_gap the
+    descriptors win.)
+    """
+    from matforge.chem.batch import CompositionBatch
+
+    batch = CompositionBatch.from_formulas([str(f) for f in formulas], errors="collect")
+    n_elements = int((np.asarray(batch.fractions.sum(axis=0)).ravel() > 0).sum())
+    return ("element_fraction",) if n_elements <= FEW_ELEMENTS else COMPOSITION_FEATURES
 
 
 @dataclass
@@ -130,23 +158,36 @@ def default_acquisition(objectives: Sequence[Objective]) -> dict:
 
 
 def default_strategy(objectives: Sequence[Objective] | None = None) -> Strategy:
-    """matforge's default: small random forests with calibrated uncertainty on a compact
-    representation, :func:`default_acquisition`, kriging believer for batches.
+    """matforge's default: the surrogate chosen by the size of the problem
+    (:func:`resolve_model`), :func:`default_acquisition`, kriging believer for batches.
 
-    Forests of 64 trees refit in well under a second on a few hundred experiments and predict
-    12,000 candidates in a fraction of a second, so the model is refit at every batch; their
-    uncertainty (jackknife + calibrated noise, :class:`~matforge.models.RandomForestUQ`) is what
-    the acquisition trades off against the predicted mean.
+    * up to :data:`GP_MAX_FEATURES` features (blends, process parameters, alloys described by
+      their element fractions) and :data:`GP_MAX_OBSERVATIONS` results: a Gaussian process
+      with one length scale per feature (:class:`~matforge.models.GaussianProcessUQ`);
+    * otherwise (composition descriptors, long campaigns): a random forest of 64 trees with
+      calibrated uncertainty (:class:`~matforge.models.RandomForestUQ`), which refits in under a
+      second and predicts 12,000 candidates in a fraction of one.
+
+    Either is refit at every batch.
     """
     return Strategy(
-        model="rf",
-        model_params={"n_estimators": 64},
+        model="auto",
+        model_params={},
         acquisition="auto",
         batch_strategy="kriging_believer",
-        representation="pca",
+        representation="raw",
         n_components=24,
         name="default",
     )
+
+
+def resolve_model(strategy: Strategy, n_features: int, n_observations: int) -> str:
+    """The surrogate ``strategy`` uses on a problem of this size (``"auto"`` resolved)."""
+    if strategy.model != "auto":
+        return strategy.model
+    if n_features <= GP_MAX_FEATURES and n_observations <= GP_MAX_OBSERVATIONS:
+        return "gp"
+    return "rf"
 
 
 def baseline_strategy() -> Strategy:
@@ -170,9 +211,11 @@ def baseline_strategy() -> Strategy:
 class Representation:
     """Unsupervised map from raw candidate features to what the surrogate sees.
 
-    ``fit(X_reference)`` learns the column means (to impute NaN), scales and, for ``"pca"``
-    with more than ``n_components`` columns, the principal axes (randomised SVD, seeded), from
-    candidates only: measured values never enter it.
+    ``fit(X_reference)`` learns which columns vary (constant ones are dropped: they carry no
+    information and would cost a Gaussian process a length scale each), the column means (to
+    impute NaN), scales and, for ``"pca"`` with more than ``n_components`` columns, the
+    principal axes (randomised SVD, seeded), from candidates only: measured values never
+    enter it.
     """
 
     def __init__(self, kind: str = "pca", n_components: int = 24, seed: int = 0):
@@ -190,6 +233,13 @@ class Representation:
             mean = np.nanmean(np.where(np.isfinite(X), X, np.nan), axis=0)
         self.mean_ = np.where(np.isfinite(mean), mean, 0.0)
         Xi = self._impute(X)
+        self.n_features_in_ = X.shape[1]
+        spread = Xi.max(axis=0) - Xi.min(axis=0)
+        self.keep_ = spread > 1e-12 * np.maximum(np.abs(Xi).max(axis=0), 1.0)
+        if not self.keep_.any():
+            self.keep_[:] = True
+        self.mean_ = self.mean_[self.keep_]
+        Xi = Xi[:, self.keep_]
         self.components_ = None
         if self.kind == "pca" and X.shape[1] > self.n_components:
             std = Xi.std(axis=0)
@@ -204,8 +254,7 @@ class Representation:
             _, _, Vt = randomized_svd(rows, k, random_state=self.seed)
             self.components_ = Vt
         else:
-            self.scale_ = np.ones(X.shape[1])
-        self.n_features_in_ = X.shape[1]
+            self.scale_ = np.ones(Xi.shape[1])
         return self
 
     def _impute(self, X: np.ndarray) -> np.ndarray:
@@ -220,7 +269,7 @@ class Representation:
             raise DesignSpaceError(
                 f"expected {self.n_features_in_} feature columns, got shape {X.shape}"
             )
-        X = self._impute(X)
+        X = self._impute(X[:, self.keep_])
         if self.components_ is None:
             return X
         return ((X - self.mean_) / self.scale_) @ self.components_.T
@@ -230,7 +279,7 @@ class Representation:
         if hasattr(self, "n_features_in_"):
             out["n_features_in"] = int(self.n_features_in_)
             out["n_features_out"] = int(
-                self.n_features_in_ if self.components_ is None else len(self.components_)
+                self.keep_.sum() if self.components_ is None else len(self.components_)
             )
         return out
 
@@ -240,20 +289,28 @@ class Representation:
 # -----------------------------------------------------------------------------------------------
 
 
-def make_surrogate(strategy: Strategy, seed: int | None = 0):
-    """An unfitted surrogate for ``strategy`` (single-threaded: campaigns share busy cores)."""
-    params = dict(strategy.model_params)
-    if strategy.model == "rf":
+def make_surrogate(strategy: Strategy, seed: int | None = 0, model: str | None = None):
+    """An unfitted surrogate for ``strategy`` (single-threaded: campaigns share busy cores);
+    ``model`` overrides ``strategy.model`` (e.g. with :func:`resolve_model`'s answer).
+    ``strategy.model_params`` that the chosen estimator does not take are ignored (with
+    ``model="auto"`` they may be meant for the other one)."""
+    model = model or strategy.model
+    if model == "auto":
+        raise DesignSpaceError("resolve model='auto' with resolve_model() first")
+    if model == "rf":
         from matforge.models import RandomForestUQ
 
-        return RandomForestUQ(**{"n_estimators": 64, "random_state": seed, **params})
-    if strategy.model == "gp":
+        est = RandomForestUQ(n_estimators=64, random_state=seed)
+    elif model == "gp":
         from matforge.models import GaussianProcessUQ
 
-        return GaussianProcessUQ(**{"n_restarts_optimizer": 0, "random_state": seed, **params})
-    from matforge.models import BoostedEnsembleUQ
+        est = GaussianProcessUQ(n_restarts_optimizer=0, random_state=seed)
+    else:
+        from matforge.models import BoostedEnsembleUQ
 
-    return BoostedEnsembleUQ(**{"n_estimators": 150, "random_state": seed, **params})
+        est = BoostedEnsembleUQ(n_estimators=150, random_state=seed)
+    known = est.get_params()
+    return est.set_params(**{k: v for k, v in strategy.model_params.items() if k in known})
 
 
 class Proposal(NamedTuple):
@@ -269,15 +326,19 @@ class Proposal(NamedTuple):
     model: dict
 
 
-def _jsonable(v):
+def to_jsonable(v):
+    """``v`` with numpy scalars, tuples and unknown objects made JSON-serialisable (NaN and
+    infinities become None: PostgreSQL's JSON has no such numbers)."""
     if isinstance(v, np.generic):
-        return v.item()
+        v = v.item()
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
     if v is None or isinstance(v, bool | int | float | str):
         return v
     if isinstance(v, list | tuple):
-        return [_jsonable(x) for x in v]
+        return [to_jsonable(x) for x in v]
     if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
+        return {str(k): to_jsonable(x) for k, x in v.items()}
     return repr(v)
 
 
@@ -330,6 +391,7 @@ def propose(
     objectives = list(objectives)
     if Yo.shape[1] != len(objectives):
         raise DesignSpaceError(f"{Yo.shape[1]} measured columns for {len(objectives)} objectives")
+    kind = resolve_model(strategy, Xc.shape[1], len(Xo))
     surrogates = []
     for j, obj in enumerate(objectives):
         ok = np.isfinite(Yo[:, j])
@@ -338,14 +400,14 @@ def propose(
                 f"objective {obj.name!r} has {int(ok.sum())} measured value(s); a surrogate "
                 f"needs at least 2"
             )
-        surrogates.append(_fit(make_surrogate(strategy, seed + j), Xo[ok], Yo[ok, j]))
+        surrogates.append(_fit(make_surrogate(strategy, seed + j, kind), Xo[ok], Yo[ok, j]))
     constraint_models = []
     for c, values in constraints or ():
         values = np.asarray(values, dtype=float)
         ok = np.isfinite(values)
         if ok.sum() >= 2:
-            constraint_models.append((c, _fit(make_surrogate(strategy, seed + 97), Xo[ok],
-                                              values[ok])))
+            constraint_models.append((c, _fit(make_surrogate(strategy, seed + 97, kind),
+                                              Xo[ok], values[ok])))
     acq_spec = strategy.acquisition_for(objectives)
     acq = make_acquisition(acq_spec)
     selection = select_batch(
@@ -369,11 +431,11 @@ def propose(
         stds.append(sd)
     model = {
         "class": type(surrogates[0]).__name__,
-        "params": _jsonable(surrogates[0].get_params()),
+        "params": to_jsonable(surrogates[0].get_params()),
         "n_train": [int(np.isfinite(Yo[:, j]).sum()) for j in range(len(objectives))],
         "training_sha256": training_digest(Xo, Yo),
         "strategy": strategy.as_dict(),
-        "acquisition": _jsonable(acq_spec),
+        "acquisition": to_jsonable(acq_spec),
     }
     return Proposal(idx, selection.values, np.column_stack(means), np.column_stack(stds), model)
 

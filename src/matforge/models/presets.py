@@ -164,6 +164,7 @@ def _regressor(name, y, featurizer, rs, n_jobs, common) -> CompositionModel:
                 cv=5,
                 random_state=rs,
                 n_jobs=n_jobs,
+                refit=True,
             )
             spec = COMPACT_FEATURIZER
         else:
@@ -214,10 +215,7 @@ def _classifier(name, featurizer, rs, n_jobs, common) -> CompositionModel:
 
     if name == "auto":
         est = StackedClassifier(
-            [("lgbm", lgbm_classifier(rs)), ("extra_trees", extra_trees_classifier(rs))],
-            cv=5,
-            random_state=rs,
-            n_jobs=n_jobs,
+            [("lgbm", lgbm_classifier(rs))], cv=5, random_state=rs, n_jobs=n_jobs
         )
         return CompositionModel(est, featurizer=list(featurizer or AUTO_FEATURIZER), **common)
     if name == "lgbm":

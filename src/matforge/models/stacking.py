@@ -10,9 +10,10 @@ into one model with uncertainty, using a single round of ``cv``-fold cross-fitti
    blend's absolute OOF residual as a function of ``x``; its out-of-bag values are scaled by
    ``std_scale_`` (fitted on the OOF residuals) so the Gaussian intervals are calibrated.
 
-At prediction time the ``cv`` fold models of each base are averaged (cross-fit bagging: no refit
-on all rows), and the spread of the fold models, an estimate of the variance of the mean, is a
-floor under the noise-model std (as in :class:`~matforge.models.boosting.BoostedEnsembleUQ`).
+At prediction time the ``cv`` fold models of each base are averaged (cross-fit bagging; with
+``refit=True`` the bases are refitted on all rows for the mean, which pays on small data),
+and the spread of the fold models, an estimate of the variance of the mean, is a floor under
+the noise-model std (as in :class:`~matforge.models.boosting.BoostedEnsembleUQ`).
 
 :class:`StackedClassifier` does the same for classifiers: OOF probabilities of every base are
 combined by a logistic regression on their logits, which also calibrates them.
@@ -154,10 +155,16 @@ class StackedRegressorUQ(_NoiseModelMixin, RegressorMixin, BaseEstimator):
     random_state : int, RandomState or None
     n_jobs : int or None
         Fold models fitted in parallel threads (None = 1).
+    refit : bool, default=False
+        Also refit every base with a non-zero weight on all rows and predict the mean with
+        those models (the fold models then only give the spread). Worth its cost on small
+        data, where a fold model misses a fifth of few rows; on large data the average of the
+        fold models is as accurate.
 
     Attributes
     ----------
     models_ : dict name -> list of ``cv`` fitted fold models
+    refitted_ : dict name -> base refitted on all rows (``refit=True``; empty otherwise)
     weights_ : (n_estimators,) blend weights
     oof_prediction_, oof_std_ : (n_samples,) out-of-fold mean and calibrated std
     oof_base_ : (n_samples, n_estimators) OOF predictions of every base
@@ -173,6 +180,7 @@ class StackedRegressorUQ(_NoiseModelMixin, RegressorMixin, BaseEstimator):
         recalibrate=True,
         random_state=None,
         n_jobs=None,
+        refit: bool = False,
     ):
         self.estimators = estimators
         self.cv = cv
@@ -181,6 +189,7 @@ class StackedRegressorUQ(_NoiseModelMixin, RegressorMixin, BaseEstimator):
         self.recalibrate = recalibrate
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.refit = refit
 
     def fit(self, X, y):
         """Cross-fit every base on ``X`` (n × d) and ``y``; fit blend weights and noise model."""
@@ -207,8 +216,20 @@ class StackedRegressorUQ(_NoiseModelMixin, RegressorMixin, BaseEstimator):
         self.weights_ = nnls_weights(self.oof_base_, y)
         self.oof_prediction_ = self.oof_base_ @ self.weights_
         self._fit_noise(X, y - self.oof_prediction_, int(rng.randint(np.iinfo(np.int32).max)))
+        self.refitted_ = {}
+        if self.refit:
+            for w, (name, est) in zip(self.weights_, self.estimators, strict=True):
+                if w > 0:
+                    self.refitted_[name] = clone(est).fit(X, y)
         self.y_scale_ = float(np.std(y)) or 1.0
         return self
+
+    def _refit_mean(self, X: np.ndarray) -> np.ndarray:
+        names = [n for n, _ in self.estimators]
+        return sum(
+            self.weights_[names.index(name)] * model.predict(X)
+            for name, model in self.refitted_.items()
+        )
 
     def _fold_means(self, X: np.ndarray) -> np.ndarray:
         """(cv, n) blended predictions of the k-th fold model of every base."""
@@ -222,8 +243,10 @@ class StackedRegressorUQ(_NoiseModelMixin, RegressorMixin, BaseEstimator):
         """Mean prediction; with ``return_std=True`` the pair ``(mean, std)`` in target units."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False, ensure_all_finite="allow-nan")
+        if self.refitted_ and not return_std:
+            return self._refit_mean(X)
         F = self._fold_means(X)
-        mean = F.mean(axis=0)
+        mean = self._refit_mean(X) if self.refitted_ else F.mean(axis=0)
         if not return_std:
             return mean
         spread = F.std(axis=0, ddof=1) / math.sqrt(F.shape[0]) if F.shape[0] > 1 else 0.0

@@ -16,6 +16,7 @@ from matforge.server.ids import IdCodec
 from matforge.server.jobs import JobRunner
 from matforge.server.schemas import ErrorOut
 from matforge.server.settings import ServerSettings
+from matforge.server.systems import ChemicalSystems
 from matforge.server.training import ModelCache
 from matforge.store import Store
 
@@ -64,6 +65,7 @@ class ServerState:
     settings: ServerSettings
     jobs: JobRunner
     models: ModelCache
+    systems: ChemicalSystems
 
     @property
     def engine(self) -> sa.Engine:
@@ -104,9 +106,7 @@ def decode(state: ServerState, kind: str, public_id: str, what: str) -> int:
     return row_id
 
 
-def project_role(
-    conn: sa.Connection, user: User, project_id: int, needed: str = "viewer"
-) -> str:
+def project_role(conn: sa.Connection, user: User, project_id: int, needed: str = "viewer") -> str:
     """The caller's role in a project; 404 if they cannot see it, 403 if the role is too low."""
     role = access.roles(conn, user).get(project_id)
     if role is None:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -20,6 +21,7 @@ from matforge.server.api import ApiError, ServerState
 from matforge.server.ids import load_codec
 from matforge.server.jobs import JobRunner
 from matforge.server.settings import ServerSettings
+from matforge.server.systems import ChemicalSystems
 from matforge.server.training import ModelCache, model_root, train_model_kind
 from matforge.store import Store
 
@@ -41,7 +43,9 @@ exist. Values are in each property's canonical unit.
 
 class _BodyTooLarge(StarletteHTTPException):
     def __init__(self, limit: int):
-        super().__init__(413, f"the request body is larger than the server's limit of {limit:,} bytes")
+        super().__init__(
+            413, f"the request body is larger than the server's limit of {limit:,} bytes"
+        )
 
 
 class BodyLimit:
@@ -64,7 +68,9 @@ class BodyLimit:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             response = JSONResponse(
-                {"detail": f"the request body is larger than the server's limit of {limit:,} bytes"},
+                {
+                    "detail": f"the request body is larger than the server's limit of {limit:,} bytes"
+                },
                 status_code=413,
             )
             return await response(scope, receive, send)
@@ -129,7 +135,10 @@ def _install_error_handlers(app: FastAPI) -> None:
             for p in problems
         ]
         return JSONResponse(
-            {"detail": f"the request does not match the API schema ({len(fields)} problem(s))", "fields": fields},
+            {
+                "detail": f"the request does not match the API schema ({len(fields)} problem(s))",
+                "fields": fields,
+            },
             status_code=422,
         )
 
@@ -169,7 +178,14 @@ def create_app(store_url: str | None = None, settings: ServerSettings | None = N
     except BaseException:
         store.close()
         raise
-    state = ServerState(store=store, codec=codec, settings=settings, jobs=runner, models=cache)
+    state = ServerState(
+        store=store,
+        codec=codec,
+        settings=settings,
+        jobs=runner,
+        models=cache,
+        systems=ChemicalSystems(store.engine),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -214,6 +230,12 @@ def create_app(store_url: str | None = None, settings: ServerSettings | None = N
 
     app.openapi = openapi
     return app
+
+
+def app_from_env() -> FastAPI:
+    """:func:`create_app` over ``$MATFORGE_DB`` with ``MATFORGE_SERVER_*`` settings: the factory
+    each uvicorn worker process calls (``matforge serve --workers N``)."""
+    return create_app(os.environ.get("MATFORGE_DB"), ServerSettings.from_env())
 
 
 def server_state(app: FastAPI) -> ServerState:

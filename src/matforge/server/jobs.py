@@ -111,7 +111,10 @@ class JobRunner:
         self._pool = ThreadPoolExecutor(
             max_workers=max(1, self.settings.job_workers), thread_name_prefix="matforge-job"
         )
-        for target, name in ((self._dispatch_loop, "dispatch"), (self._heartbeat_loop, "heartbeat")):
+        for target, name in (
+            (self._dispatch_loop, "dispatch"),
+            (self._heartbeat_loop, "heartbeat"),
+        ):
             thread = threading.Thread(target=target, name=f"matforge-job-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -176,7 +179,11 @@ class JobRunner:
                     continue
                 n += 1
                 kind = self.kinds.get(row.kind)
-                if kind is not None and kind.restartable and row.attempts < self.settings.job_max_attempts:
+                if (
+                    kind is not None
+                    and kind.restartable
+                    and row.attempts < self.settings.job_max_attempts
+                ):
                     conn.execute(
                         sa.update(j)
                         .where(j.c.id == row.id, j.c.status == "running")
@@ -207,12 +214,16 @@ class JobRunner:
     def _claim(self) -> tuple[int, str, int, dict] | None:
         j = accounts.jobs
         with self.engine.connect() as conn:
-            candidates = conn.execute(
-                sa.select(j.c.id)
-                .where(j.c.status == "queued", j.c.kind.in_(list(self.kinds)))
-                .order_by(j.c.id)
-                .limit(5)
-            ).scalars().all()
+            candidates = (
+                conn.execute(
+                    sa.select(j.c.id)
+                    .where(j.c.status == "queued", j.c.kind.in_(list(self.kinds)))
+                    .order_by(j.c.id)
+                    .limit(5)
+                )
+                .scalars()
+                .all()
+            )
         for job_id in candidates:
             now = clock.now()
             with write_transaction(self.engine) as conn:
@@ -300,7 +311,11 @@ class JobRunner:
                 log.error("job %d (%s) crashed:\n%s", job_id, kind_name, traceback.format_exc())
                 error = f"{type(exc).__name__}: {exc}"
             self._update(
-                job_id, status="failed", error=error[:10_000], message="failed", finished_at=clock.now()
+                job_id,
+                status="failed",
+                error=error[:10_000],
+                message="failed",
+                finished_at=clock.now(),
             )
             if kind.on_failure is not None:
                 try:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from matforge.server.systems import ChemicalSystems
 from matforge.store import schema
 
 m, mat, d, p = schema.measurements, schema.materials, schema.datasets, schema.properties
@@ -27,14 +28,23 @@ def visible_measurement(project_ids: Sequence[int]):
     )
 
 
-def element_conditions(elements: Sequence[str] | None, exact: bool) -> list:
+def element_conditions(
+    elements: Sequence[str] | None,
+    exact: bool,
+    systems: ChemicalSystems | None = None,
+    limit: int | None = None,
+) -> list:
     """Conditions on ``materials.elements`` ("-Fe-O-"): contains all ``elements``, or
-    (``exact``) is exactly that chemical system."""
+    (``exact``) is exactly that chemical system. With ``systems``, "contains" is an indexed
+    ``IN`` over the matching systems when they are few (see :mod:`matforge.server.systems`)."""
     if not elements:
         return []
     symbols = sorted(set(elements))
     if exact:
         return [mat.c.elements == "-" + "-".join(symbols) + "-"]
+    matching = systems.containing(symbols, limit) if systems is not None else None
+    if matching is not None:
+        return [mat.c.elements.in_(matching)] if matching else [sa.false()]
     return [mat.c.elements.like(f"%-{e}-%") for e in symbols]
 
 
@@ -47,6 +57,7 @@ class MaterialQuery:
     has_structure: bool | None = None
     after: int | None = None
     limit: int = 100
+    systems: ChemicalSystems | None = None
 
 
 def materials(q: MaterialQuery) -> sa.Select:
@@ -58,7 +69,10 @@ def materials(q: MaterialQuery) -> sa.Select:
         mat.c.elements,
         mat.c.nelements,
         mat.c.structure.is_not(None).label("has_structure"),
-    ).where(visible_measurement(q.project_ids), *element_conditions(q.elements, q.exact_elements))
+    ).where(
+        visible_measurement(q.project_ids),
+        *element_conditions(q.elements, q.exact_elements, q.systems, q.limit),
+    )
     if q.formula is not None:
         stmt = stmt.where(sa.or_(mat.c.formula == q.formula, mat.c.reduced_formula == q.formula))
     if q.has_structure is not None:
@@ -86,6 +100,7 @@ class MeasurementQuery:
     dataset_id: int | None = None
     after: int | None = None
     limit: int | None = 100
+    systems: ChemicalSystems | None = None
 
 
 def measurements(q: MeasurementQuery) -> sa.Select:
@@ -119,7 +134,9 @@ def measurements(q: MeasurementQuery) -> sa.Select:
     if q.property is not None:
         stmt = stmt.where(p.c.name == q.property)
     if q.elements:
-        matching = sa.select(mat.c.id).where(*element_conditions(q.elements, q.exact_elements))
+        matching = sa.select(mat.c.id).where(
+            *element_conditions(q.elements, q.exact_elements, q.systems)
+        )
         stmt = stmt.where(m.c.material_id.in_(matching))
     if q.formula is not None:
         stmt = stmt.where(sa.or_(mat.c.formula == q.formula, mat.c.reduced_formula == q.formula))

@@ -17,11 +17,17 @@ Method = Literal["experiment", "computation", "prediction"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 ProjectName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^/\x00-\x1f\x7f]+$")
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^/\x00-\x1f\x7f]+$"
+    ),
 ]
 UserName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 PropertyName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-]+$")
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-]+$"
+    ),
 ]
 UnitText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Formula = Annotated[str, StringConstraints(min_length=1, max_length=500)]
@@ -177,9 +183,9 @@ class MeasurementIn(_Body):
     value: float = Field(allow_inf_nan=False)
     uncertainty: float | None = Field(None, ge=0, allow_inf_nan=False)
     unit: UnitText | None = Field(None, description="Unit of this row (default: the batch's).")
-    conditions: dict[
-        Annotated[str, StringConstraints(min_length=1, max_length=100)], ConditionValue
-    ] | None = Field(None, max_length=50)
+    conditions: (
+        dict[Annotated[str, StringConstraints(min_length=1, max_length=100)], ConditionValue] | None
+    ) = Field(None, max_length=50)
     structure: dict[str, Any] | None = Field(
         None, description="A pymatgen Structure.as_dict() of the measured material."
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -24,6 +25,8 @@ from matforge.store.database import write_transaction
 #: fewest measurements a model is trained on (the forest's out-of-bag calibration needs some)
 MIN_TRAIN_ROWS = 5
 ESTIMATOR = "Magpie + RandomForestUQ"
+#: most prediction requests answered by one call of a model
+MAX_BATCH_REQUESTS = 64
 
 
 def model_root(store_url: str, configured: Path | None) -> Path:
@@ -47,7 +50,9 @@ def _finite_or_none(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def training_data(conn: sa.Connection, project_id: int, property: str) -> tuple[list[str], list[float]]:
+def training_data(
+    conn: sa.Connection, project_id: int, property: str
+) -> tuple[list[str], list[float]]:
     """Formulas and values (canonical unit) of ``property`` measured in project ``project_id``."""
     m, mat, d, p = schema.measurements, schema.materials, schema.datasets, schema.properties
     rows = conn.execute(
@@ -92,14 +97,21 @@ def train_model_kind(engine: sa.Engine, root: Path, cache: ModelCache) -> JobKin
         model.fit(formulas, values)
         ctx.progress(0.8, "saving the model")
         artifact = f"model-{row.id}-{ctx.job_id}"
-        save_model(model, artifact, root=root, overwrite=True,
-                   extra={"server_model_id": row.id, "project_id": row.project_id})
+        save_model(
+            model,
+            artifact,
+            root=root,
+            overwrite=True,
+            extra={"server_model_id": row.id, "project_id": row.project_id},
+        )
         info = {
             "n_train": int(model.n_train_),
             "metrics": {k: _finite_or_none(v) for k, v in model.cv_metrics_.items()},
         }
         with write_transaction(engine) as conn:
-            conn.execute(sa.update(mo).where(mo.c.id == model_id).values(artifact=artifact, info=info))
+            conn.execute(
+                sa.update(mo).where(mo.c.id == model_id).values(artifact=artifact, info=info)
+            )
         cache.forget(model_id)
         return {"model_id": row.id, **info}
 
@@ -118,43 +130,111 @@ def _estimator(params: dict):
     return RandomForestUQ(n_estimators=n_estimators, random_state=random_state)
 
 
-class ModelCache:
-    """Trained models loaded from the registry, the most recently used kept in memory.
+@dataclass
+class _Request:
+    formulas: list[str]
+    result: tuple | None = None
+    error: BaseException | None = None
+    done: bool = False
 
-    ``predict`` serialises calls per model: a CompositionModel records the rows it could not
-    featurize on itself, so two concurrent calls on one instance would mix them up.
+
+class _Batcher:
+    """One loaded model and its queue of prediction requests.
+
+    Requests that arrive while the model is busy are predicted together in one call: a forest's
+    fixed cost per call (hundreds of trees, each a Python-level ``predict``) then buys many
+    requests instead of one, so throughput grows with load instead of the queue. A
+    CompositionModel also records unparseable rows on itself, so calls must not overlap anyway.
     """
+
+    def __init__(self, artifact: str, model):
+        self.artifact = artifact
+        self.model = model
+        self._cv = threading.Condition()
+        self._pending: list[_Request] = []
+        self._running = False
+
+    def predict(self, formulas: list[str]):
+        """``(mean, std, errors)`` of ``formulas``, predicted alone or with concurrent requests."""
+        request = _Request(list(formulas))
+        with self._cv:
+            self._pending.append(request)
+            while not request.done:
+                if self._running:  # another thread predicts; it may take this request along
+                    self._cv.wait()
+                    continue
+                self._running = True
+                batch = self._pending[:MAX_BATCH_REQUESTS]
+                del self._pending[:MAX_BATCH_REQUESTS]
+                self._cv.release()
+                try:
+                    self._run(batch)
+                finally:
+                    self._cv.acquire()
+                    self._running = False
+                    for r in batch:
+                        if not r.done:  # interrupted by a BaseException: do not leave them waiting
+                            r.error, r.done = RuntimeError("prediction interrupted"), True
+                    self._cv.notify_all()
+        if request.error is not None:
+            raise request.error
+        return request.result
+
+    def _run(self, batch: list[_Request]) -> None:
+        formulas = [f for r in batch for f in r.formulas]
+        try:
+            mean, std = self.model.predict(formulas, return_std=True)
+            errors = {int(r): str(msg) for r, msg in getattr(self.model, "errors_", [])}
+        except Exception as exc:  # noqa: BLE001 — handed to each waiting request
+            for r in batch:
+                r.error, r.done = exc, True
+            return
+        start = 0
+        for r in batch:
+            stop = start + len(r.formulas)
+            own = {i - start: msg for i, msg in errors.items() if start <= i < stop}
+            r.result = (mean[start:stop], std[start:stop], own)
+            r.done = True
+            start = stop
+
+
+class ModelCache:
+    """Trained models loaded from the registry, the most recently used kept in memory; each
+    serves predictions through a :class:`_Batcher`."""
 
     def __init__(self, root: Path, size: int):
         self.root = root
         self.size = max(1, size)
-        self._models: OrderedDict[int, tuple[str, object, threading.Lock]] = OrderedDict()
+        self._models: OrderedDict[int, _Batcher] = OrderedDict()
         self._lock = threading.Lock()
+        self._loading: dict[int, threading.Lock] = {}
 
     def forget(self, model_id: int) -> None:
         with self._lock:
             self._models.pop(model_id, None)
 
-    def _get(self, model_id: int, artifact: str):
+    def _get(self, model_id: int, artifact: str) -> _Batcher:
         with self._lock:
             hit = self._models.get(model_id)
-            if hit is not None and hit[0] == artifact:
+            if hit is not None and hit.artifact == artifact:
                 self._models.move_to_end(model_id)
                 return hit
-        from matforge.models.registry import load_model
+            loading = self._loading.setdefault(model_id, threading.Lock())
+        with loading:  # one thread loads; the others wait for it instead of loading again
+            with self._lock:
+                hit = self._models.get(model_id)
+                if hit is not None and hit.artifact == artifact:
+                    return hit
+            from matforge.models.registry import load_model
 
-        loaded = (artifact, load_model(artifact, root=self.root), threading.Lock())
-        with self._lock:
-            self._models[model_id] = loaded
-            self._models.move_to_end(model_id)
-            while len(self._models) > self.size:
-                self._models.popitem(last=False)
-        return loaded
+            batcher = _Batcher(artifact, load_model(artifact, root=self.root))
+            with self._lock:
+                self._models[model_id] = batcher
+                self._models.move_to_end(model_id)
+                while len(self._models) > self.size:
+                    self._models.popitem(last=False)
+        return batcher
 
     def predict(self, model_id: int, artifact: str, formulas: list[str]):
         """``(mean, std, errors)`` for ``formulas``; ``errors`` maps a row to why it has none."""
-        _, model, lock = self._get(model_id, artifact)
-        with lock:
-            mean, std = model.predict(formulas, return_std=True)
-            errors = {int(r): str(msg) for r, msg in getattr(model, "errors_", [])}
-        return mean, std, errors
+        return self._get(model_id, artifact).predict(formulas)

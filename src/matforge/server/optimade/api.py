@@ -87,7 +87,9 @@ def _api_version() -> str:
     return __api_version__
 
 
-def _meta(request: Request, more: bool, returned: int | None = None, available: int | None = None) -> dict:
+def _meta(
+    request: Request, more: bool, returned: int | None = None, available: int | None = None
+) -> dict:
     meta = {
         "query": {"representation": _representation(request)},
         "api_version": _api_version(),
@@ -149,7 +151,9 @@ def _ts(dt: datetime | None) -> str | None:
 
 def _visible_materials(project_ids: list[int]):
     return (
-        sa.select(m.c.material_id.label("material_id"), sa.func.max(m.c.created_at).label("last_modified"))
+        sa.select(
+            m.c.material_id.label("material_id"), sa.func.max(m.c.created_at).label("last_modified")
+        )
         .join_from(m, d, m.c.dataset_id == d.c.id)
         .where(d.c.project_id.in_(project_ids))
         .group_by(m.c.material_id)
@@ -169,9 +173,11 @@ def _visible_sources(project_ids: list[int]):
 
 def _structure_fields(vis) -> dict[str, Field]:
     has_structure = opt.c.nsites.is_not(None)
-    features_count = sa.func.length(opt.c.structure_features) - sa.func.length(
-        sa.func.replace(opt.c.structure_features, "-", "")
-    ) - 1
+    features_count = (
+        sa.func.length(opt.c.structure_features)
+        - sa.func.length(sa.func.replace(opt.c.structure_features, "-", ""))
+        - 1
+    )
     fields = [
         Field("id", "string", opt.c.public_id),
         Field("type", "string", sa.literal("structures")),
@@ -189,7 +195,13 @@ def _structure_fields(vis) -> dict[str, Field]:
         Field("nsites", "integer", opt.c.nsites),
         Field("species", "list", known=has_structure, sortable=False),
         Field("species_at_sites", "set", opt.c.species_names, length=opt.c.nsites, sortable=False),
-        Field("structure_features", "set", opt.c.structure_features, length=features_count, sortable=False),
+        Field(
+            "structure_features",
+            "set",
+            opt.c.structure_features,
+            length=features_count,
+            sortable=False,
+        ),
     ]
     return {f.name: f for f in fields}
 
@@ -243,7 +255,12 @@ def _structure_entry(row) -> dict:
 
 
 def _reference_entry(row) -> dict:
-    attributes = {"last_modified": _ts(row.last_modified), "doi": row.doi, "url": row.url, "note": row.source}
+    attributes = {
+        "last_modified": _ts(row.last_modified),
+        "doi": row.doi,
+        "url": row.url,
+        "note": row.source,
+    }
     return {"id": row.public_id, "type": "references", "attributes": attributes}
 
 
@@ -265,9 +282,18 @@ def _checked(entry_type: str, entry: dict) -> dict:
         except ValueError as exc:
             if entry_type != "structures":
                 raise
-            log.warning("structure %s is not valid OPTIMADE, served without it: %s", entry["id"], exc)
-    for key in ("dimension_types", "nperiodic_dimensions", "lattice_vectors", "cartesian_site_positions",
-                "nsites", "species", "species_at_sites"):  # fmt: skip
+            log.warning(
+                "structure %s is not valid OPTIMADE, served without it: %s", entry["id"], exc
+            )
+    for key in (
+        "dimension_types",
+        "nperiodic_dimensions",
+        "lattice_vectors",
+        "cartesian_site_positions",
+        "nsites",
+        "species",
+        "species_at_sites",
+    ):
         entry["attributes"][key] = None
     entry["attributes"]["structure_features"] = []
     return entry
@@ -286,21 +312,34 @@ class Collection:
             self.fields = _structure_fields(self.visible)
             self.select = (
                 sa.select(
-                    opt.c.public_id, opt.c.chemical_formula_reduced, opt.c.chemical_formula_anonymous,
-                    opt.c.nsites, mat.c.formula, mat.c.structure, self.visible.c.last_modified,
+                    opt.c.public_id,
+                    opt.c.chemical_formula_reduced,
+                    opt.c.chemical_formula_anonymous,
+                    opt.c.nsites,
+                    mat.c.formula,
+                    mat.c.structure,
+                    self.visible.c.last_modified,
                 )
                 .select_from(self.visible)
                 .join(mat, mat.c.id == self.visible.c.material_id)
                 .join(opt, opt.c.material_id == mat.c.id)
-            )  # fmt: skip
+            )
             self.tiebreak = mat.c.id
             self.build = _structure_entry
         else:
             self.visible = _visible_sources(self.project_ids)
             self.fields = _reference_fields(self.visible)
-            self.select = sa.select(
-                ref.c.public_id, ref.c.doi, ref.c.url, ref.c.source, self.visible.c.last_modified
-            ).select_from(self.visible).join(ref, ref.c.source == self.visible.c.source)
+            self.select = (
+                sa.select(
+                    ref.c.public_id,
+                    ref.c.doi,
+                    ref.c.url,
+                    ref.c.source,
+                    self.visible.c.last_modified,
+                )
+                .select_from(self.visible)
+                .join(ref, ref.c.source == self.visible.c.source)
+            )
             self.tiebreak = ref.c.public_id
             self.build = _reference_entry
 
@@ -323,8 +362,10 @@ class Collection:
         return [*keys, self.tiebreak]
 
     def count(self, conn: sa.Connection, where=None) -> int:
-        stmt = sa.select(sa.func.count()).select_from(self.select.subquery()) if where is None else (
-            sa.select(sa.func.count()).select_from(self.select.where(where).subquery())
+        stmt = (
+            sa.select(sa.func.count()).select_from(self.select.subquery())
+            if where is None
+            else (sa.select(sa.func.count()).select_from(self.select.where(where).subquery()))
         )
         return conn.execute(stmt).scalar_one()
 
@@ -356,7 +397,10 @@ router = APIRouter(tags=["optimade"], default_response_class=JSONAPIResponse)
 unversioned = APIRouter(tags=["optimade"])
 
 _ERRORS = {
-    code: {"description": text, "content": {JSONAPI: {"schema": {"$ref": "#/components/schemas/OptimadeError"}}}}
+    code: {
+        "description": text,
+        "content": {JSONAPI: {"schema": {"$ref": "#/components/schemas/OptimadeError"}}},
+    }
     for code, text in {
         400: "Bad request (e.g. a malformed filter).",
         401: "A token was sent but is invalid.",
@@ -365,17 +409,50 @@ _ERRORS = {
     }.items()
 }
 
-Filter = Annotated[str, Query(max_length=10_000, description="An OPTIMADE filter, e.g. elements HAS \"Fe\".")]
-ResponseFields = Annotated[str, Query(max_length=5_000, description="Comma-separated attributes to return.")]
-Sort = Annotated[str, Query(max_length=1_000, description="Comma-separated fields, '-' for descending.")]
-PageLimit = Annotated[int, Query(ge=0, le=10_000, description=f"Entries per page (at most {MAX_PAGE_LIMIT}).")]
+Filter = Annotated[
+    str, Query(max_length=10_000, description='An OPTIMADE filter, e.g. elements HAS "Fe".')
+]
+ResponseFields = Annotated[
+    str, Query(max_length=5_000, description="Comma-separated attributes to return.")
+]
+Sort = Annotated[
+    str, Query(max_length=1_000, description="Comma-separated fields, '-' for descending.")
+]
+PageLimit = Annotated[
+    int, Query(ge=0, le=10_000, description=f"Entries per page (at most {MAX_PAGE_LIMIT}).")
+]
 PageOffset = Annotated[int, Query(ge=0, le=10**9)]
 Format = Annotated[str, Query(max_length=20, description="Only 'json'.")]
 
 
+ENTRY_PARAMS = frozenset(
+    {
+        "filter",
+        "response_format",
+        "email_address",
+        "response_fields",
+        "sort",
+        "page_limit",
+        "page_offset",
+        "include",
+        "api_hint",
+    }
+)
+
+
+def _check_params(request: Request, allowed: frozenset = frozenset()) -> None:
+    """400 for a query parameter this endpoint does not know, as OPTIMADE asks; parameters of
+    a provider (``_name_...``) are ignored."""
+    unknown = sorted(k for k in request.query_params if k not in allowed and not k.startswith("_"))
+    if unknown:
+        raise OptimadeError(400, "Bad Request", f"unknown query parameter(s): {', '.join(unknown)}")
+
+
 def _check_format(response_format: str) -> None:
     if response_format != "json":
-        raise OptimadeError(400, "Bad Request", f"response_format {response_format!r} is not available; use 'json'")
+        raise OptimadeError(
+            400, "Bad Request", f"response_format {response_format!r} is not available; use 'json'"
+        )
 
 
 def _fields_filter(entry: dict, response_fields: str) -> dict:
@@ -387,9 +464,19 @@ def _fields_filter(entry: dict, response_fields: str) -> dict:
     return entry
 
 
-def _list(request: Request, state: ServerState, user: User | None, entry_type: str,
-          filter: str, response_fields: str, sort: str, page_limit: int, page_offset: int,
-          response_format: str) -> JSONAPIResponse:  # fmt: skip
+def _list(
+    request: Request,
+    state: ServerState,
+    user: User | None,
+    entry_type: str,
+    filter: str,
+    response_fields: str,
+    sort: str,
+    page_limit: int,
+    page_offset: int,
+    response_format: str,
+) -> JSONAPIResponse:
+    _check_params(request, ENTRY_PARAMS)
     _check_format(response_format)
     limit = min(page_limit or DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT)
     collection = Collection(state, entry_type, user)
@@ -408,8 +495,16 @@ def _list(request: Request, state: ServerState, user: User | None, entry_type: s
     return JSONAPIResponse(body)
 
 
-def _one(request: Request, state: ServerState, user: User | None, entry_type: str,
-         entry_id: str, response_fields: str, response_format: str) -> JSONAPIResponse:  # fmt: skip
+def _one(
+    request: Request,
+    state: ServerState,
+    user: User | None,
+    entry_type: str,
+    entry_id: str,
+    response_fields: str,
+    response_format: str,
+) -> JSONAPIResponse:
+    _check_params(request, ENTRY_PARAMS)
     _check_format(response_format)
     entry, available = Collection(state, entry_type, user).get(entry_id)
     if entry is None:
@@ -428,8 +523,16 @@ def _entry_routes(entry_type: str, many_model: str, one_model: str) -> None:
         name=f"optimade_list_{entry_type}",
         openapi_extra=OPTIONAL_AUTH,
         summary=f"List {entry_type}",
-        responses={200: {"description": "A page of entries.", "content": {JSONAPI: {"schema": {"$ref": f"#/components/schemas/Optimade{many_model}"}}}}, **_ERRORS},
-    )  # fmt: skip
+        responses={
+            200: {
+                "description": "A page of entries.",
+                "content": {
+                    JSONAPI: {"schema": {"$ref": f"#/components/schemas/Optimade{many_model}"}}
+                },
+            },
+            **_ERRORS,
+        },
+    )
     def list_entries(
         request: Request,
         state: State,
@@ -444,16 +547,34 @@ def _entry_routes(entry_type: str, many_model: str, one_model: str) -> None:
         include: Annotated[str, Query(max_length=200)] = "",
         api_hint: Annotated[str, Query(max_length=20)] = "",
     ) -> JSONAPIResponse:
-        return _list(request, state, user, entry_type, filter, response_fields, sort,
-                     page_limit, page_offset, response_format)  # fmt: skip
+        return _list(
+            request,
+            state,
+            user,
+            entry_type,
+            filter,
+            response_fields,
+            sort,
+            page_limit,
+            page_offset,
+            response_format,
+        )
 
     @router.get(
         f"/{entry_type}/{{entry_id}}",
         name=f"optimade_get_{entry_type}",
         openapi_extra=OPTIONAL_AUTH,
         summary=f"One of the {entry_type}",
-        responses={200: {"description": "The entry.", "content": {JSONAPI: {"schema": {"$ref": f"#/components/schemas/Optimade{one_model}"}}}}, **_ERRORS},
-    )  # fmt: skip
+        responses={
+            200: {
+                "description": "The entry.",
+                "content": {
+                    JSONAPI: {"schema": {"$ref": f"#/components/schemas/Optimade{one_model}"}}
+                },
+            },
+            **_ERRORS,
+        },
+    )
     def get_entry(
         request: Request,
         state: State,
@@ -468,7 +589,6 @@ def _entry_routes(entry_type: str, many_model: str, one_model: str) -> None:
         return _one(request, state, user, entry_type, entry_id, response_fields, response_format)
 
 
-
 _entry_routes("structures", "StructureResponseMany", "StructureResponseOne")
 _entry_routes("references", "ReferenceResponseMany", "ReferenceResponseOne")
 
@@ -478,9 +598,14 @@ def entry_info(entry_type: str) -> dict:
     """The ``/info/<entry type>`` resource: the served properties and their descriptions."""
     from optimade.server.schemas import ENTRY_INFO_SCHEMAS, retrieve_queryable_properties
 
-    served = list(_structure_fields(_visible_materials([])) if entry_type == "structures"
-                  else _reference_fields(_visible_sources([])))  # fmt: skip
-    schema_props = retrieve_queryable_properties(ENTRY_INFO_SCHEMAS[entry_type], ("id", "type", "attributes"))
+    served = list(
+        _structure_fields(_visible_materials([]))
+        if entry_type == "structures"
+        else _reference_fields(_visible_sources([]))
+    )
+    schema_props = retrieve_queryable_properties(
+        ENTRY_INFO_SCHEMAS[entry_type], ("id", "type", "attributes")
+    )
     properties = {}
     for name in served:
         p = schema_props[name]
@@ -500,16 +625,27 @@ def entry_info(entry_type: str) -> dict:
     }
 
 
-@router.get("/info", summary="What this OPTIMADE API serves",
-            responses={200: {"description": "Base info.", "content": {JSONAPI: {"schema": {"$ref": "#/components/schemas/OptimadeInfoResponse"}}}}})  # fmt: skip
+@router.get(
+    "/info",
+    summary="What this OPTIMADE API serves",
+    responses={
+        200: {
+            "description": "Base info.",
+            "content": {JSONAPI: {"schema": {"$ref": "#/components/schemas/OptimadeInfoResponse"}}},
+        }
+    },
+)
 def optimade_info(request: Request) -> JSONAPIResponse:
+    _check_params(request)
     base = _base_url(request)
     data = {
         "id": "/",
         "type": "info",
         "attributes": {
             "api_version": _api_version(),
-            "available_api_versions": [{"url": f"{base}/optimade/v{API_VERSION_MAJOR}", "version": _api_version()}],
+            "available_api_versions": [
+                {"url": f"{base}/optimade/v{API_VERSION_MAJOR}", "version": _api_version()}
+            ],
             "formats": ["json"],
             "available_endpoints": ["info", "links", *ENTRY_TYPES],
             "entry_types_by_format": {"json": list(ENTRY_TYPES)},
@@ -519,25 +655,54 @@ def optimade_info(request: Request) -> JSONAPIResponse:
     return JSONAPIResponse({"data": data, "meta": _meta(request, False, 1, 1)})
 
 
-@router.get("/info/{entry_type}", summary="Properties of an entry type",
-            responses={200: {"description": "Entry info.", "content": {JSONAPI: {"schema": {"$ref": "#/components/schemas/OptimadeEntryInfoResponse"}}}}, **_ERRORS})  # fmt: skip
+@router.get(
+    "/info/{entry_type}",
+    summary="Properties of an entry type",
+    responses={
+        200: {
+            "description": "Entry info.",
+            "content": {
+                JSONAPI: {"schema": {"$ref": "#/components/schemas/OptimadeEntryInfoResponse"}}
+            },
+        },
+        **_ERRORS,
+    },
+)
 def optimade_entry_info(request: Request, entry_type: str) -> JSONAPIResponse:
+    _check_params(request)
     if entry_type not in ENTRY_TYPES:
-        raise OptimadeError(404, "Not Found", f"no entry type {entry_type!r}; available: {', '.join(ENTRY_TYPES)}")
+        raise OptimadeError(
+            404, "Not Found", f"no entry type {entry_type!r}; available: {', '.join(ENTRY_TYPES)}"
+        )
     return JSONAPIResponse({"data": entry_info(entry_type), "meta": _meta(request, False, 1, 1)})
 
 
-@router.get("/links", summary="Links to other OPTIMADE databases (none)",
-            responses={200: {"description": "Links.", "content": {JSONAPI: {"schema": {"$ref": "#/components/schemas/OptimadeLinksResponse"}}}}})  # fmt: skip
+@router.get(
+    "/links",
+    summary="Links to other OPTIMADE databases (none)",
+    responses={
+        200: {
+            "description": "Links.",
+            "content": {
+                JSONAPI: {"schema": {"$ref": "#/components/schemas/OptimadeLinksResponse"}}
+            },
+        }
+    },
+)
 def optimade_links(request: Request) -> JSONAPIResponse:
-    return JSONAPIResponse({"links": {"next": None}, "data": [], "meta": _meta(request, False, 0, 0)})
+    _check_params(request)
+    return JSONAPIResponse(
+        {"links": {"next": None}, "data": [], "meta": _meta(request, False, 0, 0)}
+    )
 
 
 @unversioned.get(
     "/versions",
     summary="OPTIMADE major versions served",
     response_class=Response,
-    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV"}},
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV"}
+    },
 )
 def optimade_versions() -> Response:
     return Response(f"version\n{API_VERSION_MAJOR}\n", media_type="text/csv; header=present")
@@ -547,8 +712,12 @@ def optimade_versions() -> Response:
 def optimade_unknown_version(request: Request, version: str, rest: str) -> JSONAPIResponse:
     if version == API_VERSION_MAJOR:  # a served version, an unknown path
         return error_response(request, 404, "Not Found", f"no endpoint /{rest}")
-    return error_response(request, 553, "Version Not Supported",
-                          f"version v{version} is not served; this server serves v{API_VERSION_MAJOR}")  # fmt: skip
+    return error_response(
+        request,
+        553,
+        "Version Not Supported",
+        f"version v{version} is not served; this server serves v{API_VERSION_MAJOR}",
+    )
 
 
 def optimade_schemas() -> dict[str, Any]:
@@ -564,20 +733,38 @@ def optimade_schemas() -> dict[str, Any]:
     )
     from pydantic.json_schema import models_json_schema
 
-    models = [StructureResponseMany, StructureResponseOne, ReferenceResponseMany, ReferenceResponseOne,
-              InfoResponse, EntryInfoResponse, LinksResponse]  # fmt: skip
-    _, top = models_json_schema([(model, "serialization") for model in models],
-                                ref_template="#/components/schemas/Optimade{model}")  # fmt: skip
+    models = [
+        StructureResponseMany,
+        StructureResponseOne,
+        ReferenceResponseMany,
+        ReferenceResponseOne,
+        InfoResponse,
+        EntryInfoResponse,
+        LinksResponse,
+    ]
+    _, top = models_json_schema(
+        [(model, "serialization") for model in models],
+        ref_template="#/components/schemas/Optimade{model}",
+    )
     schemas = {f"Optimade{name}": s for name, s in top.get("$defs", {}).items()}
     schemas["OptimadeError"] = {
         "type": "object",
         "required": ["errors", "meta"],
         "properties": {
-            "errors": {"type": "array", "items": {"type": "object", "properties": {
-                "status": {"type": "string"}, "title": {"type": "string"}, "detail": {"type": "string"}}}},
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "status": {"type": "string"},
+                        "title": {"type": "string"},
+                        "detail": {"type": "string"},
+                    },
+                },
+            },
             "meta": {"type": "object"},
         },
-    }  # fmt: skip
+    }
     return schemas
 
 

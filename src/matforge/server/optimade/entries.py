@@ -102,7 +102,10 @@ def structure_fields(structure: dict | None) -> StructureFields | None:
         at_sites, positions = [], []
         for site in structure["sites"]:
             occupancy = tuple(
-                sorted((str(sp["element"]), round(float(sp.get("occu", 1.0)), 6)) for sp in site["species"])
+                sorted(
+                    (str(sp["element"]), round(float(sp.get("occu", 1.0)), 6))
+                    for sp in site["species"]
+                )
             )
             if occupancy not in species:
                 if len(occupancy) == 1 and occupancy[0][1] == 1.0:
@@ -115,7 +118,11 @@ def structure_fields(structure: dict | None) -> StructureFields | None:
                 if vacancy > 0:
                     symbols.append("vacancy")
                     conc.append(vacancy)
-                species[occupancy] = {"name": name, "chemical_symbols": symbols, "concentration": conc}
+                species[occupancy] = {
+                    "name": name,
+                    "chemical_symbols": symbols,
+                    "concentration": conc,
+                }
             at_sites.append(species[occupancy]["name"])
             xyz = site.get("xyz")
             if xyz is None:  # fractional only: convert with the lattice
@@ -204,9 +211,11 @@ def _sync_references(engine: sa.Engine, codec: IdCodec) -> None:
     m, ref = schema.measurements, accounts.optimade_references
     with engine.connect() as conn:
         known = set(conn.execute(sa.select(ref.c.source)).scalars())
-        sources = conn.execute(
-            sa.select(m.c.source).where(m.c.source.is_not(None)).distinct()
-        ).scalars().all()
+        sources = (
+            conn.execute(sa.select(m.c.source).where(m.c.source.is_not(None)).distinct())
+            .scalars()
+            .all()
+        )
         new = sorted(s for s in sources if s not in known)
         if not new:
             return

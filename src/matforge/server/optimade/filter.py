@@ -127,7 +127,9 @@ class SQLTransformer(BaseTransformer):
     def property(self, args):
         name = str(args[0])
         if len(args) > 1:
-            raise NotImplementedResponse(detail=f"nested properties are not supported: {'.'.join(map(str, args))}")
+            raise NotImplementedResponse(
+                detail=f"nested properties are not supported: {'.'.join(map(str, args))}"
+            )
         if name in self.fields:
             return self.fields[name]
         if name.startswith("_") and not name.startswith(f"_{self.provider_prefix}_"):
@@ -150,7 +152,9 @@ class SQLTransformer(BaseTransformer):
         return list(arg)
 
     def _unsupported(self, *args):
-        raise NotImplementedResponse(detail="correlated list queries (a:b HAS x:y) are not supported")
+        raise NotImplementedResponse(
+            detail="correlated list queries (a:b HAS x:y) are not supported"
+        )
 
     value_zip = value_zip_list = set_zip_op_rhs = property_zip_addon = _unsupported
 
@@ -196,7 +200,9 @@ class SQLTransformer(BaseTransformer):
             if f is None:
                 return _NULL
             if f.kind != "string" or not isinstance(value, str):
-                raise BadRequest(detail=f"{op} needs a string property and a string, not {f.name} and {value!r}")
+                raise BadRequest(
+                    detail=f"{op} needs a string property and a string, not {f.name} and {value!r}"
+                )
             return self._fuzzy(f.column, op, value)
 
         return apply
@@ -253,16 +259,24 @@ class SQLTransformer(BaseTransformer):
             return _OPS[operator](f.column, value.column)
         if f.kind == "string":
             if not isinstance(value, str):
-                raise BadRequest(detail=f"{f.name} is a string; compare it with a string, not {value!r}")
+                raise BadRequest(
+                    detail=f"{f.name} is a string; compare it with a string, not {value!r}"
+                )
         elif f.kind in ("integer", "float"):
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise BadRequest(detail=f"{f.name} is a number; compare it with a number, not {value!r}")
+                raise BadRequest(
+                    detail=f"{f.name} is a number; compare it with a number, not {value!r}"
+                )
         elif f.kind == "timestamp":
             if not isinstance(value, str):
-                raise BadRequest(detail=f"{f.name} is a timestamp; compare it with a string like \"2026-01-01T00:00:00Z\"")
+                raise BadRequest(
+                    detail=f'{f.name} is a timestamp; compare it with a string like "2026-01-01T00:00:00Z"'
+                )
             value = parse_timestamp(value, self.dialect)
         elif f.kind == "set":
-            raise BadRequest(detail=f"{f.name} is a list: use HAS, HAS ALL, HAS ANY, HAS ONLY or LENGTH")
+            raise BadRequest(
+                detail=f"{f.name} is a list: use HAS, HAS ALL, HAS ANY, HAS ONLY or LENGTH"
+            )
         else:
             raise NotImplementedResponse(detail=f"comparisons on {f.name} are not supported")
         return _OPS[operator](f.column, value)

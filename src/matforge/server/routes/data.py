@@ -44,10 +44,25 @@ router = APIRouter(tags=["data"], responses=ERROR_RESPONSES)
 #: Rows fetched per round trip while streaming an export.
 EXPORT_BATCH = 5_000
 EXPORT_COLUMNS = [
-    "id", "project_id", "dataset_id", "material_id", "formula", "reduced_formula", "elements",
-    "property", "value", "unit", "uncertainty", "method", "conditions", "source", "raw_value",
-    "raw_unit", "created_at", "created_by",
-]  # fmt: skip
+    "id",
+    "project_id",
+    "dataset_id",
+    "material_id",
+    "formula",
+    "reduced_formula",
+    "elements",
+    "property",
+    "value",
+    "unit",
+    "uncertainty",
+    "method",
+    "conditions",
+    "source",
+    "raw_value",
+    "raw_unit",
+    "created_at",
+    "created_by",
+]
 
 Elements = Annotated[
     str | None,
@@ -83,9 +98,7 @@ def parse_elements(text: str | None) -> list[str] | None:
         raise ApiError(400, str(exc)) from None
 
 
-def scope(
-    state: ServerState, conn: sa.Connection, user: User, project_id: str | None
-) -> list[int]:
+def scope(state: ServerState, conn: sa.Connection, user: User, project_id: str | None) -> list[int]:
     """Ids of the projects a query may read: all visible ones, or the one asked for."""
     roles = access.roles(conn, user)
     if project_id is None:
@@ -116,7 +129,10 @@ def list_properties(state: State, user: CurrentUser) -> list[PropertyOut]:
     with state.engine.connect() as conn:
         ids = sorted(access.roles(conn, user))
         rows = conn.execute(queries.properties(ids, builtin_properties())).all()
-    return [PropertyOut(name=r.name, canonical_unit=r.canonical_unit, description=r.description) for r in rows]
+    return [
+        PropertyOut(name=r.name, canonical_unit=r.canonical_unit, description=r.description)
+        for r in rows
+    ]
 
 
 def _material_out(state: ServerState, r) -> dict:
@@ -151,10 +167,13 @@ def list_materials(
         has_structure=has_structure,
         after=after_id(state, "material", after),
         limit=page_size(state, limit),
+        systems=state.systems,
     )
     with state.engine.connect() as conn:
         q.project_ids = scope(state, conn, user, project_id)
-        rows = conn.execute(queries.materials(q)).all()
+    stmt = queries.materials(q)  # may refresh the systems index: not inside another connection
+    with state.engine.connect() as conn:
+        rows = conn.execute(stmt).all()
     more = len(rows) > q.limit
     items = [MaterialOut(**_material_out(state, r)) for r in rows[: q.limit]]
     return MaterialPage(items=items, next=items[-1].id if more else None)
@@ -169,10 +188,15 @@ def get_material(material_id: str, state: State, user: CurrentUser) -> MaterialD
         ids = sorted(access.roles(conn, user))
         row = conn.execute(
             sa.select(
-                mat.c.id, mat.c.formula, mat.c.reduced_formula, mat.c.elements, mat.c.nelements,
-                mat.c.structure.is_not(None).label("has_structure"), mat.c.structure,
+                mat.c.id,
+                mat.c.formula,
+                mat.c.reduced_formula,
+                mat.c.elements,
+                mat.c.nelements,
+                mat.c.structure.is_not(None).label("has_structure"),
+                mat.c.structure,
             ).where(mat.c.id == mid, queries.visible_measurement(ids))
-        ).first()  # fmt: skip
+        ).first()
     if row is None:
         raise not_found("material")
     return MaterialDetail(**_material_out(state, row), structure=row.structure)
@@ -208,10 +232,13 @@ def _measurement_query(
         created_by=created_by,
         value_min=value_min,
         value_max=value_max,
-        material_id=None if material_id is None else decode(state, "material", material_id, "material"),
+        material_id=None
+        if material_id is None
+        else decode(state, "material", material_id, "material"),
         dataset_id=None if dataset_id is None else decode(state, "dataset", dataset_id, "dataset"),
         after=after_id(state, "measurement", after),
         limit=limit,
+        systems=state.systems,
     )
 
 
@@ -266,14 +293,26 @@ def list_measurements(
     """Measurements the caller can read, oldest first, one page. Values and ranges are in each
     property's canonical unit."""
     q = _measurement_query(
-        state, property=property, elements=elements, exact_elements=exact_elements,
-        formula=formula, method=method, source=source, created_by=created_by,
-        value_min=value_min, value_max=value_max, material_id=material_id,
-        dataset_id=dataset_id, after=after, limit=page_size(state, limit),
-    )  # fmt: skip
+        state,
+        property=property,
+        elements=elements,
+        exact_elements=exact_elements,
+        formula=formula,
+        method=method,
+        source=source,
+        created_by=created_by,
+        value_min=value_min,
+        value_max=value_max,
+        material_id=material_id,
+        dataset_id=dataset_id,
+        after=after,
+        limit=page_size(state, limit),
+    )
     with state.engine.connect() as conn:
         q.project_ids = scope(state, conn, user, project_id)
-        rows = conn.execute(queries.measurements(q)).all()
+    stmt = queries.measurements(q)
+    with state.engine.connect() as conn:
+        rows = conn.execute(stmt).all()
     more = len(rows) > q.limit
     items = [MeasurementOut(**_measurement_out(state, r)) for r in rows[: q.limit]]
     return MeasurementPage(items=items, next=items[-1].id if more else None)
@@ -282,7 +321,12 @@ def list_measurements(
 @router.get(
     "/measurements.csv",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV, header first."}},
+    responses={
+        200: {
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "CSV, header first.",
+        }
+    },
 )
 def export_measurements(
     state: State,
@@ -301,13 +345,24 @@ def export_measurements(
     """Every measurement the caller can read that matches the filters, as CSV (the columns of
     `GET /measurements`; elements as 'Fe-O', conditions as JSON)."""
     q = _measurement_query(
-        state, property=property, elements=elements, exact_elements=exact_elements,
-        formula=formula, method=method, source=source, created_by=created_by,
-        value_min=value_min, value_max=value_max, material_id=None, dataset_id=None,
-        after=None, limit=None,
-    )  # fmt: skip
+        state,
+        property=property,
+        elements=elements,
+        exact_elements=exact_elements,
+        formula=formula,
+        method=method,
+        source=source,
+        created_by=created_by,
+        value_min=value_min,
+        value_max=value_max,
+        material_id=None,
+        dataset_id=None,
+        after=None,
+        limit=None,
+    )
     with state.engine.connect() as conn:
         q.project_ids = scope(state, conn, user, project_id)
+    stmt = queries.measurements(q)
 
     def rows() -> Iterator[str]:
         buffer = io.StringIO()
@@ -315,14 +370,16 @@ def export_measurements(
         writer.writerow(EXPORT_COLUMNS)
         yield buffer.getvalue()
         with state.engine.connect() as conn:
-            result = conn.execution_options(yield_per=EXPORT_BATCH).execute(queries.measurements(q))
+            result = conn.execution_options(yield_per=EXPORT_BATCH).execute(stmt)
             for batch in result.partitions():
                 buffer.seek(0)
                 buffer.truncate()
                 for r in batch:
                     out = _measurement_out(state, r)
                     out["elements"] = "-".join(out["elements"])
-                    out["conditions"] = None if out["conditions"] is None else json.dumps(out["conditions"])
+                    out["conditions"] = (
+                        None if out["conditions"] is None else json.dumps(out["conditions"])
+                    )
                     out["created_at"] = out["created_at"].isoformat()
                     writer.writerow([out[c] for c in EXPORT_COLUMNS])
                 yield buffer.getvalue()

@@ -207,7 +207,11 @@ def predict(model_id: str, body: PredictIn, state: State, user: CurrentUser) -> 
     for i, formula in enumerate(body.formulas):
         mu, sigma = float(mean[i]), float(std[i])
         if i in errors or not (math.isfinite(mu) and math.isfinite(sigma)):
-            out.append(PredictionOut(formula=formula, mean=None, std=None, error=errors.get(i, "no prediction")))
+            out.append(
+                PredictionOut(
+                    formula=formula, mean=None, std=None, error=errors.get(i, "no prediction")
+                )
+            )
         else:
             out.append(PredictionOut(formula=formula, mean=mu, std=sigma))
     return PredictOut(model_id=model_id, property=row.property, unit=row.unit, predictions=out)

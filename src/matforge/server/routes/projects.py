@@ -220,7 +220,9 @@ def set_member(
 @router.delete(
     "/projects/{project_id}/members/{user_name}", status_code=204, response_class=Response
 )
-def remove_member(project_id: str, user_name: UserName, state: State, user: CurrentUser) -> Response:
+def remove_member(
+    project_id: str, user_name: UserName, state: State, user: CurrentUser
+) -> Response:
     """Take ``user_name`` off the project (owners only; the last owner stays)."""
     pid = decode(state, "project", project_id, "project")
     pm, u = accounts.project_members, accounts.users

@@ -29,7 +29,6 @@ from matforge.server.api import (
     decode,
     project_role,
 )
-from matforge.server.routes.projects import store_name
 from matforge.server.schemas import IngestOut, MeasurementBatch, Method, RowErrorOut
 from matforge.store import schema
 from matforge.store.validation import FIELDS
@@ -52,7 +51,10 @@ def _writable_project(state: ServerState, user, project_id: str) -> str:
 
 
 def _row_errors(rows: list) -> list[RowErrorOut]:
-    return [RowErrorOut(line=int(line), column=str(col), reason=str(reason)) for line, col, reason in rows]
+    return [
+        RowErrorOut(line=int(line), column=str(col), reason=str(reason))
+        for line, col, reason in rows
+    ]
 
 
 def _bad_request(exc: MatforgeError, where: str | None = None, name: str = "") -> ApiError:
@@ -80,7 +82,13 @@ def _structure_errors(batch: MeasurementBatch) -> tuple[list[RowErrorOut], list]
         try:
             structure = Structure.from_dict(row.structure)
         except Exception as exc:  # pymatgen raises anything from KeyError to ValueError
-            errors.append(RowErrorOut(line=i, column="structure", reason=f"not a pymatgen structure: {type(exc).__name__}: {exc}"))
+            errors.append(
+                RowErrorOut(
+                    line=i,
+                    column="structure",
+                    reason=f"not a pymatgen structure: {type(exc).__name__}: {exc}",
+                )
+            )
             out.append(None)
             continue
         try:
@@ -89,11 +97,14 @@ def _structure_errors(batch: MeasurementBatch) -> tuple[list[RowErrorOut], list]
             out.append(None)  # the formula's own error is reported by the store's validation
             continue
         if not structure.composition.reduced_composition.almost_equals(comp.reduced_composition):
-            errors.append(RowErrorOut(
-                line=i, column="structure",
-                reason=f"structure composition {structure.composition.reduced_formula} "
-                f"does not match formula {row.formula!r}",
-            ))  # fmt: skip
+            errors.append(
+                RowErrorOut(
+                    line=i,
+                    column="structure",
+                    reason=f"structure composition {structure.composition.reduced_formula} "
+                    f"does not match formula {row.formula!r}",
+                )
+            )
         out.append(structure.as_dict())
     return errors, out
 
@@ -106,16 +117,29 @@ def add_measurements(
     of rows without their own; values are stored in the property's canonical unit (a new
     property is registered with ``unit``). Errors name the row (0-based) and field."""
     if len(body.rows) > state.settings.max_upload_rows:
-        raise ApiError(413, f"{len(body.rows)} rows; the server takes at most {state.settings.max_upload_rows} per request")
+        raise ApiError(
+            413,
+            f"{len(body.rows)} rows; the server takes at most {state.settings.max_upload_rows} per request",
+        )
     project = _writable_project(state, user, project_id)
     errors, structures = _structure_errors(body)
     reserved = {f.lower() for f in FIELDS}
     for i, row in enumerate(body.rows):
         for name in row.conditions or {}:
             if name.strip().lower() in reserved or not name.strip():
-                errors.append(RowErrorOut(line=i, column=f"conditions.{name}", reason=f"condition name {name!r} is reserved or empty"))
+                errors.append(
+                    RowErrorOut(
+                        line=i,
+                        column=f"conditions.{name}",
+                        reason=f"condition name {name!r} is reserved or empty",
+                    )
+                )
     if errors:
-        raise ApiError(400, f"{len({e.line for e in errors})} of {len(body.rows)} rows are invalid; nothing was written", errors)
+        raise ApiError(
+            400,
+            f"{len({e.line for e in errors})} of {len(body.rows)} rows are invalid; nothing was written",
+            errors,
+        )
     records = []
     for row, structure in zip(body.rows, structures, strict=True):
         record = {
@@ -133,7 +157,9 @@ def add_measurements(
         frame = frame.drop(columns=["structure"])
     mapping = {c: c[len(CONDITION) :] for c in frame.columns if c.startswith(CONDITION)}
     try:
-        dataset_id, canonical, new_property = _write_frame(state, frame, mapping, project, body, user.name)
+        dataset_id, canonical, new_property = _write_frame(
+            state, frame, mapping, project, body, user.name
+        )
     except MatforgeError as exc:
         error = _bad_request(exc)
         for e in error.errors or []:
@@ -141,14 +167,24 @@ def add_measurements(
                 e.column = "conditions." + e.column[len(CONDITION) :]
         raise error from None
     return IngestOut(
-        dataset_id=state.codec.encode("dataset", dataset_id), property=body.property,
-        unit=canonical, n_rows=len(body.rows), n_written=len(body.rows), n_rejected=0,
-        new_property=new_property, rejected=[],
-    )  # fmt: skip
+        dataset_id=state.codec.encode("dataset", dataset_id),
+        property=body.property,
+        unit=canonical,
+        n_rows=len(body.rows),
+        n_written=len(body.rows),
+        n_rejected=0,
+        new_property=new_property,
+        rejected=[],
+    )
 
 
 def _write_frame(
-    state: ServerState, frame: pd.DataFrame, mapping: dict, project: str, body: MeasurementBatch, user_name: str
+    state: ServerState,
+    frame: pd.DataFrame,
+    mapping: dict,
+    project: str,
+    body: MeasurementBatch,
+    user_name: str,
 ) -> tuple[int, str, bool]:
     """What :meth:`Store.add_measurements` does, keeping the new dataset's id."""
     from matforge.store.store import resolve_columns
@@ -158,15 +194,26 @@ def _write_frame(
     columns, conditions = resolve_columns(list(frame.columns), mapping, where="the request")
     canonical, new_property = store._prepare_write(project, body.property, body.unit, body.method)
     valid, errors = validate_rows(
-        frame, columns, conditions=conditions, property=body.property, canonical_unit=canonical,
-        default_unit=body.unit, lines=np.arange(len(frame)),
-    )  # fmt: skip
+        frame,
+        columns,
+        conditions=conditions,
+        property=body.property,
+        canonical_unit=canonical,
+        default_unit=body.unit,
+        lines=np.arange(len(frame)),
+    )
     if errors:
         raise ingest_error(errors, len(frame), where="the request", line_word="row")
     dataset_id = store._insert(
-        valid, project=project, property=body.property, canonical_unit=canonical,
-        method=body.method, source=body.source, created_by=user_name, dataset=body.dataset,
-    )  # fmt: skip
+        valid,
+        project=project,
+        property=body.property,
+        canonical_unit=canonical,
+        method=body.method,
+        source=body.source,
+        created_by=user_name,
+        dataset=body.dataset,
+    )
     return dataset_id, canonical, new_property
 
 
@@ -178,11 +225,15 @@ def _save_upload(upload: UploadFile, dest: Path, max_bytes: int, max_rows: int) 
             size += len(chunk)
             lines += chunk.count(b"\n")
             if size > max_bytes:
-                raise ApiError(413, f"the upload is larger than the server's limit of {max_bytes:,} bytes")
+                raise ApiError(
+                    413, f"the upload is larger than the server's limit of {max_bytes:,} bytes"
+                )
             # The header is a line; a final line without a newline is not counted, and quoted
             # fields spanning lines count double: a conservative bound on data rows.
             if lines > max_rows + 1:
-                raise ApiError(413, f"the upload has more than the server's limit of {max_rows:,} rows")
+                raise ApiError(
+                    413, f"the upload has more than the server's limit of {max_rows:,} rows"
+                )
             out.write(chunk)
 
 
@@ -224,10 +275,14 @@ def upload_csv(
         path = tmpdir / name
         _save_upload(file, path, state.settings.max_upload_bytes, state.settings.max_upload_rows)
         kwargs = dict(
-            project=project, property=property, unit=unit, mapping=columns, method=method,
+            project=project,
+            property=property,
+            unit=unit,
+            mapping=columns,
+            method=method,
             source=source if source is not None else f"upload:{upload_name[:500]}",
             created_by=user.name,
-        )  # fmt: skip
+        )
         rejected: list[RowErrorOut] = []
         try:
             report = ingest_csv(state.store, path, **kwargs)
@@ -237,7 +292,11 @@ def upload_csv(
             rejected = _row_errors(exc.rows)
             try:
                 report = ingest_csv(
-                    state.store, path, skip_invalid=True, rejects_path=tmpdir / ".rejects.csv", **kwargs
+                    state.store,
+                    path,
+                    skip_invalid=True,
+                    rejects_path=tmpdir / ".rejects.csv",
+                    **kwargs,
                 )
             except MatforgeError as exc2:
                 raise _bad_request(exc2, str(path), name) from None
@@ -246,7 +305,14 @@ def upload_csv(
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     return IngestOut(
-        dataset_id=None if report.dataset_id is None else state.codec.encode("dataset", report.dataset_id),
-        property=property, unit=report.unit, n_rows=report.n_rows, n_written=report.n_written,
-        n_rejected=report.n_rejected, new_property=report.new_property, rejected=rejected,
-    )  # fmt: skip
+        dataset_id=None
+        if report.dataset_id is None
+        else state.codec.encode("dataset", report.dataset_id),
+        property=property,
+        unit=report.unit,
+        n_rows=report.n_rows,
+        n_written=report.n_written,
+        n_rejected=report.n_rejected,
+        new_property=report.new_property,
+        rejected=rejected,
+    )

@@ -55,7 +55,9 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["project_id"], ["projects.id"], name="fk_project_access_project_id_projects"
         ),
-        sa.ForeignKeyConstraint(["owner_id"], ["users.id"], name="fk_project_access_owner_id_users"),
+        sa.ForeignKeyConstraint(
+            ["owner_id"], ["users.id"], name="fk_project_access_owner_id_users"
+        ),
         sa.CheckConstraint(
             "visibility IN ('private', 'shared', 'public')", name="ck_project_access_visibility"
         ),
