@@ -284,7 +284,7 @@ def main() -> dict:
         if args.keep is None:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    target_ok = all(
+    target_ok = rate >= 100 and all(
         r["errors"] == 0 and r["p99_ms"] is not None and r["p99_ms"] < 100 for r in results.values()
     )
     out = {

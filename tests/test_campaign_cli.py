@@ -99,3 +99,20 @@ def test_benchmark_command_tiny_setting_writes_sane_json(tmp_path, runner):
     assert summary["command"].startswith("matforge benchmark campaign --name photo_pce10")
     assert "default@1" in summary["summary"]["targets"]
     assert (out / "report.html").stat().st_size > 100_000
+
+
+def test_benchmark_any_table(tmp_path, runner):
+    bench = typer.Typer()
+    bench.command()(benchmark_command)
+    table = tmp_path / "dyes.csv"
+    load_dataset("colors_bob").drop(columns=["flag"]).to_csv(table, index=False)
+    out = tmp_path / "results"
+    _invoke(runner, bench, ["--csv", table, "--target", "difference_to_green:min",
+                            "--features", "red,orange,yellow,blue,green", "--seeds", "1",
+                            "--batch", "2", "--budget", "14", "--strategies", "default,random",
+                            "--no-html", "--out", out])
+    entry = json.loads((out / "dyes.json").read_text())
+    assert entry["info"]["objective"] == "difference_to_green min"
+    assert entry["info"]["n_candidates"] == 241 and entry["info"]["n_top"] == 3
+    assert set(entry["runs"]) == {"default@2", "random"}
+    assert "| dyes | 241 | 3 |" in (out / "table.md").read_text()

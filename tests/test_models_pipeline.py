@@ -164,3 +164,44 @@ def test_stacked_classifier_probabilities():
     assert p.shape == (100, 2) and np.allclose(p.sum(axis=1), 1)
     assert np.mean(clf.predict(X[300:]) == y[300:]) > 0.8
     assert set(clf.classes_) == {"metal", "insulator"}
+
+
+def test_classification_metrics_follow_matbench():
+    from sklearn.metrics import balanced_accuracy_score
+
+    from matforge.models.pipeline import best_threshold, classification_metrics
+
+    rng = np.random.default_rng(3)
+    y = rng.random(500) < 0.7
+    p = np.clip(0.7 + 0.25 * np.where(y, 1, -1) + rng.normal(scale=0.2, size=500), 0, 1)
+    t = best_threshold(y, p)
+    m = classification_metrics(y, p, t)
+    # Matbench scores boolean predictions: ROC-AUC of labels == balanced accuracy
+    assert m["roc_auc"] == pytest.approx(balanced_accuracy_score(y, p > t))
+    assert m["roc_auc_proba"] > m["roc_auc"]
+    # the chosen threshold is the best one for balanced accuracy
+    for other in (0.3, 0.5, 0.7, 0.9):
+        assert balanced_accuracy_score(y, p > other) <= m["balanced_accuracy"] + 1e-12
+
+
+def test_hurdle_std_is_not_overconfident_on_predicted_zeros(gap_data):
+    from matforge.models.calibration import calibration_report
+    from matforge.models.hurdle import HurdleRegressorUQ
+    from matforge.models.pipeline import CompositionModel
+    from matforge.models.presets import lgbm_classifier
+
+    formulas, y = gap_data
+    est = HurdleRegressorUQ(
+        lgbm_classifier(0, n_estimators=60, learning_rate=0.1),
+        [("lgbm", _small_lgbm())],
+        cv=3,
+        noise_trees=30,
+        random_state=1,
+    )
+    model = CompositionModel(est, featurizer=["magpie"], target_transform="log1p").fit(
+        formulas[:700], y[:700]
+    )
+    mean, std = model.predict(formulas[700:], return_std=True)
+    zero = mean == 0
+    assert zero.any() and np.all(std[zero] > 1e-3)  # a metal call keeps its (1 - p) risk
+    assert calibration_report(y[700:], mean, std)["nll"] < 3.0

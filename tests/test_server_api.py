@@ -366,6 +366,10 @@ def test_measurement_filters(filled):
         s.client.get(f"{API}/measurements", params={"method": "guess"}, headers=A).status_code
         == 422
     )
+    typo = s.client.get(
+        f"{API}/measurements", params={"element": "Fe"}, headers=A
+    )  # not "elements"
+    assert typo.status_code == 400 and "element" in typo.json()["detail"]
 
 
 def test_pages_cover_every_row_once(filled):

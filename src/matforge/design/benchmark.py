@@ -334,12 +334,16 @@ def problem_from_table(df, target: str, *, formula: str | None = None,
                        budget: int | None = None) -> Problem:
     """A :class:`Problem` from any table: ``target`` as in :func:`parse_target`; candidates
     described by a ``formula`` column or by numeric ``features`` (default: every numeric
-    column but the target)."""
+    column but the target). Rows without a target value are dropped. The default budget is
+    three times the experiments random search needs on average (at least 60)."""
     objective = parse_target(target)
     if objective.name not in df.columns:
         raise DesignSpaceError(f"{name}: no column {objective.name!r}; have {list(df.columns)}")
-    df = df[np.isfinite(df[objective.name].to_numpy(dtype=float))].reset_index(drop=True)
-    y = df[objective.name].to_numpy(dtype=float)
+    import pandas as pd
+
+    target_values = pd.to_numeric(df[objective.name], errors="coerce").to_numpy(dtype=float)
+    df = df[np.isfinite(target_values)].reset_index(drop=True)
+    y = pd.to_numeric(df[objective.name]).to_numpy(dtype=float)
     if formula is not None:
         if formula not in df.columns:
             raise DesignSpaceError(f"{name}: no formula column {formula!r}")
@@ -355,9 +359,11 @@ def problem_from_table(df, target: str, *, formula: str | None = None,
             raise DesignSpaceError(f"{name}: feature columns {missing or cols} not usable")
         X = X_plain = df[cols].to_numpy(dtype=float)
         desc = plain = f"raw columns ({len(cols)})"
-    default_budget = int(min(len(df), max(60, 3 * (len(df) + 1) / (max(len(df) // 100, 1) + 1))))
-    return Problem(name=name, X=X, X_plain=X_plain, y=y, objective=objective,
-                   budget=budget or default_budget, features=desc, plain_features=plain)
+    problem = Problem(name=name, X=X, X_plain=X_plain, y=y, objective=objective,
+                      budget=len(y), features=desc, plain_features=plain)
+    # Default budget: three times what random search needs on average, at least 60.
+    problem.budget = int(budget or min(len(y), max(60, math.ceil(3 * problem.random_expected()))))
+    return problem
 
 
 # -----------------------------------------------------------------------------------------------

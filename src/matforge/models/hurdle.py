@@ -9,10 +9,17 @@ trees around the spike and is poor at both. :class:`HurdleRegressorUQ` fits
 
 with one round of ``cv``-fold cross-fitting. On the out-of-fold (OOF) predictions it chooses the
 probability threshold ``t`` that minimises the OOF mean absolute error of the rule
-``y_hat = zero if p(zero) > t else regression``, and fits a noise model of the rule's OOF
-residuals for the predictive standard deviation (see
-:class:`~matforge.models.stacking.StackedRegressorUQ`). Only the training rows passed to ``fit``
-are used for all of these choices.
+``y_hat = zero if p(zero) > t else regression``. Only the training rows passed to ``fit`` are
+used for all of these choices.
+
+The predictive standard deviation follows the two-part model: with probability ``p`` the target
+is at the point mass, else ``N(r, sigma_r²)`` where ``sigma_r`` comes from a
+:class:`~matforge.models.recalibration.NoiseForest` of the regression's OOF residuals (fitted on
+the positive rows). The std is the root mean squared error of the rule's prediction under that
+mixture — a row predicted as a metal with ``p = 0.9`` keeps the error it would have if it were
+an insulator, weighted by 0.1 — times ``std_scale_`` fitted on the OOF residuals. The
+calibration curve of such predictions cannot be diagonal: the rows exactly at the point mass
+that are predicted there have zero error and are "covered" at every level.
 """
 
 from __future__ import annotations
@@ -23,14 +30,15 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from matforge.models.stacking import _NoiseModelMixin, cross_fit, kfold_indices, nnls_weights
+from matforge.models.recalibration import NoiseForest, fit_std_scale, resolve_recalibrate
+from matforge.models.stacking import cross_fit, kfold_indices, nnls_weights
 
 __all__ = ["HurdleRegressorUQ"]
 
 _STD_FLOOR = 1e-6
 
 
-class HurdleRegressorUQ(_NoiseModelMixin, RegressorMixin, BaseEstimator):
+class HurdleRegressorUQ(RegressorMixin, BaseEstimator):
     """Classifier of ``y <= zero`` gating NNLS-blended regressors of the positive part.
 
     Parameters
@@ -54,6 +62,7 @@ class HurdleRegressorUQ(_NoiseModelMixin, RegressorMixin, BaseEstimator):
     threshold_ : float, the chosen threshold on p(zero)
     oof_proba_ : (n_samples,) OOF p(zero)
     oof_prediction_, oof_std_ : (n_samples,) OOF mean and calibrated std
+    noise_ : NoiseForest of the regression's absolute OOF residuals (positive rows)
     std_scale_ : float
     """
 
@@ -124,9 +133,43 @@ class HurdleRegressorUQ(_NoiseModelMixin, RegressorMixin, BaseEstimator):
         maes = [np.mean(np.abs(self._rule(self.oof_proba_, r, t) - y)) for t in grid]
         self.threshold_ = float(grid[int(np.argmin(maes))])
         self.oof_prediction_ = self._rule(self.oof_proba_, r, self.threshold_)
-        self._fit_noise(X, y - self.oof_prediction_, int(rng.randint(np.iinfo(np.int32).max)))
+        # Noise model of the regression part, on the rows it is meant for (y > zero); at the
+        # other rows its predictions are out of sample anyway.
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        pos = ~at_zero
+        self.noise_ = NoiseForest(
+            n_estimators=self.noise_trees,
+            min_samples_leaf=10,
+            max_features=self.noise_max_features,
+            random_state=seed,
+            n_jobs=self.n_jobs,
+        ).fit(np.ascontiguousarray(X[pos], dtype=np.float32), np.abs(y[pos] - r[pos]))
+        sigma_r = self.noise_.predict_std(np.ascontiguousarray(X, dtype=np.float32))
+        oob = self.noise_.oob_std_
+        sigma_r[pos] = np.where(np.isfinite(oob), oob, sigma_r[pos])
+        raw = self._mixture_std(self.oof_proba_, r, sigma_r)
+        resid = y - self.oof_prediction_
+        method = resolve_recalibrate(self.recalibrate)
+        self.std_scale_ = 1.0 if method is None else fit_std_scale(resid, raw, method)
+        self.oof_std_ = self.std_scale_ * raw
         self.y_scale_ = float(np.std(y)) or 1.0
         return self
+
+    def _mixture_std(self, p: np.ndarray, r: np.ndarray, sigma_r: np.ndarray) -> np.ndarray:
+        """Root mean squared error of the rule's prediction under the two-part model.
+
+        With probability ``p`` the target is ``zero``, else ``N(r, sigma_r²)``. Predicting
+        ``zero`` (p > t) errs by the regression value when the row is not at the point mass;
+        predicting ``r`` errs by ``r - zero`` when it is.
+        """
+        r = np.maximum(r, self.zero) - self.zero
+        at_mass = p > self.threshold_
+        mse = np.where(
+            at_mass,
+            (1.0 - p) * (r**2 + sigma_r**2),
+            p * r**2 + (1.0 - p) * sigma_r**2,
+        )
+        return np.sqrt(mse)
 
     def _rule(self, p: np.ndarray, r: np.ndarray, t: float) -> np.ndarray:
         return np.where(p > t, self.zero, np.maximum(r, self.zero))
@@ -150,8 +193,10 @@ class HurdleRegressorUQ(_NoiseModelMixin, RegressorMixin, BaseEstimator):
         mean = self._rule(p, F.mean(axis=0), self.threshold_)
         if not return_std:
             return mean
-        # Fold-to-fold spread of the regression part, only where the regression is used.
-        spread = F.std(axis=0, ddof=1) / math.sqrt(F.shape[0]) if F.shape[0] > 1 else 0.0
-        spread = np.where(p > self.threshold_, 0.0, spread)
-        std = np.maximum(self._noise_std(X), spread)
+        r = F.mean(axis=0)
+        sigma_r = self.noise_.predict_std(np.ascontiguousarray(X, dtype=np.float32))
+        # the fold-to-fold spread (variance of the mean) is a floor under the regression's noise
+        if F.shape[0] > 1:
+            sigma_r = np.maximum(sigma_r, F.std(axis=0, ddof=1) / math.sqrt(F.shape[0]))
+        std = self.std_scale_ * self._mixture_std(p, r, sigma_r)
         return mean, np.maximum(std, _STD_FLOOR * self.y_scale_)

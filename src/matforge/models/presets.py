@@ -1,20 +1,28 @@
-"""Named model specs: what ``--model auto|lgbm|rf|gp`` builds for a task.
+"""Named model specs: what ``--model auto|lgbm|rf|gp|small`` builds for a task.
 
 :func:`make_model` returns an unfitted :class:`~matforge.models.pipeline.CompositionModel`. The
 ``auto`` spec looks only at the *training* targets it is given (never at test data):
 
-* regression with a point mass at zero (>= 20% of the targets exactly 0 and none negative, e.g.
-  band gaps) → :class:`~matforge.models.hurdle.HurdleRegressorUQ` on ``log(1 + y)``: a LightGBM
-  classifier of ``y == 0`` gating a LightGBM regressor of the positive part;
-* other regression → :class:`~matforge.models.stacking.StackedRegressorUQ` of LightGBM and
-  extra-trees (NNLS-blended on out-of-fold predictions), on ``log(1 + y)`` for positive,
-  right-skewed targets;
-* binary classification → :class:`~matforge.models.stacking.StackedClassifier` of LightGBM
-  and extra-trees, combined by logistic regression;
+* regression with a point mass at zero (>= 20% of the targets exactly 0, none negative: band
+  gaps) → :class:`~matforge.models.hurdle.HurdleRegressorUQ` on ``log(1 + y)``: a LightGBM
+  classifier of ``y == 0`` gating a Huber-loss LightGBM regressor of the positive part, with
+  the probability threshold chosen on out-of-fold predictions;
+* regression with fewer than :data:`SMALL_DATA` rows → :class:`~matforge.models.stacking.
+  StackedRegressorUQ` of LightGBM and extra-trees (NNLS-blended on out-of-fold predictions,
+  refitted on all rows) on the :data:`COMPACT_FEATURIZER` set: with a few hundred rows the
+  embedding statistics add more noise than signal (steels: 94 → 90 MPa without them);
+* other regression → :class:`~matforge.models.stacking.StackedRegressorUQ` of a Huber-loss
+  LightGBM (:data:`HUBER_MAD_FRACTION`) cross-fitted 5 times;
+* binary classification → :class:`~matforge.models.stacking.StackedClassifier` of LightGBM,
+  calibrated by logistic regression on out-of-fold logits;
 
-all on :data:`AUTO_FEATURIZER` (Magpie, stoichiometry, valence orbitals, ionic character,
-element fractions and mat2vec / Oliynyk embedding statistics). LightGBM runs single-threaded
-per model (its OpenMP threads crawl on busy shared cores); ``n_jobs`` parallelises folds.
+on ``log(1 + y)`` for positive, right-skewed targets, and on :data:`AUTO_FEATURIZER` (Magpie,
+stoichiometry, valence orbitals, ionic character, element fractions, mat2vec and Oliynyk
+embedding statistics; 1,731 columns) unless stated. LightGBM runs single-threaded per model (its
+OpenMP threads crawl on busy shared cores: 6x slower measured with 2 threads on 2 busy cores);
+``n_jobs`` fits fold models in parallel threads instead.
+
+The choices come from the Matbench experiments recorded in ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations

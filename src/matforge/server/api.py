@@ -88,11 +88,42 @@ def _user_from(state: ServerState, creds: HTTPAuthorizationCredentials | None) -
     return user
 
 
+_QUERY_NAMES: dict[int, frozenset[str]] = {}
+
+
+def _query_names(dependant) -> frozenset[str]:
+    """Names of every query parameter a route (and its dependencies) declares."""
+    names = _QUERY_NAMES.get(id(dependant))
+    if names is None:
+        found, stack = set(), [dependant]
+        while stack:
+            d = stack.pop()
+            found.update(f.alias for f in d.query_params)
+            stack.extend(d.dependencies)
+        names = _QUERY_NAMES[id(dependant)] = frozenset(found)
+    return names
+
+
+def check_query(request: Request) -> None:
+    """400 for query parameters the route does not take: ``?element=Fe`` is a typo to report,
+    not a filter to ignore silently."""
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    if dependant is None:
+        return
+    unknown = sorted(set(request.query_params) - _query_names(dependant))
+    if unknown:
+        raise ApiError(400, f"unknown query parameter(s) {unknown}; see /docs for this endpoint's")
+
+
 def current_user(
-    state: State, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    request: Request,
+    state: State,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> User:
-    """The caller; 401 without a valid token."""
-    return _user_from(state, creds)
+    """The caller; 401 without a valid token (then 400 for unknown query parameters)."""
+    user = _user_from(state, creds)
+    check_query(request)
+    return user
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

@@ -102,3 +102,8 @@ measurements = sa.Table(
     sa.Column("created_by", sa.String(200), nullable=False),
     sa.CheckConstraint("method IN ('experiment', 'computation', 'prediction')", name="method"),
 )
+
+# Tables of later migrations live in their own modules but on this metadata, so that the
+# declared schema and the migrated one are the same (tests/test_store.py checks it).
+from matforge.store import accounts as _accounts  # noqa: E402,F401  (server: users, tokens, jobs)
+from matforge.store import campaigns as _campaigns  # noqa: E402,F401  (campaign state)
