@@ -39,12 +39,14 @@ def _root(
 
 def _register() -> None:
     # Each command module imports only Typer at module level; the work happens in the commands.
-    from matforge.cli import datasets, demo, models, screen, server, store, xrd
+    from matforge.cli import campaign, datasets, demo, models, screen, server, store, xrd
 
     app.add_typer(datasets.app, name="datasets")
     store.register(app)
     models.register(app)  # train, predict, benchmark (group), report (group)
     models.benchmark_app.command("xrd")(xrd.benchmark_command)
+    models.benchmark_app.command("campaign")(campaign.benchmark_command)
+    app.add_typer(campaign.app, name="campaign")
     screen.register(app)  # screen (group), map
     demo.app.command("superhard")(screen.superhard_command)
     app.add_typer(demo.app, name="demo")

@@ -63,6 +63,7 @@ class HurdleRegressorUQ(RegressorMixin, BaseEstimator):
     oof_proba_ : (n_samples,) OOF p(zero)
     oof_prediction_, oof_std_ : (n_samples,) OOF mean and calibrated std
     noise_ : NoiseForest of the regression's absolute OOF residuals (positive rows)
+    platt_ : (slope, intercept) of the Platt scaling of p(zero) used in the mixture std
     std_scale_ : float
     """
 
@@ -147,6 +148,13 @@ class HurdleRegressorUQ(RegressorMixin, BaseEstimator):
         sigma_r = self.noise_.predict_std(np.ascontiguousarray(X, dtype=np.float32))
         oob = self.noise_.oob_std_
         sigma_r[pos] = np.where(np.isfinite(oob), oob, sigma_r[pos])
+        # Platt scaling of the OOF probabilities, for the mixture weights only (the rule's
+        # threshold is chosen on the raw ones): boosted classifiers put many rows at p = 0.999,
+        # and a metal call with that p would claim an error bar of almost nothing.
+        from sklearn.linear_model import LogisticRegression
+
+        platt = LogisticRegression(C=100.0).fit(_logit(self.oof_proba_)[:, None], at_zero)
+        self.platt_ = (float(platt.coef_[0, 0]), float(platt.intercept_[0]))
         raw = self._mixture_std(self.oof_proba_, r, sigma_r)
         resid = y - self.oof_prediction_
         method = resolve_recalibrate(self.recalibrate)
@@ -164,10 +172,12 @@ class HurdleRegressorUQ(RegressorMixin, BaseEstimator):
         """
         r = np.maximum(r, self.zero) - self.zero
         at_mass = p > self.threshold_
+        a, b = self.platt_
+        q = np.clip(1.0 / (1.0 + np.exp(-(a * _logit(p) + b))), 1e-3, 1.0 - 1e-3)
         mse = np.where(
             at_mass,
-            (1.0 - p) * (r**2 + sigma_r**2),
-            p * r**2 + (1.0 - p) * sigma_r**2,
+            (1.0 - q) * (r**2 + sigma_r**2),
+            q * r**2 + (1.0 - q) * sigma_r**2,
         )
         return np.sqrt(mse)
 
@@ -200,3 +210,8 @@ class HurdleRegressorUQ(RegressorMixin, BaseEstimator):
             sigma_r = np.maximum(sigma_r, F.std(axis=0, ddof=1) / math.sqrt(F.shape[0]))
         std = self.std_scale_ * self._mixture_std(p, r, sigma_r)
         return mean, np.maximum(std, _STD_FLOOR * self.y_scale_)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
