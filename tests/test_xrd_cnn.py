@@ -177,6 +177,17 @@ def test_structures_are_labelled_and_splits_are_disjoint(small_set):
     assert labels["test"] and not labels["train"] & labels["test"]
 
 
+@pytest.mark.parametrize("spacegroup", [2, 15, 62, 141, 167, 194, 227])
+def test_random_crystals_have_the_asked_symmetry(spacegroup):
+    from matforge.xrd.training_data import random_crystal
+
+    structure, found, orbits = random_crystal(spacegroup, np.random.default_rng(spacegroup))
+    assert found == spacegroup == symmetry_labels(structure)[1]
+    assert 1 <= len(structure) <= 96 and len(orbits) == len(structure)
+    again = random_crystal(spacegroup, np.random.default_rng(spacegroup))[0]
+    np.testing.assert_allclose(again.frac_coords, structure.frac_coords)
+
+
 def test_shards_stream_reproducibly(small_set, tmp_path):
     kw = {"grid": GRID, "n_per_structure": 2, "seed": 5, "shard_size": 8, "batch_size": 8,
           "progress": False}  # fmt: skip

@@ -299,6 +299,7 @@ def benchmark_command(
         None, "--max-candidates", min=20, help="Subsample each pool (quick checks)."
     ),
     html: bool = typer.Option(True, "--html/--no-html", help="Also write report.html."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes for the replays."),
 ) -> None:
     """Replay real datasets with hidden labels: experiments needed to find a top-1 % candidate,
     acceleration over random search, best-so-far curves (JSON + HTML in --out)."""
@@ -322,11 +323,13 @@ def benchmark_command(
         df = _read_csv(csv, "table")
         problems = [problem_from_table(df, target, formula=formula, features=_split(features),
                                        name=csv.stem, budget=budget)]
+        specs = None
     else:
         names = list(BENCHMARKS) if all_ else list(name)
         if not names:
             raise typer.BadParameter("give --all, --name NAME or --csv FILE")
         problems = []
+        specs = [(n, budget, max_candidates) for n in names]
         for n in names:
             console.print(f"loading {n} ...")
             problems.append(load_problem(n, budget=budget, max_candidates=max_candidates))
@@ -339,12 +342,14 @@ def benchmark_command(
 
     results = run_benchmark(
         problems, seeds=list(range(seeds)), batches=batches, strategies=_split(strategies),
-        progress=lambda msg: console.print(msg, highlight=False), on_problem_done=save,
+        jobs=jobs, specs=specs, on_problem_done=save,
+        progress=lambda msg: console.print(msg, highlight=False),
     )
     results["command"] = "matforge benchmark campaign " + " ".join(
         ([f"--csv {csv} --target '{target}'"] if csv else
          (["--all"] if all_ else [f"--name {n}" for n in name]))
         + [f"--seeds {seeds}", f"--batch {batch}"]
+        + ([f"--jobs {jobs}"] if jobs > 1 else [])
         + ([f"--budget {budget}"] if budget else [])
         + ([f"--max-candidates {max_candidates}"] if max_candidates else []))
     results["wall_seconds"] = time.time() - started

@@ -550,6 +550,25 @@ def strategies_for(names: Sequence[str]) -> dict[str, Strategy | str]:
     return out
 
 
+_WORKER_PROBLEMS: dict = {}
+
+
+def _replay_task(spec, sname: str, batch: int, seed: int, n_initial: int) -> Replay:
+    """One replay in a worker process. ``spec`` is a :class:`Problem` or, for bundled
+    benchmarks, ``(name, budget, max_candidates)``, loaded once per worker. Each worker keeps
+    one representation cache per problem."""
+    if isinstance(spec, Problem):
+        problem = spec
+        cache = _WORKER_PROBLEMS.setdefault(("cache", spec.name), {})
+    else:
+        if spec not in _WORKER_PROBLEMS:
+            _WORKER_PROBLEMS[spec] = (load_problem(spec[0], budget=spec[1],
+                                                   max_candidates=spec[2]), {})
+        problem, cache = _WORKER_PROBLEMS[spec]
+    strategy = strategies_for([sname])[sname]
+    return replay(problem, strategy, seed, batch, n_initial, representation_cache=cache)
+
+
 def run_benchmark(
     problems: Sequence[Problem],
     seeds: Sequence[int] = tuple(range(20)),
@@ -558,22 +577,30 @@ def run_benchmark(
     *,
     baseline_batches: Sequence[int] = (1,),
     n_initial: int = 10,
+    jobs: int = 1,
+    specs: Sequence | None = None,
     progress: Callable[[str], None] | None = None,
     on_problem_done: Callable[[dict], None] | None = None,
 ) -> dict:
     """Replay every problem with every strategy, batch size and seed; returns the results
     (JSON-serialisable): per problem its :meth:`Problem.info` and, per ``strategy@batch``,
-    :func:`summarise`. The baseline runs only at ``baseline_batches`` (batch size 1, as
-    specified); random search once (batch size is irrelevant to it)."""
+    :func:`summarise` plus each replay's order of experiments. The baseline runs only at
+    ``baseline_batches`` (batch size 1, as specified); random search once (batch size is
+    irrelevant to it).
+
+    ``jobs > 1`` spreads the replays over that many worker processes (each replay is
+    deterministic given its seed, so the results equal a serial run's). ``specs`` (one per
+    problem, ``(name, budget, max_candidates)``) lets workers load bundled problems
+    themselves instead of receiving a pickled copy.
+    """
     strats = strategies_for(strategies)
     results: dict = {"problems": {}, "seeds": list(seeds), "batches": list(batches),
                      "n_initial": n_initial,
                      "strategies": {k: (v if isinstance(v, str) else describe(v))
                                     for k, v in strats.items()}}
-    for problem in problems:
-        entry = {"info": problem.info(), "runs": {}}
-        cache: dict = {}
-        for sname, strat in strats.items():
+    units: list[tuple[int, str, str, int]] = []   # (problem index, run key, strategy, batch)
+    for i, _ in enumerate(problems):
+        for sname in strats:
             if sname == "random":
                 sizes = [1]
             elif sname == "baseline":
@@ -581,19 +608,51 @@ def run_benchmark(
             else:
                 sizes = list(batches)
             for b in sizes:
-                reps = []
-                for s in seeds:
-                    reps.append(replay(problem, strat, s, b, n_initial,
-                                       representation_cache=cache))
-                    if progress:
-                        progress(f"{problem.name} {sname}@{b} seed {s}: "
-                                 f"{experiments_needed(problem, reps[-1].order):.0f} experiments "
-                                 f"to top-1% ({reps[-1].seconds:.1f} s)")
                 key = "random" if sname == "random" else f"{sname}@{b}"
-                entry["runs"][key] = summarise(problem, reps)
-        results["problems"][problem.name] = entry
-        if on_problem_done:
-            on_problem_done(entry)
+                units.append((i, key, sname, b))
+    done: dict[tuple[int, str], dict[int, Replay]] = {(i, k): {} for i, k, _, _ in units}
+    remaining = {i: sum(1 for u in units if u[0] == i) * len(seeds) for i in range(len(problems))}
+
+    def record(i: int, key: str, rep: Replay) -> None:
+        problem = problems[i]
+        done[(i, key)][rep.seed] = rep
+        if progress:
+            progress(f"{problem.name} {key} seed {rep.seed}: "
+                     f"{experiments_needed(problem, rep.order):.0f} experiments "
+                     f"to top-1% ({rep.seconds:.1f} s)")
+        remaining[i] -= 1
+        if remaining[i] == 0:
+            entry = {"info": problem.info(), "runs": {}}
+            for j, k, _, _ in units:
+                if j == i:
+                    reps = [done[(i, k)][s] for s in seeds]
+                    entry["runs"][k] = summarise(problem, reps)
+                    entry["runs"][k]["orders"] = [r.order.tolist() for r in reps]
+            results["problems"][problem.name] = entry
+            if on_problem_done:
+                on_problem_done(entry)
+
+    if jobs <= 1:
+        caches: dict[int, dict] = {}
+        for i, key, sname, b in units:
+            for s in seeds:
+                rep = replay(problems[i], strats[sname], s, b, n_initial,
+                             representation_cache=caches.setdefault(i, {}))
+                record(i, key, rep)
+    else:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = {}
+            # the slowest runs first, so that the pool drains evenly
+            for i, key, sname, b in sorted(units, key=lambda u: (u[2] == "random", -problems[u[0]].n)):
+                spec = specs[i] if specs is not None else problems[i]
+                for s in seeds:
+                    futures[pool.submit(_replay_task, spec, sname, b, s, n_initial)] = (i, key)
+            for fut in as_completed(futures):
+                i, key = futures[fut]
+                record(i, key, fut.result())
+    results["problems"] = {p.name: results["problems"][p.name] for p in problems}
     results["summary"] = summary_table(results)
     return results
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
+from functools import cache
 from itertools import permutations
 
 import numpy as np
@@ -90,6 +91,8 @@ class AugmentConfig:
     impurity_fraction: tuple[float, float] = (0.02, 0.15)  # impurity's strongest peak / main's
     crop_prob: float = 0.1
     crop: float = 10.0  # max degrees cut from each end of the range
+    scale: tuple[float, float] = (1.0, 1.0)  # log-uniform isotropic lattice scale factor
+    species_prob: float = 0.0  # chance of replacing the elements by random other ones
 
     @classmethod
     def pristine(cls) -> AugmentConfig:
@@ -99,6 +102,15 @@ class AugmentConfig:
             eta=(0.5, 0.5), texture_prob=0, zero_shift=0, kalpha2_prob=0, background_prob=0,
             noise_prob=0, impurity_prob=0, crop_prob=0,
         )  # fmt: skip
+
+    @classmethod
+    def training(cls) -> AugmentConfig:
+        """The realistic mix plus structural diversity for training only: lattice lengths
+        changed by up to ±12 % per free axis and ×0.85–1.18 overall, and in 30 % of the
+        patterns the elements replaced by random others. Lattices and chemistries of the
+        training structures are then never seen twice, so the network has to learn what the
+        symmetry does to the pattern rather than the structures' exact peak positions."""
+        return cls(strain=0.12, scale=(0.85, 1.18), species_prob=0.3)
 
     def replace(self, **changes) -> AugmentConfig:
         """A copy with some fields changed."""
@@ -137,7 +149,8 @@ def sample_params(n: int, config: AugmentConfig, rng) -> dict[str, np.ndarray]:
     ``strain`` (n, 3) relative length changes, ``size_nm`` (0 = no size broadening),
     ``fwhm`` (°), ``eta``, ``march_r`` (1 = no texture), ``texture_hkl`` (n, 3),
     ``zero_shift`` (°), ``kalpha2`` (0/1), ``background`` (relative level), ``counts``
-    (0 = noise-free), ``impurity`` (relative level), ``crop_lo``/``crop_hi`` (° cut).
+    (0 = noise-free), ``impurity`` (relative level), ``crop_lo``/``crop_hi`` (° cut),
+    ``scale`` (isotropic lattice factor), ``species`` (0/1: replace the elements).
     """
     rng = _rng(rng)
     p = {
@@ -159,6 +172,8 @@ def sample_params(n: int, config: AugmentConfig, rng) -> dict[str, np.ndarray]:
         "counts": _gate(rng, config.noise_prob, _log_uniform(rng, config.noise_counts, n)),
         "impurity": _gate(rng, config.impurity_prob, _uniform(rng, config.impurity_fraction, n)),
     }  # fmt: skip
+    p["scale"] = _log_uniform(rng, config.scale, n)
+    p["species"] = (rng.random(n) < config.species_prob).astype(float)
     crop = rng.random(n) < config.crop_prob
     p["crop_lo"] = np.where(crop, rng.uniform(0, config.crop, n), 0.0)
     p["crop_hi"] = np.where(crop, rng.uniform(0, config.crop, n), 0.0)
@@ -187,6 +202,8 @@ def perturb(
     vacancy: float = 0.0,
     displacement: float = 0.0,
     strain=(0.0, 0.0, 0.0),
+    scale: float = 1.0,
+    species_map: dict[str, str] | None = None,
     crystal_system: str | None = None,
     orbits=None,
     rng=None,
@@ -203,7 +220,9 @@ def perturb(
         displacement: RMS of isotropic Gaussian displacements of every site, Å.
         strain: relative changes (ε_a, ε_b, ε_c) of the lattice lengths; tied as the crystal
             system requires (cubic: ε_a for all; tetragonal/trigonal/hexagonal: a = b).
-            Monoclinic and triclinic cells also get their non-right angles changed by ε·angle.
+            Monoclinic and triclinic cells also get their non-right angles changed by ε·angle/3.
+        scale: factor on all lattice lengths.
+        species_map: element replacements, e.g. ``{"Na": "K"}``.
         crystal_system: one of :data:`CRYSTAL_SYSTEMS`; ``None`` applies ε_a to all lengths.
         rng: Generator or seed.
 
@@ -219,8 +238,8 @@ def perturb(
         eps = np.full(3, eps[0])
     elif crystal_system in ("tetragonal", "trigonal", "hexagonal"):
         eps = np.array([eps[0], eps[0], eps[2]])
-    if np.any(eps):
-        abc = np.asarray(lattice.abc) * (1 + eps)
+    if np.any(eps) or scale != 1:
+        abc = np.asarray(lattice.abc) * (1 + eps) * scale
         angles = np.asarray(lattice.angles, dtype=float)
         if crystal_system in ("monoclinic", "triclinic"):
             oblique = np.abs(angles - 90) > 0.5
@@ -233,6 +252,8 @@ def perturb(
         frac = frac + cart @ lattice.inv_matrix
 
     species = [sp.symbol if hasattr(sp, "symbol") else str(sp) for sp in structure.species]
+    if species_map:
+        species = [species_map.get(s, s) for s in species]
     realised = 0.0
     if vacancy > 0:
         occu, realised = _vacancy_occupancies(species, orbits, vacancy, rng)
@@ -260,6 +281,22 @@ def _vacancy_occupancies(species, orbits, fraction, rng, max_per_orbit=0.75):
     per_orbit[chosen] = min(max_per_orbit, target / mult[chosen].sum())
     occu = 1.0 - per_orbit[inverse]
     return occu, float((1 - occu).sum() / n)
+
+
+@cache
+def _species_pool() -> tuple[str, ...]:
+    from matforge.chem import SYMBOLS
+
+    skip = {"H", "He", "Ne", "Ar", "Kr", "Xe", "Rn", "Tc", "Pm", "Po", "At"}
+    return tuple(s for s in SYMBOLS[2:83] if s not in skip)  # Li–Bi
+
+
+def _random_species_map(structure, rng) -> dict[str, str]:
+    """An injective map of the structure's elements to random elements (Li–Bi)."""
+    elements = sorted({el.symbol for el in structure.composition.elements})
+    pool = _species_pool()
+    new = rng.choice(len(pool), size=len(elements), replace=False)
+    return {e: pool[j] for e, j in zip(elements, new, strict=True)}
 
 
 # ---------------------------------------------------------------------------------------
@@ -580,10 +617,20 @@ def augment(
     seeds = rng.integers(0, 2**63 - 1, n)
     perturbed = []
     for i, s in enumerate(structures):
-        if p["vacancy"][i] or p["displacement"][i] or np.any(p["strain"][i]):
+        species_map = None
+        if p["species"][i]:
+            species_map = _random_species_map(s, np.random.default_rng(seeds[i] + 1))
+        if (
+            p["vacancy"][i]
+            or p["displacement"][i]
+            or np.any(p["strain"][i])
+            or species_map
+            or p["scale"][i] != 1
+        ):
             s, p["vacancy"][i] = perturb(
                 s, vacancy=p["vacancy"][i], displacement=p["displacement"][i],
-                strain=p["strain"][i], crystal_system=cs[i], orbits=orb[i], rng=seeds[i],
+                strain=p["strain"][i], scale=p["scale"][i], species_map=species_map,
+                crystal_system=cs[i], orbits=orb[i], rng=seeds[i],
             )  # fmt: skip
         perturbed.append(s)
     # peaks at Kα1 over a range wide enough for the shifts and the Kα2 doublet

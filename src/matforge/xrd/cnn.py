@@ -199,13 +199,19 @@ class XRDClassifier:
     def predict_proba(self, x, calibrated: bool = True) -> dict[str, np.ndarray]:
         """Class probabilities per head, (n, n_classes) each, rows summing to 1.
 
+        The crystal system can be read from its own head or from the space-group head
+        (summing the probabilities of the space groups of each system, which keeps the two
+        answers consistent); ``meta["crystal_system_from"]`` (``"head"``, ``"spacegroup"``
+        or ``"product"`` of both, renormalised) says which, chosen on validation data.
+
         Args:
             x: patterns (n, G) on the model grid, or Pattern objects (resampled).
             calibrated: divide logits by the fitted temperatures first.
         """
         logits = self.predict_logits(x)
         temps = self.meta.get("temperatures", {}) if calibrated else {}
-        return {h: _softmax(v / float(temps.get(h, 1.0))) for h, v in logits.items()}
+        proba = {h: _softmax(v / float(temps.get(h, 1.0))) for h, v in logits.items()}
+        return _combine_crystal_system(proba, self.meta.get("crystal_system_from", "head"))
 
     def top_k(
         self, x, k: int = 5, calibrated: bool = True
@@ -262,6 +268,24 @@ class XRDClassifier:
         net.load_state_dict(state)
         net.to(device or default_device()).eval()
         return cls(net=net, meta=meta)
+
+
+def _combine_crystal_system(proba: dict[str, np.ndarray], how: str) -> dict[str, np.ndarray]:
+    if how == "head" or "spacegroup" not in proba:
+        return proba
+    from matforge.xrd.augment import crystal_system_index
+
+    sg = proba["spacegroup"]
+    member = crystal_system_index(np.arange(1, sg.shape[1] + 1))
+    marginal = np.zeros((len(sg), 7))
+    for c in range(7):
+        marginal[:, c] = sg[:, member == c].sum(axis=1)
+    if how == "product":
+        marginal = marginal * proba["crystal_system"]
+        marginal /= np.maximum(marginal.sum(axis=1, keepdims=True), 1e-300)
+    elif how != "spacegroup":
+        raise ValueError(f"crystal_system_from must be head, spacegroup or product, got {how!r}")
+    return {**proba, "crystal_system": marginal.astype(sg.dtype)}
 
 
 def _grid_of(meta) -> np.ndarray:
@@ -420,6 +444,11 @@ def _train(
         net.load_state_dict(best_state)
     logits = clf.predict_logits(x_val)
     clf.meta["temperatures"] = {h: fit_temperature(logits[h], np.asarray(y_val[h])) for h in HEADS}
+    choice = {}
+    for how in ("head", "spacegroup", "product"):
+        clf.meta["crystal_system_from"] = how
+        choice[how] = evaluate(clf, x_val, y_val)["crystal_system"]["top1"]
+    clf.meta["crystal_system_from"] = max(choice, key=lambda k: (choice[k], k == "head"))
     val = evaluate(clf, x_val, y_val)
     clf.meta["training"] = {
         "seed": seed,
@@ -435,6 +464,7 @@ def _train(
         "minutes": (time.time() - t0) / 60,
         "history": history,
         "val": {h: {k: val[h][k] for k in ("top1", "top5", "nll", "ece")} for h in HEADS},
+        "crystal_system_from": choice,
     }
     return clf
 

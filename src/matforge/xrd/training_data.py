@@ -6,8 +6,9 @@ Structures (:func:`build_structures`) come from two sources:
   sensible element substitutions (:func:`substitution_table`: an element is swapped for one
   that shares an oxidation state with it or sits in the same group, with a covalent radius
   within 20 %) and the lattice scaled to the new covalent volume;
-* random symmetric crystals generated with ``pyxtal`` for each of the 230 space groups, so
-  every space group and crystal system is represented.
+* random symmetric crystals for each of the 230 space groups (:func:`random_crystal`: atoms
+  on Wyckoff positions from ``pyxtal``'s tables, random lattices and elements), so every
+  space group and crystal system is represented.
 
 Every structure is stored in its conventional standard cell with its chemical system (sorted
 elements joined by "-"), space group (spglib through pymatgen's ``SpacegroupAnalyzer``,
@@ -23,10 +24,13 @@ seed, with a Rich progress bar; :func:`load_shards` reads them back.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +61,8 @@ class StructureSet:
         spacegroup: space-group numbers 1–230 (spglib, symprec 0.1).
         crystal_system: indices into :data:`~matforge.xrd.augment.CRYSTAL_SYSTEMS`.
         prototype: AFLOW label of the prototype a structure derives from, or None.
-        source: ``"aflow"`` (a bundled prototype), ``"substituted"`` or ``"pyxtal"``.
+        source: ``"aflow"`` (a bundled prototype), ``"substituted"`` or ``"pyxtal"`` (a
+            random crystal).
         orbits: per structure, the symmetry-orbit id of each site.
     """
 
@@ -270,50 +275,130 @@ def substituted_variants(structure, n: int, rng, table: dict[str, tuple[str, ...
     return out
 
 
-def random_crystal(spacegroup: int, rng, max_tries: int = 4):
-    """A random crystal of ``spacegroup`` from pyxtal (1–3 elements, ≤ 96 atoms in the
-    conventional cell). Tries compositions until spglib (symprec 0.1) finds that very space
-    group; returns the last valid crystal otherwise, or None when pyxtal fails throughout.
-    """
-    from pyxtal import pyxtal
-    from pyxtal.symmetry import Group
+def random_crystal(spacegroup: int, rng, max_tries: int = 40):
+    """A random crystal with the symmetry of ``spacegroup``, built on pyxtal's Wyckoff tables.
 
+    1–3 elements, each on one or two Wyckoff positions of the group (positions with free
+    parameters preferred, so that the symmetry is not higher than asked), random free
+    coordinates, a random lattice of the group's crystal system (axis ratios up to e^±0.7,
+    monoclinic β 90–125°, triclinic angles 70–110°) whose volume gives a packing fraction of
+    covalent spheres of 0.25–0.55, at most 96 atoms in the conventional cell and no two atoms
+    closer than 0.7 × the sum of their covalent radii. (pyxtal's own ``from_random`` does the
+    same with stricter distance checks at ~50× the cost.)
+
+    Attempts continue until spglib (symprec 0.1) finds the very group asked (small orbits
+    can have more symmetry than their group).
+
+    Returns (conventional standard structure, space group found by spglib, orbits) — after
+    ``max_tries`` attempts without a match, the last acceptable crystal (a supergroup) — or
+    None when no attempt gives an acceptable crystal.
+    """
+    from pymatgen.core import Lattice, Structure
+
+    wps = _wyckoff_positions(spacegroup)
+    ltype = _lattice_type(spacegroup)
     pool = _random_crystal_pool()
-    mults = sorted({w.multiplicity for w in Group(spacegroup).Wyckoff_positions})
-    best = None
+    radius = _covalent_radii()
+    fallback = None
     for _ in range(max_tries):
         n_el = int(rng.choice([1, 2, 3], p=[0.2, 0.45, 0.35]))
-        species = [str(s) for s in rng.choice(pool, size=n_el, replace=False)]
-        small = [m for m in mults if m <= MAX_SITES // n_el] or mults[:1]
-        num = [int(small[rng.integers(len(small))]) for _ in species]
-        if rng.random() < 0.5:  # a second orbit for one element
-            j = rng.integers(n_el)
-            extra = int(small[rng.integers(len(small))])
-            if sum(num) + extra <= MAX_SITES:
-                num[j] += extra
-        crystal = pyxtal()
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                crystal.from_random(
-                    3, spacegroup, species, num, random_state=int(rng.integers(2**31)),
-                    max_count=20,
-                )  # fmt: skip
-        except Exception:  # pyxtal raises many kinds on impossible compositions  # noqa: BLE001
+        elements = [str(s) for s in rng.choice(pool, size=n_el, replace=False)]
+        species, coords, used = [], [], set()
+        for el in elements:
+            for _ in range(1 if rng.random() < 0.6 else 2):
+                fits = [
+                    i for i, (_, m, dof) in enumerate(wps)
+                    if m + len(coords) <= MAX_SITES and (dof > 0 or i not in used)
+                ]  # fmt: skip
+                if not fits:
+                    break
+                weights = np.array([1.0 + 3.0 * (wps[i][2] > 0) for i in fits])
+                i = fits[int(rng.choice(len(fits), p=weights / weights.sum()))]
+                used.add(i)
+                orbit = _orbit(wps[i][0], rng.random(3))
+                species += [el] * len(orbit)
+                coords += orbit.tolist()
+        if not coords:
             continue
-        if not crystal.valid:
-            continue
-        structure = crystal.to_pymatgen()
-        if len(structure) == 0:
-            continue
+        volume = sum(4 / 3 * math.pi * radius[s] ** 3 for s in species) / rng.uniform(0.25, 0.55)
+        lattice = Lattice.from_parameters(*_random_cell(ltype, volume, rng))
+        structure = Structure(lattice, species, coords)
+        if len(structure) > 1:
+            dist = structure.distance_matrix
+            r = np.array([radius[s] for s in species])
+            np.fill_diagonal(dist, np.inf)
+            if (dist < 0.7 * (r[:, None] + r[None, :])).any():
+                continue
         try:
             labels = symmetry_labels(structure)
-        except Exception:  # noqa: BLE001 - spglib gives up on badly distorted cells
+        except Exception:  # noqa: BLE001 - spglib gives up on a few degenerate cells
             continue
-        best = labels
         if labels[1] == spacegroup:
             return labels
-    return best
+        fallback = labels
+    return fallback
+
+
+@cache
+def _wyckoff_positions(spacegroup: int) -> list[tuple]:
+    """(pyxtal Wyckoff position, multiplicity, degrees of freedom) of a space group."""
+    from pyxtal.symmetry import Group
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        group = Group(spacegroup)
+    return [(w, int(w.multiplicity), int(w.get_dof())) for w in group.Wyckoff_positions]
+
+
+def _lattice_type(spacegroup: int) -> str:
+    return CRYSTAL_SYSTEMS[int(crystal_system_index(spacegroup))]
+
+
+def _orbit(wp, xyz) -> np.ndarray:
+    """The distinct fractional positions of Wyckoff position ``wp`` generated from ``xyz``."""
+    pos = np.mod(np.asarray(wp.apply_ops(xyz), dtype=float), 1.0)
+    key = np.round(pos * 1e4).astype(np.int64) % 10_000
+    _, first = np.unique(key, axis=0, return_index=True)
+    return pos[np.sort(first)]
+
+
+def _random_cell(ltype: str, volume: float, rng) -> tuple[float, ...]:
+    """Lattice parameters (a, b, c, α, β, γ) of a random cell of a crystal system with the
+    given volume, in the standard setting of the International Tables (monoclinic: unique
+    axis b; trigonal: hexagonal axes)."""
+    ratio = lambda: math.exp(rng.uniform(-0.7, 0.7))  # noqa: E731
+    alpha = beta = gamma = 90.0
+    if ltype == "cubic":
+        r = (1.0, 1.0, 1.0)
+    elif ltype == "tetragonal":
+        r = (1.0, 1.0, ratio())
+    elif ltype in ("hexagonal", "trigonal"):
+        r, gamma = (1.0, 1.0, ratio()), 120.0
+    elif ltype == "orthorhombic":
+        r = (1.0, ratio(), ratio())
+    elif ltype == "monoclinic":
+        r, beta = (1.0, ratio(), ratio()), rng.uniform(90.0, 125.0)
+    else:
+        r = (1.0, ratio(), ratio())
+        while True:
+            alpha, beta, gamma = rng.uniform(70.0, 110.0, 3)
+            if _cell_volume_factor(alpha, beta, gamma) > 0.5:
+                break
+    factor = _cell_volume_factor(alpha, beta, gamma)
+    a = (volume / (r[0] * r[1] * r[2] * factor)) ** (1 / 3)
+    return (a * r[0], a * r[1], a * r[2], alpha, beta, gamma)
+
+
+def _cell_volume_factor(alpha: float, beta: float, gamma: float) -> float:
+    ca, cb, cg = (math.cos(math.radians(x)) for x in (alpha, beta, gamma))
+    return math.sqrt(max(0.0, 1 - ca * ca - cb * cb - cg * cg + 2 * ca * cb * cg))
+
+
+@cache
+def _covalent_radii() -> dict[str, float]:
+    from matforge.chem import element_table
+
+    return element_table()["covalent_radius"].dropna().to_dict()
 
 
 def _random_crystal_pool() -> list[str]:
@@ -373,12 +458,12 @@ def prototype_structures(
 
 
 def random_structures(
-    n_random: int = 12,
+    n_random: int = 40,
     seed: int = 0,
     spacegroups: Sequence[int] | None = None,
     progress: bool = True,
 ) -> StructureSet:
-    """``n_random`` random pyxtal crystals per space group (:func:`random_crystal`)."""
+    """``n_random`` random crystals per space group (:func:`random_crystal`)."""
     groups = range(1, 231) if spacegroups is None else list(spacegroups)
     records = []
     with _progress(progress) as bar:
@@ -394,7 +479,7 @@ def random_structures(
 
 def build_structures(
     n_variants: int = 19,
-    n_random: int = 12,
+    n_random: int = 40,
     seed: int = 0,
     progress: bool = True,
     spacegroups: Sequence[int] | None = None,
@@ -503,10 +588,11 @@ def generate_shards(
     out_dir,
     *,
     grid,
-    n_per_structure: int = 10,
+    n_per_structure: int | Sequence[int] = 10,
     config: AugmentConfig | None = None,
     seed: int = 0,
     groups: Sequence | None = None,
+    rows: Sequence[int] | None = None,
     params: dict | None = None,
     shard_size: int = 8192,
     batch_size: int = 256,
@@ -515,7 +601,8 @@ def generate_shards(
 ) -> Path:
     """Stream augmented patterns of every structure to ``out_dir/shard_#####.npz``.
 
-    Each structure gives ``n_per_structure`` patterns. Work is cut into batches of
+    Each structure gives ``n_per_structure`` patterns (one number, or one per structure of
+    ``sset``). Work is cut into batches of
     structures that share a ``groups`` value (so an impurity phase is always drawn from the
     same side of every split); batch ``b`` uses ``numpy.random.default_rng([seed, b])``, so
     the output depends on the seed only. A shard holds ``x`` (float16, n × G), ``structure``
@@ -524,14 +611,20 @@ def generate_shards(
     complete manifest for the same settings is reused as is.
 
     Args:
+        groups: per structure of ``sset``, a batching key (default: one group).
+        rows: structures of ``sset`` to make patterns of (default all); ``structure`` in the
+            shards is still the row in ``sset``.
         params: fixed augmentation parameters (see :func:`~matforge.xrd.augment.augment`).
     """
     out_dir = Path(out_dir)
+    chosen = np.arange(len(sset)) if rows is None else np.asarray(rows, dtype=np.int64)
+    n_per = np.broadcast_to(np.asarray(n_per_structure, dtype=np.int64), (len(sset),))
     config = config or AugmentConfig()
     grid = np.asarray(grid, dtype=float)
     settings = {
         "n_structures": len(sset),
-        "n_per_structure": n_per_structure,
+        "rows_sha256": hashlib.sha256(chosen.tobytes()).hexdigest(),
+        "n_per_structure": hashlib.sha256(n_per[chosen].tobytes()).hexdigest(),
         "config": config.as_dict(),
         "seed": seed,
         "grid": [float(grid[0]), float(grid[-1]), len(grid)],
@@ -549,10 +642,10 @@ def generate_shards(
 
     keys = np.asarray([str(g) for g in (groups if groups is not None else [""] * len(sset))])
     batches = []
-    per_batch = max(1, batch_size // n_per_structure)
-    for key in np.unique(keys):
-        rows = np.flatnonzero(keys == key)
-        batches.extend(rows[i : i + per_batch] for i in range(0, len(rows), per_batch))
+    per_batch = max(1, batch_size // max(1, int(n_per[chosen].max(initial=1))))
+    for key in np.unique(keys[chosen]):
+        members = chosen[keys[chosen] == key]
+        batches.extend(members[i : i + per_batch] for i in range(0, len(members), per_batch))
 
     buffer: dict[str, list] = {}
     n_written, shard_id = 0, 0
@@ -566,12 +659,12 @@ def generate_shards(
         shard_id += 1
         buffer = {}
 
-    total = len(sset) * n_per_structure
+    total = int(n_per[chosen].sum())
     with _progress(progress) as bar:
         task = bar.add_task(description, total=total)
         for b, rows in enumerate(batches):
             rng = np.random.default_rng([seed, b])
-            idx = np.repeat(rows, n_per_structure)
+            idx = np.repeat(rows, n_per[rows])
             pool = [sset.structures[i] for i in rows]
             x, p = augment(
                 [sset.structures[i] for i in idx], grid, rng, config,
@@ -663,27 +756,38 @@ def labels_for(sset: StructureSet, rows) -> dict[str, np.ndarray]:
 
 @dataclass
 class PreparedData:
-    """Structures, both splits and the realistic augmented patterns of every structure."""
+    """Structures, both splits and their augmented patterns.
+
+    Training patterns (``train_dir``, :meth:`AugmentConfig.training`: realistic effects plus
+    lattice and chemistry diversity) exist for structures on the training side of either
+    split; evaluation patterns (``eval_dir``, the realistic :class:`AugmentConfig`) for
+    structures on the validation or test side of either split.
+    """
 
     structures: StructureSet
     chem_split: np.ndarray  # "train"/"val"/"test" per structure
     proto_split: np.ndarray
-    patterns_dir: Path
+    train_dir: Path
+    eval_dir: Path
     data_dir: Path
     grid: np.ndarray
     seed: int
 
     def patterns(self, split: str, part: str, max_per_structure: int | None = None):
-        """(x, labels, structure rows) of the patterns of one side of a split.
+        """(x, labels, structure rows, raw shard arrays) of one side of a split.
 
         Args:
             split: ``"chemsys"`` or ``"prototype"``.
-            part: ``"train"``, ``"val"`` or ``"test"``.
+            part: ``"train"`` (training patterns), ``"val"`` or ``"test"`` (evaluation
+                patterns).
             max_per_structure: keep only the first k patterns of each structure.
         """
+        if split not in ("chemsys", "prototype") or part not in ("train", "val", "test"):
+            raise ValueError(f"unknown split/part {split!r}/{part!r}")
         side = self.chem_split if split == "chemsys" else self.proto_split
         chosen = side == part
-        data = load_shards(self.patterns_dir, rows=lambda s: chosen[s["structure"]])
+        folder = self.train_dir if part == "train" else self.eval_dir
+        data = load_shards(folder, rows=lambda s: chosen[s["structure"]])
         rows = data["structure"].astype(np.int64)
         if max_per_structure is not None:
             order = np.argsort(rows, kind="stable")
@@ -702,8 +806,10 @@ def prepare_data(
     *,
     seed: int = 0,
     n_variants: int = 19,
-    n_random: int = 12,
-    patterns_per_structure: int = 8,
+    n_random: int = 40,
+    train_patterns: int = 12,
+    random_train_patterns: int = 6,
+    eval_patterns: int = 4,
     grid=None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
@@ -713,6 +819,11 @@ def prepare_data(
     Everything is a function of the arguments: files in ``data_dir`` are reused only when
     they were made with the same settings. Patterns of one structure share a batch with
     structures on the same side of both splits (impurity phases never cross a split).
+
+    Args:
+        train_patterns: training patterns per prototype-derived structure on a training side.
+        random_train_patterns: the same for random crystals (they are many and diverse).
+        eval_patterns: evaluation patterns per structure on a validation or test side.
     """
     data_dir = Path(data_dir)
     grid = make_grid() if grid is None else np.asarray(grid, dtype=float)
@@ -723,7 +834,7 @@ def prepare_data(
             lambda: prototype_structures(n_variants, seed, progress=progress),
         ),
         (
-            f"random_r{n_random}_s{seed}",
+            f"random2_r{n_random}_s{seed}",
             lambda: random_structures(n_random, seed, progress=progress),
         ),
     ):
@@ -742,11 +853,24 @@ def prepare_data(
     chem = split_by_chemsys(sset, seed=seed)
     proto = split_by_prototype(sset, seed=seed)
     groups = np.char.add(np.char.add(chem.astype(str), "|"), proto.astype(str))
-    patterns_dir = (
-        data_dir / f"patterns_v{n_variants}_r{n_random}_s{seed}_n{patterns_per_structure}"
-    )
+    stem = f"v{n_variants}_r{n_random}_s{seed}"
+    train_rows = np.flatnonzero((chem == "train") | (proto == "train"))
+    eval_rows = np.flatnonzero((chem != "train") | (proto != "train"))
+    train_dir = data_dir / f"train_patterns_{stem}_n{train_patterns}_{random_train_patterns}"
+    n_train = np.where(np.array(sset.source) == "pyxtal", random_train_patterns, train_patterns)
+    eval_dir = data_dir / f"eval_patterns_{stem}_n{eval_patterns}"
     generate_shards(
-        sset, patterns_dir, grid=grid, n_per_structure=patterns_per_structure, seed=seed,
-        groups=groups, progress=progress, description="augmented patterns",
+        sset, train_dir, grid=grid, n_per_structure=n_train, seed=seed,
+        config=AugmentConfig.training(), groups=groups, rows=train_rows, progress=progress,
+        description="training patterns",
     )  # fmt: skip
-    return PreparedData(sset, chem, proto, patterns_dir, data_dir, grid, seed)
+    if log:
+        log(f"training patterns in {train_dir}")
+    generate_shards(
+        sset, eval_dir, grid=grid, n_per_structure=eval_patterns, seed=seed + 1,
+        config=AugmentConfig(), groups=groups, rows=eval_rows, progress=progress,
+        description="evaluation patterns",
+    )  # fmt: skip
+    if log:
+        log(f"evaluation patterns in {eval_dir}")
+    return PreparedData(sset, chem, proto, train_dir, eval_dir, data_dir, grid, seed)
