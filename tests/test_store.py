@@ -260,6 +260,7 @@ def test_ingest_skip_invalid_writes_valid_rows_and_rejects(store, tmp_path):
         unit="GPa",
         skip_invalid=True,
         rejects_path=custom,
+        allow_duplicate=True,  # the same file again, on purpose
     )
     assert len(pd.read_csv(custom)) == 5
 
@@ -489,3 +490,16 @@ def test_reported_line_is_where_the_row_starts_in_the_file(rows, tmp_path_factor
         ingest_csv(store, path, project="p", property="band_gap", unit="eV")
     assert [line for line, _, _ in info.value.rows] == expected
     assert all(column == "value" for _, column, _ in info.value.rows)
+
+
+def test_the_same_file_twice_is_refused_unless_asked(store, tmp_path):
+    path = tmp_path / "twice.csv"
+    path.write_text("formula,value\nFe2O3,2.1\nNiO,3.8\n")
+    ingest_csv(store, path, project="p", property="band_gap", unit="eV")
+    with pytest.raises(IngestError, match="already ingested into project 'p'.*allow_duplicate"):
+        ingest_csv(store, path, project="p", property="band_gap", unit="eV")
+    assert len(store.measurements(project="p")) == 2
+    # another project is another collection; and a deliberate re-ingest is allowed
+    ingest_csv(store, path, project="q", property="band_gap", unit="eV")
+    ingest_csv(store, path, project="p", property="band_gap", unit="eV", allow_duplicate=True)
+    assert len(store.measurements(project="p")) == 4

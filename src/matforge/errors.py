@@ -43,3 +43,7 @@ class ModelRegistryError(MatforgeError):
 
 class DesignSpaceError(MatforgeError, ValueError):
     """A design space, objective or proposal is invalid (impossible bounds, bad spec string)."""
+
+
+class ScreenError(MatforgeError, ValueError):
+    """A screening space, filter expression, ranking or checkpoint is invalid."""

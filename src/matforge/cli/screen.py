@@ -222,7 +222,7 @@ def query_command(
     try:
         rel = con.sql(sql)
     except duckdb.Error as exc:
-        from matforge.screen.errors import ScreenError
+        from matforge.errors import ScreenError
 
         raise ScreenError(f"query failed: {exc}") from None
     if rel is None:

@@ -49,6 +49,9 @@ def ingest(
     source: str | None = typer.Option(
         None, "--source", help="Provenance, e.g. a DOI (default: the file's path)."
     ),
+    allow_duplicate: bool = typer.Option(
+        False, "--allow-duplicate", help="Ingest a file already ingested into this project."
+    ),
     db: str | None = typer.Option(None, "--db", help=_DB_HELP),
 ) -> None:
     """Validate a CSV file row by row and add its measurements to the store.
@@ -91,6 +94,7 @@ def ingest(
                 method=method,
                 source=source,
                 progress=progress,
+                allow_duplicate=allow_duplicate,
             )
     typer.echo(str(report))
 

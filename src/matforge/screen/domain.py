@@ -106,13 +106,13 @@ class DomainModel:
             try:
                 import umap
             except ImportError as exc:  # pragma: no cover - optional dependency
-                from matforge.screen.errors import ScreenError
+                from matforge.errors import ScreenError
 
                 raise ScreenError("embedding='umap' needs umap-learn: pip install umap-learn") from exc
             self.umap_ = umap.UMAP(n_components=2, random_state=self.random_state).fit(Z)
             return self.umap_.embedding_
         if self.embedding != "pca":
-            from matforge.screen.errors import ScreenError
+            from matforge.errors import ScreenError
 
             raise ScreenError(f"embedding must be 'pca' or 'umap', got {self.embedding!r}")
         return Z[:, :2].copy()

@@ -1,7 +1,6 @@
-"""The error a screen raises for a bad specification (space, expression, ranking, checkpoint)."""
+"""The error a screen raises for a bad specification; it lives in :mod:`matforge.errors` with
+the others and is re-exported here for the screen modules."""
 
-from matforge.errors import MatforgeError
+from matforge.errors import ScreenError
 
-
-class ScreenError(MatforgeError, ValueError):
-    """A screening space, filter expression, ranking or checkpoint is invalid."""
+__all__ = ["ScreenError"]

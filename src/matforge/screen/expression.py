@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from matforge.screen.errors import ScreenError
+from matforge.errors import ScreenError
 
 __all__ = ["Expression"]
 

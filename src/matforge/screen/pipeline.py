@@ -54,9 +54,9 @@ from typing import Any
 
 import numpy as np
 
+from matforge.errors import ScreenError
 from matforge.properties.derived import DerivedProperty, get_derived
 from matforge.properties.propagation import Predictive, nan_mean_std, normal_draws
-from matforge.screen.errors import ScreenError
 from matforge.screen.expression import Expression
 from matforge.screen.keys import composition_keys
 from matforge.screen.ranking import (

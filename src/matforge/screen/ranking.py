@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from matforge.screen.errors import ScreenError
+from matforge.errors import ScreenError
 
 __all__ = [
     "ByValue",

@@ -41,7 +41,7 @@ import scipy.sparse as sp
 
 from matforge.chem.batch import CompositionBatch
 from matforge.chem.elements import N_ELEMENTS, SYMBOLS, Z
-from matforge.screen.errors import ScreenError
+from matforge.errors import ScreenError
 from matforge.screen.keys import KnownCompositions, composition_keys, formulas_from_amounts
 
 __all__ = [

@@ -100,6 +100,21 @@ def _read_csv(path: Path) -> _CsvTable:
     return _CsvTable(header, records, np.asarray(lines, dtype=np.int64), shape_errors, shape_rows)
 
 
+def _refuse_duplicate(store: Store, path: Path, project: str, checksum: str) -> None:
+    """Raise :class:`IngestError` if a file with this sha256 is already in ``project``."""
+    done = store.datasets(project)
+    done = done[done["checksum"] == checksum]
+    if len(done):
+        first = done.iloc[0]
+        raise IngestError(
+            f"{path}: the same file was already ingested into project {project!r} "
+            f"(dataset {int(first['id'])}, {first['name']!r}, {int(first['n_rows'])} rows, "
+            f"{first['created_at']:%Y-%m-%d %H:%M}); ingesting it again would store its "
+            "measurements twice. Use allow_duplicate=True (CLI: --allow-duplicate) if you "
+            "mean it."
+        )
+
+
 def _checksum(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -161,6 +176,7 @@ def ingest_csv(
     source: str | None = None,
     created_by: str | None = None,
     progress: Progress | None = None,
+    allow_duplicate: bool = False,
 ) -> IngestReport:
     """Ingest a CSV file of measurements of one property into ``store``.
 
@@ -179,8 +195,14 @@ def ingest_csv(
 
     ``progress(stage, done, total)`` is called as the ingest advances (stages ``"validate"``
     and ``"write"``).
+
+    A file whose exact bytes were already ingested into ``project`` is refused (its rows would
+    be stored twice) unless ``allow_duplicate=True``.
     """
     path = Path(path)
+    checksum = _checksum(path) if path.is_file() else None
+    if checksum is not None and not allow_duplicate:
+        _refuse_duplicate(store, path, project, checksum)
     table = _read_csv(path)
     _check_header(table, path)
     columns, conditions = resolve_columns(table.header, mapping or {}, where=str(path))
@@ -239,7 +261,7 @@ def ingest_csv(
             source=source if source is not None else str(path.resolve()),
             created_by=created_by,
             dataset=path.name,
-            checksum=_checksum(path),
+            checksum=checksum,
             progress=progress,
         )
         report.n_written = len(valid)
