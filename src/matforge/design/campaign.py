@@ -327,6 +327,12 @@ def _tables():
     return tables
 
 
+def _in_project(campaigns, project_id: int | None):
+    """SQL condition: the campaign belongs to project ``project_id`` (None: to no project)."""
+    col = campaigns.c.project_id
+    return col.is_(None) if project_id is None else col == project_id
+
+
 class Campaign:
     """A sequential-learning campaign kept in a :class:`~matforge.store.Store`.
 
@@ -376,6 +382,7 @@ class Campaign:
         seed: int = 0,
         initial: pd.DataFrame | None = None,
         source: str = "initial",
+        project_id: int | None = None,
     ) -> Campaign:
         """A new campaign named ``name`` in ``store`` (a :class:`Store`, URL or path).
 
@@ -389,8 +396,10 @@ class Campaign:
         ``ingredient_features`` (formulation spaces): a table indexed by ingredient name whose
         amount-weighted means are added to the surrogate's features. ``initial``: results
         from before the campaign (design columns and measured properties), recorded as
-        observations in the same transaction. Raises :class:`CampaignError` if the name is
-        taken.
+        observations in the same transaction. ``project_id``: the store project (row id) the
+        campaign belongs to (the server's campaigns); None for a campaign of the store as a
+        whole, which :meth:`load` and :meth:`names` see. Raises :class:`CampaignError` if the
+        name is taken (per project, or among the campaigns without one).
         """
         store = _open_store(store)
         if not isinstance(name, str) or not name.strip() or len(name) > 200:
@@ -448,12 +457,14 @@ class Campaign:
         probe = cls(store, name, -1, config)  # validates the config before writing anything
         rows = probe._observation_rows(initial, source) if initial is not None else []
         with write_transaction(store.engine) as conn:
-            taken = conn.execute(sa.select(t.campaigns.c.id).where(t.campaigns.c.name == name))
+            taken = conn.execute(sa.select(t.campaigns.c.id).where(
+                t.campaigns.c.name == name, _in_project(t.campaigns, project_id)))
             if taken.first() is not None:
-                raise CampaignError(f"a campaign named {name!r} already exists in {store!r}")
+                where = "" if project_id is None else " (this project)"
+                raise CampaignError(f"a campaign named {name!r} already exists in {store!r}{where}")
             cid = conn.execute(
                 t.campaigns.insert().values(name=name, config=config, created_at=_now(),
-                                            created_by=_user())
+                                            created_by=_user(), project_id=project_id)
             ).inserted_primary_key[0]
             for r in rows:
                 r["campaign_id"] = cid
@@ -463,14 +474,16 @@ class Campaign:
 
     @classmethod
     def load(cls, store, name: str) -> Campaign:
-        """Reopen the campaign ``name`` (raises :class:`CampaignError` if there is none)."""
+        """Reopen the campaign ``name`` (one without a project: the server's campaigns are
+        reached through it; raises :class:`CampaignError` if there is none)."""
         import sqlalchemy as sa
 
         store = _open_store(store)
         t = _tables()
         with store.engine.connect() as conn:
             row = conn.execute(
-                sa.select(t.campaigns.c.id, t.campaigns.c.config).where(t.campaigns.c.name == name)
+                sa.select(t.campaigns.c.id, t.campaigns.c.config).where(
+                    t.campaigns.c.name == name, _in_project(t.campaigns, None))
             ).first()
         if row is None:
             known = cls.names(store)
@@ -480,14 +493,15 @@ class Campaign:
 
     @staticmethod
     def names(store) -> list[str]:
-        """Names of the campaigns in ``store``."""
+        """Names of the campaigns in ``store`` that belong to no project."""
         import sqlalchemy as sa
 
         store = _open_store(store)
         t = _tables()
         with store.engine.connect() as conn:
-            return list(conn.execute(sa.select(t.campaigns.c.name).order_by(t.campaigns.c.id))
-                        .scalars())
+            return list(conn.execute(sa.select(t.campaigns.c.name)
+                                     .where(_in_project(t.campaigns, None))
+                                     .order_by(t.campaigns.c.id)).scalars())
 
     # -- features ------------------------------------------------------------------------------
 
