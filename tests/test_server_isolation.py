@@ -29,7 +29,7 @@ from fastapi import routing  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from matforge.server import ServerSettings, create_app  # noqa: E402
-from matforge.server.testing import user_headers  # noqa: E402
+from matforge.server.testing import user_headers, wait_for_job  # noqa: E402
 
 API = "/api/v1"
 FROZEN = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
@@ -215,6 +215,20 @@ def _build(url: str, tmp, secret: bool):
             S_model=codec.encode("model", S_model.model),
             S_job=codec.encode("job", S_model.job),
         )
+        campaign = client.post(
+            f"{API}/projects/{S}/campaigns",
+            json={"name": "secret-campaign", "property": "band_gap", "candidates": ["PuN", "PuC"]},
+            headers=A,
+        )
+        assert campaign.status_code == 201, campaign.text
+        job = client.post(
+            f"{API}/campaigns/{campaign.json()['id']}/suggest", json={"n": 1}, headers=A
+        ).json()
+        assert wait_for_job(client, A, job["id"])["status"] == "succeeded"
+        suggestion = client.get(f"{API}/campaigns/{campaign.json()['id']}", headers=A).json()
+        ids.update(
+            S_campaign=campaign.json()["id"], S_suggestion=suggestion["suggestions"][0]["id"]
+        )
         optimade_refs = client.get("/optimade/v1/references", headers=A).json()["data"]
         ids["S_reference"] = next(
             r["id"] for r in optimade_refs if r["attributes"]["doi"] == "10.9999/secret-alpha"
@@ -231,6 +245,8 @@ def _build(url: str, tmp, secret: bool):
             S_model=codec.encode("model", far),
             S_job=codec.encode("job", far),
             S_reference=codec.encode("reference", far),
+            S_campaign=codec.encode("campaign", far),
+            S_suggestion=codec.encode("suggestion", far),
         )
     return SimpleNamespace(app=app, client=client, users=users, ids=ids)
 
@@ -373,6 +389,61 @@ def _probes():
             ("POST", f"{API}/models/{{{k}}}/predict", {"json": {"formulas": ["Pu2O3"]}}, "bob")
             for k in ("S_model", "P_model")
         ],
+        ("POST", f"{API}/models/{{model_id}}/screens"): [
+            (
+                "POST",
+                f"{API}/models/{{{k}}}/screens",
+                {"json": {"elements": ["Pu", "O", "Fe"], "max_atoms": 4, "top_k": 5}},
+                "bob",
+            )
+            for k in ("S_model", "P_model")
+        ],
+        ("POST", f"{API}/xrd/identify"): [
+            (
+                "POST",
+                f"{API}/xrd/identify",
+                {"files": {"file": ("pattern.xy", b"10 1\n11 oops\n", "text/plain")}},
+                who,
+            )
+            for who in ("bob", None)
+        ],
+        (G, f"{API}/models/{{model_id}}/cv"): [
+            (G, f"{API}/models/{{{k}}}/cv", {}, "bob") for k in ("S_model", "P_model")
+        ],
+        (G, f"{API}/projects/{{project_id}}/campaigns"): [
+            (G, f"{API}/projects/{{{k}}}/campaigns", {}, "bob") for k in ("S_project", "P_project")
+        ],
+        ("POST", f"{API}/projects/{{project_id}}/campaigns"): [
+            (
+                "POST",
+                f"{API}/projects/{{{k}}}/campaigns",
+                {
+                    "json": {
+                        "name": "secret-campaign",
+                        "property": "band_gap",
+                        "candidates": ["PuN", "GaP"],
+                    }
+                },
+                "bob",
+            )
+            for k in ("S_project", "Q_project")
+        ],
+        (G, f"{API}/campaigns/{{campaign_id}}"): [
+            (G, f"{API}/campaigns/{{S_campaign}}", {}, "bob")
+        ],
+        ("POST", f"{API}/campaigns/{{campaign_id}}/suggest"): [
+            ("POST", f"{API}/campaigns/{{S_campaign}}/suggest", {"json": {"n": 1}}, "bob")
+        ],
+        ("POST", f"{API}/campaigns/{{campaign_id}}/observe"): [
+            (
+                "POST",
+                f"{API}/campaigns/{{S_campaign}}/observe",
+                {"json": {"results": [{"suggestion_id": "{S_suggestion}", "value": 1.0}]}},
+                "bob",
+            )
+        ],
+        (G, "/"): [(G, "/", {"follow_redirects": False}, "bob")],
+        (G, "/ui/vendor/plotly.min.js"): [(G, "/ui/vendor/plotly.min.js", {}, None)],
         (G, f"{o0}/versions"): [(G, f"{o0}/versions", {}, None)],
         (G, f"{o0}/v{{version}}/{{rest:path}}"): [
             (G, f"{o0}/v2/structures/{{S_material}}", {}, None),
@@ -480,6 +551,7 @@ def answers(request, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setattr("matforge.server.clock.now", lambda: _CLOCK[0])
     mp.setattr("matforge.store.store.datetime", _FrozenDatetime)
+    mp.setattr("matforge.design.campaign._now", lambda: _CLOCK[0])
     worlds = []
     try:
         for secret in (False, True):
@@ -528,6 +600,7 @@ def test_the_private_resources_exist_for_their_owner(answers):
         f"{API}/materials/{ids['S_material']}",
         f"{API}/models/{ids['S_model']}",
         f"{API}/jobs/{ids['S_job']}",
+        f"{API}/campaigns/{ids['S_campaign']}",
         f"/optimade/v1/structures/{ids['S_structure']}",
         f"/optimade/v1/references/{ids['S_reference']}",
     ):

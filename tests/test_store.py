@@ -385,6 +385,142 @@ def test_migrations_create_exactly_the_declared_schema(store):
     assert diff == []
 
 
+def _insert_0003_campaign(conn, name: str, now) -> int:
+    """A campaign with a batch, a suggestion and two observations, as 0003 stored them."""
+    from matforge.store import campaigns as t
+
+    cid = conn.execute(
+        sa.insert(t.campaigns).values(
+            name=name, config={"space": {"kind": "x"}}, created_at=now, created_by="lab"
+        )
+    ).inserted_primary_key[0]
+    bid = conn.execute(
+        sa.insert(t.campaign_batches).values(
+            campaign_id=cid, number=1, strategy="top", created_at=now
+        )
+    ).inserted_primary_key[0]
+    sid = conn.execute(
+        sa.insert(t.campaign_suggestions).values(
+            campaign_id=cid,
+            batch_id=bid,
+            position=0,
+            key="GaN",
+            design={"formula": "GaN"},
+            status="observed",
+            created_at=now,
+        )  # fmt: skip
+    ).inserted_primary_key[0]
+    for suggestion in (sid, None):
+        conn.execute(
+            sa.insert(t.campaign_observations).values(
+                campaign_id=cid,
+                suggestion_id=suggestion,
+                key="GaN",
+                design={"formula": "GaN"},
+                values={"band_gap": 3.4},
+                source="observe",
+                created_at=now,
+                created_by="lab",
+            )  # fmt: skip
+        )
+    return cid
+
+
+def test_upgrade_from_0003_gives_server_campaigns_their_project(store_url):
+    """0004: ``p<id>:<name>`` campaigns of server projects get ``project_id`` and their name
+    back, with every row that refers to them; names become unique per project."""
+    from datetime import UTC, datetime
+
+    from alembic import command
+
+    from matforge.store import accounts
+    from matforge.store import campaigns as t
+    from matforge.store.database import _alembic_config, write_transaction
+    from matforge.store.schema import projects
+
+    now = datetime(2026, 11, 29, tzinfo=UTC)
+    Store(store_url).close()
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        command.downgrade(_alembic_config(conn), "0003")
+    with engine.begin() as conn:
+        assert "project_id" not in {c["name"] for c in sa.inspect(conn).get_columns("campaigns")}
+        uid = conn.execute(
+            sa.insert(accounts.users).values(name="alice", created_at=now)
+        ).inserted_primary_key[0]
+        pids = []
+        for name in ("lab-a", "lab-b", "cli-project"):
+            pids.append(
+                conn.execute(
+                    sa.insert(projects).values(name=name, created_at=now)
+                ).inserted_primary_key[0]
+            )
+        for pid in pids[:2]:  # the server manages lab-a and lab-b, not cli-project
+            conn.execute(
+                sa.insert(accounts.project_access).values(
+                    project_id=pid, owner_id=uid, visibility="private", updated_at=now
+                )
+            )
+        a, b, cli = pids
+        ids = {
+            name: _insert_0003_campaign(conn, name, now)
+            for name in (f"p{a}:gaps", f"p{b}:gaps-b", "cli run", f"p{cli}:not-a-server-one",
+                         "p999999:no-such-project")
+        }  # fmt: skip
+    engine.dispose()
+
+    with Store(store_url) as store:  # upgrades to head
+        with store.engine.connect() as conn:
+            rows = {
+                r.id: (r.project_id, r.name)
+                for r in conn.execute(
+                    sa.select(t.campaigns.c.id, t.campaigns.c.project_id, t.campaigns.c.name)
+                )  # fmt: skip
+            }
+            counts = {
+                table.name: conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()
+                for table in (t.campaign_batches, t.campaign_suggestions, t.campaign_observations)
+            }
+            if conn.dialect.name == "sqlite":
+                assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+        assert rows == {
+            ids[f"p{a}:gaps"]: (a, "gaps"),
+            ids[f"p{b}:gaps-b"]: (b, "gaps-b"),
+            ids["cli run"]: (None, "cli run"),
+            ids[f"p{cli}:not-a-server-one"]: (None, f"p{cli}:not-a-server-one"),
+            ids["p999999:no-such-project"]: (None, "p999999:no-such-project"),
+        }
+        assert counts == {
+            "campaign_batches": 5, "campaign_suggestions": 5, "campaign_observations": 10
+        }  # fmt: skip
+
+        def add(name, project_id):
+            with write_transaction(store.engine) as conn:
+                conn.execute(
+                    sa.insert(t.campaigns).values(
+                        name=name,
+                        project_id=project_id,
+                        config={},
+                        created_at=now,
+                        created_by="lab",
+                    )  # fmt: skip
+                )
+
+        add("gaps", b)  # the same name in another project
+        add("gaps", None)  # and among the campaigns without a project
+        for name, project_id in (("gaps", a), ("cli run", None)):
+            with pytest.raises(sa.exc.IntegrityError):
+                add(name, project_id)
+
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:  # and back: the names carry their project again
+        conn.execute(sa.delete(t.campaigns).where(t.campaigns.c.id.not_in(list(ids.values()))))
+        command.downgrade(_alembic_config(conn), "0003")
+        names = set(conn.execute(sa.text("SELECT name FROM campaigns")).scalars())
+    engine.dispose()
+    assert names == set(ids)
+
+
 def test_database_that_is_not_a_store_is_refused(store_url):
     engine = sa.create_engine(store_url)
     with engine.begin() as conn:

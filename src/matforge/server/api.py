@@ -72,7 +72,9 @@ class ServerState:
         return self.store.engine
 
 
-def get_state(request: Request) -> ServerState:
+async def get_state(request: Request) -> ServerState:
+    # async: FastAPI runs a plain-def dependency on a worker thread, a hop per request for
+    # what is an attribute lookup
     return request.app.state.matforge
 
 

@@ -1,6 +1,7 @@
 """The FastAPI application: REST API under ``/api/v1``, OPTIMADE under ``/optimade``.
 
-``/`` is left free for the web UI (a later ``matforge.server.ui`` mounts there).
+The web UI (static files of ``matforge/server/ui``) is served under ``/ui``; ``/`` redirects
+there.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ OPTIMADE_PREFIX = "/optimade"
 DESCRIPTION = """\
 The matforge store over HTTP: projects with owners, members and visibility; materials and
 measurements with provenance; CSV and JSON uploads validated row by row; CSV export; models
-trained in the background; and a read-only OPTIMADE API.
+trained in the background; screens of enumerated compositions and sequential-learning campaigns
+(background jobs); XRD pattern identification; and a read-only OPTIMADE API.
 
 Every `/api/v1` route needs `Authorization: Bearer <token>` (`matforge token new USER`).
 Ids are opaque strings. A project you cannot see answers 404, exactly like one that does not
@@ -59,6 +61,8 @@ class BodyLimit:
     def limit(self, path: str) -> int:
         if path.endswith("/uploads"):
             return self.settings.max_upload_bytes + 64 * 1024  # multipart headers and fields
+        if path.endswith("/xrd/identify"):
+            return self.settings.max_pattern_bytes + 64 * 1024
         return self.settings.max_body_bytes
 
     async def __call__(self, scope, receive, send):
@@ -163,8 +167,10 @@ def create_app(store_url: str | None = None, settings: ServerSettings | None = N
     The store is opened (and migrated) now; the job workers start with the app's lifespan
     (``uvicorn``, or ``with TestClient(app)``) and stop with it.
     """
+    from matforge.server.campaigns import suggest_kind
     from matforge.server.optimade import api as optimade
-    from matforge.server.routes import data, models, projects, uploads
+    from matforge.server.routes import campaigns, data, models, projects, ui, uploads, xrd
+    from matforge.server.screening import screen_kind
 
     settings = settings or ServerSettings.from_env()
     store = Store(store_url)
@@ -172,9 +178,12 @@ def create_app(store_url: str | None = None, settings: ServerSettings | None = N
         codec = load_codec(store.engine)
         root = model_root(store.url, settings.model_root)
         cache = ModelCache(root, settings.model_cache_size)
-        runner = JobRunner(
-            store.engine, {"train_model": train_model_kind(store.engine, root, cache)}, settings
-        )
+        kinds = {
+            "train_model": train_model_kind(store.engine, root, cache),
+            "campaign_suggest": suggest_kind(store),
+            "screen": screen_kind(store.engine, cache),
+        }
+        runner = JobRunner(store.engine, kinds, settings)
     except BaseException:
         store.close()
         raise
@@ -205,7 +214,7 @@ def create_app(store_url: str | None = None, settings: ServerSettings | None = N
     app.state.matforge = state
     app.add_middleware(BodyLimit, settings=settings)
     _install_error_handlers(app)
-    for module in (projects, data, uploads, models):
+    for module in (projects, data, uploads, models, campaigns, xrd):
         app.include_router(module.router, prefix=API_PREFIX)
     version = f"v{optimade.API_VERSION_MAJOR}"
     app.include_router(
@@ -229,6 +238,7 @@ def create_app(store_url: str | None = None, settings: ServerSettings | None = N
         return app.openapi_schema
 
     app.openapi = openapi
+    ui.mount(app)
     return app
 
 

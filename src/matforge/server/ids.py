@@ -30,6 +30,8 @@ PREFIXES = {
     "job": "job",
     "model": "mdl",
     "reference": "ref",
+    "campaign": "cmp",
+    "suggestion": "sug",
 }
 #: Largest row id of each kind (32-bit INTEGER keys, else 64-bit BIGINT): a decoded id past
 #: it cannot exist, and PostgreSQL would refuse to compare with it.
@@ -38,6 +40,7 @@ MAX_ROW_ID = {
     "dataset": 2**31 - 1,
     "model": 2**31 - 1,
     "reference": 2**31 - 1,
+    "campaign": 2**31 - 1,
 }
 _ROUNDS = 4
 _MASK32 = 0xFFFFFFFF

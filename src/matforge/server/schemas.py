@@ -269,3 +269,170 @@ class PredictOut(BaseModel):
     property: str
     unit: str
     predictions: list[PredictionOut]
+
+
+class ModelCvOut(BaseModel):
+    """Held-out (cross-validated or out-of-bag) predictions of a model's training rows, for the
+    parity plot, and the expected vs observed coverage of its central intervals, for the
+    calibration plot. Values in ``unit``."""
+
+    model_id: str
+    property: str
+    unit: str
+    formula: list[str]
+    y: list[float | None]
+    mean: list[float | None]
+    std: list[float | None]
+    expected_coverage: list[float]
+    observed_coverage: list[float]
+    metrics: dict[str, float | None] | None
+
+
+# --- screening -----------------------------------------------------------------------------
+
+ElementSymbol = Annotated[str, StringConstraints(pattern=r"^[A-Z][a-z]?$")]
+
+
+class ScreenCreate(_Body):
+    """A screen of every composition of ``elements`` with ``arities`` distinct elements and at
+    most ``max_atoms`` atoms per formula unit, ranked by the model's prediction."""
+
+    elements: list[ElementSymbol] = Field(
+        min_length=2, max_length=40, description="Element symbols, e.g. Ga, In, N."
+    )
+    max_atoms: int = Field(6, ge=2, le=12, description="Most atoms per formula unit.")
+    arities: list[Literal[2, 3, 4]] = Field(
+        [2, 3], min_length=1, max_length=3, description="Numbers of distinct elements."
+    )
+    charge_balanced: bool = Field(
+        True, description="Keep only compositions some choice of oxidation states makes neutral."
+    )
+    rank_by: Literal["max", "min", "ucb"] = Field(
+        "max", description="Highest mean first, lowest mean first, or highest mean + std."
+    )
+    top_k: int = Field(50, ge=1, le=1000, description="Candidates kept in the result.")
+
+
+# --- xrd -----------------------------------------------------------------------------------
+
+
+class XrdCandidateOut(BaseModel):
+    """A class of one of the classifier's heads with its calibrated probability (0–1)."""
+
+    name: str
+    probability: float
+
+
+class XrdMatchOut(BaseModel):
+    """A candidate structure (AFLOW prototype). For the first ``overlay`` matches, its profile
+    simulated with the lattice scale that fits the pattern best (2θ in degrees, max 1), the
+    fitted scale and the cosine similarity to the measurement (0–1)."""
+
+    name: str = Field(description="Prototype label with its example compound and mineral.")
+    prototype: str
+    space_group: str | None
+    probability: float
+    two_theta: list[float] | None = None
+    intensity: list[float] | None = None
+    score: float | None = None
+    lattice_scale: float | None = None
+
+
+class XrdIdentifyOut(BaseModel):
+    """The measured pattern (2θ in degrees at ``wavelength`` Å, Cu Kα1; at most 4000 points)
+    and what the classifier makes of it. A head whose best probability is below ``threshold``
+    is uncertain."""
+
+    source: str
+    wavelength: float
+    two_theta: list[float]
+    intensity: list[float]
+    threshold: float
+    crystal_systems: list[XrdCandidateOut]
+    space_groups: list[XrdCandidateOut]
+    matches: list[XrdMatchOut]
+
+
+# --- campaigns -----------------------------------------------------------------------------
+
+CampaignName = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^/:\x00-\x1f\x7f]+$"
+    ),
+]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class CampaignCreate(_Body):
+    name: CampaignName
+    property: PropertyName = Field(
+        description="The objective: a property measured in the project (its measurements are "
+        "the campaign's initial results)."
+    )
+    goal: Literal["max", "min"] = "max"
+    candidates: list[Formula] = Field(
+        min_length=1, max_length=5000, description="Candidate formulas the campaign picks from."
+    )
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+
+class CampaignSummaryOut(BaseModel):
+    id: str
+    project_id: str
+    name: str
+    property: str
+    goal: Literal["max", "min"]
+    created_at: datetime
+
+
+class SuggestionOut(BaseModel):
+    """A proposed experiment with the surrogate's prediction when it was chosen."""
+
+    id: str
+    batch: int | None
+    status: str
+    formula: str
+    mean: float | None
+    std: float | None
+    acquisition: float | None
+
+
+class ObservationOut(BaseModel):
+    """A recorded result; ``best_so_far`` is the best value up to and including it."""
+
+    formula: str
+    value: float | None
+    source: str
+    batch: int
+    best_so_far: float | None
+
+
+class CampaignOut(CampaignSummaryOut):
+    unit: str | None
+    n_candidates: int
+    observations: int
+    pending: int
+    batches: int
+    best: ObservationOut | None
+    suggestions: list[SuggestionOut]
+    history: list[ObservationOut]
+
+
+class CampaignSuggest(_Body):
+    n: int = Field(1, ge=1, le=50, description="How many experiments to propose.")
+
+
+class ResultIn(_Body):
+    suggestion_id: PublicId
+    value: FiniteFloat
+
+
+class CampaignObserve(_Body):
+    results: list[ResultIn] = Field(min_length=1, max_length=1000)
+
+
+class ObserveOut(BaseModel):
+    matched: int
+    unplanned: int
+    duplicates: int

@@ -34,9 +34,15 @@ class ServerSettings:
     job_stale_s: float = 120.0
     #: a job kind that may be re-run is re-queued after a crash at most this many times
     job_max_attempts: int = 3
+    #: most candidate compositions one screen may enumerate
+    max_screen_candidates: int = 200_000
+    #: largest XRD pattern file
+    max_pattern_bytes: int = 10 * 1024 * 1024
     #: trained models kept in memory for prediction
     model_cache_size: int = 8
     model_root: Path | None = None
+    #: weights of the XRD classifier (``.pt``, its ``.json`` next to it); None: the shipped ones
+    xrd_model: Path | None = None
 
     @classmethod
     def from_env(cls, **overrides) -> ServerSettings:
@@ -50,7 +56,7 @@ class ServerSettings:
             if raw is None:
                 continue
             kind = field.type if isinstance(field.type, type) else str(field.type)
-            if name == "model_root":
+            if name in ("model_root", "xrd_model"):
                 values[name] = Path(raw)
             elif "float" in str(kind):
                 values[name] = float(raw)

@@ -235,6 +235,10 @@ class ModelCache:
                     self._models.popitem(last=False)
         return batcher
 
+    def model(self, model_id: int, artifact: str):
+        """The loaded model itself (read-only use: its held-out predictions, its metadata)."""
+        return self._get(model_id, artifact).model
+
     def predict(self, model_id: int, artifact: str, formulas: list[str]):
         """``(mean, std, errors)`` for ``formulas``; ``errors`` maps a row to why it has none."""
         return self._get(model_id, artifact).predict(formulas)

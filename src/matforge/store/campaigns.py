@@ -1,10 +1,12 @@
 """Tables of sequential-learning campaigns (:mod:`matforge.design.campaign`).
 
 They live on :data:`matforge.store.schema.metadata` (same naming convention, same database) and
-are created by migration ``0003``. A campaign's whole state is in these rows, so a process
-killed at any point loses nothing that was committed, and every write below is one transaction:
+are created by migrations ``0003`` and ``0004``. A campaign's whole state is in these rows, so a
+process killed at any point loses nothing that was committed, and every write below is one transaction:
 
-* ``campaigns``: one row per campaign; ``config`` holds the design space (``as_dict``), the
+* ``campaigns``: one row per campaign, of a project (made through the server) or of none
+  (``project_id`` NULL: made with ``matforge campaign``); names are unique per project and among
+  the campaigns without one. ``config`` holds the design space (``as_dict``), the
   objectives, constraints, model / acquisition / batch-strategy specs and the seed.
 * ``campaign_batches``: one row per call of ``suggest``: the model that produced the batch (class,
   parameters, training-set size and digest, matforge version) and the acquisition used.
@@ -30,10 +32,20 @@ campaigns = sa.Table(
     "campaigns",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
     sa.Column("config", JSONType, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=True, index=True),
+    sa.UniqueConstraint("project_id", "name"),
+    # NULLs are distinct in the constraint above: campaigns without a project need their own
+    sa.Index(
+        "ix_campaigns_name_without_project",
+        "name",
+        unique=True,
+        sqlite_where=sa.text("project_id IS NULL"),
+        postgresql_where=sa.text("project_id IS NULL"),
+    ),
 )
 
 campaign_batches = sa.Table(

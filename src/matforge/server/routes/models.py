@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import sqlalchemy as sa
 from fastapi import APIRouter
 
@@ -24,10 +25,12 @@ from matforge.server.auth import User
 from matforge.server.schemas import (
     JobOut,
     ModelCreate,
+    ModelCvOut,
     ModelOut,
     PredictIn,
     PredictionOut,
     PredictOut,
+    ScreenCreate,
     UserOut,
 )
 from matforge.server.training import ESTIMATOR, MIN_TRAIN_ROWS, training_data
@@ -62,7 +65,7 @@ def _job_out(state: ServerState, r) -> JobOut:
 def _public_result(state: ServerState, kind: str, result: dict | None) -> dict | None:
     if result is None:
         return None
-    if kind == "train_model" and "model_id" in result:
+    if kind in ("train_model", "screen") and "model_id" in result:
         return {**result, "model_id": state.codec.encode("model", int(result["model_id"]))}
     return result
 
@@ -215,3 +218,90 @@ def predict(model_id: str, body: PredictIn, state: State, user: CurrentUser) -> 
         else:
             out.append(PredictionOut(formula=formula, mean=mu, std=sigma))
     return PredictOut(model_id=model_id, property=row.property, unit=row.unit, predictions=out)
+
+
+def _finite(values) -> list[float | None]:
+    out = []
+    for v in values:
+        v = float(v)
+        out.append(v if math.isfinite(v) else None)
+    return out
+
+
+@router.get("/models/{model_id}/cv", response_model=ModelCvOut, tags=["models"])
+def model_cv(model_id: str, state: State, user: CurrentUser) -> ModelCvOut:
+    """The model's held-out predictions of its own training rows (mean, std) next to the
+    measured values, and its calibration curve: for central intervals of each expected
+    coverage, the fraction of held-out rows they actually cover."""
+    from matforge.models.calibration import coverage_curve
+
+    with state.engine.connect() as conn:
+        row = _visible_model(state, conn, user, model_id)
+    if row.j_status != "succeeded" or not row.artifact:
+        raise ApiError(409, f"the model is not trained (its job is {row.j_status})")
+    oof = getattr(state.models.model(row.id, row.artifact), "oof_", None) or {}
+    y, mean, std = (np.asarray(oof.get(k, []), dtype=float) for k in ("y", "mean", "std"))
+    ok = np.isfinite(y) & np.isfinite(mean) & np.isfinite(std)
+    expected, observed = (
+        coverage_curve(y[ok], mean[ok], std[ok], n_levels=21) if ok.any() else ([], [])
+    )
+    info = row.info or {}
+    return ModelCvOut(
+        model_id=model_id,
+        property=row.property,
+        unit=row.unit,
+        formula=[str(f) for f in oof.get("formula", [])],
+        y=_finite(y),
+        mean=_finite(mean),
+        std=_finite(std),
+        expected_coverage=[float(x) for x in expected],
+        observed_coverage=[float(x) for x in observed],
+        metrics=info.get("metrics"),
+    )
+
+
+@router.post("/models/{model_id}/screens", status_code=202, response_model=JobOut, tags=["models"])
+def create_screen(model_id: str, body: ScreenCreate, state: State, user: CurrentUser) -> JobOut:
+    """Screen every composition of ``elements`` (``arities`` distinct elements, at most
+    ``max_atoms`` atoms per formula unit, charge-balanced if asked) with a trained model, as a
+    background job; anyone who may read the model may screen with it.
+
+    When the job has succeeded its ``result`` is ``{model_id, property, unit, ranking,
+    n_positions, n_screened, top: [{formula, mean, std}], sample: {formula: [...], mean: [...],
+    std: [...]}}``: the ``top_k`` best candidates by ``rank_by`` and at most 500 screened
+    candidates drawn at random (values in ``unit``)."""
+    from matforge.server.screening import space_for
+
+    with state.engine.connect() as conn:
+        row = _visible_model(state, conn, user, model_id)
+    if row.j_status != "succeeded" or not row.artifact:
+        raise ApiError(409, f"the model is not trained (its job is {row.j_status})")
+    params = {
+        "model_id": row.id,
+        "elements": sorted(set(body.elements)),
+        "max_atoms": body.max_atoms,
+        "arities": sorted(set(body.arities)),
+        "charge_balanced": body.charge_balanced,
+        "rank_by": body.rank_by,
+        "top_k": body.top_k,
+    }
+    if len(params["elements"]) < min(params["arities"]):
+        raise ApiError(
+            400,
+            f"{len(params['elements'])} distinct element(s) make no compound of "
+            f"{min(params['arities'])} elements",
+        )
+    n = len(space_for(params))  # ScreenError (unknown element, ...) answers 400
+    limit = state.settings.max_screen_candidates
+    if n > limit:
+        raise ApiError(
+            400,
+            f"these settings enumerate {n:,} compositions; the server screens at most {limit:,} "
+            "per job (fewer elements, atoms or arities)",
+        )
+    with write_transaction(state.engine) as conn:
+        job_id = state.jobs.submit(conn, "screen", user.id, params)
+    with state.engine.connect() as conn:
+        job = conn.execute(sa.select(accounts.jobs).where(accounts.jobs.c.id == job_id)).one()
+    state.jobs.wake()
+    return _job_out(state, job)

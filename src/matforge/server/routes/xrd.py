@@ -1,0 +1,183 @@
+"""XRD: identify the structure of an uploaded powder pattern with the trained classifier
+(:func:`matforge.xrd.identify.identify`), and simulate the best matches for an overlay
+(:func:`matforge.xrd.identify.match_prototype`).
+
+The pattern file is read like ``matforge xrd identify`` reads it
+(:func:`matforge.xrd.io.read_pattern`: ``.xy``, ``.xye``, ``.csv``, ``.txt``, ``.dat``,
+``.asc``, ``.xrdml``), with the same size limit as CSV uploads. Without trained weights the
+server answers 503 and says so.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import threading
+from importlib.resources import files
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, File, Form, UploadFile
+
+from matforge.errors import MatforgeError
+from matforge.server.api import ERROR_RESPONSES, ApiError, CurrentUser, ServerState, State
+from matforge.server.routes.uploads import _COPY_CHUNK
+from matforge.server.schemas import XrdCandidateOut, XrdIdentifyOut, XrdMatchOut
+
+router = APIRouter(
+    tags=["xrd"],
+    responses={
+        **ERROR_RESPONSES,
+        503: {
+            "model": ERROR_RESPONSES[400]["model"],
+            "description": "This server has no trained XRD classifier (weights file missing).",
+        },
+    },
+)
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+#: most points of the measured pattern sent back for the plot
+MAX_PLOT_POINTS = 4000
+#: the shipped classifier (``matforge.xrd.cnn.MODEL_NAME`` in ``matforge.xrd.cnn.bundled_dir()``;
+#: not imported from there, which would load torch just to find a path)
+SHIPPED_WEIGHTS = ("data", "cnn_v1.pt")
+
+_lock = threading.Lock()
+_loaded: dict[tuple[str, int], object] = {}
+
+
+def weights_path(state: ServerState) -> Path:
+    """The ``.pt`` file of the classifier this server uses (``ServerSettings.xrd_model``, else
+    the shipped one); its ``.json`` metadata sits next to it."""
+    configured = state.settings.xrd_model
+    if configured is not None:
+        return Path(configured).with_suffix(".pt")
+    return Path(str(files("matforge.xrd").joinpath(*SHIPPED_WEIGHTS)))
+
+
+def _classifier(pt: Path):
+    """The classifier of ``pt``, loaded once per file version (weights retrained in place are
+    picked up: the key holds the file's modification time)."""
+    try:
+        key = (str(pt), pt.stat().st_mtime_ns)
+        if not pt.with_suffix(".json").is_file():
+            raise FileNotFoundError(pt.with_suffix(".json"))
+    except OSError:
+        raise ApiError(
+            503,
+            "this server has no trained XRD classifier (its weights file is missing); "
+            "train one with `matforge xrd train` or install the shipped weights",
+        ) from None
+    with _lock:
+        clf = _loaded.get(key)
+        if clf is None:
+            from matforge.xrd.cnn import XRDClassifier
+
+            clf = XRDClassifier.load(pt, device="cpu")
+            _loaded.clear()
+            _loaded[key] = clf
+    return clf
+
+
+def _save(upload: UploadFile, dest: Path, max_bytes: int) -> None:
+    size = 0
+    with open(dest, "wb") as out:
+        while chunk := upload.file.read(_COPY_CHUNK):
+            size += len(chunk)
+            if size > max_bytes:
+                raise ApiError(
+                    413, f"the upload is larger than the server's limit of {max_bytes:,} bytes"
+                )
+            out.write(chunk)
+
+
+def _for_plot(x: np.ndarray, y: np.ndarray) -> tuple[list[float], list[float]]:
+    """At most MAX_PLOT_POINTS points: the maximum of each bin, so no peak is lost."""
+    if len(x) > MAX_PLOT_POINTS:
+        edges = np.linspace(0, len(x), MAX_PLOT_POINTS + 1).astype(int)
+        x = np.array([x[a:b].mean() for a, b in zip(edges[:-1], edges[1:], strict=True)])
+        y = np.maximum.reduceat(y, edges[:-1])
+    return [float(v) for v in x], [float(v) if np.isfinite(v) else 0.0 for v in y]
+
+
+def _candidates(items) -> list[XrdCandidateOut]:
+    return [XrdCandidateOut(name=c.name, probability=float(c.probability)) for c in items]
+
+
+@router.post("/xrd/identify", response_model=XrdIdentifyOut)
+def identify_pattern(
+    state: State,
+    user: CurrentUser,
+    file: Annotated[
+        UploadFile,
+        File(description="Powder pattern: .xy, .xye, .csv, .txt, .dat, .asc or .xrdml."),
+    ],
+    k: Annotated[int, Form(ge=1, le=20, description="How many structures to return.")] = 5,
+    overlay: Annotated[
+        int, Form(ge=0, le=5, description="How many of them to simulate for the overlay.")
+    ] = 1,
+    wavelength: Annotated[
+        float | None,
+        Form(gt=0.1, le=5.0, description="Wavelength in Å when the file does not state it."),
+    ] = None,
+) -> XrdIdentifyOut:
+    """The ``k`` most probable AFLOW prototypes of a measured powder pattern, with calibrated
+    probabilities (0–1), their space groups, and for the first ``overlay`` of them the
+    simulated profile (lattice scale fitted to the pattern) to draw under the measurement.
+    Also the most probable crystal systems and space groups. 2θ in degrees (Cu Kα1)."""
+    from matforge.xrd.identify import identify, match_prototype
+    from matforge.xrd.io import CU_KA1, read_pattern
+
+    clf = _classifier(weights_path(state))  # 503 before reading a file we cannot use
+    upload_name = file.filename or "pattern.xy"
+    name = _SAFE_NAME.sub("_", Path(upload_name).name)[:200].lstrip(".") or "pattern.xy"
+    tmpdir = Path(tempfile.mkdtemp(prefix="matforge-xrd-"))
+    try:
+        path = tmpdir / name
+        _save(file, path, state.settings.max_pattern_bytes)
+        try:
+            pattern = read_pattern(path, wavelength=wavelength)
+            result = identify(pattern, model=clf, top=k)
+        except (MatforgeError, ValueError) as exc:
+            raise ApiError(400, str(exc).replace(str(path), name)) from None
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    space_groups = clf.classes.get("spacegroup", [])
+    matches = []
+    for i, c in enumerate(result.candidates.get("prototype", [])):
+        info = result.prototype_info.get(c.name) or {}
+        sg = info.get("spacegroup")
+        described = ", ".join(str(v) for v in (info.get("formula"), info.get("mineral")) if v)
+        match = XrdMatchOut(
+            name=f"{c.name} ({described})" if described else c.name,
+            prototype=c.name,
+            space_group=space_groups[sg - 1]
+            if isinstance(sg, int) and 0 < sg <= len(space_groups)
+            else None,
+            probability=float(c.probability),
+        )
+        if i < overlay:
+            try:
+                fit = match_prototype(pattern, c.name)
+            except MatforgeError:
+                fit = None  # a label without a bundled example structure: no overlay
+            if fit is not None:
+                match.two_theta, match.intensity = _for_plot(fit.two_theta, fit.intensity)
+                match.score = float(fit.score)
+                match.lattice_scale = float(fit.scale)
+        matches.append(match)
+    if abs(pattern.wavelength - CU_KA1) > 1e-6:  # on the axis of the simulated profiles
+        pattern = pattern.to_wavelength(CU_KA1)
+    two_theta, intensity = _for_plot(pattern.two_theta, pattern.intensity)
+    return XrdIdentifyOut(
+        source=name,
+        wavelength=float(pattern.wavelength),
+        two_theta=two_theta,
+        intensity=intensity,
+        threshold=result.threshold,
+        crystal_systems=_candidates(result.candidates.get("crystal_system", [])),
+        space_groups=_candidates(result.candidates.get("spacegroup", [])),
+        matches=matches,
+    )

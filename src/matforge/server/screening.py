@@ -1,0 +1,119 @@
+"""The ``screen`` job: rank the compositions of a few elements with a trained model.
+
+The candidate space is :class:`matforge.screen.EnumeratedSpace` (every composition of the chosen
+elements with the chosen numbers of distinct elements and at most ``max_atoms`` atoms per
+formula unit, charge-balanced if asked); the model is one of the server's trained models
+(:mod:`matforge.server.training`), run through :class:`matforge.screen.Screen` on the job's
+thread. The result keeps the ``top_k`` best candidates and an even random sample of everything
+screened (for the scatter plot of mean against uncertainty).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import sqlalchemy as sa
+
+from matforge.errors import MatforgeError
+from matforge.server.jobs import JobContext, JobKind
+from matforge.server.training import ModelCache
+from matforge.store import accounts
+
+#: candidates per chunk of the pipeline: a progress report each
+CHUNK_SIZE = 5_000
+#: most screened candidates returned as the scatter plot's sample
+SAMPLE_SIZE = 500
+
+
+def space_for(params: dict):
+    """The :class:`~matforge.screen.EnumeratedSpace` of a screen's parameters (raises
+    :class:`~matforge.errors.ScreenError` for an unknown element or a bad arity)."""
+    from matforge.screen import EnumeratedSpace
+
+    return EnumeratedSpace(
+        params["elements"],
+        max_atoms=int(params["max_atoms"]),
+        arities=tuple(sorted(set(params["arities"]))),
+        charge_balanced=bool(params["charge_balanced"]),
+    )
+
+
+def ranking_for(rank_by: str, prop: str):
+    """``max`` (highest mean first), ``min`` (lowest first) or ``ucb`` (mean + std) of ``prop``."""
+    from matforge.screen import ByValue, UpperConfidenceBound
+
+    if rank_by == "max":
+        return ByValue(prop, descending=True)
+    if rank_by == "min":
+        return ByValue(prop, descending=False)
+    if rank_by == "ucb":
+        return UpperConfidenceBound(prop, 1.0, True)
+    raise MatforgeError(f"unknown rank_by {rank_by!r}: use max, min or ucb")
+
+
+def _finite(x) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def screen_kind(engine: sa.Engine, cache: ModelCache) -> JobKind:
+    """The ``screen`` job kind: params ``{"model_id": <models row id>, "elements": [...],
+    "max_atoms", "arities", "charge_balanced", "rank_by", "top_k"}``."""
+
+    def run(ctx: JobContext) -> dict:
+        from matforge.screen import PropertyModel, Screen
+
+        mo = accounts.models
+        p = ctx.params
+        with engine.connect() as conn:
+            row = conn.execute(sa.select(mo).where(mo.c.id == int(p["model_id"]))).first()
+        if row is None or not row.artifact:
+            raise MatforgeError("the model no longer exists or is not trained")
+        ctx.progress(0.02, "loading the model")
+        model = cache.model(row.id, row.artifact)
+        space = space_for(p)
+        prop = row.property
+        ranking = ranking_for(p["rank_by"], prop)
+        total = len(space)
+
+        def progress(info: dict) -> None:
+            done = int(info.get("done", 0))
+            ctx.progress(0.05 + 0.9 * done / max(total, 1), f"{done:,} of {total:,} screened")
+
+        ctx.progress(0.05, f"screening {total:,} compositions")
+        screen = Screen(
+            space,
+            {prop: PropertyModel.from_composition_model(model, unit=row.unit)},
+            rank_by=ranking,
+            top_k=None,  # all that pass: the sample is drawn from them (the space is bounded)
+            chunk_size=CHUNK_SIZE,
+        )
+        result = screen.run(executor="serial", progress=progress)
+        table = result.top
+        top_k = int(p["top_k"])
+        rng = np.random.default_rng(0)
+        pick = np.sort(rng.choice(len(table), size=min(SAMPLE_SIZE, len(table)), replace=False))
+        sample = table.iloc[pick]
+        std = f"{prop}_std"
+        return {
+            "model_id": row.id,
+            "property": prop,
+            "unit": row.unit,
+            "ranking": p["rank_by"],
+            "n_positions": total,
+            "n_screened": int(len(table)),
+            "top": [
+                {"formula": str(f), "mean": _finite(m), "std": _finite(s)}
+                for f, m, s in zip(
+                    table["formula"][:top_k], table[prop][:top_k], table[std][:top_k], strict=True
+                )
+            ],
+            "sample": {
+                "formula": [str(f) for f in sample["formula"]],
+                "mean": [_finite(v) for v in sample[prop]],
+                "std": [_finite(v) for v in sample[std]],
+            },
+        }
+
+    return JobKind("screen", run, restartable=True)

@@ -1,0 +1,648 @@
+// matforge web UI: vanilla JS over the REST API (/api/v1). No build step, no CDN.
+"use strict";
+
+const API = "/api/v1";
+const TOKEN_KEY = "matforge.token";
+const $ = (sel) => document.querySelector(sel);
+const state = { project: null, projects: [], models: [], campaign: null, rows: [], next: null };
+
+// --- helpers ---------------------------------------------------------------------------------
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(c ?? ""));
+  return node;
+}
+
+function fmt(x, digits = 3) {
+  if (x === null || x === undefined || Number.isNaN(x)) return "";
+  if (typeof x !== "number") return String(x);
+  return Math.abs(x) >= 1e4 || (Math.abs(x) < 1e-3 && x !== 0) ? x.toExponential(2)
+    : String(Number(x.toPrecision(digits + 1)));
+}
+
+function notice(text, kind = "error") {
+  const n = $("#notice");
+  n.textContent = text;
+  n.className = kind === "info" ? "info" : "";
+  n.hidden = !text;
+  if (kind === "info") setTimeout(() => { if (n.textContent === text) n.hidden = true; }, 4000);
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body && body.detail ? body.detail : `HTTP ${status}`);
+    this.status = status;
+    this.body = body || {};
+  }
+}
+
+async function api(path, { method = "GET", json, form, raw = false } = {}) {
+  const headers = { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY) || ""}` };
+  let body;
+  if (json !== undefined) { headers["Content-Type"] = "application/json"; body = JSON.stringify(json); }
+  if (form !== undefined) body = form;
+  const response = await fetch(API + path, { method, headers, body });
+  if (raw && response.ok) return response;
+  let data = null;
+  const type = response.headers.get("content-type") || "";
+  if (type.includes("json")) data = await response.json();
+  if (!response.ok) {
+    if (response.status === 401 && path !== "/me") logout("Your token was refused; log in again.");
+    throw new ApiError(response.status, data);
+  }
+  return data;
+}
+
+function report(err) {
+  console.error(err);
+  notice(err instanceof ApiError ? err.message : `Error: ${err.message || err}`);
+}
+
+function query(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== "" && v !== null && v !== undefined) q.set(k, v);
+  const s = q.toString();
+  return s ? `?${s}` : "";
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Poll a background job until it ends, drawing its progress into `box`; returns the job.
+async function followJob(jobId, box) {
+  const bar = el("progress", { max: "1", value: "0" });
+  const text = el("span", { class: "muted" });
+  box.replaceChildren(bar, " ", text);
+  for (;;) {
+    const job = await api(`/jobs/${jobId}`);
+    bar.value = job.progress;
+    text.textContent = `${job.status}: ${job.message}`;
+    box.dataset.status = job.status;
+    if (job.status === "succeeded") return job;
+    if (job.status === "failed" || job.status === "cancelled") {
+      text.textContent = `${job.status}: ${job.error || job.message}`;
+      text.className = "error";
+      throw new ApiError(0, { detail: `job ${job.status}: ${job.error || job.message}` });
+    }
+    await sleep(400);
+  }
+}
+
+function plot(div, traces, layout) {
+  const base = { margin: { l: 60, r: 20, t: 20, b: 50 }, legend: { orientation: "h" } };
+  if (!window.Plotly) { div.textContent = "plotly.js did not load"; return; }
+  window.Plotly.react(div, traces, { ...base, ...layout }, { displaylogo: false, responsive: true });
+}
+
+// Click a header to sort the rows of `rows` (objects) and redraw them with `draw`.
+function sortable(table, getRows, draw) {
+  table.querySelectorAll("th[data-key]").forEach((th) => {
+    th.addEventListener("click", () => {
+      const key = th.dataset.key;
+      const asc = !th.classList.contains("asc");
+      table.querySelectorAll("th").forEach((h) => h.classList.remove("asc", "desc"));
+      th.classList.add(asc ? "asc" : "desc");
+      const num = th.dataset.num === "1";
+      const rows = getRows();
+      rows.sort((a, b) => {
+        const x = a[key], y = b[key];
+        if (x === null || x === undefined) return 1;
+        if (y === null || y === undefined) return -1;
+        const c = num ? x - y : String(x).localeCompare(String(y));
+        return asc ? c : -c;
+      });
+      draw(rows);
+    });
+  });
+}
+
+function fillSelect(select, items, value, label) {
+  const keep = value ?? select.value;
+  select.replaceChildren(...items.map((it) => el("option", { value: it.value, text: label ? label(it) : it.value })));
+  if (items.some((it) => String(it.value) === String(keep))) select.value = keep;
+}
+
+// --- session ---------------------------------------------------------------------------------
+
+function logout(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  $("#tabs").hidden = true;
+  $("#session").hidden = true;
+  document.querySelectorAll("section.panel").forEach((s) => { s.hidden = s.id !== "login"; });
+  $("#login-error").textContent = message || "";
+}
+
+async function login(token) {
+  sessionStorage.setItem(TOKEN_KEY, token);
+  try {
+    const me = await api("/me");
+    $("#whoami").textContent = me.name;
+  } catch (err) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    $("#login-error").textContent = err.status === 401 ? "That token is not valid." : err.message;
+    return;
+  }
+  $("#login").hidden = true;
+  $("#tabs").hidden = false;
+  $("#session").hidden = false;
+  await loadProjects();
+  await checkFeatures().catch(report);
+  showTab(location.hash.slice(1) || "data");
+}
+
+// Panels whose API this server may not have (yet): say so instead of failing on submit.
+const FEATURES = [
+  { path: `${API}/models/{model_id}/screens`, panel: "#screening", form: "#screen-form", what: "screening" },
+  { path: `${API}/xrd/identify`, panel: "#xrd", form: "#xrd-drop", what: "XRD identification" },
+];
+
+async function checkFeatures() {
+  const schema = await (await fetch("/openapi.json")).json();
+  for (const f of FEATURES) {
+    const missing = !(f.path in (schema.paths || {}));
+    const form = $(f.form);
+    form.querySelectorAll("input, select, button").forEach((x) => { x.disabled = missing; });
+    let note = $(`${f.panel} .unavailable`);
+    if (missing && !note) {
+      note = el("p", { class: "error unavailable", text: `This server has no ${f.what} endpoint (${f.path}); ` +
+        "the panel is disabled. Use the command line (matforge screen / matforge xrd identify) meanwhile." });
+      form.before(note);
+    } else if (!missing && note) note.remove();
+  }
+}
+
+async function loadProjects(select) {
+  const page = await api("/projects");
+  state.projects = page.items || page;
+  const items = state.projects.map((p) => ({ value: p.id, name: p.name, role: p.role }));
+  fillSelect($("#project"), items, select, (p) => `${p.name} (${p.role})`);
+  state.project = $("#project").value || null;
+  await projectChanged();
+}
+
+async function projectChanged() {
+  state.project = $("#project").value || null;
+  await Promise.all([loadProperties(), loadModels(), loadCampaigns()]).catch(report);
+  searchMeasurements().catch(report);
+}
+
+function showTab(name) {
+  if (!document.getElementById(name) || name === "login") name = "data";
+  document.querySelectorAll("section.panel").forEach((s) => { s.hidden = s.id !== name; });
+  document.querySelectorAll("#tabs button").forEach((b) => b.classList.toggle("active", b.dataset.tab === name));
+  if (location.hash.slice(1) !== name) history.replaceState(null, "", `#${name}`);
+  // plotly sizes a plot when drawn; redraw the ones of a tab that was hidden
+  if (window.Plotly) document.querySelectorAll(`#${name} .js-plotly-plot`).forEach((d) => window.Plotly.Plots.resize(d));
+}
+
+// --- data ------------------------------------------------------------------------------------
+
+const F_BLOCK = { 6: "La", 7: "Ac" };
+const PERIODS = [
+  ["H", "He"], ["Li", "Be", "B", "C", "N", "O", "F", "Ne"],
+  ["Na", "Mg", "Al", "Si", "P", "S", "Cl", "Ar"],
+  "K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge As Se Br Kr".split(" "),
+  "Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe".split(" "),
+  "Cs Ba La Ce Pr Nd Pm Sm Eu Gd Tb Dy Ho Er Tm Yb Lu Hf Ta W Re Os Ir Pt Au Hg Tl Pb Bi Po At Rn".split(" "),
+  "Fr Ra Ac Th Pa U Np Pu Am Cm Bk Cf Es Fm Md No Lr Rf Db Sg Bh Hs Mt Ds Rg Cn Nh Fl Mc Lv Ts Og".split(" "),
+];
+
+// Grid position (row, column; 1-based) of each element: the f-block goes to rows 9 and 10.
+function elementPositions() {
+  const out = [];
+  PERIODS.forEach((symbols, i) => {
+    const period = i + 1;
+    symbols.forEach((s, j) => {
+      let row = period, col;
+      if (period === 1) col = j === 0 ? 1 : 18;
+      else if (period <= 3) col = j < 2 ? j + 1 : j + 11;
+      else if (period <= 5) col = j + 1;
+      else if (j < 2) col = j + 1;
+      else if (j < 17) { row = period + 3; col = j + 1; } // La..Lu, Ac..Lr
+      else col = j - 13;
+      out.push([s, row, col]);
+    });
+  });
+  return out;
+}
+
+function selectedElements() {
+  return $("#f-elements").value.split(/[,\-\s]+/).filter(Boolean);
+}
+
+function drawPeriodicTable() {
+  const box = $("#ptable");
+  for (const [symbol, row, col] of elementPositions()) {
+    const b = el("button", { type: "button", "data-el": symbol, title: symbol, text: symbol });
+    b.style.gridRow = row + (row >= 9 ? 0 : 0);
+    b.style.gridColumn = col;
+    b.addEventListener("click", () => {
+      const chosen = new Set(selectedElements());
+      if (chosen.has(symbol)) chosen.delete(symbol); else chosen.add(symbol);
+      $("#f-elements").value = [...chosen].join(",");
+      syncPeriodicTable();
+    });
+    box.append(b);
+  }
+  box.style.gridTemplateRows = "repeat(7, 1.9rem) .6rem repeat(2, 1.9rem)";
+}
+
+function syncPeriodicTable() {
+  const chosen = new Set(selectedElements());
+  document.querySelectorAll("#ptable button").forEach((b) => b.classList.toggle("on", chosen.has(b.dataset.el)));
+}
+
+async function loadProperties() {
+  const props = await api("/properties");
+  const items = props.map((p) => ({ value: p.name, unit: p.canonical_unit }));
+  fillSelect($("#f-property"), [{ value: "" }, ...items], undefined, (p) => p.value ? `${p.value} (${p.unit})` : "any");
+  fillSelect($("#train-property"), items, state.lastProperty, (p) => `${p.value} (${p.unit})`);
+  fillSelect($("#campaign-property"), items, state.lastProperty, (p) => `${p.value} (${p.unit})`);
+}
+
+function filters(withPage = true) {
+  const params = {
+    elements: selectedElements().join(","),
+    exact_elements: $("#f-exact").checked ? "true" : "",
+    property: $("#f-property").value,
+    value_min: $("#f-min").value,
+    value_max: $("#f-max").value,
+    formula: $("#f-formula").value.trim(),
+    method: $("#f-method").value,
+    project_id: $("#f-project-only").checked ? state.project : "",
+  };
+  if (withPage) params.limit = 200;
+  return params;
+}
+
+function drawMeasurements(rows) {
+  const body = $("#m-table tbody");
+  body.replaceChildren(...rows.map((m) => el("tr", {},
+    el("td", { text: m.formula }), el("td", { text: m.property }),
+    el("td", { class: "num", text: fmt(m.value) }), el("td", { text: m.unit }),
+    el("td", { class: "num", text: fmt(m.uncertainty) }), el("td", { text: m.method }),
+    el("td", { text: m.source || "" }), el("td", { text: m.created_by || "" }))));
+  $("#m-count").textContent = `${rows.length} measurement(s)${state.next ? " shown; more match" : ""}`;
+  $("#m-more").hidden = !state.next;
+}
+
+async function searchMeasurements(more = false) {
+  if (!state.project && $("#f-project-only").checked) { state.rows = []; state.next = null; drawMeasurements([]); return; }
+  const params = filters();
+  if (more && state.next) params.after = state.next;
+  const page = await api(`/measurements${query(params)}`);
+  state.rows = more ? state.rows.concat(page.items) : page.items;
+  state.next = page.next;
+  drawMeasurements(state.rows);
+}
+
+async function exportCsv() {
+  const response = await api(`/measurements.csv${query(filters(false))}`, { raw: true });
+  const blob = await response.blob();
+  const a = el("a", { href: URL.createObjectURL(blob), download: "measurements.csv" });
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
+// A small RFC 4180 reader, for the preview only (the server validates the file itself).
+function parseCsv(text, maxRows) {
+  const rows = [];
+  let row = [], field = "", quoted = false;
+  for (let i = 0; i < text.length && rows.length <= maxRows; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') { field += '"'; i++; }
+      else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ",") { row.push(field); field = ""; }
+    else if (c === "\n" || c === "\r") {
+      if (c === "\r" && text[i + 1] === "\n") i++;
+      row.push(field); rows.push(row); row = []; field = "";
+    } else field += c;
+  }
+  if (field || row.length) { row.push(field); rows.push(row); }
+  return rows.slice(0, maxRows + 1);
+}
+
+async function previewUpload() {
+  const file = $("#upload-file").files[0];
+  const box = $("#upload-preview");
+  $("#upload-result").replaceChildren();
+  if (!file) { box.replaceChildren(); return; }
+  const text = await file.slice(0, 256 * 1024).text();
+  const rows = parseCsv(text, 10);
+  if (!rows.length) { box.replaceChildren(el("p", { class: "error", text: "the file is empty" })); return; }
+  const [header, ...data] = rows;
+  const table = el("table", { class: "data" },
+    el("thead", {}, el("tr", {}, el("th", { text: "line" }), ...header.map((h) => el("th", { text: h })))),
+    el("tbody", {}, ...data.map((r, i) => el("tr", {}, el("td", { class: "muted", text: i + 2 }), ...r.map((v) => el("td", { text: v }))))));
+  box.replaceChildren(el("p", { class: "muted", text: `Preview of ${file.name} (first ${data.length} rows):` }),
+    el("div", { class: "preview" }, table));
+}
+
+function rowErrorTable(errors) {
+  return el("table", { class: "data errors", id: "upload-errors" },
+    el("thead", {}, el("tr", {}, el("th", { text: "line" }), el("th", { text: "column" }), el("th", { text: "problem" }))),
+    el("tbody", {}, ...errors.map((e) => el("tr", {}, el("td", { text: e.line }), el("td", { text: e.column }), el("td", { text: e.reason })))));
+}
+
+async function upload(event) {
+  event.preventDefault();
+  const box = $("#upload-result");
+  if (!state.project) { notice("Create or choose a project first."); return; }
+  const form = new FormData();
+  form.append("file", $("#upload-file").files[0]);
+  form.append("property", $("#upload-property").value.trim());
+  form.append("unit", $("#upload-unit").value.trim());
+  form.append("method", $("#upload-method").value);
+  if ($("#upload-source").value.trim()) form.append("source", $("#upload-source").value.trim());
+  form.append("skip_invalid", $("#upload-skip").checked ? "true" : "false");
+  try {
+    const out = await api(`/projects/${state.project}/uploads`, { method: "POST", form });
+    const parts = [el("p", { class: "ok", id: "upload-ok", text: `${out.n_written} of ${out.n_rows} rows written (${out.property}, ${out.unit}).` })];
+    if (out.rejected.length) parts.push(el("p", { class: "error", text: `${out.n_rejected} row(s) rejected:` }), rowErrorTable(out.rejected));
+    box.replaceChildren(...parts);
+    state.lastProperty = out.property;
+    await loadProperties();
+    await searchMeasurements();
+  } catch (err) {
+    if (!(err instanceof ApiError)) throw err;
+    const parts = [el("p", { class: "error", text: err.message })];
+    if (err.body.errors && err.body.errors.length) parts.push(rowErrorTable(err.body.errors));
+    box.replaceChildren(...parts);
+  }
+}
+
+// --- models ----------------------------------------------------------------------------------
+
+async function loadModels(select) {
+  const all = await api("/models");
+  state.models = all.filter((m) => m.project_id === state.project);
+  const items = state.models.map((m) => ({ value: m.id, m }));
+  const label = (it) => `${it.m.name} · ${it.m.property} · ${it.m.status}`;
+  fillSelect($("#model-select"), items, select, label);
+  fillSelect($("#screen-model"), items.filter((it) => it.m.status === "succeeded"), select, label);
+  await showModel().catch(report);
+}
+
+function currentModel() {
+  return state.models.find((m) => m.id === $("#model-select").value) || null;
+}
+
+async function showModel() {
+  const m = currentModel();
+  const info = $("#model-info");
+  const parity = $("#parity-plot"), calib = $("#calibration-plot");
+  if (!m) { info.textContent = "No model yet: train one."; window.Plotly && window.Plotly.purge(parity); window.Plotly && window.Plotly.purge(calib); return; }
+  const metrics = m.metrics ? Object.entries(m.metrics).filter(([k]) => ["mae", "rmse", "r2", "coverage_68", "coverage_95", "miscalibration_area"].includes(k))
+    .map(([k, v]) => `${k} ${fmt(v)}`).join(" · ") : "";
+  info.textContent = `${m.estimator}, ${m.n_train ?? "?"} training rows, ${m.status}. ${metrics}`;
+  if (m.status !== "succeeded") return;
+  const cv = await api(`/models/${m.id}/cv`);
+  const lo = Math.min(...cv.y.filter((v) => v !== null), ...cv.mean.filter((v) => v !== null));
+  const hi = Math.max(...cv.y.filter((v) => v !== null), ...cv.mean.filter((v) => v !== null));
+  plot(parity, [
+    { x: cv.y, y: cv.mean, text: cv.formula, mode: "markers", type: "scatter", name: "held-out",
+      error_y: { type: "data", array: cv.std, visible: true, thickness: 1, color: "rgba(36,87,197,.35)" },
+      marker: { color: "#2457c5", size: 7 } },
+    { x: [lo, hi], y: [lo, hi], mode: "lines", name: "y = x", line: { dash: "dash", color: "#999" } },
+  ], { xaxis: { title: { text: `measured ${cv.property} (${cv.unit})` } },
+    yaxis: { title: { text: `predicted (${cv.unit})` } } });
+  plot(calib, [
+    { x: cv.expected_coverage, y: cv.observed_coverage, mode: "lines+markers", name: "model" },
+    { x: [0, 1], y: [0, 1], mode: "lines", name: "ideal", line: { dash: "dash", color: "#999" } },
+  ], { xaxis: { title: { text: "expected coverage of the interval" }, range: [0, 1] },
+    yaxis: { title: { text: "observed coverage" }, range: [0, 1] } });
+}
+
+async function train(event) {
+  event.preventDefault();
+  if (!state.project) { notice("Create or choose a project first."); return; }
+  const body = { project_id: state.project, property: $("#train-property").value,
+    n_estimators: Number($("#train-trees").value) || 100 };
+  if ($("#train-name").value.trim()) body.name = $("#train-name").value.trim();
+  const model = await api("/models", { method: "POST", json: body });
+  await loadModels(model.id);
+  try {
+    await followJob(model.job.id, $("#train-job"));
+  } finally {
+    await loadModels(model.id);
+  }
+}
+
+async function predict(event) {
+  event.preventDefault();
+  const m = currentModel();
+  if (!m) { notice("Choose a trained model first."); return; }
+  const formulas = $("#predict-formulas").value.split(/\n/).map((s) => s.trim()).filter(Boolean);
+  if (!formulas.length) return;
+  const out = await api(`/models/${m.id}/predict`, { method: "POST", json: { formulas } });
+  $("#predict-table tbody").replaceChildren(...out.predictions.map((p) => el("tr", {},
+    el("td", { text: p.formula }),
+    p.error ? el("td", { class: "error", text: p.error }) : el("td", { class: "num", text: `${fmt(p.mean)} ± ${fmt(p.std)}` }),
+    el("td", { text: out.unit }))));
+}
+
+// --- screening -------------------------------------------------------------------------------
+
+let screenRows = [];
+
+function drawScreen(rows) {
+  $("#screen-table tbody").replaceChildren(...rows.map((r) => el("tr", {},
+    el("td", { class: "num", text: r.rank }), el("td", { text: r.formula }),
+    el("td", { class: "num", text: fmt(r.mean) }), el("td", { class: "num", text: fmt(r.std) }))));
+}
+
+async function screen(event) {
+  event.preventDefault();
+  const id = $("#screen-model").value;
+  if (!id) { notice("Train a model first (Models tab)."); return; }
+  const body = {
+    elements: $("#screen-elements").value.split(/[,\s]+/).filter(Boolean),
+    max_atoms: Number($("#screen-atoms").value),
+    arities: $("#screen-arities").value.split(/[,\s]+/).filter(Boolean).map(Number),
+    charge_balanced: $("#screen-balance").checked,
+    rank_by: $("#screen-rank").value,
+    top_k: Number($("#screen-top").value),
+  };
+  const job = await api(`/models/${id}/screens`, { method: "POST", json: body });
+  const done = await followJob(job.id, $("#screen-job"));
+  const result = done.result;
+  screenRows = result.top.map((r, i) => ({ rank: i + 1, ...r }));
+  drawScreen(screenRows);
+  const sample = result.sample || { formula: [], mean: [], std: [] };
+  plot($("#screen-plot"), [
+    { x: sample.mean, y: sample.std, text: sample.formula, mode: "markers", name: "screened (sample)",
+      marker: { color: "rgba(120,130,150,.45)", size: 5 } },
+    { x: screenRows.map((r) => r.mean), y: screenRows.map((r) => r.std), text: screenRows.map((r) => r.formula),
+      mode: "markers", name: `top ${screenRows.length}`, marker: { color: "#d92d20", size: 8 } },
+  ], { xaxis: { title: { text: `predicted ${result.property} (${result.unit})` } },
+    yaxis: { title: { text: "uncertainty (std)" } } });
+  $("#screen-job").append(el("span", { class: "muted", text: ` · ${result.n_screened} candidates screened` }));
+}
+
+// --- campaigns -------------------------------------------------------------------------------
+
+async function loadCampaigns(select) {
+  const list = state.project ? await api(`/projects/${state.project}/campaigns`) : [];
+  fillSelect($("#campaign-select"), list.map((c) => ({ value: c.id, c })), select,
+    (it) => `${it.c.name} · ${it.c.property} ${it.c.goal}`);
+  await showCampaign().catch(report);
+}
+
+async function showCampaign() {
+  const id = $("#campaign-select").value;
+  const info = $("#campaign-info");
+  if (!id) {
+    info.textContent = "No campaign yet: create one.";
+    $("#suggestion-table tbody").replaceChildren();
+    if (window.Plotly) window.Plotly.purge($("#best-plot"));
+    return;
+  }
+  const c = await api(`/campaigns/${id}`);
+  state.campaign = c;
+  const unit = c.unit ? ` ${c.unit}` : "";
+  info.textContent = `${c.property} ${c.goal === "max" ? "maximised" : "minimised"} over ${c.n_candidates} candidates · ` +
+    `${c.observations} results, ${c.pending} pending, ${c.batches} batch(es)` +
+    (c.best ? ` · best so far ${c.best.formula}: ${fmt(c.best.value)}${unit}` : "");
+  const rows = c.suggestions.slice().reverse();
+  $("#suggestion-table tbody").replaceChildren(...rows.map((s) => el("tr", { "data-id": s.id },
+    el("td", { text: s.batch ?? "" }), el("td", { text: s.formula }),
+    el("td", { class: "num", text: s.mean === null ? "(exploring)" : `${fmt(s.mean)} ± ${fmt(s.std)}` }),
+    el("td", { text: s.status }),
+    el("td", {}, s.status === "pending" ? el("input", { type: "number", step: "any", class: "measured", "data-id": s.id, size: "8" }) : ""))));
+  const x = c.history.map((_, i) => i + 1);
+  plot($("#best-plot"), [
+    { x, y: c.history.map((h) => h.value), text: c.history.map((h) => `${h.formula} (${h.source})`),
+      mode: "markers", name: "result", marker: { color: c.history.map((h) => (h.batch ? "#d92d20" : "#98a2b3")), size: 8 } },
+    { x, y: c.history.map((h) => h.best_so_far), mode: "lines", line: { shape: "hv", color: "#2457c5" }, name: "best so far" },
+  ], { xaxis: { title: { text: "result number (grey: initial data)" } },
+    yaxis: { title: { text: `${c.property}${unit ? ` (${c.unit})` : ""}` } } });
+}
+
+async function createCampaign(event) {
+  event.preventDefault();
+  if (!state.project) { notice("Create or choose a project first."); return; }
+  const body = {
+    name: $("#campaign-name").value.trim(),
+    property: $("#campaign-property").value,
+    goal: $("#campaign-goal").value,
+    candidates: $("#campaign-candidates").value.split(/[\n,]+/).map((s) => s.trim()).filter(Boolean),
+  };
+  const c = await api(`/projects/${state.project}/campaigns`, { method: "POST", json: body });
+  notice(`Campaign ${c.name} created.`, "info");
+  await loadCampaigns(c.id);
+}
+
+async function suggest(event) {
+  event.preventDefault();
+  const id = $("#campaign-select").value;
+  if (!id) { notice("Create a campaign first."); return; }
+  const job = await api(`/campaigns/${id}/suggest`, { method: "POST", json: { n: Number($("#suggest-n").value) || 1 } });
+  try {
+    await followJob(job.id, $("#suggest-job"));
+  } finally {
+    await showCampaign();
+  }
+}
+
+async function observe(event) {
+  event.preventDefault();
+  const id = $("#campaign-select").value;
+  const results = [...document.querySelectorAll("#suggestion-table input.measured")]
+    .filter((i) => i.value.trim() !== "").map((i) => ({ suggestion_id: i.dataset.id, value: Number(i.value) }));
+  if (!results.length) { notice("Enter at least one measured value."); return; }
+  const out = await api(`/campaigns/${id}/observe`, { method: "POST", json: { results } });
+  notice(`${out.matched} result(s) recorded.`, "info");
+  await showCampaign();
+}
+
+// --- xrd -------------------------------------------------------------------------------------
+
+async function identify(file) {
+  const status = $("#xrd-status");
+  status.replaceChildren(el("span", { class: "muted", text: `identifying ${file.name}…` }));
+  const form = new FormData();
+  form.append("file", file);
+  form.append("k", $("#xrd-k").value || "5");
+  let out;
+  try {
+    out = await api("/xrd/identify", { method: "POST", form });
+  } catch (err) {
+    if (!(err instanceof ApiError)) throw err;
+    status.replaceChildren(el("p", { class: "error", id: "xrd-error", text: err.message }));
+    return;
+  }
+  status.replaceChildren(el("span", { class: "ok", text: `${file.name}: ${out.matches.length} candidate structures` }));
+  $("#xrd-table tbody").replaceChildren(...out.matches.map((m, i) => el("tr", {},
+    el("td", { text: i + 1 }), el("td", { text: m.name }), el("td", { text: m.space_group ?? "" }),
+    el("td", { class: "num", text: fmt(m.probability) }))));
+  const top = Math.max(...out.intensity);
+  const traces = [{ x: out.two_theta, y: out.intensity.map((v) => v / top), mode: "lines", name: file.name, line: { color: "#1d2330" } }];
+  out.matches.forEach((m, i) => {
+    if (!m.two_theta) return;
+    const t = Math.max(...m.intensity, 1e-12);
+    traces.push({ x: m.two_theta, y: m.intensity.map((v) => -v / t), mode: "lines", name: `${i + 1}. ${m.name}`,
+      visible: i === 0 ? true : "legendonly" });
+  });
+  plot($("#xrd-plot"), traces, { xaxis: { title: { text: "2θ (degrees)" } },
+    yaxis: { title: { text: "normalised intensity (simulated below)" } } });
+}
+
+// --- wiring ----------------------------------------------------------------------------------
+
+function on(selector, event, handler) {
+  $(selector).addEventListener(event, (e) => Promise.resolve(handler(e)).catch(report));
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  drawPeriodicTable();
+  on("#login-form", "submit", (e) => { e.preventDefault(); return login($("#token").value.trim()); });
+  on("#logout", "click", () => logout(""));
+  document.querySelectorAll("#tabs button").forEach((b) => b.addEventListener("click", () => showTab(b.dataset.tab)));
+  on("#project", "change", projectChanged);
+  on("#project-form", "submit", async (e) => {
+    e.preventDefault();
+    const p = await api("/projects", { method: "POST", json: { name: $("#project-name").value.trim(), visibility: $("#project-visibility").value } });
+    $("#project-name").value = "";
+    await loadProjects(p.id);
+    notice(`Project ${p.name} created.`, "info");
+  });
+  on("#upload-file", "change", previewUpload);
+  on("#upload-form", "submit", upload);
+  on("#filter-form", "submit", (e) => { e.preventDefault(); syncPeriodicTable(); return searchMeasurements(); });
+  on("#f-elements", "change", syncPeriodicTable);
+  on("#f-clear", "click", () => { $("#filter-form").reset(); $("#f-project-only").checked = true; syncPeriodicTable(); return searchMeasurements(); });
+  on("#m-more", "click", () => searchMeasurements(true));
+  on("#export-csv", "click", exportCsv);
+  sortable($("#m-table"), () => state.rows, drawMeasurements);
+  on("#train-form", "submit", train);
+  on("#model-select", "change", showModel);
+  on("#predict-form", "submit", predict);
+  on("#screen-form", "submit", screen);
+  sortable($("#screen-table"), () => screenRows, drawScreen);
+  on("#campaign-form", "submit", createCampaign);
+  on("#campaign-select", "change", showCampaign);
+  on("#suggest-form", "submit", suggest);
+  on("#observe-form", "submit", observe);
+  const drop = $("#xrd-drop");
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    if (e.dataTransfer.files[0]) identify(e.dataTransfer.files[0]).catch(report);
+  });
+  on("#xrd-file", "change", () => $("#xrd-file").files[0] && identify($("#xrd-file").files[0]));
+  window.addEventListener("hashchange", () => { if (!$("#tabs").hidden) showTab(location.hash.slice(1)); });
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) login(token).catch(report); else logout("");
+});
