@@ -52,11 +52,17 @@ def inbag_counts(forest, n_samples: int) -> np.ndarray:
 def tree_predictions(estimators, X: np.ndarray) -> np.ndarray:
     """Per-member predictions, ``len(estimators) × n_rows`` (float64).
 
-    ``X`` must already be validated (float32 and C-contiguous for sklearn trees).
+    ``X`` must already be validated (float32 and C-contiguous for sklearn trees). Single-output
+    sklearn trees are asked through their ``tree_`` directly, which is what their ``predict``
+    returns without its per-call checks (they dominate a small request: 200 trees × ~10 µs).
     """
     out = np.empty((len(estimators), X.shape[0]), dtype=np.float64)
     for b, est in enumerate(estimators):
-        out[b] = est.predict(X, check_input=False)
+        tree = getattr(est, "tree_", None)
+        if tree is not None and getattr(est, "n_outputs_", 0) == 1:
+            out[b] = tree.predict(X)[:, 0]
+        else:
+            out[b] = est.predict(X, check_input=False)
     return out
 
 
