@@ -50,16 +50,48 @@ TOP_KEYS = {
 def steels_result(tmp_path_factory):
     from matforge.models.matbench import run_task, write_result
 
-    seen = []
+    seen, partials = [], []
+    out = tmp_path_factory.mktemp("matbench")
+
+    def checkpoint(partial):
+        partials.append(partial)
+        write_result(partial, out)
+
     result = run_task(
         "matbench_steels",
         "small",
         folds=[0, 1],
         on_fold_end=lambda task, k, row: seen.append((task, k)),
+        on_partial=checkpoint,
     )
-    out = tmp_path_factory.mktemp("matbench")
+    assert [p["folds_run"] for p in partials] == [[0]]  # written after fold 0, before fold 1
+    assert partials[0]["complete"] is False and partials[0]["folds"][0] == result["folds"][0]
     path = write_result(result, out)
     return result, path, seen
+
+
+def test_interrupted_run_resumes_from_its_written_folds(steels_result, tmp_path):
+    from matforge.models.matbench import resumable_folds, run_task, write_result
+
+    result, _, _ = steels_result
+    partial = {**result, "folds": result["folds"][:1], "folds_run": [0]}
+    path = write_result(partial, tmp_path)
+    assert resumable_folds(path, "auto", 0) == []  # another model: nothing to resume
+    assert resumable_folds(path, "small", 1) == []  # another seed
+    done = resumable_folds(path, "small", 0)
+    assert [r["fold"] for r in done] == [0]
+    started = []
+    resumed = run_task(
+        "matbench_steels",
+        "small",
+        folds=[0],
+        done=done,
+        on_fold_start=lambda task, k, row: started.append(k),
+    )
+    assert started == []  # fold 0 was not refitted
+    assert resumed["folds"] == result["folds"][:1]
+    assert resumed["model_class"] == result["model_class"]
+    assert resumed["mean"]["mae"] == result["folds"][0]["mae"]
 
 
 def test_matbench_result_schema(steels_result):
@@ -100,7 +132,7 @@ def test_matbench_metrics_are_sane(steels_result):
 
 def test_summary_markdown_lists_published_figures(steels_result):
     _, path, _ = steels_result
-    text = (path.parent / "summary.md").read_text()
+    text = (path.parent / "table.md").read_text()
     row = next(line for line in text.splitlines() if line.startswith("| matbench_steels"))
     assert "MODNet 87.8" in row and "TPOT-Mat 79.95" in row
     assert re.search(r"\| \d+\.\d ± \d+\.\d \|", row)

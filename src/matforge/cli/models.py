@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-_MODEL_HELP = "Model spec: auto, lgbm, rf, gp or small (see matforge.models.presets)."
+_MODEL_HELP = "Model spec: auto, lgbm, rf, gp, transformer or small (see matforge.models.presets)."
 _HOME_HELP = "Registry folder (default: $MATFORGE_HOME/models or ~/.matforge/models)."
 
 benchmark_app = typer.Typer(help="Benchmarks on bundled data.", no_args_is_help=True)
@@ -207,12 +207,22 @@ def benchmark_matbench(
     out: Path = typer.Option(Path("results/matbench"), "--out", help="Results folder."),
     seed: int = typer.Option(0, "--seed", help="Random seed (fold k uses seed + k)."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Threads for fold models."),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Keep the folds an earlier, interrupted run of the same model and seed wrote "
+        "to <out>/<task>.json (same matforge version) and fit only the missing ones.",
+    ),
 ) -> None:
-    """Run the Matbench v0.1 protocol on the official folds; write JSON and summary.md."""
+    """Run the Matbench v0.1 protocol on the official folds; write JSON and table.md.
+
+    Each task's JSON (and table.md) is rewritten after every fold, so an interrupted run
+    keeps the folds it finished (--resume continues from them).
+    """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from matforge.models.matbench import DEFAULT_TASKS, run_task, write_result
+    from matforge.models.matbench import DEFAULT_TASKS, resumable_folds, run_task, write_result
 
     tasks = [t if t.startswith("matbench_") else f"matbench_{t}" for t in task] or list(
         DEFAULT_TASKS
@@ -248,6 +258,11 @@ def benchmark_matbench(
                 )
                 bar.advance(bar_id)
 
+            done = resumable_folds(out / f"{t}.json", model, seed) if resume else []
+            if done:
+                bar.console.print(
+                    f"{t}: resuming; folds {sorted(r['fold'] for r in done)} already done"
+                )
             result = run_task(
                 t,
                 model,
@@ -256,6 +271,8 @@ def benchmark_matbench(
                 n_jobs=jobs,
                 on_fold_start=start,
                 on_fold_end=end,
+                on_partial=lambda partial: write_result(partial, out),
+                done=done,
             )
             path = write_result(result, out)
             metric = result["metric"]
@@ -265,7 +282,7 @@ def benchmark_matbench(
                 f"[bold]{t}[/bold]: {metric} {result['mean'][metric]:.4g} "
                 f"± {result['std'][metric]:.2g}{verdict} → {path}"
             )
-    typer.echo(f"summary: {out / 'summary.md'}")
+    typer.echo(f"table: {out / 'table.md'}")
 
 
 @report_app.command("model")

@@ -18,6 +18,7 @@ _EXPORTS = {
     "BoostedClassifier": "matforge.models.boosting",
     "GaussianProcessUQ": "matforge.models.gaussian_process",
     "AutoRegressor": "matforge.models.auto",
+    "CompositionTransformer": "matforge.models.transformer",
     "calibration_report": "matforge.models.calibration",
     "coverage": "matforge.models.calibration",
     "coverage_curve": "matforge.models.calibration",

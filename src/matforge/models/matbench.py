@@ -40,6 +40,7 @@ __all__ = [
     "GOALS",
     "LEADERBOARD",
     "SCHEMA",
+    "resumable_folds",
     "run_task",
     "summary_markdown",
     "write_result",
@@ -107,12 +108,19 @@ def run_task(
     n_jobs: int | None = None,
     on_fold_start: FoldCallback | None = None,
     on_fold_end: FoldCallback | None = None,
+    on_partial: Callable[[dict[str, Any]], None] | None = None,
+    done: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """Run the Matbench protocol for ``task`` with the named model spec; JSON-ready result.
 
     ``folds`` (default all five, 0-based) picks official folds; ``featurizer`` overrides the
     spec's feature set. ``on_fold_start(task, k, {})`` / ``on_fold_end(task, k, metrics)`` are
     called around each fold (progress bars). Model seeds are ``random_state + k``.
+
+    ``on_partial(result)`` receives the result of the folds finished so far after every fold
+    (to write it, so that an interrupted run keeps them); ``done`` are per-fold rows of an
+    earlier run with the same model and seed (:func:`resumable_folds`): those folds are not
+    refitted.
     """
     from matforge.datasets import dataset_info, load_dataset, matbench_folds
     from matforge.models.calibration import calibration_report
@@ -133,9 +141,13 @@ def run_task(
     if bad:
         raise MatforgeError(f"fold {bad[0]} does not exist; {task} has folds 0-{len(splits) - 1}")
     is_clf = info.task == "classification"
+    earlier = {int(r["fold"]): dict(r) for r in done}
     per_fold: list[dict[str, Any]] = []
     spec: dict[str, Any] = {}
     for k in folds:
+        if k in earlier:
+            per_fold.append(earlier[k])
+            continue
         if on_fold_start:
             on_fold_start(task, k, {})
         train, test = splits[k]
@@ -205,6 +217,43 @@ def run_task(
         }
         if on_fold_end:
             on_fold_end(task, k, per_fold[-1])
+        if on_partial and len(per_fold) < len(folds):
+            on_partial(
+                _assemble(task, info, model, spec, per_fold, len(splits), is_clf, random_state)
+            )
+    if not spec:
+        spec = dict(done[0].get("_spec") or {}) if done else {}
+    return _assemble(task, info, model, spec, per_fold, len(splits), is_clf, random_state)
+
+
+def resumable_folds(path: str | os.PathLike, model: str, random_state: int) -> list[dict]:
+    """Per-fold rows of an earlier result file for the same model and seed (else ``[]``).
+
+    Each row carries the earlier run's model description under ``"_spec"`` so a resumed run
+    that fits no new fold can still describe the model.
+    """
+    p = Path(path)
+    if not p.is_file():
+        return []
+    try:
+        r = json.loads(p.read_text("utf-8"))
+    except ValueError:
+        return []
+    if (
+        r.get("schema") != SCHEMA
+        or r.get("model") != model
+        or r.get("random_state") != random_state
+        or r.get("matforge_version") != __version__
+    ):
+        return []
+    spec = {k: r.get(k) for k in ("model_class", "target_transform", "feature_set", "n_features")}
+    return [{**row, "_spec": spec} for row in r.get("folds", [])]
+
+
+def _assemble(task, info, model, spec, per_fold, n_splits, is_clf, random_state) -> dict:
+    """The JSON-ready result of the folds in ``per_fold``."""
+    per_fold = [{k: v for k, v in r.items() if k != "_spec"} for r in per_fold]
+    folds = [r["fold"] for r in per_fold]
     metric = "roc_auc" if is_clf else "mae"
     keys = [
         key
@@ -225,7 +274,7 @@ def run_task(
         "model": model,
         **spec,
         "folds_run": folds,
-        "complete": sorted(folds) == list(range(len(splits))),
+        "complete": sorted(folds) == list(range(n_splits)),
         "folds": per_fold,
         "mean": mean_row,
         "std": std_row,
@@ -249,11 +298,14 @@ def run_task(
 
 
 def write_result(result: dict[str, Any], out_dir: str | os.PathLike) -> Path:
-    """Write ``<out_dir>/<task>.json`` and refresh ``<out_dir>/summary.md``; returns the JSON path."""
+    """Write ``<out_dir>/<task>.json`` and refresh ``<out_dir>/table.md`` (all results in the
+    folder); returns the JSON path. The JSON is written to a temporary file and renamed."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{result['task']}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
+    tmp.replace(path)
     results = []
     for p in sorted(out.glob("*.json")):
         try:
@@ -262,7 +314,7 @@ def write_result(result: dict[str, Any], out_dir: str | os.PathLike) -> Path:
             continue
         if r.get("schema") == SCHEMA:
             results.append(r)
-    (out / "summary.md").write_text(summary_markdown(results), "utf-8")
+    (out / "table.md").write_text(summary_markdown(results), "utf-8")
     return path
 
 

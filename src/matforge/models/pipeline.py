@@ -17,6 +17,8 @@ rebuilds it instead of storing feature tables):
 ``mat2vec`` …          element-embedding statistics: ``mat2vec``, ``oliynyk``, ``jarvis``,
                        ``magpie_embedding``; statistics chosen with ``name:stat+stat``
                        (e.g. ``jarvis:mean+range+var``; default mean+sum+range+var+min+max)
+``element_tokens``     (Z, fraction) pairs of the most abundant elements, for the
+                       attention network (``element_tokens:k`` keeps k, default 16)
 =====================  ===========================================================
 
 What the model does beyond ``featurize → estimator.fit``:
@@ -97,6 +99,13 @@ def build_featurizer(spec: Sequence[str]):
         name, _, stats = str(entry).partition(":")
         if name in simple and not stats:
             parts.append(simple[name]())
+        elif name == "element_tokens":
+            from matforge.models.transformer import ElementTokens
+
+            try:
+                parts.append(ElementTokens(int(stats)) if stats else ElementTokens())
+            except ValueError as exc:
+                raise MatforgeError(f"featurizer spec entry {entry!r}: {exc}") from None
         elif name in _EMBEDDINGS:
             kwargs = {"stats": tuple(stats.split("+"))} if stats else {}
             try:
@@ -104,7 +113,7 @@ def build_featurizer(spec: Sequence[str]):
             except ValueError as exc:
                 raise MatforgeError(f"featurizer spec entry {entry!r}: {exc}") from None
         else:
-            known = sorted([*simple, *_EMBEDDINGS])
+            known = sorted([*simple, *_EMBEDDINGS, "element_tokens"])
             raise MatforgeError(f"unknown featurizer {entry!r} in spec; known: {', '.join(known)}")
     return FeatureSet(parts)
 

@@ -1,4 +1,4 @@
-"""Named model specs: what ``--model auto|lgbm|rf|gp|small`` builds for a task.
+"""Named model specs: what ``--model auto|lgbm|rf|gp|transformer|small`` builds for a task.
 
 :func:`make_model` returns an unfitted :class:`~matforge.models.pipeline.CompositionModel`. The
 ``auto`` spec looks only at the *training* targets it is given (never at test data):
@@ -22,6 +22,10 @@ embedding statistics; 1,731 columns) unless stated. LightGBM runs single-threade
 OpenMP threads crawl on busy shared cores: 6x slower measured with 2 threads on 2 busy cores);
 ``n_jobs`` fits fold models in parallel threads instead.
 
+``transformer`` is the :class:`~matforge.models.transformer.CompositionTransformer` (attention
+network over mat2vec element embeddings, a cross-fitted deep ensemble; regression only) on the
+``element_tokens`` spec, with ``auto``'s target transform; ``n_jobs`` sets its torch threads.
+
 The choices come from the Matbench experiments recorded in ``docs/benchmarks.md``.
 """
 
@@ -43,7 +47,7 @@ __all__ = [
     "make_model",
 ]
 
-MODEL_NAMES = ("auto", "lgbm", "rf", "gp", "small")
+MODEL_NAMES = ("auto", "lgbm", "rf", "gp", "transformer", "small")
 
 AUTO_FEATURIZER: tuple[str, ...] = (
     "magpie",
@@ -198,6 +202,20 @@ def _regressor(name, y, featurizer, rs, n_jobs, common) -> CompositionModel:
         return CompositionModel(
             est, featurizer=list(featurizer or DEFAULT_FEATURIZER), impute=True, **common
         )
+    if name == "transformer":
+        from matforge.models.transformer import CompositionTransformer
+
+        transform = None
+        if y is not None and y.size and np.all(y >= 0):
+            zero_mass = np.mean(y == 0) >= ZERO_MASS
+            transform = "log1p" if zero_mass or _skewed(y) else None
+        est = CompositionTransformer(random_state=rs, n_threads=n_jobs)
+        return CompositionModel(
+            est,
+            featurizer=list(featurizer or ["element_tokens"]),
+            target_transform=transform,
+            **common,
+        )
     if name == "gp":
         from matforge.models.gaussian_process import GaussianProcessUQ
 
@@ -238,8 +256,8 @@ def _classifier(name, featurizer, rs, n_jobs, common) -> CompositionModel:
         return CompositionModel(
             est, featurizer=list(featurizer or DEFAULT_FEATURIZER), impute=True, **common
         )
-    if name == "gp":
-        raise MatforgeError("the 'gp' model is regression-only; use auto, lgbm or rf")
+    if name in ("gp", "transformer"):
+        raise MatforgeError(f"the {name!r} model is regression-only; use auto, lgbm or rf")
     est = StackedClassifier(
         [("lgbm", lgbm_classifier(rs, n_estimators=80, learning_rate=0.1, colsample_bytree=0.5))],
         cv=3,

@@ -68,7 +68,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "matforge.models.recalibration.NoiseForest",
     "matforge.models.stacking.StackedClassifier",
     "matforge.models.stacking.StackedRegressorUQ",
-    "matforge.models.transformer.AttentionRegressor",
+    "matforge.models.transformer.CompositionTransformer",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration.CalibratedClassifierCV",
     "sklearn.ensemble._forest.ExtraTreesClassifier",
