@@ -124,14 +124,16 @@ def _insert_model(engine, owner: str, project_id: int, status: str) -> SimpleNam
     return SimpleNamespace(job=job, model=model)
 
 
-def _build(url: str, tmp, secret: bool):
+def _build(url: str, tmp, secret: bool, xrd_model=None):
     """A store and its running app; with ``secret``, alice's private project too."""
     from matforge.server.ids import KEY_SETTING
     from matforge.store import Store, accounts
 
     with Store(url) as store, store.engine.begin() as conn:
         conn.execute(sa.insert(accounts.server_settings).values(name=KEY_SETTING, value=ID_KEY))
-    app = create_app(url, ServerSettings(model_root=tmp / "models", job_poll_s=0.05))
+    app = create_app(
+        url, ServerSettings(model_root=tmp / "models", job_poll_s=0.05, xrd_model=xrd_model)
+    )
     state = app.state.matforge
     users = {n: user_headers(state.engine, n) for n in ("alice", "bob", "carol")}
     client = TestClient(app)
@@ -542,7 +544,7 @@ def _run(world, route) -> list[str]:
 @pytest.fixture(
     scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
-def answers(request, tmp_path_factory):
+def answers(request, tmp_path_factory, tiny_xrd_model):
     """{route: (answers without alice's private data, answers with it)}, for one backend."""
     urls = dict(_urls(tmp_path_factory))
     if request.param not in urls:
@@ -556,7 +558,8 @@ def answers(request, tmp_path_factory):
     try:
         for secret in (False, True):
             worlds.append(
-                _build(make_url(f"w{int(secret)}"), tmp_path_factory.mktemp("models"), secret)
+                _build(make_url(f"w{int(secret)}"), tmp_path_factory.mktemp("models"), secret,
+                       xrd_model=tiny_xrd_model)  # fmt: skip
             )
         ordered = sorted(PROBES, key=lambda r: (r[0] in _MUTATING, r))  # reads first, then writes
         result = {route: tuple(_run(w, route) for w in worlds) for route in ordered}

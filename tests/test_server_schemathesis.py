@@ -31,7 +31,7 @@ _HEADERS: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
-def api_schema(tmp_path_factory):
+def api_schema(tmp_path_factory, tiny_xrd_model):
     from fastapi.testclient import TestClient
     from schemathesis.config import SchemathesisConfig
 
@@ -39,7 +39,8 @@ def api_schema(tmp_path_factory):
     app = create_app(
         f"sqlite:///{tmp / 'store.db'}",
         ServerSettings(
-            model_root=tmp / "models", max_upload_bytes=20_000, max_upload_rows=200, job_workers=1
+            model_root=tmp / "models", max_upload_bytes=20_000, max_upload_rows=200, job_workers=1,
+            xrd_model=tiny_xrd_model,
         ),
     )
     headers = user_headers(app.state.matforge.engine, "fuzzer")

@@ -6,8 +6,6 @@ needs the shipped classifier weights and is skipped, saying so, without them.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("fastapi")
@@ -18,9 +16,6 @@ from matforge.server import ServerSettings, create_app  # noqa: E402
 from matforge.server.testing import user_headers  # noqa: E402
 
 API = "/api/v1"
-DATA = Path(__file__).resolve().parents[1] / "src" / "matforge" / "xrd" / "data"
-EXAMPLE = DATA / "example_pattern.xy"
-SHIPPED = DATA / "cnn_v1.pt"
 
 
 def _client(tmp_path, **settings):
@@ -49,9 +44,8 @@ def test_identify_without_weights_answers_503_with_the_reason(tmp_path):
         assert _post(client, {}, "p.xy", b"10 1\n").status_code == 401
 
 
-@pytest.mark.skipif(not SHIPPED.exists(), reason="the shipped XRD weights are not installed")
-def test_identify_refuses_bad_files_and_bodies(tmp_path):
-    client, A = _client(tmp_path, max_pattern_bytes=2_000)
+def test_identify_refuses_bad_files_and_bodies(tmp_path, tiny_xrd_model):
+    client, A = _client(tmp_path, max_pattern_bytes=2_000, xrd_model=tiny_xrd_model)
     with client:
         r = _post(client, A, "scan.xy", b"2theta intensity\n10 5\n11 oops\n12 7\n")
         assert r.status_code == 400
@@ -66,17 +60,21 @@ def test_identify_refuses_bad_files_and_bodies(tmp_path):
         assert client.post(f"{API}/xrd/identify", headers=A).status_code == 422  # no file
 
 
-@pytest.mark.skipif(not SHIPPED.exists(), reason="the shipped XRD weights are not installed")
-def test_identify_answers_what_the_python_api_answers(tmp_path):
-    from matforge.xrd.identify import identify
-    from matforge.xrd.io import read_pattern
+def test_identify_answers_what_the_python_api_answers(tmp_path, tiny_xrd_model):
+    """The server's classifier (a tiny real one here, so that the test runs whether or not the
+    shipped weights are installed) answers exactly what the Python API answers."""
+    from matforge.xrd.cnn import XRDClassifier
+    from matforge.xrd.identify import example_pattern, identify
+    from matforge.xrd.io import read_pattern, write_xy
 
-    client, A = _client(tmp_path)
+    example = write_xy(example_pattern(), tmp_path / "nacl.xy")
+    client, A = _client(tmp_path, xrd_model=tiny_xrd_model)
     with client:
-        r = _post(client, A, "nacl.xy", EXAMPLE.read_bytes(), k=4, overlay=1)
+        r = _post(client, A, "nacl.xy", example.read_bytes(), k=4, overlay=1)
     assert r.status_code == 200, r.text
     out = r.json()
-    want = identify(read_pattern(EXAMPLE), top=4)
+    model = XRDClassifier.load(tiny_xrd_model.with_suffix(""))
+    want = identify(read_pattern(example), model=model, top=4)
     assert [m["prototype"] for m in out["matches"]] == [
         c.name for c in want.candidates["prototype"]
     ]
@@ -96,7 +94,7 @@ def test_identify_answers_what_the_python_api_answers(tmp_path):
     assert all(m["two_theta"] is None for m in rest)
     # the measured pattern comes back for the plot: its 2θ range, binned to at most 4000 points
     # by the maximum of each bin, so the peaks keep their height
-    pattern = read_pattern(EXAMPLE)
+    pattern = read_pattern(example)
     assert len(pattern) == 4001 and len(out["two_theta"]) == len(out["intensity"]) == 4000
     assert out["wavelength"] == pytest.approx(1.5406)
     assert out["two_theta"] == sorted(out["two_theta"])

@@ -321,3 +321,20 @@ def test_match_prototype_recovers_the_lattice_scale():
     grid = np.arange(10, 80, 0.02)
     m = match_prototype(Pattern(grid, profile(peaks, grid, fwhm=0.1)), "AB_cF8_225_a_b")
     assert m.scale == pytest.approx(1.05, abs=0.002) and m.score > 0.95
+
+
+def test_input_channels_lift_weak_peaks():
+    from matforge.xrd.cnn import prepare_input
+
+    x = np.zeros((1, 50), dtype=np.float32)
+    x[0, 10], x[0, 30] = 1000.0, 20.0  # a 2 % reflection
+    two, three = prepare_input(x, 2), prepare_input(x, 3)
+    assert two.shape == (1, 2, 50) and three.shape == (1, 3, 50)
+    np.testing.assert_allclose(three[:, :2], two)
+    np.testing.assert_allclose(three[0, :, 10], 1.0)
+    # the weak peak is 2 % of the strongest in I, 14 % in √I, 43 % in the log channel
+    assert three[0, 0, 30] == pytest.approx(0.02, rel=1e-5)
+    assert three[0, 2, 30] == pytest.approx(np.log10(0.02) / 3 + 1, rel=1e-5)
+    assert three[0, 2].min() == pytest.approx(0.0, abs=1e-6) and three.max() <= 1.0 + 1e-6
+    with pytest.raises(ValueError, match="channels"):
+        prepare_input(x, 4)

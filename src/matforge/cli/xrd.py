@@ -7,6 +7,7 @@ Heavy libraries (numpy, pymatgen, torch, plotly) are imported inside the command
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from datetime import date
@@ -20,6 +21,7 @@ app = typer.Typer(
 )
 
 DEFAULT_DATA_DIR = Path(".cache/xrd")
+LABEL_SMOOTHING = 0.05
 
 
 def _console():
@@ -171,6 +173,9 @@ def train_cmd(
     eval_patterns: int = typer.Option(4, help="Patterns per validation/test structure."),
     batch_size: int = typer.Option(256),
     lr: float = typer.Option(3e-3, help="Peak learning rate (one-cycle)."),
+    label_smoothing: float = typer.Option(
+        LABEL_SMOOTHING, min=0.0, max=0.5, help="Label smoothing of the cross-entropy."
+    ),
     threads: int = typer.Option(2, help="CPU threads for torch."),
     device: str | None = typer.Option(None, help="torch device; default CUDA when present."),
 ) -> None:
@@ -192,8 +197,9 @@ def train_cmd(
     console.print(f"{len(x_tr):,} training and {len(x_va):,} validation patterns")
     clf = train_classifier(
         x_tr, y_tr, x_va, y_va, classes=_classes(), grid=_grid_spec(data.grid),
-        wavelength=_wavelength(), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-        device=device, threads=threads, log=console.print,
+        wavelength=_wavelength(), epochs=epochs, batch_size=batch_size, lr=lr,
+        label_smoothing=label_smoothing, seed=seed, device=device, threads=threads,
+        log=console.print,
     )  # fmt: skip
     clf.meta["prototypes"] = _prototype_info()
     clf.meta["training"]["data"] = {
@@ -203,8 +209,8 @@ def train_cmd(
         "n_structures": len(data.structures), "data_minutes": gen_minutes,
         "command": f"matforge xrd train --seed {seed} --epochs {epochs} --n-variants {n_variants} "
         f"--n-random {n_random} --patterns {patterns} --random-patterns {random_patterns} "
-        f"--eval-patterns {eval_patterns} "
-        f"--threads {threads}",
+        f"--eval-patterns {eval_patterns} --batch-size {batch_size} --lr {lr:g} "
+        f"--label-smoothing {label_smoothing:g} --threads {threads}",
     }  # fmt: skip
     pt, js = clf.save(out)
     write_xy(example_pattern(), out / "example_pattern.xy")
@@ -268,7 +274,7 @@ def benchmark_command(
     data_dir: Path = typer.Option(DEFAULT_DATA_DIR, help="Cache of structures and patterns."),
     out: Path = typer.Option(Path("results/xrd"), help="Folder for benchmark.json/.md."),
     docs: Path | None = typer.Option(
-        Path("docs/benchmarks.md"), help="Markdown file whose '## XRD' section is (re)written."
+        None, help="Also rewrite the '## XRD' section of this file (docs/benchmarks.md)."
     ),
     proto_epochs: int = typer.Option(
         4, min=0, help="Epochs of the prototype-split model (0 skips)."
@@ -284,9 +290,9 @@ def benchmark_command(
     import numpy as np
     import torch
 
-    from matforge.xrd.augment import CRYSTAL_SYSTEMS, AugmentConfig
-    from matforge.xrd.cnn import HEADS, XRDClassifier, evaluate, train_classifier
-    from matforge.xrd.training_data import generate_shards, labels_for, load_shards, prepare_data
+    from matforge.xrd.augment import CRYSTAL_SYSTEMS
+    from matforge.xrd.cnn import HEADS, XRDClassifier, evaluate
+    from matforge.xrd.training_data import labels_for, load_shards, prepare_data
 
     torch.set_num_threads(threads)
     console = _console()
@@ -354,31 +360,11 @@ def benchmark_command(
     console.print(f"chemical-system split: {len(x):,} test patterns; " + _brief(m))
 
     # --- defect sweeps on the same test structures ---
-    test_rows = np.flatnonzero(data.chem_split == "test")
-    if len(test_rows) > sweep_structures:
-        pick = np.random.default_rng(seed).choice(len(test_rows), sweep_structures, replace=False)
-        test_rows = np.sort(test_rows[pick])
-    sub = sset.subset(test_rows)
+    test_rows, sweep_dirs, pristine_dir = sweep_shards(data, sweep_structures, seed)
     sweeps = {}
-    for name, key, levels, n_per in (
-        ("vacancy_fraction", "vacancy", VACANCY_LEVELS, 2),
-        ("displacement_rms_angstrom", "displacement", DISPLACEMENT_LEVELS, 1),
-        ("noise_counts", "counts", NOISE_LEVELS, 1),
-    ):
+    for name, entries in sweep_dirs.items():
         sweeps[name] = []
-        for level in levels:
-            config = AugmentConfig()
-            if key == "vacancy":
-                config = config.replace(vacancy_prob=1.0)
-            elif key == "displacement":
-                config = config.replace(displacement_prob=1.0)
-            else:
-                config = config.replace(noise_prob=1.0)
-            sdir = generate_shards(
-                sub, data.data_dir / f"sweep_s{seed}_n{len(sub)}" / f"{key}_{level:g}", grid=data.grid,
-                n_per_structure=n_per, config=config, seed=seed + 1000, params={key: level},
-                description=f"{name} = {level:g}",
-            )  # fmt: skip
+        for level, sdir in entries:
             sd = load_shards(sdir)
             sy = labels_for(sset, test_rows[sd["structure"].astype(np.int64)])
             sm = evaluate(clf, sd["x"], sy)
@@ -390,14 +376,19 @@ def benchmark_command(
             )
             console.print(f"  {name} {level:g}: " + _brief(sm))
     # fully pristine reference (no augmentation at all)
-    sdir = generate_shards(sub, data.data_dir / f"sweep_s{seed}_n{len(sub)}" / "pristine", grid=data.grid,
-                           n_per_structure=1, config=AugmentConfig.pristine(), seed=seed + 1000,
-                           description="pristine")  # fmt: skip
-    sd = load_shards(sdir)
+    sd = load_shards(pristine_dir)
     sm = evaluate(clf, sd["x"], labels_for(sset, test_rows[sd["structure"].astype(np.int64)]))
     result["chemsys_split"]["pristine_no_augmentation"] = summarise(sm)
+    src_sweep = source[test_rows[sd["structure"].astype(np.int64)]]
+    sy = labels_for(sset, test_rows[sd["structure"].astype(np.int64)])
+    for name, sel in (("prototype_derived", src_sweep != "pyxtal"),
+                      ("random_pyxtal", src_sweep == "pyxtal")):  # fmt: skip
+        if sel.any():
+            part = summarise(evaluate(clf, sd["x"][sel], {h: v[sel] for h, v in sy.items()}))
+            part["n_patterns"] = int(sel.sum())
+            result["chemsys_split"][f"pristine_{name}"] = part
     result["defect_sweeps"] = sweeps
-    result["defect_sweep_structures"] = len(sub)
+    result["defect_sweep_structures"] = len(test_rows)
     vac = {e["level"]: e for e in sweeps["vacancy_fraction"]}
     drop = {
         h: 100 * (vac[0.0][h]["top1"] - vac[0.10][h]["top1"])
@@ -407,22 +398,12 @@ def benchmark_command(
 
     # --- prototype-disjoint split: a model trained without the test prototypes ---
     if proto_epochs > 0:
-        x_tr, y_tr, _, _ = data.patterns("prototype", "train")
-        x_va, y_va, _, _ = data.patterns("prototype", "val", max_per_structure=4)
         x_te, y_te, r_te, _ = data.patterns("prototype", "test")
-        stem = data.data_dir / f"proto_split_model_s{seed}_e{proto_epochs}" / "cnn_v1"
-        if stem.with_suffix(".pt").exists():
-            pclf = XRDClassifier.load(stem, device=device)
-        else:
-            console.print(
-                f"training the prototype-split model ({len(x_tr):,} patterns, {proto_epochs} epochs)"
-            )
-            pclf = train_classifier(
-                x_tr, y_tr, x_va, y_va, classes=clf.meta["classes"], grid=clf.meta["grid"],
-                wavelength=clf.wavelength, epochs=proto_epochs, seed=seed, device=device,
-                threads=threads, log=console.print,
-            )  # fmt: skip
-            pclf.save(stem.parent)
+        pclf = prototype_split_model(
+            data, _hyper(clf.meta), proto_epochs, classes=clf.meta["classes"],
+            grid=clf.meta["grid"], wavelength=clf.wavelength, device=device, threads=threads,
+            log=console.print,
+        )  # fmt: skip
         pm = evaluate(pclf, x_te, y_te)
         result["prototype_split"] = {
             "n_patterns": int(len(x_te)),
@@ -449,6 +430,81 @@ def benchmark_command(
     console.print(
         f"wrote {out / 'benchmark.json'}, {out / 'benchmark.md'}" + (f", {docs}" if docs else "")
     )
+
+
+SWEEPS = (
+    ("vacancy_fraction", "vacancy", VACANCY_LEVELS, 2),
+    ("displacement_rms_angstrom", "displacement", DISPLACEMENT_LEVELS, 1),
+    ("noise_counts", "counts", NOISE_LEVELS, 1),
+)
+
+
+def sweep_shards(data, n_structures: int, seed: int):
+    """Make (or reuse) the defect-sweep patterns of a seeded sample of ``n_structures``
+    chemical-system test structures: every realistic augmentation, with one effect forced on
+    at each level of :data:`SWEEPS`, plus a pristine set.
+
+    Returns (test rows in ``data.structures``, ``{sweep name: [(level, shard dir), ...]}``,
+    pristine shard dir); the shards' ``structure`` indexes the test rows.
+    """
+    import numpy as np
+
+    from matforge.xrd.augment import AugmentConfig
+    from matforge.xrd.training_data import generate_shards
+
+    test_rows = np.flatnonzero(data.chem_split == "test")
+    if len(test_rows) > n_structures:
+        pick = np.random.default_rng(seed).choice(len(test_rows), n_structures, replace=False)
+        test_rows = np.sort(test_rows[pick])
+    sub = data.structures.subset(test_rows)
+    root = data.data_dir / f"sweep_s{seed}_n{len(sub)}"
+    dirs: dict[str, list] = {}
+    for name, key, levels, n_per in SWEEPS:
+        config = AugmentConfig().replace(**{f"{key if key != 'counts' else 'noise'}_prob": 1.0})
+        dirs[name] = [
+            (level, generate_shards(
+                sub, root / f"{key}_{level:g}", grid=data.grid, n_per_structure=n_per,
+                config=config, seed=seed + 1000, params={key: level},
+                description=f"{name} = {level:g}",
+            ))
+            for level in levels
+        ]  # fmt: skip
+    pristine = generate_shards(sub, root / "pristine", grid=data.grid, n_per_structure=1,
+                               config=AugmentConfig.pristine(), seed=seed + 1000,
+                               description="pristine")  # fmt: skip
+    return test_rows, dirs, pristine
+
+
+def _hyper(meta: dict) -> dict:
+    """Network and optimiser settings of a trained classifier (from its metadata)."""
+    tr = meta["training"]
+    return {"arch": meta["arch"], "lr": tr["lr"],
+            "batch_size": tr["batch_size"], "weight_decay": tr["weight_decay"],
+            "label_smoothing": tr.get("label_smoothing", 0.0)}  # fmt: skip
+
+
+def prototype_split_model(data, hyper: dict, epochs: int, *, classes, grid, wavelength,
+                          device=None, threads: int = 2, log=None):  # fmt: skip
+    """A classifier trained on the prototype split's training side with the network and
+    optimiser settings ``hyper`` (:func:`_hyper`) for ``epochs`` epochs; cached in
+    ``data.data_dir`` under a key of the settings."""
+    from matforge.xrd.cnn import XRDClassifier, train_classifier
+
+    seed = data.seed
+    key = hashlib.sha256(json.dumps(hyper, sort_keys=True).encode()).hexdigest()[:10]
+    stem = data.data_dir / f"proto_split_model_s{seed}_e{epochs}_{key}" / "cnn_v1"
+    if stem.with_suffix(".pt").exists():
+        return XRDClassifier.load(stem, device=device)
+    x_tr, y_tr, _, _ = data.patterns("prototype", "train")
+    x_va, y_va, _, _ = data.patterns("prototype", "val", max_per_structure=4)
+    if log:
+        log(f"training the prototype-split model ({len(x_tr):,} patterns, {epochs} epochs)")
+    pclf = train_classifier(
+        x_tr, y_tr, x_va, y_va, classes=classes, grid=grid, wavelength=wavelength,
+        epochs=epochs, seed=seed, device=device, threads=threads, log=log, **hyper,
+    )  # fmt: skip
+    pclf.save(stem.parent)
+    return pclf
 
 
 def _brief(metrics) -> str:
@@ -487,6 +543,10 @@ def benchmark_markdown(r: dict) -> str:
             rows.append((label, c[key], c[key]["n_patterns"]))
     rows.append(("chemical-system-disjoint, no augmentation", c["pristine_no_augmentation"],
                  c["pristine_no_augmentation"]["crystal_system"]["n"]))  # fmt: skip
+    for key, label in (("pristine_prototype_derived", "… AFLOW prototypes + substitutions"),
+                       ("pristine_random_pyxtal", "… random symmetric crystals")):  # fmt: skip
+        if key in c:
+            rows.append((label, c[key], c[key]["n_patterns"]))
     if "prototype_split" in r:
         p = r["prototype_split"]
         rows.append(

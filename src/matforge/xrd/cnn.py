@@ -3,8 +3,9 @@
 One network, three heads: crystal system (7 classes), space group (230) and AFLOW prototype
 (the unique labels of the bundled ``aflow_prototypes`` dataset; the loss is masked for
 structures that derive from no prototype). Input: a pattern on a fixed 2θ grid (10–80° in
-0.04° steps, Cu Kα1) scaled to [0, 1], fed as two channels, I and √I (the square root lifts
-the weak reflections that carry the extinction rules).
+0.04° steps, Cu Kα1) scaled to [0, 1], fed as three channels, I, √I and log I over three
+decades (:func:`prepare_input`; the square root and the logarithm lift the weak reflections
+that carry the extinction rules, e.g. the (111) that tells rock salt from primitive cubic).
 
 The body is five strided convolutions (×64 down-sampling, ~1.2 M parameters, ~5 MB of
 float32 weights) followed by a fully connected layer that keeps the coarse peak positions
@@ -36,7 +37,7 @@ from torch import nn
 HEADS = ("crystal_system", "spacegroup", "prototype")
 MODEL_NAME = "cnn_v1"
 DEFAULT_ARCH = {
-    "in_channels": 2,
+    "in_channels": 3,
     "channels": [32, 48, 64, 96, 128],
     "kernels": [8, 5, 3, 3, 3],
     "strides": [4, 2, 2, 2, 2],
@@ -73,13 +74,17 @@ class XRDNet(nn.Module):
         super().__init__()
         arch = dict(DEFAULT_ARCH if arch is None else arch)
         layers, c_in, length = [], arch["in_channels"], n_points
-        for c_out, k, s in zip(arch["channels"], arch["kernels"], arch["strides"], strict=True):
+        dilations = arch.get("dilations") or [1] * len(arch["channels"])
+        for c_out, k, s, dil in zip(
+            arch["channels"], arch["kernels"], arch["strides"], dilations, strict=True
+        ):
+            span = dil * (k - 1) + 1
             layers += [
-                nn.Conv1d(c_in, c_out, k, s, padding=k // 2, bias=False),
+                nn.Conv1d(c_in, c_out, k, s, padding=span // 2, dilation=dil, bias=False),
                 nn.BatchNorm1d(c_out),
                 nn.ReLU(inplace=True),
             ]
-            c_in, length = c_out, (length + 2 * (k // 2) - k) // s + 1
+            c_in, length = c_out, (length + 2 * (span // 2) - span) // s + 1
         self.body = nn.Sequential(*layers)
         self.neck = nn.Sequential(
             nn.Flatten(),
@@ -94,16 +99,29 @@ class XRDNet(nn.Module):
         return {h: head(z) for h, head in self.heads.items()}
 
 
-def prepare_input(x) -> np.ndarray:
-    """Patterns (n, G) on the model grid → network input (n, 2, G) float32: each pattern
-    shifted to a minimum of 0, scaled to a maximum of 1, stacked with its square root."""
+LOG_FLOOR = 1e-3  # the log channel spans 3 decades below the strongest peak
+
+
+def prepare_input(x, channels: int = 2) -> np.ndarray:
+    """Patterns (n, G) on the model grid → network input (n, channels, G) float32.
+
+    Each pattern is shifted to a minimum of 0 and scaled to a maximum of 1 (I); the channels
+    are I, √I and, with ``channels=3``, log10(max(I, 10⁻³)) / 3 + 1 (0–1): the square root
+    and the logarithm lift the weak reflections that carry the extinction rules (the (111)
+    of a rock-salt pattern is a few % of its (200)).
+    """
     x = np.asarray(x, dtype=np.float32)
     if x.ndim == 1:
         x = x[None]
     x = x - x.min(axis=1, keepdims=True)
     peak = x.max(axis=1, keepdims=True)
     x = np.divide(x, peak, out=np.zeros_like(x), where=peak > 0)
-    return np.stack([x, np.sqrt(x)], axis=1)
+    parts = [x, np.sqrt(x)]
+    if channels == 3:
+        parts.append(np.log10(np.maximum(x, LOG_FLOOR)) / -math.log10(LOG_FLOOR) + 1)
+    elif channels != 2:
+        raise ValueError(f"input channels must be 2 or 3, got {channels}")
+    return np.stack(parts, axis=1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -140,6 +158,10 @@ class XRDClassifier:
     @property
     def classes(self) -> dict[str, list[str]]:
         return self.meta["classes"]
+
+    @property
+    def _channels(self) -> int:
+        return int(self.meta["arch"]["in_channels"])
 
     @property
     def device(self) -> torch.device:
@@ -191,7 +213,8 @@ class XRDClassifier:
         self.net.eval()
         parts: dict[str, list] = {h: [] for h in self.net.heads}
         for lo in range(0, len(x), batch_size):
-            inp = torch.from_numpy(prepare_input(x[lo : lo + batch_size])).to(self.device)
+            inp = torch.from_numpy(prepare_input(x[lo : lo + batch_size], self._channels))
+            inp = inp.to(self.device)
             for h, v in self.net(inp).items():
                 parts[h].append(v.float().cpu().numpy())
         return {h: np.concatenate(v) if v else np.zeros((0, 0)) for h, v in parts.items()}
@@ -308,15 +331,15 @@ def _targets(labels: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
     return {h: torch.as_tensor(np.asarray(labels[h], dtype=np.int64)) for h in HEADS}
 
 
-def _loss(out, tgt) -> torch.Tensor:
+def _loss(out, tgt, label_smoothing: float = 0.0) -> torch.Tensor:
     total = 0.0
     for h in HEADS:
         y = tgt[h]
-        if h == "prototype":
-            if (y >= 0).any():
-                total = total + nn.functional.cross_entropy(out[h], y, ignore_index=-1)
-        else:
-            total = total + nn.functional.cross_entropy(out[h], y)
+        if h == "prototype" and not (y >= 0).any():
+            continue
+        total = total + nn.functional.cross_entropy(
+            out[h], y, ignore_index=-1, label_smoothing=label_smoothing
+        )
     return total
 
 
@@ -333,6 +356,7 @@ def train_classifier(
     batch_size: int = 256,
     lr: float = 3e-3,
     weight_decay: float = 1e-4,
+    label_smoothing: float = 0.0,
     seed: int = 0,
     arch: Mapping | None = None,
     device=None,
@@ -349,6 +373,7 @@ def train_classifier(
         grid: [lo, hi, step] of the 2θ grid, degrees.
         wavelength: of the grid, Å.
         epochs, batch_size, lr, weight_decay: AdamW with a one-cycle schedule.
+        label_smoothing: of the cross-entropy of every head (temperatures are fitted after).
         seed: seeds weights, shuffling and dropout (CPU runs are bit-reproducible for a
             fixed thread count).
         device: default CUDA when present, else CPU.
@@ -364,8 +389,9 @@ def train_classifier(
     try:
         return _train(
             x_train, y_train, x_val, y_val, classes=classes, grid=grid, wavelength=wavelength,
-            epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed,
-            arch=arch, device=device, progress=progress, log=log,
+            epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+            label_smoothing=label_smoothing, seed=seed, arch=arch, device=device,
+            progress=progress, log=log,
         )  # fmt: skip
     finally:
         torch.set_num_threads(previous)
@@ -373,7 +399,7 @@ def train_classifier(
 
 def _train(
     x_train, y_train, x_val, y_val, *, classes, grid, wavelength, epochs, batch_size, lr,
-    weight_decay, seed, arch, device, progress, log,
+    weight_decay, label_smoothing, seed, arch, device, progress, log,
 ) -> XRDClassifier:  # fmt: skip
     device = torch.device(device) if device else default_device()
     torch.manual_seed(seed)
@@ -393,14 +419,15 @@ def _train(
             "name": MODEL_NAME,
             "grid": [float(g) for g in grid],
             "wavelength": float(wavelength),
-            "input": "pattern on grid, min-shifted, max-scaled; channels [I, sqrt(I)]",
+            "input": "pattern on grid, min-shifted, max-scaled; channels [I, sqrt(I)"
+            + (", log10(max(I, 1e-3)) / 3 + 1]" if arch["in_channels"] == 3 else "]"),
             "arch": arch,
             "classes": {h: list(classes[h]) for h in HEADS},
             "temperatures": {h: 1.0 for h in HEADS},
         },
     )
     best_state, best_acc, history = None, -1.0, []
-    t0 = time.time()
+    t0, cpu0 = time.time(), time.process_time()
     from matforge.xrd.training_data import _progress
 
     with _progress(progress) as bar:
@@ -413,10 +440,10 @@ def _train(
                 idx = order[lo : lo + batch_size]
                 if len(idx) < 2:  # BatchNorm needs two samples
                     continue
-                xb = torch.from_numpy(prepare_input(x_train[idx])).to(device)
+                xb = torch.from_numpy(prepare_input(x_train[idx], arch["in_channels"])).to(device)
                 tb = {h: v[idx].to(device) for h, v in ytr.items()}
                 opt.zero_grad(set_to_none=True)
-                loss = _loss(net(xb), tb)
+                loss = _loss(net(xb), tb, label_smoothing)
                 loss.backward()
                 opt.step()
                 sched.step()
@@ -456,12 +483,15 @@ def _train(
         "batch_size": batch_size,
         "lr": lr,
         "weight_decay": weight_decay,
+        "label_smoothing": label_smoothing,
         "n_train": int(len(x_train)),
         "n_val": int(len(x_val)),
         "device": str(device),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "minutes": (time.time() - t0) / 60,
+        # CPU time of all threads: wall time overstates the cost on a shared machine
+        "cpu_minutes": (time.process_time() - cpu0) / 60,
         "history": history,
         "val": {h: {k: val[h][k] for k in ("top1", "top5", "nll", "ece")} for h in HEADS},
         "crystal_system_from": choice,
