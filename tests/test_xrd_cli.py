@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -13,13 +12,6 @@ pytest.importorskip("torch")
 from matforge.cli.xrd import _write_docs_section, app  # noqa: E402
 
 runner = CliRunner()
-
-# The trained weights are produced by `matforge xrd train` and committed; until they are, the
-# tests of the shipped model cannot run (issue 6 stays open while this marker skips).
-needs_weights = pytest.mark.skipif(
-    not (Path(__file__).resolve().parents[1] / "src/matforge/xrd/data/cnn_v1.pt").exists(),
-    reason="no shipped XRD classifier weights yet: run `matforge xrd train` and commit them",
-)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +35,6 @@ def test_help_lists_the_commands():
         assert cmd in res.output
 
 
-@needs_weights
 def test_simulate_then_identify_round_trip(rock_salt_cif, tmp_path):
     xy = tmp_path / "KBr.xy"
     res = runner.invoke(app, ["simulate", str(rock_salt_cif), "-o", str(xy)])
@@ -59,7 +50,6 @@ def test_simulate_then_identify_round_trip(rock_salt_cif, tmp_path):
     assert "AB_cF8_225_a_b" in text  # the overlaid prototype
 
 
-@needs_weights
 def test_identify_json_and_threshold(rock_salt_cif, tmp_path):
     xy = tmp_path / "p.xy"
     assert runner.invoke(app, ["simulate", str(rock_salt_cif), "-o", str(xy), "--wavelength", "MoKa",

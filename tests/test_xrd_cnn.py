@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -243,20 +242,11 @@ def test_fit_temperature_recovers_the_scale():
 # ---------------------------------------------------------------------------------------
 
 
-# The trained weights are produced by `matforge xrd train` and committed; until they are, the
-# tests of the shipped model cannot run (issue 6 stays open while this marker skips).
-needs_weights = pytest.mark.skipif(
-    not (Path(__file__).resolve().parents[1] / "src/matforge/xrd/data/cnn_v1.pt").exists(),
-    reason="no shipped XRD classifier weights yet: run `matforge xrd train` and commit them",
-)
-
-
 @pytest.fixture(scope="module")
 def shipped():
     return XRDClassifier.load()
 
 
-@needs_weights
 def test_shipped_weights_match_their_metadata(shipped):
     pt, js = bundled_dir() / "cnn_v1.pt", bundled_dir() / "cnn_v1.json"
     meta = json.loads(js.read_text())
@@ -270,7 +260,6 @@ def test_shipped_weights_match_their_metadata(shipped):
     assert meta["training"]["data"]["split"] == "chemsys"
 
 
-@needs_weights
 def test_identify_bundled_example_is_rock_salt(shipped):
     path = bundled_dir() / "example_pattern.xy"
     pattern = read_pattern(path)
@@ -283,7 +272,6 @@ def test_identify_bundled_example_is_rock_salt(shipped):
     assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
 
 
-@needs_weights
 def test_identify_simulated_rock_salt_and_wurtzite(shipped):
     """Patterns simulated from prototypes (no augmentation) at another wavelength."""
     from matforge.xrd.identify import prototype_structure
@@ -299,7 +287,6 @@ def test_identify_simulated_rock_salt_and_wurtzite(shipped):
     assert out["AB_hP4_186_b_b"].candidates["crystal_system"][0].name == "hexagonal"
 
 
-@needs_weights
 def test_abstention_follows_the_threshold(shipped):
     pattern = example_pattern()
     never = identify(pattern, model=shipped, threshold=0.0)
