@@ -114,7 +114,10 @@ def main() -> None:
     fs = build_featurizer(list(AUTO_FEATURIZER))
     labels = fs.feature_labels()
     X = fs.featurize_many(formulas)
-    frac = np.nan_to_num(X[:, [i for i, s in enumerate(labels) if s in _element_symbols()]])
+    fraction_start = len(build_featurizer(list(AUTO_FEATURIZER[:4])).feature_labels())
+    n_fractions = len(build_featurizer(["element_fraction"]).feature_labels())
+    assert AUTO_FEATURIZER[4] == "element_fraction"
+    frac = np.nan_to_num(X[:, fraction_start : fraction_start + n_fractions])
     agree = neighbour_agreement(frac, y, splits)
     print(json.dumps({"nearest_neighbour_label_agreement": agree}), flush=True)
     extra = matminer_features(formulas) if any("miedema" in v for v in variants) else None
@@ -135,12 +138,6 @@ def main() -> None:
         print(json.dumps({"variant": v, "mean": result["variants"][v]["mean"]}), flush=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=1) + "\n")
-
-
-def _element_symbols() -> set[str]:
-    from pymatgen.core.periodic_table import Element
-
-    return {e.symbol for e in Element}
 
 
 if __name__ == "__main__":
