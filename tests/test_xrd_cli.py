@@ -84,3 +84,41 @@ def test_docs_section_is_replaced_not_duplicated(tmp_path):
     _write_docs_section(doc, "## XRD\n\nthird\n")
     text = doc.read_text()
     assert "third" in text and "after" in text and text.index("## XRD") < text.index("## Later")
+
+
+def test_benchmark_xrd_end_to_end_on_a_small_setting(tmp_path, tiny_xrd_model):
+    """`matforge benchmark xrd` on every prototype with one variant and one random crystal per
+    space group: the splits do not leak, every table row is filled, the docs section is written."""
+    import typer
+
+    from matforge.cli.xrd import benchmark_command
+    from matforge.xrd.cnn import XRDClassifier
+
+    clf = XRDClassifier.load(tiny_xrd_model)
+    clf.meta["training"]["data"] = {
+        "seed": 0, "n_variants": 1, "n_random": 1, "train_patterns": 1,
+        "random_train_patterns": 1, "eval_patterns": 1, "split": "chemsys",
+    }  # fmt: skip
+    pt, _ = clf.save(tmp_path / "model", name="small")
+    bench = typer.Typer()
+    bench.command()(benchmark_command)
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n")
+    out = tmp_path / "results"
+    res = runner.invoke(bench, ["--model", str(pt), "--data-dir", str(tmp_path / "data"),
+                                "--out", str(out), "--docs", str(doc), "--proto-epochs", "1",
+                                "--sweep-structures", "20", "--threads", "1"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    result = json.loads((out / "benchmark.json").read_text())
+    chem = result["chemsys_split"]
+    for part in ("overall", "prototype_derived", "random_pyxtal"):
+        for head in ("crystal_system", "spacegroup"):
+            m = chem[part][head]
+            assert m["n"] > 0 and 0 <= m["top1"] <= m["top5"] <= 1
+    levels = [e["level"] for e in result["defect_sweeps"]["vacancy_fraction"]]
+    assert levels == sorted(levels) and levels[0] == 0 and 0.1 in levels
+    assert result["defect_sweep_structures"] == 20
+    assert result["prototype_split"]["n_prototypes"] > 0
+    md = doc.read_text()
+    assert md.count("## XRD") == 1 and "chemical-system-disjoint, all" in md
+    assert "prototype-disjoint" in md and (out / "benchmark.md").exists()
