@@ -268,3 +268,23 @@ def test_inbag_counts_are_bootstrap_samples():
     mean, std, count = jackknife.oob_mean_std(N, jackknife.tree_predictions(rf.estimators_, X))
     np.testing.assert_array_equal(count, (N == 0).sum(axis=1))
     assert np.isnan(mean[count == 0]).all() and np.isfinite(mean[count > 0]).all()
+
+
+def test_noise_forest_caps_bootstrap_rows_and_keeps_oob_estimates():
+    """Above ``max_rows`` each tree draws that many rows; the out-of-bag std still follows the
+    true noise level, and below the cap the forest is the plain bootstrap one."""
+    from matforge.models.recalibration import NoiseForest
+
+    rng = np.random.default_rng(0)
+    n = 6_000
+    X = rng.uniform(size=(n, 3)).astype(np.float32)
+    sigma = np.where(X[:, 0] > 0.5, 2.0, 0.5)
+    abs_r = np.abs(sigma * rng.standard_normal(n))
+    capped = NoiseForest(n_estimators=30, max_rows=1_000, random_state=0).fit(X, abs_r)
+    assert {len(s) for s in capped.forest_.estimators_samples_} == {1_000}
+    ok = np.isfinite(capped.oob_std_)
+    assert ok.mean() > 0.99  # a row is in-bag of a 1,000-row tree only ~1/6 of the time
+    hi, lo = capped.oob_std_[ok & (X[:, 0] > 0.6)], capped.oob_std_[ok & (X[:, 0] < 0.4)]
+    assert np.median(hi) / np.median(lo) == pytest.approx(4.0, rel=0.25)
+    plain = NoiseForest(n_estimators=5, max_rows=10_000, random_state=0).fit(X, abs_r)
+    assert {len(s) for s in plain.forest_.estimators_samples_} == {n}

@@ -82,6 +82,10 @@ def fit_std_scale(residuals, sigma, method: Literal["rmv", "z", "coverage68"] = 
     return scale if math.isfinite(scale) and scale > 0 else 1.0
 
 
+#: bootstrap rows per noise-forest tree at most (see :class:`NoiseForest`)
+NOISE_MAX_ROWS = 20_000
+
+
 class NoiseForest:
     """Random forest of absolute held-out residuals, giving a residual-based std at any ``x``.
 
@@ -90,6 +94,9 @@ class NoiseForest:
     predicted exactly gives a near-zero std for its neighbourhood.
     Its own out-of-bag predictions at the training rows (``oob_std_``) let the ensemble fit
     :func:`fit_std_scale` on values the noise model did not see either.
+    Each tree draws at most ``max_rows`` bootstrap rows (``None``: as many as there are rows), so
+    that 100,000-row tasks do not spend most of their fit in this forest; below the cap the
+    forest is the plain bootstrap one.
     """
 
     def __init__(
@@ -99,12 +106,14 @@ class NoiseForest:
         max_features=1 / 3,
         random_state=None,
         n_jobs=None,
+        max_rows: int | None = NOISE_MAX_ROWS,
     ):
         self.n_estimators = n_estimators
         self.min_samples_leaf = min_samples_leaf
         self.max_features = max_features
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.max_rows = max_rows
 
     def fit(self, X: np.ndarray, abs_residuals: np.ndarray) -> NoiseForest:
         """Fit on validated float32 ``X`` and ``|y - mu_heldout|``; sets ``oob_std_``."""
@@ -115,6 +124,7 @@ class NoiseForest:
             min_samples_leaf=self.min_samples_leaf,
             max_features=self.max_features,
             bootstrap=True,
+            max_samples=self.max_rows if self.max_rows and X.shape[0] > self.max_rows else None,
             random_state=self.random_state,
             n_jobs=self.n_jobs,
         ).fit(X, abs_residuals)
