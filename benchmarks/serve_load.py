@@ -205,7 +205,7 @@ def main() -> dict:
     rate = min(max(args.rate, 1.0), 1000.0)
     seconds = min(max(args.seconds, 1.0), 120.0)
 
-    from matforge.server.testing import free_port
+    from matforge.server.testing import free_port, stop_process
 
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="matforge-serve-load-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -283,11 +283,7 @@ def main() -> dict:
                     round(1 / per_request, 1) if per_request else None
                 )
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_process(server, timeout=20)
         if args.keep is None:
             shutil.rmtree(workdir, ignore_errors=True)
 

@@ -17,7 +17,7 @@ pytest.importorskip("optimade")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from matforge.server import ServerSettings, create_app  # noqa: E402
-from matforge.server.testing import free_port, user_headers, wait_for_port  # noqa: E402
+from matforge.server.testing import free_port, stop_process, user_headers, wait_for_port  # noqa: E402
 
 API = "/api/v1"
 OPT = "/optimade/v1"
@@ -321,11 +321,7 @@ def test_official_validator_passes_against_a_live_server(served):
             timeout=300,
         )
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_process(server, timeout=20)
     report = run.stdout + run.stderr
     assert run.returncode == 0, report[-6000:]
     passed = re.search(r"Passed (\d+) out of (\d+) tests", report) or re.search(

@@ -32,7 +32,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 from pymatgen.core import Composition
 
-from matforge.server.testing import free_port, wait_for_port
+from matforge.server.testing import free_port, stop_process, wait_for_port
 
 REPO = Path(__file__).resolve().parents[1]
 #: the `matforge` console script of the running environment
@@ -108,12 +108,7 @@ def server(tmp_path_factory):
         wait_for_port(port, timeout=60, process=process)
         yield f"http://127.0.0.1:{port}", token.group(0)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=15)
         log.close()
         print((tmp / "server.log").read_text()[-3000:])
 
