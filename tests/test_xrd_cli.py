@@ -115,6 +115,11 @@ def test_benchmark_xrd_end_to_end_on_a_small_setting(tmp_path, tiny_xrd_model):
         for head in ("crystal_system", "spacegroup"):
             m = chem[part][head]
             assert m["n"] > 0 and 0 <= m["top1"] <= m["top5"] <= 1
+    for part, q in chem["position_limits"].items():
+        # a right space group is always in the right class
+        assert 0 < q["ceiling_spacegroup_top1"] <= q["ceiling_spacegroup_top5"] <= 1, part
+        assert 0 < q["ceiling_crystal_system_top1"] <= 1, part
+        assert q["model_spacegroup_class_top1"] >= chem[part]["spacegroup"]["top1"], part
     levels = [e["level"] for e in result["defect_sweeps"]["vacancy_fraction"]]
     assert levels == sorted(levels) and levels[0] == 0 and 0.1 in levels
     assert result["defect_sweep_structures"] == 20
@@ -122,3 +127,4 @@ def test_benchmark_xrd_end_to_end_on_a_small_setting(tmp_path, tiny_xrd_model):
     md = doc.read_text()
     assert md.count("## XRD") == 1 and "chemical-system-disjoint, all" in md
     assert "prototype-disjoint" in md and (out / "benchmark.md").exists()
+    assert "What peak positions allow" in md

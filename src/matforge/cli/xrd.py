@@ -333,13 +333,17 @@ def benchmark_command(
         "n_chemical_systems": len({sset.chemsys[r] for r in rows}),
         "overall": summarise(m),
     }
+    chem["position_limits"] = {"overall": position_limits(y, m)}
     for name, sel in (
         ("prototype_derived", source[rows] != "pyxtal"),
         ("random_pyxtal", source[rows] == "pyxtal"),
     ):
         if sel.any():
-            chem[name] = summarise(evaluate(clf, x[sel], {h: v[sel] for h, v in y.items()}))
+            ysel = {h: v[sel] for h, v in y.items()}
+            msel = evaluate(clf, x[sel], ysel)
+            chem[name] = summarise(msel)
             chem[name]["n_patterns"] = int(sel.sum())
+            chem["position_limits"][name] = position_limits(ysel, msel)
     cm = np.zeros((7, 7), dtype=int)
     np.add.at(cm, (y["crystal_system"], m["crystal_system"]["pred"]), 1)
     chem["crystal_system_confusion"] = {
@@ -432,6 +436,25 @@ def benchmark_command(
     console.print(
         f"wrote {out / 'benchmark.json'}, {out / 'benchmark.md'}" + (f", {docs}" if docs else "")
     )
+
+
+def position_limits(y: dict, m: dict) -> dict:
+    """What peak positions allow on test labels ``y``, beside model results ``m``
+    (:func:`~matforge.xrd.cnn.evaluate`): the best crystal-system and space-group accuracy of a
+    classifier that reads only where peaks can occur (:mod:`matforge.xrd.extinction`), and the
+    model's space-group top-1 counted up to such position classes (extinction-symbol accuracy)."""
+    import numpy as np
+
+    from matforge.xrd.extinction import position_ceiling, powder_classes
+
+    sg = np.asarray(y["spacegroup"])
+    classes = powder_classes()
+    return {
+        "ceiling_crystal_system_top1": position_ceiling(y["crystal_system"], groups=classes[sg]),
+        "ceiling_spacegroup_top1": position_ceiling(sg),
+        "ceiling_spacegroup_top5": position_ceiling(sg, k=5),
+        "model_spacegroup_class_top1": float(np.mean(classes[m["spacegroup"]["pred"]] == classes[sg])),
+    }
 
 
 SWEEPS = (
@@ -564,6 +587,31 @@ def benchmark_markdown(r: dict) -> str:
             mh = m.get(h)
             cells += [_pct(mh["top1"]) if mh else "–", _pct(mh["top5"]) if mh else "–"]
         lines.append(f"| {label} | {n:,} | " + " | ".join(cells) + " |")
+    if "position_limits" in c:
+        lines += [
+            "",
+            "What peak positions allow (`matforge.xrd.extinction`): space groups with the same "
+            "lattice metric and the same systematically allowed reflections put peaks at the same "
+            "places (enantiomorphs, point groups of one Laue class, trigonal P against hexagonal), "
+            "so a powder pattern fixes an *extinction class*, not a space group. The ceiling is the "
+            "best top-k accuracy of a classifier that reads only peak positions (the most frequent "
+            "labels of each class in this test set); intensities can beat it only where a "
+            "structure's intensity fingerprint names its group, as a known prototype does. The "
+            "last column counts the model's space group as right when it is in the true class.",
+            "",
+            "| test set | ceiling: crystal system top-1 | space group top-1 | top-5 | model: space-group class top-1 |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        for key, label in (("overall", "chemical-system-disjoint, all"),
+                           ("prototype_derived", "… AFLOW prototypes + substitutions"),
+                           ("random_pyxtal", "… random symmetric crystals")):  # fmt: skip
+            if key in c["position_limits"]:
+                q = c["position_limits"][key]
+                lines.append(
+                    f"| {label} | {_pct(q['ceiling_crystal_system_top1'])} | "
+                    f"{_pct(q['ceiling_spacegroup_top1'])} | {_pct(q['ceiling_spacegroup_top5'])} | "
+                    f"{_pct(q['model_spacegroup_class_top1'])} |"
+                )
     t = r["targets"]
     o = c["overall"]
     drop = r["vacancy10_drop_points"]
