@@ -52,37 +52,48 @@ def store(store_url):
         yield s
 
 
+#: layer sizes of the tiny test classifiers: seconds per epoch on one CPU thread
+TINY_XRD_ARCH = {"in_channels": 2, "channels": [8, 8, 16, 16, 16], "kernels": [8, 5, 3, 3, 3],
+                 "strides": [4, 2, 2, 2, 2], "hidden": 32, "dropout": 0.0}  # fmt: skip
+
+
 @pytest.fixture(scope="session")
-def tiny_xrd_model(tmp_path_factory):
-    """A tiny but real XRD classifier (4 prototypes and 3 random crystals, 2 epochs; seconds on a
+def xrd_small_set():
+    """Four prototypes with two substituted variants each, and three random pyxtal crystals."""
+    pytest.importorskip("pyxtal")
+    from matforge.xrd.training_data import build_structures
+
+    return build_structures(
+        n_variants=2, n_random=1, seed=3, prototypes=[0, 17, 172, 200], spacegroups=[14, 194, 225],
+        progress=False,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_xrd_arch():
+    return dict(TINY_XRD_ARCH)
+
+
+@pytest.fixture(scope="session")
+def tiny_xrd_model(tmp_path_factory, xrd_small_set):
+    """A tiny but real XRD classifier (trained 2 epochs on :func:`xrd_small_set`; seconds on a
     CPU), saved like the shipped one; returns its ``.pt`` path. For server tests that need a
     working ``/xrd/identify`` whether or not the shipped weights are installed."""
     pytest.importorskip("torch")
     from matforge.cli.xrd import _classes, _grid_spec, _prototype_info
     from matforge.xrd.augment import CU_KA1
     from matforge.xrd.cnn import train_classifier
-    from matforge.xrd.training_data import (
-        build_structures,
-        generate_shards,
-        labels_for,
-        load_shards,
-        make_grid,
-    )
+    from matforge.xrd.training_data import generate_shards, labels_for, load_shards, make_grid
 
     tmp = tmp_path_factory.mktemp("tiny_xrd")
     grid = make_grid()
-    structures = build_structures(
-        n_variants=1, n_random=1, seed=3, prototypes=[0, 17, 172, 200], spacegroups=[14, 194, 225],
-        progress=False,
-    )  # fmt: skip
-    d = load_shards(generate_shards(structures, tmp / "shards", grid=grid, n_per_structure=3,
+    d = load_shards(generate_shards(xrd_small_set, tmp / "shards", grid=grid, n_per_structure=3,
                                     seed=1, progress=False))  # fmt: skip
-    y = labels_for(structures, d["structure"].astype(int))
-    arch = {"in_channels": 2, "channels": [8, 8, 16, 16, 16], "kernels": [8, 5, 3, 3, 3],
-            "strides": [4, 2, 2, 2, 2], "hidden": 32, "dropout": 0.0}  # fmt: skip
+    y = labels_for(xrd_small_set, d["structure"].astype(int))
     clf = train_classifier(
         d["x"], y, d["x"], y, classes=_classes(), grid=_grid_spec(grid), wavelength=CU_KA1,
-        epochs=2, batch_size=16, lr=3e-3, arch=arch, progress=False, seed=0, threads=1,
+        epochs=2, batch_size=16, lr=3e-3, arch=dict(TINY_XRD_ARCH), progress=False, seed=0,
+        threads=1,
     )  # fmt: skip
     clf.meta["prototypes"] = _prototype_info()  # as `matforge xrd train` records them
     pt, _ = clf.save(tmp / "model", name="tiny")

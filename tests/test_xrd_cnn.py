@@ -16,7 +16,6 @@ from matforge.xrd.identify import UNCERTAIN, example_pattern, identify, match_pr
 from matforge.xrd.io import Pattern, read_pattern  # noqa: E402
 from matforge.xrd.simulate import profile, simulate  # noqa: E402
 from matforge.xrd.training_data import (  # noqa: E402
-    build_structures,
     generate_shards,
     labels_for,
     load_shards,
@@ -38,12 +37,8 @@ def rock_salt():
 
 
 @pytest.fixture(scope="module")
-def small_set():
-    """A few prototypes with substituted variants and a few random pyxtal crystals."""
-    return build_structures(
-        n_variants=2, n_random=1, seed=3, prototypes=[0, 17, 172, 200], spacegroups=[14, 194, 225],
-        progress=False,
-    )  # fmt: skip
+def small_set(xrd_small_set):
+    return xrd_small_set
 
 
 # ---------------------------------------------------------------------------------------
@@ -205,14 +200,13 @@ def test_shards_stream_reproducibly(small_set, tmp_path):
 # ---------------------------------------------------------------------------------------
 
 
-def test_small_model_trains_end_to_end(small_set, tmp_path):
+def test_small_model_trains_end_to_end(small_set, tiny_xrd_arch, tmp_path):
     from matforge.cli.xrd import _classes, _grid_spec
 
     d = load_shards(generate_shards(small_set, tmp_path / "s", grid=GRID, n_per_structure=6,
                                     seed=1, progress=False))  # fmt: skip
     y = labels_for(small_set, d["structure"].astype(int))
-    arch = {"in_channels": 2, "channels": [8, 8, 16, 16, 16], "kernels": [8, 5, 3, 3, 3],
-            "strides": [4, 2, 2, 2, 2], "hidden": 32, "dropout": 0.0}  # fmt: skip
+    arch = tiny_xrd_arch
     clf = train_classifier(
         d["x"], y, d["x"][::3], {h: v[::3] for h, v in y.items()}, classes=_classes(),
         grid=_grid_spec(GRID), wavelength=aug.CU_KA1, epochs=3, batch_size=16, lr=3e-3,
