@@ -13,7 +13,11 @@ accuracy of the labels. This script measures, on the 5 official folds:
 
 Variants: ``auto`` (AUTO_FEATURIZER, LightGBM), ``+yang+miedema`` (matminer's YangSolidSolution
 and Miedema added), ``+yang+miedema+extra_trees`` (extra-trees added to the stack as well),
-``no_mat2vec+yang+miedema`` (mat2vec statistics dropped). matminer is a test dependency; its Miedema featurizer takes ~1 CPU-min.
+``no_mat2vec+yang+miedema`` (mat2vec statistics dropped), ``no_mat2vec+neighbours`` (the labels
+of the nearest training compositions as features: distance-weighted means over the 1–20 nearest,
+the nearest distances, and the count, mean label and weighted label of training compositions of
+the same chemical system; leave-one-out on the training rows, so they mean what they mean on a
+test row). matminer is a test dependency; its Miedema featurizer takes ~1 CPU-min.
 
     .venv/bin/python benchmarks/matbench_glass_study.py [--variants auto,+yang+miedema]
 
@@ -31,7 +35,15 @@ from pathlib import Path
 import numpy as np
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "matbench" / "glass_study.json"
-VARIANTS = ("auto", "+yang+miedema", "+yang+miedema+extra_trees", "no_mat2vec+yang+miedema")
+VARIANTS = (
+    "auto",
+    "+yang+miedema",
+    "+yang+miedema+extra_trees",
+    "no_mat2vec+yang+miedema",
+    "no_mat2vec+neighbours",
+)
+#: neighbour counts of the distance-weighted label features (``+neighbours``)
+NEIGHBOURS = (1, 3, 5, 10, 20)
 
 
 def matminer_features(formulas: list[str]) -> np.ndarray:
@@ -63,7 +75,41 @@ def neighbour_agreement(fractions: np.ndarray, y: np.ndarray, splits) -> list[fl
     return out
 
 
-def run_variant(name: str, X: np.ndarray, y: np.ndarray, splits) -> list[dict]:
+def neighbour_features(frac: np.ndarray, y: np.ndarray, ref, query, loo: bool) -> np.ndarray:
+    """Label statistics of the training rows ``ref`` around rows ``query`` (element fractions
+    ``frac``, L1 distance); ``loo`` leaves each query out of its own neighbours (query = ref)."""
+    from collections import defaultdict
+
+    from sklearn.neighbors import NearestNeighbors
+
+    skip = 1 if loo else 0
+    nn = NearestNeighbors(n_neighbors=max(NEIGHBOURS) + skip, metric="manhattan")
+    dist, idx = nn.fit(frac[ref]).kneighbors(frac[query])
+    dist, idx = dist[:, skip:], idx[:, skip:]
+    labels = y[ref][idx]
+    cols = []
+    for k in NEIGHBOURS:
+        w = 1.0 / (dist[:, :k] + 0.02)
+        cols.append((labels[:, :k] * w).sum(1) / w.sum(1))
+    cols += [dist[:, 0], dist[:, 4]]
+    system = ["-".join(map(str, np.flatnonzero(row > 0))) for row in frac]
+    members = defaultdict(list)
+    for j, i in enumerate(ref):
+        members[system[i]].append(j)
+    same = np.full((len(query), 3), np.nan)
+    for q, i in enumerate(query):
+        m = [j for j in members.get(system[i], []) if not (loo and ref[j] == i)]
+        same[q, 0] = len(m)
+        if m:
+            w = 1.0 / (np.abs(frac[ref][m] - frac[i]).sum(1) + 0.02)
+            same[q, 1] = y[ref][m].mean()
+            same[q, 2] = (y[ref][m] * w).sum() / w.sum()
+    return np.column_stack([*cols, same])
+
+
+def run_variant(
+    name: str, X: np.ndarray, y: np.ndarray, splits, frac: np.ndarray | None = None
+) -> list[dict]:
     from matforge.models.pipeline import best_threshold, classification_metrics
     from matforge.models.presets import extra_trees_classifier, lgbm_classifier
     from matforge.models.stacking import StackedClassifier
@@ -71,12 +117,16 @@ def run_variant(name: str, X: np.ndarray, y: np.ndarray, splits) -> list[dict]:
     rows = []
     for k, (train, test) in enumerate(splits):
         t0 = time.process_time()
+        X_train, X_test = X[train], X[test]
+        if "neighbours" in name:
+            X_train = np.hstack([X_train, neighbour_features(frac, y, train, train, loo=True)])
+            X_test = np.hstack([X_test, neighbour_features(frac, y, train, test, loo=False)])
         ests = [("lgbm", lgbm_classifier(k))]
         if "extra_trees" in name:
             ests.append(("extra_trees", extra_trees_classifier(k, max_features=0.1)))
-        model = StackedClassifier(ests, cv=5, random_state=k, n_jobs=1).fit(X[train], y[train])
+        model = StackedClassifier(ests, cv=5, random_state=k, n_jobs=1).fit(X_train, y[train])
         threshold = best_threshold(y[train], model.oof_proba_)
-        p = model.predict_proba(X[test])[:, 1]
+        p = model.predict_proba(X_test)[:, 1]
         m = classification_metrics(y[test], p, threshold)
         oracle = classification_metrics(y[test], p, best_threshold(y[test], p))["roc_auc"]
         row = {
@@ -120,12 +170,14 @@ def main() -> None:
     print(json.dumps({"nearest_neighbour_label_agreement": agree}), flush=True)
     extra = matminer_features(formulas) if any("miedema" in v for v in variants) else None
     no_m2v = np.array([not s.startswith("mat2vec") for s in labels])
-    result = {"nearest_neighbour_label_agreement": agree, "variants": {}}
+    # variants run earlier stay in the file; the ones run now replace theirs
+    result = json.loads(OUT.read_text()) if OUT.exists() else {"variants": {}}
+    result["nearest_neighbour_label_agreement"] = agree
     for v in variants:
         Xv = X[:, no_m2v] if v.startswith("no_mat2vec") else X
         if "miedema" in v:
             Xv = np.hstack([Xv, extra])
-        rows = run_variant(v, Xv, y, splits)
+        rows = run_variant(v, Xv, y, splits, frac)
         result["variants"][v] = {
             "folds": rows,
             "mean": {
