@@ -8,10 +8,11 @@ import importlib
 import io
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from matforge.errors import InvalidFormula
@@ -202,36 +203,68 @@ def get_material(material_id: str, state: State, user: CurrentUser) -> MaterialD
     return MaterialDetail(**_material_out(state, row), structure=row.structure)
 
 
-def _measurement_query(
-    state: ServerState,
-    *,
-    property: str | None,
-    elements: str | None,
-    exact_elements: bool,
-    formula: str | None,
-    method: str | None,
-    source: str | None,
-    created_by: str | None,
-    value_min: float | None,
-    value_max: float | None,
-    material_id: str | None,
-    dataset_id: str | None,
-    after: str | None,
-    limit: int | None,
-) -> queries.MeasurementQuery:
+Value = Annotated[float | None, Query(allow_inf_nan=False)]
+
+
+@dataclass(frozen=True)
+class MeasurementFilters:
+    """The filters `GET /measurements` and `GET /measurements.csv` share."""
+
+    property: str | None
+    elements: str | None
+    exact_elements: bool
+    formula: str | None
+    method: str | None
+    source: str | None
+    created_by: str | None
+    value_min: float | None
+    value_max: float | None
+    project_id: str | None
+
+
+def measurement_filters(
+    property: Annotated[str | None, Query(max_length=200)] = None,
+    elements: Elements = None,
+    exact_elements: ExactElements = False,
+    formula: Annotated[str | None, Query(max_length=500)] = None,
+    method: Method | None = None,
+    source: Text = None,
+    created_by: Annotated[str | None, Query(max_length=64)] = None,
+    value_min: Value = None,
+    value_max: Value = None,
+    project_id: ProjectFilter = None,
+) -> MeasurementFilters:
     if value_min is not None and value_max is not None and value_min > value_max:
         raise ApiError(400, f"value_min ({value_min}) is larger than value_max ({value_max})")
+    return MeasurementFilters(property, elements, exact_elements, formula, method, source,
+                              created_by, value_min, value_max, project_id)  # fmt: skip
+
+
+Filters = Annotated[MeasurementFilters, Depends(measurement_filters)]
+
+
+def _measurement_query(
+    state: ServerState,
+    conn,
+    user: User,
+    f: MeasurementFilters,
+    *,
+    material_id: str | None = None,
+    dataset_id: str | None = None,
+    after: str | None = None,
+    limit: int | None = None,
+) -> queries.MeasurementQuery:
     return queries.MeasurementQuery(
-        project_ids=[],
-        property=property,
-        elements=parse_elements(elements),
-        exact_elements=exact_elements,
-        formula=formula,
-        method=method,
-        source=source,
-        created_by=created_by,
-        value_min=value_min,
-        value_max=value_max,
+        project_ids=scope(state, conn, user, f.project_id),
+        property=f.property,
+        elements=parse_elements(f.elements),
+        exact_elements=f.exact_elements,
+        formula=f.formula,
+        method=f.method,
+        source=f.source,
+        created_by=f.created_by,
+        value_min=f.value_min,
+        value_max=f.value_max,
         material_id=None
         if material_id is None
         else decode(state, "material", material_id, "material"),
@@ -268,23 +301,11 @@ def _measurement_out(state: ServerState, r) -> dict:
     )
 
 
-Value = Annotated[float | None, Query(allow_inf_nan=False)]
-
-
 @router.get("/measurements", response_model=MeasurementPage)
 def list_measurements(
     state: State,
     user: CurrentUser,
-    property: Annotated[str | None, Query(max_length=200)] = None,
-    elements: Elements = None,
-    exact_elements: ExactElements = False,
-    formula: Annotated[str | None, Query(max_length=500)] = None,
-    method: Method | None = None,
-    source: Text = None,
-    created_by: Annotated[str | None, Query(max_length=64)] = None,
-    value_min: Value = None,
-    value_max: Value = None,
-    project_id: ProjectFilter = None,
+    filters: Filters,
     material_id: Annotated[str | None, Query(max_length=40)] = None,
     dataset_id: Annotated[str | None, Query(max_length=40)] = None,
     after: After = None,
@@ -292,24 +313,10 @@ def list_measurements(
 ) -> MeasurementPage:
     """Measurements the caller can read, oldest first, one page. Values and ranges are in each
     property's canonical unit."""
-    q = _measurement_query(
-        state,
-        property=property,
-        elements=elements,
-        exact_elements=exact_elements,
-        formula=formula,
-        method=method,
-        source=source,
-        created_by=created_by,
-        value_min=value_min,
-        value_max=value_max,
-        material_id=material_id,
-        dataset_id=dataset_id,
-        after=after,
-        limit=page_size(state, limit),
-    )
     with state.engine.connect() as conn:
-        q.project_ids = scope(state, conn, user, project_id)
+        q = _measurement_query(state, conn, user, filters, material_id=material_id,
+                               dataset_id=dataset_id, after=after,
+                               limit=page_size(state, limit))  # fmt: skip
     stmt = queries.measurements(q)
     with state.engine.connect() as conn:
         rows = conn.execute(stmt).all()
@@ -328,40 +335,11 @@ def list_measurements(
         }
     },
 )
-def export_measurements(
-    state: State,
-    user: CurrentUser,
-    property: Annotated[str | None, Query(max_length=200)] = None,
-    elements: Elements = None,
-    exact_elements: ExactElements = False,
-    formula: Annotated[str | None, Query(max_length=500)] = None,
-    method: Method | None = None,
-    source: Text = None,
-    created_by: Annotated[str | None, Query(max_length=64)] = None,
-    value_min: Value = None,
-    value_max: Value = None,
-    project_id: ProjectFilter = None,
-) -> StreamingResponse:
+def export_measurements(state: State, user: CurrentUser, filters: Filters) -> StreamingResponse:
     """Every measurement the caller can read that matches the filters, as CSV (the columns of
     `GET /measurements`; elements as 'Fe-O', conditions as JSON)."""
-    q = _measurement_query(
-        state,
-        property=property,
-        elements=elements,
-        exact_elements=exact_elements,
-        formula=formula,
-        method=method,
-        source=source,
-        created_by=created_by,
-        value_min=value_min,
-        value_max=value_max,
-        material_id=None,
-        dataset_id=None,
-        after=None,
-        limit=None,
-    )
     with state.engine.connect() as conn:
-        q.project_ids = scope(state, conn, user, project_id)
+        q = _measurement_query(state, conn, user, filters)
     stmt = queries.measurements(q)
 
     def rows() -> Iterator[str]:
