@@ -116,3 +116,20 @@ def test_benchmark_any_table(tmp_path, runner):
     assert entry["info"]["n_candidates"] == 241 and entry["info"]["n_top"] == 3
     assert set(entry["runs"]) == {"default@2", "random"}
     assert "| dyes | 241 | 3 |" in (out / "table.md").read_text()
+
+
+def test_small_tables_are_refused_or_flagged():
+    from matforge.design.benchmark import MIN_TABLE_ROWS, problem_from_table
+    from matforge.errors import DesignSpaceError
+
+    df = load_dataset("colors_bob").drop(columns=["flag"])
+    cols = ["red", "orange", "yellow", "blue", "green"]
+    with pytest.raises(DesignSpaceError, match=f"at least {MIN_TABLE_ROWS}"):
+        problem_from_table(df.head(MIN_TABLE_ROWS - 1), "difference_to_green:min", features=cols)
+    with pytest.warns(UserWarning, match="only 1 of 100 candidates count as top-1 %"):
+        problem_from_table(df.head(100), "difference_to_green:min", features=cols)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        problem_from_table(df, "difference_to_green:min", features=cols)  # 241 rows, 3 top

@@ -329,6 +329,10 @@ def parse_target(spec: str) -> Objective:
     return parse_objective(text)
 
 
+#: fewest rows with a target value that :func:`problem_from_table` accepts
+MIN_TABLE_ROWS = 20
+
+
 def problem_from_table(df, target: str, *, formula: str | None = None,
                        features: Sequence[str] | None = None, name: str = "table",
                        budget: int | None = None) -> Problem:
@@ -359,10 +363,24 @@ def problem_from_table(df, target: str, *, formula: str | None = None,
             raise DesignSpaceError(f"{name}: feature columns {missing or cols} not usable")
         X = X_plain = df[cols].to_numpy(dtype=float)
         desc = plain = f"raw columns ({len(cols)})"
+    if len(y) < MIN_TABLE_ROWS:
+        raise DesignSpaceError(
+            f"{name}: {len(y)} rows with a target value; a replay needs at least "
+            f"{MIN_TABLE_ROWS} (10 random starting experiments, then the strategy's choices)"
+        )
     problem = Problem(name=name, X=X, X_plain=X_plain, y=y, objective=objective,
                       budget=len(y), features=desc, plain_features=plain)
     # Default budget: three times what random search needs on average, at least 60.
     problem.budget = int(budget or min(len(y), max(60, math.ceil(3 * problem.random_expected()))))
+    if problem.good.sum() < 3:
+        import warnings
+
+        warnings.warn(
+            f"{name}: only {int(problem.good.sum())} of {len(y)} candidates count as top-1 %, so "
+            "whether a replay finds one early is mostly luck; acceleration factors from a table "
+            "this small vary a lot between seeds (300 rows or more give 3+ top candidates)",
+            stacklevel=2,
+        )
     return problem
 
 
