@@ -361,8 +361,9 @@ def summary_markdown(results: Sequence[dict[str, Any]]) -> str:
     if dates:
         lines += [
             "",
-            f"matforge {rows[0]['matforge_version']}; runs from {dates[0]} to "
-            f"{dates[-1]}; {rows[0]['machine']['cpus']} CPUs.",
+            f"matforge {rows[0]['matforge_version']}; results last written "
+            + (dates[0] if dates[0] == dates[-1] else f"between {dates[0]} and {dates[-1]}")
+            + f" (each task's file, after its latest fold); {rows[0]['machine']['cpus']} CPUs.",
         ]
     return "\n".join(lines) + "\n"
 
