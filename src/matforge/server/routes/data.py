@@ -317,9 +317,7 @@ def list_measurements(
         q = _measurement_query(state, conn, user, filters, material_id=material_id,
                                dataset_id=dataset_id, after=after,
                                limit=page_size(state, limit))  # fmt: skip
-    stmt = queries.measurements(q)
-    with state.engine.connect() as conn:
-        rows = conn.execute(stmt).all()
+        rows = conn.execute(queries.measurements(q)).all()
     more = len(rows) > q.limit
     items = [MeasurementOut(**_measurement_out(state, r)) for r in rows[: q.limit]]
     return MeasurementPage(items=items, next=items[-1].id if more else None)
