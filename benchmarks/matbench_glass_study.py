@@ -98,12 +98,12 @@ def neighbour_features(frac: np.ndarray, y: np.ndarray, ref, query, loo: bool) -
         members[system[i]].append(j)
     same = np.full((len(query), 3), np.nan)
     for q, i in enumerate(query):
-        m = [j for j in members.get(system[i], []) if not (loo and ref[j] == i)]
-        same[q, 0] = len(m)
-        if m:
-            w = 1.0 / (np.abs(frac[ref][m] - frac[i]).sum(1) + 0.02)
-            same[q, 1] = y[ref][m].mean()
-            same[q, 2] = (y[ref][m] * w).sum() / w.sum()
+        rows = [ref[j] for j in members.get(system[i], []) if not (loo and ref[j] == i)]
+        same[q, 0] = len(rows)
+        if rows:
+            w = 1.0 / (np.abs(frac[rows] - frac[i]).sum(1) + 0.02)
+            same[q, 1] = y[rows].mean()
+            same[q, 2] = (y[rows] * w).sum() / w.sum()
     return np.column_stack([*cols, same])
 
 

@@ -348,6 +348,11 @@ def problem_from_table(df, target: str, *, formula: str | None = None,
     target_values = pd.to_numeric(df[objective.name], errors="coerce").to_numpy(dtype=float)
     df = df[np.isfinite(target_values)].reset_index(drop=True)
     y = pd.to_numeric(df[objective.name]).to_numpy(dtype=float)
+    if len(y) < MIN_TABLE_ROWS:
+        raise DesignSpaceError(
+            f"{name}: {len(y)} rows with a target value; a replay needs at least "
+            f"{MIN_TABLE_ROWS} (10 random starting experiments, then the strategy's choices)"
+        )
     if formula is not None:
         if formula not in df.columns:
             raise DesignSpaceError(f"{name}: no formula column {formula!r}")
@@ -363,11 +368,6 @@ def problem_from_table(df, target: str, *, formula: str | None = None,
             raise DesignSpaceError(f"{name}: feature columns {missing or cols} not usable")
         X = X_plain = df[cols].to_numpy(dtype=float)
         desc = plain = f"raw columns ({len(cols)})"
-    if len(y) < MIN_TABLE_ROWS:
-        raise DesignSpaceError(
-            f"{name}: {len(y)} rows with a target value; a replay needs at least "
-            f"{MIN_TABLE_ROWS} (10 random starting experiments, then the strategy's choices)"
-        )
     problem = Problem(name=name, X=X, X_plain=X_plain, y=y, objective=objective,
                       budget=len(y), features=desc, plain_features=plain)
     # Default budget: three times what random search needs on average, at least 60.

@@ -83,7 +83,7 @@ def _signature(family: str, hkl: np.ndarray, allowed: np.ndarray) -> tuple:
     and |k| for monoclinic), so two groups match when they put peaks at the same places."""
     present = {tuple(h) for h in hkl[allowed]}
     if family == "cubic":  # d depends on h² + k² + l² only
-        return tuple(sorted({int(h @ h) for h in map(np.array, present)}))
+        return tuple(sorted({h[0] ** 2 + h[1] ** 2 + h[2] ** 2 for h in present}))
     if family == "tetragonal":  # d depends on h² + k² and l²
         return tuple(sorted({(h[0] ** 2 + h[1] ** 2, abs(h[2])) for h in present}))
     if family == "hexagonal":
