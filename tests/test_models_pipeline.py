@@ -205,3 +205,33 @@ def test_hurdle_std_is_not_overconfident_on_predicted_zeros(gap_data):
     zero = mean == 0
     assert zero.any() and np.all(std[zero] > 1e-3)  # a metal call keeps its (1 - p) risk
     assert calibration_report(y[700:], mean, std)["nll"] < 3.0
+
+
+def test_auto_regression_spec_follows_the_training_size():
+    """Few rows: compact features and extra-trees; many: larger trees without mat2vec."""
+    from matforge.models.presets import (
+        AUTO_FEATURIZER,
+        COMPACT_FEATURIZER,
+        LARGE_DATA,
+        LARGE_FEATURIZER,
+        LARGE_LGBM,
+        SMALL_DATA,
+        make_model,
+    )
+
+    rng = np.random.default_rng(0)
+
+    def spec(n):
+        m = make_model("auto", "regression", y=rng.normal(size=n))
+        return list(m.featurizer), dict(m.estimator.estimators)
+
+    feats, bases = spec(SMALL_DATA - 1)
+    assert feats == list(COMPACT_FEATURIZER) and set(bases) == {"lgbm", "extra_trees"}
+    feats, bases = spec(SMALL_DATA)
+    assert feats == list(AUTO_FEATURIZER)
+    assert bases["lgbm"].get_params()["num_leaves"] == 31
+    feats, bases = spec(LARGE_DATA)
+    assert feats == list(LARGE_FEATURIZER) and "mat2vec" not in feats
+    params = bases["lgbm"].get_params()
+    assert {k: params[k] for k in LARGE_LGBM} == LARGE_LGBM
+    assert params["objective"] == "huber"
