@@ -235,3 +235,17 @@ def test_auto_regression_spec_follows_the_training_size():
     params = bases["lgbm"].get_params()
     assert {k: params[k] for k in LARGE_LGBM} == LARGE_LGBM
     assert params["objective"] == "huber"
+
+
+def test_auto_hurdle_uses_the_large_settings_on_large_data():
+    from matforge.models.presets import LARGE_DATA, LARGE_FEATURIZER, LARGE_LGBM, make_model
+
+    y = np.where(np.arange(LARGE_DATA) % 2 == 0, 0.0, 1.5)
+    m = make_model("auto", "regression", y=y)
+    assert list(m.featurizer) == list(LARGE_FEATURIZER)
+    assert m.estimator.classifier.get_params()["num_leaves"] == LARGE_LGBM["num_leaves"]
+    params = dict(m.estimator.regressors)["lgbm"].get_params()
+    assert params["n_estimators"] == LARGE_LGBM["n_estimators"]
+    small = make_model("auto", "regression", y=y[: LARGE_DATA - 1])
+    assert "mat2vec" in small.featurizer
+    assert small.estimator.classifier.get_params()["num_leaves"] == 31
