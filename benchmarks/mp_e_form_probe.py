@@ -28,17 +28,25 @@ VARIANTS = {
 }
 
 
-def main() -> None:
+def fold0_features(task: str, target: str):
+    """Official fold 0 of ``task``: ``(y, train, test, X, keep)``, ``X`` the auto features
+    (float32) of every row and ``keep`` the mask of the columns that are not mat2vec."""
     from matforge.datasets import load_dataset, matbench_folds
     from matforge.models.pipeline import build_featurizer
-    from matforge.models.presets import AUTO_FEATURIZER, _huber, lgbm_regressor
+    from matforge.models.presets import AUTO_FEATURIZER
 
-    df = load_dataset("matbench_mp_e_form")
-    y = df["e_form"].to_numpy(float)
-    train, test = matbench_folds("matbench_mp_e_form")[0]
+    df = load_dataset(task)
+    train, test = matbench_folds(task)[0]
     fs = build_featurizer(list(AUTO_FEATURIZER))
     X = fs.featurize_many(df["formula"].astype(str).tolist()).astype(np.float32)
     keep = np.array([not label.startswith("mat2vec") for label in fs.feature_labels()])
+    return df[target].to_numpy(float), train, test, X, keep
+
+
+def main() -> None:
+    from matforge.models.presets import _huber, lgbm_regressor
+
+    y, train, test, X, keep = fold0_features("matbench_mp_e_form", "e_form")
     for name, (no_mat2vec, params) in VARIANTS.items():
         Xv = X[:, keep] if no_mat2vec else X
         t0 = time.process_time()

@@ -26,24 +26,12 @@ import numpy as np
 
 
 def main() -> None:
+    from mp_e_form_probe import fold0_features  # the script's folder is on sys.path
     from sklearn.metrics import roc_auc_score
 
-    from matforge.datasets import load_dataset, matbench_folds
-    from matforge.models.pipeline import build_featurizer
-    from matforge.models.presets import (
-        AUTO_FEATURIZER,
-        LARGE_LGBM,
-        _huber,
-        lgbm_classifier,
-        lgbm_regressor,
-    )
+    from matforge.models.presets import LARGE_LGBM, _huber, lgbm_classifier, lgbm_regressor
 
-    df = load_dataset("matbench_mp_gap")
-    y = df["gap_pbe"].to_numpy(float)
-    train, test = matbench_folds("matbench_mp_gap")[0]
-    fs = build_featurizer(list(AUTO_FEATURIZER))
-    X = fs.featurize_many(df["formula"].astype(str).tolist()).astype(np.float32)
-    keep = np.array([not label.startswith("mat2vec") for label in fs.feature_labels()])
+    y, train, test, X, keep = fold0_features("matbench_mp_gap", "gap_pbe")
     pos_train = train[y[train] > 0]
     yt = np.log1p(y[pos_train])
     variants = {"default": (X, {}), "large_no_mat2vec": (X[:, keep], LARGE_LGBM)}
