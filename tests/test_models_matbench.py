@@ -74,7 +74,8 @@ def test_interrupted_run_resumes_from_its_written_folds(steels_result, tmp_path)
     from matforge.models.matbench import resumable_folds, run_task, write_result
 
     result, _, _ = steels_result
-    partial = {**result, "folds": result["folds"][:1], "folds_run": [0]}
+    then = "2020-01-01T00:00:00+00:00"
+    partial = {**result, "folds": result["folds"][:1], "folds_run": [0], "date": then}
     path = write_result(partial, tmp_path)
     assert resumable_folds(path, "auto", 0) == []  # another model: nothing to resume
     assert resumable_folds(path, "small", 1) == []  # another seed
@@ -92,6 +93,7 @@ def test_interrupted_run_resumes_from_its_written_folds(steels_result, tmp_path)
     assert resumed["folds"] == result["folds"][:1]
     assert resumed["model_class"] == result["model_class"]
     assert resumed["mean"]["mae"] == result["folds"][0]["mae"]
+    assert resumed["date"] == then  # nothing refitted: the results keep their date
 
 
 def test_matbench_result_schema(steels_result):

@@ -229,8 +229,9 @@ def run_task(
 def resumable_folds(path: str | os.PathLike, model: str, random_state: int) -> list[dict]:
     """Per-fold rows of an earlier result file for the same model and seed (else ``[]``).
 
-    Each row carries the earlier run's model description under ``"_spec"`` so a resumed run
-    that fits no new fold can still describe the model.
+    Each row carries the earlier run's model description and date under ``"_spec"`` so a
+    resumed run that fits no new fold can still describe the model, and keeps the date its
+    results were written (rather than the date of the resume).
     """
     p = Path(path)
     if not p.is_file():
@@ -246,7 +247,8 @@ def resumable_folds(path: str | os.PathLike, model: str, random_state: int) -> l
         or r.get("matforge_version") != __version__
     ):
         return []
-    spec = {k: r.get(k) for k in ("model_class", "target_transform", "feature_set", "n_features")}
+    keys = ("model_class", "target_transform", "feature_set", "n_features", "date")
+    spec = {k: r.get(k) for k in keys}
     return [{**row, "_spec": spec} for row in r.get("folds", [])]
 
 
@@ -286,7 +288,7 @@ def _assemble(task, info, model, spec, per_fold, n_splits, is_clf, random_state)
             {"model": n, metric: v} for n, v in LEADERBOARD.get(task, {}).get("entries", [])
         ],
         "matforge_version": __version__,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "date": spec.get("date") or datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
