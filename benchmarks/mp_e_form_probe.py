@@ -20,11 +20,13 @@ import time
 
 import numpy as np
 
+from matforge.models.presets import LARGE_LGBM
+
 #: name -> (drop mat2vec, LightGBM settings)
 VARIANTS = {
     "default": (False, {}),
-    "big": (False, dict(n_estimators=2000, learning_rate=0.08, num_leaves=63)),
-    "big_no_mat2vec": (True, dict(n_estimators=2000, learning_rate=0.08, num_leaves=63)),
+    "big": (False, LARGE_LGBM),
+    "big_no_mat2vec": (True, LARGE_LGBM),
 }
 
 

@@ -1,11 +1,11 @@
 """Would the large-data LightGBM help ``matbench_mp_gap`` too? A probe of the hurdle's two parts.
 
 ``auto`` fits band gaps with a hurdle: a LightGBM classifier of ``gap == 0`` gating a Huber-loss
-LightGBM regressor of ``log(1 + gap)`` on the positive rows. From 50,000 rows on, ``auto``
-regression without a zero mass now uses larger trees without the mat2vec statistics
-(``LARGE_LGBM``, ``LARGE_FEATURIZER``; see ``mp_e_form_probe.py``); the hurdle still uses the
-defaults. This fits both parts once on all training rows of official fold 0, with the defaults
-and with the large-data settings, and prints per variant:
+LightGBM regressor of ``log(1 + gap)`` on the positive rows. From 50,000 rows on, ``auto`` gives
+both parts larger trees without the mat2vec statistics (``LARGE_LGBM``, ``LARGE_FEATURIZER``; see
+``mp_e_form_probe.py``), on the strength of this probe. It fits both parts once on all training
+rows of official fold 0, with the small-data defaults and with the large-data settings, and
+prints per variant:
 
 - the classifier's test ROC-AUC and accuracy (threshold 0.5) for ``gap == 0``;
 - the regressor's test MAE (eV) on the test rows with a positive gap;

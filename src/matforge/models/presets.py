@@ -179,8 +179,8 @@ def _regressor(name, y, featurizer, rs, n_jobs, common) -> CompositionModel:
         zero_mass = n > 0 and np.all(y >= 0) and np.mean(y == 0) >= ZERO_MASS
         transform = "log1p" if n and np.all(y >= 0) and (zero_mass or _skewed(y)) else None
         yt = None if y is None else (np.log1p(y) if transform else y)
+        large = LARGE_LGBM if n >= LARGE_DATA else {}
         if zero_mass:
-            large = LARGE_LGBM if n >= LARGE_DATA else {}
             est = HurdleRegressorUQ(
                 classifier=lgbm_classifier(rs, **large),
                 regressors=[("lgbm", lgbm_regressor(rs, **_huber(yt[yt > 0]), **large))],
@@ -201,22 +201,14 @@ def _regressor(name, y, featurizer, rs, n_jobs, common) -> CompositionModel:
                 refit=True,
             )
             spec = COMPACT_FEATURIZER
-        elif n >= LARGE_DATA:
-            est = StackedRegressorUQ(
-                [("lgbm", lgbm_regressor(rs, **_huber(yt), **LARGE_LGBM))],
-                cv=5,
-                random_state=rs,
-                n_jobs=n_jobs,
-            )
-            spec = LARGE_FEATURIZER
         else:
             est = StackedRegressorUQ(
-                [("lgbm", lgbm_regressor(rs, **_huber(yt)))],
+                [("lgbm", lgbm_regressor(rs, **_huber(yt), **large))],
                 cv=5,
                 random_state=rs,
                 n_jobs=n_jobs,
             )
-            spec = AUTO_FEATURIZER
+            spec = LARGE_FEATURIZER if large else AUTO_FEATURIZER
         return CompositionModel(
             est, featurizer=list(featurizer or spec), target_transform=transform, **common
         )
