@@ -195,6 +195,8 @@ RULE_TEXT = {
     "100 % (octane blends) within 1 %",
     "spacegroup_mismatch": "spglib (symprec 0.01 A) finds a space group different from the one "
     "in the AFLOW prototype label",
+    "duplicate_surface": "the same physical surface appears under several notations (a pure "
+    "metal T written T@T, T-T@T and T3T@T); every occurrence is flagged",
 }
 
 
@@ -410,6 +412,24 @@ BIB = {
   eprint = {2408.05040},
   archivePrefix = {arXiv}
 }""",
+    "ma2015": """@article{Ma2015CO2,
+  author = {Ma, Xianfeng and Li, Zheng and Achenie, Luke E. K. and Xin, Hongliang},
+  title = {Machine-Learning-Augmented Chemisorption Model for {CO}$_2$ Electroreduction Catalyst Screening},
+  journal = {The Journal of Physical Chemistry Letters},
+  volume = {6},
+  number = {18},
+  pages = {3528--3533},
+  year = {2015},
+  doi = {10.1021/acs.jpclett.5b01660}
+}""",
+    "kavalsky2023": """@article{Kavalsky2023ClosedLoop,
+  author = {Kavalsky, Lance and Hegde, Vinay I. and Muckley, Eric and Johnson, Matthew S. and Meredig, Bryce and Viswanathan, Venkatasubramanian},
+  title = {By how much can closed-loop frameworks accelerate computational materials discovery?},
+  journal = {Digital Discovery},
+  volume = {2},
+  year = {2023},
+  doi = {10.1039/D2DD00133K}
+}""",
     "octane": """@misc{Octane2025npj,
   howpublished = {npj Computational Materials (2025)},
   doi = {10.1038/s41524-025-01552-2},
@@ -429,6 +449,8 @@ LICENCE = {
     "pymatgen": "pymatgen: MIT",
     "olympus": "Olympus (olymp): MIT",
     "bofire": "BoFire: BSD-3-Clause (data from the cited article)",
+    "catalysis": "MIT (aced-differentiate/closed-loop-acceleration-benchmarks, copyright 2022 "
+    "Accelerated Computational Electrochemical-systems Discovery); data of Ma et al. 2015",
 }
 
 MATBENCH = [
@@ -1424,6 +1446,176 @@ def build_octane(bf: Archive) -> Built:
     )
 
 
+# Files outside the package registries, read once at build time from a local copy.
+CATALYSIS_DIR = Path(
+    __import__("os").environ.get(
+        "MATFORGE_CATALYSIS_SOURCE", ROOT.parent / "shared" / "data" / "catalysis_ma2015"
+    )
+)
+CATALYSIS_REPO = "aced-differentiate/closed-loop-acceleration-benchmarks"
+CATALYSIS_COMMIT = "7e1c4d02f916aa6f4503264e6128f4ac75206890"
+CATALYSIS_FILES = {  # file -> sha256 of the copy the bundled dataset was built from
+    "bimetallics_data.csv": "0a13e19e8135ddaf6596f0f2b6a502e05319478e8b556d42d8fd49ac17e35e72",
+    "ma_2015_bimetallics_raw.json.gz": "e69bd62399bd41ae8fa366ab4714da94e8d4dcc1cbacaef51d93b4cefc76a265",
+    "LICENSE": "2d161265023b4fab0fd5f3a8274970c5c6b3809e1edd17d4e539d9ce54e14434",
+}
+
+
+class LocalSource:
+    """A pinned directory of files from a git repository (same interface as :class:`Archive`).
+
+    Every file is checked against its pinned sha256, so a rebuild reads exactly the bytes the
+    bundled dataset came from.
+    """
+
+    def __init__(self, directory: Path, requirement: str, pins: dict[str, str]):
+        self.directory = directory
+        self.requirement = requirement
+        self.pins = pins
+        self.read_log: dict[str, str] = {}
+
+    def read(self, member: str) -> bytes:
+        path = self.directory / member
+        if not path.is_file():
+            raise SystemExit(
+                f"{path} not found: clone https://github.com/{CATALYSIS_REPO} at commit "
+                f"{CATALYSIS_COMMIT} and point MATFORGE_CATALYSIS_SOURCE at its folder "
+                "data/bimetallic_catalysts_dataset (with the repository's LICENSE copied in)"
+            )
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != self.pins[member]:
+            raise SystemExit(f"{path}: sha256 {digest} differs from the pinned {self.pins[member]}")
+        self.read_log[member] = digest
+        return data
+
+
+#: the 13 descriptors of Ma et al. 2015 (column name -> description with unit)
+MA2015_DESCRIPTORS = {
+    "filling_of_a_d-band": "d-band filling of the surface atoms (fraction, DFT)",
+    "center_of_a_d-band": "d-band centre relative to the Fermi level (eV, DFT)",
+    "width_of_a_d-band": "d-band width (eV, DFT)",
+    "skewness_of_a_d-band": "d-band skewness (dimensionless, DFT)",
+    "kurtosis_of_a_d-band": "d-band kurtosis (dimensionless, DFT)",
+    "work_function": "work function of the top-layer metal (eV)",
+    "atomic_radius": "atomic radius of the top-layer metal (Angstrom)",
+    "spatial_extent_of_d-orbitals": "spatial extent r_d of the top-layer metal's d orbitals (Angstrom)",
+    "ionization_potential": "ionization potential of the top-layer metal (eV)",
+    "electron_affinity": "electron affinity of the top-layer metal (eV)",
+    "pauling_electronegativity": "Pauling electronegativity of the top-layer metal",
+    "local_pauling_electronegativity": "local Pauling electronegativity (surface-averaged)",
+    "d_coupling_matrix": "adsorbate-metal d coupling matrix element squared V_ad^2, relative to Cu",
+}
+
+
+def build_catalysis() -> Built:
+    """CO binding energies on bimetallic {100} surfaces (Ma et al. 2015), surface notation parsed."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from matforge.catalysis.surfaces import parse_surface
+
+    src = LocalSource(
+        CATALYSIS_DIR,
+        f"{CATALYSIS_REPO}@{CATALYSIS_COMMIT}",
+        CATALYSIS_FILES,
+    )
+    csv_member, pif_member = "bimetallics_data.csv", "ma_2015_bimetallics_raw.json.gz"
+    raw = pd.read_csv(
+        io.BytesIO(src.read(csv_member)), keep_default_na=False, na_values=[""],
+        float_precision="round_trip",
+    )
+    pif = json.loads(gzip.decompress(src.read(pif_member)))
+    src.read("LICENSE")
+    target = "binding_energy_of_adsorbed"
+    # cross-check the CSV against the PIF records it was made from (same order)
+    if len(pif) != len(raw):
+        raise SystemExit(f"catalysis: {len(raw)} CSV rows but {len(pif)} PIF records")
+    for i, rec in enumerate(pif):
+        props = {p["name"].strip(): p["scalars"]["value"] for p in rec["properties"]}
+        row = raw.iloc[i]
+        if (
+            rec["name"][0] != row["name"]
+            or props["Top monolayer formula"] != row["top_monolayer_formula"]
+            or props["Bulk formula"] != row["bulk_formula"]
+            or float(props["Binding energy of adsorbed CO on a metal surface"]) != row[target]
+        ):
+            raise SystemExit(f"catalysis: CSV row {i} ({row['name']}) differs from its PIF record")
+    surfaces = [parse_surface(n, source=f"{csv_member} row {i + 1}") for i, n in enumerate(raw["name"])]
+    df = pd.DataFrame(
+        {
+            "name": raw["name"].astype(str),
+            "surface": [s.notation for s in surfaces],
+            "surface_type": [s.surface_type for s in surfaces],
+            "top_layer": [s.top for s in surfaces],
+            "host": [s.host for s in surfaces],
+            "guest": [s.guest for s in surfaces],
+            "formula": raw["formula"].astype(str),
+            "top_monolayer_formula": raw["top_monolayer_formula"].astype(str),
+            "bulk_formula": raw["bulk_formula"].astype(str),
+            target: raw[target].astype(float),
+            **{c: raw[c].astype(float) for c in MA2015_DESCRIPTORS},
+        }
+    )
+    # the parse agrees with the source's own top-layer and bulk fields on every row
+    if not (df["top_layer"] == df["top_monolayer_formula"]).all():
+        raise SystemExit("catalysis: parsed top layer differs from 'top_monolayer_formula'")
+    if not (df["host"] == df["bulk_formula"]).all():
+        raise SystemExit("catalysis: parsed host differs from 'bulk_formula'")
+    pure = df["top_layer"] == df["guest"]
+    n_pure = df["top_layer"].map(df.loc[pure, "top_layer"].value_counts()).fillna(0)
+    dup = pure & (n_pure > 1)
+    counts = df["surface_type"].value_counts()
+    meta = dict(
+        name="catalysis_ma2015_co",
+        description=f"DFT (RPBE) binding energies of CO on {len(df)} bimetallic {{100}} surfaces whose top "
+        "layer is Cu, Ni, Pd, Pt, Ag or Au, with the 13 electronic and atomic descriptors of Ma et al. "
+        f"(2015): {counts.get('overlayer', 0)} overlayers X@T (a T monolayer on bulk X), "
+        f"{counts.get('subsurface', 0)} subsurface alloys T-B@T (a B layer under a T surface) and "
+        f"{counts.get('intermetallic', 0)} T monolayers on L1_2 intermetallics T3B (source spelling "
+        "T$_{3}$B@T). The top layer is the element after '@', as the PIF records' 'Top monolayer "
+        "formula' says (the repository README's wording 'A@B = a monolayer of A on B' has it the other "
+        "way round). Copied unchanged from the closed-loop benchmark repository of Kavalsky et al. "
+        "(2023), who used it with the CO2-reduction target window -0.7 to -0.5 eV; `surface`, "
+        "`surface_type`, `top_layer`, `host` and `guest` are parsed from `name` by "
+        "matforge.catalysis.parse_surface and checked against the source's own top/bulk fields. "
+        "`formula` (the slab composition of the PIF record) does not identify a surface: Ni@Cu and "
+        "Ni-Cu@Ni share Cu0.25Ni0.75.",
+        property="CO binding energy",
+        unit="eV",
+        target=target,
+        task="regression",
+        input="surface",
+        source=f"{src.requirement}: data/bimetallic_catalysts_dataset/{csv_member} "
+        f"(checked row by row against {pif_member}, Citrination dataset 153450)",
+        citation="\n".join([BIB["ma2015"], BIB["kavalsky2023"]]),
+        licence=LICENCE["catalysis"],
+        split="none published: 5-fold CV, leave-one-top-layer-metal-out, or a sequential-learning "
+        "replay (target window -0.7 to -0.5 eV)",
+        columns={
+            "name": "surface as written in the source",
+            "surface": "canonical notation (matforge.catalysis): X@T, T-B@T, T3B@T",
+            "surface_type": "overlayer | subsurface | intermetallic",
+            "top_layer": "element of the top layer",
+            "host": "bulk under the top layer(s): element or intermetallic formula",
+            "guest": "the second metal (overlayer: the bulk; subsurface: the layer below; "
+            "intermetallic: B of T3B)",
+            "formula": "slab composition of the source record (not unique per surface)",
+            "top_monolayer_formula": "source: top monolayer",
+            "bulk_formula": "source: bulk",
+            target: "CO binding energy, eV (DFT)",
+            **MA2015_DESCRIPTORS,
+            "flag": "data-quality codes, ';'-joined; '' = clean (see DATASETS.md)",
+        },
+        matbench=None,
+    )
+    return Built(
+        df,
+        meta,
+        formula_col=None,
+        extra_masks={"duplicate_surface": dup.to_numpy(dtype=bool)},
+        members=[(src, csv_member), (src, pif_member), (src, "LICENSE")],
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # writing
 # --------------------------------------------------------------------------------------------
@@ -1623,6 +1815,13 @@ def write_docs(entries: list[dict], built_with: dict) -> None:
         "placeholder ('Color mixing dataset. Blablabla'); its five dye amounts do not sum to 1.\n"
         "- **octane_blends**: BoFire 0.5.0 `bofire/benchmarks/data/octane.csv`: 722 blends x 423 components "
         "(percent) -> MON, columns exactly as in the source.\n"
+        "- **catalysis_ma2015_co**: the Ma et al. (2015) CO binding energies as copied into "
+        f"`{CATALYSIS_REPO}` (commit {CATALYSIS_COMMIT[:7]}, MIT), read from a local copy of its "
+        "`data/bimetallic_catalysts_dataset/` pinned by sha256 and checked row by row against the PIF "
+        "records. The top layer is the element after `@` (`Ni@Cu` = Cu on Ni), as the records' "
+        "'Top monolayer formula' says; `duplicate_surface` marks the pure metals, each present "
+        "three times (T@T, T-T@T, T3T@T) with the same energy. Rebuild just this one with "
+        "`scripts/build_datasets.py --only catalysis_ma2015_co`.\n"
         "- Not found / not bundled: nothing requested was missing. The title and authors of the octane source "
         "article (doi:10.1038/s41524-025-01552-2) are not in the BoFire package and were not verified offline; "
         "the citation gives the DOI only.\n"
@@ -1651,8 +1850,67 @@ def write_docs(entries: list[dict], built_with: dict) -> None:
     DOC.write_text("\n".join(L))
 
 
-def main() -> None:
+#: datasets whose builder downloads nothing: ``--only NAME`` rebuilds just them
+STANDALONE: dict[str, Callable[[], Built]] = {"catalysis_ma2015_co": build_catalysis}
+
+
+def _built_with() -> dict:
+    return {
+        "python": ".".join(map(str, sys.version_info[:3])),
+        **{p: version(p) for p in ("pyarrow", "pandas", "numpy", "pymatgen", "scikit-learn")},
+    }
+
+
+def _entry(b: Built) -> dict:
+    meta = finalise(b)
+    unknown = set(meta) - set(FIELD_ORDER)
+    if unknown:
+        raise SystemExit(f"{meta['name']}: unknown catalog fields {unknown}")
+    meta.setdefault("extra", {})
+    return {k: meta.get(k) for k in FIELD_ORDER}
+
+
+def rebuild_only(names: list[str]) -> None:
+    """Rebuild the ``STANDALONE`` datasets ``names`` and update catalog.json and DATASETS.md,
+    leaving every other Parquet file untouched (its catalog entry is kept as it is)."""
+    path = OUT / "catalog.json"
+    catalog = json.loads(path.read_text())
+    built_with = _built_with()
+    if catalog["built_with"] != built_with:
+        raise SystemExit(
+            f"the bundled datasets were built with {catalog['built_with']}, this environment has "
+            f"{built_with}: a partial rebuild would mix versions; run the full rebuild instead"
+        )
+    entries = catalog["datasets"]
+    for name in names:
+        print(f"{name} ...", flush=True)
+        new = _entry(STANDALONE[name]())
+        at = [i for i, e in enumerate(entries) if e["name"] == name]
+        if at:
+            entries[at[0]] = new
+        else:
+            entries.append(new)
+    catalog["flag_rules"] = RULE_TEXT
+    path.write_text(json.dumps(catalog, indent=1, ensure_ascii=False) + "\n")
+    write_docs(entries, built_with)
+    print(f"updated {', '.join(names)} in {OUT.relative_to(ROOT)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=sorted(STANDALONE),
+        help="rebuild only this dataset (no download; other files stay byte-identical)",
+    )
+    args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.only:
+        rebuild_only(args.only)
+        return
     crab, mbz, mm, pmg, ol, bf = (
         fetch(p) for p in ("crabnet", "matbench", "matminer", "pymatgen", "olymp", "bofire")
     )
@@ -1667,6 +1925,8 @@ def main() -> None:
     built.append(build_prototypes(pmg))
     built += build_olympus(ol)
     built.append(build_octane(bf))
+    print("catalysis (local source) ...", flush=True)
+    built.append(build_catalysis())
 
     names = [b.meta["name"] for b in built]
     if len(set(names)) != len(names):
@@ -1674,18 +1934,8 @@ def main() -> None:
     for stale in OUT.glob("*.parquet"):
         if stale.stem not in names:
             stale.unlink()
-    entries = []
-    for b in built:
-        meta = finalise(b)
-        unknown = set(meta) - set(FIELD_ORDER)
-        if unknown:
-            raise SystemExit(f"{meta['name']}: unknown catalog fields {unknown}")
-        meta.setdefault("extra", {})
-        entries.append({k: meta.get(k) for k in FIELD_ORDER})
-    built_with = {
-        "python": ".".join(map(str, sys.version_info[:3])),
-        **{p: version(p) for p in ("pyarrow", "pandas", "numpy", "pymatgen", "scikit-learn")},
-    }
+    entries = [_entry(b) for b in built]
+    built_with = _built_with()
     catalog = {"format": 1, "built_with": built_with, "flag_rules": RULE_TEXT, "datasets": entries}
     (OUT / "catalog.json").write_text(json.dumps(catalog, indent=1, ensure_ascii=False) + "\n")
     write_docs(entries, built_with)

@@ -63,7 +63,7 @@ def test_catalog_entries_complete():
         assert i.unit and i.source and i.licence and i.split and i.property, i.name
         assert re.search(r"@\w+\{", i.citation), f"{i.name}: citation is not BibTeX"
         assert i.task in {"regression", "classification", "unlabelled"}, i.name
-        assert i.input in {"composition", "structure", "formulation"}, i.name
+        assert i.input in {"composition", "structure", "formulation", "surface"}, i.name
         assert (i.target is None) == (i.task == "unlabelled"), i.name
         assert i.source_files and all(len(f["sha256"]) == 64 for f in i.source_files), i.name
 

@@ -47,3 +47,8 @@ class DesignSpaceError(MatforgeError, ValueError):
 
 class ScreenError(MatforgeError, ValueError):
     """A screening space, filter expression, ranking or checkpoint is invalid."""
+
+
+class CatalysisError(MatforgeError, ValueError):
+    """A surface notation, metal, adsorbate or catalysis model input is invalid, or an oracle
+    package is missing."""

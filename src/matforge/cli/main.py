@@ -39,7 +39,17 @@ def _root(
 
 def _register() -> None:
     # Each command module imports only Typer at module level; the work happens in the commands.
-    from matforge.cli import campaign, datasets, demo, models, screen, server, store, xrd
+    from matforge.cli import (
+        campaign,
+        catalysis,
+        datasets,
+        demo,
+        models,
+        screen,
+        server,
+        store,
+        xrd,
+    )
 
     app.add_typer(datasets.app, name="datasets")
     store.register(app)
@@ -49,7 +59,9 @@ def _register() -> None:
     app.add_typer(campaign.app, name="campaign")
     screen.register(app)  # screen (group), map
     demo.app.command("superhard")(screen.superhard_command)
+    demo.app.command("catalysis")(catalysis.demo_command)
     app.add_typer(demo.app, name="demo")
+    app.add_typer(catalysis.app, name="catalysis")
     app.add_typer(xrd.app, name="xrd")
     server.register(app)  # serve, user, token
 
