@@ -25,6 +25,7 @@ ASE is imported inside the functions (``pip install ase``); a missing package ra
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -41,6 +42,8 @@ __all__ = [
     "adsorption_energy",
     "adsorption_sites",
     "build_slab",
+    "gas_reference",
+    "run_oracle_jobs",
     "get_calculator",
     "host_lattice_constant",
     "place_adsorbate",
@@ -200,27 +203,35 @@ def _gas(symbols: str, calc, fmax: float, steps: int) -> float:
     return _relax(mol, calc, fmax, steps)
 
 
+def gas_reference(adsorbate: str, calc, fmax: float = 0.05, steps: int = 200) -> float:
+    """Gas-phase reference energy (eV) of ``adsorbate`` with ``calc`` (see module docstring)."""
+    if adsorbate == "CO":
+        return _gas("CO", calc, fmax, steps)
+    if adsorbate == "H":
+        return 0.5 * _gas("H2", calc, fmax, steps)
+    if adsorbate in ("O", "OH"):
+        h2o, h2 = _gas("H2O", calc, fmax, steps), _gas("H2", calc, fmax, steps)
+        return h2o - h2 if adsorbate == "O" else h2o - 0.5 * h2
+    raise CatalysisError(f"unknown adsorbate {adsorbate!r}; known: {sorted(ADSORBATE_GEOMETRY)}")
+
+
 def adsorption_energy(surface: Surface | str, adsorbate: str = "CO", *, calculator="chgnet",
                       facet: str | None = None, sites=None, fmax: float = 0.05,
-                      steps: int = 200, size=(2, 2), layers: int = 4) -> dict:
+                      steps: int = 200, size=(2, 2), layers: int = 4,
+                      reference: float | None = None) -> dict:
     """Relaxed adsorption energy (eV) of ``adsorbate`` on ``surface``, lowest over ``sites``
     (default: every ASE site of the facet). ``calculator``: a name of :data:`ORACLES` or an
-    ASE calculator object. Returns ``{"energy", "site", "per_site", "structure"}`` (the
+    ASE calculator object; ``reference`` the gas-phase reference (:func:`gas_reference`;
+    computed when None). Returns ``{"energy", "site", "per_site", "structure"}`` (the
     relaxed structure of the best site as an ASE ``Atoms``)."""
     _ase()
     calc = get_calculator(calculator) if isinstance(calculator, str) else calculator
     slab = build_slab(surface, facet=facet, size=size, layers=layers)
     clean = slab.copy()
-    e_slab = _relax(clean, calc, fmax, steps)
-    if adsorbate == "CO":
-        ref = _gas("CO", calc, fmax, steps)
-    elif adsorbate == "H":
-        ref = 0.5 * _gas("H2", calc, fmax, steps)
-    elif adsorbate in ("O", "OH"):
-        h2o, h2 = _gas("H2O", calc, fmax, steps), _gas("H2", calc, fmax, steps)
-        ref = h2o - h2 if adsorbate == "O" else h2o - 0.5 * h2
-    else:
+    if adsorbate not in ADSORBATE_GEOMETRY:
         raise CatalysisError(f"unknown adsorbate {adsorbate!r}; known: {sorted(ADSORBATE_GEOMETRY)}")
+    e_slab = _relax(clean, calc, fmax, steps)
+    ref = gas_reference(adsorbate, calc, fmax, steps) if reference is None else reference
     per_site, best, best_atoms = {}, None, None
     for site in sites or sorted(adsorption_sites(slab)):
         atoms = place_adsorbate(slab, adsorbate, site)
@@ -230,3 +241,97 @@ def adsorption_energy(surface: Surface | str, adsorbate: str = "CO", *, calculat
             best, best_atoms = site, atoms
     return {"energy": per_site[best], "site": best, "per_site": per_site,
             "structure": best_atoms}
+
+
+def _job(args) -> dict:
+    surface, adsorbate, calculator, kwargs, reference, structures = args
+    import io
+    import time
+
+    from ase.io import write
+
+    t0 = time.perf_counter()
+    calc = _worker_calculator(calculator)
+    ref = reference if reference is not None else gas_reference(adsorbate, calc)
+    res = adsorption_energy(surface, adsorbate, calculator=calc, reference=ref, **kwargs)
+    buf = io.StringIO()
+    write(buf, res["structure"], format="extxyz")
+    if structures:
+        Path(structures).mkdir(parents=True, exist_ok=True)
+        (Path(structures) / f"{surface}_{adsorbate}.extxyz").write_text(buf.getvalue())
+    return {"surface": surface, "adsorbate": adsorbate, "oracle": calculator,
+            "energy": res["energy"], "site": res["site"], "per_site": res["per_site"],
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+_CALCS: dict = {}
+
+
+def _worker_calculator(name: str):
+    if name not in _CALCS:  # one model per worker process, loaded once
+        _CALCS[name] = get_calculator(name)
+    return _CALCS[name]
+
+
+def run_oracle_jobs(surfaces, adsorbate: str = "CO", *, calculator: str = "chgnet",
+                    results: str | Path = "oracle.jsonl", structures: str | Path | None = None,
+                    workers: int = 1, progress=None, **kwargs) -> list[dict]:
+    """Compute ``adsorbate`` on every surface as independent jobs, resumably.
+
+    Each finished job appends one JSON line to ``results`` (surface, energy in eV, best site,
+    per-site energies, seconds); surfaces already there are skipped, so an interrupted run
+    continues where it stopped. Relaxed structures go to ``structures/<surface>_<ads>.extxyz``.
+    ``workers > 1`` runs jobs in a local process pool (one calculator per process).
+    ``progress(done, total, record)`` is called after each job. Returns every record.
+    """
+    import json
+    from concurrent.futures import ProcessPoolExecutor
+
+    get_calculator(calculator) if workers <= 1 else _check_oracle_installed(calculator)
+    results = Path(results)
+    done: dict[str, dict] = {}
+    if results.exists():
+        for line in results.read_text().splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                if rec.get("adsorbate") == adsorbate and rec.get("oracle") == calculator:
+                    done[rec["surface"]] = rec
+    names = [s if isinstance(s, str) else s.notation for s in surfaces]
+    todo = [n for n in dict.fromkeys(names) if n not in done]
+    results.parent.mkdir(parents=True, exist_ok=True)
+    ref = None
+    if workers <= 1:
+        ref = gas_reference(adsorbate, _worker_calculator(calculator))
+    jobs = [(n, adsorbate, calculator, kwargs, ref, structures) for n in todo]
+    total, count = len(names), len(names) - len(todo)
+
+    def record(rec):
+        nonlocal count
+        with results.open("a") as fh:
+            fh.write(json.dumps(rec) + "\n")
+        done[rec["surface"]] = rec
+        count += 1
+        if progress:
+            progress(count, total, rec)
+
+    if workers <= 1:
+        for job in jobs:
+            record(_job(job))
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            for rec in pool.map(_job, jobs):
+                record(rec)
+    return [done[n] for n in dict.fromkeys(names)]
+
+
+def _check_oracle_installed(name: str) -> None:
+    import importlib.util
+
+    get_calculator("emt") if str(name).lower() == "emt" else None
+    if str(name).lower() not in ORACLES:
+        raise CatalysisError(f"unknown oracle {name!r}; use one of {ORACLES}")
+    if importlib.util.find_spec(str(name).lower()) is None:
+        raise CatalysisError(
+            f"the {name!r} oracle needs the {name} package, which is not installed: "
+            f"pip install -c constraints.txt {name} (keep torch==2.13.0 pinned)"
+        )
