@@ -374,3 +374,22 @@ def test_cli_bad_metal_is_a_one_line_error():
     out = subprocess.run([sys.executable, "-m", "matforge", "catalysis", "screen", "--metals",
                           "Cu,Unobtainium"], capture_output=True, text=True)
     assert out.returncode == 2 and "unknown element 'Unobtainium'" in out.stderr
+
+
+def test_oracle_calibration_refuses_to_extrapolate_silently(ma):
+    from matforge.catalysis.calibration import OracleCalibration, evaluate_calibration
+
+    table = ma[ma["top_layer"].isin(["Cu", "Pt", "Ag"])].groupby("top_layer").head(6)
+    dft = table[TARGET].to_numpy()
+    shift = table["top_layer"].map({"Cu": -0.5, "Pt": -0.3, "Ag": -0.9}).to_numpy()
+    oracle = dft + shift + np.random.default_rng(0).normal(0, 0.02, len(dft))
+    cal = OracleCalibration().fit(table["surface"], oracle, dft)
+    assert cal.offsets_["Ag"] == pytest.approx(0.9, abs=0.03)
+    out = cal.predict(["Cu@Cu", "Ir@Ir"], [-1.13, -2.0])
+    assert out["calibrated"].iloc[0] == pytest.approx(-0.63, abs=0.05)
+    assert out["extrapolated"].tolist() == [False, True]
+    assert out["std"].iloc[1] > out["std"].iloc[0]
+    rep = evaluate_calibration(table.reset_index(drop=True), oracle)
+    assert rep["raw"]["mae"] > 0.5 and rep["per_metal_offset_loo"]["mae"] < 0.05
+    # one linear correction cannot undo metal-specific shifts when a metal is left out
+    assert rep["linear_delta_leave_one_metal_out"]["mae"] > 2 * rep["per_metal_offset_loo"]["mae"]
