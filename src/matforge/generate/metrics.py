@@ -1,0 +1,97 @@
+"""Metrics of generated compositions that cannot be gamed by repeating oneself.
+
+All metrics work on integer reduced formulas, so ``Fe4O6`` and ``Fe2O3`` are one composition.
+
+* validity: charge-neutral (CN) and charge-neutral + electronegativity-balanced (CN+EB) with
+  SMACT's ICSD24 oxidation states, and ``smact_valid`` (SMACT's own screen, which also passes
+  all-metal alloys) -- all from :mod:`matforge.chem`;
+* uniqueness = distinct / N; novelty = distinct and not in training / distinct;
+* rediscovery on a held-out set: precision = held-out hits among the novel distinct samples /
+  novel distinct, recall = hits / size of the held-out set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from matforge.generate.corpus import canonicalize
+
+__all__ = ["annotate", "generation_metrics", "validity"]
+
+
+def validity(formulas: Sequence[str]) -> pd.DataFrame:
+    """Columns ``cn``, ``cn_eb``, ``smact_valid`` (bool) per formula."""
+    from matforge.chem.batch import CompositionBatch
+
+    batch = CompositionBatch.from_formulas(list(formulas))
+    return pd.DataFrame(
+        {
+            "cn": batch.charge_balanced(),
+            "cn_eb": batch.electronegativity_balanced(),
+            "smact_valid": batch.smact_valid(),
+        }
+    )
+
+
+def generation_metrics(
+    samples: Sequence[str],
+    train: Iterable[str],
+    held_out: Iterable[str] | None = None,
+) -> dict[str, float]:
+    """Validity, uniqueness, novelty and (with ``held_out``) rediscovery of ``samples``.
+
+    ``train`` and ``held_out`` must be canonical formulas (:func:`canonicalize`); ``samples``
+    may be any integer formulas. Validity is averaged over all samples (repeats included).
+    """
+    samples = canonicalize(samples)
+    n = len(samples)
+    if n == 0:
+        return {"n": 0}
+    train = set(train)
+    unique = set(samples)
+    novel = unique - train
+    v = validity(samples)
+    out = {
+        "n": n,
+        "cn": float(v["cn"].mean()),
+        "cn_eb": float(v["cn_eb"].mean()),
+        "smact_valid": float(v["smact_valid"].mean()),
+        "uniqueness": len(unique) / n,
+        "novelty": len(novel) / len(unique),
+    }
+    if held_out is not None:
+        held = set(held_out)
+        hits = novel & held
+        out["rediscovered"] = len(hits)
+        out["precision"] = len(hits) / max(len(novel), 1)
+        out["recall"] = len(hits) / max(len(held), 1)
+    return out
+
+
+def _fraction_matrix(formulas: Sequence[str]):
+    from matforge.chem.batch import CompositionBatch
+
+    return CompositionBatch.from_formulas(list(formulas)).fractions
+
+
+def annotate(samples: Sequence[str], known: Sequence[str]) -> pd.DataFrame:
+    """One row per sample: ``formula`` (canonical), validity columns, ``novel`` (not in
+    ``known``), ``nearest_known`` and ``nearest_distance`` (L1 distance of atomic fractions,
+    0 = same composition, 2 = no element in common)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    formulas = canonicalize(samples)
+    known = list(dict.fromkeys(canonicalize(known)))
+    out = pd.DataFrame({"formula": formulas})
+    out = pd.concat([out, validity(formulas)], axis=1)
+    known_set = set(known)
+    out["novel"] = [f not in known_set for f in formulas]
+    if known:
+        nn = NearestNeighbors(n_neighbors=1, metric="manhattan").fit(_fraction_matrix(known))
+        dist, idx = nn.kneighbors(_fraction_matrix(formulas))
+        out["nearest_known"] = np.asarray(known, dtype=object)[idx[:, 0]]
+        out["nearest_distance"] = dist[:, 0]
+    return out
