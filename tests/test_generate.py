@@ -99,8 +99,16 @@ def test_grammar_bad_arguments():
     with pytest.raises(GenerateError, match="exceeds the tokenizer's max_count"):
         FormulaTokenizer(max_count=4).encode("Fe2O5")
     with pytest.raises(GenerateError, match="repeated"):
-        tok.decode([BOS, tok.element_token("O"), tok.count_offset, tok.element_token("O"),
-                    tok.count_offset, EOS])
+        tok.decode(
+            [
+                BOS,
+                tok.element_token("O"),
+                tok.count_offset,
+                tok.element_token("O"),
+                tok.count_offset,
+                EOS,
+            ]
+        )
 
 
 def test_splits_are_disjoint_and_chemsys_whole(corpus):

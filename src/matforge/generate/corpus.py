@@ -80,9 +80,7 @@ class Split:
     held_out: tuple[str, ...]
 
 
-def split_corpus(
-    formulas, kind: str = "random", *, fraction: float = 0.1, seed: int = 0
-) -> Split:
+def split_corpus(formulas, kind: str = "random", *, fraction: float = 0.1, seed: int = 0) -> Split:
     """Hold out ``fraction`` of the compositions (``kind="random"``) or of the chemical systems
     (``kind="chemsys"``) with a fixed seed."""
     formulas = list(formulas)

@@ -182,10 +182,12 @@ class FormulaTokenizer:
             els = row[pos] - N_SPECIAL
             ns = row[pos + 1] - self.count_offset + 1
             g = int(np.gcd.reduce(ns))
-            out.append("".join(
-                f"{ELEMENT_ORDER[e]}{'' if n // g == 1 else n // g}"
-                for e, n in zip(els.tolist(), ns.tolist(), strict=True)
-            ))
+            out.append(
+                "".join(
+                    f"{ELEMENT_ORDER[e]}{'' if n // g == 1 else n // g}"
+                    for e, n in zip(els.tolist(), ns.tolist(), strict=True)
+                )
+            )
         return out
 
     def matrix(self, formulas: Sequence[str | dict], max_count: int) -> np.ndarray:
