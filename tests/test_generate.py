@@ -189,3 +189,28 @@ def test_tiny_language_model_trains_samples_and_reloads(corpus, tmp_path):
     assert cond.bin_of_window(1.0, 1.8) == 2
     with pytest.raises(GenerateError, match="not one of the model's bins"):
         cond.bin_of_window(1.0, 2.0)
+
+
+def test_baselines_reproduce_their_definitions(corpus):
+    from matforge.generate.baselines import element_substitution, frequency_random, uniform_random
+
+    split = split_corpus(corpus, "random")
+    train = list(split.train)
+    freq = frequency_random(train, 3000, seed=0)
+    assert freq == frequency_random(train, 3000, seed=0)
+    n_el_train = np.mean([len(integer_counts(f)) for f in train])
+    n_el_freq = np.mean([len(integer_counts(f)) for f in freq])
+    assert abs(n_el_train - n_el_freq) < 0.15  # element counts at the training frequency
+    # oxygen is the commonest element of MP: it shows up far more often than uniform picks
+    share_o = np.mean(["O" in integer_counts(f) for f in freq])
+    share_o_uniform = np.mean(["O" in integer_counts(f) for f in uniform_random(train, 3000)])
+    assert share_o > 2 * share_o_uniform
+    subs = element_substitution(train, 500, seed=1)
+    train_set = set(train)
+    # a substitution keeps the stoichiometry pattern of some training composition
+    patterns = {tuple(sorted(integer_counts(f).values())) for f in train}
+    assert all(tuple(sorted(integer_counts(f).values())) in patterns for f in subs)
+    m_sub = generation_metrics(subs, train)
+    m_freq = generation_metrics(freq[:500], train)
+    assert m_sub["cn_eb"] > m_freq["cn_eb"]  # substitution keeps charge balance more often
+    assert sum(f in train_set for f in subs) < 500
