@@ -62,13 +62,16 @@ def valid_mask(formulas) -> np.ndarray:
     return CompositionBatch.from_formulas(list(formulas)).electronegativity_balanced()
 
 
+@cache
+def _valid_mp_compositions() -> tuple[str, ...]:
+    # the oxidation-state search over 95k formulas takes ~25 s: done once per process
+    comps = _mp_compositions()
+    return tuple(c for c, k in zip(comps, valid_mask(comps), strict=True) if k)
+
+
 def load_corpus(*, valid_only: bool = False) -> list[str]:
     """The distinct Materials Project compositions as canonical integer formulas (sorted)."""
-    comps = list(_mp_compositions())
-    if valid_only:
-        keep = valid_mask(comps)
-        comps = [c for c, k in zip(comps, keep, strict=True) if k]
-    return comps
+    return list(_valid_mp_compositions() if valid_only else _mp_compositions())
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import numpy as np
 
 from matforge.generate.tokens import (
     ELEMENT_ORDER,
-    EOS,
+    N_SPECIAL,
     PAD,
     FormulaTokenizer,
     GenerateError,
@@ -185,9 +185,11 @@ class FormulaLM:
         else:
             cond = np.zeros(len(tokens), dtype=np.int64)
         tokens, cond = tokens[keep], cond[keep]
-        used = sorted({int(t) for t in np.unique(tokens[:, 1::2])} - {PAD, EOS})
+        # odd positions hold the element tokens (or <eos>/<pad> after the last count)
         self.config.elements = tuple(
-            ELEMENT_ORDER[t - 3] for t in used if 3 <= t < self.tokenizer.count_offset
+            ELEMENT_ORDER[t - N_SPECIAL]
+            for t in np.unique(tokens[:, 1::2]).tolist()
+            if N_SPECIAL <= t < self.tokenizer.count_offset
         )
         self.net = _module(self.config, self.tokenizer.vocab_size)
         opt = torch.optim.Adam(self.net.parameters(), lr=lr)
