@@ -18,7 +18,15 @@ import numpy as np
 
 from matforge.generate.tokens import GenerateError, canonical_formula, integer_counts
 
-__all__ = ["MP_DATASETS", "Split", "chemical_system", "load_corpus", "split_corpus"]
+__all__ = [
+    "MP_DATASETS",
+    "Split",
+    "canonicalize",
+    "canonicalize_valid",
+    "chemical_system",
+    "load_corpus",
+    "split_corpus",
+]
 
 #: Bundled datasets whose compositions come from the Materials Project.
 MP_DATASETS = (
@@ -37,6 +45,27 @@ MP_DATASETS = (
 def canonicalize(formulas) -> list[str]:
     """Canonical integer formulas (token order) of formula strings; raises on a bad one."""
     return [canonical_formula(integer_counts(f)) for f in formulas]
+
+
+def canonicalize_valid(formulas, *, valid_only: bool = True) -> tuple[list[str], int]:
+    """Distinct canonical integer formulas of user data, skipping what is not an integer
+    formula (and, with ``valid_only``, what is not charge-neutral and electronegativity-
+    balanced); returns them (sorted) and the number of input rows left out. Raises when
+    nothing is left."""
+    out = set()
+    for f in formulas:
+        try:
+            out.add(canonical_formula(integer_counts(str(f))))
+        except Exception:
+            continue
+    kept = sorted(out)
+    if valid_only and kept:
+        kept = [f for f, k in zip(kept, valid_mask(kept), strict=True) if k]
+    if not kept:
+        raise GenerateError("no usable composition: none is an integer formula"
+                            + (" that is charge-balanced" if valid_only else ""))
+    formulas = list(formulas) if not isinstance(formulas, list) else formulas
+    return kept, len(formulas) - len(kept)
 
 
 @cache
