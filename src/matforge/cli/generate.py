@@ -41,7 +41,9 @@ def _condition(text: str | None) -> tuple[float, float] | None:
     try:
         lo, hi = (float(v) for v in window.split(":"))
     except ValueError:
-        raise GenerateError(f"--condition must be NAME=LOW:HIGH (e.g. band_gap=1.0:1.8), got {text!r}") from None
+        raise GenerateError(
+            f"--condition must be NAME=LOW:HIGH (e.g. band_gap=1.0:1.8), got {text!r}"
+        ) from None
     return name.strip(), (lo, hi)
 
 
@@ -91,7 +93,9 @@ def train_command(
 
     console = Console()
     formulas, source = _training_formulas(dataset, csv, column)
-    with console.status("reducing to integer formulas" + (" and checking charge balance" if valid_only else "")):
+    with console.status(
+        "reducing to integer formulas" + (" and checking charge balance" if valid_only else "")
+    ):
         formulas, dropped = canonicalize_valid(formulas, valid_only=valid_only)
     console.print(f"{len(formulas):,} distinct compositions from {source}"
                   + (f" ({dropped:,} rows were repeats, not integer formulas"
@@ -106,10 +110,14 @@ def train_command(
         def tick(epoch: int, loss: float) -> None:
             bar.update(task, completed=epoch, description=f"training {model} (loss {loss:.3f})")
 
-        fitted = train_default(model, formulas, seed=seed, time_limit=time_limit, progress=tick, **fit)
+        fitted = train_default(
+            model, formulas, seed=seed, time_limit=time_limit, progress=tick, **fit
+        )
     path = fitted.save(out or Path(f"generate_{model}.pt"))
     report = fitted.fit_report_
-    console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) after {report.get('seconds', 0)} s")
+    console.print(
+        f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) after {report.get('seconds', 0)} s"
+    )
 
 
 @app.command("sample")
@@ -186,7 +194,9 @@ def optimize_command(
     if missing:
         raise GenerateError(f"the reward names {', '.join(missing)} but no --model-ref "
                             f"{missing[0]}=MODEL was given")  # fmt: skip
-    models = {name: load_model(ref) for name, ref in refs.items() if name in {g.property for g in goals}}
+    models = {
+        name: load_model(ref) for name, ref in refs.items() if name in {g.property for g in goals}
+    }
     known = load_corpus()
     r = Reward(goals, models, known=known, required=_elements(elements_in),
                forbidden=_elements(elements_out),
@@ -217,7 +227,9 @@ def optimize_command(
         t = Table("formula", "reward", *[g.property for g in goals], "nearest known")
         for row in table.head(10).to_dict("records"):
             vals = [f"{row[g.property]:.2f} ± {row[f'{g.property}_std']:.2f}" for g in goals]
-            t.add_row(row["formula"], f"{row['reward']:.3f}", *vals, str(row.get("nearest_known", "")))
+            t.add_row(
+                row["formula"], f"{row['reward']:.3f}", *vals, str(row.get("nearest_known", ""))
+            )
         console.print(t)
 
 

@@ -44,6 +44,7 @@ def _register() -> None:
         catalysis,
         datasets,
         demo,
+        generate,
         models,
         screen,
         server,
@@ -56,7 +57,9 @@ def _register() -> None:
     models.register(app)  # train, predict, benchmark (group), report (group)
     models.benchmark_app.command("xrd")(xrd.benchmark_command)
     models.benchmark_app.command("campaign")(campaign.benchmark_command)
+    models.benchmark_app.command("generate")(generate.benchmark_command)
     app.add_typer(campaign.app, name="campaign")
+    app.add_typer(generate.app, name="generate")
     screen.register(app)  # screen (group), map
     demo.app.command("superhard")(screen.superhard_command)
     demo.app.command("catalysis")(catalysis.demo_command)

@@ -32,12 +32,14 @@ __all__ = [
     "DesignModels",
     "design_benchmark",
     "design_models",
+    "generation_benchmark",
+    "run_benchmark",
     "summarize_design",
 ]
 
 #: The design targets: the band-gap window of the issue and a rare target (judge's predicted
 #: base rate over the Materials Project corpus <= 2 %, measured in the benchmark's output).
-DESIGN_TARGETS = {"window": "band_gap in [1.0, 1.8]", "rare": "band_gap >= 5"}
+DESIGN_TARGETS = {"window": "band_gap in [1.0, 1.8]", "rare": "band_gap >= 5"}  # judge: 1.2 %
 IN_DOMAIN = 2.0
 
 
@@ -56,7 +58,7 @@ class DesignModels:
 def design_models(*, seed: int = 0, progress: Callable[[str], None] | None = None) -> DesignModels:
     """Oracle and judge on the two chemical-system halves of ``matbench_mp_gap``."""
     from matforge.datasets import load_dataset
-    from matforge.generate.corpus import chemical_system, canonicalize
+    from matforge.generate.corpus import canonicalize, chemical_system
     from matforge.models.presets import make_model
     from matforge.screen.domain import DomainModel
 
@@ -73,7 +75,9 @@ def design_models(*, seed: int = 0, progress: Callable[[str], None] | None = Non
     for name, rows in (("oracle", side), ("judge", ~side)):
         if progress:
             progress(f"training the {name} on {rows.sum():,} band gaps")
-        m = make_model("lgbm", featurizer=["magpie"], random_state=seed, target="band_gap", unit="eV")
+        m = make_model(
+            "lgbm", featurizer=["magpie"], random_state=seed, target="band_gap", unit="eV"
+        )
         fitted.append(m.fit([f for f, k in zip(formulas, rows, strict=True) if k], y[rows]))
     judge = fitted[1]
     F, _ = judge._features(list(judge.oof_["formula"]), strict=False)
@@ -82,7 +86,9 @@ def design_models(*, seed: int = 0, progress: Callable[[str], None] | None = Non
                         len(distinct) - len(oracle_side), time.perf_counter() - start)  # fmt: skip
 
 
-def summarize_design(result, goal: Goal, models: DesignModels, known: set[str], k: int = 100) -> dict:
+def summarize_design(
+    result, goal: Goal, models: DesignModels, known: set[str], k: int = 100
+) -> dict:
     """Judge/oracle hit rates and the diversity, novelty, validity, domain of the top ``k``."""
     from matforge.generate.corpus import chemical_system, valid_mask
 
@@ -100,6 +106,9 @@ def summarize_design(result, goal: Goal, models: DesignModels, known: set[str], 
         "judge_hits": int(goal.hit(judged).sum()),
         "oracle_hit_rate": float(goal.hit(top[goal.property].to_numpy(float)).mean()),
         "chemical_systems": len({chemical_system(f) for f in formulas}),
+        "judge_confirmed_systems": len(
+            {chemical_system(f) for f, h in zip(formulas, goal.hit(judged), strict=True) if h}
+        ),
         "novelty": float(np.mean([f not in known for f in formulas])),
         "cn_eb": float(np.mean(valid_mask(formulas))),
         "in_judge_domain": float(in_domain.mean()),
@@ -133,12 +142,17 @@ def design_benchmark(
     out: dict = {"targets": {}, "runs": {}}
     for tname, text in targets.items():
         (goal,) = parse_goals(text)
-        out["targets"][tname] = {"goal": text, "judge_base_rate": float(goal.hit(judged_known).mean())}
+        out["targets"][tname] = {
+            "goal": text,
+            "judge_base_rate": float(goal.hit(judged_known).mean()),
+        }
         for method in methods:
             for seed in seeds:
                 reward = Reward([goal], {goal.property: models.oracle}, known=known_set)
                 reward._domain = _oracle_domain(models)
-                res = optimize(reward, method, budget=budget, prior=prior, reference=reference, seed=seed)
+                res = optimize(
+                    reward, method, budget=budget, prior=prior, reference=reference, seed=seed
+                )
                 row = summarize_design(res, goal, models, known_set)
                 out["runs"][f"{tname}/{method}/{seed}"] = row
                 if progress:
@@ -160,3 +174,106 @@ def _oracle_domain(models: DesignModels):
         F, _ = models.oracle._features(list(models.oracle.oof_["formula"]), strict=False)
         _DOMAINS[key] = DomainModel(random_state=0).fit(F)
     return _DOMAINS[key]
+
+
+GENERATION_KEYS = ("cn", "cn_eb", "smact_valid", "uniqueness", "novelty", "precision", "recall")
+
+
+def _mean_sd(rows: list[dict], keys) -> dict:
+    return {k: [float(np.mean([r[k] for r in rows])), float(np.std([r[k] for r in rows]))]
+            for k in keys if rows and k in rows[0]}  # fmt: skip
+
+
+def generation_benchmark(
+    *,
+    models: Sequence[str] = ("rnn", "gan"),
+    n: int = 20_000,
+    seeds: Sequence[int] = (0, 1, 2),
+    fit_overrides: dict | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Baselines and the generators on both held-out splits (module docstring)."""
+    from matforge.generate.baselines import element_substitution, frequency_random, uniform_random
+    from matforge.generate.corpus import load_corpus, split_corpus
+    from matforge.generate.defaults import train_default
+    from matforge.generate.metrics import generation_metrics
+
+    say = progress or (lambda _m: None)
+    corpus = load_corpus()
+    valid = set(load_corpus(valid_only=True))
+    out: dict = {}
+    for kind in ("random", "chemsys"):
+        split = split_corpus(corpus, kind)
+        train = list(split.train)
+        for name, gen in (("frequency_random", frequency_random), ("uniform_random", uniform_random),
+                          ("element_substitution", element_substitution)):  # fmt: skip
+            runs = [
+                generation_metrics(gen(train, n, seed=s), split.train, split.held_out)
+                for s in seeds
+            ]
+            out[f"{kind}/{name}"] = _mean_sd(runs, GENERATION_KEYS)
+            say(f"{kind} {name}: " + _line(out[f"{kind}/{name}"]))
+        valid_train = [f for f in train if f in valid]
+        for model in models:
+            start = time.perf_counter()
+            fitted = train_default(
+                model, valid_train, seed=0, **(fit_overrides or {}).get(model, {})
+            )
+            seconds = time.perf_counter() - start
+            runs, sample_s = [], []
+            for s in seeds:
+                t = time.perf_counter()
+                samples = fitted.sample(n, seed=s)
+                sample_s.append(time.perf_counter() - t)
+                runs.append(generation_metrics(samples, split.train, split.held_out))
+            row = _mean_sd(runs, GENERATION_KEYS)
+            row["train_seconds"] = round(seconds, 1)
+            row["sample_seconds"] = round(float(np.mean(sample_s)), 2)
+            row["n_train"] = len(valid_train)
+            out[f"{kind}/{model}"] = row
+            say(f"{kind} {model} (valid-only, {seconds:.0f} s): " + _line(row))
+    return out
+
+
+def _line(row: dict) -> str:
+    return " ".join(f"{k} {v[0]:.4f}" for k, v in row.items() if isinstance(v, list))
+
+
+def run_benchmark(*, quick: bool = False, part: str = "all", progress=None) -> dict:
+    """The whole ``matforge benchmark generate`` (``quick``: one seed, small samples, one
+    epoch, budget 300: a smoke run whose numbers mean little)."""
+    from matforge.generate.defaults import load_default
+    from matforge.generate.tokens import GenerateError
+
+    if part not in ("all", "generation", "design"):
+        raise GenerateError(f"--part must be all, generation or design, got {part!r}")
+    start = time.perf_counter()
+    seeds = (0,) if quick else (0, 1, 2)
+    doc: dict = {"quick": quick, "seeds": list(seeds)}
+    if part in ("all", "generation"):
+        doc["generation"] = generation_benchmark(
+            n=2000 if quick else 20_000,
+            seeds=seeds,
+            fit_overrides={"rnn": {"epochs": 1}, "gan": {"time_limit": 30}} if quick else None,
+            progress=progress,
+        )
+    if part in ("all", "design"):
+        models = design_models(progress=progress)
+        doc["design_models_seconds"] = round(models.seconds, 1)
+        doc["design"] = design_benchmark(models, load_default("rnn"), budget=300 if quick else 2000,
+                                         seeds=seeds, progress=progress)  # fmt: skip
+        doc["design_summary"] = _design_summary(doc["design"])
+    doc["seconds"] = round(time.perf_counter() - start, 1)
+    return doc
+
+
+DESIGN_KEYS = ("judge_hit_rate", "judge_hits", "oracle_hit_rate", "chemical_systems",
+               "judge_confirmed_systems", "novelty", "cn_eb", "in_judge_domain", "seconds")  # fmt: skip
+
+
+def _design_summary(design: dict) -> dict:
+    groups: dict[str, list[dict]] = {}
+    for key, row in design["runs"].items():
+        target, method, _seed = key.split("/")
+        groups.setdefault(f"{target}/{method}", []).append(row)
+    return {k: _mean_sd(rows, DESIGN_KEYS) for k, rows in groups.items()}

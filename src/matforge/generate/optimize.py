@@ -58,7 +58,11 @@ class DesignResult:
     def top(self, k: int = 100) -> pd.DataFrame:
         """The ``k`` best scored formulas (reward descending, first found first on ties)."""
         scored = self.table[self.table["gate"] == ""]
-        return scored.sort_values("reward", ascending=False, kind="stable").head(k).reset_index(drop=True)
+        return (
+            scored.sort_values("reward", ascending=False, kind="stable")
+            .head(k)
+            .reset_index(drop=True)
+        )
 
     @property
     def calls(self) -> int:
@@ -116,7 +120,9 @@ class _Budget:
         cols = [*self.reward.columns, "calls", "step"]
         table = pd.DataFrame(list(self.seen.values()), columns=cols)
         history = pd.DataFrame(self.history, columns=["calls", "best"])
-        return DesignResult(method, self.budget, table, history, time.perf_counter() - start, settings)
+        return DesignResult(
+            method, self.budget, table, history, time.perf_counter() - start, settings
+        )
 
 
 def optimize(
@@ -249,7 +255,9 @@ def _reinvent(
             seqs = [seqs, mem_tokens]
         with torch.no_grad():
             parts = seqs if isinstance(seqs, list) else [seqs]
-            prior_logp = torch.cat([prior.log_likelihood(s, required=req, forbidden=forb) for s in parts])
+            prior_logp = torch.cat(
+                [prior.log_likelihood(s, required=req, forbidden=forb) for s in parts]
+            )
         augmented = prior_logp + sigma * target
         loss = ((augmented - agent_logp) ** 2).mean()
         opt.zero_grad()
@@ -267,6 +275,12 @@ def _pad(tokens, width: int):
 
 
 # -- genetic algorithm ----------------------------------------------------------------------
+def _tournament(rng, names: list[str], fitness: np.ndarray, size: int = 3) -> dict[str, int]:
+    """The fittest of ``size`` random members."""
+    idx = rng.integers(len(names), size=size)
+    return integer_counts(names[idx[np.argmax(fitness[idx])]])
+
+
 def _genetic(
     b: _Budget,
     reference,
@@ -292,7 +306,9 @@ def _genetic(
               for s, others in _groups().items()}  # fmt: skip
 
     def repair(counts: dict[str, int]) -> str | None:
-        counts = {e: min(max(int(c), 1), max_count) for e, c in counts.items() if e not in r.forbidden}
+        counts = {
+            e: min(max(int(c), 1), max_count) for e, c in counts.items() if e not in r.forbidden
+        }
         for e in r.required:
             counts.setdefault(e, 1)
         if not counts or len(counts) > max_elements:
@@ -339,14 +355,10 @@ def _genetic(
             break
         names = list(pop)
         fitness = np.array([pop[f] for f in names])
-
-        def pick() -> dict[str, int]:
-            idx = rng.integers(len(names), size=3)
-            return integer_counts(names[idx[np.argmax(fitness[idx])]])
-
         kids = []
         for _ in range(children * 4):
-            child = cross(pick(), pick()) if rng.random() < crossover else pick()
+            a, c = _tournament(rng, names, fitness), _tournament(rng, names, fitness)
+            child = cross(a, c) if rng.random() < crossover else a
             f = repair(mutate(child))
             if f and f not in b.seen and f not in kids:
                 kids.append(f)

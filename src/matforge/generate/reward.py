@@ -180,7 +180,9 @@ class Reward:
                 y = np.asarray(getattr(self.models[g.property], "oof_", {}).get("y", []), float)
                 y = y[np.isfinite(y)]
                 if y.size < 2:
-                    raise GenerateError(f"maximize/minimize {g.property} needs a model with training targets")
+                    raise GenerateError(
+                        f"maximize/minimize {g.property} needs a model with training targets"
+                    )
                 self._scales[g.property] = tuple(np.percentile(y, [1, 99]))
         self.calls = 0
         self._cache: dict[str, dict] = {}
@@ -265,7 +267,9 @@ class Reward:
         Formulas scored before come from a cache and do not count as new calls."""
         formulas = list(formulas)
         canon, ok, reason = self._gate(formulas)
-        todo = list(dict.fromkeys(c for c, k in zip(canon, ok, strict=True) if k and c not in self._cache))
+        todo = list(
+            dict.fromkeys(c for c, k in zip(canon, ok, strict=True) if k and c not in self._cache)
+        )
         if todo:
             scored = self._score_new(todo)
             self.calls += len(todo)

@@ -248,6 +248,9 @@ class FormulaLM:
 
     def grammar(self, batch_size: int, *, required=None, forbidden=None) -> Grammar:
         """The sampling grammar: the model's limits and the elements it saw in training."""
+        unknown = sorted((set(required or ()) | set(forbidden or ())) - set(ELEMENT_ORDER) - {""})
+        if unknown:
+            raise GenerateError(f"unknown element(s): {', '.join(unknown)}")
         unseen = set(required or ()) - set(self.config.elements) - {""}
         if unseen and self.config.elements:
             raise GenerateError(
