@@ -76,7 +76,11 @@ def test_reinforcement_learning_beats_sampling_the_prior(prior):
         r = Reward("o >= 0.75", {"o": OxygenShare()}, max_distance=None)
         return optimize(r, method, budget=400, prior=prior, seed=0, batch_size=64)
 
+    before = prior.sample(50, seed=3)
     rl, bon = run("rl"), run("best-of-n")
+    assert prior.sample(50, seed=3) == before  # the agent learned on a copy
+    r = Reward("o >= 0.75", {"o": OxygenShare()}, max_distance=None)
+    assert optimize(r, "rl", budget=30, prior=prior).calls == 30  # a second run learns too
     assert rl.calls == 400 and bon.calls == 400  # the budget is spent, never exceeded
     late_rl = rl.table[rl.table["gate"] == ""]["reward"].tail(100).mean()
     all_bon = bon.table[bon.table["gate"] == ""]["reward"].mean()

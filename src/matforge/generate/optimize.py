@@ -213,8 +213,8 @@ def _reinvent(
     req, forb = r.required or None, r.forbidden or None
     agent = copy.deepcopy(prior.net)
     agent.eval()  # dropout off: the likelihoods of agent and prior are comparable
-    for p in prior.net.parameters():
-        p.requires_grad_(False)
+    for p in agent.parameters():
+        p.requires_grad_(True)  # the prior is only read under no_grad; the agent learns
     opt = torch.optim.Adam(agent.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
     width = 2 * prior.config.max_elements + 2
