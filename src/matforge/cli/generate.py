@@ -56,7 +56,8 @@ def _training_formulas(dataset: list[str], csv: Path | None, column: str) -> tup
     if csv is not None:
         if not csv.is_file():
             raise GenerateError(f"no file {csv}")
-        df = pd.read_csv(csv)
+        # keep_default_na=False: sodium nitride is written "NaN"
+        df = pd.read_csv(csv, dtype=str, keep_default_na=False)
         if column not in df:
             raise GenerateError(f"{csv} has no column {column!r}; columns: {', '.join(df.columns)}")
         return df[column].astype(str).tolist(), str(csv)
@@ -237,6 +238,7 @@ def benchmark_command(
     out: Path = typer.Option(Path("results/generate/benchmark.json"), "--out", "-o"),
     quick: bool = typer.Option(False, "--quick", help="One seed, smaller samples: a smoke run."),
     part: str = typer.Option("all", "--part", help="all, generation or design."),
+    models: str = typer.Option("rnn,gan", "--models", help="Generators of the generation part."),
 ) -> None:  # fmt: skip
     """Generation (validity, novelty, rediscovery) and design (oracle vs judge) of issue #14."""
     from rich.console import Console
@@ -244,7 +246,7 @@ def benchmark_command(
     from matforge.generate.benchmark import run_benchmark
 
     console = Console()
-    doc = run_benchmark(quick=quick, part=part, progress=console.print)
+    doc = run_benchmark(quick=quick, part=part, models=_elements(models) or (), progress=console.print)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2, default=_jsonable) + "\n")
     console.print(f"wrote {out} ({doc['seconds']:.0f} s)")

@@ -239,7 +239,9 @@ def _line(row: dict) -> str:
     return " ".join(f"{k} {v[0]:.4f}" for k, v in row.items() if isinstance(v, list))
 
 
-def run_benchmark(*, quick: bool = False, part: str = "all", progress=None) -> dict:
+def run_benchmark(
+    *, quick: bool = False, part: str = "all", models: Sequence[str] = ("rnn", "gan"), progress=None
+) -> dict:
     """The whole ``matforge benchmark generate`` (``quick``: one seed, small samples, one
     epoch, budget 300: a smoke run whose numbers mean little)."""
     from matforge.generate.defaults import load_default
@@ -252,6 +254,7 @@ def run_benchmark(*, quick: bool = False, part: str = "all", progress=None) -> d
     doc: dict = {"quick": quick, "seeds": list(seeds)}
     if part in ("all", "generation"):
         doc["generation"] = generation_benchmark(
+            models=models,
             n=2000 if quick else 20_000,
             seeds=seeds,
             fit_overrides={"rnn": {"epochs": 1}, "gan": {"time_limit": 30}} if quick else None,

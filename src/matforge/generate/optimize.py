@@ -149,8 +149,20 @@ def optimize(
         raise GenerateError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if budget < 1:
         raise GenerateError(f"the budget must be at least 1 model call, got {budget}")
+    import torch
+
     start = time.perf_counter()
     b = _Budget(reward, budget, progress)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # batches of 64 sequences: threads only wait on each other
+    try:
+        used = _run(b, method, prior, reference, seed, max_steps, settings)
+    finally:
+        torch.set_num_threads(threads)
+    return b.result(method, start, used)
+
+
+def _run(b: _Budget, method, prior, reference, seed, max_steps, settings) -> dict:
     if method in ("rl", "best-of-n"):
         if prior is None:
             from matforge.generate.defaults import load_default
@@ -165,7 +177,7 @@ def optimize(
             reference = load_corpus(valid_only=True)
         run = _genetic if method == "ga" else _random
         used = run(b, list(reference), seed=seed, max_steps=max_steps, **settings)
-    return b.result(method, start, used)
+    return used
 
 
 # -- best of N / random ---------------------------------------------------------------------
