@@ -139,9 +139,9 @@ def test_trained_gan_beats_uniform_random_on_validity(gan, train):
     from matforge.generate.baselines import uniform_random
     from matforge.generate.metrics import generation_metrics
 
-    samples = gan.sample(2000, temperature=0.8, seed=0)
+    samples = gan.sample(2000, seed=0)
     uniform = uniform_random(train, 2000, max_count=TINY["max_count"], seed=0)
     m_gan = generation_metrics(samples, train)
     m_uniform = generation_metrics(uniform, train)
-    assert m_gan["cn_eb"] > m_uniform["cn_eb"] + 0.2, (m_gan, m_uniform)
+    assert m_gan["cn_eb"] > m_uniform["cn_eb"] + 0.3, (m_gan, m_uniform)
     assert m_gan["uniqueness"] > 0.1  # not one formula repeated
