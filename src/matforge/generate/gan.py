@@ -6,26 +6,28 @@ integer reduced formula (count 0 = absent). A generator (MLP) maps Gaussian nois
 that matrix; the critic (MLP) scores one-hot matrices of training compositions against the
 generator's tempered softmax ``softmax(logits / tau)`` (a low ``tau`` pushes the generator
 towards one-hot rows) and is trained with the Wasserstein loss and a gradient penalty (WGAN-GP,
-Gulrajani et al. 2017). Three choices beyond MatGAN, each measured on the corpus
-(``benchmarks/generate_gan.py``, docstring of :meth:`FormulaGAN.fit`):
+Gulrajani et al. 2017). Three choices, each compared in 5-minute runs on the random split
+(one CPU core):
 
-* the generator is deterministic given its noise (MatGAN's choice too). The straight-through
-  Gumbel-softmax (``gumbel=True``: a one-hot draw per element, soft gradient) draws every
-  element independently, and in the training time we allow the generator never learnt to make
-  its output depend on the noise: it stayed a product of per-element marginals (charge-neutral
-  + electronegativity-balanced 74 % at temperature 1, and collapsing at lower temperatures);
+* the generator is deterministic given its noise (MatGAN's choice too). With the
+  straight-through Gumbel-softmax (``gumbel=True``: a one-hot draw per element, soft gradient)
+  every element is drawn independently, and in that time the generator never learnt to make
+  its output depend on the noise: it stayed a product of per-element marginals
+  (charge-neutral + electronegativity-balanced 74 % at sampling temperature 1, and a handful
+  of distinct formulas below 0.5);
 * the critic sees the spread of its batch (minibatch standard deviation, Karras et al. 2018),
-  which keeps the deterministic generator from collapsing onto a few compositions (uniqueness
-  of its most probable formulas 10 % without it, 46 % with it in one 5-minute run);
-* the generator's output bias starts at the logarithm of each element's count frequencies in
-  training, so training starts from the marginals instead of from 8 of 9 counts being
-  non-zero.
+  which keeps the deterministic generator from collapsing onto a few compositions (10 %
+  distinct most-probable formulas without it, 46 % with it);
+* the generator's output bias starts at the logarithm of the training count frequencies of
+  each element, so training starts from the marginals instead of from random rows (81 %
+  against 77 % CN+EB).
 
 Sampling draws one count per element from ``softmax(logits / temperature)`` and then enforces
 the request: forbidden elements get count 0, required ones at least 1 (their most probable
 non-zero count), at most ``max_elements`` elements survive (those least likely to be absent),
-an empty draw takes the most probable non-zero entry, and the counts are reduced by their GCD.
-Every sample is therefore a formula. Optionally conditioned on a property bin, with the same
+a draw with no element is redrawn with fresh noise (up to 10 times, then it takes the single
+most probable non-zero entry), and the counts are reduced by their GCD. Every sample is
+therefore a formula. Single elements are allowed: the valid-only corpus holds 86 of them. Optionally conditioned on a property bin, with the same
 :class:`~matforge.generate.rnn.Condition` semantics as the language model.
 """
 
@@ -208,10 +210,11 @@ class FormulaGAN:
         conditioning property per formula (NaN where unknown). ``time_limit`` (s) stops after
         the epoch that passes it; ``progress(epoch, critic_loss)`` is called after each epoch.
 
-        The defaults are the best of the runs in ``docs/benchmarks.md`` (generator of 3 layers
-        of 256 was not better at 512 in the same time; ``n_critic=2`` or ``lr=5e-4`` traded
-        validity and uniqueness for a little precision). 55 epochs of the 42,311 usable
-        valid-only compositions of a split take about 7 minutes on one CPU core.
+        The defaults are the best of 5-minute tuning runs on the random split (3 layers of 512
+        were no better than 256 in the same time; ``n_critic=2`` or ``lr=5e-4`` traded
+        validity and uniqueness for a little precision); ``benchmarks/generate_gan.py``
+        measures them. 55 epochs over the 42,311 usable valid-only compositions of a split
+        take about 7 minutes on one CPU core.
         """
         import torch
         import torch.nn.functional as F
