@@ -133,6 +133,16 @@ def test_rankings_ucb_probability_pareto_novelty(models):
         _screen(models, where="hardness > 3")
 
 
+def test_domain_of_a_small_lab_dataset():
+    """Ten measured compositions (a lab's first data): too few to cluster, still a domain."""
+    fz = _featurizer()
+    formulas = load_dataset("matbench_log_kvrh")["formula"].head(40).tolist()
+    domain = DomainModel().fit(fz.featurize_many(formulas[:10]))
+    assert domain.n_clusters_ == 1 and (domain.train_cluster_ == 0).all()
+    far = domain.distance(fz.featurize_many(formulas[10:]))
+    assert far.shape == (30,) and np.isfinite(far).all() and (far >= 0).all()
+
+
 _SCRIPT = textwrap.dedent('''
     import sys, time, resource
     import numpy as np

@@ -330,6 +330,41 @@ def test_a_bench_scientist_session(server, browser, shots, gaps_csv, tmp_path):
     assert _plot_points(page, "#screen-plot", 0) >= 10  # the sample of everything screened
     shots(page, "ui-screening")
 
+    # generate: sample the shipped language model, then design against the trained model
+    page.click("#tabs button[data-tab='generate']")
+    expect(page.locator("#generate .unavailable")).to_have_count(0)
+    page.fill("#sample-n", "300")
+    page.fill("#sample-in", "O")
+    page.click("#sample-form button[type=submit]")
+    expect(page.locator("#sample-job")).to_have_attribute(
+        "data-status", "succeeded", timeout=JOB_TIMEOUT_MS
+    )
+    expect(page.locator("#sample-job")).to_contain_text("% charge-balanced")
+    rows = page.locator("#sample-table tbody tr")
+    assert rows.count() > 10
+    for formula in rows.locator("td:nth-child(1)").all_inner_texts():
+        assert "O" in {e.symbol for e in Composition(formula).elements}
+    assert _plot_points(page, "#sample-plot", 0) > 0
+    with page.expect_download() as download:
+        page.click("#sample-csv")
+    generated = pd.read_csv(download.value.path(), keep_default_na=False)
+    assert list(generated.columns[:2]) == ["formula", "count"] and generated["count"].sum() == 300
+    expect(page.locator("#design-model option")).to_have_count(1)  # the trained band-gap model
+    page.fill("#design-goal", "band_gap >= 2")
+    page.fill("#design-budget", "100")
+    page.fill("#design-top", "10")
+    page.click("#design-form button[type=submit]")
+    expect(page.locator("#design-job")).to_have_attribute(
+        "data-status", "succeeded", timeout=JOB_TIMEOUT_MS
+    )
+    expect(page.locator("#design-job")).to_contain_text("evaluations in")
+    designs = page.locator("#design-table tbody tr")
+    expect(designs).to_have_count(10)
+    rewards = [float(v) for v in designs.locator("td:nth-child(3)").all_inner_texts()]
+    assert rewards == sorted(rewards, reverse=True)
+    assert _plot_points(page, "#design-plot", 0) > 0
+    shots(page, "ui-generate")
+
     assert not errors, f"JavaScript errors in the page: {errors}"
     foreign = [u for u in requests if not u.startswith(base) and not u.startswith("blob:")]
     assert not foreign, f"the UI fetched from outside the server: {foreign[:5]}"

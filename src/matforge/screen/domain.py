@@ -84,7 +84,10 @@ class DomainModel:
         if len(rows) > self.max_cluster_rows:
             rows = np.sort(rng.choice(rows, self.max_cluster_rows, replace=False))
         mcs = self.min_cluster_size or max(15, len(rows) // 100)
-        labels_sub = HDBSCAN(min_cluster_size=mcs, copy=True).fit_predict(self.train_map_[rows])
+        if len(rows) <= mcs:  # too few compositions to split: one cluster
+            labels_sub = np.zeros(len(rows), dtype=int)
+        else:
+            labels_sub = HDBSCAN(min_cluster_size=mcs, copy=True).fit_predict(self.train_map_[rows])
         self.map_nn_ = NearestNeighbors(n_neighbors=1).fit(self.train_map_[rows])
         self._map_labels = labels_sub
         self.train_cluster_ = self._nearest_label(self.train_map_)

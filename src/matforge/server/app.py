@@ -168,8 +168,9 @@ def create_app(store_url: str | None = None, settings: ServerSettings | None = N
     (``uvicorn``, or ``with TestClient(app)``) and stop with it.
     """
     from matforge.server.campaigns import suggest_kind
+    from matforge.server.generating import design_kind, sample_kind
     from matforge.server.optimade import api as optimade
-    from matforge.server.routes import campaigns, data, models, projects, ui, uploads, xrd
+    from matforge.server.routes import campaigns, data, generate, models, projects, ui, uploads, xrd
     from matforge.server.screening import screen_kind
 
     settings = settings or ServerSettings.from_env()
@@ -182,6 +183,8 @@ def create_app(store_url: str | None = None, settings: ServerSettings | None = N
             "train_model": train_model_kind(store.engine, root, cache),
             "campaign_suggest": suggest_kind(store),
             "screen": screen_kind(store.engine, cache),
+            "generate_sample": sample_kind(),
+            "generate_design": design_kind(store.engine, cache),
         }
         runner = JobRunner(store.engine, kinds, settings)
     except BaseException:
@@ -214,7 +217,7 @@ def create_app(store_url: str | None = None, settings: ServerSettings | None = N
     app.state.matforge = state
     app.add_middleware(BodyLimit, settings=settings)
     _install_error_handlers(app)
-    for module in (projects, data, uploads, models, campaigns, xrd):
+    for module in (projects, data, uploads, models, generate, campaigns, xrd):
         app.include_router(module.router, prefix=API_PREFIX)
     version = f"v{optimade.API_VERSION_MAJOR}"
     app.include_router(

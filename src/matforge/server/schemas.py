@@ -313,6 +313,52 @@ class ScreenCreate(_Body):
     top_k: int = Field(50, ge=1, le=1000, description="Candidates kept in the result.")
 
 
+# --- generative design ---------------------------------------------------------------------
+
+
+class GenerateSampleCreate(_Body):
+    """Sample new compositions from a shipped generative model (``rnn``: the formula language
+    model; ``gan``: the MatGAN-style network), each annotated with its validity, novelty and
+    nearest known composition."""
+
+    model: Literal["rnn", "gan"] = Field("rnn", description="Which shipped generator.")
+    n: int = Field(1000, ge=1, le=20_000, description="Compositions to draw.")
+    temperature: float = Field(
+        1.0, gt=0, le=5, description="Above 1: more novel, less often charge-balanced."
+    )
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling (rnn only).")
+    elements_in: list[ElementSymbol] = Field(
+        [], max_length=8, description="Elements every sample contains."
+    )
+    elements_out: list[ElementSymbol] = Field(
+        [], max_length=100, description="Elements no sample contains."
+    )
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+
+class DesignCreate(_Body):
+    """Design compositions against a trained model: a goal on the model's property, a search
+    method and a budget of distinct compositions the model may score."""
+
+    goal: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)] = (
+        Field(description='e.g. "band_gap in [1.0, 1.8]", "band_gap >= 5", "maximize band_gap".')
+    )
+    method: Literal["rl", "ga", "best-of-n", "random"] = Field(
+        "rl",
+        description="Reinforcement learning from the shipped language model, a genetic "
+        "algorithm, the best of N language-model samples, or random compositions.",
+    )
+    budget: int = Field(1000, ge=10, le=5000, description="Distinct compositions scored.")
+    top_k: int = Field(50, ge=1, le=500, description="Designs kept in the result.")
+    elements_in: list[ElementSymbol] = Field(
+        [], max_length=8, description="Elements every design contains."
+    )
+    elements_out: list[ElementSymbol] = Field(
+        [], max_length=100, description="Elements no design contains."
+    )
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+
 # --- xrd -----------------------------------------------------------------------------------
 
 

@@ -65,7 +65,7 @@ def _job_out(state: ServerState, r) -> JobOut:
 def _public_result(state: ServerState, kind: str, result: dict | None) -> dict | None:
     if result is None:
         return None
-    if kind in ("train_model", "screen") and "model_id" in result:
+    if kind in ("train_model", "screen", "generate_design") and "model_id" in result:
         return {**result, "model_id": state.codec.encode("model", int(result["model_id"]))}
     return result
 
@@ -299,8 +299,13 @@ def create_screen(model_id: str, body: ScreenCreate, state: State, user: Current
             f"these settings enumerate {n:,} compositions; the server screens at most {limit:,} "
             "per job (fewer elements, atoms or arities)",
         )
+    return submit_job(state, user, "screen", params)
+
+
+def submit_job(state: ServerState, user: User, kind: str, params: dict) -> JobOut:
+    """Queue a job of ``kind`` for ``user``, wake the workers, and answer with the job."""
     with write_transaction(state.engine) as conn:
-        job_id = state.jobs.submit(conn, "screen", user.id, params)
+        job_id = state.jobs.submit(conn, kind, user.id, params)
     with state.engine.connect() as conn:
         job = conn.execute(sa.select(accounts.jobs).where(accounts.jobs.c.id == job_id)).one()
     state.jobs.wake()

@@ -160,6 +160,8 @@ async function login(token) {
 const FEATURES = [
   { path: `${API}/models/{model_id}/screens`, panel: "#screening", form: "#screen-form", what: "screening" },
   { path: `${API}/xrd/identify`, panel: "#xrd", form: "#xrd-drop", what: "XRD identification" },
+  { path: `${API}/generate/samples`, panel: "#generate", form: "#sample-form", what: "generative sampling" },
+  { path: `${API}/models/{model_id}/designs`, panel: "#generate", form: "#design-form", what: "generative design" },
 ];
 
 async function checkFeatures() {
@@ -390,6 +392,7 @@ async function loadModels(select) {
   const label = (it) => `${it.m.name} · ${it.m.property} · ${it.m.status}`;
   fillSelect($("#model-select"), items, select, label);
   fillSelect($("#screen-model"), items.filter((it) => it.m.status === "succeeded"), select, label);
+  fillSelect($("#design-model"), items.filter((it) => it.m.status === "succeeded"), select, label);
   await showModel().catch(report);
 }
 
@@ -487,6 +490,80 @@ async function screen(event) {
   ], { xaxis: { title: { text: `predicted ${result.property} (${result.unit})` } },
     yaxis: { title: { text: "uncertainty (std)" } } });
   $("#screen-job").append(el("span", { class: "muted", text: ` · ${result.n_screened} candidates screened` }));
+}
+
+// --- generate --------------------------------------------------------------------------------
+
+let sampleRows = [], designRows = [];
+const symbols = (text) => text.split(/[,\s]+/).filter(Boolean);
+
+function drawSamples(rows) {
+  $("#sample-table tbody").replaceChildren(...rows.slice(0, 500).map((r) => el("tr", {},
+    el("td", { text: r.formula }), el("td", { class: "num", text: r.count }),
+    el("td", { text: r.cn_eb ? "yes" : "no" }), el("td", { text: r.novel ? "yes" : "no" }),
+    el("td", { text: r.nearest_known }), el("td", { class: "num", text: fmt(r.nearest_distance) }))));
+}
+
+async function sample(event) {
+  event.preventDefault();
+  const body = {
+    model: $("#sample-model").value, n: Number($("#sample-n").value),
+    temperature: Number($("#sample-temperature").value),
+    elements_in: symbols($("#sample-in").value), elements_out: symbols($("#sample-out").value),
+    seed: Number($("#sample-seed").value) || 0,
+  };
+  $("#sample-csv").disabled = true;
+  const job = await api("/generate/samples", { method: "POST", json: body });
+  const result = (await followJob(job.id, $("#sample-job"))).result;
+  sampleRows = result.rows;
+  drawSamples(sampleRows);
+  $("#sample-csv").disabled = !sampleRows.length;
+  // how far from anything known, for the balanced and the unbalanced ones
+  const trace = (ok, name, color) => ({ type: "histogram", name, opacity: 0.7, marker: { color },
+    x: sampleRows.filter((r) => r.cn_eb === ok).map((r) => r.nearest_distance), xbins: { size: 0.05 } });
+  plot($("#sample-plot"), [trace(true, "charge-balanced", "#2457c5"), trace(false, "not balanced", "#d92d20")],
+    { barmode: "overlay", xaxis: { title: { text: "distance to the nearest known composition (L1 of atomic fractions)" } },
+      yaxis: { title: { text: "distinct compositions" } } });
+  $("#sample-job").append(el("span", { class: "muted", text:
+    ` · ${result.n_unique} distinct of ${result.n_drawn} drawn, ${fmt(100 * result.cn_eb_rate, 2)} % charge-balanced, ` +
+    `${fmt(100 * result.novel_rate, 2)} % new` }));
+}
+
+function sampleCsv() {
+  const cols = ["formula", "count", "cn", "cn_eb", "novel", "nearest_known", "nearest_distance"];
+  const lines = [cols.join(","), ...sampleRows.map((r) => cols.map((k) => r[k] ?? "").join(","))];
+  const blob = new Blob([lines.join("\n") + "\n"], { type: "text/csv" });
+  const a = el("a", { href: URL.createObjectURL(blob), download: "generated.csv" });
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
+function drawDesigns(rows) {
+  $("#design-table tbody").replaceChildren(...rows.map((r) => el("tr", {},
+    el("td", { class: "num", text: r.rank }), el("td", { text: r.formula }),
+    el("td", { class: "num", text: fmt(r.reward) }), el("td", { class: "num", text: fmt(r.mean) }),
+    el("td", { class: "num", text: fmt(r.std) }), el("td", { text: r.nearest_known }))));
+}
+
+async function design(event) {
+  event.preventDefault();
+  const id = $("#design-model").value;
+  if (!id) { notice("Train a model first (Models tab)."); return; }
+  const body = {
+    goal: $("#design-goal").value.trim(), method: $("#design-method").value,
+    budget: Number($("#design-budget").value), top_k: Number($("#design-top").value),
+    elements_in: symbols($("#design-in").value), elements_out: symbols($("#design-out").value),
+  };
+  const job = await api(`/models/${id}/designs`, { method: "POST", json: body });
+  const result = (await followJob(job.id, $("#design-job"))).result;
+  designRows = result.top.map((r, i) => ({ rank: i + 1, ...r }));
+  drawDesigns(designRows);
+  plot($("#design-plot"), [{ x: result.history.calls, y: result.history.best, mode: "lines",
+    line: { shape: "hv" }, name: `${result.method}: best reward` }],
+  { xaxis: { title: { text: "model evaluations" } }, yaxis: { title: { text: "best reward" }, range: [0, 1.05] } });
+  $("#design-job").append(el("span", { class: "muted", text:
+    ` · ${result.calls} evaluations in ${fmt(result.seconds)} s (${result.property} in ${result.unit})` }));
 }
 
 // --- campaigns -------------------------------------------------------------------------------
@@ -629,6 +706,11 @@ document.addEventListener("DOMContentLoaded", () => {
   on("#predict-form", "submit", predict);
   on("#screen-form", "submit", screen);
   sortable($("#screen-table"), () => screenRows, drawScreen);
+  on("#sample-form", "submit", sample);
+  on("#sample-csv", "click", sampleCsv);
+  sortable($("#sample-table"), () => sampleRows, drawSamples);
+  on("#design-form", "submit", design);
+  sortable($("#design-table"), () => designRows, drawDesigns);
   on("#campaign-form", "submit", createCampaign);
   on("#campaign-select", "change", showCampaign);
   on("#suggest-form", "submit", suggest);
