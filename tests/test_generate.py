@@ -191,6 +191,41 @@ def test_tiny_language_model_trains_samples_and_reloads(corpus, tmp_path):
         cond.bin_of_window(1.0, 2.0)
 
 
+def test_conditioned_language_model_is_steered_by_its_bin(corpus):
+    pytest.importorskip("torch")
+    from matforge.generate.optimize import optimize
+    from matforge.generate.reward import Reward
+    from matforge.generate.rnn import Condition, FormulaLM
+
+    elements = {"Li", "Na", "K", "O", "S", "Cl"}
+    train = [f for f in corpus if set(integer_counts(f)) <= elements]
+    # the property: 1 for oxides, 0 otherwise, a quarter unlabelled (the "none" bin)
+    has_o = np.array(["O" in integer_counts(f) for f in train], dtype=float)
+    values = np.where(np.arange(len(train)) % 4 == 0, np.nan, has_o)
+    lm = FormulaLM(hidden=32, layers=1, embed=16, max_count=8, condition=Condition("oxide", (0.5,)))
+    lm.fit(train, values=values, epochs=60, batch_size=64, lr=1e-2, seed=0)
+    share = [np.mean(["O" in integer_counts(f) for f in lm.sample(400, condition=k, seed=5)])
+             for k in (0, 1)]  # fmt: skip
+    assert share[1] > share[0] + 0.5, share  # measured: 0.05 and 0.9
+    with pytest.raises(GenerateError, match="needs values"):
+        FormulaLM(hidden=8, layers=1, embed=4, condition=Condition("oxide", (0.5,))).fit(train)
+
+    class IsOxide:  # a "model" of the property: 1 ± 0.1 for oxides, 0 ± 0.1 otherwise
+        def predict(self, formulas, return_std=False):
+            mean = np.array([float("O" in integer_counts(f)) for f in formulas])
+            return (mean, np.full(len(mean), 0.1)) if return_std else mean
+
+    def best_of_n(condition):
+        reward = Reward(
+            "oxide >= 0.5", {"oxide": IsOxide()}, require_valid=False, max_distance=None
+        )
+        res = optimize(reward, "best-of-n", budget=150, prior=lm, seed=0, condition=condition)
+        return res.table["oxide"].dropna().mean()
+
+    # conditioned generation: the oxide bin spends the budget on oxides
+    assert best_of_n((0.5, float("inf"))) > best_of_n((-float("inf"), 0.5)) + 0.3
+
+
 def test_baselines_reproduce_their_definitions(corpus):
     from matforge.generate.baselines import element_substitution, frequency_random, uniform_random
 

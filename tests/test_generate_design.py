@@ -177,3 +177,42 @@ def test_cli_sample_optimize_and_train(app, registry, tmp_path, monkeypatch):
     res = runner.invoke(app, ["generate", "sample", "--weights", str(model), "-n", "20", "-o",
                               str(tmp_path / "g.csv")])  # fmt: skip
     assert res.exit_code == 0, res.output
+
+
+def test_cli_trains_and_samples_a_conditioned_model(app, tmp_path):
+    from matforge.generate.rnn import FormulaLM
+
+    csv = tmp_path / "gaps.csv"
+    rows = [("Fe2O3", 2.1), ("TiO2", 3.0), ("NaCl", 8.5), ("Li2O", 7.9), ("MgO", 7.8),
+            ("CaTiO3", 3.5), ("ZnO", 3.3), ("GaAs", 1.4), ("InP", 1.3), ("CdTe", 1.5)]  # fmt: skip
+    pd.DataFrame(rows * 4, columns=["formula", "gap"]).to_csv(csv, index=False)
+    model = tmp_path / "cond.pt"
+    args = ["generate", "train", "--csv", str(csv), "--condition-on", "gap=band_gap",
+            "--bins", "1.8,5", "--unit", "eV", "--epochs", "2", "-o", str(model)]  # fmt: skip
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "10 of 10 compositions labelled" in res.output
+    lm = FormulaLM.load(model)
+    assert lm.condition.name == "band_gap" and lm.condition.edges == (1.8, 5.0)
+    out = tmp_path / "cond.csv"
+    res = runner.invoke(app, ["generate", "sample", "--weights", str(model), "-n", "30",
+                              "--condition", "band_gap=1.8:5", "-o", str(out)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert pd.read_csv(out, keep_default_na=False)["count"].sum() == 30
+    res = runner.invoke(app, ["generate", "sample", "--weights", str(model), "-n", "5",
+                              "--condition", "band_gap=1:2"])  # fmt: skip
+    assert isinstance(res.exception, GenerateError) and "not one of the model's bins" in str(
+        res.exception
+    )
+    for bad, message in (
+        (["--condition-on", "nope", "--bins", "1"], "no column 'nope'"),
+        (["--condition-on", "gap"], "needs --bins"),
+        (["--condition-on", "gap", "--bins", "a,b"], "--bins must be numbers"),
+        (["--bins", "1,2"], "--bins needs --condition-on"),
+    ):
+        res = runner.invoke(app, ["generate", "train", "--csv", str(csv), "--epochs", "1", *bad])
+        assert isinstance(res.exception, GenerateError) and message in str(res.exception), bad
+    res = runner.invoke(app, ["generate", "train", "--condition-on", "gap", "--bins", "1"])
+    assert isinstance(res.exception, GenerateError) and "needs --csv or --dataset" in str(
+        res.exception
+    )

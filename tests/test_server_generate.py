@@ -113,6 +113,8 @@ def test_sample_input_is_validated(lab):
 
     r = post(elements_in=["Xx"])
     assert r.status_code == 400 and "Xx" in r.json()["detail"]
+    r = post(model="gan", top_p=0.9)
+    assert r.status_code == 400 and "top-p" in r.json()["detail"]
     r = post(elements_in=["Fe"], elements_out=["Fe"])
     assert r.status_code == 400 and "Fe" in r.json()["detail"]
     for bad in (

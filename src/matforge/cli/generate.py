@@ -47,7 +47,47 @@ def _condition(text: str | None) -> tuple[float, float] | None:
     return name.strip(), (lo, hi)
 
 
-def _training_formulas(dataset: list[str], csv: Path | None, column: str) -> tuple[list[str], str]:
+def _condition_values(condition_on, bins, unit, frame, column, formulas):
+    """The Condition of ``--condition-on COLUMN[=NAME] --bins ...`` and the mean of COLUMN per
+    canonical formula of ``formulas`` (NaN where unlabelled); (None, None) without it."""
+    import numpy as np
+    import pandas as pd
+
+    from matforge.generate.corpus import canonicalize
+    from matforge.generate.rnn import Condition
+    from matforge.generate.tokens import GenerateError
+
+    if not condition_on:
+        if bins:
+            raise GenerateError("--bins needs --condition-on COLUMN")
+        return None, None
+    col, _, name = condition_on.partition("=")
+    col, name = col.strip(), (name.strip() or col.strip())
+    if col not in frame:
+        raise GenerateError(f"no column {col!r} to condition on; "
+                            f"columns: {', '.join(frame.columns)}")  # fmt: skip
+    try:
+        edges = tuple(sorted(float(v) for v in (bins or "").split(",") if v.strip()))
+    except ValueError:
+        raise GenerateError(f"--bins must be numbers separated by commas, got {bins!r}") from None
+    if not edges:
+        raise GenerateError("--condition-on needs --bins, e.g. --bins 0.5,1,1.8,3,5")
+    by_formula: dict[str, list[float]] = {}
+    y = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
+    for raw, v in zip(frame[column].astype(str), y, strict=True):
+        if not np.isfinite(v):
+            continue
+        try:
+            (f,) = canonicalize([raw])
+        except Exception:  # not an integer formula: it is not trained on either
+            continue
+        by_formula.setdefault(f, []).append(v)
+    values = np.array([np.mean(by_formula[f]) if f in by_formula else np.nan for f in formulas])
+    return Condition(name, edges, unit), values
+
+
+def _training_formulas(dataset: list[str], csv: Path | None, column: str):
+    """(formulas, where they came from, the table they came from or None for the corpus)."""
     import pandas as pd
 
     from matforge.generate.corpus import load_corpus
@@ -60,15 +100,15 @@ def _training_formulas(dataset: list[str], csv: Path | None, column: str) -> tup
         df = pd.read_csv(csv, dtype=str, keep_default_na=False)
         if column not in df:
             raise GenerateError(f"{csv} has no column {column!r}; columns: {', '.join(df.columns)}")
-        return df[column].astype(str).tolist(), str(csv)
+        return df[column].astype(str).tolist(), str(csv), df
     if dataset:
         from matforge.datasets import load_dataset
 
-        out = []
-        for name in dataset:
-            out += load_dataset(name)["formula"].astype(str).tolist()
-        return out, ",".join(dataset)
-    return load_corpus(), "the Materials Project corpus"
+        df = pd.concat([load_dataset(name) for name in dataset], ignore_index=True)
+        if column not in df:
+            column = "formula"
+        return df["formula"].astype(str).tolist(), ",".join(dataset), df
+    return load_corpus(), "the Materials Project corpus", None
 
 
 @app.command("train")
@@ -82,6 +122,11 @@ def train_command(
                                     help="Keep only charge-neutral, electronegativity-balanced ones."),
     epochs: int = typer.Option(None, "--epochs", help="Training epochs (default: the shipped setting)."),
     time_limit: float = typer.Option(None, "--time-limit", help="Stop after this many seconds."),
+    condition_on: str = typer.Option(None, "--condition-on", metavar="COLUMN[=NAME]",
+                                     help="Condition on bins of this column of --csv/--dataset "
+                                     "(then `sample --condition NAME=LOW:HIGH`)."),
+    bins: str = typer.Option(None, "--bins", help="Bin edges of --condition-on, e.g. 0.5,1,1.8,3,5."),
+    unit: str = typer.Option("", "--unit", help="Unit of --condition-on (for the record)."),
     seed: int = typer.Option(0, "--seed"),
     out: Path = typer.Option(None, "--out", "-o", help="Model file (default: generate_<model>.pt)."),
 ) -> None:  # fmt: skip
@@ -91,13 +136,21 @@ def train_command(
 
     from matforge.generate.corpus import canonicalize_valid
     from matforge.generate.defaults import TRAINING, train_default
+    from matforge.generate.tokens import GenerateError
 
     console = Console()
-    formulas, source = _training_formulas(dataset, csv, column)
+    if condition_on and csv is None and not dataset:  # before the corpus is read
+        raise GenerateError("--condition-on needs --csv or --dataset (the corpus has no property)")
+    formulas, source, frame = _training_formulas(dataset, csv, column)
     with console.status(
         "reducing to integer formulas" + (" and checking charge balance" if valid_only else "")
     ):
         formulas, dropped = canonicalize_valid(formulas, valid_only=valid_only)
+    condition, values = _condition_values(condition_on, bins, unit, frame, column, formulas)
+    if condition is not None:
+        labelled = int((values == values).sum())  # not NaN
+        console.print(f"conditioned on {condition.name}: bins {', '.join(condition.describe_bins())}; "
+                      f"{labelled:,} of {len(formulas):,} compositions labelled")  # fmt: skip
     console.print(f"{len(formulas):,} distinct compositions from {source}"
                   + (f" ({dropped:,} rows were repeats, not integer formulas"
                      + (" or not charge-balanced)" if valid_only else ")") if dropped else ""))  # fmt: skip
@@ -111,9 +164,10 @@ def train_command(
         def tick(epoch: int, loss: float) -> None:
             bar.update(task, completed=epoch, description=f"training {model} (loss {loss:.3f})")
 
-        fitted = train_default(
-            model, formulas, seed=seed, time_limit=time_limit, progress=tick, **fit
-        )
+        if condition is not None:
+            fit["values"] = values
+        fitted = train_default(model, formulas, seed=seed, time_limit=time_limit, progress=tick,
+                               condition=condition, **fit)  # fmt: skip
     path = fitted.save(out or Path(f"generate_{model}.pt"))
     report = fitted.fit_report_
     console.print(
@@ -239,6 +293,8 @@ def benchmark_command(
     quick: bool = typer.Option(False, "--quick", help="One seed, smaller samples: a smoke run."),
     part: str = typer.Option("all", "--part", help="all, generation or design."),
     models: str = typer.Option("rnn,gan", "--models", help="Generators of the generation part."),
+    methods: str = typer.Option("rl,ga,best-of-n,random,conditioned", "--methods",
+                                help="Methods of the design part."),
 ) -> None:  # fmt: skip
     """Generation (validity, novelty, rediscovery) and design (oracle vs judge) of issue #14."""
     from rich.console import Console
@@ -246,7 +302,8 @@ def benchmark_command(
     from matforge.generate.benchmark import run_benchmark
 
     console = Console()
-    doc = run_benchmark(quick=quick, part=part, models=_elements(models) or (), progress=console.print)
+    doc = run_benchmark(quick=quick, part=part, models=_elements(models) or (),
+                        methods=_elements(methods) or (), progress=console.print)  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2, default=_jsonable) + "\n")
     console.print(f"wrote {out} ({doc['seconds']:.0f} s)")

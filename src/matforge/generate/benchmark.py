@@ -11,7 +11,10 @@ same set), samples 20,000 formulas with three seeds, and is scored by
 learns one half and is the only model a design method may call; a *judge* of the same kind
 learns the other half and is never called. Each method spends the same budget of distinct oracle
 calls on the reward ``P(goal | oracle)`` (novel, charge-balanced compositions only; decaying
-beyond domain distance 3). On the final top 100 the table reports the judge's hit rate (the
+beyond domain distance 3). ``conditioned`` is conditioned generation: a language model trained
+on the valid-only corpus with the oracle half's band gaps as property bins
+(:func:`conditioned_prior`; the other compositions train its "none" bin) samples for the
+target's bin, best-of-N at the same budget. On the final top 100 the table reports the judge's hit rate (the
 judge's mean prediction meets the goal), the oracle's hit rate (the gap between the two measures
 reward hacking), distinct chemical systems, novelty against the whole corpus, CN+EB, and the
 share inside the judge's domain (distance to the judge's training compositions <= 2).
@@ -30,6 +33,7 @@ from matforge.generate.reward import Goal, Reward, parse_goals
 __all__ = [
     "DESIGN_TARGETS",
     "DesignModels",
+    "conditioned_prior",
     "design_benchmark",
     "design_models",
     "generation_benchmark",
@@ -86,6 +90,33 @@ def design_models(*, seed: int = 0, progress: Callable[[str], None] | None = Non
                         len(distinct) - len(oracle_side), time.perf_counter() - start)  # fmt: skip
 
 
+#: band-gap bins of the conditioned language model (eV): both design targets are bins
+CONDITION_EDGES = (0.5, 1.0, 1.8, 3.0, 5.0)
+
+
+def conditioned_prior(
+    models: DesignModels, *, seed: int = 0, progress: Callable[[str], None] | None = None, **fit
+):
+    """A language model with the shipped settings, conditioned on band-gap bins
+    (:data:`CONDITION_EDGES`) learnt from the oracle's half only."""
+    from matforge.generate.corpus import load_corpus
+    from matforge.generate.defaults import TRAINING
+    from matforge.generate.rnn import Condition, FormulaLM
+
+    oof = models.oracle.oof_
+    labelled: dict[str, list[float]] = {}
+    for f, v in zip(oof["formula"], oof["y"], strict=True):
+        labelled.setdefault(str(f), []).append(float(v))
+    formulas = sorted(set(load_corpus(valid_only=True)) | set(labelled))
+    values = [float(np.mean(labelled[f])) if f in labelled else np.nan for f in formulas]
+    if progress:
+        progress(f"training the conditioned language model on {len(formulas):,} compositions "
+                 f"({len(labelled):,} with the oracle's band gaps)")  # fmt: skip
+    settings = TRAINING["rnn"]
+    lm = FormulaLM(**settings["model"], condition=Condition("band_gap", CONDITION_EDGES, "eV"))
+    return lm.fit(formulas, values=values, seed=seed, **{**settings["fit"], **fit})
+
+
 def summarize_design(
     result, goal: Goal, models: DesignModels, known: set[str], k: int = 100
 ) -> dict:
@@ -128,9 +159,11 @@ def design_benchmark(
     known: Sequence[str] | None = None,
     reference: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    conditioned=None,
 ) -> dict:
     """Every method × target × seed at the same budget; returns per-run summaries and the
-    judge's base rate of each target over ``known``."""
+    judge's base rate of each target over ``known``. With a ``conditioned`` language model
+    (:func:`conditioned_prior`) the method ``conditioned`` samples it for the target's bin."""
     from matforge.generate.corpus import load_corpus
     from matforge.generate.optimize import optimize
 
@@ -146,13 +179,19 @@ def design_benchmark(
             "goal": text,
             "judge_base_rate": float(goal.hit(judged_known).mean()),
         }
-        for method in methods:
+        runs = [*methods, *(["conditioned"] if conditioned is not None else [])]
+        for method in runs:
             for seed in seeds:
                 reward = Reward([goal], {goal.property: models.oracle}, known=known_set)
                 reward._domain = _oracle_domain(models)
-                res = optimize(
-                    reward, method, budget=budget, prior=prior, reference=reference, seed=seed
-                )
+                if method == "conditioned":
+                    res = optimize(reward, "best-of-n", budget=budget, prior=conditioned,
+                                   seed=seed, condition=(goal.lo, goal.hi))  # fmt: skip
+                    res.method = "conditioned"
+                else:
+                    res = optimize(
+                        reward, method, budget=budget, prior=prior, reference=reference, seed=seed
+                    )
                 row = summarize_design(res, goal, models, known_set)
                 out["runs"][f"{tname}/{method}/{seed}"] = row
                 if progress:
@@ -239,16 +278,29 @@ def _line(row: dict) -> str:
     return " ".join(f"{k} {v[0]:.4f}" for k, v in row.items() if isinstance(v, list))
 
 
+DESIGN_METHODS = ("rl", "ga", "best-of-n", "random", "conditioned")
+
+
 def run_benchmark(
-    *, quick: bool = False, part: str = "all", models: Sequence[str] = ("rnn", "gan"), progress=None
+    *,
+    quick: bool = False,
+    part: str = "all",
+    models: Sequence[str] = ("rnn", "gan"),
+    methods: Sequence[str] = DESIGN_METHODS,
+    progress=None,
 ) -> dict:
     """The whole ``matforge benchmark generate`` (``quick``: one seed, small samples, one
-    epoch, budget 300: a smoke run whose numbers mean little)."""
+    epoch, budget 300: a smoke run whose numbers mean little). ``models``: generators of the
+    generation part; ``methods``: those of the design part."""
     from matforge.generate.defaults import load_default
     from matforge.generate.tokens import GenerateError
 
     if part not in ("all", "generation", "design"):
         raise GenerateError(f"--part must be all, generation or design, got {part!r}")
+    unknown = sorted(set(methods) - set(DESIGN_METHODS))
+    if unknown:
+        raise GenerateError(f"unknown design method(s) {', '.join(unknown)}; "
+                            f"choose from {', '.join(DESIGN_METHODS)}")  # fmt: skip
     start = time.perf_counter()
     seeds = (0,) if quick else (0, 1, 2)
     doc: dict = {"quick": quick, "seeds": list(seeds)}
@@ -263,8 +315,20 @@ def run_benchmark(
     if part in ("all", "design"):
         models = design_models(progress=progress)
         doc["design_models_seconds"] = round(models.seconds, 1)
-        doc["design"] = design_benchmark(models, load_default("rnn"), budget=300 if quick else 2000,
-                                         seeds=seeds, progress=progress)  # fmt: skip
+        conditioned = None
+        if "conditioned" in methods:
+            start_c = time.perf_counter()
+            conditioned = conditioned_prior(models, progress=progress, epochs=1 if quick else 10)
+            doc["conditioned_train_seconds"] = round(time.perf_counter() - start_c, 1)
+        doc["design"] = design_benchmark(
+            models,
+            load_default("rnn"),
+            methods=[m for m in methods if m != "conditioned"],
+            budget=300 if quick else 2000,
+            seeds=seeds,
+            progress=progress,
+            conditioned=conditioned,
+        )
         doc["design_summary"] = _design_summary(doc["design"])
     doc["seconds"] = round(time.perf_counter() - start, 1)
     return doc

@@ -69,16 +69,19 @@ def train_default(
     seed: int = 0,
     time_limit: float | None = None,
     progress: Callable[[int, float], None] | None = None,
+    condition=None,
     **overrides,
 ):
     """Train ``kind`` with the shipped settings (``overrides`` replace fit settings, e.g.
-    ``epochs``) on ``formulas`` (default: the valid-only corpus). Returns the fitted model."""
+    ``epochs``) on ``formulas`` (default: the valid-only corpus). With a
+    :class:`~matforge.generate.rnn.Condition`, pass the property per formula as ``values``
+    (NaN where unknown). Returns the fitted model."""
     from matforge.generate.corpus import load_corpus
 
     _check_kind(kind)
     settings = TRAINING[kind]
     if formulas is None:
         formulas = load_corpus(valid_only=True)
-    model = model_class(kind)(**settings["model"])
+    model = model_class(kind)(**settings["model"], condition=condition)
     fit = {**settings["fit"], **overrides}
     return model.fit(list(formulas), seed=seed, time_limit=time_limit, progress=progress, **fit)

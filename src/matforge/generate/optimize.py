@@ -16,7 +16,8 @@ nothing) and one result (:class:`DesignResult`):
   two parents) and mutation (same-group or random element substitution, a count up or down, an
   element added or removed), elitist replacement; seeded from same-group substitutions of the
   reference compositions.
-* ``best-of-n``: sample the pretrained model until the budget is spent; keep the best.
+* ``best-of-n``: sample the pretrained model until the budget is spent; keep the best. With
+  ``condition=(lo, hi)`` and a property-conditioned model this is conditioned generation.
 * ``random``: compositions at the reference set's element and stoichiometry frequencies.
 """
 
@@ -181,15 +182,18 @@ def _run(b: _Budget, method, prior, reference, seed, max_steps, settings) -> dic
 
 
 # -- best of N / random ---------------------------------------------------------------------
-def _best_of_n(b: _Budget, prior, *, seed, max_steps, batch_size=256, temperature=1.0):
+def _best_of_n(
+    b: _Budget, prior, *, seed, max_steps, batch_size=256, temperature=1.0, condition=None
+):
     r = b.reward
     for step in range(max_steps):
         if b.exhausted:
             break
         samples = prior.sample(batch_size, temperature=temperature, seed=seed * 100_003 + step,
-                               required=r.required or None, forbidden=r.forbidden or None)  # fmt: skip
+                               required=r.required or None, forbidden=r.forbidden or None,
+                               condition=condition)  # fmt: skip
         b.score(samples)
-    return {"batch_size": batch_size, "temperature": temperature}
+    return {"batch_size": batch_size, "temperature": temperature, "condition": condition}
 
 
 def _random(b: _Budget, reference, *, seed, max_steps, batch_size=256):
