@@ -145,3 +145,19 @@ def test_trained_gan_beats_uniform_random_on_validity(gan, train):
     m_uniform = generation_metrics(uniform, train)
     assert m_gan["cn_eb"] > m_uniform["cn_eb"] + 0.3, (m_gan, m_uniform)
     assert m_gan["uniqueness"] > 0.1  # not one formula repeated
+
+
+def test_shipped_gan_samples_valid_new_compositions():
+    from matforge.generate.defaults import default_path, load_default
+    from matforge.generate.metrics import validity
+
+    assert default_path("gan").stat().st_size < 5e6  # small enough to ship
+    gan = load_default("gan")
+    samples = gan.sample(2000, seed=0)
+    assert len(samples) == 2000 and samples == gan.sample(2000, seed=0)
+    # measured on 20,000 (docs/benchmarks.md): CN+EB ~0.79, novelty ~0.95
+    assert validity(samples)["cn_eb"].mean() > 0.7
+    known = set(load_corpus())
+    assert np.mean([f not in known for f in set(samples)]) > 0.8
+    with_li = gan.sample(200, required=["Li"], seed=1)
+    assert all("Li" in integer_counts(f) for f in with_li)
