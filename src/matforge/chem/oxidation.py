@@ -172,8 +172,10 @@ def _balanced(amounts: dict[str, float], kind: str, *, pauling: bool) -> bool:
     if any(not ox for ox in states):
         return False
     en = [float(_electronegativity(kind)[Z[s] - 1]) for s in symbols] if pauling else None
-    counts = [_exact(a) for a in amounts.values()]
-    return _neutral(counts, states, en)
+    exact = [_exact(a) for a in amounts.values()]
+    # neutrality does not change with scale: integer counts make the search ~10x faster
+    scale = math.lcm(*(c.denominator for c in exact))
+    return _neutral([int(c * scale) for c in exact], states, en)
 
 
 def batch_screen(batch: CompositionBatch, test: str, **kwargs) -> np.ndarray:

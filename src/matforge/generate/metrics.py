@@ -13,6 +13,7 @@ All metrics work on integer reduced formulas, so ``Fe4O6`` and ``Fe2O3`` are one
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -80,25 +81,34 @@ def _fraction_matrix(formulas: Sequence[str]):
     return CompositionBatch.from_formulas(list(formulas)).fractions
 
 
+@lru_cache(maxsize=2)
+def _known_index(known: tuple[str, ...]):
+    """Distinct canonical formulas of ``known``, their set, their NearestNeighbors index of
+    atomic fractions and the dense fraction matrix (cached: the corpus is the usual reference,
+    and canonicalising and indexing its 95,657 formulas takes seconds)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    formulas = list(dict.fromkeys(canonicalize(known)))
+    K = _fraction_matrix(formulas).toarray().astype(np.float32) if formulas else None
+    index = NearestNeighbors(algorithm="brute").fit(K) if formulas else None
+    return formulas, frozenset(formulas), index, K
+
+
 def annotate(samples: Sequence[str], known: Sequence[str], *, candidates: int = 10) -> pd.DataFrame:
     """One row per sample: ``formula`` (canonical), validity columns, ``novel`` (not in
     ``known``), ``nearest_known`` and ``nearest_distance`` (L1 distance of atomic fractions,
     0 = same composition, 2 = no element in common). The nearest is searched by L1 among the
     ``candidates`` nearest in Euclidean distance (a fast matrix product; exact L1 search over
     100,000 compositions takes minutes)."""
-    from sklearn.neighbors import NearestNeighbors
-
     formulas = canonicalize(samples)
-    known = list(dict.fromkeys(canonicalize(known)))
+    known, known_set, index, K = _known_index(tuple(known))
     out = pd.DataFrame({"formula": formulas})
     out = pd.concat([out, validity(formulas)], axis=1)
-    known_set = set(known)
     out["novel"] = [f not in known_set for f in formulas]
     if known:
-        K = _fraction_matrix(known).toarray().astype(np.float32)
         S = _fraction_matrix(formulas).toarray().astype(np.float32)
         k = min(candidates, len(known))
-        _, idx = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(K).kneighbors(S)
+        _, idx = index.kneighbors(S, n_neighbors=k)
         dist = np.stack([np.abs(K[idx[:, j]] - S).sum(axis=1) for j in range(k)], 1).astype(float)
         best = idx[np.arange(len(idx)), dist.argmin(axis=1)]
         out["nearest_known"] = np.asarray(known, dtype=object)[best]
