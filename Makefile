@@ -20,11 +20,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/matforge demo superhard
 
+# The suite also needs a PostgreSQL server (store tests) and chromium (browser tests):
+# scripts/test_services.sh installs and starts them when MATFORGE_TEST_PG_URL / MATFORGE_CHROMIUM
+# are not set, and fails saying what to install when it cannot (not root).
+TEST_ENV := services=$$(bash scripts/test_services.sh) && eval "$$services"
+
 test: $(STAMP)
-	$(PY) -m pytest -q
+	@$(TEST_ENV) && $(PY) -m pytest -q
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q -m ""
+	@$(TEST_ENV) && $(PY) -m pytest -q -m ""
 
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
