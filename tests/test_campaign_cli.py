@@ -69,6 +69,65 @@ def test_formulation_round_trip_new_suggest_observe_status_report(tmp_path, runn
     assert "opv" in _invoke(runner, app, ["list", "--db", db])
 
 
+def _documented_step(tmp_path, runner):
+    """README's workflow verbatim: the whole suggestion file handed back with a measured
+    column added (batch, predictions and acquisition included)."""
+    db = tmp_path / "lab.db"
+    _invoke(runner, app, ["new", "opv", "--from", EXAMPLE, "--target", "degradation min",
+                          "--formulation", "pce10,p3ht,pcbm", "--db", db])
+    nxt = tmp_path / "next.csv"
+    _invoke(runner, app, ["suggest", "opv", "-n", "4", "-o", nxt, "--db", db])
+    batch = pd.read_csv(nxt)
+    batch["degradation"] = [0.05, 0.04, 0.03, 0.02]
+    batch.to_csv(nxt, index=False)
+    out = _invoke(runner, app, ["observe", "opv", nxt, "--db", db])
+    assert "4 result(s) recorded (4 answering suggestions, 0 unplanned)" in out
+    return db
+
+
+def test_observe_the_suggestion_file_then_report(tmp_path, runner):
+    """Observing next.csv as documented records the blend and the measurement, not the
+    suggestion file's predictions; history has one column per name and the report is written."""
+    from matforge.design.campaign import Campaign
+
+    db = _documented_step(tmp_path, runner)
+    c = Campaign.load(db, "opv")
+    observed = c._observations()
+    assert all(set(d) == {"pce10", "p3ht", "pcbm"} for d in observed["design"])
+    h = c.history()
+    assert h.columns.is_unique
+    assert sorted(h["batch"].tolist()) == [0] * 16 + [1] * 4
+    report = tmp_path / "opv-report.html"
+    out = _invoke(runner, app, ["report", "opv", "-o", report, "--db", db])
+    assert "Predicted vs observed" in report.read_text()
+    assert str(report) in out
+
+
+def test_report_on_a_store_with_echoed_prediction_columns(tmp_path, runner):
+    """Stores written before observe kept only the space's columns hold the suggestion file's
+    batch, predictions and acquisition inside the observations' designs: they still report."""
+    import sqlalchemy as sa
+
+    from matforge.design.campaign import Campaign
+    from matforge.store import Store
+    from matforge.store import campaigns as tables
+
+    db = _documented_step(tmp_path, runner)
+    Obs = tables.campaign_observations
+    with Store(db) as store, store.engine.begin() as conn:
+        for row in conn.execute(sa.select(Obs.c.id, Obs.c.design)
+                                .where(Obs.c.suggestion_id.is_not(None))).all():
+            echoed = {**row.design, "batch": 1, "degradation_mean": 0.01,
+                      "degradation_std": 0.02, "acquisition": 0.003}
+            conn.execute(Obs.update().where(Obs.c.id == row.id).values(design=echoed))
+    h = Campaign.load(db, "opv").history()
+    assert h.columns.is_unique and "degradation_mean" not in h.columns
+    assert sorted(h["batch"].tolist()) == [0] * 16 + [1] * 4
+    report = tmp_path / "old.html"
+    _invoke(runner, app, ["report", "opv", "-o", report, "--db", db])
+    assert "Predicted vs observed" in report.read_text()
+
+
 def test_cli_errors_name_the_problem(tmp_path, runner):
     db = tmp_path / "lab.db"
     result = runner.invoke(app, ["suggest", "nope", "--db", str(db)])

@@ -593,7 +593,13 @@ class Campaign:
         return self._read(t.campaign_suggestions, *where)
 
     def _design_frame(self, designs: Sequence[dict]) -> pd.DataFrame:
+        """Stored designs as a frame of the space's columns. Anything else a stored design
+        holds is dropped: observations recorded before observe kept only the space's columns
+        may carry the suggestion file's ``batch``, ``*_mean``, ``*_std`` and ``acquisition``,
+        which would collide with the columns of :meth:`history`."""
         df = pd.DataFrame(list(designs))
+        space_columns = self._stored_columns(df)
+        df = df[[c for c in df.columns if c in space_columns or c in self.design_columns]]
         for c in self.design_columns:
             if c not in df.columns:
                 df[c] = np.nan
@@ -1014,9 +1020,13 @@ class Campaign:
                 composition_keys(df[self.space.formula_column].tolist(), source=source)
 
     def _designs(self, df: pd.DataFrame) -> list[dict]:
-        """Design values of result rows (every column but the properties and the id); a pool
-        candidate named by its id alone gets the pool's columns."""
-        cols = [c for c in df.columns if c not in self.properties and c != SUGGESTION_ID]
+        """Design values of result rows: the space's columns that the rows carry (not the
+        properties, the suggestion id or anything else, such as the predictions of a
+        suggestion file handed back); a pool candidate named by its id alone gets the pool's
+        columns."""
+        space_columns = self._stored_columns(df)
+        cols = [c for c in df.columns if c in space_columns and c not in self.properties
+                and c != SUGGESTION_ID]
         designs = [{c: _json_value(v) for c, v in row.items()}
                    for row in df[cols].to_dict("records")] if cols else [{} for _ in range(len(df))]
         idc = self.space.id_column if self._is_pool() else None
