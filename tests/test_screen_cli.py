@@ -71,6 +71,59 @@ def test_screen_run_with_registry_models_then_query(app, registry, tmp_path, mon
     assert bad.exit_code != 0
 
 
+def test_a_registry_model_loaded_twice_has_one_fingerprint(registry):
+    """A resumed screen loads its models again; their identity must not depend on the
+    uninitialised padding of scikit-learn's tree arrays (it did: every CLI resume was refused)."""
+    from matforge.models.registry import load_model
+    from matforge.screen.pipeline import _stable_pickle
+
+    assert _stable_pickle(load_model("k", registry)) == _stable_pickle(load_model("k", registry))
+    assert _stable_pickle(load_model("k", registry)) != _stable_pickle(load_model("g", registry))
+
+
+def test_killed_screen_resumes_from_its_folder_alone(app, registry, tmp_path, monkeypatch):
+    """docs/screening.md: `matforge screen run results/screen --resume` continues a killed
+    screen with the options saved in the folder, to the same result as an uninterrupted run."""
+    import matforge.models.registry as reg
+    from matforge.screen import pipeline
+
+    monkeypatch.setattr(reg, "registry_root", lambda root=None: registry)
+    options = ["enumerate", "--elements", "B,C,N,Ti,W", "--max-atoms", "4",
+               "--model", "bulk_modulus=k", "--model", "shear_modulus=g",
+               "--derive", "hardness_vickers", "--rank-by", "ucb:hardness_vickers",
+               "--top-k", "10", "--chunk-size", "40", "--save-all"]  # fmt: skip
+    clean = tmp_path / "clean"
+    result = runner.invoke(app, ["screen", "run", *options, "--out", str(clean)])
+    assert result.exit_code == 0, result.output
+
+    commit = pipeline._Checkpoint.commit
+    calls = []
+
+    def commit_then_die(self, state, r):  # the process is killed after the second chunk
+        commit(self, state, r)
+        calls.append(r.chunk)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    killed = tmp_path / "screen"
+    monkeypatch.setattr(pipeline._Checkpoint, "commit", commit_then_die)
+    result = runner.invoke(app, ["screen", "run", *options, "--out", str(killed)])
+    assert result.exit_code != 0 and not (killed / "top.csv").exists()
+    monkeypatch.setattr(pipeline._Checkpoint, "commit", commit)
+
+    monkeypatch.chdir(tmp_path)
+    refused = runner.invoke(app, ["screen", "run", "screen"])
+    assert refused.exit_code != 0 and "add --resume" in refused.output
+    changed = runner.invoke(app, ["screen", "run", "screen", "--resume", "--top-k", "5"])
+    assert changed.exit_code != 0
+    assert "different screen configuration" in str(changed.exception)
+    result = runner.invoke(app, ["screen", "run", "screen", "--resume"])
+    assert result.exit_code == 0, result.output
+    pd.testing.assert_frame_equal(pd.read_csv(killed / "top.csv"), pd.read_csv(clean / "top.csv"))
+    assert len(pd.read_parquet(killed / "results.parquet")) == len(
+        pd.read_parquet(clean / "results.parquet"))
+
+
 def test_map_command_writes_offline_html(app, tmp_path):
     out = tmp_path / "map.html"
     result = runner.invoke(app, ["map", "aflow_bulk_modulus", "-o", str(out), "--color", "bulk_modulus"])

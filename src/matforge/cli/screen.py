@@ -119,9 +119,63 @@ def _models(items: list[str], preset: str | None, console):
     return models, None
 
 
+# Written to OUT when a screen starts: its options, so that `screen run OUT --resume` can
+# continue a killed screen from the folder alone.
+COMMAND_FILE = "command.json"
+# Options that never come from COMMAND_FILE: the folder is where it is now.
+_NOT_SAVED = ("space", "out", "resume")
+
+
+def _absolute(spec: str | None) -> str | None:
+    """A space/exclude spec with its file path made absolute (the resume may run elsewhere)."""
+    if spec is None:
+        return None
+    prefix = "substitute:" if spec.startswith("substitute:") else ""
+    path = Path(spec[len(prefix):])
+    return prefix + str(path.resolve()) if path.exists() else spec
+
+
+def _save_options(out: Path, opts: dict) -> None:
+    import json
+
+    saved = {k: str(v) if isinstance(v, Path) else v for k, v in opts.items() if k != "resume"}
+    saved["space"], saved["exclude"] = _absolute(saved["space"]), _absolute(saved["exclude"])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / COMMAND_FILE).write_text(json.dumps(saved, indent=1) + "\n")
+
+
+def _resume_options(ctx: typer.Context, folder: Path) -> dict:
+    """The options of the screen saved in ``folder``; options given on the command line win
+    (the checkpoint still refuses a different configuration)."""
+    import json
+
+    def given(name: str) -> bool:  # by name: Typer may carry its own copy of click's enum
+        return ctx.get_parameter_source(name).name != "DEFAULT"
+
+    if not ctx.params["resume"]:
+        raise typer.BadParameter(f"{str(folder)!r} is a folder: add --resume to continue the "
+                                 "screen written there", param_hint="SPACE")  # fmt: skip
+    f = folder / COMMAND_FILE
+    if not f.exists():
+        raise typer.BadParameter(f"{f} not found: {str(folder)!r} is not the output folder of a "
+                                 "screen (or one written before its options were saved; give "
+                                 "the space and options again, with --out)", param_hint="SPACE")  # fmt: skip
+    saved = json.loads(f.read_text())
+    opts = dict(ctx.params)
+    for name, value in saved.items():
+        if name in opts and name not in _NOT_SAVED and not given(name):
+            opts[name] = value
+    opts["space"] = saved["space"]
+    if not given("out"):
+        opts["out"] = folder
+    return opts
+
+
 @app.command("run")
 def run_command(
-    space: str = typer.Argument(..., help=_SPACE_HELP),
+    ctx: typer.Context,
+    space: str = typer.Argument(..., help=_SPACE_HELP + " To continue a killed screen: its "
+                                "output folder, with --resume (its saved options are used)."),
     model: list[str] = typer.Option([], "--model", "-m", metavar="NAME=REGISTRY_MODEL",
                                     help="A property name and a model saved in the registry."),
     preset: str = typer.Option(None, help="Train built-in models instead: superhard, superhard-fast."),
@@ -152,6 +206,17 @@ def run_command(
 
     from matforge.screen.pipeline import Funnel, Screen
 
+    if Path(space).is_dir():
+        opts = _resume_options(ctx, Path(space))
+    else:
+        opts = dict(ctx.params)
+    (space, model, preset, derive, where, rank_by, top_k, out, save_all, dask, processes,
+     chunk_size, funnel, column, elements, max_atoms, arities, balance, exclude, unique, seed) = (
+        opts[k] for k in ("space", "model", "preset", "derive", "where", "rank_by", "top_k", "out",
+                          "save_all", "dask", "processes", "chunk_size", "funnel", "column",
+                          "elements", "max_atoms", "arities", "balance", "exclude", "unique",
+                          "seed"))  # fmt: skip
+    out = Path(out)
     console = Console()
     sp = _space(space, column, elements, max_atoms, arities, balance, exclude, unique)
     models, fz = _models(model, preset, console)
@@ -160,6 +225,8 @@ def run_command(
         funnel=Funnel(keep=funnel) if funnel else None, seed=seed, chunk_size=chunk_size,
     )  # fmt: skip
     console.print(f"screening {sp.name}: {len(sp):,} positions")
+    if not (resume and (out / COMMAND_FILE).exists()):
+        _save_options(out, opts)
     result = screen.run(executor=_executor(dask, processes), out=out, save_all=save_all,
                         resume=resume, progress=True)  # fmt: skip
     _print_top(console, result.top, 20)

@@ -75,6 +75,27 @@ _MC_BLOCK = 2048  # rows per Monte Carlo block: bounds the (rows × samples) tem
 _DOMAIN_COLUMNS = ("distance", "map_x", "map_y", "cluster")
 
 
+class _StablePickler(pickle.Pickler):
+    """Pickles structured arrays (scikit-learn's tree nodes) field by field: the padding bytes
+    between their fields are uninitialised and differ between two loads of the same model."""
+
+    def reducer_override(self, obj):
+        if isinstance(obj, np.ndarray) and obj.dtype.names:
+            fields = tuple(np.ascontiguousarray(obj[n]).tobytes() for n in obj.dtype.names)
+            return tuple, ((str(obj.dtype), obj.shape, *fields),)
+        return NotImplemented
+
+
+def _stable_pickle(obj) -> bytes:
+    """Bytes that identify ``obj`` for a fingerprint (never unpickled): equal for equal models,
+    also when loaded separately from the same file."""
+    import io
+
+    buf = io.BytesIO()
+    _StablePickler(buf, protocol=4).dump(obj)
+    return buf.getvalue()
+
+
 @dataclass
 class PropertyModel:
     """One property's model, as a screen uses it.
@@ -759,7 +780,7 @@ class Screen:
         h.update(self.space.fingerprint().encode())
         for name, m in self.models.items():
             h.update(name.encode())
-            h.update(pickle.dumps((m.estimator, m.cheap, m.log10, m.lower), protocol=4))
+            h.update(_stable_pickle((m.estimator, m.cheap, m.log10, m.lower)))
         h.update(repr(self.featurizer).encode())
         h.update(repr([d.name for d in self.derived]).encode())
         h.update(repr(self.where.text if self.where else None).encode())
@@ -768,7 +789,7 @@ class Screen:
         h.update(repr((self.n_samples, self.seed, self.chunk_size, task.save_all)).encode())
         h.update(np.ascontiguousarray(task.draws).tobytes())
         if self.domain is not None:
-            h.update(pickle.dumps(self.domain, protocol=4))
+            h.update(_stable_pickle(self.domain))
         return h.hexdigest()[:24]
 
     # -- running -----------------------------------------------------------------------------
