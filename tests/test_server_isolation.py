@@ -446,6 +446,15 @@ def _probes():
         ],
         (G, "/"): [(G, "/", {"follow_redirects": False}, "bob")],
         (G, "/ui/vendor/plotly.min.js"): [(G, "/ui/vendor/plotly.min.js", {}, None)],
+        **{
+            (G, f"/docs/vendor/{f}"): [(G, f"/docs/vendor/{f}", {}, None)]
+            for f in (
+                "swagger-ui-bundle.js",
+                "swagger-ui.css",
+                "redoc.standalone.js",
+                "favicon.png",
+            )
+        },
         (G, f"{o0}/versions"): [(G, f"{o0}/versions", {}, None)],
         (G, f"{o0}/v{{version}}/{{rest:path}}"): [
             (G, f"{o0}/v2/structures/{{S_material}}", {}, None),

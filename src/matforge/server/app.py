@@ -1,7 +1,7 @@
 """The FastAPI application: REST API under ``/api/v1``, OPTIMADE under ``/optimade``.
 
 The web UI (static files of ``matforge/server/ui``) is served under ``/ui``; ``/`` redirects
-there.
+there. The API documentation (``/docs``, ``/redoc``) loads no file from outside the server.
 """
 
 from __future__ import annotations
@@ -170,7 +170,17 @@ def create_app(store_url: str | None = None, settings: ServerSettings | None = N
     from matforge.server.campaigns import suggest_kind
     from matforge.server.generating import design_kind, sample_kind
     from matforge.server.optimade import api as optimade
-    from matforge.server.routes import campaigns, data, generate, models, projects, ui, uploads, xrd
+    from matforge.server.routes import (
+        apidocs,
+        campaigns,
+        data,
+        generate,
+        models,
+        projects,
+        ui,
+        uploads,
+        xrd,
+    )
     from matforge.server.screening import screen_kind
 
     settings = settings or ServerSettings.from_env()
@@ -213,6 +223,8 @@ def create_app(store_url: str | None = None, settings: ServerSettings | None = N
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc are served without a CDN by apidocs.mount
+        redoc_url=None,
     )
     app.state.matforge = state
     app.add_middleware(BodyLimit, settings=settings)
@@ -241,6 +253,7 @@ def create_app(store_url: str | None = None, settings: ServerSettings | None = N
         return app.openapi_schema
 
     app.openapi = openapi
+    apidocs.mount(app)
     ui.mount(app)
     return app
 
