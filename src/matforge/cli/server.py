@@ -12,6 +12,25 @@ user_app = typer.Typer(help="Accounts of the matforge server.", no_args_is_help=
 token_app = typer.Typer(help="API tokens of the matforge server.", no_args_is_help=True)
 
 
+def _check_port(host: str, port: int) -> None:
+    """Refuse a port that cannot be listened on (another server on it) before announcing a
+    server that would then fail to start."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # as uvicorn binds: a port left in TIME_WAIT is free, one with a listener is not
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            raise typer.BadParameter(
+                f"cannot listen on {host}:{port}: {e.strerror or e} (is another server running "
+                "there? choose another --port)",
+                param_hint="--port",
+            ) from None
+
+
 def serve(
     db: str | None = typer.Option(None, "--db", help=_DB_HELP),
     host: str = typer.Option(
@@ -34,6 +53,7 @@ def serve(
     from matforge.server import ServerSettings, create_app
     from matforge.store.database import resolve_url
 
+    _check_port(host, port)
     typer.echo(f"matforge server on http://{host}:{port}  (API docs: /docs, OPTIMADE: /optimade)")
     if workers == 1:
         app = create_app(db, ServerSettings.from_env(job_workers=job_workers))
