@@ -400,6 +400,21 @@ def _probes():
             )
             for k in ("S_model", "P_model")
         ],
+        ("POST", f"{API}/models/{{model_id}}/designs"): [
+            (
+                "POST",
+                f"{API}/models/{{{k}}}/designs",
+                {"json": {"goal": "band_gap >= 2", "budget": 10, "elements_in": ["Pu"]}},
+                "bob",
+            )
+            for k in ("S_model", "P_model")
+        ],
+        # takes no ids and starts a job whose id would differ with any other job: probed with
+        # requests refused before a job exists (an element the model never saw, a bad body)
+        ("POST", f"{API}/generate/samples"): [
+            ("POST", f"{API}/generate/samples", {"json": body}, "bob")
+            for body in ({"n": 10, "elements_in": ["Og"]}, {"n": 0})
+        ],
         ("POST", f"{API}/xrd/identify"): [
             (
                 "POST",
