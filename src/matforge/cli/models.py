@@ -164,12 +164,14 @@ def predict(
     classifier: probability of the positive class and its Bernoulli std) and an ``error``
     column naming why a row could not be predicted.
     """
+    from matforge.models.registry import load_model
+
+    model = load_model(model_name, home)  # an unknown model fails before anything heavy loads
+
     import pandas as pd
 
     from matforge.errors import MatforgeError
-    from matforge.models.registry import load_model
 
-    model = load_model(model_name, home)
     df = pd.read_csv(input_csv)
     if formula_col not in df.columns:
         raise MatforgeError(f"{input_csv}: no column {formula_col!r}; columns: {list(df.columns)}")

@@ -59,12 +59,13 @@ def ingest(
     All or nothing: if any row is invalid, nothing is written and every bad cell is listed
     (file, line, column). With --skip-invalid the valid rows are written.
     """
+    mapping = _parse_map(map_)  # a malformed --map fails before the store's imports
+
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from matforge.store import Store, ingest_csv
 
-    mapping = _parse_map(map_)
     console = Console(stderr=True)
     with Store(db) as store:
         with Progress(

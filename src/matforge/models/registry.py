@@ -30,7 +30,9 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
+import types
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -141,7 +143,6 @@ def save_model(
     :class:`ModelRegistryError` if ``name`` exists and ``overwrite`` is False. The folder is
     written next to its final place and renamed, so a crash leaves no half-written model.
     """
-    import skops.io as sio
     from sklearn.utils.validation import check_is_fitted
 
     from matforge.models.pipeline import CompositionModel
@@ -161,7 +162,7 @@ def save_model(
     try:
         estimator = model.estimator_
         torch_state = _torch_state(estimator)
-        sio.dump(estimator, tmp / "estimator.skops")
+        _skops_io().dump(estimator, tmp / "estimator.skops")
         arrays = {"medians": np.asarray(model.medians_, dtype=np.float64)}
         for key, value in model.oof_.items():
             arrays[f"oof_{key}"] = (
@@ -226,27 +227,32 @@ def load_model(name: str, root: str | os.PathLike | None = None):
     Raises :class:`ModelRegistryError` for an unknown name, a newer major format version, a
     damaged file, or a stored type outside :data:`TRUSTED_TYPES`.
     """
-    import skops.io as sio
+    meta = read_metadata(name, root)  # an unknown name fails here, before the heavy imports
+    sio = _skops_io()
 
     from matforge.models.pipeline import CompositionModel
 
-    meta = read_metadata(name, root)
     path = model_dir(name, root)
     est_file = path / "estimator.skops"
     try:
-        untrusted = sio.get_untrusted_types(file=est_file)
-    except Exception as exc:
-        raise ModelRegistryError(f"{est_file}: unreadable estimator file: {exc}") from None
-    refused = sorted(set(untrusted) - set(TRUSTED_TYPES))
-    if refused:
-        raise ModelRegistryError(
-            f"{est_file} holds types outside matforge's trusted list: {', '.join(refused)}; "
-            "refusing to load it"
-        )
-    try:
-        estimator = sio.load(est_file, trusted=list(untrusted))
-    except Exception as exc:
-        raise ModelRegistryError(f"{est_file}: cannot load estimator: {exc}") from None
+        # One pass over the file: skops refuses anything outside its defaults + TRUSTED_TYPES.
+        estimator = sio.load(est_file, trusted=list(TRUSTED_TYPES))
+    except Exception:
+        # Refused or damaged: the audit pass names what is wrong (a second parse, error path only).
+        try:
+            untrusted = sio.get_untrusted_types(file=est_file)
+        except Exception as exc:
+            raise ModelRegistryError(f"{est_file}: unreadable estimator file: {exc}") from None
+        refused = sorted(set(untrusted) - set(TRUSTED_TYPES))
+        if refused:
+            raise ModelRegistryError(
+                f"{est_file} holds types outside matforge's trusted list: {', '.join(refused)}; "
+                "refusing to load it"
+            ) from None
+        try:
+            estimator = sio.load(est_file, trusted=list(untrusted))
+        except Exception as exc:
+            raise ModelRegistryError(f"{est_file}: cannot load estimator: {exc}") from None
     torch_file = path / "torch_state.npz"
     if torch_file.is_file():
         with np.load(torch_file, allow_pickle=False) as npz:
@@ -301,6 +307,38 @@ def list_models(root: str | os.PathLike | None = None) -> list[str]:
 
 
 # -- helpers --------------------------------------------------------------------------------
+#: Sub-packages of scikit-learn's vendored array-API shims that import torch / dask / cupy.
+_HEAVY_SHIMS = tuple(
+    f"sklearn.externals.array_api_compat.{lib}" for lib in ("torch", "dask", "cupy")
+)
+
+
+def _skops_io():
+    """``skops.io``, imported without importing torch and dask on the way.
+
+    Importing ``skops.io`` builds its default trusted types from scikit-learn's
+    ``all_estimators()``, whose ``pkgutil.walk_packages`` imports every sub-package it walks --
+    including ``sklearn.externals.array_api_compat.torch`` (hence torch, ~1.5 s) and ``.dask``
+    -- although ``all_estimators`` then ignores everything under ``externals``. While skops
+    imports, those shims are empty placeholders, removed afterwards (so a later real import of
+    them works); the trusted-type list is the same (``tests/test_registry.py`` checks it).
+    """
+    if "skops.io" in sys.modules:
+        return sys.modules["skops.io"]
+    placeholders = {}
+    for name in _HEAVY_SHIMS:
+        if name not in sys.modules:
+            placeholders[name] = sys.modules[name] = types.ModuleType(name)
+            placeholders[name].__path__ = []  # a package with nothing inside: the walk stops
+    try:
+        import skops.io
+    finally:
+        for name, module in placeholders.items():
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
+    return skops.io
+
+
 def _check_format(version, name: str, written_by) -> None:
     try:
         major = int(str(version).split(".")[0])
