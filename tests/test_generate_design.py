@@ -216,3 +216,18 @@ def test_cli_trains_and_samples_a_conditioned_model(app, tmp_path):
     assert isinstance(res.exception, GenerateError) and "needs --csv or --dataset" in str(
         res.exception
     )
+
+
+@pytest.mark.slow
+def test_quick_design_benchmark_with_conditioned_generation():
+    """The design part end to end (oracle and judge on matbench_mp_gap, a conditioned language
+    model of one epoch): every run scores novel compositions within its budget."""
+    from matforge.generate.benchmark import run_benchmark
+
+    doc = run_benchmark(quick=True, part="design", methods=("random", "conditioned"))
+    runs = doc["design"]["runs"]
+    assert set(runs) == {f"{t}/{m}/0" for t in ("window", "rare") for m in ("random", "conditioned")}
+    for row in runs.values():
+        assert 0 < row["calls"] <= 300 and row["novelty"] == 1.0
+        assert 0 <= row["judge_hit_rate"] <= 1
+    assert doc["conditioned_train_seconds"] > 0

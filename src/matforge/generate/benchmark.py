@@ -12,9 +12,9 @@ learns one half and is the only model a design method may call; a *judge* of the
 learns the other half and is never called. Each method spends the same budget of distinct oracle
 calls on the reward ``P(goal | oracle)`` (novel, charge-balanced compositions only; decaying
 beyond domain distance 3). ``conditioned`` is conditioned generation: a language model trained
-on the valid-only corpus with the oracle half's band gaps as property bins
-(:func:`conditioned_prior`; the other compositions train its "none" bin) samples for the
-target's bin, best-of-N at the same budget. On the final top 100 the table reports the judge's hit rate (the
+on the valid-only corpus and the oracle half's compositions, with the oracle half's band gaps as
+property bins (:func:`conditioned_prior`; unlabelled compositions train its "none" bin), samples
+for the target's bin, best-of-N at the same budget. On the final top 100 the table reports the judge's hit rate (the
 judge's mean prediction meets the goal), the oracle's hit rate (the gap between the two measures
 reward hacking), distinct chemical systems, novelty against the whole corpus, CN+EB, and the
 share inside the judge's domain (distance to the judge's training compositions <= 2).
