@@ -341,7 +341,7 @@ def test_a_bench_scientist_session(server, browser, shots, gaps_csv, tmp_path):
     )
     expect(page.locator("#sample-job")).to_contain_text("% charge-balanced")
     rows = page.locator("#sample-table tbody tr")
-    assert rows.count() > 10
+    assert 10 < rows.count() <= 100  # the rest is in the CSV
     for formula in rows.locator("td:nth-child(1)").all_inner_texts():
         assert "O" in {e.symbol for e in Composition(formula).elements}
     assert _plot_points(page, "#sample-plot", 0) > 0

@@ -497,8 +497,12 @@ async function screen(event) {
 let sampleRows = [], designRows = [];
 const symbols = (text) => text.split(/[,\s]+/).filter(Boolean);
 
+const SAMPLE_ROWS_SHOWN = 100;
+
 function drawSamples(rows) {
-  $("#sample-table tbody").replaceChildren(...rows.slice(0, 500).map((r) => el("tr", {},
+  $("#sample-shown").textContent = rows.length > SAMPLE_ROWS_SHOWN
+    ? `The first ${SAMPLE_ROWS_SHOWN} of ${rows.length} (sort by a column; download the CSV for all).` : "";
+  $("#sample-table tbody").replaceChildren(...rows.slice(0, SAMPLE_ROWS_SHOWN).map((r) => el("tr", {},
     el("td", { text: r.formula }), el("td", { class: "num", text: r.count }),
     el("td", { text: r.cn_eb ? "yes" : "no" }), el("td", { text: r.novel ? "yes" : "no" }),
     el("td", { text: r.nearest_known }), el("td", { class: "num", text: fmt(r.nearest_distance) }))));
@@ -522,7 +526,7 @@ async function sample(event) {
   const trace = (ok, name, color) => ({ type: "histogram", name, opacity: 0.7, marker: { color },
     x: sampleRows.filter((r) => r.cn_eb === ok).map((r) => r.nearest_distance), xbins: { size: 0.05 } });
   plot($("#sample-plot"), [trace(true, "charge-balanced", "#2457c5"), trace(false, "not balanced", "#d92d20")],
-    { barmode: "overlay", xaxis: { title: { text: "distance to the nearest known composition (L1 of atomic fractions)" } },
+    { barmode: "overlay", legend: { orientation: "h", y: 1.12 }, xaxis: { title: { text: "distance to the nearest known composition (L1 of atomic fractions)" } },
       yaxis: { title: { text: "distinct compositions" } } });
   $("#sample-job").append(el("span", { class: "muted", text:
     ` · ${result.n_unique} distinct of ${result.n_drawn} drawn, ${fmt(100 * result.cn_eb_rate, 2)} % charge-balanced, ` +
