@@ -51,8 +51,15 @@ def test_set_variables_are_kept_and_exported_for_a_posix_shell():
 def test_make_test_brings_up_services_before_pytest():
     """Both test targets export the services' variables, and stop when the bring-up fails."""
     for target in ("test", "test-all"):
+        # under `make test` itself, MAKELEVEL/MAKEFLAGS would add "make[1]: ..." lines
+        env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
         dry = subprocess.run(
-            ["make", "-n", target], cwd=REPO, capture_output=True, text=True, check=True
+            ["make", "-n", "--no-print-directory", target],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
         )
         recipe = dry.stdout.strip().splitlines()[-1]
         assert recipe.index("scripts/test_services.sh") < recipe.index("-m pytest")
