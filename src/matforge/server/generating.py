@@ -19,8 +19,7 @@ import sqlalchemy as sa
 
 from matforge.errors import MatforgeError
 from matforge.server.jobs import JobContext, JobKind
-from matforge.server.training import ModelCache
-from matforge.store import accounts
+from matforge.server.training import ModelCache, trained_model
 
 #: most rows of a design's search history returned (for the best-reward plot)
 HISTORY_POINTS = 200
@@ -157,14 +156,9 @@ def design_kind(engine: sa.Engine, cache: ModelCache) -> JobKind:
         from matforge.generate.metrics import annotate
         from matforge.generate.optimize import optimize
 
-        mo = accounts.models
         p = ctx.params
-        with engine.connect() as conn:
-            row = conn.execute(sa.select(mo).where(mo.c.id == int(p["model_id"]))).first()
-        if row is None or not row.artifact:
-            raise MatforgeError("the model no longer exists or is not trained")
         ctx.progress(0.02, "loading the model and the known compositions")
-        model = cache.model(row.id, row.artifact)
+        row, model = trained_model(engine, cache, p["model_id"])
         reward = reward_for(model, row.property, p)
         ctx.progress(0.04, "learning the model's domain")
         reward.domain  # noqa: B018 -- fitted before the search's progress starts

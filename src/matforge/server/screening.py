@@ -17,8 +17,7 @@ import sqlalchemy as sa
 
 from matforge.errors import MatforgeError
 from matforge.server.jobs import JobContext, JobKind
-from matforge.server.training import ModelCache
-from matforge.store import accounts
+from matforge.server.training import ModelCache, trained_model
 
 #: candidates per chunk of the pipeline: a progress report each
 CHUNK_SIZE = 5_000
@@ -64,14 +63,9 @@ def screen_kind(engine: sa.Engine, cache: ModelCache) -> JobKind:
     def run(ctx: JobContext) -> dict:
         from matforge.screen import PropertyModel, Screen
 
-        mo = accounts.models
         p = ctx.params
-        with engine.connect() as conn:
-            row = conn.execute(sa.select(mo).where(mo.c.id == int(p["model_id"]))).first()
-        if row is None or not row.artifact:
-            raise MatforgeError("the model no longer exists or is not trained")
         ctx.progress(0.02, "loading the model")
-        model = cache.model(row.id, row.artifact)
+        row, model = trained_model(engine, cache, p["model_id"])
         space = space_for(p)
         prop = row.property
         ranking = ranking_for(p["rank_by"], prop)

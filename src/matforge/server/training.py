@@ -242,3 +242,14 @@ class ModelCache:
     def predict(self, model_id: int, artifact: str, formulas: list[str]):
         """``(mean, std, errors)`` for ``formulas``; ``errors`` maps a row to why it has none."""
         return self._get(model_id, artifact).predict(formulas)
+
+
+def trained_model(engine: sa.Engine, cache: ModelCache, model_id: int):
+    """``(row, model)`` of a trained model for a job: its ``models`` row and the loaded model
+    (raises MatforgeError when it was deleted or never trained since the job was queued)."""
+    mo = accounts.models
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(mo).where(mo.c.id == int(model_id))).first()
+    if row is None or not row.artifact:
+        raise MatforgeError("the model no longer exists or is not trained")
+    return row, cache.model(row.id, row.artifact)
