@@ -144,6 +144,41 @@ def test_non_string_is_invalid_formula():
             parse_formula(value)
 
 
+@pytest.mark.parametrize(
+    ("written", "plain"),
+    [
+        ("Fe₂O₃", "Fe2O3"),
+        ("Fe₂O3", "Fe2O3"),  # mixed
+        ("Ca₃(PO₄)₂", "Ca3(PO4)2"),
+        ("Ni₈₁.₅B₂", "Ni81.5B2"),  # no subscript '.' exists: a plain one between subscripts
+        ("CuSO₄·5H₂O", "CuSO4·5H2O"),
+        ("CuSO₄.5H₂O", "CuSO4.5H2O"),  # still a hydrate dot before subscripted water
+        ("Fe₁₀O₁₅", "Fe10O15"),
+    ],
+)
+def test_unicode_subscript_digits_read_as_digits(written, plain):
+    assert parse_amounts(written) == parse_amounts(plain)
+    assert parse_formula(written) == parse_formula(plain)
+    batch = CompositionBatch.from_formulas([written, plain, "NaCl"])
+    assert _batch_rows(batch)[0] == _batch_rows(batch)[1]
+
+
+@pytest.mark.parametrize(
+    ("formula", "message"),
+    [
+        ("Fe₂O₃Q", "unknown element 'Q' at position 5"),
+        ("Fe₂O₃x", "unexpected character 'x' at position 5"),
+        ("Fe₀O", "amount '₀' at position 2 is zero"),
+        ("₂H₂O", "unexpected number '₂' at position 0"),
+        ("Ca₃(PO₄", "unclosed '(' at position 3"),
+    ],
+)
+def test_subscript_formula_errors_point_at_the_written_text(formula, message):
+    with pytest.raises(InvalidFormula, match=re.escape(message)) as info:
+        parse_formula(formula, where="row 3 of data.csv")
+    assert str(info.value).startswith(repr(formula)) and "(row 3 of data.csv)" in str(info.value)
+
+
 # --- CompositionBatch ----------------------------------------------------------------------
 
 EDGE = [

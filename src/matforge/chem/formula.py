@@ -7,6 +7,9 @@ Grammar (whitespace is allowed between tokens, ``@`` is ignored as pymatgen igno
     item    := Element number? | OPEN part CLOSE number?    # OPEN/CLOSE: () [] {}, matched
     number  := 12 | 0.5 | .5 | 2. | 1e-3                     # positive, finite
 
+Subscript digits ``₀``–``₉`` read as the ordinary digits (``Fe₂O₃`` is ``Fe2O3``, mixed
+``Fe₂O3`` too); there is no subscript decimal point in Unicode, so ``Li₀.₅`` uses a plain ``.``.
+
 ``SEP`` is ``·``, ``•``, ``∙`` or ``*``; a ``.`` is a hydrate separator only before water
 (``CuSO4.5H2O``, ``Fe(OH)3.H2O``, not after a number starting with 0 as in ``Li0.5H2O``) or with
 no digit on either side; everywhere else it is a decimal point, as in pymatgen. Elements are
@@ -35,6 +38,8 @@ if TYPE_CHECKING:
 AMOUNT_TOLERANCE = 1e-8
 
 _SEPARATORS = "·•∙*"
+# one character for one character, so positions in error messages stay those of the input
+_SUBSCRIPT_DIGITS = str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789")
 _OPEN = {"(": ")", "[": "]", "{": "}"}
 _CLOSE = {")", "]", "}"}
 _NUMBER = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?")
@@ -58,17 +63,18 @@ class _Parser:
     """Recursive-descent parser over one formula string; positions are 0-based indices."""
 
     def __init__(self, formula: str, where: str | None):
-        self.s = formula
+        self.original = formula  # quoted in errors as the user wrote it
+        self.s = formula.translate(_SUBSCRIPT_DIGITS)
         self.where = where
         self.n = len(formula)
         self.i = 0
         self.hydrate_dots = {
             m.start(1) if m.group(1) is not None else m.start(2)
-            for m in _WATER_DOT.finditer(formula)
+            for m in _WATER_DOT.finditer(self.s)
         }
 
     def error(self, problem: str) -> InvalidFormula:
-        return _fail(self.s, problem, self.where)
+        return _fail(self.original, problem, self.where)
 
     def skip_space(self) -> None:
         s, n = self.s, self.n
@@ -95,10 +101,11 @@ class _Parser:
             return None
         pos = self.i
         value = float(text)
+        written = self.original[pos : pos + len(text)]
         if not math.isfinite(value):
-            raise self.error(f"amount {text!r} at position {pos} is not finite")
+            raise self.error(f"amount {written!r} at position {pos} is not finite")
         if value == 0.0:
-            raise self.error(f"amount {text!r} at position {pos} is zero")
+            raise self.error(f"amount {written!r} at position {pos} is zero")
         self.i = pos + len(text)
         return value, text, pos
 
@@ -148,7 +155,8 @@ class _Parser:
             if m is None:
                 num = _NUMBER.match(s, self.i)
                 if num is not None:
-                    raise self.error(f"unexpected number {num.group()!r} at position {self.i}")
+                    written = self.original[self.i : num.end()]
+                    raise self.error(f"unexpected number {written!r} at position {self.i}")
                 hint = " (negative amounts are not allowed)" if c == "-" else ""
                 raise self.error(f"unexpected character {c!r} at position {self.i}{hint}")
             symbol = m.group()
