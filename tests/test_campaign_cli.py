@@ -69,6 +69,42 @@ def test_formulation_round_trip_new_suggest_observe_status_report(tmp_path, runn
     assert "opv" in _invoke(runner, app, ["list", "--db", db])
 
 
+def test_list_shows_each_campaign_with_objectives_space_counts_and_time(tmp_path, runner):
+    db = tmp_path / "lab.db"
+    out = _invoke(runner, app, ["list", "--db", db])
+    assert "no campaigns in" in out
+    past = pd.read_csv(EXAMPLE)
+    _invoke(runner, app, ["new", "opv", "--from", EXAMPLE, "--target", "degradation min",
+                          "--formulation", "pce10,p3ht,pcbm", "--db", db])
+    _invoke(runner, app, ["new", "opv-band", "--from", EXAMPLE, "--target",
+                          "degradation in [0.04, 0.06]",
+                          "--formulation", "pce10,p3ht,pcbm", "--db", db])
+    _invoke(runner, app, ["suggest", "opv", "-n", "2", "--db", db])
+
+    from matforge.design.campaign import Campaign
+
+    table = Campaign.overview(db)
+    assert table["name"].tolist() == ["opv", "opv-band"]
+    assert table["space"].tolist() == ["FormulationSpace"] * 2
+    assert table["results"].tolist() == [len(past), len(past)]
+    assert table["pending"].tolist() == [2, 0]
+    assert table["objectives"].tolist() == [str(o) for o in (
+        Campaign.load(db, "opv").objectives + Campaign.load(db, "opv-band").objectives)]
+    assert table["created_at"].notna().all()
+
+    # a terminal wide enough that rich folds no cell
+    result = runner.invoke(app, ["list", "--db", str(db)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    out = result.output
+    lines = out.splitlines()
+    row = {name: next(ln for ln in lines if f" {name} " in ln) for name in ("opv", "opv-band")}
+    assert "degradation" in row["opv"] and "0.04" in row["opv-band"]
+    assert all(" Formulation " in ln and f" {len(past)} " in ln for ln in row.values())
+    cells = [[c.strip() for c in ln.split("│")] for ln in row.values()]
+    assert [c[5] for c in cells] == ["2", "0"]  # name, objectives, space, results, pending
+    assert "created (UTC)" in out and str(pd.Timestamp.now("UTC").year) in row["opv"]
+
+
 def _documented_step(tmp_path, runner):
     """README's workflow verbatim: the whole suggestion file handed back with a measured
     column added (batch, predictions and acquisition included)."""

@@ -264,13 +264,20 @@ def report(
 
 @app.command("list")
 def list_cmd(db: str | None = typer.Option(None, "--db", help=_DB_HELP)) -> None:
-    """Names of the campaigns in the store."""
+    """The campaigns in the store: objectives, space, results, pending suggestions, created."""
     from matforge.design.campaign import Campaign
     from matforge.store import Store
 
     with Store(db) as store:
-        for n in Campaign.names(store):
-            typer.echo(n)
+        df = Campaign.overview(store)
+        where = repr(store)
+    if not len(df):
+        typer.echo(f"no campaigns in {where}; create one with `matforge campaign new`")
+        return
+    df["created_at"] = [f"{t:%Y-%m-%d %H:%M}" if t is not None else "" for t in df["created_at"]]
+    df["space"] = df["space"].str.removesuffix("Space")  # FormulationSpace -> Formulation
+    df = df.drop(columns="created_by").rename(columns={"created_at": "created (UTC)"})
+    _print_frame(df, f"campaigns in {where}", max_rows=len(df))
 
 
 def benchmark_command(

@@ -503,6 +503,45 @@ class Campaign:
                                      .where(_in_project(t.campaigns, None))
                                      .order_by(t.campaigns.c.id)).scalars())
 
+    @staticmethod
+    def overview(store) -> pd.DataFrame:
+        """One row per campaign of ``store`` without a project (those :meth:`names` lists, in
+        creation order): ``name``, ``objectives`` (their text, ``"; "``-joined), ``space`` (the
+        design space's class, e.g. ``FormulationSpace``), ``results`` (observations recorded, past experiments included),
+        ``pending`` (suggestions awaiting a result), ``created_at`` (UTC) and ``created_by``.
+
+        Counts come from grouped queries and the space is not rebuilt, so listing loads no
+        campaign's history or candidate pool.
+        """
+        import sqlalchemy as sa
+
+        store = _open_store(store)
+        t = _tables()
+        c = t.campaigns
+        results = (sa.select(t.campaign_observations.c.campaign_id,
+                             sa.func.count().label("n"))
+                   .group_by(t.campaign_observations.c.campaign_id).subquery())
+        pending = (sa.select(t.campaign_suggestions.c.campaign_id, sa.func.count().label("n"))
+                   .where(t.campaign_suggestions.c.status == "pending")
+                   .group_by(t.campaign_suggestions.c.campaign_id).subquery())
+        stmt = (sa.select(c.c.name, c.c.config, c.c.created_at, c.c.created_by,
+                          sa.func.coalesce(results.c.n, 0).label("results"),
+                          sa.func.coalesce(pending.c.n, 0).label("pending"))
+                .outerjoin(results, results.c.campaign_id == c.c.id)
+                .outerjoin(pending, pending.c.campaign_id == c.c.id)
+                .where(_in_project(c, None)).order_by(c.c.id))
+        with store.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        columns = ["name", "objectives", "space", "results", "pending", "created_at",
+                   "created_by"]
+        return pd.DataFrame(
+            [(r.name,
+              "; ".join(str(objective_from_dict(o)) for o in r.config["objectives"]),
+              r.config["space"].get("@class", ""),
+              int(r.results), int(r.pending), r.created_at, r.created_by) for r in rows],
+            columns=columns,
+        )
+
     # -- features ------------------------------------------------------------------------------
 
     @property
