@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -12,6 +13,9 @@ pytest.importorskip("torch")
 from matforge.cli.xrd import _write_docs_section, app  # noqa: E402
 
 runner = CliRunner()
+EXAMPLE = (
+    Path(__file__).resolve().parents[1] / "src" / "matforge" / "xrd" / "data" / "example_pattern.xy"
+)
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +132,71 @@ def test_benchmark_xrd_end_to_end_on_a_small_setting(tmp_path, tiny_xrd_model):
     assert md.count("## XRD") == 1 and "chemical-system-disjoint, all" in md
     assert "prototype-disjoint" in md and (out / "benchmark.md").exists()
     assert "What peak positions allow" in md
+
+
+def _headerless(path, x, y):
+    """A two-column file with no header: neither wavelength nor axis is stated."""
+    path.write_text("".join(f"{a:.4f} {b:.3f}\n" for a, b in zip(x, y, strict=True)))
+    return path
+
+
+def test_identify_refuses_patterns_it_cannot_read(tmp_path):
+    """Three points, no signal, and a range outside the classifier's grid are refused with the
+    reason instead of answered with confident probabilities."""
+    import numpy as np
+
+    from matforge.errors import PatternFileError
+    from matforge.xrd.io import read_pattern
+
+    example = read_pattern(EXAMPLE)
+    x, y = example.two_theta, example.intensity
+    cases = {
+        "three.xy": (x[:3], y[:3], "3 points"),
+        "negative.xy": (x, -np.abs(y) - 1, "no signal"),
+        "flat.xy": (x, np.full_like(y, 7.0), "no signal"),
+        # Q (Å⁻¹) read as 2θ: 0.5-6.5 "degrees" share nothing with 10-80°
+        "q.xy": (np.linspace(0.5, 6.5, 600), np.interp(np.linspace(10, 80, 600), x, y),
+                 "is the wavelength or the axis right"),
+    }  # fmt: skip
+    for name, (xs, ys, message) in cases.items():
+        res = runner.invoke(app, ["identify", str(_headerless(tmp_path / name, xs, ys))])
+        assert isinstance(res.exception, PatternFileError), (name, res.output)
+        assert message in str(res.exception) and name in str(res.exception), name
+    # the Q file read as Q is a pattern
+    res = runner.invoke(app, ["identify", str(tmp_path / "q.xy"), "--axis", "q", "--json"])
+    assert res.exit_code == 0, res.output
+    assert not any("axis" in w for w in json.loads(res.output)["warnings"])
+
+
+def test_identify_says_what_it_assumed(rock_salt_cif, tmp_path):
+    import numpy as np
+
+    from matforge.xrd.io import read_pattern
+
+    mo = tmp_path / "mo.xy"
+    assert runner.invoke(app, ["simulate", str(rock_salt_cif), "-o", str(mo), "--wavelength", "MoKa",
+                               "--min", "5", "--max", "40"]).exit_code == 0  # fmt: skip
+    p = read_pattern(mo)
+    bare = _headerless(tmp_path / "bare.xy", p.two_theta, p.intensity)  # the Mo file, no header
+
+    def warnings(*args):
+        res = runner.invoke(app, ["identify", *args, "--json"])
+        assert res.exit_code == 0, res.output
+        return json.loads(res.output)["warnings"]
+
+    assumed = warnings(str(bare))
+    assert any("states no wavelength" in w and "MoKa" in w for w in assumed)
+    assert any("first column has no name" in w for w in assumed)
+    assert any("of the classifier's 10–80°" in w for w in assumed)  # 5-40° Cu: part of the grid
+    told = warnings(str(bare), "--wavelength", "MoKa", "--axis", "2theta")
+    assert not any("wavelength" in w or "no name" in w for w in told)
+    assert not any("of the classifier's" in w for w in told)  # 5-40° Mo covers 10-80° Cu
+    assert warnings(str(mo)) == []  # the simulated file states its wavelength and axis
+    res = runner.invoke(app, ["identify", str(mo), "--wavelength", "Xx"])
+    assert res.exit_code != 0 and "unknown radiation" in res.output
+    res = runner.invoke(app, ["identify", str(mo), "--axis", "d"])
+    assert res.exit_code != 0 and "--axis must be 2theta or q" in res.output
+    # the plain output prints them
+    res = runner.invoke(app, ["identify", str(bare)])
+    assert res.exit_code == 0 and "warning:" in res.output
+    assert np.isfinite(p.intensity).all()

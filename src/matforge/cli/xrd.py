@@ -53,10 +53,7 @@ def simulate_cmd(
     from matforge.xrd.io import Pattern, write_xy
     from matforge.xrd.simulate import profile, simulate
 
-    try:
-        wl: str | float = float(wavelength)
-    except ValueError:
-        wl = wavelength
+    wl = _number_or_name(wavelength)
     if not two_theta_min < two_theta_max:
         raise typer.BadParameter(f"--min ({two_theta_min}) must be below --max ({two_theta_max})")
     if step <= 0:
@@ -89,6 +86,13 @@ def simulate_cmd(
         console.print(f"wrote {out} ({len(grid)} points, {grid[0]}–{grid[-1]}° 2θ)")
 
 
+def _number_or_name(text: str) -> str | float:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 @app.command("identify")
 def identify_cmd(
     pattern: Path = typer.Argument(..., help="Pattern file (.xy, .xye, .csv, .xrdml, ...)."),
@@ -97,9 +101,15 @@ def identify_cmd(
         0.5, min=0.0, max=1.0, help="Below this calibrated probability a head answers 'uncertain'."
     ),
     html: Path | None = typer.Option(None, help="Write an interactive overlay (HTML, offline)."),
-    wavelength: float | None = typer.Option(
-        None, help="Wavelength in Å when the file states none (default Cu Kα1, 1.5406 Å)."
+    wavelength: str | None = typer.Option(
+        None,
+        help="Radiation name (CuKa1, CuKa, MoKa, CoKa, ...) or Å; overrides the file's "
+        "(default: the file's, else Cu Kα1, 1.5406 Å).",
     ),
+    axis: str | None = typer.Option(
+        None, help="What the first column holds: 2theta (degrees) or q (Å⁻¹); default: the "
+        "file's column name, else 2theta.",
+    ),  # fmt: skip
     model: Path | None = typer.Option(None, help="Weights (.pt/.json stem); default shipped."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -109,8 +119,15 @@ def identify_cmd(
     from matforge.xrd.cnn import XRDClassifier
     from matforge.xrd.identify import identify, match_prototype, overlay_figure
     from matforge.xrd.io import read_pattern
+    from matforge.xrd.simulate import _wavelength
 
-    pat = read_pattern(pattern, wavelength=wavelength)
+    if axis is not None and axis.lower() not in ("2theta", "q"):
+        raise typer.BadParameter(f"--axis must be 2theta or q, got {axis!r}")
+    try:
+        wl = None if wavelength is None else _wavelength(_number_or_name(wavelength))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--wavelength") from None
+    pat = read_pattern(pattern, wavelength=wl, axis=None if axis is None else axis.lower())
     clf = XRDClassifier.load(model)
     result = identify(pat, model=clf, top=top, threshold=threshold)
     match = None
@@ -126,6 +143,8 @@ def identify_cmd(
     else:
         console = _console()
         console.print(f"[bold]{pattern}[/bold]  (threshold {threshold:.2f}; below it: uncertain)")
+        for note in result.warnings:
+            console.print(f"[yellow]warning:[/yellow] {note}")
         for head, title in (("crystal_system", "crystal system"), ("spacegroup", "space group"),
                             ("prototype", "prototype")):  # fmt: skip
             verdict = result.best(head)

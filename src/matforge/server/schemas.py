@@ -397,6 +397,9 @@ class XrdIdentifyOut(BaseModel):
     crystal_systems: list[XrdCandidateOut]
     space_groups: list[XrdCandidateOut]
     matches: list[XrdMatchOut]
+    warnings: list[str] = Field(
+        [], description="What was assumed about the file (wavelength, axis) and what limits the answer."
+    )
 
 
 # --- campaigns -----------------------------------------------------------------------------

@@ -43,6 +43,8 @@ class Identification:
     threshold: float
     source: str = ""
     prototype_info: dict = field(default_factory=dict)
+    #: what was assumed about the pattern, and what limits the answer (:func:`check_pattern`)
+    warnings: list[str] = field(default_factory=list)
 
     def is_uncertain(self, head: str) -> bool:
         """True when the best class of ``head`` has a probability below the threshold."""
@@ -57,12 +59,82 @@ class Identification:
         return {
             "source": self.source,
             "threshold": self.threshold,
+            "warnings": list(self.warnings),
             **{f"best_{h}": self.best(h) for h in self.candidates},
             "candidates": {
                 h: [{"name": c.name, "probability": c.probability} for c in cs]
                 for h, cs in self.candidates.items()
             },
         }
+
+
+#: fewest points of a pattern the classifier is given (a scan, not a peak list)
+MIN_POINTS = 100
+#: least overlap (degrees 2θ, Cu Kα1) of a pattern with the classifier's grid
+MIN_OVERLAP = 20.0
+
+
+def check_pattern(p, grid: tuple[float, float] = (10.0, 80.0)) -> list[str]:
+    """Refuse a pattern the classifier cannot read, and say what was assumed about one it can.
+
+    Raises :class:`~matforge.errors.PatternFileError` for too few points, non-finite
+    intensities, no signal (all intensities equal or none above zero), or less than
+    :data:`MIN_OVERLAP` degrees in common with the classifier's 2θ ``grid`` (in Cu Kα1).
+    Returns warnings: an assumed wavelength or axis, a first column that looks like Q read as
+    2θ, a range that covers only part of the grid, negative intensities (background
+    subtracted: they are clipped), a coarse step.
+    """
+    from matforge.errors import PatternFileError
+    from matforge.xrd.io import CU_KA1
+
+    name = p.source or "the pattern"
+    x, y = p.two_theta, p.intensity
+    if len(x) < MIN_POINTS:
+        raise PatternFileError(
+            f"{name}: {len(x)} points; identification needs a measured scan of at least "
+            f"{MIN_POINTS} points (a list of peak positions is not a pattern)"
+        )
+    if not np.isfinite(y).all():
+        raise PatternFileError(f"{name}: intensities must be finite numbers (found NaN or inf)")
+    if not (y > 0).any() or float(np.ptp(y)) == 0:
+        raise PatternFileError(f"{name}: no signal: no intensity is above zero or all are equal")
+    warnings = []
+    meta = p.meta or {}
+    if meta.get("wavelength_assumed"):
+        warnings.append(
+            f"the file states no wavelength: Cu Kα1 ({CU_KA1} Å) assumed; give the right one "
+            "(e.g. --wavelength MoKa) if it was measured with another anode"
+        )
+    if meta.get("axis_from") == "assumed":
+        if x.max() < 15.0:
+            warnings.append(
+                f"the first column has no name and ends at {x.max():.3g}: read as 2θ (degrees), "
+                "but that looks like Q; give --axis q if it is Q (Å⁻¹)"
+            )
+        else:
+            warnings.append("the first column has no name: read as 2θ in degrees")
+    # the pattern's range in Cu Kα1 2θ, where the classifier's grid lives
+    s = np.clip(np.sin(np.radians(x[[0, -1]] / 2)) * CU_KA1 / p.wavelength, -1, 1)
+    lo, hi = np.degrees(2 * np.arcsin(s))
+    overlap = min(hi, grid[1]) - max(lo, grid[0])
+    if overlap < MIN_OVERLAP:
+        raise PatternFileError(
+            f"{name}: the scan covers {lo:.1f}–{hi:.1f}° 2θ (Cu Kα1 equivalent), which shares "
+            f"{max(overlap, 0):.1f}° with the classifier's {grid[0]:g}–{grid[1]:g}°; at least "
+            f"{MIN_OVERLAP:g}° are needed (is the wavelength or the axis right?)"
+        )
+    if lo > grid[0] + 1 or hi < grid[1] - 1:
+        warnings.append(
+            f"the scan covers {max(lo, grid[0]):.1f}–{min(hi, grid[1]):.1f}° of the classifier's "
+            f"{grid[0]:g}–{grid[1]:g}° (Cu Kα1 equivalent); the rest counts as zero intensity, "
+            "so peaks there cannot count"
+        )
+    if (y < 0).mean() > 0.01:
+        warnings.append(f"{(y < 0).mean():.0%} of the intensities are negative (clipped to 0)")
+    step = float(np.median(np.diff(x)))
+    if step > 0.1:
+        warnings.append(f"coarse step of {step:.2g}° 2θ: narrow peaks may be missed")
+    return warnings
 
 
 def _load_pattern(p, wavelength: float | None = None):
@@ -106,13 +178,16 @@ def identify(
     items = [patterns] if single else list(patterns)
     loaded = [_load_pattern(p, wavelength) for p in items]
     clf = model if isinstance(model, XRDClassifier) else XRDClassifier.load(model)
+    lo, hi = clf.meta.get("grid", (10.0, 80.0))[:2]
+    notes = [check_pattern(p, (float(lo), float(hi))) for p in loaded]
     ranked = clf.top_k(loaded, k=top)
     info = clf.meta.get("prototypes", {})
     out = []
     for i, p in enumerate(loaded):
         cands = {h: [Candidate(n, pr) for n, pr in ranked[h][i]] for h in ranked}
         used = {c.name: info.get(c.name, {}) for c in cands.get("prototype", [])}
-        out.append(Identification(cands, threshold, source=p.source, prototype_info=used))
+        out.append(Identification(cands, threshold, source=p.source, prototype_info=used,
+                                  warnings=notes[i]))  # fmt: skip
     return out[0] if single else out
 
 

@@ -271,8 +271,13 @@ def _read_text(
         else:
             wavelength = CU_KA1
             meta["wavelength_assumed"] = True
+    else:
+        meta["wavelength_from"] = "argument"
     if axis is None:
-        axis = _detect_axis(header)
+        axis, named = _detect_axis(header)
+        meta["axis_from"] = "header" if named else "assumed"
+    else:
+        meta["axis_from"] = "argument"
     meta["axis"] = axis
 
     if esd is not None and (esd < 0).any():
@@ -308,17 +313,18 @@ def _read_text(
     return Pattern(x, intensity, wavelength=float(wavelength), source=str(path), meta=meta, esd=esd)
 
 
-def _detect_axis(header: list[str]) -> Axis:
-    """Q when the first column name of the last column-name line is Q, else 2θ."""
+def _detect_axis(header: list[str]) -> tuple[Axis, bool]:
+    """(axis, named): Q when the first column name of the last column-name line is Q, 2θ when
+    it names 2θ; 2θ, not named, when no header line names the first column."""
     for line in reversed(header):  # the column-name line is usually the last header line
         cells = _split(line.lstrip("#!%/' \t"))
         if len(cells) < 2:
             continue
         if _Q_HEADER.match(cells[0]):
-            return "q"
+            return "q", True
         if _TTH_HEADER.match(cells[0]):
-            return "2theta"
-    return "2theta"
+            return "2theta", True
+    return "2theta", False
 
 
 def _monotonic(x, intensity, esd, path, line_numbers):

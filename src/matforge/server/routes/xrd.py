@@ -180,4 +180,5 @@ def identify_pattern(
         crystal_systems=_candidates(result.candidates.get("crystal_system", [])),
         space_groups=_candidates(result.candidates.get("spacegroup", [])),
         matches=matches,
+        warnings=list(result.warnings),
     )
