@@ -70,7 +70,14 @@ def test_formulation_round_trip_new_suggest_observe_status_report(tmp_path, runn
 
 
 def test_list_shows_each_campaign_with_objectives_space_counts_and_time(tmp_path, runner):
+    from matforge.errors import StoreError
+    from matforge.store import Store
+
     db = tmp_path / "lab.db"
+    missing = runner.invoke(app, ["list", "--db", str(db)])  # a mistyped path: no empty store
+    assert isinstance(missing.exception, StoreError) and "no store at" in str(missing.exception)
+    assert not db.exists()
+    Store(db).close()
     out = _invoke(runner, app, ["list", "--db", db])
     assert "no campaigns in" in out
     past = pd.read_csv(EXAMPLE)
@@ -165,7 +172,10 @@ def test_report_on_a_store_with_echoed_prediction_columns(tmp_path, runner):
 
 
 def test_cli_errors_name_the_problem(tmp_path, runner):
+    from matforge.store import Store
+
     db = tmp_path / "lab.db"
+    Store(db).close()  # a store without that campaign (a missing store is its own error)
     result = runner.invoke(app, ["suggest", "nope", "--db", str(db)])
     assert result.exit_code != 0 and "no campaign named 'nope'" in str(result.exception)
     result = runner.invoke(app, ["new", "x", "--from", str(EXAMPLE), "--target", "degradation min",

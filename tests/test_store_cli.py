@@ -92,3 +92,29 @@ def test_register_adds_both_commands_and_bad_map_is_a_usage_error(tmp_path):
     args = ["ingest", str(data), "-p", "p", "--property", "band_gap", "--unit", "eV"]
     result = CliRunner().invoke(app, [*args, "--map", "novalue", "--db", str(tmp_path / "x.db")])
     assert result.exit_code == 2 and "COLUMN=FIELD" in result.output
+
+
+def test_read_commands_do_not_create_a_store_at_a_mistyped_path(tmp_path):
+    """export and the campaign commands that read refuse a SQLite file that does not exist
+    (a typo in --db) instead of answering from a new, empty store; writers still create one."""
+    from typer.testing import CliRunner
+
+    from matforge.cli.campaign import app as campaign_app
+    from matforge.cli.main import app
+    from matforge.errors import StoreError
+    from matforge.store import Store
+
+    runner = CliRunner()
+    typo = tmp_path / "lba.db"
+    res = runner.invoke(app, ["export", "-o", str(tmp_path / "out.csv"), "--db", str(typo)])
+    assert isinstance(res.exception, StoreError) and f"no store at {typo}" in str(res.exception)
+    for args in (["status", "opv"], ["report", "opv"], ["suggest", "opv"], ["list"]):
+        res = runner.invoke(campaign_app, [*args, "--db", str(typo)])
+        assert isinstance(res.exception, StoreError), (args, res.output)
+    assert not typo.exists() and not (tmp_path / "out.csv").exists()
+    with pytest.raises(StoreError, match="no store at"):
+        Store(f"sqlite:///{typo}", create=False)
+    Store(typo).close()  # a writer creates it
+    assert typo.exists()
+    Store(typo, create=False).close()  # and then it opens
+    Store(":memory:", create=False).close()

@@ -172,7 +172,7 @@ def suggest(
     from matforge.design.campaign import Campaign
     from matforge.store import Store
 
-    with Store(db) as store:
+    with Store(db, create=False) as store:
         c = Campaign.load(store, name)
         df = c.suggest(n)
     if output is not None:
@@ -196,7 +196,7 @@ def observe(
     from matforge.store import Store
 
     df = _read_csv(file, "results file")
-    with Store(db) as store:
+    with Store(db, create=False) as store:
         c = Campaign.load(store, name)
         report = c.observe(df, source=file.name)
         pending = len(c.pending())
@@ -220,7 +220,7 @@ def status(
     from matforge.design.campaign import Campaign
     from matforge.store import Store
 
-    with Store(db) as store:
+    with Store(db, create=False) as store:
         c = Campaign.load(store, name)
         s = c.status()
         pending = c.pending()
@@ -256,7 +256,7 @@ def report(
     from matforge.report.campaign import write_campaign_report
     from matforge.store import Store
 
-    with Store(db) as store:
+    with Store(db, create=False) as store:
         c = Campaign.load(store, name)
         path = write_campaign_report(c, output)
     typer.echo(f"report written to {path}")
@@ -268,7 +268,7 @@ def list_cmd(db: str | None = typer.Option(None, "--db", help=_DB_HELP)) -> None
     from matforge.design.campaign import Campaign
     from matforge.store import Store
 
-    with Store(db) as store:
+    with Store(db, create=False) as store:
         df = Campaign.overview(store)
         where = repr(store)
     if not len(df):

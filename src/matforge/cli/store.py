@@ -115,7 +115,7 @@ def export(
     """Export measurements (values in each property's canonical unit) to CSV or Parquet."""
     from matforge.store import Store
 
-    with Store(db) as store:
+    with Store(db, create=False) as store:
         n = store.export(
             output, project=project, property=property, method=method, elements=elements
         )

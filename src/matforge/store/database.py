@@ -27,6 +27,23 @@ _WRITE = "matforge_write"
 _PG_MIGRATION_LOCK = 0x6D6174666F726765  # "matforge"
 
 
+def missing_sqlite_file(url: str | os.PathLike | None = None) -> Path | None:
+    """The SQLite file ``url`` (as :func:`resolve_url` reads it) names when that file does not
+    exist yet; None for one that exists, an in-memory database or a server URL."""
+    if url is None:
+        url = os.environ.get("MATFORGE_DB") or DEFAULT_PATH
+    text = os.fspath(url)
+    if text in (":memory:", "sqlite://", "sqlite:///:memory:"):
+        return None
+    if "://" not in text:
+        path = Path(text).expanduser().resolve()
+    elif text.startswith("sqlite:///"):
+        path = Path(sa.make_url(text).database or "")
+    else:
+        return None
+    return None if path.is_file() else path
+
+
 def resolve_url(url: str | os.PathLike | None = None) -> str:
     """The SQLAlchemy URL for ``url``, ``$MATFORGE_DB`` or ``~/.matforge/matforge.db``.
 

@@ -15,7 +15,13 @@ import sqlalchemy as sa
 
 from matforge.errors import IngestError, InvalidFormula, StoreError, UnitError
 from matforge.store import schema, units
-from matforge.store.database import create_engine, ensure_schema, resolve_url, write_transaction
+from matforge.store.database import (
+    create_engine,
+    ensure_schema,
+    missing_sqlite_file,
+    resolve_url,
+    write_transaction,
+)
 from matforge.store.validation import FIELDS, IGNORE, ValidRows, ingest_error, validate_rows
 
 #: Rows per INSERT batch: large enough to amortise round trips, small enough to bound memory.
@@ -142,14 +148,23 @@ class Store:
     ``Store()`` opens ``$MATFORGE_DB`` (a path or SQLAlchemy URL) or ``~/.matforge/matforge.db``;
     ``Store("lab.db")`` a SQLite file; ``Store("postgresql://user:pw@host/db")`` a PostgreSQL
     database. Opening creates the schema in an empty database, upgrades an older one and refuses
-    (with :class:`StoreError`) one written by a newer matforge.
+    (with :class:`StoreError`) one written by a newer matforge. ``create=False`` refuses a SQLite
+    file that does not exist instead of creating an empty store (for commands that only read:
+    a mistyped path is an error, not an empty answer).
 
     Every value is stored in its property's canonical unit (``bulk_modulus`` in GPa,
     ``formation_energy_per_atom`` in eV/atom; see :meth:`properties`), converted with pint on
     the way in. A write is one transaction: all of it lands, or none.
     """
 
-    def __init__(self, url: str | os.PathLike | None = None):
+    def __init__(self, url: str | os.PathLike | None = None, *, create: bool = True):
+        if not create:
+            missing = missing_sqlite_file(url)
+            if missing is not None:
+                raise StoreError(
+                    f"no store at {missing}: check the path (--db or $MATFORGE_DB); a store is "
+                    "created by the commands that write to it (ingest, campaign new, user add)"
+                )
         self.url = resolve_url(url)
         self._engine = create_engine(self.url)
         self._where = sa.make_url(self.url).render_as_string(hide_password=True)
