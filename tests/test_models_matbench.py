@@ -282,3 +282,55 @@ def test_train_refuses_existing_name_without_force(cli, tmp_path):
     with pytest.raises(ModelRegistryError, match="already exists"):
         cli(*args)
     assert cli(*args, "--force").exit_code == 0
+
+
+def test_predict_formulas_from_the_command_line_with_units(cli, tmp_path):
+    import pandas as pd
+
+    home = str(tmp_path / "home")
+    res = cli(
+        "train",
+        "--dataset",
+        "matbench_steels",
+        "--model",
+        "small",
+        "--name",
+        "steels",
+        "--home",
+        home,
+    )
+    assert res.exit_code == 0, res.output
+    formulas = ["Fe0.7Cr0.18Ni0.12", "Xx2O3", "Fe0.98C0.02"]
+    inp = tmp_path / "in.csv"
+    pd.DataFrame({"formula": formulas}).to_csv(inp, index=False)
+    res = cli(
+        "predict", str(inp), "--model", "steels", "-o", str(tmp_path / "a.csv"), "--home", home
+    )
+    assert res.exit_code == 0, res.output
+    from_csv = pd.read_csv(tmp_path / "a.csv", keep_default_na=False)
+
+    out = tmp_path / "b.csv"
+    res = cli("predict", "--model", "steels", *formulas, "-o", str(out), "--home", home)
+    assert res.exit_code == 0, res.output
+    assert "argument 2" in res.output and "Xx" in res.output  # the bad one, by its position
+    preds = pd.read_csv(out, keep_default_na=False)
+    assert list(preds.columns) == [
+        "formula",
+        "yield_strength_mean [MPa]",
+        "yield_strength_std [MPa]",
+        "error",
+    ]
+    assert preds["formula"].tolist() == formulas
+    assert preds["yield_strength_mean [MPa]"].tolist() == from_csv["yield_strength_mean"].tolist()
+    assert preds["yield_strength_std [MPa]"].tolist() == from_csv["yield_strength_std"].tolist()
+    assert preds.loc[1, "yield_strength_mean [MPa]"] == "" and "Xx" in preds.loc[1, "error"]
+
+    # no -o: a table on stdout, headed with the unit
+    res = cli("predict", "--model", "steels", "Fe0.7Cr0.18Ni0.12", "NiO", "--home", home)
+    assert res.exit_code == 0, res.output
+    assert "[MPa]" in res.output and "Fe0.7Cr0.18Ni0.12" in res.output and "NiO" in res.output
+    assert f"{float(from_csv.loc[0, 'yield_strength_mean']):.4g}" in res.output
+
+    # a CSV and formulas together, or a CSV without -o, are refused
+    assert cli("predict", "--model", "steels", str(inp), "NiO", "--home", home).exit_code == 2
+    assert cli("predict", "--model", "steels", str(inp), "--home", home).exit_code == 2

@@ -149,20 +149,36 @@ def _bad_rows(formulas, y, task, source, formula_col, target) -> list[tuple[int,
     return bad
 
 
+def _is_csv_argument(arg: str) -> bool:
+    """A predict argument names a CSV file (rather than being a formula)."""
+    return arg.lower().endswith(".csv") or Path(arg).is_file()
+
+
 def predict(
-    input_csv: Path = typer.Argument(
-        ..., help="CSV with a formula column.", exists=True, dir_okay=False
+    inputs: list[str] = typer.Argument(
+        ...,
+        metavar="CSV_OR_FORMULAS",
+        help="A CSV file with a formula column, or formulas (Fe2O3 NiO ...).",
+        show_default=False,
     ),
     model_name: str = typer.Option(..., "--model", "-m", help="Name of a saved model."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output CSV."),
+    output: Path | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="Output CSV (required for a CSV input; default for formulas: a table on stdout).",
+    ),
     formula_col: str = typer.Option("formula", "--formula-col", help="Column of formulas."),
     home: Path | None = typer.Option(None, "--home", help=_HOME_HELP),
 ) -> None:
-    """Predict a saved model's target (mean and std) for every formula of a CSV file.
+    """Predict a saved model's target (mean and std) for formulas or a CSV file of them.
 
-    The output has the input columns plus ``<target>_mean`` and ``<target>_std`` (for a
-    classifier: probability of the positive class and its Bernoulli std) and an ``error``
-    column naming why a row could not be predicted.
+    For a CSV file the output has the input columns plus ``<target>_mean`` and
+    ``<target>_std`` (for a classifier: probability of the positive class and its Bernoulli
+    std) and an ``error`` column naming why a row could not be predicted. For formulas given
+    as arguments the columns are ``formula``, ``<target>_mean \\[unit]``,
+    ``<target>_std \\[unit]`` (the model's unit, e.g. ``yield_strength_mean \\[MPa]``) and
+    ``error``, printed as a table or written with ``-o``.
     """
     from matforge.models.registry import load_model
 
@@ -172,23 +188,68 @@ def predict(
 
     from matforge.errors import MatforgeError
 
-    df = pd.read_csv(input_csv)
-    if formula_col not in df.columns:
-        raise MatforgeError(f"{input_csv}: no column {formula_col!r}; columns: {list(df.columns)}")
+    csv_args = [a for a in inputs if _is_csv_argument(a)]
+    if csv_args and len(inputs) > 1:
+        raise typer.BadParameter(
+            f"give one CSV file or formulas, not both (CSV: {', '.join(csv_args)})"
+        )
+    target = model.target or "target"
+    if csv_args:
+        input_csv = Path(csv_args[0])
+        if not input_csv.is_file():
+            raise typer.BadParameter(f"file {str(input_csv)!r} does not exist")
+        if output is None:
+            raise typer.BadParameter("a CSV input needs -o/--output for the predictions")
+        df = pd.read_csv(input_csv)
+        if formula_col not in df.columns:
+            raise MatforgeError(
+                f"{input_csv}: no column {formula_col!r}; columns: {list(df.columns)}"
+            )
+        mean_col, std_col = f"{target}_mean", f"{target}_std"
+        where = [f"line {row + 2} of {input_csv}" for row in range(len(df))]
+    else:
+        df = pd.DataFrame({"formula": inputs})
+        formula_col = "formula"
+        unit = f" [{model.unit}]" if model.unit else ""
+        mean_col, std_col = f"{target}_mean{unit}", f"{target}_std{unit}"
+        where = [f"argument {i + 1}" for i in range(len(df))]
     formulas = df[formula_col].astype(str).where(df[formula_col].notna(), "").tolist()
     mean, std = model.predict(formulas, return_std=True)
-    target = model.target or "target"
     out = df.copy()
-    out[f"{target}_mean"] = mean
-    out[f"{target}_std"] = std
+    out[mean_col] = mean
+    out[std_col] = std
     errors = [""] * len(df)
     for row, msg in model.errors_:
         errors[row] = msg
-        typer.echo(f"line {row + 2} of {input_csv}: {msg}", err=True)
+        typer.echo(f"{where[row]}: {msg}", err=True)
     out["error"] = errors
+    n_bad = len(model.errors_)
+    if output is None:
+        from rich.console import Console
+        from rich.table import Table
+
+        if not n_bad:
+            out = out.drop(columns="error")
+        table = Table(title=f"{model_name}: {target}" + (f" ({model.unit})" if model.unit else ""))
+        for c in out.columns:
+            table.add_column(
+                str(c), justify="right" if c in (mean_col, std_col) else "left", overflow="fold"
+            )
+        for row in out.itertuples(index=False):
+            table.add_row(
+                *[
+                    ""
+                    if isinstance(v, float) and v != v
+                    else f"{v:.4g}"
+                    if isinstance(v, float)
+                    else str(v)
+                    for v in row
+                ]
+            )
+        Console().print(table)
+        return
     output.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(output, index=False)
-    n_bad = len(model.errors_)
     typer.echo(
         f"wrote {len(df) - n_bad:,} predictions to {output}"
         + (f" ({n_bad} rows could not be predicted; see the error column)" if n_bad else "")
