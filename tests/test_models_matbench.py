@@ -176,22 +176,19 @@ def cli():
     return invoke
 
 
+def _train_steels(cli, home: str):
+    """A small model of matbench_steels named "steels" in ``home``; the CLI's result."""
+    res = cli("train", "--dataset", "matbench_steels", "--model", "small", "--name", "steels",
+              "--home", home)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    return res
+
+
 def test_train_predict_report_round_trip(cli, tmp_path):
     import pandas as pd
 
     home = str(tmp_path / "home")
-    res = cli(
-        "train",
-        "--dataset",
-        "matbench_steels",
-        "--model",
-        "small",
-        "--name",
-        "steels",
-        "--home",
-        home,
-    )
-    assert res.exit_code == 0, res.output
+    res = _train_steels(cli, home)
     assert "mae" in res.output and "coverage_95" in res.output
     assert (tmp_path / "home" / "steels" / "metadata.json").is_file()
 
@@ -288,18 +285,7 @@ def test_predict_formulas_from_the_command_line_with_units(cli, tmp_path):
     import pandas as pd
 
     home = str(tmp_path / "home")
-    res = cli(
-        "train",
-        "--dataset",
-        "matbench_steels",
-        "--model",
-        "small",
-        "--name",
-        "steels",
-        "--home",
-        home,
-    )
-    assert res.exit_code == 0, res.output
+    res = _train_steels(cli, home)
     formulas = ["Fe0.7Cr0.18Ni0.12", "Xx2O3", "Fe0.98C0.02"]
     inp = tmp_path / "in.csv"
     pd.DataFrame({"formula": formulas}).to_csv(inp, index=False)
