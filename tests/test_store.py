@@ -639,3 +639,44 @@ def test_the_same_file_twice_is_refused_unless_asked(store, tmp_path):
     ingest_csv(store, path, project="q", property="band_gap", unit="eV")
     ingest_csv(store, path, project="p", property="band_gap", unit="eV", allow_duplicate=True)
     assert len(store.measurements(project="p")) == 4
+
+
+def test_a_property_spelled_like_a_known_one_is_refused_with_its_name(store, tmp_path):
+    """``bandgap`` next to ``band_gap`` would silently become a second property; it is an error
+    that names the known one, unless the caller says it is new."""
+    df = pd.DataFrame({"formula": ["GaAs", "ZnO"], "value": [1.42, 3.3]})
+    store.add_measurements(df, project="p", property="band_gap", unit="eV")
+    for spelling in ("bandgap", "Band Gap", "band-gap", "BAND_GAP"):
+        with pytest.raises(IngestError, match="did you mean 'band_gap'"):
+            store.add_measurements(df, project="p", property=spelling, unit="eV")
+    assert store.similar_property("bandgap") == "band_gap"
+    assert store.similar_property("band_gap") is None and store.similar_property("gap") is None
+    csv_file = tmp_path / "gaps.csv"
+    df.to_csv(csv_file, index=False)
+    with pytest.raises(IngestError, match="--new-property"):
+        ingest_csv(store, csv_file, project="p", property="bandgap", unit="eV")
+    report = ingest_csv(
+        store, csv_file, project="p", property="bandgap", unit="eV", force_new_property=True
+    )
+    assert report.new_property and "bandgap" in set(store.properties()["name"])
+    # the known spelling itself is not affected
+    assert store.add_measurements(df, project="p", property="band_gap", unit="eV") == 2
+
+
+def test_ingest_cli_says_did_you_mean(tmp_path):
+    from typer.testing import CliRunner
+
+    from matforge.cli.main import app
+
+    runner = CliRunner()
+    db = str(tmp_path / "lab.db")
+    f = tmp_path / "gaps.csv"
+    f.write_text("formula,value\nGaAs,1.42\nZnO,3.3\n")
+    args = ["ingest", str(f), "-p", "lab", "--unit", "eV", "--db", db]
+    assert runner.invoke(app, [*args, "--property", "band_gap"]).exit_code == 0
+    g = tmp_path / "gaps2.csv"
+    g.write_text("formula,value\nInP,1.34\n")
+    args[1] = str(g)
+    res = runner.invoke(app, [*args, "--property", "bandgap"])
+    assert isinstance(res.exception, IngestError) and "did you mean 'band_gap'" in str(res.exception)
+    assert runner.invoke(app, [*args, "--property", "bandgap", "--new-property"]).exit_code == 0

@@ -52,6 +52,10 @@ def ingest(
     allow_duplicate: bool = typer.Option(
         False, "--allow-duplicate", help="Ingest a file already ingested into this project."
     ),
+    new_property: bool = typer.Option(
+        False, "--new-property", help="Register --property even if a known property is spelled "
+        "alike (bandgap vs band_gap).",
+    ),  # fmt: skip
     db: str | None = typer.Option(None, "--db", help=_DB_HELP),
 ) -> None:
     """Validate a CSV file row by row and add its measurements to the store.
@@ -96,6 +100,7 @@ def ingest(
                 source=source,
                 progress=progress,
                 allow_duplicate=allow_duplicate,
+                force_new_property=new_property,
             )
     typer.echo(str(report))
 

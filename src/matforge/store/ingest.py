@@ -177,6 +177,7 @@ def ingest_csv(
     created_by: str | None = None,
     progress: Progress | None = None,
     allow_duplicate: bool = False,
+    force_new_property: bool = False,
 ) -> IngestReport:
     """Ingest a CSV file of measurements of one property into ``store``.
 
@@ -197,7 +198,9 @@ def ingest_csv(
     and ``"write"``).
 
     A file whose exact bytes were already ingested into ``project`` is refused (its rows would
-    be stored twice) unless ``allow_duplicate=True``.
+    be stored twice) unless ``allow_duplicate=True``. A new property whose name is a known
+    one's spelled differently (``bandgap`` for ``band_gap``) is refused unless
+    ``force_new_property=True``.
     """
     path = Path(path)
     checksum = _checksum(path) if path.is_file() else None
@@ -206,7 +209,9 @@ def ingest_csv(
     table = _read_csv(path)
     _check_header(table, path)
     columns, conditions = resolve_columns(table.header, mapping or {}, where=str(path))
-    canonical, new_property = store._prepare_write(project, property, unit, method)
+    canonical, new_property = store._prepare_write(
+        project, property, unit, method, force_new_property=force_new_property
+    )
     n_rows = len(table.records) + len(table.shape_rows)
     if progress:
         progress("validate", 0, n_rows)

@@ -142,6 +142,10 @@ def _bulk_insert(
             conn.exec_driver_sql(sql, tuple(v for row in chunk for v in row))
 
 
+def _property_key(name: str) -> str:
+    return "".join(c for c in name.lower() if c not in " _-")
+
+
 class Store:
     """A persistent store of materials measurements.
 
@@ -279,6 +283,7 @@ class Store:
         created_by: str | None = None,
         dataset: str = "DataFrame",
         mapping: dict[str, str] | None = None,
+        force_new_property: bool = False,
     ) -> int:
         """Validate and store the rows of ``df``; return the number of measurements written.
 
@@ -289,7 +294,9 @@ class Store:
         ``mapping`` renames columns first (``{"Eg": "value"}``; ``"-"`` drops a column).
 
         Values are converted from their unit to the property's canonical unit; a property the
-        store does not know yet is registered with ``unit`` as its canonical unit.
+        store does not know yet is registered with ``unit`` as its canonical unit, unless its
+        name is a known property's spelled differently (``bandgap`` for ``band_gap``: an error
+        that names it; ``force_new_property=True`` registers it all the same).
 
         All or nothing: if any row is invalid, :class:`IngestError` lists every bad cell
         ("row 3" is ``df.iloc[3]``) and nothing is written.
@@ -297,7 +304,9 @@ class Store:
         columns, conditions = resolve_columns(
             list(df.columns), mapping or {}, where="the DataFrame"
         )
-        canonical, _ = self._prepare_write(project, property, unit, method)
+        canonical, _ = self._prepare_write(
+            project, property, unit, method, force_new_property=force_new_property
+        )
         table = df.reset_index(drop=True)
         valid, errors = validate_rows(
             table,
@@ -324,13 +333,29 @@ class Store:
         )
         return len(valid)
 
+    def similar_property(self, name: str) -> str | None:
+        """A known property whose name differs from ``name`` only by case, spaces, hyphens or
+        underscores (``bandgap`` -> ``band_gap``), or None."""
+        key = _property_key(name)
+        p = schema.properties
+        with self._engine.connect() as conn:
+            names = conn.execute(sa.select(p.c.name)).scalars().all()
+        return next((n for n in sorted(names) if n != name and _property_key(n) == key), None)
+
     def _prepare_write(
-        self, project: str, property: str, unit: str | None, method: str
+        self,
+        project: str,
+        property: str,
+        unit: str | None,
+        method: str,
+        *,
+        force_new_property: bool = False,
     ) -> tuple[str, bool]:
         """Check a write's arguments before any row is read.
 
         Returns the property's canonical unit and whether the property is new (then ``unit``
-        becomes its canonical unit); raises if ``unit`` cannot be converted to it.
+        becomes its canonical unit); raises if ``unit`` cannot be converted to it, and for a new
+        property whose name is a known one's spelled differently unless ``force_new_property``.
         """
         for what, value in (("project", project), ("property", property)):
             if not value or not isinstance(value, str):
@@ -339,6 +364,14 @@ class Store:
             raise IngestError(f"method must be one of {schema.METHODS}, got {method!r}")
         canonical = self.property_unit(property)
         new = canonical is None
+        if new and not force_new_property:
+            similar = self.similar_property(property)
+            if similar is not None:
+                raise IngestError(
+                    f"property '{property}' is not in the store, but '{similar}' is: did you "
+                    f"mean '{similar}'? (to store '{property}' as a property of its own, pass "
+                    "force_new_property=True, or --new-property on the command line)"
+                )
         if new:
             if unit is None:
                 raise UnitError(
