@@ -660,7 +660,27 @@ def test_a_property_spelled_like_a_known_one_is_refused_with_its_name(store, tmp
     )
     assert report.new_property and "bandgap" in set(store.properties()["name"])
     # the known spelling itself is not affected
+    more = pd.DataFrame({"formula": ["InP"], "value": [1.34]})
+    assert store.add_measurements(more, project="p", property="band_gap", unit="eV") == 1
+
+
+def test_adding_the_same_table_twice_is_refused_like_a_repeated_file(store):
+    df = pd.DataFrame({"formula": ["GaAs", "ZnO"], "value": [1.42, 3.3]})
     assert store.add_measurements(df, project="p", property="band_gap", unit="eV") == 2
+    with pytest.raises(IngestError, match="already ingested into project 'p'.*allow_duplicate"):
+        store.add_measurements(df.copy(), project="p", property="band_gap", unit="eV")
+    n = len(store.measurements(project="p"))
+    assert n == 2
+    # another project, property, unit or table is another write
+    assert store.add_measurements(df, project="q", property="band_gap", unit="eV") == 2
+    assert store.add_measurements(df, project="p", property="band_gap", unit="meV") == 2
+    assert store.add_measurements(df.iloc[:1], project="p", property="band_gap", unit="eV") == 1
+    assert (
+        store.add_measurements(
+            df, project="p", property="band_gap", unit="eV", allow_duplicate=True
+        )
+        == 2
+    )
 
 
 def test_ingest_cli_says_did_you_mean(tmp_path):
@@ -678,5 +698,7 @@ def test_ingest_cli_says_did_you_mean(tmp_path):
     g.write_text("formula,value\nInP,1.34\n")
     args[1] = str(g)
     res = runner.invoke(app, [*args, "--property", "bandgap"])
-    assert isinstance(res.exception, IngestError) and "did you mean 'band_gap'" in str(res.exception)
+    assert isinstance(res.exception, IngestError) and "did you mean 'band_gap'" in str(
+        res.exception
+    )
     assert runner.invoke(app, [*args, "--property", "bandgap", "--new-property"]).exit_code == 0

@@ -100,21 +100,6 @@ def _read_csv(path: Path) -> _CsvTable:
     return _CsvTable(header, records, np.asarray(lines, dtype=np.int64), shape_errors, shape_rows)
 
 
-def _refuse_duplicate(store: Store, path: Path, project: str, checksum: str) -> None:
-    """Raise :class:`IngestError` if a file with this sha256 is already in ``project``."""
-    done = store.datasets(project)
-    done = done[done["checksum"] == checksum]
-    if len(done):
-        first = done.iloc[0]
-        raise IngestError(
-            f"{path}: the same file was already ingested into project {project!r} "
-            f"(dataset {int(first['id'])}, {first['name']!r}, {int(first['n_rows'])} rows, "
-            f"{first['created_at']:%Y-%m-%d %H:%M}); ingesting it again would store its "
-            "measurements twice. Use allow_duplicate=True (CLI: --allow-duplicate) if you "
-            "mean it."
-        )
-
-
 def _checksum(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -205,7 +190,7 @@ def ingest_csv(
     path = Path(path)
     checksum = _checksum(path) if path.is_file() else None
     if checksum is not None and not allow_duplicate:
-        _refuse_duplicate(store, path, project, checksum)
+        store._refuse_duplicate(project, checksum, f"{path}: the same file")
     table = _read_csv(path)
     _check_header(table, path)
     columns, conditions = resolve_columns(table.header, mapping or {}, where=str(path))

@@ -142,6 +142,17 @@ def _bulk_insert(
             conn.exec_driver_sql(sql, tuple(v for row in chunk for v in row))
 
 
+def _frame_checksum(df: pd.DataFrame, property: str, unit, method: str, mapping) -> str:
+    """sha256 of a table as written (its columns and cells as text), its property, unit,
+    method and column mapping: the identity of an ``add_measurements`` call."""
+    import hashlib
+
+    key = (property, unit, method, sorted((mapping or {}).items()))
+    digest = hashlib.sha256(repr(key).encode())
+    digest.update(df.to_csv(index=False).encode())
+    return digest.hexdigest()
+
+
 def _property_key(name: str) -> str:
     return "".join(c for c in name.lower() if c not in " _-")
 
@@ -284,6 +295,7 @@ class Store:
         dataset: str = "DataFrame",
         mapping: dict[str, str] | None = None,
         force_new_property: bool = False,
+        allow_duplicate: bool = False,
     ) -> int:
         """Validate and store the rows of ``df``; return the number of measurements written.
 
@@ -300,6 +312,10 @@ class Store:
 
         All or nothing: if any row is invalid, :class:`IngestError` lists every bad cell
         ("row 3" is ``df.iloc[3]``) and nothing is written.
+
+        The same table of the same property and unit added to the same project again is refused
+        (its rows would be stored twice), as ``matforge ingest`` refuses a repeated file, unless
+        ``allow_duplicate=True``.
         """
         columns, conditions = resolve_columns(
             list(df.columns), mapping or {}, where="the DataFrame"
@@ -307,6 +323,9 @@ class Store:
         canonical, _ = self._prepare_write(
             project, property, unit, method, force_new_property=force_new_property
         )
+        checksum = _frame_checksum(df, property, unit, method, mapping)
+        if not allow_duplicate:
+            self._refuse_duplicate(project, checksum, "the same DataFrame")
         table = df.reset_index(drop=True)
         valid, errors = validate_rows(
             table,
@@ -330,8 +349,23 @@ class Store:
             source=source,
             created_by=created_by,
             dataset=dataset,
+            checksum=checksum,
         )
         return len(valid)
+
+    def _refuse_duplicate(self, project: str, checksum: str, what: str) -> None:
+        """Raise :class:`IngestError` if a dataset with ``checksum`` is already in ``project``."""
+        done = self.datasets(project)
+        done = done[done["checksum"] == checksum]
+        if len(done):
+            first = done.iloc[0]
+            raise IngestError(
+                f"{what} was already ingested into project {project!r} "
+                f"(dataset {int(first['id'])}, {first['name']!r}, {int(first['n_rows'])} rows, "
+                f"{first['created_at']:%Y-%m-%d %H:%M}); ingesting it again would store its "
+                "measurements twice. Use allow_duplicate=True (CLI: --allow-duplicate) if you "
+                "mean it."
+            )
 
     def similar_property(self, name: str) -> str | None:
         """A known property whose name differs from ``name`` only by case, spaces, hyphens or
