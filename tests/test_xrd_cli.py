@@ -200,3 +200,37 @@ def test_identify_says_what_it_assumed(rock_salt_cif, tmp_path):
     res = runner.invoke(app, ["identify", str(bare)])
     assert res.exit_code == 0 and "warning:" in res.output
     assert np.isfinite(p.intensity).all()
+
+
+def test_identify_many_patterns_into_one_table(rock_salt_cif, tmp_path):
+    import pandas as pd
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for name, wl in (("a.xy", "CuKa1"), ("b.xy", "MoKa")):
+        res = runner.invoke(app, ["simulate", str(rock_salt_cif), "-o", str(folder / name),
+                                  "--wavelength", wl, "--min", "5", "--max", "80"])  # fmt: skip
+        assert res.exit_code == 0, res.output
+    (folder / "c.xy").write_text("10 1\n11 2\n12 1\n")  # three points: refused, reported
+    (folder / "notes.md").write_text("not a pattern")
+    out = tmp_path / "summary.csv"
+    res = runner.invoke(app, ["identify", str(folder), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(out, keep_default_na=False)
+    assert [Path(f).name for f in table["file"]] == ["a.xy", "b.xy", "c.xy"]
+    assert table["crystal_system"].tolist()[:2] == ["cubic", "cubic"]
+    assert table["error"].tolist()[:2] == ["", ""] and "3 points" in table["error"].iloc[2]
+    assert 0 < float(table["crystal_system_probability"].iloc[0]) <= 1
+    # the same from a glob, as JSON; one file alone stays the single-pattern report
+    res = runner.invoke(app, ["identify", str(folder / "[ab].xy"), "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    assert [Path(r["file"]).name for r in rows] == ["a.xy", "b.xy"]
+    assert rows[0]["spacegroup"] == table["spacegroup"].iloc[0]
+    res = runner.invoke(app, ["identify", str(folder / "a.xy"), str(folder / "b.xy"),
+                              "--out", str(tmp_path / "s.json")])  # fmt: skip
+    assert res.exit_code == 0 and len(json.loads((tmp_path / "s.json").read_text())) == 2
+    res = runner.invoke(app, ["identify", str(folder), "--html", str(tmp_path / "x.html")])
+    assert res.exit_code != 0 and "--html draws one pattern" in res.output
+    res = runner.invoke(app, ["identify", str(tmp_path / "nothing*.xy")])
+    assert res.exit_code != 0 and "no file matches" in res.output

@@ -86,6 +86,93 @@ def simulate_cmd(
         console.print(f"wrote {out} ({len(grid)} points, {grid[0]}–{grid[-1]}° 2θ)")
 
 
+def _pattern_files(items: list[Path]) -> list[Path]:
+    """Files of the arguments: a file as given, a folder's pattern files (sorted), a glob's
+    matches; raises for an argument that names nothing."""
+    import glob
+
+    from matforge.xrd.io import TEXT_SUFFIXES
+
+    suffixes = (*TEXT_SUFFIXES, ".xrdml")
+    files: list[Path] = []
+    for item in items:
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.suffix.lower() in suffixes)
+            if not found:
+                raise typer.BadParameter(f"{item} holds no pattern files ({', '.join(suffixes)})")
+            files += found
+        elif item.exists():
+            files.append(item)
+        elif any(c in str(item) for c in "*?["):
+            found = sorted(Path(p) for p in glob.glob(str(item)) if Path(p).is_file())
+            if not found:
+                raise typer.BadParameter(f"no file matches {item}")
+            files += found
+        else:
+            raise typer.BadParameter(f"no such file or folder: {item}")
+    return list(dict.fromkeys(files))
+
+
+def _identify_many(files, clf, *, top, threshold, wavelength, axis, as_json, out) -> None:
+    """One row per pattern: the best class of each head with its probability, or why the file
+    could not be read; a table, or JSON, and ``out`` (.csv or .json)."""
+    import pandas as pd
+    from rich.progress import track
+    from rich.table import Table
+
+    from matforge.errors import MatforgeError
+    from matforge.xrd.identify import identify
+    from matforge.xrd.io import read_pattern
+
+    heads = (("crystal_system", "crystal system"), ("spacegroup", "space group"),
+             ("prototype", "prototype"))  # fmt: skip
+    rows = []
+    ax = None if axis is None else axis.lower()
+    for f in track(files, description="identifying", disable=as_json, transient=True):
+        row: dict = {"file": str(f)}
+        try:
+            pat = read_pattern(f, wavelength=wavelength, axis=ax)
+            result = identify(pat, model=clf, top=top, threshold=threshold)
+        except MatforgeError as exc:
+            rows.append({**row, "error": str(exc)})
+            continue
+        for head, _ in heads:
+            best = result.candidates[head][0] if result.candidates[head] else None
+            row[head] = result.best(head)
+            row[f"{head}_probability"] = round(best.probability, 4) if best else None
+        row["warnings"] = " | ".join(result.warnings)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    for col in ("error", "warnings"):
+        if col not in table:
+            table[col] = ""
+    table = table.fillna({"error": "", "warnings": ""})
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix.lower() == ".json":
+            out.write_text(table.to_json(orient="records", indent=2))
+        else:
+            table.to_csv(out, index=False)
+    if as_json:
+        typer.echo(table.to_json(orient="records", indent=2))
+        return
+    t = Table(title=f"{len(files)} patterns (threshold {threshold:.2f}; below it: uncertain)")
+    t.add_column("file")
+    for _, title in heads:
+        t.add_column(title)
+    t.add_column("notes")
+    for r in table.to_dict("records"):
+        if r["error"]:
+            t.add_row(Path(r["file"]).name, "", "", "", f"[red]{r['error']}[/red]")
+            continue
+        cells = [f"{r[h]} ({r[f'{h}_probability']:.2f})" for h, _ in heads]
+        n = len([w for w in r["warnings"].split(" | ") if w])
+        t.add_row(Path(r["file"]).name, *cells, f"{n} warning(s)" if n else "")
+    _console().print(t)
+    if out is not None:
+        _console().print(f"wrote {out}")
+
+
 def _number_or_name(text: str) -> str | float:
     try:
         return float(text)
@@ -95,7 +182,9 @@ def _number_or_name(text: str) -> str | float:
 
 @app.command("identify")
 def identify_cmd(
-    pattern: Path = typer.Argument(..., help="Pattern file (.xy, .xye, .csv, .xrdml, ...)."),
+    patterns: list[Path] = typer.Argument(
+        ..., help="Pattern file(s) (.xy, .xye, .csv, .xrdml, ...), folders of them, or globs."
+    ),
     top: int = typer.Option(5, min=1, help="Candidates shown per head."),
     threshold: float = typer.Option(
         0.5, min=0.0, max=1.0, help="Below this calibrated probability a head answers 'uncertain'."
@@ -112,8 +201,12 @@ def identify_cmd(
     ),  # fmt: skip
     model: Path | None = typer.Option(None, help="Weights (.pt/.json stem); default shipped."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Several patterns: write the summary table (.csv or .json)."
+    ),
 ) -> None:
-    """Identify crystal system, space group and prototype of a measured pattern."""
+    """Identify crystal system, space group and prototype of a measured pattern, or of many
+    (files, folders, globs: one summary table)."""
     from rich.table import Table
 
     from matforge.xrd.cnn import XRDClassifier
@@ -127,6 +220,14 @@ def identify_cmd(
         wl = None if wavelength is None else _wavelength(_number_or_name(wavelength))
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--wavelength") from None
+    files = _pattern_files(patterns)
+    if len(files) > 1 or any(p.is_dir() for p in patterns) or out is not None:
+        if html is not None:
+            raise typer.BadParameter("--html draws one pattern; give one file", param_hint="--html")
+        _identify_many(files, XRDClassifier.load(model), top=top, threshold=threshold,
+                       wavelength=wl, axis=axis, as_json=as_json, out=out)  # fmt: skip
+        return
+    pattern = files[0]
     pat = read_pattern(pattern, wavelength=wl, axis=None if axis is None else axis.lower())
     clf = XRDClassifier.load(model)
     result = identify(pat, model=clf, top=top, threshold=threshold)
