@@ -103,6 +103,10 @@ def test_sample_draws_annotated_compositions(lab):
     again = _done(lab, C, c.post(f"{API}/generate/samples", json=SAMPLE, headers=C))
     assert [r["formula"] for r in again["result"]["rows"]] == formulas
     assert c.get(f"{API}/jobs/{done['id']}", headers=lab.alice).status_code == 404
+    # one composition is annotated like many (its novelty and nearest known composition too)
+    one = _done(lab, C, c.post(f"{API}/generate/samples", json={**SAMPLE, "n": 1}, headers=C))
+    (row,) = one["result"]["rows"]
+    assert row["novel"] == (row["formula"] not in known) and row["nearest_known"] in known
 
 
 def test_sample_input_is_validated(lab):

@@ -58,10 +58,10 @@ def check_sample(params: dict) -> None:
     """Raise :class:`~matforge.generate.tokens.GenerateError` now (a 400) for settings the
     sampler would refuse later: an element the model never saw, an element both required and
     forbidden, top-p on the GAN. Draws one composition, which takes milliseconds."""
-    _draw(params, 1)
+    _draw(params, 1, known=())  # no novelty: the corpus is not needed to validate
 
 
-def _draw(params: dict, n: int):
+def _draw(params: dict, n: int, known):
     from matforge.generate.sampling import sample_annotated
 
     return sample_annotated(
@@ -72,7 +72,7 @@ def _draw(params: dict, n: int):
         required=params["elements_in"] or None,
         forbidden=params["elements_out"] or None,
         seed=int(params["seed"]),
-        known=known_compositions() if n > 1 else (),
+        known=known,
     )
 
 
@@ -89,9 +89,9 @@ def sample_kind() -> JobKind:
         p = ctx.params
         ctx.progress(0.05, f"loading the {p['model']} model and the known compositions")
         generator(p["model"])
-        known_compositions()
+        known = known_compositions()
         ctx.progress(0.3, f"sampling {int(p['n']):,} compositions")
-        table = _draw(p, int(p["n"]))
+        table = _draw(p, int(p["n"]), known)
         table = table.sort_values(["count", "formula"], ascending=[False, True], kind="stable")
         drawn = int(table["count"].sum())
         return {
