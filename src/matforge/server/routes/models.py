@@ -53,7 +53,7 @@ def _job_out(state: ServerState, r) -> JobOut:
         status=r.status,
         progress=r.progress,
         message=r.message,
-        result=_public_result(state, r.kind, r.result),
+        result=_public_result(state, r.result),
         error=r.error,
         attempts=r.attempts,
         created_at=utc(r.created_at),
@@ -62,10 +62,11 @@ def _job_out(state: ServerState, r) -> JobOut:
     )
 
 
-def _public_result(state: ServerState, kind: str, result: dict | None) -> dict | None:
+def _public_result(state: ServerState, result: dict | None) -> dict | None:
     if result is None:
         return None
-    if kind in ("train_model", "screen", "generate_design") and "model_id" in result:
+    # every job kind that names a model names it by its row id: public ids only leave
+    if "model_id" in result:
         return {**result, "model_id": state.codec.encode("model", int(result["model_id"]))}
     return result
 
