@@ -114,8 +114,8 @@ def check_pattern(p, grid: tuple[float, float] = (10.0, 80.0)) -> list[str]:
         else:
             warnings.append("the first column has no name: read as 2θ in degrees")
     # the pattern's range in Cu Kα1 2θ, where the classifier's grid lives
-    s = np.clip(np.sin(np.radians(x[[0, -1]] / 2)) * CU_KA1 / p.wavelength, -1, 1)
-    lo, hi = np.degrees(2 * np.arcsin(s))
+    cu = p.to_wavelength(CU_KA1).two_theta
+    lo, hi = (float(cu[0]), float(cu[-1])) if len(cu) else (180.0, 180.0)
     overlap = min(hi, grid[1]) - max(lo, grid[0])
     if overlap < MIN_OVERLAP:
         raise PatternFileError(
