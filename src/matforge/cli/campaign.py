@@ -13,6 +13,8 @@ from pathlib import Path
 
 import typer
 
+from matforge.cli.tables import print_frame
+
 app = typer.Typer(
     help="Sequential-learning campaigns: from past experiments to the next batch to run.",
     no_args_is_help=True,
@@ -41,20 +43,6 @@ def _read_csv(path: Path, what: str):
         return pd.read_csv(path)
     except (OSError, ValueError) as exc:
         raise CampaignError(f"cannot read {what} {path}: {exc}") from None
-
-
-def _print_frame(df, title: str, max_rows: int = 30) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title)
-    for c in df.columns:
-        table.add_column(str(c), overflow="fold")
-    for row in df.head(max_rows).itertuples(index=False):
-        table.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row])
-    Console().print(table)
-    if len(df) > max_rows:
-        typer.echo(f"... {len(df) - max_rows} more rows")
 
 
 @app.command("new")
@@ -180,7 +168,7 @@ def suggest(
         df.to_csv(output, index=False)
         typer.echo(f"{len(df)} suggestion(s) written to {output}; fill in "
                    f"{', '.join(c.properties)} and run `matforge campaign observe {name} FILE`")
-    _print_frame(df, f"{name}: batch {int(df['batch'].iloc[0]) if len(df) else '-'}")
+    print_frame(df, f"{name}: batch {int(df['batch'].iloc[0]) if len(df) else '-'}")
 
 
 @app.command("observe")
@@ -239,10 +227,10 @@ def status(
     if s["best"]:
         import pandas as pd
 
-        _print_frame(pd.DataFrame(s["best"]), "best so far")
+        print_frame(pd.DataFrame(s["best"]), "best so far")
     if len(pending):
         cols = [c_ for c_ in pending.columns if c_ not in ("status", "created_at")]
-        _print_frame(pending[cols], "pending")
+        print_frame(pending[cols], "pending")
 
 
 @app.command("report")
@@ -277,7 +265,7 @@ def list_cmd(db: str | None = typer.Option(None, "--db", help=_DB_HELP)) -> None
     df["created_at"] = [f"{t:%Y-%m-%d %H:%M}" if t is not None else "" for t in df["created_at"]]
     df["space"] = df["space"].str.removesuffix("Space")  # FormulationSpace -> Formulation
     df = df.drop(columns="created_by").rename(columns={"created_at": "created (UTC)"})
-    _print_frame(df, f"campaigns in {where}", max_rows=len(df))
+    print_frame(df, f"campaigns in {where}", max_rows=len(df))
 
 
 def benchmark_command(

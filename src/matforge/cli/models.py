@@ -225,28 +225,13 @@ def predict(
     out["error"] = errors
     n_bad = len(model.errors_)
     if output is None:
-        from rich.console import Console
-        from rich.table import Table
+        from matforge.cli.tables import print_frame
 
         if not n_bad:
             out = out.drop(columns="error")
-        table = Table(title=f"{model_name}: {target}" + (f" ({model.unit})" if model.unit else ""))
-        for c in out.columns:
-            table.add_column(
-                str(c), justify="right" if c in (mean_col, std_col) else "left", overflow="fold"
-            )
-        for row in out.itertuples(index=False):
-            table.add_row(
-                *[
-                    ""
-                    if isinstance(v, float) and v != v
-                    else f"{v:.4g}"
-                    if isinstance(v, float)
-                    else str(v)
-                    for v in row
-                ]
-            )
-        Console().print(table)
+        title = f"{model_name}: {target}" + (f" ({model.unit})" if model.unit else "")
+        shown = out.astype(object).where(out.notna(), "")  # no prediction: an empty cell
+        print_frame(shown, title, max_rows=len(shown), right=(mean_col, std_col))
         return
     output.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(output, index=False)
