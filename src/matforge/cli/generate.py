@@ -53,7 +53,7 @@ def _condition_values(condition_on, bins, unit, frame, column, formulas):
     import numpy as np
     import pandas as pd
 
-    from matforge.generate.corpus import canonicalize
+    from matforge.generate.corpus import mean_by_formula
     from matforge.generate.rnn import Condition
     from matforge.generate.tokens import GenerateError
 
@@ -72,17 +72,9 @@ def _condition_values(condition_on, bins, unit, frame, column, formulas):
         raise GenerateError(f"--bins must be numbers separated by commas, got {bins!r}") from None
     if not edges:
         raise GenerateError("--condition-on needs --bins, e.g. --bins 0.5,1,1.8,3,5")
-    by_formula: dict[str, list[float]] = {}
     y = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
-    for raw, v in zip(frame[column].astype(str), y, strict=True):
-        if not np.isfinite(v):
-            continue
-        try:
-            (f,) = canonicalize([raw])
-        except Exception:  # not an integer formula: it is not trained on either
-            continue
-        by_formula.setdefault(f, []).append(v)
-    values = np.array([np.mean(by_formula[f]) if f in by_formula else np.nan for f in formulas])
+    means = mean_by_formula(frame[column].astype(str), y)
+    values = np.array([means.get(f, np.nan) for f in formulas])
     return Condition(name, edges, unit), values
 
 

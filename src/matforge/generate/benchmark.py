@@ -99,16 +99,13 @@ def conditioned_prior(
 ):
     """A language model with the shipped settings, conditioned on band-gap bins
     (:data:`CONDITION_EDGES`) learnt from the oracle's half only."""
-    from matforge.generate.corpus import load_corpus
+    from matforge.generate.corpus import load_corpus, mean_by_formula
     from matforge.generate.defaults import TRAINING
     from matforge.generate.rnn import Condition, FormulaLM
 
-    oof = models.oracle.oof_
-    labelled: dict[str, list[float]] = {}
-    for f, v in zip(oof["formula"], oof["y"], strict=True):
-        labelled.setdefault(str(f), []).append(float(v))
+    labelled = mean_by_formula(models.oracle.oof_["formula"], models.oracle.oof_["y"])
     formulas = sorted(set(load_corpus(valid_only=True)) | set(labelled))
-    values = [float(np.mean(labelled[f])) if f in labelled else np.nan for f in formulas]
+    values = [labelled.get(f, np.nan) for f in formulas]
     if progress:
         progress(f"training the conditioned language model on {len(formulas):,} compositions "
                  f"({len(labelled):,} with the oracle's band gaps)")  # fmt: skip

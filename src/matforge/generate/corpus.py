@@ -25,6 +25,7 @@ __all__ = [
     "canonicalize_valid",
     "chemical_system",
     "load_corpus",
+    "mean_by_formula",
     "split_corpus",
 ]
 
@@ -66,6 +67,23 @@ def canonicalize_valid(formulas, *, valid_only: bool = True) -> tuple[list[str],
                             + (" that is charge-balanced" if valid_only else ""))
     formulas = list(formulas) if not isinstance(formulas, list) else formulas
     return kept, len(formulas) - len(kept)
+
+
+def mean_by_formula(formulas, values) -> dict[str, float]:
+    """The mean of ``values`` per canonical integer formula of ``formulas`` (the labels of a
+    property-conditioned model); rows that are not an integer formula or whose value is not a
+    finite number are left out."""
+    groups: dict[str, list[float]] = {}
+    for f, v in zip(formulas, values, strict=True):
+        v = float(v)
+        if not np.isfinite(v):
+            continue
+        try:
+            key = canonical_formula(integer_counts(str(f)))
+        except Exception:  # not an integer formula: it is not trained on either
+            continue
+        groups.setdefault(key, []).append(v)
+    return {f: float(np.mean(vs)) for f, vs in groups.items()}
 
 
 @cache
