@@ -186,6 +186,8 @@ def test_design_input_is_validated(lab):
     assert r.status_code == 400
     r = post(elements_in=["O"], elements_out=["O"])
     assert r.status_code == 400 and "required and forbidden" in r.json()["detail"]
+    r = post(elements_out=["Xx"])  # refused now, not by a failed job later
+    assert r.status_code == 400 and "Xx" in r.json()["detail"]
     for bad in ({"method": "ppo"}, {"budget": 5}, {"budget": 100_000}, {"top_k": 0}, {"goal": ""}):
         assert post(**bad).status_code == 422, bad
     assert post(model=lab.bobs).status_code == 404  # bob's private model does not exist for alice

@@ -128,6 +128,18 @@ def _symbols(elements: Iterable[str] | None, what: str) -> frozenset[str]:
     return out
 
 
+def element_restrictions(
+    required: Iterable[str] | None, forbidden: Iterable[str] | None
+) -> tuple[frozenset[str], frozenset[str]]:
+    """The required and forbidden element symbols of a reward; raises GenerateError for an
+    unknown element or one both required and forbidden."""
+    req = _symbols(required, "required elements")
+    forb = _symbols(forbidden, "forbidden elements")
+    if req & forb:
+        raise GenerateError(f"elements both required and forbidden: {', '.join(sorted(req & forb))}")
+    return req, forb
+
+
 class Reward:
     """Score formulas against property models (module docstring).
 
@@ -166,12 +178,7 @@ class Reward:
         self.models = {g.property: models[g.property] for g in self.goals}
         self.known = frozenset(known or ())
         self.require_valid = require_valid
-        self.required = _symbols(required, "required elements")
-        self.forbidden = _symbols(forbidden, "forbidden elements")
-        if self.required & self.forbidden:
-            raise GenerateError(
-                f"elements both required and forbidden: {', '.join(sorted(self.required & self.forbidden))}"
-            )
+        self.required, self.forbidden = element_restrictions(required, forbidden)
         self.max_distance = max_distance
         self._domain = None
         self._scales = {}

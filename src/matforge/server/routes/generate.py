@@ -44,6 +44,7 @@ def create_design(model_id: str, body: DesignCreate, state: State, user: Current
     budget, calls, seconds, top: [{formula, reward, mean, std, cn_eb, novel, nearest_known}],
     history: {calls: [...], best: [...]}}``: the ``top_k`` best designs by reward (0 to 1) and
     the best reward after each step of the search."""
+    from matforge.generate.reward import element_restrictions
     from matforge.server.generating import goals_for
 
     with state.engine.connect() as conn:
@@ -51,9 +52,7 @@ def create_design(model_id: str, body: DesignCreate, state: State, user: Current
     if row.j_status != "succeeded" or not row.artifact:
         raise ApiError(409, f"the model is not trained (its job is {row.j_status})")
     goals_for(body.goal, row.property)  # unreadable, impossible or another property: 400
-    both = set(body.elements_in) & set(body.elements_out)
-    if both:
-        raise ApiError(400, f"elements both required and forbidden: {', '.join(sorted(both))}")
+    element_restrictions(body.elements_in, body.elements_out)  # unknown or both: 400
     params = {
         "model_id": row.id,
         **body.model_dump(),
