@@ -155,6 +155,11 @@ def gaps_csv(tmp_path_factory) -> Path:
     return path
 
 
+def _job_succeeds(page, box: str) -> None:
+    """Wait until the background job followed in ``box`` (a UI job line) has succeeded."""
+    expect(page.locator(box)).to_have_attribute("data-status", "succeeded", timeout=JOB_TIMEOUT_MS)
+
+
 def _plot_points(page, selector: str, trace: int = 0) -> int:
     """Points in trace ``trace`` of the plotly figure drawn in ``selector`` (0 if none)."""
     return page.evaluate(
@@ -253,9 +258,7 @@ def test_a_bench_scientist_session(server, browser, shots, gaps_csv, tmp_path):
     page.select_option("#train-property", "band_gap")
     page.fill("#train-trees", "30")
     page.click("#train-form button")
-    expect(page.locator("#train-job")).to_have_attribute(
-        "data-status", "succeeded", timeout=JOB_TIMEOUT_MS
-    )
+    _job_succeeds(page, "#train-job")
     page.wait_for_function(
         "() => { const d = document.querySelector('#parity-plot');"
         " return d && d.data && d.data[0].x.length === 40; }",
@@ -284,9 +287,7 @@ def test_a_bench_scientist_session(server, browser, shots, gaps_csv, tmp_path):
     expect(info).to_contain_text("over 10 candidates · 40 results, 0 pending")
     page.fill("#suggest-n", "2")
     page.click("#suggest-form button")
-    expect(page.locator("#suggest-job")).to_have_attribute(
-        "data-status", "succeeded", timeout=JOB_TIMEOUT_MS
-    )
+    _job_succeeds(page, "#suggest-job")
     pending = page.locator("#suggestion-table input.measured")
     expect(pending).to_have_count(2)
     proposed = page.locator("#suggestion-table tbody tr").first.locator("td").nth(1).inner_text()
@@ -312,9 +313,7 @@ def test_a_bench_scientist_session(server, browser, shots, gaps_csv, tmp_path):
     page.select_option("#screen-rank", "max")
     page.fill("#screen-top", "10")
     page.click("#screen-form button")
-    expect(page.locator("#screen-job")).to_have_attribute(
-        "data-status", "succeeded", timeout=JOB_TIMEOUT_MS
-    )
+    _job_succeeds(page, "#screen-job")
     expect(page.locator("#screen-job")).to_contain_text("candidates screened")
     top = page.locator("#screen-table tbody tr")
     expect(top).to_have_count(10)
@@ -336,9 +335,7 @@ def test_a_bench_scientist_session(server, browser, shots, gaps_csv, tmp_path):
     page.fill("#sample-n", "300")
     page.fill("#sample-in", "O")
     page.click("#sample-form button[type=submit]")
-    expect(page.locator("#sample-job")).to_have_attribute(
-        "data-status", "succeeded", timeout=JOB_TIMEOUT_MS
-    )
+    _job_succeeds(page, "#sample-job")
     expect(page.locator("#sample-job")).to_contain_text("% charge-balanced")
     rows = page.locator("#sample-table tbody tr")
     assert 10 < rows.count() <= 100  # the rest is in the CSV
@@ -354,9 +351,7 @@ def test_a_bench_scientist_session(server, browser, shots, gaps_csv, tmp_path):
     page.fill("#design-budget", "100")
     page.fill("#design-top", "10")
     page.click("#design-form button[type=submit]")
-    expect(page.locator("#design-job")).to_have_attribute(
-        "data-status", "succeeded", timeout=JOB_TIMEOUT_MS
-    )
+    _job_succeeds(page, "#design-job")
     expect(page.locator("#design-job")).to_contain_text("evaluations in")
     designs = page.locator("#design-table tbody tr")
     expect(designs).to_have_count(10)
