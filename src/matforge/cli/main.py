@@ -6,6 +6,7 @@ body, so `matforge --help` stays fast.
 
 from __future__ import annotations
 
+import re
 import sys
 
 import typer
@@ -69,7 +70,33 @@ def _register() -> None:
     server.register(app)  # serve, user, token
 
 
+def _help_text(text):
+    """A docstring as help for a terminal: reST literals (````x````) and rich escapes
+    (``\\[``) made plain."""
+    if not isinstance(text, str):  # None, or typer's placeholder of an unset value
+        return text
+    return re.sub(r"``(.+?)``", r"\1", text).replace("\\[", "[")
+
+
+def _plain_help(group: typer.Typer) -> None:
+    """Plain-text help (click's formatter) for ``group`` and everything under it.
+
+    Rich's boxed help keeps every line break of a docstring and squeezes option help into a
+    narrow column at 80 columns; click's reflows paragraphs to the terminal. Docstrings are
+    written once, for both readers, so their reST markup is removed here.
+    """
+    group.rich_markup_mode = None
+    for info in group.registered_commands:
+        info.help = _help_text(info.help or (info.callback.__doc__ if info.callback else None))
+    for info in group.registered_groups:
+        info.help = _help_text(info.help)
+        _plain_help(info.typer_instance)
+    if group.info.help:
+        group.info.help = _help_text(group.info.help)
+
+
 _register()
+_plain_help(app)
 
 
 def run() -> None:
