@@ -238,3 +238,67 @@ def test_small_tables_are_refused_or_flagged():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         problem_from_table(df, "difference_to_green:min", features=cols)  # 241 rows, 3 top
+
+
+def test_new_and_observe_read_european_csv_and_xlsx(tmp_path, runner):
+    """A ';'-separated, decimal-comma export (said outright, or sniffed and said on stderr)
+    and an .xlsx results file are read as the plain CSV would be."""
+    from matforge.design.campaign import Campaign
+
+    past = pd.read_csv(EXAMPLE)
+    european = tmp_path / "past.csv"
+    past.to_csv(european, sep=";", decimal=",", index=False)
+    assert "0,4;" in european.read_text()
+    for name, extra in (("given", ["--sep", ";", "--decimal", ","]), ("sniffed", [])):
+        db = tmp_path / f"{name}.db"
+        result = runner.invoke(app, ["new", "opv", "--from", str(european), "--target",
+                                     "degradation min", "--formulation", "pce10,p3ht,pcbm",
+                                     "--db", str(db), *extra], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert ("decimal commas" in result.stderr) == (name == "sniffed")
+        h = Campaign.load(db, "opv").history()
+        np.testing.assert_allclose(h[["pce10", "p3ht", "pcbm", "degradation"]].to_numpy(),
+                                   past.to_numpy())
+    batch = Campaign.load(db, "opv").suggest(2)
+    results = tmp_path / "results.xlsx"
+    batch[["suggestion_id"]].assign(degradation=[0.01, 0.02]).to_excel(results, index=False)
+    out = _invoke(runner, app, ["observe", "opv", results, "--db", db])
+    assert "2 result(s) recorded (2 answering suggestions" in out
+
+
+def test_formula_pool_keeps_sodium_nitride(tmp_path, runner):
+    """The formula NaN (sodium nitride) in a pool and in a results file is a formula, not a
+    missing value."""
+    from matforge.design.campaign import Campaign
+
+    data = tmp_path / "data.csv"
+    data.write_text("formula,gap\nNaCl,8.5\nNaN,\nNa2O,\nKCl,8.4\n")
+    db = tmp_path / "lab.db"
+    _invoke(runner, app, ["new", "na", "--from", data, "--formula", "formula",
+                          "--target", "gap max", "--db", db])
+    c = Campaign.load(db, "na")
+    assert sorted(c.space.df["formula"]) == ["Na2O", "NaN"]
+    results = tmp_path / "results.csv"
+    results.write_text("formula,gap\nNaN,1.1\n")
+    out = _invoke(runner, app, ["observe", "na", results, "--db", db])
+    assert "1 result(s) recorded" in out
+    assert "NaN" in Campaign.load(db, "na").history()["formula"].tolist()
+
+
+def test_benchmark_csv_goes_through_the_table_reader(tmp_path, runner, monkeypatch):
+    import matforge.design.benchmark as benchmark
+
+    seen = {}
+
+    def capture(df, target, **kwargs):
+        seen["df"] = df
+        raise typer.Exit(0)
+
+    monkeypatch.setattr(benchmark, "problem_from_table", capture)
+    bench = typer.Typer()
+    bench.command()(benchmark_command)
+    table = tmp_path / "dyes.tsv"
+    table.write_text("red\tgreen\tscore\n0,5\t1,5\t2,25\n")
+    _invoke(runner, bench, ["--csv", table, "--target", "score:min", "--features", "red,green",
+                            "--decimal", ","])
+    assert seen["df"].to_dict("list") == {"red": [0.5], "green": [1.5], "score": [2.25]}

@@ -34,15 +34,34 @@ def _split(text: str | None) -> list[str] | None:
     return items
 
 
-def _read_csv(path: Path, what: str):
-    import pandas as pd
+def _sep_option():
+    return typer.Option(
+        None, "--sep", help="Field separator of a text table: ',', ';' or tab (default: sniffed)."
+    )
 
-    from matforge.design.campaign import CampaignError
 
-    try:
-        return pd.read_csv(path)
-    except (OSError, ValueError) as exc:
-        raise CampaignError(f"cannot read {what} {path}: {exc}") from None
+def _decimal_option():
+    return typer.Option(
+        None, "--decimal", help="Decimal mark of a text table, '.' or ',' (default: '.', or ',' "
+        "when a ';'- or tab-separated file writes its numbers so).",
+    )
+
+
+def _sheet_option():
+    return typer.Option(None, "--sheet", help="Sheet of an .xlsx workbook (default: the first).")
+
+
+def _read_table(path: Path, what: str, sep: str | None = None, decimal: str | None = None,
+                sheet: str | None = None, text_columns=("formula",)):
+    """A table file (CSV in any common dialect, .xlsx, .parquet) read by
+    :func:`matforge.tables.read_table`; what it guessed about the dialect goes to stderr."""
+    from matforge.tables import read_table
+
+    df = read_table(path, sep=sep, decimal=decimal, sheet=sheet, what=what,
+                    text_columns=tuple(dict.fromkeys(["formula", *text_columns])))
+    if df.attrs.get("assumed"):
+        typer.echo(f"note: {df.attrs['assumed']} (--sep and --decimal say otherwise)", err=True)
+    return df
 
 
 @app.command("new")
@@ -50,8 +69,8 @@ def new(
     name: str = typer.Argument(..., help="Name of the campaign (unique in the store)."),
     from_: Path | None = typer.Option(
         None, "--from", exists=True, dir_okay=False,
-        help="CSV of past experiments: design columns and measured results. Rows without any "
-        "result are candidates (formula campaigns).",
+        help="Past experiments (.csv, .tsv, .xlsx or .parquet): design columns and measured "
+        "results. Rows without any result are candidates (formula campaigns).",
     ),
     target: list[str] = typer.Option(
         ..., "--target", "-t",
@@ -75,7 +94,7 @@ def new(
     ),
     pool: Path | None = typer.Option(
         None, "--pool", exists=True, dir_okay=False,
-        help="CSV of candidate experiments to choose from.",
+        help="Table of candidate experiments to choose from (.csv, .tsv, .xlsx, .parquet).",
     ),
     id_column: str | None = typer.Option(
         None, "--id", help="Column of candidate ids in --pool (quoted back in suggestions)."
@@ -85,7 +104,7 @@ def new(
     ),
     ingredient_features: Path | None = typer.Option(
         None, "--ingredient-features", exists=True, dir_okay=False,
-        help="CSV with one row per ingredient (first column: its name) of descriptors; their "
+        help="Table with one row per ingredient (first column: its name) of descriptors; their "
         "amount-weighted means are added to the model's features.",
     ),
     model: str = typer.Option("auto", "--model", help="auto, rf, gp or boosted."),
@@ -97,9 +116,12 @@ def new(
         help="kriging_believer (default), local_penalization or top.",
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
+    sep: str | None = _sep_option(),
+    decimal: str | None = _decimal_option(),
+    sheet: str | None = _sheet_option(),
     db: str | None = typer.Option(None, "--db", help=_DB_HELP),
 ) -> None:
-    """Create a campaign from a CSV of past experiments.
+    """Create a campaign from a table of past experiments (CSV, TSV, .xlsx or .parquet).
 
     Describe the experiments with exactly one of --formula, --features and --formulation.
     """
@@ -111,8 +133,10 @@ def new(
 
     objectives = [parse_objective(t) for t in target]
     props = [o.name for o in objectives]
-    data = _read_csv(from_, "data file") if from_ is not None else None
-    pool_df = _read_csv(pool, "candidate pool") if pool is not None else None
+    dialect = {"sep": sep, "decimal": decimal, "sheet": sheet,
+               "text_columns": [formula] if formula else []}
+    data = _read_table(from_, "data file", **dialect) if from_ is not None else None
+    pool_df = _read_table(pool, "candidate pool", **dialect) if pool is not None else None
     if data is None:
         if pool_df is None:
             raise typer.BadParameter("give past experiments (--from) or candidates (--pool)")
@@ -136,7 +160,8 @@ def new(
         initial = data[measured]
     ing = None
     if ingredient_features is not None:
-        ing = _read_csv(ingredient_features, "ingredient features")
+        ing = _read_table(ingredient_features, "ingredient features", sep, decimal, sheet,
+                          text_columns=[])
         ing = ing.set_index(ing.columns[0])
     with Store(db) as store:
         c = Campaign.create(
@@ -175,17 +200,21 @@ def suggest(
 def observe(
     name: str = typer.Argument(..., help="Campaign name."),
     file: Path = typer.Argument(..., exists=True, dir_okay=False,
-                                help="CSV of results: suggestion_id or design columns, and the "
-                                "measured properties."),
+                                help="Table of results (.csv, .tsv, .xlsx, .parquet): "
+                                "suggestion_id or design columns, and the measured properties."),
+    sep: str | None = _sep_option(),
+    decimal: str | None = _decimal_option(),
+    sheet: str | None = _sheet_option(),
     db: str | None = typer.Option(None, "--db", help=_DB_HELP),
 ) -> None:
     """Record measured results; they are matched to the suggestions by id or design values."""
-    from matforge.design.campaign import Campaign
+    from matforge.design.campaign import Campaign, CompositionPool
     from matforge.store import Store
 
-    df = _read_csv(file, "results file")
     with Store(db, create=False) as store:
         c = Campaign.load(store, name)
+        formula = [c.space.formula_column] if isinstance(c.space, CompositionPool) else []
+        df = _read_table(file, "results file", sep, decimal, sheet, text_columns=formula)
         report = c.observe(df, source=file.name)
         pending = len(c.pending())
     typer.echo(f"{report.recorded} result(s) recorded ({report.matched} answering suggestions, "
@@ -275,7 +304,8 @@ def benchmark_command(
     batch: str = typer.Option("1,5", "--batch", help="Batch sizes of the default strategy."),
     out: Path = typer.Option(Path("results/campaigns"), "--out", help="Results folder."),
     csv: Path | None = typer.Option(
-        None, "--csv", exists=True, dir_okay=False, help="Benchmark your own table instead."
+        None, "--csv", exists=True, dir_okay=False,
+        help="Benchmark your own table instead (.csv, .tsv, .xlsx or .parquet).",
     ),
     target: str | None = typer.Option(
         None, "--target", help="With --csv: COLUMN:max, COLUMN:min or COLUMN:=VALUE."
@@ -295,6 +325,9 @@ def benchmark_command(
     ),
     html: bool = typer.Option(True, "--html/--no-html", help="Also write report.html."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes for the replays."),
+    sep: str | None = _sep_option(),
+    decimal: str | None = _decimal_option(),
+    sheet: str | None = _sheet_option(),
 ) -> None:
     """Replay real datasets with hidden labels: experiments needed to find a top-1 % candidate,
     acceleration over random search, best-so-far curves (JSON + HTML in --out)."""
@@ -315,7 +348,8 @@ def benchmark_command(
     if csv is not None:
         if target is None:
             raise typer.BadParameter("--csv needs --target COLUMN:max|min|=VALUE")
-        df = _read_csv(csv, "table")
+        df = _read_table(csv, "table", sep, decimal, sheet,
+                         text_columns=[formula] if formula else [])
         problems = [problem_from_table(df, target, formula=formula, features=_split(features),
                                        name=csv.stem, budget=budget)]
         specs = None
