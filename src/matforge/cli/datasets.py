@@ -22,19 +22,28 @@ def list_cmd(
     if as_json:
         typer.echo(json.dumps([dataclasses.asdict(i) for i in infos], indent=2, default=str))
         return
-    from rich.console import Console
-    from rich.table import Table
+    import pandas as pd
 
-    table = Table(title=f"{len(infos)} bundled datasets")
-    table.add_column("name", no_wrap=True)
-    table.add_column("rows", justify="right", no_wrap=True)
-    table.add_column("property")
-    table.add_column("unit", no_wrap=True)
-    table.add_column("source package", no_wrap=True)
-    for i in infos:
-        package = str(i.source).split(":", 1)[0]  # full provenance: `matforge datasets show`
-        table.add_row(i.name, f"{i.rows:,}", str(i.property), str(i.unit), package)
-    Console().print(table)
+    from matforge.cli.tables import print_frame
+
+    rows = [
+        {
+            "name": i.name,
+            "rows": f"{i.rows:,}",
+            "property": str(i.property),
+            "unit": str(i.unit),
+            "source": str(i.source).split(":", 1)[0],  # full provenance: `matforge datasets show`
+        }
+        for i in infos
+    ]
+    print_frame(
+        pd.DataFrame(rows),
+        f"{len(infos)} bundled datasets",
+        max_rows=len(rows),
+        right=("rows",),
+        keep=("name",),
+        optional=("source",),
+    )
 
 
 @app.command("show")

@@ -34,8 +34,19 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    plain: bool = typer.Option(
+        False,
+        "--plain",
+        help="Print tables as tab-separated values, as when the output is piped.",
+    ),
 ) -> None:
     """matforge: keep materials data, learn property models, screen and design materials."""
+    if plain:
+        import os
+
+        from matforge.cli.tables import PLAIN_ENV
+
+        os.environ[PLAIN_ENV] = "1"
 
 
 def _register() -> None:

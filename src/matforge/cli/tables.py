@@ -1,23 +1,162 @@
-"""Printing a small DataFrame as a table on the terminal (rich), for the CLI's commands."""
+"""Printing a small table on the terminal, for the CLI's commands.
+
+On a terminal: a rich table that fits its width — numbers are never wrapped or cut, text
+columns wrap, and when even that does not fit, one block of ``column: value`` lines per row.
+When the output is piped or redirected (or with ``matforge --plain``): tab-separated values,
+every row, floats in full precision, for ``cut``, ``awk`` or ``pandas.read_csv(sep="\\t")``;
+the title then goes to stderr.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 from collections.abc import Collection
 
 import typer
 
+#: set by ``matforge --plain``: tables are printed as TSV even on a terminal
+PLAIN_ENV = "MATFORGE_PLAIN"
+#: narrowest a wrapped text column is counted as, before columns are dropped or rows become
+#: blocks
+_MIN_TEXT = 10
+#: longest word a wrapped text column is made wide enough for
+_MAX_WORD = 20
 
-def print_frame(df, title: str, max_rows: int = 30, *, right: Collection[str] = ()) -> None:
-    """``df``'s first ``max_rows`` rows under ``title`` (floats to 4 significant digits, the
-    columns in ``right`` right-aligned), then how many rows were left out."""
+
+def plain_output() -> bool:
+    """True when tables should be TSV: ``--plain`` was given or stdout is not a terminal
+    (rich's detection, so ``TTY_COMPATIBLE=1`` forces a table)."""
+    if os.environ.get(PLAIN_ENV, "") not in ("", "0"):
+        return True
+    from rich.console import Console
+
+    return not Console().is_terminal
+
+
+def _cell(v) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _is_number(df, column) -> bool:
+    import pandas as pd
+
+    dtype = df[column].dtype
+    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+
+
+def print_frame(
+    df,
+    title: str,
+    max_rows: int = 30,
+    *,
+    right: Collection[str] = (),
+    keep: Collection[str] = (),
+    optional: Collection[str] = (),
+    plain: bool | None = None,
+) -> None:
+    """Print ``df`` under ``title``: its first ``max_rows`` rows, then how many were left out.
+
+    Floats show 4 significant digits. Numeric columns and those in ``right`` are right-aligned;
+    they and the text columns in ``keep`` (names, identifiers) are never wrapped; other text
+    columns wrap. Columns in ``optional`` are left out, last first, while the table is too
+    wide for the terminal, and if it still is, each row becomes a block of ``column: value``
+    lines. With :func:`plain_output` (or ``plain``): TSV of every row and column.
+    """
+    if plain_output() if plain is None else plain:
+        if title:
+            typer.echo(title, err=True)
+        sys.stdout.write(df.to_csv(sep="\t", index=False, lineterminator="\n"))
+        sys.stdout.flush()
+        return
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title)
-    for c in df.columns:
-        table.add_column(str(c), justify="right" if c in right else "left", overflow="fold")
-    for row in df.head(max_rows).itertuples(index=False):
-        table.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row])
-    Console().print(table)
+    console = Console()
+    shown = df.head(max_rows)
+    columns = [str(c) for c in df.columns]
+    cells = {str(c): [_cell(v) for v in shown[c]] for c in df.columns}
+    rigid = {str(c) for c in df.columns if c in right or c in keep or _is_number(df, c)}
+    widths = {c: _need(c, cells[c], c in rigid) for c in columns}
+    dropped = []
+    droppable = [str(c) for c in optional if str(c) in cells]
+    while _width(columns, widths) > console.width and droppable:
+        dropped.append(droppable.pop())
+        columns.remove(dropped[-1])
+    if _width(columns, widths) > console.width:  # blocks have room for every column
+        columns, dropped = [str(c) for c in df.columns], []
+        rows = [[cells[c][i] for c in columns] for i in range(len(shown))]
+        _print_blocks(console, title, columns, rows)
+    else:
+        natural = {c: max([0, *(len(v) for v in cells[c])]) for c in columns}
+        wraps = _width(columns, {**widths, **{c: natural[c] for c in columns if c not in rigid}})
+        wraps = wraps > console.width
+        table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                      collapse_padding=True, leading=1 if wraps else 0)  # fmt: skip
+        for name in columns:
+            if name in rigid:
+                justify = "left" if name in keep else "right"
+                header = _header(name, widths[name])
+                table.add_column(header, justify=justify, no_wrap=True, min_width=widths[name])
+            else:
+                table.add_column(name, overflow="fold", min_width=widths[name])
+        for i in range(len(shown)):
+            table.add_row(*[cells[c][i] for c in columns])
+        console.print(table)
+    if dropped:
+        typer.echo(f"(not shown at this width: {', '.join(reversed(dropped))}; "
+                   "matforge --plain ... prints every column)")  # fmt: skip
     if len(df) > max_rows:
-        typer.echo(f"... {len(df) - max_rows} more rows")
+        typer.echo(f"... {len(df) - max_rows} more rows (matforge --plain ... prints them all)")
+
+
+def _parts(name: str) -> list[str]:
+    """A column name cut before each ``_``: where its header may break onto a new line."""
+    return [p for p in re.split(r"(?=_)", name) if p]
+
+
+def _need(name: str, values: list[str], rigid: bool) -> int:
+    """Width a column is given: its widest value (wrapped text: at most a few words) and at
+    least the longest piece of its name."""
+    widest = max([0, *(len(v) for v in values)])
+    least = max(len(p) for p in _parts(name)) if name else 0
+    if not rigid:  # wrapped, but not inside a word (a longer one still folds)
+        word = max([0, *(len(w) for v in values for w in v.split())])
+        widest = max(min(widest, _MIN_TEXT), min(word, _MAX_WORD))
+    return max(widest, least)
+
+
+def _width(columns: list[str], widths: dict[str, int]) -> int:
+    """Terminal columns a table of ``columns`` takes (two spaces between columns)."""
+    return sum(widths[c] for c in columns) + 2 * max(len(columns) - 1, 0)
+
+
+def _header(name: str, width: int) -> str:
+    """``name`` on as many lines of at most ``width`` as it needs, broken before ``_``."""
+    lines = [""]
+    for part in _parts(name):
+        if lines[-1] and len(lines[-1]) + len(part) > width:
+            lines.append("")
+        lines[-1] += part
+    return "\n".join(lines)
+
+
+def _print_blocks(console, title: str, columns: list[str], cells: list[list[str]]) -> None:
+    """One ``column: value`` block per row, for a table too wide for the terminal."""
+    from rich.markup import escape
+
+    if title:
+        console.print(f"[bold]{escape(title)}[/bold]")
+    width = max(len(c) for c in columns)
+    for i, row in enumerate(cells):
+        console.print(f"[dim]── {i + 1} ──[/dim]")
+        for name, value in zip(columns, row, strict=True):
+            console.print(
+                f"{name:>{width}}: {value}", markup=False, highlight=False, soft_wrap=True
+            )
