@@ -142,7 +142,7 @@ def test_energy_per_atom_units(store):
         store.add_measurements(
             df[["formula", "value"]], project="p", property="formation_energy_per_atom", unit="eV"
         )
-    bad = df.assign(unit=["eV/atom", "kJ/mol"])
+    bad = df.assign(unit=["meV/atom", "kJ/mol"])  # (-2120 eV/atom would be impossible too)
     with pytest.raises(IngestError) as info:
         store.add_measurements(
             bad, project="p", property="formation_energy_per_atom", unit="eV/atom"
@@ -702,3 +702,126 @@ def test_ingest_cli_says_did_you_mean(tmp_path):
         res.exception
     )
     assert runner.invoke(app, [*args, "--property", "bandgap", "--new-property"]).exit_code == 0
+
+
+# --- physical ranges -----------------------------------------------------------------------
+
+
+def test_physically_impossible_values_are_refused_unless_allowed(store):
+    moduli = pd.DataFrame({"formula": ["Fe", "Ni", "C", "W"], "value": [-5.0, 0.0, 1e30, 310.0]})
+    with pytest.raises(IngestError) as info:
+        store.add_measurements(moduli, project="p", property="bulk_modulus", unit="GPa")
+    text = str(info.value)
+    assert "3 of 4 rows of the DataFrame are invalid; nothing was written" in text
+    assert [r[:2] for r in info.value.rows] == [(0, "value"), (1, "value"), (2, "value")]
+    assert "row 0, column 'value': value -5 GPa is physically impossible for bulk_modulus" in text
+    assert "row 1, column 'value': value 0 GPa" in text and "> 0 GPa (non_positive_modulus)" in text
+    assert "value 1e+30 GPa" in text and "<= 500 GPa (bulk_modulus_above_diamond)" in text
+    assert "diamond, the least compressible known material" in text  # the rule, once
+    assert "allow_unphysical=True" in text and "--allow-unphysical" in text
+    assert _counts(store)["measurements"] == 0
+
+    # a plausible modulus is stored; one given in another unit is checked in GPa
+    assert store.add_measurements(moduli[3:], project="p", property="bulk_modulus", unit="GPa") == 1
+    in_pa = pd.DataFrame({"formula": ["Os"], "value": [6e11], "unit": ["Pa"]})
+    with pytest.raises(IngestError, match=r"value 6e\+11 Pa \(= 600 GPa\) is physically"):
+        store.add_measurements(in_pa, project="p", property="bulk_modulus", unit="GPa")
+
+    # the override stores them, each marked with the code of the range it breaks
+    assert (
+        store.add_measurements(
+            moduli, project="p", property="bulk_modulus", unit="GPa", allow_unphysical=True
+        )
+        == 4
+    )
+    got = store.measurements(project="p").iloc[1:]
+    assert got["flag"].tolist() == [
+        "non_positive_modulus",
+        "non_positive_modulus",
+        "bulk_modulus_above_diamond",
+        None,
+    ]
+    assert got["value"].tolist() == [-5.0, 0.0, 1e30, 310.0]
+
+
+def test_a_negative_band_gap_is_refused_and_an_unknown_property_is_unchecked(store):
+    df = pd.DataFrame({"formula": ["Si"], "value": [-1.0]})
+    with pytest.raises(IngestError, match=r"band_gap, which must be >= 0 eV \(negative_band_gap\)"):
+        store.add_measurements(df, project="p", property="band_gap", unit="eV")
+    # a lab's own property has no range; nor has a known name registered in another dimension
+    assert store.add_measurements(df, project="p", property="my_shift", unit="eV") == 1
+    store.add_property("e_above_hull", "eV")  # per formula unit, not the table's eV/atom
+    assert store.add_measurements(df, project="p", property="e_above_hull", unit="eV") == 1
+    # a temperature in degC is converted, with its offset, to the table's K before the check
+    theta = pd.DataFrame({"formula": ["C", "Pb"], "value": [1950.0, -300.0]})
+    with pytest.raises(IngestError, match=r"row 1.*value -300 degC \(= -26\.85 K\)") as info:
+        store.add_measurements(theta, project="p", property="debye_temperature", unit="degC")
+    assert [r[0] for r in info.value.rows] == [1]  # 1950 degC = 2223 K is diamond's
+
+
+def test_ingest_names_the_line_of_an_impossible_value_and_can_store_it_flagged(store, tmp_path):
+    f = _csv(tmp_path / "gaps.csv", "formula,value\nGaAs,1.42\nSi,-1\nZnO,3.3\n")
+    with pytest.raises(IngestError, match=r"gaps.csv, line 3, column 'value': value -1 eV"):
+        ingest_csv(store, f, project="p", property="band_gap", unit="eV")
+    report = ingest_csv(store, f, project="p", property="band_gap", unit="eV", skip_invalid=True)
+    assert report.n_written == 2 and report.n_rejected == 1
+    rejects = pd.read_csv(tmp_path / "gaps.rejects.csv")
+    assert rejects["line"].tolist() == [3] and "negative_band_gap" in rejects["reason"][0]
+    report = ingest_csv(
+        store, f, project="q", property="band_gap", unit="eV", allow_unphysical=True
+    )
+    assert report.n_written == 3 and report.n_flagged == 1
+    assert "1 outside the physical range of band_gap" in str(report)
+    assert store.measurements(project="q")["flag"].tolist() == [None, "negative_band_gap", None]
+
+
+# --- the formula as ingested ---------------------------------------------------------------
+
+
+def test_each_measurement_keeps_its_formula_as_ingested_and_exports_it(store, tmp_path):
+    df = pd.DataFrame({"formula": ["Fe2O3", "O3Fe2", "Fe₂O₃", " NaCl"], "value": [2.1, 2.2, 2, 8]})
+    store.add_measurements(df, project="p", property="band_gap", unit="eV")
+    got = store.measurements()
+    assert got["formula"].tolist() == ["Fe2O3", "Fe2O3", "Fe2O3", "NaCl"]  # one material
+    assert got["formula_as_ingested"].tolist() == ["Fe2O3", "O3Fe2", "Fe₂O₃", " NaCl"]
+    f = _csv(tmp_path / "more.csv", "formula,value\nCl1Na1,8.5\n")
+    ingest_csv(store, f, project="p", property="band_gap", unit="eV")
+    for name in ("all.csv", "all.parquet"):
+        assert store.export(tmp_path / name) == 5
+        back = (pd.read_csv if name.endswith(".csv") else pd.read_parquet)(tmp_path / name)
+        columns = list(back.columns)
+        assert columns[columns.index("formula") + 1] == "formula_as_ingested"
+        assert back["formula_as_ingested"].tolist()[-2:] == [" NaCl", "Cl1Na1"]
+
+
+def test_rows_stored_before_revision_0005_export_an_empty_formula_as_ingested(store_url, tmp_path):
+    from alembic import command
+
+    from matforge.store.database import _alembic_config
+
+    with Store(store_url) as store:
+        store.add_measurements(
+            pd.DataFrame({"formula": ["O3Fe2"], "value": [2.1]}),
+            project="p",
+            property="band_gap",
+            unit="eV",
+        )
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        command.downgrade(_alembic_config(conn), "0004")
+    with engine.connect() as conn:
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("measurements")}
+    engine.dispose()
+    assert "formula_as_ingested" not in columns and "flag" not in columns
+    with Store(store_url) as store:  # upgrades to head
+        store.add_measurements(
+            pd.DataFrame({"formula": ["Fe2O3"], "value": [2.2]}),
+            project="p",
+            property="band_gap",
+            unit="eV",
+        )
+        assert store.export(tmp_path / "out.csv") == 2
+    back = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
+    assert back["formula"].tolist() == ["Fe2O3", "Fe2O3"]
+    assert back["formula_as_ingested"].tolist() == ["", "Fe2O3"]
+    assert back["flag"].tolist() == ["", ""]

@@ -25,6 +25,10 @@ class IngestError(MatforgeError, ValueError):
         self.rows = rows or []
 
 
+class DuplicateIngest(IngestError):
+    """The same file or table was already ingested into the project (``allow_duplicate``)."""
+
+
 class UnitError(MatforgeError, ValueError):
     """A unit string is unknown or incompatible with the property's canonical unit."""
 

@@ -36,6 +36,7 @@ class IngestReport:
     rejects_path: Path | None = None
     dataset_id: int | None = None
     new_property: bool = False
+    n_flagged: int = 0  # written although outside their property's physical range
 
     def __str__(self) -> str:
         text = (
@@ -44,6 +45,11 @@ class IngestReport:
         )
         if self.new_property:
             text += f"; new property {self.property} registered with canonical unit {self.unit}"
+        if self.n_flagged:
+            text += (
+                f"; {self.n_flagged:,} outside the physical range of {self.property}, stored "
+                "as asked and marked in their flag column"
+            )
         if self.n_rejected:
             text += f"; {self.n_rejected:,} rejected"
             if self.rejects_path:
@@ -163,6 +169,7 @@ def ingest_csv(
     progress: Progress | None = None,
     allow_duplicate: bool = False,
     force_new_property: bool = False,
+    allow_unphysical: bool = False,
 ) -> IngestReport:
     """Ingest a CSV file of measurements of one property into ``store``.
 
@@ -173,7 +180,10 @@ def ingest_csv(
     cell; values are stored converted to the property's canonical unit.
 
     Every row is checked (formula parses, value a finite number, unit known to pint and
-    compatible with the property). By default the ingest is all or nothing: if any row is bad,
+    compatible with the property, value inside the property's physical range: see
+    :mod:`matforge.store.ranges`; ``allow_unphysical=True`` stores such a value with the range's
+    code in its ``flag``). Each row keeps its formula as written (``formula_as_ingested``). By
+    default the ingest is all or nothing: if any row is bad,
     :class:`IngestError` names every bad cell by file, line (the header is line 1) and column,
     and the store is left unchanged. With ``skip_invalid=True`` the valid rows are written and
     the bad ones go to ``rejects_path`` (default ``FILE.rejects.csv`` next to the file): their
@@ -213,6 +223,7 @@ def ingest_csv(
         canonical_unit=canonical,
         default_unit=unit,
         lines=table.lines,
+        allow_unphysical=allow_unphysical,
     )
     errors = sorted(table.shape_errors + errors, key=lambda e: e.line)
     if progress:
@@ -255,4 +266,5 @@ def ingest_csv(
             progress=progress,
         )
         report.n_written = len(valid)
+        report.n_flagged = valid.n_flagged
     return report

@@ -100,6 +100,13 @@ measurements = sa.Table(
     sa.Column("source", sa.Text, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("created_by", sa.String(200), nullable=False),
+    # The formula as the row wrote it ("O3Fe2", "Fe₂O₃"): the material has one normalised
+    # formula, each measurement keeps its own spelling. NULL before revision 0005, and for a
+    # formula given as a pymatgen Composition.
+    sa.Column("formula_as_ingested", sa.Text, nullable=True),
+    # ';'-joined codes of the physical ranges (matforge.store.ranges) the value breaks, stored
+    # anyway with allow_unphysical; NULL for a value inside them.
+    sa.Column("flag", sa.String(200), nullable=True),
     sa.CheckConstraint("method IN ('experiment', 'computation', 'prediction')", name="method"),
 )
 

@@ -6,6 +6,7 @@ import getpass
 import os
 import tempfile
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from matforge.errors import IngestError, InvalidFormula, StoreError, UnitError
+from matforge.errors import DuplicateIngest, IngestError, InvalidFormula, StoreError, UnitError
 from matforge.store import schema, units
 from matforge.store.database import (
     create_engine,
@@ -39,6 +40,7 @@ MEASUREMENT_COLUMNS = [
     "dataset_id",
     "material_id",
     "formula",
+    "formula_as_ingested",
     "reduced_formula",
     "elements",
     "property",
@@ -50,9 +52,22 @@ MEASUREMENT_COLUMNS = [
     "source",
     "raw_value",
     "raw_unit",
+    "flag",
     "created_at",
     "created_by",
 ]
+
+
+@dataclass(frozen=True)
+class Written:
+    """What one write stored: the new dataset (None when no row was valid), the canonical unit
+    the values were stored in, whether the property was new, and the rows written and flagged."""
+
+    dataset_id: int | None
+    canonical_unit: str
+    new_property: bool
+    n_written: int
+    n_flagged: int
 
 
 def _user() -> str:
@@ -296,6 +311,7 @@ class Store:
         mapping: dict[str, str] | None = None,
         force_new_property: bool = False,
         allow_duplicate: bool = False,
+        allow_unphysical: bool = False,
     ) -> int:
         """Validate and store the rows of ``df``; return the number of measurements written.
 
@@ -316,16 +332,53 @@ class Store:
         The same table of the same property and unit added to the same project again is refused
         (its rows would be stored twice), as ``matforge ingest`` refuses a repeated file, unless
         ``allow_duplicate=True``.
+
+        A value outside its property's physical range (a modulus <= 0 or above 500 GPa, a
+        negative band gap; the table is :data:`matforge.store.ranges.RANGES`) is an invalid row,
+        unless ``allow_unphysical=True``: then it is stored with the range's code in its
+        ``flag``. Each row keeps its formula as written (``formula_as_ingested``).
         """
-        columns, conditions = resolve_columns(
-            list(df.columns), mapping or {}, where="the DataFrame"
-        )
-        canonical, _ = self._prepare_write(
+        return self._add_frame(
+            df,
+            project=project,
+            property=property,
+            unit=unit,
+            method=method,
+            source=source,
+            created_by=created_by,
+            dataset=dataset,
+            mapping=mapping,
+            force_new_property=force_new_property,
+            allow_duplicate=allow_duplicate,
+            allow_unphysical=allow_unphysical,
+        ).n_written
+
+    def _add_frame(
+        self,
+        df: pd.DataFrame,
+        *,
+        project: str,
+        property: str,
+        unit: str | None,
+        method: str,
+        source: str | None,
+        created_by: str | None,
+        dataset: str,
+        mapping: dict[str, str] | None,
+        force_new_property: bool,
+        allow_duplicate: bool,
+        allow_unphysical: bool,
+        where: str = "the DataFrame",
+    ) -> Written:
+        """:meth:`add_measurements`, telling what it wrote (the server needs the dataset id);
+        ``where`` names the table in errors (row ``i`` is ``df.iloc[i]``)."""
+        columns, conditions = resolve_columns(list(df.columns), mapping or {}, where=where)
+        canonical, new_property = self._prepare_write(
             project, property, unit, method, force_new_property=force_new_property
         )
         checksum = _frame_checksum(df, property, unit, method, mapping)
         if not allow_duplicate:
-            self._refuse_duplicate(project, checksum, "the same DataFrame")
+            self._refuse_duplicate(project, checksum, f"the same {where.removeprefix('the ')}")
         table = df.reset_index(drop=True)
         valid, errors = validate_rows(
             table,
@@ -335,36 +388,37 @@ class Store:
             canonical_unit=canonical,
             default_unit=unit,
             lines=np.arange(len(table)),
+            allow_unphysical=allow_unphysical,
         )
         if errors:
-            raise ingest_error(errors, len(table), where="the DataFrame", line_word="row")
-        if len(valid) == 0:
-            return 0
-        self._insert(
-            valid,
-            project=project,
-            property=property,
-            canonical_unit=canonical,
-            method=method,
-            source=source,
-            created_by=created_by,
-            dataset=dataset,
-            checksum=checksum,
-        )
-        return len(valid)
+            raise ingest_error(errors, len(table), where=where, line_word="row")
+        dataset_id = None
+        if len(valid):
+            dataset_id = self._insert(
+                valid,
+                project=project,
+                property=property,
+                canonical_unit=canonical,
+                method=method,
+                source=source,
+                created_by=created_by,
+                dataset=dataset,
+                checksum=checksum,
+            )
+        return Written(dataset_id, canonical, new_property, len(valid), valid.n_flagged)
 
     def _refuse_duplicate(self, project: str, checksum: str, what: str) -> None:
-        """Raise :class:`IngestError` if a dataset with ``checksum`` is already in ``project``."""
+        """Raise :class:`DuplicateIngest` if a dataset with ``checksum`` is in ``project``."""
         done = self.datasets(project)
         done = done[done["checksum"] == checksum]
         if len(done):
             first = done.iloc[0]
-            raise IngestError(
+            raise DuplicateIngest(
                 f"{what} was already ingested into project {project!r} "
                 f"(dataset {int(first['id'])}, {first['name']!r}, {int(first['n_rows'])} rows, "
                 f"{first['created_at']:%Y-%m-%d %H:%M}); ingesting it again would store its "
-                "measurements twice. Use allow_duplicate=True (CLI: --allow-duplicate) if you "
-                "mean it."
+                "measurements twice. Use allow_duplicate=True (CLI: --allow-duplicate; API: "
+                '"allow_duplicate": true) if you mean it.'
             )
 
     def similar_property(self, name: str) -> str | None:
@@ -469,6 +523,8 @@ class Store:
                 "raw_value": valid.raw_value.tolist(),
                 "raw_unit": valid.raw_unit.tolist(),
                 "conditions": valid.conditions,
+                "formula_as_ingested": valid.formula_text,
+                "flag": valid.flag,
             }
             constants = {
                 "property_id": property_id,
@@ -546,10 +602,13 @@ class Store:
 
         ``elements`` keeps materials that contain *all* the given elements (``["Fe", "O"]`` or
         ``"Fe-O"``; other elements may be present too). Columns: ``id``, ``project``,
-        ``dataset_id``, ``material_id``, ``formula``, ``reduced_formula``, ``elements``
-        (``"Fe-O"``), ``property``, ``value`` and ``uncertainty`` (in ``unit``, the property's
-        canonical unit), ``method``, ``conditions`` (JSON text or None), ``source``,
-        ``raw_value``, ``raw_unit`` (as received), ``created_at`` (UTC), ``created_by``.
+        ``dataset_id``, ``material_id``, ``formula`` (the material's, normalised),
+        ``formula_as_ingested`` (as the row wrote it; None for rows stored before matforge
+        kept it), ``reduced_formula``, ``elements`` (``"Fe-O"``), ``property``, ``value`` and
+        ``uncertainty`` (in ``unit``, the property's canonical unit), ``method``,
+        ``conditions`` (JSON text or None), ``source``, ``raw_value``, ``raw_unit`` (as
+        received), ``flag`` (codes of the physical ranges a value stored with
+        ``allow_unphysical`` breaks, else None), ``created_at`` (UTC), ``created_by``.
         """
         m, mat, p, d, pr = (
             schema.measurements,
@@ -565,6 +624,7 @@ class Store:
                 m.c.dataset_id,
                 m.c.material_id,
                 mat.c.formula,
+                m.c.formula_as_ingested,
                 mat.c.reduced_formula,
                 mat.c.elements,
                 p.c.name.label("property"),
@@ -576,6 +636,7 @@ class Store:
                 m.c.source,
                 m.c.raw_value,
                 m.c.raw_unit,
+                m.c.flag,
                 m.c.created_at,
                 m.c.created_by,
             )
@@ -660,6 +721,9 @@ class Store:
         elements: str | Iterable[str] | None = None,
     ) -> int:
         """Write :meth:`measurements` to a ``.csv`` (``.csv.gz``) or ``.parquet`` file.
+
+        Its columns are those of :meth:`measurements`: ``formula_as_ingested`` next to the
+        normalised ``formula`` (empty for rows stored before matforge kept it), ``flag``.
 
         The file is written next to its destination and renamed into place, so a reader never
         sees half a file. Returns the number of rows written.

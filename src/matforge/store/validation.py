@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from matforge.errors import IngestError, InvalidFormula, UnitError
-from matforge.store import units
+from matforge.store import ranges, units
 
 #: Fields a column can be mapped to; any other target name is a condition's name.
 FIELDS = ("formula", "value", "uncertainty", "unit", "structure")
@@ -37,11 +37,13 @@ _INTEGER = re.compile(r"[-+]?\d+")
 
 @dataclass(frozen=True)
 class RowError:
-    """One bad cell: its line (or row label), the column's name as received, and why."""
+    """One bad cell: its line (or row label), the column's name as received, and why;
+    ``rule`` is the code of the physical range (:mod:`matforge.store.ranges`) it breaks."""
 
     line: int
     column: str
     reason: str
+    rule: str | None = None
 
 
 @dataclass
@@ -68,9 +70,17 @@ class ValidRows:
     raw_unit: np.ndarray  # object array of unit strings as received
     conditions: list  # dict or None per row
     materials: list[MaterialRecord] = field(default_factory=list)
+    formula_text: list = field(default_factory=list)  # the formula cell as given, or None
+    # ';'-joined codes of the physical ranges a value breaks (stored with allow_unphysical)
+    flag: list = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.positions)
+
+    @property
+    def n_flagged(self) -> int:
+        """Rows stored although they break a physical range (``allow_unphysical``)."""
+        return sum(f is not None for f in self.flag)
 
 
 def format_errors(errors: list[RowError], *, where: str, line_word: str = "line") -> list[str]:
@@ -88,6 +98,14 @@ def ingest_error(
     shown = lines[:MAX_LISTED]
     if len(lines) > MAX_LISTED:
         shown.append(f"... and {len(lines) - MAX_LISTED} more (all in IngestError.rows)")
+    broken = dict.fromkeys(e.rule for e in errors if e.rule is not None)
+    if broken:
+        shown.append("Physically impossible values (matforge.store.ranges, docs/store.md):")
+        shown += [f"  {code}: {ranges.RANGES[code].text}" for code in broken]
+        shown.append(
+            "If they are right, pass allow_unphysical=True (CLI: --allow-unphysical; API: "
+            '"allow_unphysical": true) to store them anyway, marked in their flag column.'
+        )
     return IngestError(
         "\n".join([head, *shown]), rows=[(e.line, e.column, e.reason) for e in errors]
     )
@@ -210,6 +228,7 @@ def validate_rows(
     default_unit: str | None,
     lines: np.ndarray,
     conditions: dict[str, str] | None = None,
+    allow_unphysical: bool = False,
 ) -> tuple[ValidRows, list[RowError]]:
     """Check every row of ``table`` and convert the valid ones to ``canonical_unit``.
 
@@ -217,8 +236,10 @@ def validate_rows(
     ``structure``) to the column of ``table`` holding it; ``conditions`` maps a condition name
     to its column. ``lines[i]`` is the line (or row label) reported for row ``i``. A row is
     valid when its formula parses, its value is a finite number, its uncertainty (if any) a
-    finite number >= 0, and its unit (the row's own, else ``default_unit``) is convertible to
-    ``canonical_unit``.
+    finite number >= 0, its unit (the row's own, else ``default_unit``) is convertible to
+    ``canonical_unit``, and its value, converted, is inside the property's physical range
+    (:mod:`matforge.store.ranges`). With ``allow_unphysical`` a value outside it is valid, and
+    the codes of the ranges it breaks are its ``flag``.
     """
     from matforge.chem import parse_formula
 
@@ -226,9 +247,9 @@ def validate_rows(
     bad = np.zeros(n, dtype=bool)
     errors: list[RowError] = []
 
-    def fail(mask: np.ndarray, column: str, reason_of) -> None:
+    def fail(mask: np.ndarray, column: str, reason_of, rule: str | None = None) -> None:
         for i in np.flatnonzero(mask):
-            errors.append(RowError(int(lines[i]), column, reason_of(i)))
+            errors.append(RowError(int(lines[i]), column, reason_of(i), rule))
         bad[mask] = True
 
     # formula (and structure): parsed once per distinct cell
@@ -343,6 +364,25 @@ def validate_rows(
         vcol,
         lambda i: f"value {raw_values.iat[i]!r} {row_units[i]} overflows in {canonical_unit}",
     )
+
+    # physical range: a value no material can have is an error, or a flag if allowed
+    flag = np.full(n, None, dtype=object)
+    checked = np.where(bad, np.nan, canon_value)
+    for rule, outside, converted in ranges.breaches(property, checked, canonical_unit):
+        if allow_unphysical:
+            flag[outside] = [rule.code if f is None else f"{f};{rule.code}" for f in flag[outside]]
+            continue
+
+        def reason(i, rule=rule, converted=converted) -> str:
+            given = f"{value[i]:g} {row_units[i]}".rstrip()
+            if row_units[i] != rule.unit:
+                given += f" (= {converted[i]:g} {rule.unit})".replace(" )", ")")
+            return (
+                f"value {given} is physically impossible for {property}, which must be "
+                f"{rule.requirement()} ({rule.code})"
+            )
+
+        fail(outside, vcol, reason, rule=rule.code)
     positions = np.flatnonzero(~bad)
 
     # conditions: one dict per valid row, empty cells left out
@@ -364,6 +404,8 @@ def validate_rows(
             raw_unit=row_units[positions],
             conditions=cond_rows,
             materials=records,
+            formula_text=[cells[i] if isinstance(cells[i], str) else None for i in positions],
+            flag=flag[positions].tolist(),
         ),
         errors,
     )
