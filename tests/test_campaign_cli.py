@@ -99,8 +99,9 @@ def test_list_shows_each_campaign_with_objectives_space_counts_and_time(tmp_path
         Campaign.load(db, "opv").objectives + Campaign.load(db, "opv-band").objectives)]
     assert table["created_at"].notna().all()
 
-    # a terminal wide enough that rich folds no cell
-    result = runner.invoke(app, ["list", "--db", str(db)], env={"COLUMNS": "200"})
+    # a terminal (rich's TTY_COMPATIBLE; piped output is TSV) wide enough that no cell wraps
+    terminal = {"COLUMNS": "200", "TTY_COMPATIBLE": "1"}
+    result = runner.invoke(app, ["list", "--db", str(db)], env=terminal)
     assert result.exit_code == 0, result.output
     out = result.output
     lines = out.splitlines()
