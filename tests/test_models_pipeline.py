@@ -249,3 +249,94 @@ def test_auto_hurdle_uses_the_large_settings_on_large_data():
     small = make_model("auto", "regression", y=y[: LARGE_DATA - 1])
     assert "mat2vec" in small.featurizer
     assert small.estimator.classifier.get_params()["num_leaves"] == 31
+
+
+# -- applicability domain, progress, metric units -------------------------------------------
+@pytest.fixture(scope="module")
+def steels_small():
+    """The "small" preset fitted on 200 rows of matbench_steels (seconds), and the data."""
+    from matforge.datasets import load_dataset
+    from matforge.models.presets import make_model
+
+    df = load_dataset("matbench_steels")
+    formulas, y = df["formula"].tolist(), df["yield_strength"].to_numpy()
+    model = make_model("small", "regression", y=y[:200], target="yield_strength", unit="MPa")
+    stages = []
+    model.fit(formulas[:200], y[:200], progress=lambda *a: stages.append(a))
+    return model, formulas, stages
+
+
+def test_predict_frame_flags_formulas_outside_the_training_domain(steels_small):
+    """A steels model still predicts ammonium sulphate, but says it is out of its domain."""
+    model, formulas, _ = steels_small
+    probe = ["(NH4)2SO4", formulas[250], "Xx2", formulas[3]]
+    frame = model.predict_frame(probe)
+    assert list(frame.columns) == ["mean", "std", "domain_distance", "in_domain", "error"]
+    mean, std = model.predict(probe, return_std=True)
+    np.testing.assert_array_equal(frame["mean"], mean)  # the same predictions as predict()
+    np.testing.assert_array_equal(frame["std"], std)
+    assert frame["in_domain"].tolist()[:2] == [False, True]  # held-out steel: in domain
+    assert frame["in_domain"].iloc[3]  # a training row
+    assert frame["domain_distance"].iloc[0] > 10 * model.domain_.threshold_
+    assert frame["domain_distance"].iloc[3] < 2
+    assert frame["in_domain"].isna().tolist() == [False, False, True, False]  # bad formula: NA
+    assert np.isnan(frame["domain_distance"].iloc[2]) and "Xx" in frame["error"].iloc[2]
+    assert frame["error"].iloc[[0, 1, 3]].tolist() == ["", "", ""]
+
+
+def test_domain_threshold_is_the_99th_percentile_of_training_distances(steels_small):
+    model, formulas, _ = steels_small
+    d = model.domain_
+    assert d.threshold_ == pytest.approx(np.quantile(d.train_distance_, 0.99))
+    assert np.mean(d.train_distance_ <= d.threshold_) >= 0.99
+    assert np.median(d.train_distance_) == pytest.approx(1.0)
+
+
+def test_token_models_measure_their_domain_in_magpie_features():
+    """Atomic numbers as features put (NH4)2SO4 among steels: the domain uses Magpie."""
+    from matforge.models.pipeline import build_featurizer, domain_featurizer_spec
+
+    assert domain_featurizer_spec(["magpie", "mat2vec"]) == ["magpie", "mat2vec"]
+    assert domain_featurizer_spec(["element_tokens:8"]) == ["magpie", "stoichiometry"]
+    from matforge.models.pipeline import CompositionModel
+
+    model = CompositionModel(None, featurizer=["element_tokens"])
+    model.featurizer_ = build_featurizer(model.featurizer)
+    assert model._domain_featurizer().feature_labels() == (
+        build_featurizer(["magpie", "stoichiometry"]).feature_labels()
+    )
+
+
+def test_fit_reports_its_stages_to_a_progress_callback(steels_small):
+    _, _, stages = steels_small
+    names = [s for s, _, _ in stages]
+    assert names[0] == "featurizing" and names[-1] == "applicability domain"
+    folds = [(d, t) for s, d, t in stages if s == "fitting StackedRegressorUQ"]
+    assert folds == [(1, 4), (2, 4), (3, 4), (4, 4)]  # 3 cross-fit folds + the noise model
+    assert "calibrating" in names
+    assert all(0 <= d <= t for _, d, t in stages)
+
+
+def test_fit_reports_the_fallback_cross_validation_folds():
+    from sklearn.linear_model import BayesianRidge
+
+    from matforge.models.pipeline import CompositionModel
+
+    formulas = ["Fe2O3", "NiO", "ZnO", "TiO2", "MgO", "Al2O3", "Cu2O", "GaAs", "CoO", "MnO"]
+    stages = []
+    CompositionModel(BayesianRidge(), featurizer=["stoichiometry"], cv=5).fit(
+        formulas, np.arange(10.0), progress=lambda *a: stages.append(a)
+    )
+    assert [(d, t) for s, d, t in stages if s == "cross-validation"] == [(k, 5) for k in range(6)]
+    assert ("fitting BayesianRidge", 1, 1) in stages
+
+
+def test_metric_units():
+    from matforge.models.pipeline import metric_unit
+
+    assert metric_unit("mae", "MPa") == "MPa" and metric_unit("rmse", "eV") == "eV"
+    assert metric_unit("mae", None) == "target units"
+    assert metric_unit("r2", "MPa") == "" and metric_unit("roc_auc", None) == ""
+    assert metric_unit("coverage_95", "MPa") == "fraction"
+    assert metric_unit("log_loss", None) == "nats"
+    assert metric_unit("something_new", "MPa") is None

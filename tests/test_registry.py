@@ -171,3 +171,45 @@ def test_root_from_environment(tmp_path, monkeypatch):
     assert registry_root() == tmp_path / "home" / "models"
     monkeypatch.delenv("MATFORGE_HOME")
     assert registry_root().parts[-2:] == (".matforge", "models")
+
+
+# -- applicability domain ---------------------------------------------------------------------
+def test_domain_is_saved_and_restored_without_pickles(fitted, steels, tmp_path):
+    formulas, _ = steels
+    path = save_model(fitted, "m", tmp_path)
+    with np.load(path / "state.npz", allow_pickle=False) as npz:
+        assert {"domain_components", "domain_train_z", "domain_settings"} <= set(npz.files)
+    meta = json.loads((path / "metadata.json").read_text())
+    assert meta["domain"]["threshold"] == pytest.approx(fitted.domain_.threshold_)
+    assert meta["domain"]["quantile"] == 0.99
+    loaded = load_model("m", tmp_path)
+    assert loaded.domain_ is not None  # stored, not refitted on load
+    probe = [*formulas[200:230], "(NH4)2SO4", "NaCl"]
+    a, b = fitted.predict_frame(probe), loaded.predict_frame(probe)
+    np.testing.assert_allclose(a["domain_distance"], b["domain_distance"], rtol=1e-12)
+    assert a["in_domain"].tolist() == b["in_domain"].tolist()
+    assert b["in_domain"].tolist()[-2:] == [False, False]
+
+
+def test_model_saved_before_the_domain_learns_it_from_its_training_formulas(
+    fitted, steels, tmp_path
+):
+    """A format-1.0 model (no domain arrays) loads, predicts and gets the same domain."""
+    formulas, _ = steels
+    path = save_model(fitted, "old", tmp_path)
+    with np.load(path / "state.npz", allow_pickle=False) as npz:
+        state = {k: npz[k] for k in npz.files if not k.startswith("domain_")}
+    np.savez(path / "state.npz", **state)
+    meta = json.loads((path / "metadata.json").read_text())
+    meta["format_version"] = "1.0"
+    del meta["domain"]
+    (path / "metadata.json").write_text(json.dumps(meta))
+
+    old = load_model("old", tmp_path)
+    assert getattr(old, "domain_", None) is None
+    probe = [*formulas[200:230], "(NH4)2SO4"]
+    frame = old.predict_frame(probe)
+    expected = fitted.predict_frame(probe)
+    np.testing.assert_allclose(frame["domain_distance"], expected["domain_distance"], rtol=1e-9)
+    assert old.applicability_domain().threshold_ == pytest.approx(fitted.domain_.threshold_)
+    assert not frame["in_domain"].iloc[-1]

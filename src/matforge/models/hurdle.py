@@ -25,13 +25,14 @@ that are predicted there have zero error and are "covered" at every level.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from matforge.models.recalibration import NoiseForest, fit_std_scale, resolve_recalibrate
-from matforge.models.stacking import cross_fit, kfold_indices, nnls_weights
+from matforge.models.stacking import cross_fit, fold_counter, kfold_indices, nnls_weights
 
 __all__ = ["HurdleRegressorUQ"]
 
@@ -91,8 +92,11 @@ class HurdleRegressorUQ(RegressorMixin, BaseEstimator):
         self.random_state = random_state
         self.n_jobs = n_jobs
 
-    def fit(self, X, y):
-        """Cross-fit the classifier and regressors on ``X`` (n × d) and ``y``."""
+    def fit(self, X, y, on_fold: Callable[[int, int], None] | None = None):
+        """Cross-fit the classifier and regressors on ``X`` (n × d) and ``y``.
+
+        ``on_fold(done, total)`` is called after each fitted fold model (progress reports).
+        """
         from sklearn.utils import check_random_state
 
         X, y = validate_data(
@@ -113,6 +117,7 @@ class HurdleRegressorUQ(RegressorMixin, BaseEstimator):
             )
         rng = check_random_state(self.random_state)
         folds = kfold_indices(X.shape[0], self.cv, rng, stratify=at_zero)
+        step = fold_counter(on_fold, (1 + len(self.regressors)) * self.cv)
         self.classifiers_, proba = cross_fit(
             self.classifier,
             X,
@@ -120,11 +125,14 @@ class HurdleRegressorUQ(RegressorMixin, BaseEstimator):
             folds,
             method="predict_proba",
             n_jobs=self.n_jobs,
+            on_fold=step,
         )
         self.oof_proba_ = proba[:, 1]
         self.regressors_, cols = {}, []
         for name, est in self.regressors:
-            models, oof = cross_fit(est, X, y, folds, fit_mask=~at_zero, n_jobs=self.n_jobs)
+            models, oof = cross_fit(
+                est, X, y, folds, fit_mask=~at_zero, n_jobs=self.n_jobs, on_fold=step
+            )
             self.regressors_[name] = models
             cols.append(oof)
         R = np.column_stack(cols)

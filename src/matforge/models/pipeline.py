@@ -33,6 +33,16 @@ What the model does beyond ``featurize → estimator.fit``:
   (taken from the estimator when it keeps them, else from a ``cv``-fold cross-validation) a
   final factor ``std_scale_`` minimises the miscalibration area of the Gaussian intervals in the
   units the user sees; the OOF predictions are kept (``oof_``) for reports and CV metrics;
+* **applicability domain**: a distance-only :class:`~matforge.models.domain.DomainModel` of the
+  training compositions (``domain_``; in the model's own features, or Magpie + stoichiometry
+  for ``element_tokens`` models, whose atomic numbers are no descriptor space). A formula's
+  ``domain_distance`` is its mean distance to the 5 nearest training compositions over the
+  median of the same for the training rows (~1 = as close as they are to each other); it is
+  ``in_domain`` up to ``domain_.threshold_``, the 99th percentile of the training rows' own
+  (leave-one-out) distances. :meth:`CompositionModel.predict_frame` reports both with every
+  prediction;
+* **progress**: ``fit(X, y, progress=callback)`` reports its stages (featurizing, each
+  cross-validation fold, calibration, domain) as ``callback(stage, done, total)``;
 * **bad formulas**: ``fit`` refuses them (naming the rows); ``predict`` returns NaN for them and
   lists ``(row, message)`` in ``errors_``.
 """
@@ -40,7 +50,8 @@ What the model does beyond ``featurize → estimator.fit``:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -54,8 +65,13 @@ __all__ = [
     "CompositionModel",
     "build_featurizer",
     "composition_groups",
+    "domain_featurizer_spec",
+    "metric_unit",
     "training_sha256",
 ]
+
+#: ``progress(stage, done, total)``: what :meth:`CompositionModel.fit` reports as it goes
+FitProgress = Callable[[str, int, int], None]
 
 DEFAULT_FEATURIZER: tuple[str, ...] = (
     "magpie",
@@ -116,6 +132,15 @@ def build_featurizer(spec: Sequence[str]):
             known = sorted([*simple, *_EMBEDDINGS, "element_tokens"])
             raise MatforgeError(f"unknown featurizer {entry!r} in spec; known: {', '.join(known)}")
     return FeatureSet(parts)
+
+
+def domain_featurizer_spec(spec: Sequence[str]) -> list[str]:
+    """Featurizer spec the applicability domain of a model with featurizer ``spec`` is measured
+    in: the model's own, except for ``element_tokens`` (atomic numbers and fractions are no
+    descriptor space: (NH4)2SO4 sits among steels there), measured in Magpie + stoichiometry."""
+    if any(str(entry).partition(":")[0] == "element_tokens" for entry in spec):
+        return ["magpie", "stoichiometry"]
+    return list(spec)
 
 
 def composition_groups(fractions) -> np.ndarray:
@@ -185,6 +210,10 @@ class CompositionModel(BaseEstimator):
         returns ``classes_[1]`` (classification; 0.5 for regression)
     n_train_ : rows used for fitting after de-duplication
     training_sha256_ : :func:`training_sha256` of the rows given to ``fit``
+    domain_ : distance-only :class:`~matforge.models.domain.DomainModel` of the training
+        compositions (see :meth:`applicability_domain`)
+    domain_featurizer_ : FeatureSet the domain is measured in (:func:`domain_featurizer_spec`;
+        ``featurizer_`` itself for most models)
     errors_ : ``(row, message)`` of the formulas the last ``predict`` could not parse
     """
 
@@ -251,9 +280,15 @@ class CompositionModel(BaseEstimator):
         return mu, sigma
 
     # -- fitting -------------------------------------------------------------------------
-    def fit(self, X, y):
-        """Fit on formula strings (or pymatgen Compositions) ``X`` and targets ``y``."""
+    def fit(self, X, y, progress: FitProgress | None = None):
+        """Fit on formula strings (or pymatgen Compositions) ``X`` and targets ``y``.
+
+        ``progress(stage, done, total)``, if given, is called as the fit goes: featurizing,
+        each cross-validation fold, the final fit, calibration and the applicability domain.
+        """
         from matforge.chem import CompositionBatch
+
+        report = progress or (lambda stage, done, total: None)
 
         if self.task not in ("regression", "classification"):
             raise ValueError(f"task must be 'regression' or 'classification', got {self.task!r}")
@@ -267,7 +302,9 @@ class CompositionModel(BaseEstimator):
             raise ValueError(f"{len(formulas)} formulas but {y.shape[0]} targets")
         self.featurizer_ = build_featurizer(self.featurizer)
         self.feature_labels_ = self.featurizer_.feature_labels()
+        report("featurizing", 0, 1)
         F, _ = self._features(formulas, strict=True)
+        report("featurizing", 1, 1)
         if self.task == "regression":
             y = y.astype(np.float64)
             bad = np.flatnonzero(~np.isfinite(y))
@@ -288,6 +325,10 @@ class CompositionModel(BaseEstimator):
             )
             keep, y = _merge_duplicates(groups, y, self.task)
         F = F[keep]
+        train_formulas = [
+            str(f) for f in np.asarray(_formula_strings(formulas), dtype=object)[keep]
+        ]
+        raw = F  # the domain imputes missing features itself, with the same training medians
         self.medians_ = (
             np.nanmedian(np.where(np.isfinite(F), F, np.nan), axis=0)
             if self.impute
@@ -296,22 +337,40 @@ class CompositionModel(BaseEstimator):
         self.medians_ = np.nan_to_num(self.medians_)
         F = self._impute(F)
         self.n_train_ = int(F.shape[0])
-        train_formulas = [
-            str(f) for f in np.asarray(_formula_strings(formulas), dtype=object)[keep]
-        ]
         if self.task == "classification":
-            self._fit_classifier(F, y, train_formulas)
+            self._fit_classifier(F, y, train_formulas, report)
         else:
-            self._fit_regressor(F, y, train_formulas)
+            self._fit_regressor(F, y, train_formulas, report)
+        report("applicability domain", 0, 1)
+        self.domain_featurizer_ = None  # built afresh for this fit's featurizer
+        if self._domain_featurizer() is not self.featurizer_:
+            raw, _ = self.domain_featurizer_.featurize_many(train_formulas, return_errors=True)
+        self.domain_ = _fit_domain(raw)
+        report("applicability domain", 1, 1)
         return self
 
-    def _fit_regressor(self, F: np.ndarray, y: np.ndarray, formulas: list[str]) -> None:
+    def _fit_estimator(self, F: np.ndarray, y: np.ndarray, report: FitProgress):
+        """A fitted clone of ``estimator``; its folds reported when its ``fit`` takes
+        ``on_fold`` (the stacks and the hurdle model cross-fit inside)."""
+        est = clone(self.estimator)
+        name = type(est).__name__
+        if "on_fold" in inspect.signature(est.fit).parameters:
+            return est.fit(F, y, on_fold=lambda d, t: report(f"fitting {name}", d, t))
+        report(f"fitting {name}", 0, 1)
+        est.fit(F, y)
+        report(f"fitting {name}", 1, 1)
+        return est
+
+    def _fit_regressor(
+        self, F: np.ndarray, y: np.ndarray, formulas: list[str], report: FitProgress
+    ) -> None:
         from matforge.models.calibration import calibration_report
 
         yt = self._forward(y)
-        self.estimator_ = clone(self.estimator).fit(F, yt)
-        mu, sigma = self._oof_regression(F, yt)
+        self.estimator_ = self._fit_estimator(F, yt, report)
+        mu, sigma = self._oof_regression(F, yt, report)
         mean, std = self._inverse(mu, sigma)
+        report("calibrating", 0, 1)
         self.std_scale_ = _best_scale(y, mean, std) if self.recalibrate else 1.0
         std = std * self.std_scale_
         self.oof_ = {
@@ -324,8 +383,11 @@ class CompositionModel(BaseEstimator):
             **regression_metrics(y, mean),
             **_calibration(y, mean, std, calibration_report),
         }
+        report("calibrating", 1, 1)
 
-    def _oof_regression(self, F: np.ndarray, yt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _oof_regression(
+        self, F: np.ndarray, yt: np.ndarray, report: FitProgress
+    ) -> tuple[np.ndarray, np.ndarray]:
         # Held-out predictions the estimator made while fitting: cross-fit (stacks), out-of-bag
         # (forests) or leave-one-out (GPs). They save a cross-validation.
         est = self.estimator_
@@ -343,30 +405,38 @@ class CompositionModel(BaseEstimator):
         from matforge.models.stacking import kfold_indices
 
         mu, sigma = np.empty(len(yt)), np.empty(len(yt))
-        for held in kfold_indices(len(yt), self.cv, self.random_state):
+        folds = kfold_indices(len(yt), self.cv, self.random_state)
+        report("cross-validation", 0, len(folds))
+        for k, held in enumerate(folds, 1):
             train = np.ones(len(yt), dtype=bool)
             train[held] = False
             m, s = clone(self.estimator).fit(F[train], yt[train]).predict(F[held], return_std=True)
             mu[held], sigma[held] = m, s
+            report("cross-validation", k, len(folds))
         return mu, sigma
 
-    def _fit_classifier(self, F: np.ndarray, y: np.ndarray, formulas: list[str]) -> None:
+    def _fit_classifier(
+        self, F: np.ndarray, y: np.ndarray, formulas: list[str], report: FitProgress
+    ) -> None:
         self.classes_, y_enc = np.unique(y, return_inverse=True)
         if self.classes_.size != 2:
             raise MatforgeError(
                 f"classification needs 2 classes, got {self.classes_.size}: {self.classes_.tolist()}"
             )
-        self.estimator_ = clone(self.estimator).fit(F, y_enc)
+        self.estimator_ = self._fit_estimator(F, y_enc, report)
         proba = getattr(self.estimator_, "oof_proba_", None)
         if proba is None:
             from matforge.models.stacking import kfold_indices
 
             proba = np.empty(len(y_enc))
-            for held in kfold_indices(len(y_enc), self.cv, self.random_state, stratify=y_enc):
+            folds = kfold_indices(len(y_enc), self.cv, self.random_state, stratify=y_enc)
+            report("cross-validation", 0, len(folds))
+            for k, held in enumerate(folds, 1):
                 train = np.ones(len(y_enc), dtype=bool)
                 train[held] = False
                 est = clone(self.estimator).fit(F[train], y_enc[train])
                 proba[held] = est.predict_proba(F[held])[:, 1]
+                report("cross-validation", k, len(folds))
         self.std_scale_ = 1.0
         self.threshold_ = best_threshold(y_enc, proba)
         self.oof_ = {
@@ -415,6 +485,78 @@ class CompositionModel(BaseEstimator):
         m, s = self._inverse(np.asarray(mu, float), np.asarray(sigma, float))
         return (m, s * self.std_scale_) if return_std else m
 
+    def predict_frame(self, X):
+        """One row per formula: ``mean``, ``std`` (as :meth:`predict` with ``return_std``),
+        ``domain_distance``, ``in_domain`` (see :meth:`applicability_domain`) and ``error``
+        ("" or why the formula has no prediction; those rows have NaN and ``in_domain`` NA).
+
+        A pandas DataFrame in the order of ``X``; ``errors_`` is set as by :meth:`predict`.
+        """
+        import pandas as pd
+
+        formulas = _as_list(X)
+        F, valid = self._predict_features(formulas)
+        n = F.shape[0]
+        mean, std, dist = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+        if valid.any():
+            mean[valid], std[valid] = self.predict_features(F[valid], return_std=True)
+            dist[valid] = self.domain_distance_features(
+                self._domain_matrix(F[valid], [formulas[i] for i in np.flatnonzero(valid)])
+            )
+        inside = pd.array(self.applicability_domain().in_domain(dist), dtype="boolean")
+        inside[~valid] = pd.NA
+        error = [""] * n
+        for row, msg in self.errors_:
+            error[row] = msg
+        return pd.DataFrame(
+            {"mean": mean, "std": std, "domain_distance": dist, "in_domain": inside, "error": error}
+        )
+
+    def applicability_domain(self):
+        """The fitted distance-only :class:`~matforge.models.domain.DomainModel` of the training
+        compositions (``domain_``), in :attr:`domain_featurizer_` features.
+
+        ``threshold_`` is the 99th percentile of the training rows' leave-one-out distances; a
+        formula farther than that is out of domain. Models fitted before matforge stored the
+        domain (saved in registry format 1.0) learn it here, on first use, from their training
+        formulas (``oof_["formula"]``), which gives the same domain a new fit would.
+        """
+        check_is_fitted(self, "estimator_")
+        if getattr(self, "domain_", None) is None:
+            train = [str(f) for f in getattr(self, "oof_", {}).get("formula", [])]
+            if len(train) < 2:
+                raise MatforgeError(
+                    "this model keeps no training formulas to learn its applicability domain "
+                    "from; train it again"
+                )
+            featurizer = self._domain_featurizer()
+            F, _ = featurizer.featurize_many(train, return_errors=True)
+            self.domain_ = _fit_domain(F)
+        return self.domain_
+
+    def domain_distance_features(self, F) -> np.ndarray:
+        """Distance to the training compositions (``domain_distance``) of rows of
+        :attr:`domain_featurizer_` features (for callers that featurize once: screens)."""
+        return self.applicability_domain().distance(np.asarray(F, dtype=np.float64))
+
+    def _domain_featurizer(self):
+        """``featurizer_`` itself, or the FeatureSet of :func:`domain_featurizer_spec`."""
+        existing = getattr(self, "domain_featurizer_", None)
+        if existing is not None:
+            return existing
+        if not hasattr(self, "featurizer_"):
+            self.featurizer_ = build_featurizer(self.featurizer)
+        spec = domain_featurizer_spec(self.featurizer)
+        own = spec == list(self.featurizer)
+        self.domain_featurizer_ = self.featurizer_ if own else build_featurizer(spec)
+        return self.domain_featurizer_
+
+    def _domain_matrix(self, F: np.ndarray, formulas: list) -> np.ndarray:
+        featurizer = self._domain_featurizer()
+        if featurizer is self.featurizer_:
+            return F
+        return featurizer.featurize_many(formulas, return_errors=True)[0]
+
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities (n, 2) in the order of ``classes_``; NaN rows for bad formulas."""
         if self.task != "classification":
@@ -433,7 +575,44 @@ class CompositionModel(BaseEstimator):
         return labels
 
 
+def _fit_domain(F: np.ndarray):
+    from matforge.models.domain import DomainModel
+
+    return DomainModel(embedding=None, random_state=0).fit(F)
+
+
 # -- metrics --------------------------------------------------------------------------------
+#: unit of each metric in ``cv_metrics_``: "target" for the target's own unit
+_METRIC_UNITS = {
+    "mae": "target",
+    "rmse": "target",
+    "r2": "",
+    "coverage_68": "fraction",
+    "coverage_95": "fraction",
+    "miscalibration_area": "",
+    "spearman_error_std": "",
+    "nll": "nats",
+    "roc_auc": "",
+    "roc_auc_proba": "",
+    "accuracy": "fraction",
+    "balanced_accuracy": "fraction",
+    "f1": "",
+    "log_loss": "nats",
+}
+
+
+def metric_unit(name: str, unit: str | None) -> str | None:
+    """Unit of the metric ``name`` of a model whose target is in ``unit``: the target's unit
+    for errors (MAE, RMSE; "target units" when it has none), "fraction" for coverages and
+    accuracies, "nats" for the mean negative log-likelihoods (NLL, log-loss), "" for
+    dimensionless scores (R², ROC-AUC, F1, miscalibration area, Spearman ρ); None for a
+    metric this table does not know."""
+    kind = _METRIC_UNITS.get(name)
+    if kind == "target":
+        return unit or "target units"
+    return kind
+
+
 def regression_metrics(y, mean) -> dict[str, float]:
     """MAE, RMSE and R² of point predictions (target units; R² dimensionless)."""
     y, mean = np.asarray(y, float), np.asarray(mean, float)

@@ -15,13 +15,16 @@ One folder per model:
     load, every type it names must be in :data:`TRUSTED_TYPES` — an explicit allow-list, not
     "whatever the file asks for" — or :class:`~matforge.errors.ModelRegistryError` is raised;
 ``state.npz``
-    the pipeline's own arrays (imputation medians, out-of-fold predictions), read with
-    ``allow_pickle=False``;
+    the pipeline's own arrays (imputation medians, out-of-fold predictions, the applicability
+    domain as ``domain_*`` arrays, see :meth:`~matforge.models.domain.DomainModel.to_arrays`),
+    read with ``allow_pickle=False``;
 ``torch_state.npz``
     only for estimators holding torch modules (their ``state_dict`` tensors as arrays).
 
 A model written by a newer *major* format version cannot be read and raises
-:class:`~matforge.errors.ModelRegistryError` saying which versions are involved.
+:class:`~matforge.errors.ModelRegistryError` saying which versions are involved. Format 1.1
+added the applicability domain; a 1.0 model learns it from its stored training formulas
+when first asked (:meth:`~matforge.models.pipeline.CompositionModel.applicability_domain`).
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ __all__ = [
 ]
 
 #: major.minor; a reader accepts any minor of its own major (minor = additive fields only)
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 
 #: Types (beyond skops' own defaults: numpy, scipy, scikit-learn) a saved estimator may hold.
 TRUSTED_TYPES: tuple[str, ...] = (
@@ -145,7 +148,7 @@ def save_model(
     """
     from sklearn.utils.validation import check_is_fitted
 
-    from matforge.models.pipeline import CompositionModel
+    from matforge.models.pipeline import CompositionModel, domain_featurizer_spec
 
     if not isinstance(model, CompositionModel):
         raise ModelRegistryError(
@@ -170,6 +173,9 @@ def save_model(
                 if key == "formula"
                 else np.asarray(value, dtype=np.float64)
             )
+        domain = model.applicability_domain()
+        for key, value in domain.to_arrays().items():
+            arrays[f"domain_{key}"] = value
         np.savez(tmp / "state.npz", **arrays)
         if torch_state:
             np.savez(tmp / "torch_state.npz", **torch_state)
@@ -192,6 +198,11 @@ def save_model(
             "training_data_sha256": model.training_sha256_,
             "std_scale": model.std_scale_,
             "decision_threshold": getattr(model, "threshold_", None),
+            "domain": {
+                "threshold": domain.threshold_,
+                "quantile": domain.quantile,
+                "featurizer": domain_featurizer_spec(model.featurizer),
+            },
             "cv_metrics": model.cv_metrics_,
             "files": sorted(p.name for p in tmp.iterdir()),
             "extra": _jsonable(extra or {}),
@@ -273,6 +284,11 @@ def load_model(name: str, root: str | os.PathLike | None = None):
         for k, v in state.items()
         if k.startswith("oof_")
     }
+    domain = {k[7:]: v for k, v in state.items() if k.startswith("domain_")}
+    if domain:  # format >= 1.1; older models learn it when first asked
+        from matforge.models.domain import DomainModel
+
+        model.domain_ = DomainModel.from_arrays(domain)
     model.std_scale_ = float(meta["std_scale"])
     if meta.get("decision_threshold") is not None:
         model.threshold_ = float(meta["decision_threshold"])

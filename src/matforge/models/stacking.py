@@ -24,8 +24,11 @@ recalibrate in another target space and to report cross-validated metrics withou
 
 from __future__ import annotations
 
+import itertools
 import math
+import threading
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
@@ -33,7 +36,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from matforge.models.recalibration import NoiseForest, fit_std_scale, resolve_recalibrate
 
-__all__ = ["StackedClassifier", "StackedRegressorUQ", "cross_fit", "kfold_indices"]
+__all__ = [
+    "StackedClassifier",
+    "StackedRegressorUQ",
+    "cross_fit",
+    "fold_counter",
+    "kfold_indices",
+]
 
 _STD_FLOOR = 1e-6  # relative to the training target's std, keeps z-scores finite
 
@@ -64,12 +73,14 @@ def cross_fit(
     method: str = "predict",
     fit_mask: np.ndarray | None = None,
     n_jobs=None,
+    on_fold: Callable[[], None] | None = None,
 ) -> tuple[list, np.ndarray]:
     """Fit a clone of ``estimator`` per fold on the other folds; predict the held-out fold.
 
     ``fit_mask`` (bool, n) restricts the rows each clone trains on (e.g. only non-zero targets)
     while still predicting every held-out row. Returns ``(models, oof)``; ``oof`` has shape
-    (n,) for ``method="predict"`` and (n, n_classes) for ``"predict_proba"``.
+    (n,) for ``method="predict"`` and (n, n_classes) for ``"predict_proba"``. ``on_fold()`` is
+    called as each fold finishes (from the worker thread with ``n_jobs``).
     """
     from joblib import Parallel, delayed
 
@@ -81,7 +92,10 @@ def cross_fit(
         if fit_mask is not None:
             train &= fit_mask
         model = clone(estimator).fit(X[train], y[train])
-        return model, getattr(model, method)(X[held])
+        pred = getattr(model, method)(X[held])
+        if on_fold is not None:
+            on_fold()
+        return model, pred
 
     results = Parallel(n_jobs=n_jobs, prefer="threads")(delayed(one)(h) for h in folds)
     first = np.asarray(results[0][1])
@@ -89,6 +103,23 @@ def cross_fit(
     for (_, pred), held in zip(results, folds, strict=True):
         oof[held] = pred
     return [m for m, _ in results], oof
+
+
+def fold_counter(
+    on_fold: Callable[[int, int], None] | None, total: int
+) -> Callable[[], None] | None:
+    """A no-argument step callback (for :func:`cross_fit`) reporting ``on_fold(done, total)``
+    in order, also when the steps finish in parallel threads; None for no ``on_fold``."""
+    if on_fold is None:
+        return None
+    count = itertools.count(1)
+    lock = threading.Lock()
+
+    def step() -> None:
+        with lock:
+            on_fold(next(count), total)
+
+    return step
 
 
 def nnls_weights(P: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -191,8 +222,12 @@ class StackedRegressorUQ(_NoiseModelMixin, RegressorMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.refit = refit
 
-    def fit(self, X, y):
-        """Cross-fit every base on ``X`` (n × d) and ``y``; fit blend weights and noise model."""
+    def fit(self, X, y, on_fold: Callable[[int, int], None] | None = None):
+        """Cross-fit every base on ``X`` (n × d) and ``y``; fit blend weights and noise model.
+
+        ``on_fold(done, total)`` is called after each fitted model (folds, noise model,
+        refits), for progress reports.
+        """
         from sklearn.utils import check_random_state
 
         X, y = validate_data(
@@ -207,20 +242,26 @@ class StackedRegressorUQ(_NoiseModelMixin, RegressorMixin, BaseEstimator):
         y = y.astype(np.float64)
         rng = check_random_state(self.random_state)
         folds = kfold_indices(X.shape[0], self.cv, rng)
+        n_est = len(self.estimators)
+        step = fold_counter(on_fold, n_est * self.cv + 1 + (n_est if self.refit else 0))
         self.models_, cols = {}, []
         for name, est in self.estimators:
-            models, oof = cross_fit(est, X, y, folds, n_jobs=self.n_jobs)
+            models, oof = cross_fit(est, X, y, folds, n_jobs=self.n_jobs, on_fold=step)
             self.models_[name] = models
             cols.append(oof)
         self.oof_base_ = np.column_stack(cols)
         self.weights_ = nnls_weights(self.oof_base_, y)
         self.oof_prediction_ = self.oof_base_ @ self.weights_
         self._fit_noise(X, y - self.oof_prediction_, int(rng.randint(np.iinfo(np.int32).max)))
+        if step is not None:
+            step()
         self.refitted_ = {}
         if self.refit:
             for w, (name, est) in zip(self.weights_, self.estimators, strict=True):
                 if w > 0:
                     self.refitted_[name] = clone(est).fit(X, y)
+                if step is not None:
+                    step()
         self.y_scale_ = float(np.std(y)) or 1.0
         return self
 
@@ -280,8 +321,11 @@ class StackedClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.n_jobs = n_jobs
 
-    def fit(self, X, y):
-        """Cross-fit every base on ``X`` and binary labels ``y``; fit the logistic combiner."""
+    def fit(self, X, y, on_fold: Callable[[int, int], None] | None = None):
+        """Cross-fit every base on ``X`` and binary labels ``y``; fit the logistic combiner.
+
+        ``on_fold(done, total)`` is called after each fitted fold model (progress reports).
+        """
         from sklearn.linear_model import LogisticRegression
         from sklearn.utils import check_random_state
         from sklearn.utils.multiclass import check_classification_targets
@@ -295,10 +339,11 @@ class StackedClassifier(ClassifierMixin, BaseEstimator):
             )
         rng = check_random_state(self.random_state)
         folds = kfold_indices(X.shape[0], self.cv, rng, stratify=y_enc)
+        step = fold_counter(on_fold, len(self.estimators) * self.cv)
         self.models_, cols = {}, []
         for name, est in self.estimators:
             models, oof = cross_fit(
-                est, X, y_enc, folds, method="predict_proba", n_jobs=self.n_jobs
+                est, X, y_enc, folds, method="predict_proba", n_jobs=self.n_jobs, on_fold=step
             )
             self.models_[name] = models
             cols.append(_logit(oof[:, 1]))
