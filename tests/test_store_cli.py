@@ -118,3 +118,24 @@ def test_read_commands_do_not_create_a_store_at_a_mistyped_path(tmp_path):
     assert typo.exists()
     Store(typo, create=False).close()  # and then it opens
     Store(":memory:", create=False).close()
+
+
+def test_ingest_refuses_an_impossible_modulus_unless_allow_unphysical(matforge, tmp_path):
+    db = str(tmp_path / "lab.db")
+    data = tmp_path / "moduli.csv"
+    data.write_text("formula,value\nFe2O3,210\nO3Ni,-5\n")
+    args = ["ingest", str(data), "-p", "oxides", "--property", "bulk_modulus", "--unit", "GPa"]
+    status, out, err = matforge(*args, "--db", db)
+    assert status == 2
+    assert f"{data}, line 3, column 'value': value -5 GPa is physically impossible" in err
+    assert "non_positive_modulus" in err and "--allow-unphysical" in err
+    status, out, err = matforge(*args, "--allow-unphysical", "--db", db)
+    assert status == 0, err
+    assert "2 of 2 rows" in out and "1 outside the physical range of bulk_modulus" in out
+    status, out, err = matforge("export", "-o", str(tmp_path / "out.csv"), "--db", db)
+    assert status == 0, err
+    back = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
+    assert back[["formula", "formula_as_ingested", "flag"]].values.tolist() == [
+        ["Fe2O3", "Fe2O3", ""],
+        ["NiO3", "O3Ni", "non_positive_modulus"],
+    ]

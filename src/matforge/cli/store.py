@@ -53,15 +53,23 @@ def ingest(
         False, "--allow-duplicate", help="Ingest a file already ingested into this project."
     ),
     new_property: bool = typer.Option(
-        False, "--new-property", help="Register --property even if a known property is spelled "
-        "alike (bandgap vs band_gap).",
-    ),  # fmt: skip
+        False,
+        "--new-property",
+        help="Register --property even if a known property is spelled alike (bandgap vs band_gap).",
+    ),
+    allow_unphysical: bool = typer.Option(
+        False,
+        "--allow-unphysical",
+        help="Store values outside the property's physical range (a modulus <= 0 GPa, a "
+        "negative band gap), marked in their flag column.",
+    ),
     db: str | None = typer.Option(None, "--db", help=_DB_HELP),
 ) -> None:
     """Validate a CSV file row by row and add its measurements to the store.
 
     All or nothing: if any row is invalid, nothing is written and every bad cell is listed
-    (file, line, column). With --skip-invalid the valid rows are written.
+    (file, line, column). With --skip-invalid the valid rows are written. A value outside its
+    property's physical range is invalid unless --allow-unphysical.
     """
     mapping = _parse_map(map_)  # a malformed --map fails before the store's imports
 
@@ -101,6 +109,7 @@ def ingest(
                 progress=progress,
                 allow_duplicate=allow_duplicate,
                 force_new_property=new_property,
+                allow_unphysical=allow_unphysical,
             )
     typer.echo(str(report))
 
@@ -117,7 +126,12 @@ def export(
     ),
     db: str | None = typer.Option(None, "--db", help=_DB_HELP),
 ) -> None:
-    """Export measurements (values in each property's canonical unit) to CSV or Parquet."""
+    """Export measurements (values in each property's canonical unit) to CSV or Parquet.
+
+    Each row has the material's normalised formula and, next to it, formula_as_ingested (the
+    formula as the ingested row wrote it), and a flag column (the physical ranges a value
+    stored with --allow-unphysical breaks).
+    """
     from matforge.store import Store
 
     with Store(db, create=False) as store:
