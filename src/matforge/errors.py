@@ -6,6 +6,11 @@ class MatforgeError(Exception):
     """Base class of every error matforge raises on purpose."""
 
 
+class MatforgeWarning(UserWarning):
+    """Something the user should know that does not stop the work (what was assumed, what a
+    library reported about an input); the CLI prints it as one ``warning: ...`` line."""
+
+
 class InvalidFormula(MatforgeError, ValueError):
     """A chemical formula string could not be parsed."""
 

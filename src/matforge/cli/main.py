@@ -41,12 +41,42 @@ def _root(
     ),
 ) -> None:
     """matforge: keep materials data, learn property models, screen and design materials."""
+    _one_line_warnings()
     if plain:
         import os
 
         from matforge.cli.tables import PLAIN_ENV
 
         os.environ[PLAIN_ENV] = "1"
+
+
+#: numpy's notes on reductions over all-NaN or empty slices: matforge handles the NaN it gets
+_HARMLESS = r"All-NaN (slice|axis) encountered|Mean of empty slice|Degrees of freedom <= 0"
+
+
+def _one_line_warnings() -> None:
+    """Warnings as one line each on stderr: ``warning: ...`` for matforge's own, ``warning
+    (pymatgen): ...`` for a library's (its first line); libraries' deprecation notices and
+    numpy's notes on all-NaN slices, which say nothing to a user, are silenced."""
+    import warnings
+
+    from matforge.errors import MatforgeWarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        lines = str(message).strip().splitlines() or [category.__name__]
+        if issubclass(category, MatforgeWarning):
+            where = ""
+        else:
+            parts = re.split(r"[\\/]", str(filename))
+            lib = next((parts[i + 1] for i, p in enumerate(parts[:-1]) if p == "site-packages"),
+                       None)  # fmt: skip
+            where = f" ({lib})" if lib else ""
+        typer.secho(f"warning{where}: {lines[0]}", err=True, fg=typer.colors.YELLOW)
+
+    warnings.showwarning = show
+    for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+        warnings.simplefilter("ignore", category)
+    warnings.filterwarnings("ignore", _HARMLESS, RuntimeWarning)
 
 
 def _register() -> None:

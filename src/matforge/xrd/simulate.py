@@ -15,6 +15,7 @@ import gc
 import json
 import math
 import os
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache, cached_property
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from matforge.errors import MatforgeWarning
 
 # pymatgen's XRD wavelengths in Å (pymatgen.analysis.diffraction.xrd.WAVELENGTHS; importing
 # that module drags in matplotlib, so the table is copied and a test keeps it in sync).
@@ -129,7 +132,7 @@ def _scattering_table() -> dict[str, tuple[int, np.ndarray]]:
 
 
 def _as_structure(obj):
-    from pymatgen.core import IStructure, Structure
+    from pymatgen.core import IStructure
 
     if isinstance(obj, IStructure):
         return obj
@@ -137,17 +140,43 @@ def _as_structure(obj):
         path = Path(obj)
         if not path.is_file():
             raise FileNotFoundError(f"structure file not found: {path}")
-        try:
-            return Structure.from_file(path)
-        except ValueError:
-            # from_file guesses the format from the file name; fall back on the content
-            text = path.read_text()
-            fmt = "cif" if "_cell_length_a" in text else "poscar"
-            try:
-                return Structure.from_str(text, fmt=fmt)
-            except Exception as exc:
-                raise ValueError(f"{path}: not a readable CIF or POSCAR file ({exc})") from exc
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            structure = _read_structure(path)
+        notes = _parser_notes(caught)
+        if notes:
+            warnings.warn(f"{path}: {'; '.join(notes)}", MatforgeWarning, stacklevel=3)
+        return structure
     raise TypeError(f"expected a pymatgen Structure or a CIF/POSCAR path, got {type(obj).__name__}")
+
+
+def _read_structure(path: Path):
+    from pymatgen.core import Structure
+
+    try:
+        return Structure.from_file(path)
+    except ValueError:
+        # from_file guesses the format from the file name; fall back on the content
+        text = path.read_text()
+        fmt = "cif" if "_cell_length_a" in text else "poscar"
+        try:
+            return Structure.from_str(text, fmt=fmt)
+        except Exception as exc:
+            raise ValueError(f"{path}: not a readable CIF or POSCAR file ({exc})") from exc
+
+
+def _parser_notes(caught) -> list[str]:
+    """What pymatgen's parsers warned about a file, each note once, without their boilerplate
+    ("Issues encountered while parsing CIF:") and as plain sentences."""
+    notes: list[str] = []
+    for w in caught:
+        for line in str(w.message).splitlines():
+            line = line.removeprefix("Issues encountered while parsing CIF:").strip()
+            if line.startswith("No _symmetry_equiv_pos_as_xyz type key found"):
+                line = "the CIF lists no symmetry operations: read as P1 (atoms as listed)"
+            if line and line.rstrip(".") not in notes:
+                notes.append(line.rstrip("."))
+    return notes
 
 
 def _wavelength(wavelength) -> float:
