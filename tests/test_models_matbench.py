@@ -205,6 +205,8 @@ def test_train_predict_report_round_trip(cli, tmp_path):
         "id",
         "yield_strength_mean",
         "yield_strength_std",
+        "domain_distance",
+        "in_domain",
         "error",
     ]
     assert preds.loc[1, "yield_strength_mean"] == "" and "Xx" in preds.loc[1, "error"]
@@ -281,7 +283,7 @@ def test_train_refuses_existing_name_without_force(cli, tmp_path):
     assert cli(*args, "--force").exit_code == 0
 
 
-def test_predict_formulas_from_the_command_line_with_units(cli, tmp_path):
+def test_predict_formulas_from_the_command_line_with_units(cli, tmp_path, monkeypatch):
     import pandas as pd
 
     home = str(tmp_path / "home")
@@ -304,6 +306,8 @@ def test_predict_formulas_from_the_command_line_with_units(cli, tmp_path):
         "formula",
         "yield_strength_mean [MPa]",
         "yield_strength_std [MPa]",
+        "domain_distance",
+        "in_domain",
         "error",
     ]
     assert preds["formula"].tolist() == formulas
@@ -311,12 +315,59 @@ def test_predict_formulas_from_the_command_line_with_units(cli, tmp_path):
     assert preds["yield_strength_std [MPa]"].tolist() == from_csv["yield_strength_std"].tolist()
     assert preds.loc[1, "yield_strength_mean [MPa]"] == "" and "Xx" in preds.loc[1, "error"]
 
-    # no -o: a table on stdout, headed with the unit
+    # no -o: a table on stdout (a terminal's: piped output is TSV), headed with the unit
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
     res = cli("predict", "--model", "steels", "Fe0.7Cr0.18Ni0.12", "NiO", "--home", home)
     assert res.exit_code == 0, res.output
     assert "[MPa]" in res.output and "Fe0.7Cr0.18Ni0.12" in res.output and "NiO" in res.output
     assert f"{float(from_csv.loc[0, 'yield_strength_mean']):.4g}" in res.output
+    assert "domain_distance" in res.output and "in_domain" in res.output
 
+    monkeypatch.delenv("TTY_COMPATIBLE")
     # a CSV and formulas together, or a CSV without -o, are refused
     assert cli("predict", "--model", "steels", str(inp), "NiO", "--home", home).exit_code == 2
     assert cli("predict", "--model", "steels", str(inp), "--home", home).exit_code == 2
+
+
+def test_train_shows_metric_units_and_a_progress_bar(cli, tmp_path):
+    res = _train_steels(cli, str(tmp_path))
+    rows = {line.split()[1]: line for line in res.stdout.splitlines() if line.startswith("│")}
+    assert "MPa" in rows["mae"] and "MPa" in rows["rmse"]  # the target's unit
+    assert "—" in rows["r2"] and "MPa" not in rows["r2"]  # dimensionless
+    assert "fraction" in rows["coverage_95"] and "nats" in rows["nll"]
+    assert "applicability domain" in res.stderr and "1/1" in res.stderr  # the bar, on stderr
+    assert "applicability domain" not in res.stdout
+
+
+def test_predict_flags_rows_outside_the_training_domain(cli, tmp_path):
+    """A steels model predicts ammonium sulphate, but marks it out of domain and warns."""
+    import pandas as pd
+
+    from matforge.datasets import load_dataset
+
+    home = str(tmp_path / "home")
+    _train_steels(cli, home)
+    steel = load_dataset("matbench_steels")["formula"].iloc[0]  # a training composition
+    out = tmp_path / "b.csv"
+    res = cli("predict", "--model", "steels", "(NH4)2SO4", steel, "Xx2", "-o", str(out),
+              "--home", home)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    preds = pd.read_csv(out, keep_default_na=False)
+    assert preds["in_domain"].tolist() == ["False", "True", ""]  # no prediction: no verdict
+    assert float(preds.loc[0, "domain_distance"]) > 50 > float(preds.loc[1, "domain_distance"])
+    warning = [line for line in res.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1
+    assert "1 of 2 predicted rows" in warning[0] and "extrapolations" in warning[0]
+    assert re.search(r"domain_distance > \d", warning[0])  # the threshold
+
+    inp = tmp_path / "in.csv"
+    pd.DataFrame({"formula": ["(NH4)2SO4", steel], "id": [1, 2]}).to_csv(inp, index=False)
+    res = cli("predict", str(inp), "--model", "steels", "-o", str(tmp_path / "a.csv"),
+              "--home", home)  # fmt: skip
+    from_csv = pd.read_csv(tmp_path / "a.csv")
+    assert from_csv["in_domain"].tolist() == [False, True]
+    assert "1 of 2 predicted rows" in res.stderr
+
+    res = cli("predict", "--model", "steels", steel, "--home", home)  # all in domain: silent
+    assert res.exit_code == 0 and "warning" not in res.stderr
+    assert "True" in res.stdout

@@ -17,16 +17,52 @@ benchmark_app = typer.Typer(help="Benchmarks on bundled data.", no_args_is_help=
 report_app = typer.Typer(help="Self-contained HTML reports (work offline).", no_args_is_help=True)
 
 
-def _echo_metrics(title: str, metrics: dict) -> None:
+def _echo_metrics(title: str, metrics: dict, unit: str | None) -> None:
+    """The metrics with their units (``unit``: the target's) as a table on stdout."""
     from rich.console import Console
     from rich.table import Table
+
+    from matforge.models.pipeline import metric_unit
 
     table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
+    table.add_column("unit")
     for k, v in metrics.items():
-        table.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
+        shown = metric_unit(k, unit)
+        table.add_row(
+            k,
+            f"{v:.4g}" if isinstance(v, float) else str(v),
+            "—" if shown == "" else (shown or ""),  # "—": dimensionless
+        )
     Console().print(table)
+
+
+def _fit_with_progress(est, formulas: list[str], y) -> None:
+    """``est.fit(formulas, y)`` under a progress bar on stderr: one stage at a time
+    (featurizing, each cross-validation fold, calibration, applicability domain)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+    ) as bar:
+        stage = bar.add_task("featurizing", total=1)
+
+        def progress(name: str, done: int, total: int) -> None:
+            bar.update(stage, description=name, completed=done, total=total)
+
+        est.fit(formulas, y, progress=progress)
 
 
 def train(
@@ -57,6 +93,9 @@ def train(
     """Train a model on a bundled dataset or a CSV file, print CV metrics and save it.
 
     Rows whose formula cannot be parsed or whose target is missing are listed and left out.
+    A progress bar on stderr follows the fit (featurizing, cross-validation folds,
+    calibration, applicability domain); the metrics table gives each metric's unit (MAE and
+    RMSE in the target's unit, "—" for dimensionless scores such as R² and ROC-AUC).
     """
     import numpy as np
     import pandas as pd
@@ -118,10 +157,10 @@ def train(
         f"{source}, target {target!r} ...",
         err=True,
     )
-    est.fit([formulas[i] for i in keep], y_fit)
+    _fit_with_progress(est, [formulas[i] for i in keep], y_fit)
     path = save_model(est, name, home, overwrite=force, extra={"source": source})
     _echo_metrics(
-        f"cross-validated metrics ({est.n_train_:,} unique compositions)", est.cv_metrics_
+        f"cross-validated metrics ({est.n_train_:,} unique compositions)", est.cv_metrics_, unit
     )
     typer.echo(f"saved model {name!r} to {path}")
 
@@ -175,10 +214,16 @@ def predict(
 
     For a CSV file the output has the input columns plus ``<target>_mean`` and
     ``<target>_std`` (for a classifier: probability of the positive class and its Bernoulli
-    std) and an ``error`` column naming why a row could not be predicted. For formulas given
-    as arguments the columns are ``formula``, ``<target>_mean \\[unit]``,
-    ``<target>_std \\[unit]`` (the model's unit, e.g. ``yield_strength_mean \\[MPa]``) and
-    ``error``, printed as a table or written with ``-o``.
+    std), ``domain_distance`` and ``in_domain`` (the applicability domain) and an ``error``
+    column naming why a row could not be predicted. For formulas given as arguments the
+    columns are ``formula``, ``<target>_mean \\[unit]``, ``<target>_std \\[unit]`` (the
+    model's unit, e.g. ``yield_strength_mean \\[MPa]``), ``domain_distance``, ``in_domain``
+    and ``error``, printed as a table or written with ``-o``.
+
+    ``domain_distance`` is the distance to the training compositions (~1: as close as they
+    are to each other); a row is ``in_domain`` up to the 99th percentile of the training
+    rows' own distances. Rows out of domain are counted in a warning on stderr: their
+    predictions are extrapolations.
     """
     from matforge.models.registry import load_model
 
@@ -214,16 +259,26 @@ def predict(
         mean_col, std_col = f"{target}_mean{unit}", f"{target}_std{unit}"
         where = [f"argument {i + 1}" for i in range(len(df))]
     formulas = df[formula_col].astype(str).where(df[formula_col].notna(), "").tolist()
-    mean, std = model.predict(formulas, return_std=True)
+    pred = model.predict_frame(formulas)
     out = df.copy()
-    out[mean_col] = mean
-    out[std_col] = std
-    errors = [""] * len(df)
+    out[mean_col] = pred["mean"].to_numpy()
+    out[std_col] = pred["std"].to_numpy()
+    out["domain_distance"] = pred["domain_distance"].to_numpy()
+    out["in_domain"] = pred["in_domain"].array
     for row, msg in model.errors_:
-        errors[row] = msg
         typer.echo(f"{where[row]}: {msg}", err=True)
-    out["error"] = errors
+    out["error"] = pred["error"].to_numpy()
     n_bad = len(model.errors_)
+    n_out = int((~pred["in_domain"]).sum())  # NA (no prediction) is not counted
+    if n_out:
+        threshold = model.applicability_domain().threshold_
+        typer.echo(
+            f"warning: {n_out} of {len(df) - n_bad} predicted rows are outside the model's "
+            f"applicability domain (domain_distance > {threshold:.3g}, farther from the "
+            "training compositions than 99% of them are from the rest): predictions there "
+            "are extrapolations; treat mean ± std with caution",
+            err=True,
+        )
     if output is None:
         from matforge.cli.tables import print_frame
 
@@ -231,7 +286,7 @@ def predict(
             out = out.drop(columns="error")
         title = f"{model_name}: {target}" + (f" ({model.unit})" if model.unit else "")
         shown = out.astype(object).where(out.notna(), "")  # no prediction: an empty cell
-        print_frame(shown, title, max_rows=len(shown), right=(mean_col, std_col))
+        print_frame(shown, title, max_rows=len(shown), right=(mean_col, std_col, "domain_distance"))
         return
     output.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(output, index=False)
