@@ -252,6 +252,51 @@ def test_csv_upload_with_mapping_and_units(server):
     assert upload(server, server.alice, pid, text, mapping='{"Nope": "formula"}').status_code == 400
 
 
+def test_a_repeated_json_batch_or_csv_file_is_a_409_unless_allowed(server):
+    pid = new_project(server, server.alice)
+    first = add_rows(server, server.alice, pid, gap_rows(), source="run 1")
+    assert first.status_code == 201, first.text
+    again = add_rows(server, server.alice, pid, gap_rows(), source="run 2")
+    assert again.status_code == 409
+    assert "already ingested into project" in again.json()["detail"]
+    assert "allow_duplicate" in again.json()["detail"]
+    # another project, property, unit or set of rows is another batch
+    assert add_rows(server, server.alice, pid, gap_rows(GAPS[:3])).status_code == 201
+    assert add_rows(server, server.alice, pid, gap_rows(), unit="meV").status_code == 201
+    r = add_rows(server, server.alice, pid, gap_rows(), allow_duplicate=True)
+    assert r.status_code == 201 and r.json()["n_written"] == len(GAPS)
+    datasets = server.client.get(f"{API}/projects/{pid}/datasets", headers=server.alice).json()
+    assert [d["n_rows"] for d in datasets] == [8, 3, 8, 8]
+
+    text = "formula,value\nGaN,3.4\n"
+    assert upload(server, server.alice, pid, text).status_code == 201
+    r = upload(server, server.alice, pid, text)
+    assert r.status_code == 409 and "gaps.csv: the same file" in r.json()["detail"]
+    assert "/tmp" not in r.json()["detail"]
+    assert upload(server, server.alice, pid, text, allow_duplicate="true").status_code == 201
+
+
+def test_uploads_refuse_physically_impossible_values_unless_allowed(server):
+    pid = new_project(server, server.alice)
+    rows = [{"formula": "Fe", "value": 170}, {"formula": "Ni", "value": -5}]
+    r = add_rows(server, server.alice, pid, rows, property="bulk_modulus", unit="GPa")
+    assert r.status_code == 400
+    assert [(e["line"], e["column"]) for e in r.json()["errors"]] == [(1, "value")]
+    assert "non_positive_modulus" in r.json()["errors"][0]["reason"]
+    assert "allow_unphysical" in r.json()["detail"]
+    r = add_rows(
+        server, server.alice, pid, rows, property="bulk_modulus", unit="GPa", allow_unphysical=True
+    )
+    assert r.status_code == 201 and (r.json()["n_written"], r.json()["n_flagged"]) == (2, 1)
+
+    text = "formula,value\nSi,1.1\nGe,-0.5\n"
+    r = upload(server, server.alice, pid, text)
+    assert r.status_code == 400 and r.json()["errors"][0]["line"] == 3
+    assert "negative_band_gap" in r.json()["errors"][0]["reason"]
+    r = upload(server, server.alice, pid, text, allow_unphysical="true")
+    assert r.status_code == 201 and (r.json()["n_written"], r.json()["n_flagged"]) == (2, 1)
+
+
 def test_json_batch_names_bad_rows_and_fields(server):
     from pymatgen.core import Lattice, Structure
 

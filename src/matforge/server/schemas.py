@@ -198,6 +198,16 @@ class MeasurementBatch(_Body):
     source: SourceText | None = None
     dataset: Annotated[str, StringConstraints(min_length=1, max_length=200)] = "api"
     rows: list[MeasurementIn] = Field(min_length=1)
+    allow_duplicate: bool = Field(
+        False,
+        description="Add the batch even if the same batch (property, unit, method and rows) is "
+        "already in the project; without it a repeated batch is refused with 409.",
+    )
+    allow_unphysical: bool = Field(
+        False,
+        description="Store values outside their property's physical range (a modulus <= 0 GPa, "
+        "a negative band gap), marked in their flag, instead of refusing them.",
+    )
 
 
 class IngestOut(BaseModel):
@@ -209,6 +219,9 @@ class IngestOut(BaseModel):
     n_rows: int
     n_written: int
     n_rejected: int
+    n_flagged: int = Field(
+        0, description="Rows stored outside their property's physical range (allow_unphysical)."
+    )
     new_property: bool
     rejected: list[RowErrorOut]
 

@@ -198,15 +198,17 @@ def ingest_csv(
     ``force_new_property=True``.
     """
     path = Path(path)
-    checksum = _checksum(path) if path.is_file() else None
-    if checksum is not None and not allow_duplicate:
-        store._refuse_duplicate(project, checksum, f"{path}: the same file")
     table = _read_csv(path)
     _check_header(table, path)
     columns, conditions = resolve_columns(table.header, mapping or {}, where=str(path))
     canonical, new_property = store._prepare_write(
         project, property, unit, method, force_new_property=force_new_property
     )
+    # after the checks of the request itself, as add_measurements does: a bad mapping is
+    # reported as such, also for a file already ingested
+    checksum = _checksum(path) if path.is_file() else None
+    if checksum is not None and not allow_duplicate:
+        store._refuse_duplicate(project, checksum, f"{path}: the same file")
     n_rows = len(table.records) + len(table.shape_rows)
     if progress:
         progress("validate", 0, n_rows)

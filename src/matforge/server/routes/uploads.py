@@ -2,7 +2,9 @@
 ``matforge ingest`` (same code: :meth:`Store.add_measurements` and :func:`ingest_csv`).
 
 All or nothing by default: any bad row answers 400 with every bad cell and writes nothing.
-With ``skip_invalid`` the valid rows are written and the bad cells listed in ``rejected``.
+With ``skip_invalid`` the valid rows are written and the bad cells listed in ``rejected``. A value
+outside its property's physical range is a bad row unless ``allow_unphysical``; a file or batch
+already in the project answers 409 unless ``allow_duplicate``.
 """
 
 from __future__ import annotations
@@ -14,12 +16,11 @@ import tempfile
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from fastapi import APIRouter, File, Form, UploadFile
 
-from matforge.errors import IngestError, MatforgeError
+from matforge.errors import DuplicateIngest, IngestError, MatforgeError
 from matforge.server.api import (
     ERROR_RESPONSES,
     ApiError,
@@ -57,12 +58,13 @@ def _row_errors(rows: list) -> list[RowErrorOut]:
     ]
 
 
-def _bad_request(exc: MatforgeError, where: str | None = None, name: str = "") -> ApiError:
+def _refused(exc: MatforgeError, where: str | None = None, name: str = "") -> ApiError:
+    """400 for bad input, 409 for a file or batch already in the project."""
     detail = str(exc)
     if where:  # never show the server's temporary paths
         detail = detail.replace(where, name)
     rows = _row_errors(exc.rows) if isinstance(exc, IngestError) and exc.rows else None
-    return ApiError(400, detail, rows)
+    return ApiError(409 if isinstance(exc, DuplicateIngest) else 400, detail, rows)
 
 
 def _structure_errors(batch: MeasurementBatch) -> tuple[list[RowErrorOut], list]:
@@ -115,7 +117,9 @@ def add_measurements(
 ) -> IngestOut:
     """Add a batch of measurements of one property (editors and owners). ``unit`` is the unit
     of rows without their own; values are stored in the property's canonical unit (a new
-    property is registered with ``unit``). Errors name the row (0-based) and field."""
+    property is registered with ``unit``). Errors name the row (0-based) and field. The same
+    batch again is refused with 409 unless ``allow_duplicate``; values outside their property's
+    physical range are bad rows unless ``allow_unphysical``."""
     if len(body.rows) > state.settings.max_upload_rows:
         raise ApiError(
             413,
@@ -157,64 +161,38 @@ def add_measurements(
         frame = frame.drop(columns=["structure"])
     mapping = {c: c[len(CONDITION) :] for c in frame.columns if c.startswith(CONDITION)}
     try:
-        dataset_id, canonical, new_property = _write_frame(
-            state, frame, mapping, project, body, user.name
+        written = state.store._add_frame(
+            frame,
+            project=project,
+            property=body.property,
+            unit=body.unit,
+            method=body.method,
+            source=body.source,
+            created_by=user.name,
+            dataset=body.dataset,
+            mapping=mapping,
+            force_new_property=False,
+            allow_duplicate=body.allow_duplicate,
+            allow_unphysical=body.allow_unphysical,
+            where="the request",
         )
     except MatforgeError as exc:
-        error = _bad_request(exc)
+        error = _refused(exc)
         for e in error.errors or []:
             if e.column.startswith(CONDITION):
                 e.column = "conditions." + e.column[len(CONDITION) :]
         raise error from None
     return IngestOut(
-        dataset_id=state.codec.encode("dataset", dataset_id),
+        dataset_id=state.codec.encode("dataset", written.dataset_id),
         property=body.property,
-        unit=canonical,
+        unit=written.canonical_unit,
         n_rows=len(body.rows),
-        n_written=len(body.rows),
+        n_written=written.n_written,
         n_rejected=0,
-        new_property=new_property,
+        n_flagged=written.n_flagged,
+        new_property=written.new_property,
         rejected=[],
     )
-
-
-def _write_frame(
-    state: ServerState,
-    frame: pd.DataFrame,
-    mapping: dict,
-    project: str,
-    body: MeasurementBatch,
-    user_name: str,
-) -> tuple[int, str, bool]:
-    """What :meth:`Store.add_measurements` does, keeping the new dataset's id."""
-    from matforge.store.store import resolve_columns
-    from matforge.store.validation import ingest_error, validate_rows
-
-    store = state.store
-    columns, conditions = resolve_columns(list(frame.columns), mapping, where="the request")
-    canonical, new_property = store._prepare_write(project, body.property, body.unit, body.method)
-    valid, errors = validate_rows(
-        frame,
-        columns,
-        conditions=conditions,
-        property=body.property,
-        canonical_unit=canonical,
-        default_unit=body.unit,
-        lines=np.arange(len(frame)),
-    )
-    if errors:
-        raise ingest_error(errors, len(frame), where="the request", line_word="row")
-    dataset_id = store._insert(
-        valid,
-        project=project,
-        property=body.property,
-        canonical_unit=canonical,
-        method=body.method,
-        source=body.source,
-        created_by=user_name,
-        dataset=body.dataset,
-    )
-    return dataset_id, canonical, new_property
 
 
 def _save_upload(upload: UploadFile, dest: Path, max_bytes: int, max_rows: int) -> None:
@@ -252,9 +230,17 @@ def upload_csv(
         Form(max_length=10_000, description='JSON object COLUMN → FIELD, e.g. {"Eg": "value"}.'),
     ] = None,
     skip_invalid: Annotated[bool, Form()] = False,
+    allow_duplicate: Annotated[
+        bool, Form(description="Ingest a file already ingested into the project (else 409).")
+    ] = False,
+    allow_unphysical: Annotated[
+        bool,
+        Form(description="Store values outside their property's physical range, flagged."),
+    ] = False,
 ) -> IngestOut:
     """Upload a CSV of measurements of one property (editors and owners), validated like
-    ``matforge ingest``: errors name the file's line (header = line 1) and column."""
+    ``matforge ingest``: errors name the file's line (header = line 1) and column. A file
+    already ingested into the project is refused with 409 unless ``allow_duplicate``."""
     from matforge.store import ingest_csv
 
     project = _writable_project(state, user, project_id)
@@ -282,13 +268,15 @@ def upload_csv(
             method=method,
             source=source if source is not None else f"upload:{upload_name[:500]}",
             created_by=user.name,
+            allow_duplicate=allow_duplicate,
+            allow_unphysical=allow_unphysical,
         )
         rejected: list[RowErrorOut] = []
         try:
             report = ingest_csv(state.store, path, **kwargs)
         except IngestError as exc:
             if not skip_invalid or not exc.rows:
-                raise _bad_request(exc, str(path), name) from None
+                raise _refused(exc, str(path), name) from None
             rejected = _row_errors(exc.rows)
             try:
                 report = ingest_csv(
@@ -299,9 +287,9 @@ def upload_csv(
                     **kwargs,
                 )
             except MatforgeError as exc2:
-                raise _bad_request(exc2, str(path), name) from None
+                raise _refused(exc2, str(path), name) from None
         except MatforgeError as exc:
-            raise _bad_request(exc, str(path), name) from None
+            raise _refused(exc, str(path), name) from None
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     return IngestOut(
@@ -313,6 +301,7 @@ def upload_csv(
         n_rows=report.n_rows,
         n_written=report.n_written,
         n_rejected=report.n_rejected,
+        n_flagged=report.n_flagged,
         new_property=report.new_property,
         rejected=rejected,
     )
