@@ -71,18 +71,16 @@ def run_screen(metals: list[str], *, types: list[str], window: tuple[float, floa
                "out-of-fold RMSE (eV)": f"{((oof['mean'] - oof['dft']) ** 2).mean() ** 0.5:.3f}",
                "surface types": ", ".join(types)},
     )
-    from rich.table import Table
+    from matforge.cli.tables import print_frame
 
-    table = Table(title=f"top {min(top, len(ranked))} of {len(ranked)} surfaces, window "
-                        f"{window[0]:g} to {window[1]:g} eV")
-    for c in ("rank", "surface", "type", "E_CO (eV)", "std", "P(window)", "in domain", "DFT"):
-        table.add_column(c)
-    for _, r in ranked.head(top).iterrows():
-        table.add_row(str(r["rank"]), r["surface"], r["surface_type"], f"{r['mean']:.2f}",
-                      f"{r['std']:.2f}", f"{r['probability']:.2f}",
-                      "yes" if r["in_domain"] else "[red]no[/red]",
-                      "" if pd.isna(r["dft_energy"]) else f"{r['dft_energy']:.2f}")
-    console.print(table)
+    shown = pd.DataFrame({
+        "rank": ranked["rank"], "surface": ranked["surface"], "type": ranked["surface_type"],
+        "E_CO (eV)": ranked["mean"], "std": ranked["std"], "P(window)": ranked["probability"],
+        "in domain": ranked["in_domain"].map({True: "yes", False: "no"}),
+        "DFT (eV)": ranked["dft_energy"],
+    })  # fmt: skip
+    print_frame(shown, f"top {min(top, len(ranked))} of {len(ranked)} surfaces, window "
+                f"{window[0]:g} to {window[1]:g} eV", max_rows=top, keep=("surface",))  # fmt: skip
     console.print(f"wrote {out / 'candidates.csv'} and the report {report}")
     return report
 

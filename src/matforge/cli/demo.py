@@ -25,9 +25,10 @@ def foundation(
     Exercises datasets -> CSV -> validated, unit-converted ingest -> SQLite store -> query ->
     Parquet export, the path a lab's own files take.
     """
+    import pandas as pd
     from rich.console import Console
-    from rich.table import Table
 
+    from matforge.cli.tables import print_frame
     from matforge.datasets import dataset_info, load_dataset
     from matforge.store import Store, ingest_csv
 
@@ -50,21 +51,20 @@ def foundation(
             )
         console.print(f"[green]ingested[/green] {name}: {report}")
 
-    table = Table(title=f"store {db}")
-    for col in ("property", "unit", "rows", "materials", "min", "median", "max"):
-        table.add_column(col)
     summary = store.measurements(project="demo")
-    for prop, grp in summary.groupby("property"):
-        table.add_row(
-            prop,
-            str(grp["unit"].iloc[0]),
-            f"{len(grp):,}",
-            f"{grp['formula'].nunique():,}",
-            f"{grp['value'].min():.3g}",
-            f"{grp['value'].median():.3g}",
-            f"{grp['value'].max():.3g}",
-        )
-    console.print(table)
+    rows = [
+        {
+            "property": prop,
+            "unit": str(grp["unit"].iloc[0]),
+            "rows": len(grp),
+            "materials": grp["formula"].nunique(),
+            "min": grp["value"].min(),
+            "median": grp["value"].median(),
+            "max": grp["value"].max(),
+        }
+        for prop, grp in summary.groupby("property")
+    ]
+    print_frame(pd.DataFrame(rows), f"store {db}", max_rows=len(rows))
 
     hard = store.measurements(property="bulk_modulus", elements=["C"], project="demo")
     # Polymorphs share a reduced formula: show each compound once, with its stiffest entry.

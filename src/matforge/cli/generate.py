@@ -269,15 +269,17 @@ def optimize_command(
     console.print(f"{result.calls:,} model calls in {result.seconds:.0f} s; wrote the best "
                   f"{len(table)} designs to {out}")  # fmt: skip
     if len(table):
-        from rich.table import Table
+        import pandas as pd
 
-        t = Table("formula", "reward", *[g.property for g in goals], "nearest known")
-        for row in table.head(10).to_dict("records"):
-            vals = [f"{row[g.property]:.2f} ± {row[f'{g.property}_std']:.2f}" for g in goals]
-            t.add_row(
-                row["formula"], f"{row['reward']:.3f}", *vals, str(row.get("nearest_known", ""))
-            )
-        console.print(t)
+        from matforge.cli.tables import print_frame
+
+        shown = pd.DataFrame({"formula": table["formula"], "reward": table["reward"]})
+        for g in goals:
+            mean, std = table[g.property], table[f"{g.property}_std"]
+            shown[g.property] = [f"{m:.2f} ± {s:.2f}" for m, s in zip(mean, std, strict=True)]
+        shown["nearest known"] = table.get("nearest_known", "")
+        print_frame(shown, f"best {min(10, len(shown))} designs", max_rows=10,
+                    right=[g.property for g in goals], keep=("formula",))  # fmt: skip
 
 
 def benchmark_command(

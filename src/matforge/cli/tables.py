@@ -84,6 +84,14 @@ def print_frame(
     cells = {str(c): [_cell(v) for v in shown[c]] for c in df.columns}
     rigid = {str(c) for c in df.columns if c in right or c in keep or _is_number(df, c)}
     widths = {c: _need(c, cells[c], c in rigid) for c in columns}
+    # headers on one line where the terminal has room; broken (before "_", after " ") in
+    # the columns that gain most from it until the table fits
+    whole = {c: max(widths[c], len(c)) for c in columns}
+    gains = sorted(columns, key=lambda c: widths[c] - whole[c])
+    while gains and _width(columns, whole) > console.width:
+        c = gains.pop(0)
+        whole[c] = widths[c]
+    widths = whole
     dropped = []
     droppable = [str(c) for c in optional if str(c) in cells]
     while _width(columns, widths) > console.width and droppable:
@@ -117,15 +125,16 @@ def print_frame(
 
 
 def _parts(name: str) -> list[str]:
-    """A column name cut before each ``_``: where its header may break onto a new line."""
-    return [p for p in re.split(r"(?=_)", name) if p]
+    """A column name cut before each ``_`` and after each space: where its header may break
+    onto a new line."""
+    return [p for p in re.split(r"(?=_)|(?<= )", name) if p]
 
 
 def _need(name: str, values: list[str], rigid: bool) -> int:
     """Width a column is given: its widest value (wrapped text: at most a few words) and at
     least the longest piece of its name."""
     widest = max([0, *(len(v) for v in values)])
-    least = max(len(p) for p in _parts(name)) if name else 0
+    least = max(len(p.strip()) for p in _parts(name)) if name.strip() else 0
     if not rigid:  # wrapped, but not inside a word (a longer one still folds)
         word = max([0, *(len(w) for v in values for w in v.split())])
         widest = max(min(widest, _MIN_TEXT), min(word, _MAX_WORD))
@@ -141,10 +150,10 @@ def _header(name: str, width: int) -> str:
     """``name`` on as many lines of at most ``width`` as it needs, broken before ``_``."""
     lines = [""]
     for part in _parts(name):
-        if lines[-1] and len(lines[-1]) + len(part) > width:
+        if lines[-1] and len(lines[-1]) + len(part.rstrip()) > width:
             lines.append("")
         lines[-1] += part
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _print_blocks(console, title: str, columns: list[str], cells: list[list[str]]) -> None:
