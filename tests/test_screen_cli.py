@@ -1,5 +1,6 @@
 """`matforge screen run|query`, `matforge map` and `matforge demo superhard --fast`."""
 
+import json
 import time
 
 import pandas as pd
@@ -57,6 +58,14 @@ def test_screen_run_with_registry_models_then_query(app, registry, tmp_path, mon
     assert result.exit_code == 0, result.output
     top = pd.read_csv(out / "top.csv")
     assert len(top) == 20 and {"formula", "hardness_vickers", "hardness_vickers_std"} <= set(top)
+    # the registry models' applicability domains: both, and inside both
+    assert {"domain_distance", "in_domain", "bulk_modulus_in_domain",
+            "shear_modulus_domain_distance"} <= set(top)  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["out_of_domain_top"] == int((~top["in_domain"]).sum())
+    assert 0 <= summary["out_of_domain"] <= summary["evaluated_full"]
+    assert "applicability domain" in result.output
+    assert pd.read_parquet(out / "results.parquet")["in_domain"].notna().all()
     q = runner.invoke(app, ["screen", "query", str(out / "results.parquet"),
                             "SELECT count(*) AS n, max(hardness_vickers) AS best FROM results"])  # fmt: skip
     assert q.exit_code == 0, q.output

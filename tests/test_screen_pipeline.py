@@ -143,6 +143,58 @@ def test_domain_of_a_small_lab_dataset():
     assert far.shape == (30,) and np.isfinite(far).all() and (far >= 0).all()
 
 
+def test_registry_model_screens_carry_its_applicability_domain(tmp_path):
+    """A screen of a CompositionModel gets the columns predict gives: domain_distance and
+    in_domain, the same values, and the summary counts the candidates out of domain."""
+    from matforge.models import RandomForestUQ
+    from matforge.models.pipeline import CompositionModel
+
+    df = load_dataset("matbench_log_kvrh").sample(300, random_state=2)
+    train = df["formula"].tolist()
+    model = CompositionModel(
+        RandomForestUQ(n_estimators=20, random_state=0), featurizer=["magpie", "stoichiometry"],
+        impute=True, target="k_vrh", unit="GPa",
+    ).fit(train, 10 ** df["log10_k_vrh"].to_numpy())  # fmt: skip
+    probe = [*train[:6], "He", "Xe", "Qq2"]  # noble gases: far from any MP solid
+    expected = model.predict_frame(probe).assign(formula=probe).set_index("formula")
+    single = {"bulk_modulus": PropertyModel.from_composition_model(model)}
+    res = Screen(FormulaSpace(probe), single, top_k=None, chunk_size=3).run(out=tmp_path)
+    top = res.top.set_index("formula")
+    assert {"domain_distance", "in_domain"} <= set(top.columns)
+    assert "bulk_modulus_in_domain" not in top.columns  # one model: no per-model copies
+    got = expected.loc[top.index]
+    np.testing.assert_allclose(top["domain_distance"], got["domain_distance"], rtol=1e-9)
+    assert top["in_domain"].tolist() == got["in_domain"].astype(bool).tolist()
+    assert not top.loc["He", "in_domain"] and top.loc[train[0], "in_domain"]
+    n_out = int((~top["in_domain"]).sum())
+    assert res.summary["out_of_domain"] == n_out == res.summary["out_of_domain_top"] >= 1
+    assert json.loads((tmp_path / "summary.json").read_text())["out_of_domain"] == n_out
+
+    # two models: the columns of each, and in_domain = inside both
+    two = {"a": single["bulk_modulus"], "b": PropertyModel.from_composition_model(model)}
+    res = Screen(FormulaSpace(probe), two, top_k=None, where="domain_distance < 1e9").run()
+    cols = set(res.top.columns)
+    assert {"a_domain_distance", "a_in_domain", "b_domain_distance", "in_domain"} <= cols
+    assert (res.top["in_domain"] == (res.top["a_in_domain"] & res.top["b_in_domain"])).all()
+
+
+def test_a_funnel_leaves_in_domain_unknown_for_rows_it_stopped(models, tmp_path):
+    """Rows only the cheap stage saw have no domain verdict (NA), not False."""
+    import dataclasses
+
+    train = load_dataset("matbench_log_kvrh")["formula"].sample(400, random_state=0).tolist()
+    domain = DomainModel(embedding=None).fit(_featurizer().featurize_many(train))
+    with_domain = {k: dataclasses.replace(m, domain=domain) for k, m in models.items()}
+    space = EnumeratedSpace(ELEMENTS[:8], max_atoms=4, arities=(2, 3))
+    res = _screen(with_domain, space, funnel=Funnel(keep=0.3)).run(out=tmp_path, save_all=True)
+    full = pd.read_parquet(tmp_path / "results.parquet")
+    cheap = full["stage"] == "cheap"
+    assert cheap.any() and (~cheap).any()
+    assert full.loc[cheap, "in_domain"].isna().all()
+    assert full.loc[~cheap, "in_domain"].notna().all()
+    assert res.summary["out_of_domain"] == int((full.loc[~cheap, "in_domain"] == False).sum())  # noqa: E712
+
+
 _SCRIPT = textwrap.dedent('''
     import sys, time, resource
     import numpy as np

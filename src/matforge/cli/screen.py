@@ -201,7 +201,11 @@ def run_command(
     unique: bool = typer.Option(True, "--unique/--keep-duplicates", help="One row per composition."),
     seed: int = typer.Option(0, "--seed", help="Monte Carlo seed."),
 ) -> None:  # fmt: skip
-    """Screen a candidate space: featurize, predict (mean and std), derive, filter, rank."""
+    """Screen a candidate space: featurize, predict (mean and std), derive, filter, rank.
+
+    Registry models (--model) add ``domain_distance`` and ``in_domain`` (inside every model's
+    applicability domain) to the results; the summary counts the candidates outside it.
+    """
     from rich.console import Console
 
     from matforge.screen.pipeline import Funnel, Screen
@@ -264,6 +268,15 @@ def _print_summary(console, s: dict) -> None:
         + f", {s['passed']:,} passed the filter; {s['seconds']:.1f} s "
         f"({s['candidates_per_s']:,.0f} candidates/s)"
     )
+    if s.get("out_of_domain") is not None:
+        n_out, n_top = s["out_of_domain"], s["out_of_domain_top"]
+        console.print(
+            f"{n_out:,} of {s['evaluated_full']:,} evaluated candidates ({n_top} of the "
+            f"{s['kept']:,} kept) are outside the models' applicability domain (in_domain = "
+            "False): their predictions are extrapolations"
+            if n_out
+            else "every evaluated candidate is inside the models' applicability domain"
+        )
     if s.get("rejects_file"):
         console.print(f"rejects: {s['rejects_file']}")
 

@@ -522,6 +522,7 @@ class CompositionModel(BaseEstimator):
         formulas (``oof_["formula"]``), which gives the same domain a new fit would.
         """
         check_is_fitted(self, "estimator_")
+        featurizer = self._domain_featurizer()
         if getattr(self, "domain_", None) is None:
             train = [str(f) for f in getattr(self, "oof_", {}).get("formula", [])]
             if len(train) < 2:
@@ -529,7 +530,6 @@ class CompositionModel(BaseEstimator):
                     "this model keeps no training formulas to learn its applicability domain "
                     "from; train it again"
                 )
-            featurizer = self._domain_featurizer()
             F, _ = featurizer.featurize_many(train, return_errors=True)
             self.domain_ = _fit_domain(F)
         return self.domain_

@@ -26,7 +26,11 @@ Each chunk of the space goes through, independently of every other chunk:
 4. **predict** mean and std with every model (``stage == "full"``);
 5. **derive** properties by Monte Carlo over the predictive distributions
    (:func:`matforge.properties.propagate`, common random numbers);
-6. **domain** (optional): distance to the training data, map coordinates, cluster;
+6. **domain**: each model's applicability domain, where it has one (every registry model
+   does): ``domain_distance`` (the largest over the models) and ``in_domain`` (inside every
+   model's domain; per model ``<name>_domain_distance`` / ``<name>_in_domain`` too when there
+   are several), see :meth:`matforge.models.pipeline.CompositionModel.applicability_domain`;
+   and (optional, ``domain=``) distance to a training set, map coordinates, cluster;
 7. **filter** with the ``where`` expression on the means (:class:`~matforge.screen.expression.Expression`);
 8. **rank** (:mod:`matforge.screen.ranking`) and keep the chunk's best ``top_k`` distinct
    compositions (or its Pareto front).
@@ -69,7 +73,15 @@ from matforge.screen.ranking import (
 )
 from matforge.screen.spaces import CandidateSpace
 
-__all__ = ["ChunkResult", "Funnel", "PropertyModel", "Screen", "ScreenResult", "evaluate_chunk"]
+__all__ = [
+    "ChunkResult",
+    "Funnel",
+    "PropertyModel",
+    "Screen",
+    "ScreenResult",
+    "evaluate_chunk",
+    "model_domain_columns",
+]
 
 _MC_BLOCK = 2048  # rows per Monte Carlo block: bounds the (rows × samples) temporaries
 _DOMAIN_COLUMNS = ("distance", "map_x", "map_y", "cluster")
@@ -111,6 +123,10 @@ class PropertyModel:
             ``estimator``) used by a :class:`Funnel` on every candidate.
         featurizer: this model's own featurizer, if it differs from the screen's (features are
             computed once per chunk per distinct featurizer).
+        domain: the model's applicability domain (a fitted
+            :class:`~matforge.models.domain.DomainModel` with ``threshold_``): adds
+            ``domain_distance`` and ``in_domain`` to the results.
+        domain_featurizer: the features ``domain`` is measured in, if not the model's.
     """
 
     estimator: Any
@@ -119,21 +135,26 @@ class PropertyModel:
     lower: float | None = None
     cheap: Any = None
     featurizer: Any = None
+    domain: Any = None
+    domain_featurizer: Any = None
 
     @classmethod
     def from_composition_model(cls, model, *, unit: str = "", lower: float | None = None):
         """Wrap a fitted :class:`matforge.models.pipeline.CompositionModel` (e.g. from
         :func:`matforge.models.registry.load_model`): its featurizer, imputation, target
-        transform and std scale are applied, predictions are in the model's target units."""
+        transform and std scale are applied, predictions are in the model's target units, and
+        its applicability domain gives every candidate ``domain_distance`` and ``in_domain``."""
         if getattr(model, "task", "regression") != "regression":
             raise ScreenError("only regression models can be screened on")
         if not hasattr(model, "featurizer_"):
             from matforge.models.pipeline import build_featurizer
 
             model.featurizer_ = build_featurizer(model.featurizer)
+        domain = model.applicability_domain()
         return cls(
             _CompositionModelOnFeatures(model), unit=unit or getattr(model, "unit", "") or "",
-            lower=lower, featurizer=model.featurizer_,
+            lower=lower, featurizer=model.featurizer_, domain=domain,
+            domain_featurizer=model.domain_featurizer_,
         )  # fmt: skip
 
     def predictive(self, X: np.ndarray) -> Predictive:
@@ -249,20 +270,54 @@ class _Task:
 # --------------------------------------------------------------------------------------------
 
 
-def _model_inputs(task: _Task, X: np.ndarray, batch, rows: np.ndarray) -> dict[str, np.ndarray]:
+def _model_inputs(task: _Task, X: np.ndarray, batch, rows: np.ndarray) -> dict[Any, np.ndarray]:
     """Feature matrix (rows ``rows`` of ``batch``) for each model: the screen's ``X`` unless the
-    model brings its own featurizer (computed once per distinct featurizer)."""
-    out: dict[str, np.ndarray] = {}
+    model brings its own featurizer (computed once per distinct featurizer); under
+    ``("domain", name)`` the features of a model's domain where they are not the model's."""
+    out: dict[Any, np.ndarray] = {}
     own: dict[int, np.ndarray] = {}
+
+    def features(featurizer) -> np.ndarray:
+        if featurizer is None or featurizer is task.featurizer:
+            return X
+        if id(featurizer) not in own:
+            own[id(featurizer)] = featurizer.featurize_batch(batch)[rows]
+        return own[id(featurizer)]
+
     for name, m in task.models.items():
-        if m.featurizer is None or m.featurizer is task.featurizer:
-            out[name] = X
-        else:
-            key = id(m.featurizer)
-            if key not in own:
-                own[key] = m.featurizer.featurize_batch(batch)[rows]
-            out[name] = own[key]
+        out[name] = features(m.featurizer)
+        if m.domain is not None and m.domain_featurizer not in (None, m.featurizer):
+            out[("domain", name)] = features(m.domain_featurizer)
     return out
+
+
+def _domain_columns(task: _Task, X: np.ndarray, inputs: dict) -> dict[str, np.ndarray]:
+    """``domain_distance`` (largest over the models) and ``in_domain`` (inside every model's
+    domain), and per model when several models have a domain."""
+    with_domain = [(name, m) for name, m in task.models.items() if m.domain is not None]
+    if not with_domain:
+        return {}
+    cols: dict[str, np.ndarray] = {}
+    dists, inside = [], []
+    for name, m in with_domain:
+        d = m.domain.distance(inputs.get(("domain", name), inputs.get(name, X)))
+        ok = m.domain.in_domain(d)
+        if len(with_domain) > 1:
+            cols[f"{name}_domain_distance"], cols[f"{name}_in_domain"] = d, ok
+        dists.append(d)
+        inside.append(ok)
+    cols["domain_distance"] = np.max(dists, axis=0)
+    cols["in_domain"] = np.all(inside, axis=0)
+    return cols
+
+
+def model_domain_columns(models: Mapping[str, PropertyModel]) -> tuple[str, ...]:
+    """Names of the applicability-domain columns a screen of ``models`` adds."""
+    names = [name for name, m in models.items() if m.domain is not None]
+    if not names:
+        return ()
+    per_model = [f"{n}_{c}" for n in names for c in ("domain_distance", "in_domain")]
+    return ("domain_distance", "in_domain", *(per_model if len(names) > 1 else ()))
 
 
 def _cheap_columns(task: _Task, X) -> dict[str, np.ndarray]:
@@ -293,6 +348,8 @@ def _full_columns(
         finite &= np.isfinite(p.loc) & np.isfinite(p.scale)
         cols[name] = p.mean()
         cols[f"{name}_std"] = p.std()
+    model_domain = _domain_columns(task, X, inputs)
+    cols.update(model_domain)
     if task.domain is not None:
         cols.update(task.domain.transform(X))
     want_p = isinstance(task.ranking, ProbabilityOfFeasibility)
@@ -302,7 +359,7 @@ def _full_columns(
             cols[f"{d.name}_std"] = np.full(n, np.nan)
         if want_p:
             cols["probability"] = np.full(n, np.nan)
-        plain = {k: v for k, v in cols.items() if k in _DOMAIN_COLUMNS}
+        plain = {k: v for k, v in cols.items() if k in _DOMAIN_COLUMNS or k in model_domain}
         for lo in range(0, n, _MC_BLOCK):
             block = slice(lo, min(lo + _MC_BLOCK, n))
             samples = {
@@ -375,7 +432,9 @@ def evaluate_chunk(task: _Task, chunk_no: int) -> ChunkResult:
     if task.funnel_threshold is not None and len(rows):
         cheap = _cheap_columns(task, per_model)
         v = cheap[task.funnel_column]
-        survive = v >= task.funnel_threshold if task.funnel_descending else v <= task.funnel_threshold
+        survive = (
+            v >= task.funnel_threshold if task.funnel_descending else v <= task.funnel_threshold
+        )
         survive &= np.isfinite(v)
     else:
         cheap = None
@@ -383,9 +442,7 @@ def evaluate_chunk(task: _Task, chunk_no: int) -> ChunkResult:
 
     # stage 2: full models on the survivors
     full_rows = rows[survive]
-    cols, finite = _full_columns(
-        task, X[full_rows], {k: v[survive] for k, v in per_model.items()}
-    )
+    cols, finite = _full_columns(task, X[full_rows], {k: v[survive] for k, v in per_model.items()})
     for r in full_rows[~finite]:
         reject_rows.append(int(r))
         reject_why.append("model prediction is not finite")
@@ -430,6 +487,8 @@ def evaluate_chunk(task: _Task, chunk_no: int) -> ChunkResult:
         "evaluated": m,
         "passed": int(passed.sum()),
     }
+    if "in_domain" in cols:
+        counts["out_of_domain"] = int(m - np.count_nonzero(cols["in_domain"]))
     return ChunkResult(
         chunk_no, start, stop, counts, dict(chunk.filtered), top, full, rejects,
         time.perf_counter() - t0,
@@ -450,7 +509,16 @@ def _full_table(task, chunk, rows, survive, full_rows, cols, passed, cheap):
     names = list(cols)
     for k in names:
         v = np.asarray(cols[k])
-        out = np.full(n, -1 if v.dtype.kind == "i" else np.nan, dtype=v.dtype if v.dtype.kind == "i" else np.float64)
+        if v.dtype.kind == "b":  # in_domain: NA where only the cheap stage ran
+            values = np.zeros(n, dtype=bool)
+            values[is_full] = v[pos[is_full]]
+            data[k] = pd.arrays.BooleanArray(values, ~is_full)
+            continue
+        out = np.full(
+            n,
+            -1 if v.dtype.kind == "i" else np.nan,
+            dtype=v.dtype if v.dtype.kind == "i" else np.float64,
+        )
         out[is_full] = v[pos[is_full]]
         if cheap is not None and k in cheap:
             out[~is_full] = cheap[k][~is_full]
@@ -601,7 +669,9 @@ class Screen:
         top_k: candidates kept (None: all that pass — mind the memory).
         funnel: a :class:`Funnel` (needs ``cheap`` estimators on every model).
         domain: a fitted :class:`~matforge.screen.domain.DomainModel` (adds ``distance``,
-            ``map_x``, ``map_y``, ``cluster``; needed for novelty ranking).
+            ``map_x``, ``map_y``, ``cluster``; needed for novelty ranking). The models' own
+            applicability domains (:class:`PropertyModel` ``domain``) add ``domain_distance``
+            and ``in_domain`` independently of it.
         dedupe: keep one row per composition in the ranking.
         n_samples, seed, correlation: Monte Carlo settings (``correlation``: between the models'
             errors, in ``models`` order; scalar or matrix).
@@ -657,6 +727,7 @@ class Screen:
             available.add(d.name)
         columns = set(available)
         columns |= {f"{c}_std" for c in available}
+        columns |= set(model_domain_columns(self.models))
         if domain is not None:
             columns |= set(_DOMAIN_COLUMNS)
         self.columns = columns
@@ -781,11 +852,15 @@ class Screen:
         for name, m in self.models.items():
             h.update(name.encode())
             h.update(_stable_pickle((m.estimator, m.cheap, m.log10, m.lower)))
+            if m.domain is not None:
+                h.update(_stable_pickle(m.domain))
         h.update(repr(self.featurizer).encode())
         h.update(repr([d.name for d in self.derived]).encode())
         h.update(repr(self.where.text if self.where else None).encode())
         h.update(repr(self.ranking).encode())
-        h.update(repr((self.top_k, task.funnel_threshold, task.funnel_column, self.dedupe)).encode())
+        h.update(
+            repr((self.top_k, task.funnel_threshold, task.funnel_column, self.dedupe)).encode()
+        )
         h.update(repr((self.n_samples, self.seed, self.chunk_size, task.save_all)).encode())
         h.update(np.ascontiguousarray(task.draws).tobytes())
         if self.domain is not None:
@@ -869,6 +944,11 @@ class Screen:
 
         c = state.counts
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        has_domain = bool(model_domain_columns(self.models))
+        out_top = None
+        if has_domain:
+            top = state.top
+            out_top = int((~top["in_domain"].astype(bool)).sum()) if len(top) else 0
         return {
             "space": self.space.name,
             "positions": len(self.space),
@@ -879,6 +959,9 @@ class Screen:
             "evaluated_full": c.get("evaluated", 0),
             "passed": c.get("passed", 0),
             "kept": len(state.top),
+            # candidates outside a model's applicability domain: evaluated, and in the top
+            "out_of_domain": c.get("out_of_domain", 0) if has_domain else None,
+            "out_of_domain_top": out_top,
             "models": {k: type(m.estimator).__name__ for k, m in self.models.items()},
             "derived": [d.name for d in self.derived],
             "where": self.where.text if self.where else None,
