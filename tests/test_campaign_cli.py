@@ -303,3 +303,24 @@ def test_benchmark_csv_goes_through_the_table_reader(tmp_path, runner, monkeypat
     _invoke(runner, bench, ["--csv", table, "--target", "score:min", "--features", "red,green",
                             "--decimal", ","])
     assert seen["df"].to_dict("list") == {"red": [0.5], "green": [1.5], "score": [2.25]}
+
+
+def test_new_precision_rounds_the_suggestions_and_says_so(tmp_path, runner):
+    from decimal import Decimal
+
+    db = tmp_path / "lab.db"
+    args = ["--from", EXAMPLE, "--target", "degradation min", "--formulation",
+            "pce10,p3ht,pcbm", "--db", db]
+    out = _invoke(runner, app, ["new", "opv", *args])
+    assert "suggestions rounded to: amounts 0.001" in out  # the default, said
+    out = _invoke(runner, app, ["new", "coarse", *args, "--precision", "0.05"])
+    assert "suggestions rounded to: amounts 0.05" in out
+    nxt = tmp_path / "next.csv"
+    _invoke(runner, app, ["suggest", "coarse", "-n", "4", "-o", nxt, "--db", db])
+    for line in nxt.read_text().splitlines()[1:]:  # as written in the file the lab reads
+        amounts = [Decimal(v) for v in line.split(",")[2:5]]
+        assert sum(amounts) == 1 and all(a % Decimal("0.05") == 0 for a in amounts), line
+    result = runner.invoke(app, ["new", "bad", *map(str, args), "--precision", "0.003"])
+    assert "does not divide the total 1" in str(result.exception)
+    result = runner.invoke(app, ["new", "bad", *map(str, args), "--precision", "pce10=0.01"])
+    assert "share one step" in str(result.exception)

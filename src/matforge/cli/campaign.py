@@ -115,6 +115,13 @@ def new(
         None, "--batch-strategy",
         help="kriging_believer (default), local_penalization or top.",
     ),
+    precision: list[str] = typer.Option(
+        [], "--precision",
+        help="Round suggestions to this step: STEP for every ingredient amount and continuous "
+        "parameter, NAME=STEP for one (amounts=STEP for the amounts), 0 for not rounded. "
+        "Repeatable. Default: 0.1 %% of the total for amounts, 3 significant figures of the "
+        "range for parameters.",
+    ),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     sep: str | None = _sep_option(),
     decimal: str | None = _decimal_option(),
@@ -129,6 +136,7 @@ def new(
 
     from matforge.design.campaign import Campaign, CampaignError, infer_space
     from matforge.design.objectives import parse_objective
+    from matforge.design.spaces import parse_precision
     from matforge.store import Store
 
     objectives = [parse_objective(t) for t in target]
@@ -168,10 +176,14 @@ def new(
             store, name, space, objectives, model=model, acquisition=acquisition,
             batch_strategy=batch_strategy, constraints=cons, ingredient_features=ing, seed=seed,
             initial=initial, source=f"initial:{from_.name}" if from_ is not None else "initial",
+            precision=parse_precision(precision) or None,
         )
         n_initial = len(initial) if initial is not None else 0
         typer.echo(f"campaign {name!r} created in {store!r}: {', '.join(map(str, objectives))}; "
                    f"{n_initial} past experiment(s); space {c.space!r}")
+        if c.space.precision:
+            typer.echo("suggestions rounded to: " + ", ".join(
+                f"{col} {step}" for col, step in c.space.precision.items()))
 
 
 @app.command("suggest")

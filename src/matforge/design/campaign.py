@@ -379,6 +379,7 @@ class Campaign:
         constraints: Sequence[Constraint | str] = (),
         strategy: Strategy | None = None,
         ingredient_features: pd.DataFrame | None = None,
+        precision: float | Mapping[str, float] | None = None,
         seed: int = 0,
         initial: pd.DataFrame | None = None,
         source: str = "initial",
@@ -394,7 +395,11 @@ class Campaign:
         (or pass a whole ``strategy``). ``constraints`` on measured properties
         (``"density < 5"``) weight the acquisition by the probability of meeting them.
         ``ingredient_features`` (formulation spaces): a table indexed by ingredient name whose
-        amount-weighted means are added to the surrogate's features. ``initial``: results
+        amount-weighted means are added to the surrogate's features. ``precision``: the steps
+        suggestions are rounded to (a number for every ingredient amount and continuous
+        parameter, or ``{"amounts": 0.005, "temperature": 5, "*": ...}``; 0: not rounded;
+        default: the space's own, see :meth:`~matforge.design.spaces.ParameterSpace.round`),
+        kept in the stored space. ``initial``: results
         from before the campaign (design columns and measured properties), recorded as
         observations in the same transaction. ``project_id``: the store project (row id) the
         campaign belongs to (the server's campaigns); None for a campaign of the store as a
@@ -406,6 +411,7 @@ class Campaign:
             raise CampaignError(f"a campaign name must be a non-empty string (≤ 200), got {name!r}")
         if not isinstance(space, DesignSpace):
             raise CampaignError(f"space must be a DesignSpace, got {type(space).__name__}")
+        space = space.with_precision(precision)
         if isinstance(objectives, str | Objective):
             objectives = [objectives]
         objs = [parse_objective(o) for o in objectives]
@@ -779,7 +785,22 @@ class Campaign:
         if local is not None:
             parts.append(local)
         cands = pd.concat(parts, ignore_index=True)
-        return cands, None
+        return self._on_grid(cands, observed, pending), None
+
+    def _on_grid(self, cands: pd.DataFrame, observed: pd.DataFrame,
+                 pending: pd.DataFrame) -> pd.DataFrame:
+        """Candidates rounded to the space's precision (so the model scores, and the lab gets,
+        the rounded experiment), each grid point once, without those already measured or
+        pending, which rounding can land on."""
+        cands = self.space.round(cands).reset_index(drop=True)
+        keys = pd.Series(self._feature_keys(cands), dtype=object)
+        done = set()
+        for df in (observed, pending):
+            rows = df[self.feature_columns].dropna() if len(df) else df
+            if len(rows):
+                done.update(self._feature_keys(rows))
+        keep = ~keys.duplicated().to_numpy() & ~keys.isin(done).to_numpy()
+        return cands[keep].reset_index(drop=True)
 
     def _pool_positions(self, df: pd.DataFrame) -> np.ndarray:
         """Pool positions of the candidates rows of ``df`` refer to (by id where a row has
@@ -841,6 +862,11 @@ class Campaign:
         units; NaN while exploring) and ``acquisition``. Pending experiments are never
         proposed again. With fewer than :data:`MIN_OBSERVATIONS` results, the batch is
         space-filling exploration instead of model-based.
+
+        In a continuous space the candidates are rounded to the space's precision before they
+        are scored (``space.round``: amounts still sum exactly to the total, every constraint
+        still holds), so the predictions and acquisition values are those of the rounded
+        experiments, no two suggestions are the same, and none repeats one measured or pending.
         """
         import sqlalchemy as sa
 

@@ -14,14 +14,22 @@ failures (``infeasible_reason``), encode rows numerically for a surrogate (``to_
 continuous and integer parameters scaled to [0, 1], log parameters on a log scale, categoricals
 one-hot, ingredient amounts as fractions of the total) and round-trip through JSON
 (``as_dict`` / :meth:`DesignSpace.from_dict`).
+
+Continuous spaces also put proposals on a grid a lab can weigh or set (``round``, see
+:func:`default_step`): ingredient amounts to multiples of ``step`` (default 0.1 % of the total)
+that still sum exactly to the total and meet every bound, group and ``max_components``;
+continuous parameters to their ``step`` (default: 3 significant figures of their range).
+``with_precision`` sets the steps; a step of 0 leaves a column unrounded.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import ClassVar
 
 import numpy as np
@@ -41,6 +49,8 @@ __all__ = [
     "Ingredient",
     "Integer",
     "ParameterSpace",
+    "default_step",
+    "parse_precision",
     "space_from_dict",
 ]
 
@@ -51,6 +61,11 @@ TOL = 1e-9
 MAX_ENUMERATED_SUPPORTS = 20_000
 # Rejection sampling is used while the expected number of Dirichlet draws stays below this.
 MAX_REJECTION_DRAWS = 2_000_000
+# Amounts of a formulation are rounded to this fraction of its total unless told otherwise.
+AMOUNT_STEP = 1e-3
+# At most this many proposals per call of ``round`` are moved to the nearest feasible grid point
+# by an integer program when plain rounding breaks a group or the number of components.
+MAX_GRID_PROGRAMS = 128
 
 
 def _rng(rng) -> np.random.Generator:
@@ -80,6 +95,104 @@ def _finite(value, what: str) -> float:
     if not math.isfinite(value):
         raise DesignSpaceError(f"{what} must be finite, got {value!r}")
     return value
+
+
+def _check_step(step, what: str) -> float | None:
+    if step is None:
+        return None
+    step = _finite(step, f"{what}: step")
+    if step < 0:
+        raise DesignSpaceError(f"{what}: step must be ≥ 0 (0: not rounded), got {_fmt(step)}")
+    return step
+
+
+def _decimals(step: float) -> int:
+    """Decimal places of a step as written (0.25 → 2, 5 → 0), at most 12."""
+    exponent = Decimal(repr(float(step))).normalize().as_tuple().exponent
+    return min(max(0, -int(exponent)), 12)
+
+
+def _on_grid(k: np.ndarray, step: float) -> np.ndarray:
+    """``k * step`` as the floats nearest to those decimals (0.287, not 0.28700000000000003)."""
+    return np.round(np.asarray(k, dtype=float) * step, _decimals(step)) + 0.0  # no -0.0
+
+
+def default_step(low: float, high: float) -> float | None:
+    """The step a continuous parameter in ``[low, high]`` is rounded to without one given:
+    the range to 3 significant figures (a power of ten, 100–1,000 steps across the range:
+    300–900 K → 1 K, 0–1 → 0.01, 0.5–2 → 0.01). None for a fixed value."""
+    span = high - low
+    if span <= 0:
+        return None
+    return float(10.0 ** (math.floor(math.log10(span)) - 2))
+
+
+def _round_to_step(x: np.ndarray, step: float, low: float, high: float) -> np.ndarray:
+    """Values in [low, high] to the nearest multiple of ``step`` inside [low, high]."""
+    k = np.round(x / step)
+    k = np.where(k * step < low - TOL, np.ceil(low / step - 1e-9), k)
+    k = np.where(k * step > high + TOL, np.floor(high / step + 1e-9), k)
+    return _on_grid(k, step)
+
+
+def _round_significant(x: np.ndarray, digits: int, low: float, high: float) -> np.ndarray:
+    """Positive values to ``digits`` significant figures, kept inside [low, high] (a value whose
+    rounding would leave the range is left as it is)."""
+    out = x.astype(float).copy()
+    ok = np.isfinite(x) & (x > 0)
+    e = np.floor(np.log10(x[ok])) - (digits - 1)
+    k = np.round(x[ok] / 10.0**e)
+    k = np.where(k * 10.0**e < low - TOL, k + 1, k)
+    k = np.where(k * 10.0**e > high + TOL, k - 1, k)
+    # Dividing by an exact power of ten gives the float nearest to the decimal.
+    v = np.where(e < 0, k / 10.0 ** np.maximum(-e, 0), k * 10.0 ** np.maximum(e, 0))
+    inside = (v >= low - TOL) & (v <= high + TOL)
+    out[np.flatnonzero(ok)[inside]] = v[inside]
+    return out
+
+
+def parse_precision(items: Sequence[str]) -> dict[str, float]:
+    """``--precision`` texts as a :meth:`ParameterSpace.with_precision` mapping: ``"0.001"``
+    (every rounded column: ingredient amounts and continuous parameters) is stored under
+    ``"*"``, ``"NAME=STEP"`` under NAME (a continuous parameter, or ``amounts``)."""
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = str(item).rpartition("=")
+        key = name.strip() if sep else "*"
+        if sep and not key:
+            raise DesignSpaceError(f"precision {item!r}: expected STEP or NAME=STEP")
+        try:
+            step = float(value)
+        except ValueError:
+            raise DesignSpaceError(
+                f"precision {item!r}: {value.strip()!r} is not a number; expected STEP or "
+                f"NAME=STEP (e.g. 0.001, temperature=5)"
+            ) from None
+        if key in out:
+            raise DesignSpaceError(f"precision given twice for {'every column' if key == '*' else key!r}")
+        out[key] = _check_step(step, f"precision {item!r}")
+    return out
+
+
+def _steps(precision, names: Sequence[str], space: str) -> dict[str, float]:
+    """Step per column from a number (every column) or a mapping (names, ``"*"``: the rest)."""
+    if precision is None:
+        return {}
+    if not isinstance(precision, Mapping):
+        step = _check_step(precision, f"{space}: precision")
+        return dict.fromkeys(names, step)
+    unknown = [k for k in precision if k != "*" and k not in names]
+    if unknown:
+        raise DesignSpaceError(
+            f"{space}: precision for {unknown}, which are not rounded columns of the space; "
+            f"those are {list(names)}"
+        )
+    out = {}
+    for name in names:
+        if name in precision or "*" in precision:
+            value = precision[name] if name in precision else precision["*"]
+            out[name] = _check_step(value, f"{space}: precision of {name!r}")
+    return out
 
 
 def _require_columns(df: pd.DataFrame, columns: Iterable[str], space: str) -> None:
@@ -166,6 +279,26 @@ class DesignSpace:
             raise DesignSpaceError(f"{cls.__name__}.from_dict got a serialised {name}")
         return target._from_dict(d)
 
+    def round(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Proposals on the space's grid (see the module docstring); a pool's candidates are
+        returned as they are."""
+        return df
+
+    @property
+    def precision(self) -> dict[str, str]:
+        """What each rounded column is rounded to, for people (``{"T": "1"}``); empty for a
+        pool."""
+        return {}
+
+    def with_precision(self, precision) -> DesignSpace:
+        """A copy rounding to other steps; pools have no grid, so any precision is refused."""
+        if precision is None or (isinstance(precision, Mapping) and not precision):
+            return self
+        raise DesignSpaceError(
+            f"{type(self).__name__}: candidates are proposed as they are in the table; a "
+            f"precision applies to continuous parameters and ingredient amounts"
+        )
+
     def validate(self, df: pd.DataFrame, source: str = "proposals") -> None:
         """Raise :class:`DesignSpaceError` naming the first infeasible rows and why."""
         ok = self.contains(df)
@@ -192,13 +325,19 @@ def space_from_dict(d: dict) -> DesignSpace:
 
 @dataclass(frozen=True)
 class Continuous:
-    """A real parameter in ``[low, high]`` (``log=True``: sampled and encoded on a log scale)."""
+    """A real parameter in ``[low, high]`` (``log=True``: sampled and encoded on a log scale).
+
+    ``step``: proposals are rounded to multiples of it (in the parameter's unit) inside
+    ``[low, high]``; None: :func:`default_step` of the range, or 3 significant figures for a
+    log-scale parameter; 0: not rounded.
+    """
 
     name: str
     low: float
     high: float
     log: bool = False
     unit: str | None = None
+    step: float | None = None
     kind: ClassVar[str] = "continuous"
 
     def __post_init__(self):
@@ -214,6 +353,39 @@ class Continuous:
         object.__setattr__(self, "low", low)
         object.__setattr__(self, "high", high)
         object.__setattr__(self, "log", bool(self.log))
+        step = _check_step(self.step, f"parameter {self.name!r}")
+        object.__setattr__(self, "step", step)
+        if step and math.ceil(low / step - 1e-9) > math.floor(high / step + 1e-9):
+            raise DesignSpaceError(
+                f"parameter {self.name!r}: no multiple of the step {_fmt(step)} lies in "
+                f"[{_fmt(low)}, {_fmt(high)}]; use a finer step"
+            )
+
+    @property
+    def resolution(self) -> float | None:
+        """The step proposals are rounded to (None: not rounded, or, for a log-scale
+        parameter without a step, 3 significant figures)."""
+        if self.step is not None:
+            return self.step or None
+        return None if self.log else default_step(self.low, self.high)
+
+    @property
+    def precision(self) -> str:
+        """What proposals are rounded to, for people."""
+        if self.step == 0 or (self.step is None and not self.log and self.low == self.high):
+            return "not rounded"
+        if self.resolution is None:
+            return "3 significant figures"
+        return _fmt(self.resolution) + (f" {self.unit}" if self.unit else "")
+
+    def round(self, values: pd.Series) -> np.ndarray:
+        """Values (inside the range) on the parameter's grid, still inside the range."""
+        x = values.to_numpy(dtype=float)
+        if self.resolution is not None:
+            return _round_to_step(x, self.resolution, self.low, self.high)
+        if self.log and self.step is None:
+            return _round_significant(x, 3, self.low, self.high)
+        return x
 
     @property
     def feature_names(self) -> list[str]:
@@ -263,12 +435,15 @@ class Continuous:
             d["log"] = True
         if self.unit:
             d["unit"] = self.unit
+        if self.step is not None:
+            d["step"] = self.step
         return d
 
     def __str__(self) -> str:
         unit = f" {self.unit}" if self.unit else ""
         log = " (log)" if self.log else ""
-        return f"{self.name} ∈ [{_fmt(self.low)}, {_fmt(self.high)}]{unit}{log}"
+        step = f" step {_fmt(self.step)}" if self.step is not None else ""
+        return f"{self.name} ∈ [{_fmt(self.low)}, {_fmt(self.high)}]{unit}{log}{step}"
 
 
 @dataclass(frozen=True)
@@ -323,6 +498,8 @@ class Integer:
 
     def clip(self, values: pd.Series) -> np.ndarray:
         return np.clip(np.round(values.to_numpy(dtype=float)), self.low, self.high).astype(np.int64)
+
+    round = clip
 
     def as_dict(self) -> dict:
         d = {"type": self.kind, "name": self.name, "low": self.low, "high": self.high}
@@ -396,6 +573,9 @@ class Categorical:
                 f"cannot repair {self.name} = {_show(bad)}: not one of {list(self.choices)}"
             )
         return np.array(self.choices, dtype=object)[codes]
+
+    def round(self, values: pd.Series) -> np.ndarray:
+        return values.to_numpy()
 
     def as_dict(self) -> dict:
         return {"type": self.kind, "name": self.name, "choices": list(self.choices)}
@@ -518,6 +698,28 @@ class ParameterSpace(DesignSpace):
         return out
 
     repair = project
+
+    def round(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Proposals (inside the space) with each continuous parameter on its grid (see
+        :class:`Continuous`) and integers rounded; other columns as they are."""
+        _require_columns(df, self.columns, "ParameterSpace")
+        out = df.copy()
+        for p in self.parameters:
+            out[p.name] = p.round(df[p.name])
+        return out
+
+    @property
+    def precision(self) -> dict[str, str]:
+        return {p.name: p.precision for p in self.parameters if p.kind == "continuous"}
+
+    def with_precision(self, precision) -> ParameterSpace:
+        """A copy whose continuous parameters round to other steps: ``precision`` is one step
+        for all of them or a mapping ``{name: step}`` (``"*"``: every parameter not named);
+        0 leaves a parameter unrounded. See :func:`parse_precision`."""
+        names = [p.name for p in self.parameters if p.kind == "continuous"]
+        steps = _steps(precision, names, "ParameterSpace")
+        return ParameterSpace([dataclasses.replace(p, step=steps[p.name]) if p.name in steps
+                               else p for p in self.parameters])
 
     def as_dict(self) -> dict:
         return {"@class": "ParameterSpace", "parameters": [p.as_dict() for p in self.parameters]}
@@ -820,6 +1022,10 @@ class FormulationSpace(DesignSpace):
         Bounds on sums of ingredients; groups may overlap.
     parameters : ParameterSpace or list of parameters, optional
         Process conditions sampled independently of the blend (e.g. a curing temperature).
+    step : float, optional
+        Proposals' amounts are rounded to multiples of it (:meth:`round`), in the units of
+        ``total``; it must divide the total. Default 0.1 % of the total (0.001 for fractions,
+        0.1 for percent); 0: not rounded.
 
     The space is checked on construction: impossible bounds raise :class:`DesignSpaceError`
     naming the problem (sum of minimums above the total, maximums that cannot reach it, a
@@ -840,11 +1046,21 @@ class FormulationSpace(DesignSpace):
     ignores the groups: an approximation, recorded in ``sampler_`` after a call. With more
     than 20,000 faces they are drawn uniformly instead of by volume. Faces that are the same
     polytope up to relabelling (same bounds and group memberships) share one sampler.
+
+    Rounding
+    --------
+    :meth:`round` puts blends on the grid of ``step``: amounts floored to the grid, then the
+    missing steps given to the ingredients present with the largest remainders (within their
+    bounds), so the amounts sum to the total exactly (as integers of steps). A blend whose
+    rounding breaks a group bound or ``max_components`` goes to the nearest grid point that
+    meets every constraint (least total change, an integer program). Construction refuses a
+    step on whose grid no blend is feasible.
     """
 
     def __init__(self, ingredients: Sequence[Ingredient | str], total: float = 1.0,
                  max_components: int | None = None, groups: Sequence[Group] = (),
-                 parameters: ParameterSpace | Sequence[Parameter] | None = None):
+                 parameters: ParameterSpace | Sequence[Parameter] | None = None,
+                 step: float | None = None):
         total = _finite(total, "FormulationSpace: total")
         if total <= 0:
             raise DesignSpaceError(f"FormulationSpace: total must be positive, got {_fmt(total)}")
@@ -888,7 +1104,9 @@ class FormulationSpace(DesignSpace):
         self.max_components = max_components
         self.groups = tuple(grps)
         self.parameters = parameters
+        self.step = _check_step(step, "FormulationSpace")
         self.sampler_: str | None = None
+        self.rounding_: str | None = None
 
         n = len(ings)
         self._names = names
@@ -912,6 +1130,7 @@ class FormulationSpace(DesignSpace):
         self._polytopes: dict[tuple, Polytope] = {}
         self._supports_cache: np.ndarray | None | bool = False
         self._check_feasible()
+        self._set_grid()
 
     # -- construction checks -------------------------------------------------------------------
 
@@ -988,6 +1207,124 @@ class FormulationSpace(DesignSpace):
             f"needs more ingredients"
         )
 
+    @property
+    def resolution(self) -> float | None:
+        """The step amounts are rounded to (None: not rounded)."""
+        if self._grid_off is not None:
+            return None
+        step = self.total * AMOUNT_STEP if self.step is None else self.step
+        return step or None
+
+    def _set_grid(self) -> None:
+        """Integer bounds of the grid of ``resolution`` (amounts = k · step). A given step that
+        does not divide the total, or on whose grid no blend is feasible, is refused; the
+        default step is then dropped (blends not rounded), and ``precision`` says why."""
+        self._grid_off: str | None = None
+        step = self.resolution
+        if step is None:
+            return
+        problem = self._grid_problem(step)
+        if problem is None:
+            return
+        if self.step is not None:
+            raise DesignSpaceError(f"FormulationSpace: {problem}")
+        self._grid_off = problem
+
+    def _grid_problem(self, step: float) -> str | None:
+        K = self.total / step
+        if abs(K - round(K)) > 1e-9 * max(K, 1.0) or round(K) < 1:
+            return (f"the step {_fmt(step)} does not divide the total {_fmt(self.total)}, so "
+                    f"amounts on its grid cannot sum to it; use a step that does")
+        if K > 1e12:
+            return f"the step {_fmt(step)} is too fine; use 0 for 'not rounded'"
+        self._K = int(round(K))
+        # (+ 0.0: ceil(-1e-9) is -0.0, which would print as "-0.0" in a suggestion)
+        self._lo_k = np.ceil(self._lo / step - 1e-9) + 0.0
+        self._hi_k = np.floor(self._hi / step + 1e-9) + 0.0
+        self._gmin_k = np.ceil(self._gmin / step - 1e-9) + 0.0
+        self._gmax_k = np.floor(self._gmax / step + 1e-9) + 0.0
+        empty = np.flatnonzero(self._lo_k > self._hi_k)
+        if len(empty):
+            j = int(empty[0])
+            return (f"ingredient {self._names[j]!r} ∈ [{_fmt(self._lo[j])}, "
+                    f"{_fmt(self._hi[j])}] holds no multiple of the step {_fmt(step)}; use a "
+                    f"finer precision")
+        if self._grid_program(None) is None:
+            return (f"no blend on the grid of step {_fmt(step)} meets the bounds, groups and "
+                    f"max_components; use a finer precision")
+        return None
+
+    def _grid_program(self, u: np.ndarray | None) -> np.ndarray | None:
+        """Integer amounts k (in steps) meeting every constraint, nearest to ``u`` in total
+        change (Σ|k − u|), or any such k when ``u`` is None; None if there is none (HiGHS)."""
+        from scipy.optimize import Bounds, LinearConstraint, milp
+
+        n = len(self._lo)
+        use_z = self._k < n
+        # variables: k (n, integer), d ≥ |k − u| (n), z (n, binary: present) if cardinality
+        nv = n * (3 if use_z else 2)
+        rows, lb, ub = [], [], []
+
+        def add(row, low, high):
+            rows.append(row)
+            lb.append(low)
+            ub.append(high)
+
+        eye, zeros = np.eye(n), np.zeros((n, nv - 2 * n))
+        add(np.r_[np.ones(n), np.zeros(nv - n)], self._K, self._K)
+        for gi in range(len(self.groups)):
+            add(np.r_[self._G[gi], np.zeros(nv - n)], self._gmin_k[gi], self._gmax_k[gi])
+        target = np.zeros(n) if u is None else np.asarray(u, dtype=float)
+        for j in range(n):  # d_j ≥ k_j − u_j and d_j ≥ u_j − k_j
+            add(np.r_[eye[j], -eye[j], zeros[j]], -np.inf, target[j])
+            add(np.r_[-eye[j], -eye[j], zeros[j]], -np.inf, -target[j])
+        lower = np.r_[self._lo_k, np.zeros(n)]
+        upper = np.r_[self._hi_k, np.full(n, np.inf)]
+        integrality = np.r_[np.ones(n), np.zeros(n)]
+        if use_z:
+            for j in range(n):  # k_j ≤ hi_j z_j
+                row = np.zeros(nv)
+                row[j], row[2 * n + j] = 1.0, -self._hi_k[j]
+                add(row, -np.inf, 0.0)
+            add(np.r_[np.zeros(2 * n), np.ones(n)], 0, self._k)
+            lower = np.r_[lower, np.zeros(n)]
+            upper = np.r_[upper, np.ones(n)]
+            integrality = np.r_[integrality, np.ones(n)]
+        cost = np.r_[np.zeros(n), np.ones(n) if u is not None else np.zeros(n),
+                     np.zeros(nv - 2 * n)]
+        res = milp(cost, constraints=LinearConstraint(np.array(rows), lb, ub),
+                   integrality=integrality, bounds=Bounds(lower, upper))
+        if res.status != 0 or res.x is None:
+            return None
+        return np.round(res.x[:n])
+
+    def _round_amounts(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Blends (inside the space) as integer amounts k on the grid with Σk = K; the mask of
+        rows that plain largest-remainder rounding could not put inside the space."""
+        U = X / self.resolution
+        present = X > TOL
+        k = np.clip(np.floor(U + 1e-9), self._lo_k, self._hi_k)
+        frac = U - k
+        r = self._K - k.sum(axis=1)
+        stuck = np.zeros(len(X), dtype=bool)
+        rows = np.arange(len(X))
+        while True:  # each pass moves one step in every row still off the total
+            up, down = (r > 0) & ~stuck, (r < 0) & ~stuck
+            if not (up.any() or down.any()):
+                break
+            # Short: the present ingredient with the largest remainder gets a step; over: the
+            # one with the smallest gives one back (absent ones stay absent: max_components).
+            score = np.where(up[:, None], np.where(present & (k < self._hi_k), frac, -np.inf),
+                             np.where(k > self._lo_k, -frac, -np.inf))
+            j = np.argmax(score, axis=1)
+            moving = (up | down) & np.isfinite(score[rows, j])
+            stuck |= (up | down) & ~moving
+            sign = np.where(up, 1.0, -1.0)[moving]
+            k[rows[moving], j[moving]] += sign
+            frac[rows[moving], j[moving]] -= sign
+            r[moving] -= sign
+        return k, stuck
+
     def _feasible_program(self, groups, cardinality: bool) -> bool:
         """Mixed-integer feasibility of the linear constraints (HiGHS)."""
         from scipy.optimize import Bounds, LinearConstraint, milp
@@ -1035,6 +1372,7 @@ class FormulationSpace(DesignSpace):
             ings.append(nm if lo == 0 and hi >= self.total else f"{nm} ∈ [{_fmt(lo)}, {_fmt(hi)}]")
         lines = [f"FormulationSpace(total={_fmt(self.total)}"
                  + (f", max_components={self.max_components}" if self.max_components else "")
+                 + (f", step={_fmt(self.step)}" if self.step is not None else "")
                  + ",", f"  ingredients=[{', '.join(ings)}],"]
         if self.groups:
             gs = [f"{g.name} {{{', '.join(g.members)}}} ∈ [{_fmt(self._gmin[i])}, "
@@ -1059,7 +1397,7 @@ class FormulationSpace(DesignSpace):
         return self._names + extra
 
     def as_dict(self) -> dict:
-        return {
+        d = {
             "@class": "FormulationSpace",
             "ingredients": [i.as_dict() for i in self.ingredients],
             "total": self.total,
@@ -1067,6 +1405,9 @@ class FormulationSpace(DesignSpace):
             "groups": [g.as_dict() for g in self.groups],
             "parameters": self.parameters.as_dict() if self.parameters is not None else None,
         }
+        if self.step is not None:  # absent (spaces saved before steps existed): the default
+            d["step"] = self.step
+        return d
 
     @classmethod
     def _from_dict(cls, d: dict) -> FormulationSpace:
@@ -1077,7 +1418,40 @@ class FormulationSpace(DesignSpace):
             max_components=d.get("max_components"),
             groups=[Group(**g) for g in d.get("groups", [])],
             parameters=ParameterSpace._from_dict(params) if params else None,
+            step=d.get("step"),
         )
+
+    @property
+    def precision(self) -> dict[str, str]:
+        step = self.resolution
+        if self._grid_off is not None:
+            out = {"amounts": f"not rounded ({self._grid_off.split(';')[0]})"}
+        else:
+            out = {"amounts": _fmt(step) if step else "not rounded"}
+        if self.parameters is not None:
+            out.update(self.parameters.precision)
+        return out
+
+    def with_precision(self, precision) -> FormulationSpace:
+        """A copy rounding to other steps: ``precision`` is one step for the amounts and every
+        continuous parameter, or a mapping ``{"amounts": step, parameter: step, "*": step}``
+        (``"*"``: every column not named); 0 leaves a column unrounded. The amounts share one
+        step (it keeps their sum exact), so ingredients cannot be named."""
+        if isinstance(precision, Mapping):
+            named = [k for k in precision if k in self._names]
+            if named:
+                raise DesignSpaceError(
+                    f"FormulationSpace: the ingredient amounts share one step; give it as "
+                    f"'amounts' (or a bare step), not per ingredient ({named})"
+                )
+        names = ["amounts"] + [p.name for p in (self.parameters or ()) if p.kind == "continuous"]
+        steps = _steps(precision, names, "FormulationSpace")
+        params = self.parameters
+        if params is not None:
+            params = params.with_precision({k: v for k, v in steps.items() if k != "amounts"})
+        return FormulationSpace(self.ingredients, total=self.total,
+                                max_components=self.max_components, groups=self.groups,
+                                parameters=params, step=steps.get("amounts", self.step))
 
     # -- checks --------------------------------------------------------------------------------
 
@@ -1467,6 +1841,42 @@ class FormulationSpace(DesignSpace):
         return out
 
     repair = project
+
+    def round(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Blends (inside the space) on the grid of ``step``, still inside the space: the
+        amounts sum exactly to the total (as integers of steps) and meet every bound, group and
+        ``max_components`` (see the class docstring); parameters on their own grids.
+
+        Rows that plain rounding would push outside go to the nearest feasible grid point, at
+        most :data:`MAX_GRID_PROGRAMS` of them per call: the others are dropped, and
+        ``rounding_`` says how many (a sample of candidates loses nothing it needs)."""
+        out = df.copy()
+        self.rounding_ = None
+        step = self.resolution
+        if step is not None and len(df):
+            X = self._amounts(df)
+            if not self._mask(X).all():
+                raise DesignSpaceError("FormulationSpace.round takes blends inside the space; "
+                                       "project() the others first")
+            k, stuck = self._round_amounts(X)
+            A = _on_grid(k, step)
+            bad = stuck | ~self._mask(A)
+            drop = np.zeros(len(df), dtype=bool)
+            for n_done, i in enumerate(np.flatnonzero(bad)):
+                kk = self._grid_program(X[i] / step) if n_done < MAX_GRID_PROGRAMS else None
+                if kk is None:
+                    drop[i] = True
+                else:
+                    A[i] = _on_grid(kk, step)
+            if bad.any():
+                self.rounding_ = (f"{int(bad.sum())} of {len(df)} blends moved to the nearest "
+                                  f"feasible grid point"
+                                  + (f", {int(drop.sum())} dropped" if drop.any() else ""))
+            out[self._names] = A
+            out = out[~drop]
+        if self.parameters is not None:
+            out = self.parameters.round(out)
+        return out
 
 
 _SPACES: dict[str, type[DesignSpace]] = {
