@@ -150,3 +150,33 @@ def test_import_is_light():
     code = "import sys, matforge.chem; print('pymatgen' in sys.modules, 'pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_element_set_groups_symbols_and_errors():
+    from matforge.chem import DEFAULT_EXCLUDED, element_set
+    from matforge.errors import InvalidFormula
+
+    default = element_set(DEFAULT_EXCLUDED)
+    assert {"Tc", "Pm", "Po", "Rn", "Th", "U", "Lr", "He", "Xe"} <= set(default)
+    assert not {"Bi", "Pb", "Fe", "O"} & set(default)  # Bi is (quasi-)stable
+    assert len(default) == 2 + (103 - 83) + 5  # Tc, Pm, Po..Lr, He..Xe (Rn counted once)
+    assert element_set("Cd, noble-gases") == ("He", "Ne", "Ar", "Kr", "Cd", "Xe", "Rn")
+    assert element_set("none") == () and element_set("") == () and element_set(["Fe"]) == ("Fe",)
+    with pytest.raises(InvalidFormula, match="unknown element 'Xx'"):
+        element_set("Fe,Xx")
+
+
+def test_describe_elements_names_whole_groups():
+    from matforge.chem import DEFAULT_EXCLUDED, describe_elements, element_set
+
+    text = describe_elements(element_set(DEFAULT_EXCLUDED))
+    assert text == "radioactive (Tc, Pm, Po-Lr); noble gases (He, Ne, Ar, Kr, Xe, Rn)"
+    assert describe_elements(("Cd", "Hg")) == "Cd, Hg" and describe_elements(()) == "none"
+
+
+def test_batch_contains_any():
+    from matforge.chem import CompositionBatch
+
+    batch = CompositionBatch.from_formulas(["Fe2O3", "UO2", "XeF2", "NaCl", "??"], errors="collect")
+    assert batch.contains_any(["U", "Xe"]).tolist() == [False, True, True, False, False]
+    assert not batch.contains_any([]).any()

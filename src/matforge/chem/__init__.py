@@ -6,10 +6,16 @@ Importing this package is light (numpy only); pymatgen loads inside the function
 
 from matforge.chem.batch import CompositionBatch
 from matforge.chem.elements import (
+    DEFAULT_EXCLUDED,
+    ELEMENT_GROUPS,
     MAGPIE_PRESET,
     N_ELEMENTS,
+    NOBLE_GASES,
+    RADIOACTIVE,
     SYMBOLS,
     Z,
+    describe_elements,
+    element_set,
     element_table,
     magpie_impute_value,
     magpie_property,
@@ -22,6 +28,12 @@ from matforge.chem.oxidation import charge_balanced, electronegativity_balanced,
 
 __all__ = [
     "CompositionBatch",
+    "DEFAULT_EXCLUDED",
+    "ELEMENT_GROUPS",
+    "NOBLE_GASES",
+    "RADIOACTIVE",
+    "describe_elements",
+    "element_set",
     "charge_balanced",
     "electronegativity_balanced",
     "MAGPIE_PRESET",

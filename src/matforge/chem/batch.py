@@ -286,6 +286,15 @@ class CompositionBatch:
     def __repr__(self) -> str:
         return f"CompositionBatch(n={len(self)}, invalid={len(self.errors)})"
 
+    def contains_any(self, symbols) -> np.ndarray:
+        """Row-wise: does the composition contain any of the elements ``symbols``?"""
+        from matforge.chem.elements import Z
+
+        cols = [Z[s] - 1 for s in symbols]
+        if not cols or not len(self):
+            return np.zeros(len(self), dtype=bool)
+        return np.asarray((self.amounts[:, cols] != 0).sum(axis=1)).ravel() > 0
+
     def smact_valid(
         self, *, use_pauling_test: bool = True, include_alloys: bool = True
     ) -> np.ndarray:

@@ -43,6 +43,62 @@ SYMBOLS: tuple[str, ...] = (
 N_ELEMENTS = len(SYMBOLS)
 Z: dict[str, int] = {s: i + 1 for i, s in enumerate(SYMBOLS)}
 
+#: The noble gases of the table (Og, Z = 118, is beyond it).
+NOBLE_GASES: tuple[str, ...] = ("He", "Ne", "Ar", "Kr", "Xe", "Rn")
+#: Elements without a stable isotope: Tc, Pm and everything after Bi (Th and U included).
+RADIOACTIVE: tuple[str, ...] = ("Tc", "Pm", *SYMBOLS[83:])
+#: Named groups for :func:`element_set` (``--exclude-elements radioactive,noble-gases``).
+ELEMENT_GROUPS: dict[str, tuple[str, ...]] = {
+    "radioactive": RADIOACTIVE,
+    "noble-gases": NOBLE_GASES,
+}
+#: What screens leave out unless told otherwise: elements nobody synthesises a functional
+#: material from (radioactive) and those that form almost no solids (noble gases).
+DEFAULT_EXCLUDED = "radioactive,noble-gases"
+
+
+def element_set(spec) -> tuple[str, ...]:
+    """Element symbols, in Z order, from a spec: comma-separated symbols and group names
+    (``"radioactive,noble-gases,Cd"``; see :data:`ELEMENT_GROUPS`), ``"none"`` or ``""`` for
+    none, or an iterable of symbols. An unknown name raises
+    :class:`~matforge.errors.InvalidFormula` naming it."""
+    from matforge.errors import InvalidFormula
+
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    chosen: set[str] = set()
+    for item in (str(i).strip() for i in items):
+        if not item or item.lower() == "none":
+            continue
+        if item.lower() in ELEMENT_GROUPS:
+            chosen.update(ELEMENT_GROUPS[item.lower()])
+        elif item in Z:
+            chosen.add(item)
+        else:
+            groups = ", ".join(ELEMENT_GROUPS)
+            raise InvalidFormula(
+                f"unknown element {item!r}: give element symbols (Fe, Cd, ...), {groups} or none"
+            )
+    return tuple(sorted(chosen, key=Z.__getitem__))
+
+
+def describe_elements(symbols) -> str:
+    """``symbols`` for a person: groups named when wholly present (``"radioactive (Tc, Pm,
+    Po-Lr), noble gases (He, Ne, Ar, Kr, Xe, Rn)"``)."""
+    given = set(symbols)
+    left = set(given)
+    parts = []
+    for name, group in ELEMENT_GROUPS.items():
+        if set(group) <= given:
+            shown = [s for s in group if s not in ("Tc", "Pm") or name != "radioactive"]
+            runs = f"{shown[0]}-{shown[-1]}" if name == "radioactive" else ", ".join(shown)
+            lead = "Tc, Pm, " if name == "radioactive" else ""
+            parts.append(f"{name.replace('-', ' ')} ({lead}{runs})")
+            left -= set(group)
+    if left:
+        parts.append(", ".join(sorted(left, key=Z.__getitem__)))
+    return "; ".join(parts) if parts else "none"
+
+
 #: The 22 properties of matminer's ``ElementProperty.from_preset("magpie")``, in its order.
 MAGPIE_PRESET: tuple[str, ...] = (
     "Number", "MendeleevNumber", "AtomicWeight", "MeltingT", "Column", "Row", "CovalentRadius",
