@@ -14,7 +14,8 @@ versions are installed; those versions are recorded in ``catalog.json``.
 
 Rows are never dropped. Suspicious rows are marked in a ``flag`` column (``""`` = clean,
 otherwise ``;``-joined codes); the rules are the ``RULES`` below and their counts per dataset
-are written to DATASETS.md.
+are written to DATASETS.md. The physical ranges among them (a modulus <= 0 GPa, a negative band
+gap, ...) are those of ``matforge.store.ranges``, which the store enforces on ingest: one table.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+from matforge.store.ranges import RANGES  # noqa: E402  (the physical ranges: one table)
+
 CACHE = ROOT / ".cache" / "sources"
 OUT = ROOT / "src" / "matforge" / "datasets" / "data"
 DOC = ROOT / "DATASETS.md"
@@ -156,38 +160,35 @@ def _col_rule(code: str, text: str, column: str, bad: Callable[[np.ndarray], np.
     return Rule(code, text, lambda df: np.asarray(bad(df[column].to_numpy(dtype=float))))
 
 
+def _physical(code: str) -> str:
+    """The text of a physical range of ``matforge.store.ranges`` (the store refuses it too)."""
+    return RANGES[code].text
+
+
 RULE_TEXT = {
     "duplicate_formula": "another row has the same reduced formula (pymatgen `Composition.reduced_formula`): "
     "polymorphs, or repeated entries; every occurrence is flagged",
     "unparseable_formula": "pymatgen cannot parse the formula string",
     "duplicate_inputs": "another row has exactly the same input fractions (repeated experiment); "
     "every occurrence is flagged",
-    "non_positive_modulus": "elastic modulus <= 0 GPa (mechanically unstable crystal or failed fit)",
-    "bulk_modulus_above_diamond": "bulk modulus K > 500 GPa; diamond, the least compressible known "
-    "material, has K ~ 443 GPa",
-    "shear_modulus_above_diamond": "shear modulus G > 550 GPa; diamond, the stiffest known material, "
-    "has G ~ 535 GPa",
-    "negative_anisotropy": "universal elastic anisotropy A^U < 0; A^U = 5 G_V/G_R + K_V/K_R - 6 >= 0 "
-    "for every crystal because Voigt bounds are never below Reuss bounds",
-    "formation_energy_out_of_range": "formation energy/enthalpy < -5 or > +5 eV/atom; the most "
-    "negative known (rare-earth trifluorides) are ~ -4.5 eV/atom, values beyond +5 eV/atom are "
-    "failed calculations",
+    "non_positive_modulus": _physical("non_positive_modulus"),
+    "bulk_modulus_above_diamond": _physical("bulk_modulus_above_diamond"),
+    "shear_modulus_above_diamond": _physical("shear_modulus_above_diamond"),
+    "negative_anisotropy": _physical("negative_anisotropy"),
+    "formation_energy_out_of_range": _physical("formation_energy_out_of_range"),
     "total_energy_out_of_range": "DFT total energy < -20 or > 0 eV/atom; with the PAW references "
     "used by AFLOW/OQMD every bound solid lies between ~ -14 eV/atom (Pu, Gd) and ~ 0 eV/atom "
     "(noble gases)",
-    "volume_out_of_range": "volume <= 0 or > 150 A^3/atom; the largest elemental solid volume "
-    "(Cs) is ~ 117 A^3/atom",
-    "negative_band_gap": "band gap < 0 eV",
-    "negative_e_above_hull": "energy above the convex hull < 0 eV/atom (a distance above the hull "
-    "cannot be negative)",
-    "debye_temperature_out_of_range": "Debye temperature <= 0 K or > 2500 K; diamond has the highest, "
-    "~ 2230 K",
+    "volume_out_of_range": _physical("volume_out_of_range"),
+    "negative_band_gap": _physical("negative_band_gap"),
+    "negative_e_above_hull": _physical("negative_e_above_hull"),
+    "debye_temperature_out_of_range": _physical("debye_temperature_out_of_range"),
     "thermal_conductivity_out_of_range": "thermal conductivity <= 0 or > 3000 W/(m K); diamond has "
     "the highest bulk value, ~ 2200 W/(m K)",
-    "negative_exfoliation_energy": "exfoliation energy < 0 meV/atom",
-    "non_positive_frequency": "highest phonon-DOS peak <= 0 cm^-1",
+    "negative_exfoliation_energy": _physical("negative_exfoliation_energy"),
+    "non_positive_frequency": _physical("non_positive_frequency"),
     "refractive_index_below_1": "refractive index n < 1",
-    "non_positive_strength": "yield strength <= 0 MPa",
+    "non_positive_strength": _physical("non_positive_strength"),
     "non_positive_transport": "conductivity, electronic thermal conductivity, power factor or "
     "effective mass <= 0 (all are averages of positive tensor eigenvalues)",
     "negative_measurement": "measured response < 0 although the source declares it non-negative",
@@ -204,16 +205,9 @@ def rule(code: str, column: str, bad: Callable[[np.ndarray], np.ndarray]) -> Rul
     return _col_rule(code, RULE_TEXT[code], column, bad)
 
 
-def non_positive(x):
-    return x <= 0
-
-
-def negative(x):
-    return x < 0
-
-
-def formation_range(x):
-    return (x < -5) | (x > 5)
+def physical(code: str, column: str, transform=lambda x: x) -> Rule:
+    """The physical range ``code`` on ``column`` (after ``transform``: to the range's unit)."""
+    return _col_rule(code, RULE_TEXT[code], column, lambda x: RANGES[code].outside(transform(x)))
 
 
 def total_energy_range(x):
@@ -222,15 +216,15 @@ def total_energy_range(x):
 
 def K_rules(col: str, transform=lambda x: x) -> list[Rule]:
     return [
-        rule("non_positive_modulus", col, lambda x: non_positive(transform(x))),
-        rule("bulk_modulus_above_diamond", col, lambda x: transform(x) > 500),
+        physical("non_positive_modulus", col, transform),
+        physical("bulk_modulus_above_diamond", col, transform),
     ]
 
 
 def G_rules(col: str, transform=lambda x: x) -> list[Rule]:
     return [
-        rule("non_positive_modulus", col, lambda x: non_positive(transform(x))),
-        rule("shear_modulus_above_diamond", col, lambda x: transform(x) > 550),
+        physical("non_positive_modulus", col, transform),
+        physical("shear_modulus_above_diamond", col, transform),
     ]
 
 
@@ -568,18 +562,16 @@ MATBENCH = [
 
 MATBENCH_RULES = {
     "matbench_dielectric": [rule("refractive_index_below_1", "n", lambda x: x < 1)],
-    "matbench_expt_gap": [rule("negative_band_gap", "gap_expt", negative)],
-    "matbench_jdft2d": [rule("negative_exfoliation_energy", "exfoliation_en", negative)],
+    "matbench_expt_gap": [physical("negative_band_gap", "gap_expt")],
+    "matbench_jdft2d": [physical("negative_exfoliation_energy", "exfoliation_en")],
     "matbench_log_gvrh": G_rules("log10_g_vrh", lambda x: 10.0**x),
     "matbench_log_kvrh": K_rules("log10_k_vrh", lambda x: 10.0**x),
-    "matbench_mp_e_form": [rule("formation_energy_out_of_range", "e_form", formation_range)],
-    "matbench_mp_gap": [rule("negative_band_gap", "gap_pbe", negative)],
+    "matbench_mp_e_form": [physical("formation_energy_out_of_range", "e_form")],
+    "matbench_mp_gap": [physical("negative_band_gap", "gap_pbe")],
     # e_form is per 5-atom cell: compare e_form / 5 eV/atom with the per-atom bounds
-    "matbench_perovskites": [
-        rule("formation_energy_out_of_range", "e_form", lambda x: formation_range(x / 5))
-    ],
-    "matbench_phonons": [rule("non_positive_frequency", "last_phdos_peak", non_positive)],
-    "matbench_steels": [rule("non_positive_strength", "yield_strength", non_positive)],
+    "matbench_perovskites": [physical("formation_energy_out_of_range", "e_form", lambda x: x / 5)],
+    "matbench_phonons": [physical("non_positive_frequency", "last_phdos_peak")],
+    "matbench_steels": [physical("non_positive_strength", "yield_strength")],
 }
 
 
@@ -791,7 +783,7 @@ BENCH = [
         "band gap (AFLOW, PBE)",
         "eV",
         "aflow",
-        [rule("negative_band_gap", "band_gap", negative)],
+        [physical("negative_band_gap", "band_gap")],
         ["aflow"],
     ),
     (
@@ -811,13 +803,7 @@ BENCH = [
         "Debye temperature (AFLOW-AEL)",
         "K",
         "aflow",
-        [
-            rule(
-                "debye_temperature_out_of_range",
-                "debye_temperature",
-                lambda x: (x <= 0) | (x > 2500),
-            )
-        ],
+        [physical("debye_temperature_out_of_range", "debye_temperature")],
         ["aflow", "aflow_ael_agl"],
     ),
     (
@@ -883,7 +869,7 @@ BENCH = [
         "formation energy (Materials Project PBE)",
         "eV/atom",
         "critexam",
-        [rule("formation_energy_out_of_range", "formation_energy", formation_range)],
+        [physical("formation_energy_out_of_range", "formation_energy")],
         ["critexam", "mp"],
     ),
     (
@@ -903,7 +889,7 @@ BENCH = [
         "energy above the convex hull (Materials Project)",
         "eV/atom",
         "mp",
-        [rule("negative_e_above_hull", "e_above_hull", negative)],
+        [physical("negative_e_above_hull", "e_above_hull")],
         ["mp"],
     ),
     (
@@ -913,7 +899,7 @@ BENCH = [
         "universal elastic anisotropy index A^U (Materials Project)",
         "dimensionless",
         "mp",
-        [rule("negative_anisotropy", "elastic_anisotropy", negative)],
+        [physical("negative_anisotropy", "elastic_anisotropy")],
         ["mp", "mp_elastic"],
     ),
     (
@@ -943,7 +929,7 @@ BENCH = [
         "band gap (OQMD, PBE)",
         "eV",
         "oqmd",
-        [rule("negative_band_gap", "band_gap", negative)],
+        [physical("negative_band_gap", "band_gap")],
         ["oqmd"],
     ),
     (
@@ -963,7 +949,7 @@ BENCH = [
         "formation enthalpy (OQMD, PBE)",
         "eV/atom",
         "oqmd",
-        [rule("formation_energy_out_of_range", "formation_enthalpy", formation_range)],
+        [physical("formation_energy_out_of_range", "formation_enthalpy")],
         ["oqmd"],
     ),
     (
@@ -973,7 +959,7 @@ BENCH = [
         "relaxed volume per atom (OQMD, PBE)",
         "A^3/atom",
         "oqmd",
-        [rule("volume_out_of_range", "volume_per_atom", lambda x: (x <= 0) | (x > 150))],
+        [physical("volume_out_of_range", "volume_per_atom")],
         ["oqmd"],
     ),
 ]
@@ -1225,7 +1211,7 @@ def build_exp_enthalpy(pmg: Archive, mm: Archive) -> Built:
         },
         matbench=None,
     )
-    rules = [rule("formation_energy_out_of_range", "formation_enthalpy_per_atom", formation_range)]
+    rules = [physical("formation_energy_out_of_range", "formation_enthalpy_per_atom")]
     return Built(df, meta, rules=rules, members=[(pmg, member)])
 
 

@@ -106,6 +106,10 @@ EXPECT: dict[tuple[str, str], tuple[int, str]] = {
      "GPa --db lab.db"): (2, "1 of 3 rows of moduli.csv are invalid; nothing was written"),
     ("README.md", "matforge ingest moduli.csv --project oxides --property bulk_modulus --unit "
      "GPa --db lab.db --skip-invalid"): (0, "2 of 3 rows"),
+    ("store.md", "matforge ingest moduli.csv --project oxides --property bulk_modulus --unit "
+     "GPa --db lab.db"): (2, "value -5 GPa is physically impossible for bulk_modulus"),
+    ("store.md", "matforge ingest moduli.csv --project oxides --property bulk_modulus --unit "
+     "GPa --db lab.db --allow-unphysical"): (0, "1 outside the physical range of bulk_modulus"),
     ("README.md", "matforge train --dataset matbench_steels --model rf --name steels-rf"):
         (0, "coverage"),
     ("README.md", "matforge predict --model steels-rf alloys.csv -o preds.csv"):
