@@ -340,3 +340,29 @@ def test_metric_units():
     assert metric_unit("coverage_95", "MPa") == "fraction"
     assert metric_unit("log_loss", None) == "nats"
     assert metric_unit("something_new", "MPa") is None
+
+
+def test_domain_sees_what_the_principal_components_leave_out():
+    """Ten oxides (a lab's first model): helium projects onto the middle of their principal
+    components; with the length of the rest it is far, and CoO stays close."""
+    from matforge.models.domain import DomainModel
+    from matforge.models.pipeline import build_featurizer
+
+    fz = build_featurizer(["magpie"])
+    oxides = ["Fe2O3", "NiO", "ZnO", "TiO2", "MgO", "Al2O3", "Cu2O", "GaAs", "Fe3O4", "FeO"]
+    X = fz.featurize_many(oxides)
+    plain = DomainModel(embedding=None).fit(X)
+    full = DomainModel(embedding=None, residual=True).fit(X)
+    he, coo = full.distance(fz.featurize_many(["He", "CoO"]))
+    assert plain.in_domain(plain.distance(fz.featurize_many(["He"])))[0]  # the blind spot
+    assert he > 2 * full.threshold_ and coo < full.threshold_
+
+
+def test_domain_ignores_round_off_spread_of_a_constant_feature():
+    from matforge.models.domain import DomainModel
+
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.normal(size=50), 0.7 + rng.normal(scale=1e-16, size=50)])
+    d = DomainModel(embedding=None, residual=True).fit(X)
+    far = d.distance(np.array([[0.0, 0.8]]))[0]  # a real 0.1 change of the "constant"
+    assert np.isfinite(far) and far < 1e3

@@ -44,6 +44,11 @@ class DomainModel:
             the others take their nearest clustered neighbour's label.
         random_state: seeds the subsamples and UMAP.
         quantile: of the training rows' leave-one-out distances, giving ``threshold_``.
+        residual: measure the distance on the principal components *and* the length of the
+            rest of the standardised features (what the components do not describe), so a
+            candidate unlike every training row in a direction the training data never varies
+            in (an element none of them has, a noble gas among oxides) is far too; without it
+            such a candidate can project onto the middle of the training data.
         max_pca_rows: the PCA is fitted on at most this many training rows (seeded
             subsample; every row is still a neighbour), which bounds the memory on large sets.
 
@@ -62,6 +67,7 @@ class DomainModel:
         random_state: int = 0,
         quantile: float = 0.99,
         max_pca_rows: int = 50_000,
+        residual: bool = False,
     ):
         self.n_neighbors = n_neighbors
         self.n_components = n_components
@@ -71,6 +77,7 @@ class DomainModel:
         self.random_state = random_state
         self.quantile = quantile
         self.max_pca_rows = max_pca_rows
+        self.residual = residual
 
     def fit(self, X: np.ndarray) -> DomainModel:
         """Learn from the (n, d) training feature matrix (NaN entries become column medians)."""
@@ -94,7 +101,9 @@ class DomainModel:
         X = self._impute(X)
         self.mean_ = X.mean(axis=0)
         self.std_ = X.std(axis=0)
-        self.std_[self.std_ == 0] = 1.0
+        # constant columns, and columns whose spread is float round-off (a fraction that is
+        # 0.7 in every row, computed 0.7000000000000001 in some), are not scaled up
+        self.std_[self.std_ <= 1e-9 * np.abs(X).max(axis=0)] = 1.0
         fit_rows = np.arange(len(X))
         if len(X) > self.max_pca_rows:
             pick = np.random.default_rng([self.random_state, 1])
@@ -150,9 +159,14 @@ class DomainModel:
         return X
 
     def _reduce(self, X: np.ndarray) -> np.ndarray:
-        """Standardised, PCA-reduced rows (the projection ``PCA.transform`` makes)."""
-        Zs = (self._impute(np.asarray(X, dtype=np.float64)) - self.mean_) / self.std_
-        return (Zs - self.center_) @ self.components_.T
+        """Standardised, PCA-reduced rows (the projection ``PCA.transform`` makes), and with
+        ``residual`` the length of what the components leave out as one more coordinate."""
+        C = (self._impute(np.asarray(X, dtype=np.float64)) - self.mean_) / self.std_ - self.center_
+        Z = C @ self.components_.T
+        if not self.residual:
+            return Z
+        rest = np.einsum("ij,ij->i", C, C) - np.einsum("ij,ij->i", Z, Z)  # orthonormal rows
+        return np.column_stack([Z, np.sqrt(np.maximum(rest, 0.0))])
 
     def _embed_fit(self, Z: np.ndarray) -> np.ndarray:
         if self.embedding == "umap":
@@ -225,7 +239,8 @@ class DomainModel:
             raise ScreenError("only a distance-only DomainModel (embedding=None) saves as arrays")
         out = {n.rstrip("_"): np.asarray(getattr(self, n), np.float64) for n in self._ARRAYS}
         out["settings"] = np.array(
-            [self.n_neighbors, self.n_components, self.quantile, self.random_state], np.float64
+            [self.n_neighbors, self.n_components, self.quantile, self.random_state, self.residual],
+            np.float64,
         )
         return out
 
@@ -233,9 +248,9 @@ class DomainModel:
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> DomainModel:
         """The distance-only model :meth:`to_arrays` wrote (neighbour index, training distances
         and threshold are rebuilt from the stored reduced training rows, as ``fit`` built them)."""
-        n_neighbors, n_components, quantile, seed = (float(v) for v in arrays["settings"])
-        model = cls(n_neighbors=int(n_neighbors), n_components=int(n_components),
-                    embedding=None, random_state=int(seed), quantile=quantile)  # fmt: skip
+        n_neighbors, n_components, quantile, seed, residual = (float(v) for v in arrays["settings"])
+        model = cls(n_neighbors=int(n_neighbors), n_components=int(n_components), embedding=None,
+                    random_state=int(seed), quantile=quantile, residual=bool(residual))  # fmt: skip
         for name in cls._ARRAYS:
             setattr(model, name, np.asarray(arrays[name.rstrip("_")], np.float64))
         model._fit_distance(model.train_z_)

@@ -36,7 +36,8 @@ What the model does beyond ``featurize → estimator.fit``:
 * **applicability domain**: a distance-only :class:`~matforge.models.domain.DomainModel` of the
   training compositions (``domain_``; in the model's own features, or Magpie + stoichiometry
   for ``element_tokens`` models, whose atomic numbers are no descriptor space). A formula's
-  ``domain_distance`` is its mean distance to the 5 nearest training compositions over the
+  ``domain_distance`` is its mean distance to the 5 nearest training compositions (in the
+  standardised features: their 10 principal components and the length of the rest) over the
   median of the same for the training rows (~1 = as close as they are to each other); it is
   ``in_domain`` up to ``domain_.threshold_``, the 99th percentile of the training rows' own
   (leave-one-out) distances. :meth:`CompositionModel.predict_frame` reports both with every
@@ -578,7 +579,7 @@ class CompositionModel(BaseEstimator):
 def _fit_domain(F: np.ndarray):
     from matforge.models.domain import DomainModel
 
-    return DomainModel(embedding=None, random_state=0).fit(F)
+    return DomainModel(embedding=None, residual=True, random_state=0).fit(F)
 
 
 # -- metrics --------------------------------------------------------------------------------
