@@ -297,6 +297,29 @@ def test_uploads_refuse_physically_impossible_values_unless_allowed(server):
     assert r.status_code == 201 and (r.json()["n_written"], r.json()["n_flagged"]) == (2, 1)
 
 
+def test_measurements_and_their_csv_export_keep_the_formula_as_ingested_and_the_flag(server):
+    pid = new_project(server, server.alice)
+    rows = [{"formula": "O3Fe2", "value": 2.1}, {"formula": "Fe₂O₃", "value": -0.1}]
+    assert add_rows(server, server.alice, pid, rows, allow_unphysical=True).status_code == 201
+    items = server.client.get(
+        f"{API}/measurements", params={"project_id": pid}, headers=server.alice
+    ).json()["items"]
+    assert [(m["formula"], m["formula_as_ingested"], m["flag"]) for m in items] == [
+        ("Fe2O3", "O3Fe2", None),
+        ("Fe2O3", "Fe₂O₃", "negative_band_gap"),
+    ]
+    text = server.client.get(
+        f"{API}/measurements.csv", params={"project_id": pid}, headers=server.alice
+    ).text
+    table = list(csv.DictReader(io.StringIO(text)))
+    header = list(table[0])
+    assert header[header.index("formula") + 1] == "formula_as_ingested"
+    assert [(r["formula_as_ingested"], r["flag"]) for r in table] == [
+        ("O3Fe2", ""),
+        ("Fe₂O₃", "negative_band_gap"),
+    ]
+
+
 def test_json_batch_names_bad_rows_and_fields(server):
     from pymatgen.core import Lattice, Structure
 
@@ -524,6 +547,17 @@ def test_model_trains_in_the_background_and_predicts_mean_and_std(filled):
     assert [x["formula"] for x in p] == ["Fe2O3", "CoO", "Qq2"]
     assert all(x["mean"] is not None and x["std"] > 0 for x in p[:2])
     assert p[2]["mean"] is None and "Qq" in p[2]["error"]
+    # each prediction says whether it is inside the model's applicability domain
+    threshold = r.json()["domain_threshold"]
+    assert threshold > 0
+    assert p[0]["in_domain"] is True and 0 <= p[0]["domain_distance"] <= threshold  # trained on
+    assert p[2]["in_domain"] is None and p[2]["domain_distance"] is None  # no prediction
+    r = s.client.post(
+        f"{API}/models/{model['id']}/predict", json={"formulas": ["C6H12O6", "ZnO"]}, headers=C
+    )
+    far, near = r.json()["predictions"]
+    assert far["mean"] is not None and far["in_domain"] is False
+    assert far["domain_distance"] > threshold and near["in_domain"] is True
     # the job is alice's alone; models follow their project's visibility
     assert s.client.get(f"{API}/jobs/{job['id']}", headers=B).status_code == 404
     assert [m["id"] for m in s.client.get(f"{API}/models", headers=B).json()] == [model["id"]]

@@ -155,6 +155,9 @@ class MeasurementOut(BaseModel):
     dataset_id: str
     material_id: str
     formula: str
+    formula_as_ingested: str | None = Field(
+        None, description="The formula as the upload wrote it (null for rows stored before 0005)."
+    )
     reduced_formula: str
     elements: list[str]
     property: str
@@ -166,6 +169,9 @@ class MeasurementOut(BaseModel):
     source: str | None
     raw_value: float
     raw_unit: str
+    flag: str | None = Field(
+        None, description="Codes of the physical ranges the value breaks (allow_unphysical)."
+    )
     created_at: datetime
     created_by: str
 
@@ -275,12 +281,27 @@ class PredictionOut(BaseModel):
     mean: float | None
     std: float | None
     error: str | None = None
+    domain_distance: float | None = Field(
+        None,
+        description="distance to the model's training compositions (~1: as close as they are "
+        "to each other); null without a prediction",
+    )
+    in_domain: bool | None = Field(
+        None,
+        description="domain_distance <= the response's domain_threshold; false: the "
+        "prediction is an extrapolation",
+    )
 
 
 class PredictOut(BaseModel):
     model_id: str
     property: str
     unit: str
+    domain_threshold: float | None = Field(
+        None,
+        description="the 99th percentile of the training compositions' own (leave-one-out) "
+        "domain distances: a formula farther than that is out of the model's domain",
+    )
     predictions: list[PredictionOut]
 
 

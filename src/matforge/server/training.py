@@ -155,7 +155,8 @@ class _Batcher:
         self._running = False
 
     def predict(self, formulas: list[str]):
-        """``(mean, std, errors)`` of ``formulas``, predicted alone or with concurrent requests."""
+        """:meth:`~matforge.models.pipeline.CompositionModel.predict_frame` of ``formulas``,
+        predicted alone or with concurrent requests."""
         request = _Request(list(formulas))
         with self._cv:
             self._pending.append(request)
@@ -183,8 +184,7 @@ class _Batcher:
     def _run(self, batch: list[_Request]) -> None:
         formulas = [f for r in batch for f in r.formulas]
         try:
-            mean, std = self.model.predict(formulas, return_std=True)
-            errors = {int(r): str(msg) for r, msg in getattr(self.model, "errors_", [])}
+            frame = self.model.predict_frame(formulas)
         except Exception as exc:  # noqa: BLE001 — handed to each waiting request
             for r in batch:
                 r.error, r.done = exc, True
@@ -192,8 +192,7 @@ class _Batcher:
         start = 0
         for r in batch:
             stop = start + len(r.formulas)
-            own = {i - start: msg for i, msg in errors.items() if start <= i < stop}
-            r.result = (mean[start:stop], std[start:stop], own)
+            r.result = frame.iloc[start:stop].reset_index(drop=True)
             r.done = True
             start = stop
 
@@ -240,8 +239,13 @@ class ModelCache:
         return self._get(model_id, artifact).model
 
     def predict(self, model_id: int, artifact: str, formulas: list[str]):
-        """``(mean, std, errors)`` for ``formulas``; ``errors`` maps a row to why it has none."""
-        return self._get(model_id, artifact).predict(formulas)
+        """``(frame, threshold)``: a DataFrame of ``formulas`` with ``mean``, ``std``,
+        ``domain_distance``, ``in_domain`` and ``error`` (why a row has no prediction, or "")
+        (:meth:`~matforge.models.pipeline.CompositionModel.predict_frame`), and the model's
+        applicability-domain threshold."""
+        batcher = self._get(model_id, artifact)
+        frame = batcher.predict(formulas)
+        return frame, float(batcher.model.applicability_domain().threshold_)
 
 
 def trained_model(engine: sa.Engine, cache: ModelCache, model_id: int):

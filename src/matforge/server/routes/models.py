@@ -198,27 +198,43 @@ def get_model(model_id: str, state: State, user: CurrentUser) -> ModelOut:
 
 @router.post("/models/{model_id}/predict", response_model=PredictOut, tags=["models"])
 def predict(model_id: str, body: PredictIn, state: State, user: CurrentUser) -> PredictOut:
-    """Predicted mean and standard deviation (the property's canonical unit) per formula; a
-    formula that cannot be parsed gets ``error`` instead."""
+    """Predicted mean and standard deviation (the property's canonical unit) per formula, with
+    its distance to the model's training compositions and whether that is inside the model's
+    applicability domain (``domain_threshold``); a formula that cannot be parsed gets
+    ``error`` instead."""
     if len(body.formulas) > state.settings.max_predict_formulas:
         raise ApiError(413, f"at most {state.settings.max_predict_formulas} formulas per request")
     with state.engine.connect() as conn:
         row = _visible_model(state, conn, user, model_id)
     if row.j_status != "succeeded" or not row.artifact:
         raise ApiError(409, f"the model is not trained (its job is {row.j_status})")
-    mean, std, errors = state.models.predict(row.id, row.artifact, body.formulas)
+    frame, threshold = state.models.predict(row.id, row.artifact, body.formulas)
     out = []
-    for i, formula in enumerate(body.formulas):
-        mu, sigma = float(mean[i]), float(std[i])
-        if i in errors or not (math.isfinite(mu) and math.isfinite(sigma)):
+    for formula, p in zip(body.formulas, frame.itertuples(index=False), strict=True):
+        mu, sigma = float(p.mean), float(p.std)
+        if p.error or not (math.isfinite(mu) and math.isfinite(sigma)):
             out.append(
                 PredictionOut(
-                    formula=formula, mean=None, std=None, error=errors.get(i, "no prediction")
+                    formula=formula, mean=None, std=None, error=p.error or "no prediction"
                 )
             )
         else:
-            out.append(PredictionOut(formula=formula, mean=mu, std=sigma))
-    return PredictOut(model_id=model_id, property=row.property, unit=row.unit, predictions=out)
+            out.append(
+                PredictionOut(
+                    formula=formula,
+                    mean=mu,
+                    std=sigma,
+                    domain_distance=float(p.domain_distance),
+                    in_domain=bool(p.in_domain),
+                )
+            )
+    return PredictOut(
+        model_id=model_id,
+        property=row.property,
+        unit=row.unit,
+        domain_threshold=threshold,
+        predictions=out,
+    )
 
 
 def _finite(values) -> list[float | None]:
