@@ -2,7 +2,8 @@
 
 * :mod:`~matforge.design.spaces` — :class:`DiscretePool`, :class:`ParameterSpace`
   (:class:`Continuous`, :class:`Integer`, :class:`Categorical`) and :class:`FormulationSpace`
-  (:class:`Ingredient`, :class:`Group`);
+  (:class:`Ingredient`, :class:`Group`), each rounding proposals to a precision a lab can weigh
+  (``round``, ``with_precision``, :func:`default_step`, :func:`parse_precision`);
 * :mod:`~matforge.design.objectives` — :class:`Maximize`, :class:`Minimize`, :class:`Target`,
   :class:`Range`, :func:`parse_objective`, :class:`Constraint`, :func:`pareto_front`,
   :func:`hypervolume`;
@@ -20,7 +21,8 @@ import importlib
 _EXPORTS = {
     **dict.fromkeys(
         ["DesignSpace", "DiscretePool", "ParameterSpace", "Continuous", "Integer", "Categorical",
-         "FormulationSpace", "Ingredient", "Group", "space_from_dict"],
+         "FormulationSpace", "Ingredient", "Group", "space_from_dict", "default_step",
+         "parse_precision"],
         "matforge.design.spaces",
     ),
     **dict.fromkeys(
