@@ -112,6 +112,7 @@ def measurements(q: MeasurementQuery) -> sa.Select:
             m.c.dataset_id,
             m.c.material_id,
             mat.c.formula,
+            m.c.formula_as_ingested,
             mat.c.reduced_formula,
             mat.c.elements,
             p.c.name.label("property"),
@@ -123,6 +124,7 @@ def measurements(q: MeasurementQuery) -> sa.Select:
             m.c.source,
             m.c.raw_value,
             m.c.raw_unit,
+            m.c.flag,
             m.c.created_at,
             m.c.created_by,
         )

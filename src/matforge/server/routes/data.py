@@ -49,6 +49,7 @@ EXPORT_COLUMNS = [
     "dataset_id",
     "material_id",
     "formula",
+    "formula_as_ingested",
     "reduced_formula",
     "elements",
     "property",
@@ -60,6 +61,7 @@ EXPORT_COLUMNS = [
     "source",
     "raw_value",
     "raw_unit",
+    "flag",
     "created_at",
     "created_by",
 ]
@@ -285,6 +287,7 @@ def _measurement_out(state: ServerState, r) -> dict:
         dataset_id=state.codec.encode("dataset", r.dataset_id),
         material_id=state.codec.encode("material", r.material_id),
         formula=r.formula,
+        formula_as_ingested=r.formula_as_ingested,
         reduced_formula=r.reduced_formula,
         elements=elements_list(r.elements),
         property=r.property,
@@ -296,6 +299,7 @@ def _measurement_out(state: ServerState, r) -> dict:
         source=r.source,
         raw_value=r.raw_value,
         raw_unit=r.raw_unit,
+        flag=r.flag,
         created_at=utc(r.created_at),
         created_by=r.created_by,
     )
