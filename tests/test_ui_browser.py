@@ -275,6 +275,9 @@ def test_a_bench_scientist_session(server, browser, shots, gaps_csv, tmp_path):
         re.compile(r"^[\d.e+-]+ ± [\d.e+-]+$")
     )
     expect(predictions.nth(1)).to_contain_text("Xx")
+    domain = predictions.first.locator("td").nth(3)  # the model's applicability domain
+    expect(domain).to_have_text(re.compile(r"^(in domain|out of domain: extrapolation)$"))
+    expect(domain).to_have_attribute("title", re.compile(r"in domain up to [\d.]+"))
     shots(page, "ui-models")
 
     # a campaign: create it from the project's data, ask for proposals, enter a result

@@ -451,7 +451,16 @@ async function predict(event) {
   $("#predict-table tbody").replaceChildren(...out.predictions.map((p) => el("tr", {},
     el("td", { text: p.formula }),
     p.error ? el("td", { class: "error", text: p.error }) : el("td", { class: "num", text: `${fmt(p.mean)} ± ${fmt(p.std)}` }),
-    el("td", { text: out.unit }))));
+    el("td", { text: out.unit }),
+    domainCell(p, out.domain_threshold))));
+}
+
+// Inside the model's applicability domain or not: outside, the prediction is an extrapolation.
+function domainCell(p, threshold) {
+  if (p.in_domain === null || p.in_domain === undefined) return el("td", {});
+  const title = `distance to the training compositions ${fmt(p.domain_distance)} (in domain up to ${fmt(threshold)})`;
+  return p.in_domain ? el("td", { class: "ok", text: "in domain", title })
+    : el("td", { class: "error", text: "out of domain: extrapolation", title });
 }
 
 // --- screening -------------------------------------------------------------------------------
