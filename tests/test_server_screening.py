@@ -191,6 +191,11 @@ def test_screen_ranks_enumerated_compositions_with_the_model(lab):
     ).json()["predictions"]
     np.testing.assert_allclose([p["mean"] for p in pred], means, rtol=1e-6)
     np.testing.assert_allclose([p["std"] for p in pred], [t["std"] for t in top], rtol=1e-6)
+    assert [p["in_domain"] for p in pred] == [t["in_domain"] for t in top]  # and its domain
+    np.testing.assert_allclose(
+        [p["domain_distance"] for p in pred], [t["domain_distance"] for t in top], rtol=1e-6
+    )
+    assert 0 <= res["out_of_domain"] <= res["n_screened"]
     # nothing in the sample beats the best candidate
     sample = res["sample"]
     assert 0 < len(sample["formula"]) == len(sample["mean"]) == len(sample["std"])

@@ -97,10 +97,22 @@ def screen_kind(engine: sa.Engine, cache: ModelCache) -> JobKind:
             "ranking": p["rank_by"],
             "n_positions": total,
             "n_screened": int(len(table)),
+            "out_of_domain": result.summary["out_of_domain"],
             "top": [
-                {"formula": str(f), "mean": _finite(m), "std": _finite(s)}
-                for f, m, s in zip(
-                    table["formula"][:top_k], table[prop][:top_k], table[std][:top_k], strict=True
+                {
+                    "formula": str(f),
+                    "mean": _finite(m),
+                    "std": _finite(s),
+                    "domain_distance": _finite(d),
+                    "in_domain": bool(ok),
+                }
+                for f, m, s, d, ok in zip(
+                    table["formula"][:top_k],
+                    table[prop][:top_k],
+                    table[std][:top_k],
+                    table["domain_distance"][:top_k],
+                    table["in_domain"][:top_k],
+                    strict=True,
                 )
             ],
             "sample": {
