@@ -8,3 +8,15 @@ Top floor of the package: nothing else in matforge imports it.
 """
 
 __all__ = ["model"]
+
+
+def __getattr__(name: str):
+    from matforge import _import_submodule
+
+    return _import_submodule(__name__, name)  # matforge.report.x: no import of its own
+
+
+def __dir__() -> list[str]:
+    from matforge import _submodule_names
+
+    return sorted({*globals(), *_submodule_names(__path__)})
