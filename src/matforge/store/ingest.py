@@ -182,10 +182,11 @@ def ingest_csv(
     Every row is checked (formula parses, value a finite number, unit known to pint and
     compatible with the property, value inside the property's physical range: see
     :mod:`matforge.store.ranges`; ``allow_unphysical=True`` stores such a value with the range's
-    code in its ``flag``). Each row keeps its formula as written (``formula_as_ingested``). By
-    default the ingest is all or nothing: if any row is bad,
-    :class:`IngestError` names every bad cell by file, line (the header is line 1) and column,
-    and the store is left unchanged. With ``skip_invalid=True`` the valid rows are written and
+    code in its ``flag``). Each row keeps its formula as written (``formula_as_ingested``).
+
+    By default the ingest is all or nothing: if any row is bad, :class:`IngestError` names
+    every bad cell by file, line (the header is line 1) and column, and the store is left
+    unchanged. With ``skip_invalid=True`` the valid rows are written and
     the bad ones go to ``rejects_path`` (default ``FILE.rejects.csv`` next to the file): their
     original columns plus ``line``, ``column`` and ``reason``.
 
