@@ -121,11 +121,10 @@ def _identify_many(files, clf, *, top, threshold, wavelength, axis, as_json, out
     from rich.table import Table
 
     from matforge.errors import MatforgeError
-    from matforge.xrd.identify import identify
+    from matforge.xrd.identify import HEADS, identify
     from matforge.xrd.io import read_pattern
 
-    heads = (("crystal_system", "crystal system"), ("spacegroup", "space group"),
-             ("prototype", "prototype"))  # fmt: skip
+    heads = tuple(HEADS.items())
     rows = []
     ax = None if axis is None else axis.lower()
     for f in track(files, description="identifying", disable=as_json, transient=True):
@@ -136,13 +135,8 @@ def _identify_many(files, clf, *, top, threshold, wavelength, axis, as_json, out
         except MatforgeError as exc:
             rows.append({**row, "error": str(exc)})
             continue
-        for head, _ in heads:
-            best = result.candidates[head][0] if result.candidates[head] else None
-            row[head] = result.best(head)
-            row[f"{head}_probability"] = round(best.probability, 4) if best else None
-        row["warnings"] = " | ".join(result.warnings)
-        rows.append(row)
-    table = pd.DataFrame(rows)
+        rows.append({**row, **result.summary_row()})
+    table = pd.DataFrame(rows).round(4)
     for col in ("error", "warnings"):
         if col not in table:
             table[col] = ""
@@ -210,7 +204,7 @@ def identify_cmd(
     from rich.table import Table
 
     from matforge.xrd.cnn import XRDClassifier
-    from matforge.xrd.identify import identify, match_prototype, overlay_figure
+    from matforge.xrd.identify import HEADS, identify, match_prototype, overlay_figure
     from matforge.xrd.io import read_pattern
     from matforge.xrd.simulate import _wavelength
 
@@ -246,8 +240,7 @@ def identify_cmd(
         console.print(f"[bold]{pattern}[/bold]  (threshold {threshold:.2f}; below it: uncertain)")
         for note in result.warnings:
             console.print(f"[yellow]warning:[/yellow] {note}")
-        for head, title in (("crystal_system", "crystal system"), ("spacegroup", "space group"),
-                            ("prototype", "prototype")):  # fmt: skip
+        for head, title in HEADS.items():
             verdict = result.best(head)
             style = "yellow" if verdict == "uncertain" else "green"
             table = Table(title=f"{title}: [{style}]{verdict}[/{style}]", title_justify="left")

@@ -13,10 +13,16 @@ import math
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
 UNCERTAIN = "uncertain"
+#: the classifier's heads, with the words a person reads for each
+HEADS = {"crystal_system": "crystal system", "spacegroup": "space group", "prototype": "prototype"}
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,93 @@ class Identification:
                 for h, cs in self.candidates.items()
             },
         }
+
+    def summary_row(self) -> dict:
+        """One line of a many-pattern summary: per head its best class (or "uncertain") and
+        the best probability (``<head>_probability``, 0–1), and the warnings joined by " | "."""
+        row: dict = {}
+        for head, cands in self.candidates.items():
+            row[head] = self.best(head)
+            row[f"{head}_probability"] = cands[0].probability if cands else None
+        row["warnings"] = " | ".join(self.warnings)
+        return row
+
+    def to_frame(self):
+        """The candidates as a tidy pandas DataFrame, one row per (head, rank).
+
+        Columns: ``head``, ``rank`` (1 = most probable), ``name``, ``probability`` (0–1),
+        ``uncertain`` (the probability is below the threshold; at rank 1 the head abstains),
+        and, for prototypes, ``formula`` and ``mineral`` of the example compound (else None).
+        """
+        import pandas as pd
+
+        rows = [
+            (head, rank, c.name, c.probability, c.probability < self.threshold,
+             self.prototype_info.get(c.name, {}).get("formula") if head == "prototype" else None,
+             self.prototype_info.get(c.name, {}).get("mineral") if head == "prototype" else None)
+            for head, cands in self.candidates.items()
+            for rank, c in enumerate(cands, 1)
+        ]  # fmt: skip
+        columns = ["head", "rank", "name", "probability", "uncertain", "formula", "mineral"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def plot(self):
+        """A plotly figure: per head, a bar of each top candidate's probability (most probable
+        on top) and the threshold as a dashed line; bars below the threshold are grey. One
+        trace per head. Show it with ``.show()``, save it with ``.write_html(path)``."""
+        import plotly.graph_objects as go
+        from plotly.subplots import make_subplots
+
+        heads = list(self.candidates)
+        titles = [f"{HEADS.get(h, h)}: {self.best(h)}" for h in heads]
+        fig = make_subplots(rows=len(heads), cols=1, subplot_titles=titles, vertical_spacing=0.12)
+        for row, head in enumerate(heads, 1):
+            cands = self.candidates[head]
+            names = [self.label(head, c.name) for c in cands]
+            probs = [c.probability for c in cands]
+            colours = ["#1f77b4" if p >= self.threshold else "#b0b0b0" for p in probs]
+            bars = go.Bar(
+                x=probs,
+                y=names,
+                orientation="h",
+                name=HEADS.get(head, head),
+                marker_color=colours,
+                hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+            )
+            fig.add_trace(bars, row=row, col=1)
+            fig.add_vline(x=self.threshold, line_dash="dash", line_color="#d62728", row=row, col=1)
+        fig.update_xaxes(range=[0, 1])
+        fig.update_xaxes(title_text="probability", row=len(heads), col=1)
+        fig.update_yaxes(autorange="reversed")
+        title = Path(self.source).name if self.source else "identification"
+        fig.update_layout(
+            title=f"{title}<br><sup>threshold {self.threshold:.2f} (dashed): below it a head "
+            "answers 'uncertain'</sup>",
+            template="plotly_white",
+            showlegend=False,
+            height=220 * len(heads) + 80,
+        )
+        return fig
+
+    def label(self, head: str, name: str) -> str:
+        """A candidate's name, with the example compound for a prototype."""
+        info = self.prototype_info.get(name, {}) if head == "prototype" else {}
+        extra = " ".join(str(v) for v in (info.get("formula"), info.get("mineral")) if v)
+        return f"{name} ({extra})" if extra else name
+
+    def _repr_html_(self) -> str:
+        from matforge.notebook import identification_html
+
+        return identification_html(self)
+
+
+def identifications_frame(results) -> pd.DataFrame:
+    """A summary of many identifications as a pandas DataFrame: one row per pattern with its
+    ``source``, then :meth:`Identification.summary_row` (best class and probability per head,
+    warnings)."""
+    import pandas as pd
+
+    return pd.DataFrame([{"source": r.source, **r.summary_row()} for r in results])
 
 
 #: fewest points of a pattern the classifier is given (a scan, not a peak list)
@@ -369,8 +462,7 @@ def overlay_figure(
         ))  # fmt: skip
     if identification is not None:
         parts = []
-        for head, nice in (("crystal_system", "crystal system"), ("spacegroup", "space group"),
-                           ("prototype", "prototype")):  # fmt: skip
+        for head, nice in HEADS.items():
             c = identification.candidates[head][0]
             parts.append(f"{nice}: {identification.best(head)} ({c.probability:.0%})")
         title += "<br><sup>" + " · ".join(parts) + "</sup>"

@@ -90,6 +90,11 @@ class Pattern:
             f"Pattern({len(self)} points, 2θ {rng}, λ={self.wavelength} Å, source={self.source!r})"
         )
 
+    def _repr_html_(self) -> str:
+        from matforge.notebook import pattern_html
+
+        return pattern_html(self)
+
     @property
     def q(self) -> np.ndarray:
         """Scattering vector magnitude Q = 4π sin θ / λ in Å⁻¹."""
