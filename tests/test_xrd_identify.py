@@ -1,8 +1,23 @@
-"""Identification results as tables and figures."""
+"""Identification results as tables and figures, and the peak-width plausibility check of
+``check_pattern`` (a warning, not a refusal)."""
 
 from __future__ import annotations
 
-from matforge.xrd.identify import Candidate, Identification, identifications_frame
+import numpy as np
+import pytest
+
+from matforge.xrd.identify import (
+    MAX_FWHM,
+    Candidate,
+    Identification,
+    check_pattern,
+    example_pattern,
+    identifications_frame,
+    peak_fwhm,
+)
+from matforge.xrd.io import Pattern
+
+GRID = np.round(np.arange(10.0, 80.0 + 1e-9, 0.02), 4)
 
 
 def _identification(source="a.xy") -> Identification:
@@ -53,3 +68,80 @@ def test_identifications_frame_is_one_row_per_pattern():
     assert df["prototype"].iloc[0] == "AB_cF8_225_a_b"
     assert df["crystal_system_probability"].iloc[0] == 0.9
     assert df["warnings"].iloc[0] == "coarse step"
+
+
+# --- peak widths ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rock_salt_peaks():
+    from matforge.xrd.identify import prototype_structure
+    from matforge.xrd.simulate import simulate
+
+    return simulate(prototype_structure("AB_cF8_225_a_b")[0], two_theta_range=(10, 80))[0]
+
+
+def _width_warnings(p) -> list[str]:
+    return [w for w in check_pattern(p) if "wide (median FWHM" in w]
+
+
+@pytest.mark.parametrize("fwhm", [0.3, 1.0, 3.0])
+def test_peak_fwhm_measures_a_peak_on_a_background(fwhm):
+    y = 50 + 0.5 * GRID + 1000 * np.exp(-4 * np.log(2) * ((GRID - 40) / fwhm) ** 2)
+    degrees, steps = peak_fwhm(GRID, y)
+    assert degrees == pytest.approx(fwhm, rel=0.03)
+    assert steps == pytest.approx(fwhm / 0.02, rel=0.03)
+
+
+def test_realistic_patterns_have_plausible_widths(rock_salt_peaks):
+    from matforge.xrd.simulate import profile
+
+    assert check_pattern(example_pattern()) == []  # the bundled example (40 nm, noise)
+    for kw in ({"fwhm": 0.1}, {"fwhm": 0.05}, {"crystallite_size_nm": 5.0}):
+        assert _width_warnings(Pattern(GRID, profile(rock_salt_peaks, GRID, **kw))) == [], kw
+    # and with the training augmentations: 5 nm crystallites, 100 counts, backgrounds (humps)
+    from matforge.xrd.augment import AugmentConfig, augment
+    from matforge.xrd.identify import _prototypes
+    from matforge.xrd.training_data import symmetry_labels
+
+    _, _, structures = _prototypes()
+    picked = [symmetry_labels(s) for s in structures[::12]]  # 24 prototypes
+    n = len(picked)
+    for params in ({}, {"size_nm": np.full(n, 5.0)}, {"counts": np.full(n, 100.0)}):
+        x, _ = augment([c for c, _, _ in picked], GRID, 0, AugmentConfig(),
+                       crystal_systems=[s for _, s, _ in picked],
+                       orbits=[o for _, _, o in picked], params=params)  # fmt: skip
+        assert [w for row in x for w in _width_warnings(Pattern(GRID, row))] == [], params
+
+
+def test_broad_humps_warn(rock_salt_peaks):
+    from matforge.xrd.simulate import profile
+
+    warnings = _width_warnings(Pattern(GRID, profile(rock_salt_peaks, GRID, fwhm=8.0)))
+    assert len(warnings) == 1 and "broader than crystallites of a few nm" in warnings[0]
+    measured = float(warnings[0].split("are ")[1].split("°")[0])
+    assert measured > MAX_FWHM
+    # widths compare in Cu Kα1 2θ: 4° peaks at Mo Kα are over 8° at Cu Kα1
+    from matforge.xrd.identify import prototype_structure
+    from matforge.xrd.simulate import simulate
+
+    mo_peaks = simulate(prototype_structure("AB_cF8_225_a_b")[0], wavelength="MoKa1",
+                        two_theta_range=(5, 40))[0]  # fmt: skip
+    mo_grid = np.round(np.arange(5.0, 40.0, 0.01), 4)
+    at_mo = Pattern(mo_grid, profile(mo_peaks, mo_grid, fwhm=4.0), wavelength=mo_peaks.wavelength)
+    assert len(_width_warnings(at_mo)) == 1
+    sharp = Pattern(mo_grid, profile(mo_peaks, mo_grid, fwhm=0.05), wavelength=mo_peaks.wavelength)
+    assert _width_warnings(sharp) == []
+
+
+def test_sticks_and_too_coarse_steps_warn(rock_salt_peaks):
+    from matforge.xrd.simulate import profile
+
+    sticks = np.zeros_like(GRID)  # a peak list drawn on a fine grid: one point per peak
+    sticks[np.searchsorted(GRID, rock_salt_peaks.two_theta)] = rock_salt_peaks.intensity
+    warnings = _width_warnings(Pattern(GRID, sticks))
+    assert len(warnings) == 1 and "single-point spikes" in warnings[0]
+    assert "1 steps of the scan" in warnings[0]
+    coarse = np.round(np.arange(10.0, 80.0, 0.25), 4)  # 0.05° peaks sampled every 0.25°
+    warnings = _width_warnings(Pattern(coarse, profile(rock_salt_peaks, coarse, fwhm=0.05)))
+    assert len(warnings) == 1 and "single-point spikes" in warnings[0]
