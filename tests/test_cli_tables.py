@@ -93,3 +93,29 @@ def test_plain_flag_and_pipe_give_tsv():
         assert result.exit_code == 0, result.output
         header = next(line for line in result.output.splitlines() if line.startswith("name"))
         assert header.split("\t") == ["name", "rows", "property", "unit", "source"]
+
+
+def test_campaign_suggest_fits_80_columns_with_every_number_whole(tmp_path):
+    from pathlib import Path
+
+    from matforge.cli.campaign import app as campaign_app
+
+    example = Path(__file__).resolve().parents[1] / "docs" / "examples" / "opv_blends.csv"
+    db, nxt = tmp_path / "lab.db", tmp_path / "next.csv"
+    runner = CliRunner()
+    new = ["new", "opv", "--from", str(example), "--target", "degradation min",
+           "--formulation", "pce10,p3ht,pcbm", "--db", str(db)]  # fmt: skip
+    assert runner.invoke(campaign_app, new).exit_code == 0
+    result = runner.invoke(campaign_app, ["suggest", "opv", "-n", "4", "-o", str(nxt),
+                                          "--db", str(db)], env={**TERMINAL, "COLUMNS": "80"})  # fmt: skip
+    assert result.exit_code == 0, result.output
+    table = "\n".join(line for line in result.output.splitlines() if line[:1] in "┏┃┡│└")
+    assert _widest(table) <= 80
+    batch = pd.read_csv(nxt)
+    rows = [line for line in result.output.splitlines() if line.startswith("│")]
+    assert len(rows) == len(batch)  # one line per suggestion: nothing wrapped
+    for line, (_, r) in zip(rows, batch.iterrows(), strict=True):
+        cells = [c.strip() for c in line.strip("│").split("│")]
+        assert cells[0] == str(r["suggestion_id"])
+        for col in ("pce10", "p3ht", "pcbm", "degradation_mean"):
+            assert f"{r[col]:.4g}" in cells

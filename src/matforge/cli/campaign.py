@@ -205,7 +205,8 @@ def suggest(
         df.to_csv(output, index=False)
         typer.echo(f"{len(df)} suggestion(s) written to {output}; fill in "
                    f"{', '.join(c.properties)} and run `matforge campaign observe {name} FILE`")
-    print_frame(df, f"{name}: batch {int(df['batch'].iloc[0]) if len(df) else '-'}")
+    title = f"{name}: batch {int(df['batch'].iloc[0]) if len(df) else '-'}"
+    print_frame(df, title, optional=[c_ for c_ in ("batch", "acquisition") if c_ in df])
 
 
 @app.command("observe")
@@ -271,7 +272,8 @@ def status(
         print_frame(pd.DataFrame(s["best"]), "best so far")
     if len(pending):
         cols = [c_ for c_ in pending.columns if c_ not in ("status", "created_at")]
-        print_frame(pending[cols], "pending")
+        optional = [c_ for c_ in ("batch", "acquisition") if c_ in cols]
+        print_frame(pending[cols], "pending", optional=optional)
 
 
 @app.command("report")
@@ -406,17 +408,14 @@ def benchmark_command(
 
         write_benchmark_report(results, out / "report.html")
     s = results["summary"]
-    from rich.table import Table
+    import pandas as pd
 
-    table = Table(title="acceleration factor (top-1 %)")
     keys = list(s["median_acceleration_top"])
-    table.add_column("problem")
-    for k in keys:
-        table.add_column(k, justify="right")
-    for r in s["rows"]:
-        table.add_row(r["problem"], *[f"{r[k]:.2f}" if k in r else "-" for k in keys])
-    table.add_row("median", *[f"{s['median_acceleration_top'][k]:.2f}" for k in keys])
-    Console().print(table)
+    rows = [{"problem": r["problem"], **{k: r.get(k, float("nan")) for k in keys}}
+            for r in s["rows"]]  # fmt: skip
+    rows.append({"problem": "median", **s["median_acceleration_top"]})
+    print_frame(pd.DataFrame(rows), "acceleration factor (top-1 %)", max_rows=len(rows),
+                keep=("problem",))  # fmt: skip
     for k, v in s["targets"].items():
         typer.echo(f"{k}: " + ", ".join(f"{t} {'yes' if ok else 'NO'}" for t, ok in v.items()))
     typer.echo(f"results in {out}/ ({results['wall_seconds']:.0f} s)")

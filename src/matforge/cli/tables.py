@@ -74,7 +74,6 @@ def print_frame(
         sys.stdout.write(df.to_csv(sep="\t", index=False, lineterminator="\n"))
         sys.stdout.flush()
         return
-    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -102,18 +101,18 @@ def print_frame(
         rows = [[cells[c][i] for c in columns] for i in range(len(shown))]
         _print_blocks(console, title, columns, rows)
     else:
-        natural = {c: max([0, *(len(v) for v in cells[c])]) for c in columns}
-        wraps = _width(columns, {**widths, **{c: natural[c] for c in columns if c not in rigid}})
-        wraps = wraps > console.width
-        table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
-                      collapse_padding=True, leading=1 if wraps else 0)  # fmt: skip
-        for name in columns:
+        natural = {c: max([len(c), *(len(v) for v in cells[c])]) for c in columns}
+        text = [c for c in columns if c not in rigid]
+        final = _fit_text({c: widths[c] for c in columns}, natural, text, console.width)
+        wraps = any(final[c] < natural[c] for c in text)
+        table = Table(title=title, show_lines=wraps)
+        for name in columns:  # fixed widths: rich lays out exactly what was measured here
             if name in rigid:
                 justify = "left" if name in keep else "right"
-                header = _header(name, widths[name])
-                table.add_column(header, justify=justify, no_wrap=True, min_width=widths[name])
+                header = _header(name, final[name])
+                table.add_column(header, justify=justify, no_wrap=True, width=final[name])
             else:
-                table.add_column(name, overflow="fold", min_width=widths[name])
+                table.add_column(name, overflow="fold", width=final[name])
         for i in range(len(shown)):
             table.add_row(*[cells[c][i] for c in columns])
         console.print(table)
@@ -141,9 +140,23 @@ def _need(name: str, values: list[str], rigid: bool) -> int:
     return max(widest, least)
 
 
+def _fit_text(widths: dict[str, int], natural: dict[str, int], text: list[str], total: int):
+    """``widths`` with the room left on a ``total``-column terminal shared by the ``text``
+    columns: each gets its natural width if all fit, else its least width plus a share of the
+    rest in proportion to what it lacks."""
+    out = dict(widths)
+    room = total - _width(list(widths), widths)
+    lack = {c: max(natural[c] - widths[c], 0) for c in text}
+    if sum(lack.values()) <= room:
+        return {**out, **{c: widths[c] + lack[c] for c in text}}
+    shares = {c: room * lack[c] // max(sum(lack.values()), 1) for c in text}
+    return {**out, **{c: widths[c] + shares[c] for c in text}}
+
+
 def _width(columns: list[str], widths: dict[str, int]) -> int:
-    """Terminal columns a table of ``columns`` takes (two spaces between columns)."""
-    return sum(widths[c] for c in columns) + 2 * max(len(columns) - 1, 0)
+    """Terminal columns a table of ``columns`` takes (a border and a space each side of
+    every column)."""
+    return sum(widths[c] for c in columns) + 3 * len(columns) + 1
 
 
 def _header(name: str, width: int) -> str:
