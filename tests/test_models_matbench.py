@@ -221,6 +221,7 @@ def test_train_predict_report_round_trip(cli, tmp_path):
     assert res.exit_code == 0, res.output
     text = html_path.read_text()
     assert "Parity" in text and "Calibration" in text and "Residuals" in text
+    assert re.search(r"<td>mae</td><td>[\d.]+</td><td>MPa</td>", text)  # metrics with units
     # plotly.js is inlined: no external script at all (the bundle names a CDN only as the
     # default topojson URL of geo maps, which these figures do not use)
     assert not re.search(r"<script[^>]*\bsrc\s*=", text, re.I)

@@ -41,8 +41,14 @@ def model_report_html(model, name: str | None = None) -> str:
         parts.append(
             fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False})
         )
+    from matforge.models.pipeline import metric_unit
+
+    def unit_of(metric: str) -> str:  # "—": dimensionless; blank: unknown
+        unit = metric_unit(metric, model.unit)
+        return "—" if unit == "" else (unit or "")
+
     metrics = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>"
+        f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td><td>{html.escape(unit_of(k))}</td></tr>"
         for k, v in model.cv_metrics_.items()
     )
     info = {
