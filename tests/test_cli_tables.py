@@ -116,6 +116,6 @@ def test_campaign_suggest_fits_80_columns_with_every_number_whole(tmp_path):
     assert len(rows) == len(batch)  # one line per suggestion: nothing wrapped
     for line, (_, r) in zip(rows, batch.iterrows(), strict=True):
         cells = [c.strip() for c in line.strip("│").split("│")]
-        assert cells[0] == str(r["suggestion_id"])
+        assert cells[0] == str(int(r["suggestion_id"]))  # iterrows gives floats
         for col in ("pce10", "p3ht", "pcbm", "degradation_mean"):
             assert f"{r[col]:.4g}" in cells

@@ -41,13 +41,10 @@ def _root(
     ),
 ) -> None:
     """matforge: keep materials data, learn property models, screen and design materials."""
+    from matforge.cli.tables import set_plain
+
     _one_line_warnings()
-    if plain:
-        import os
-
-        from matforge.cli.tables import PLAIN_ENV
-
-        os.environ[PLAIN_ENV] = "1"
+    set_plain(plain)
 
 
 #: numpy's notes on reductions over all-NaN or empty slices: matforge handles the NaN it gets

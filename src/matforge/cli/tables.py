@@ -16,8 +16,18 @@ from collections.abc import Collection
 
 import typer
 
-#: set by ``matforge --plain``: tables are printed as TSV even on a terminal
+#: set (to anything but 0) to print tables as TSV even on a terminal, like ``matforge --plain``
 PLAIN_ENV = "MATFORGE_PLAIN"
+#: ``matforge --plain`` of the command being run (set by the root callback on every run)
+_plain_flag = False
+
+
+def set_plain(value: bool) -> None:
+    """Record ``matforge --plain`` for this run."""
+    global _plain_flag
+    _plain_flag = bool(value)
+
+
 #: narrowest a wrapped text column is counted as, before columns are dropped or rows become
 #: blocks
 _MIN_TEXT = 10
@@ -28,7 +38,7 @@ _MAX_WORD = 20
 def plain_output() -> bool:
     """True when tables should be TSV: ``--plain`` was given or stdout is not a terminal
     (rich's detection, so ``TTY_COMPATIBLE=1`` forces a table)."""
-    if os.environ.get(PLAIN_ENV, "") not in ("", "0"):
+    if _plain_flag or os.environ.get(PLAIN_ENV, "") not in ("", "0"):
         return True
     from rich.console import Console
 
