@@ -152,3 +152,22 @@ def test_campaign_html_says_objectives_counts_and_best(tmp_path):
     assert "6 (6 initial" in html and "0 suggestion(s)" in html
     best = data.iloc[:6]["degradation"].min()
     assert "best so far" in html and f"{best:.4g}" in html
+
+
+def test_the_jupyter_page_runs(tmp_path):
+    """docs/jupyter.md's python blocks, one after another as in a notebook, in a fresh
+    interpreter (the docs test runs bash blocks only)."""
+    import re
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "jupyter.md").read_text("utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```", page, flags=re.S | re.M)
+    assert len(blocks) >= 4
+    env = {"PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path),
+           "MATFORGE_HOME": str(tmp_path / ".matforge"), "OMP_NUM_THREADS": "1"}  # fmt: skip
+    shown = (
+        "\nfor o in (store, campaign, pattern, result):\n    assert '<table>' in o._repr_html_()"
+    )
+    proc = subprocess.run([sys.executable, "-c", "\n".join(blocks) + shown], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "lab.db").exists() and (tmp_path / "identification.html").exists()
