@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pandas as pd
@@ -139,3 +140,39 @@ def test_ingest_refuses_an_impossible_modulus_unless_allow_unphysical(matforge, 
         ["Fe2O3", "Fe2O3", ""],
         ["NiO3", "O3Ni", "non_positive_modulus"],
     ]
+
+
+def test_ingest_reads_european_csv_xlsx_and_tsv(matforge, tmp_path):
+    db = str(tmp_path / "lab.db")
+    eu = tmp_path / "gaps_eu.csv"
+    eu.write_text("formula;value;T (K)\nFe2O3;2,15;300,5\nNaN;-0,5;\n", encoding="utf-8")
+    status, out, err = matforge("ingest", str(eu), "-p", "eu", "--property", "band_gap",
+                                "--unit", "eV", "--db", db)  # fmt: skip
+    assert status == 2 and "line 3" in err and "negative_band_gap" in err  # -0.5 eV, not "-0,5"
+    eu.write_text("formula;value;T (K)\nFe2O3;2,15;300,5\nNaN;0,5;\n", encoding="utf-8")
+    status, out, err = matforge("ingest", str(eu), "-p", "eu", "--property", "band_gap",
+                                "--unit", "eV", "--db", db)  # fmt: skip
+    assert status == 0, err
+    assert "';'-separated, with decimal commas" in err and "2 of 2 rows" in out
+    with Store(db) as store:
+        got = store.measurements(project="eu").sort_values("value")
+    assert got["value"].tolist() == [0.5, 2.15]
+    assert got["formula_as_ingested"].tolist() == ["NaN", "Fe2O3"]  # sodium nitride, not missing
+    assert json.loads(got["conditions"].iloc[1]) == {"T (K)": 300.5}  # a number, not "300,5"
+
+    book = tmp_path / "gaps.xlsx"
+    pd.DataFrame({"formula": ["ZnO", "GaN", "Xx"], "value": [3.3, 3.4, 1.0]}).to_excel(
+        book, index=False, sheet_name="gaps"
+    )
+    status, out, err = matforge("ingest", str(book), "-p", "xl", "--property", "band_gap",
+                                "--unit", "eV", "--sheet", "gaps", "--db", db)  # fmt: skip
+    assert status == 2 and "line 4" in err and "'Xx'" in err  # the spreadsheet's row
+    status, out, err = matforge("ingest", str(book), "-p", "xl", "--property", "band_gap",
+                                "--unit", "eV", "--sheet", "gaps", "--skip-invalid", "--db", db)  # fmt: skip
+    assert status == 0 and "2 of 3 rows" in out, err
+
+    tsv = tmp_path / "gaps.tsv"
+    tsv.write_text("formula\tvalue\nSi\t1.12\n")
+    status, out, err = matforge("ingest", str(tsv), "-p", "tsv", "--property", "band_gap",
+                                "--unit", "eV", "--db", db)  # fmt: skip
+    assert status == 0 and "1 of 1 rows" in out, err

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import typer
 
-from matforge.cli.tables import print_frame
+from matforge.cli.tables import (
+    decimal_option,
+    print_frame,
+    read_user_table,
+    sep_option,
+    sheet_option,
+)
 
 app = typer.Typer(
     help="Sequential-learning campaigns: from past experiments to the next batch to run.",
@@ -32,36 +38,6 @@ def _split(text: str | None) -> list[str] | None:
     if not items:
         raise typer.BadParameter(f"expected a comma-separated list, got {text!r}")
     return items
-
-
-def _sep_option():
-    return typer.Option(
-        None, "--sep", help="Field separator of a text table: ',', ';' or tab (default: sniffed)."
-    )
-
-
-def _decimal_option():
-    return typer.Option(
-        None, "--decimal", help="Decimal mark of a text table, '.' or ',' (default: '.', or ',' "
-        "when a ';'- or tab-separated file writes its numbers so).",
-    )
-
-
-def _sheet_option():
-    return typer.Option(None, "--sheet", help="Sheet of an .xlsx workbook (default: the first).")
-
-
-def _read_table(path: Path, what: str, sep: str | None = None, decimal: str | None = None,
-                sheet: str | None = None, text_columns=("formula",)):
-    """A table file (CSV in any common dialect, .xlsx, .parquet) read by
-    :func:`matforge.tables.read_table`; what it guessed about the dialect goes to stderr."""
-    from matforge.tables import read_table
-
-    df = read_table(path, sep=sep, decimal=decimal, sheet=sheet, what=what,
-                    text_columns=tuple(dict.fromkeys(["formula", *text_columns])))
-    if df.attrs.get("assumed"):
-        typer.echo(f"note: {df.attrs['assumed']} (--sep and --decimal say otherwise)", err=True)
-    return df
 
 
 @app.command("new")
@@ -123,9 +99,9 @@ def new(
         "range for parameters.",
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
-    sep: str | None = _sep_option(),
-    decimal: str | None = _decimal_option(),
-    sheet: str | None = _sheet_option(),
+    sep: str | None = sep_option(),
+    decimal: str | None = decimal_option(),
+    sheet: str | None = sheet_option(),
     db: str | None = typer.Option(None, "--db", help=_DB_HELP),
 ) -> None:
     """Create a campaign from a table of past experiments (CSV, TSV, .xlsx or .parquet).
@@ -143,8 +119,8 @@ def new(
     props = [o.name for o in objectives]
     dialect = {"sep": sep, "decimal": decimal, "sheet": sheet,
                "text_columns": [formula] if formula else []}
-    data = _read_table(from_, "data file", **dialect) if from_ is not None else None
-    pool_df = _read_table(pool, "candidate pool", **dialect) if pool is not None else None
+    data = read_user_table(from_, "data file", **dialect) if from_ is not None else None
+    pool_df = read_user_table(pool, "candidate pool", **dialect) if pool is not None else None
     if data is None:
         if pool_df is None:
             raise typer.BadParameter("give past experiments (--from) or candidates (--pool)")
@@ -168,8 +144,8 @@ def new(
         initial = data[measured]
     ing = None
     if ingredient_features is not None:
-        ing = _read_table(ingredient_features, "ingredient features", sep, decimal, sheet,
-                          text_columns=[])
+        ing = read_user_table(ingredient_features, "ingredient features", sep, decimal, sheet,
+                              text_columns=[])
         ing = ing.set_index(ing.columns[0])
     with Store(db) as store:
         c = Campaign.create(
@@ -215,9 +191,9 @@ def observe(
     file: Path = typer.Argument(..., exists=True, dir_okay=False,
                                 help="Table of results (.csv, .tsv, .xlsx, .parquet): "
                                 "suggestion_id or design columns, and the measured properties."),
-    sep: str | None = _sep_option(),
-    decimal: str | None = _decimal_option(),
-    sheet: str | None = _sheet_option(),
+    sep: str | None = sep_option(),
+    decimal: str | None = decimal_option(),
+    sheet: str | None = sheet_option(),
     db: str | None = typer.Option(None, "--db", help=_DB_HELP),
 ) -> None:
     """Record measured results; they are matched to the suggestions by id or design values."""
@@ -227,7 +203,7 @@ def observe(
     with Store(db, create=False) as store:
         c = Campaign.load(store, name)
         formula = [c.space.formula_column] if isinstance(c.space, CompositionPool) else []
-        df = _read_table(file, "results file", sep, decimal, sheet, text_columns=formula)
+        df = read_user_table(file, "results file", sep, decimal, sheet, text_columns=formula)
         report = c.observe(df, source=file.name)
         pending = len(c.pending())
     typer.echo(f"{report.recorded} result(s) recorded ({report.matched} answering suggestions, "
@@ -339,9 +315,9 @@ def benchmark_command(
     ),
     html: bool = typer.Option(True, "--html/--no-html", help="Also write report.html."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes for the replays."),
-    sep: str | None = _sep_option(),
-    decimal: str | None = _decimal_option(),
-    sheet: str | None = _sheet_option(),
+    sep: str | None = sep_option(),
+    decimal: str | None = decimal_option(),
+    sheet: str | None = sheet_option(),
 ) -> None:
     """Replay real datasets with hidden labels: experiments needed to find a top-1 % candidate,
     acceleration over random search, best-so-far curves (JSON + HTML in --out)."""
@@ -362,8 +338,8 @@ def benchmark_command(
     if csv is not None:
         if target is None:
             raise typer.BadParameter("--csv needs --target COLUMN:max|min|=VALUE")
-        df = _read_table(csv, "table", sep, decimal, sheet,
-                         text_columns=[formula] if formula else [])
+        df = read_user_table(csv, "table", sep, decimal, sheet,
+                             text_columns=[formula] if formula else [])
         problems = [problem_from_table(df, target, formula=formula, features=_split(features),
                                        name=csv.stem, budget=budget)]
         specs = None

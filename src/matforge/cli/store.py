@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from matforge.cli.tables import decimal_option, sep_option, sheet_option
+
 _DB_HELP = (
     "Store: a SQLite path or SQLAlchemy URL (default: $MATFORGE_DB or ~/.matforge/matforge.db)."
 )
@@ -23,7 +25,11 @@ def _parse_map(items: list[str]) -> dict[str, str]:
 
 def ingest(
     file: Path = typer.Argument(
-        ..., help="CSV file with a header line.", exists=True, dir_okay=False
+        ...,
+        help="Table with a header line: .csv (',' ';' or tab; decimal point or comma), .tsv, "
+        ".xlsx or .parquet.",
+        exists=True,
+        dir_okay=False,
     ),
     project: str = typer.Option(..., "--project", "-p", help="Project the measurements belong to."),
     property: str = typer.Option(..., "--property", help="Property measured, e.g. bulk_modulus."),
@@ -63,9 +69,12 @@ def ingest(
         help="Store values outside the property's physical range (a modulus <= 0 GPa, a "
         "negative band gap), marked in their flag column.",
     ),
+    sep: str | None = sep_option(),
+    decimal: str | None = decimal_option(),
+    sheet: str | None = sheet_option(),
     db: str | None = typer.Option(None, "--db", help=_DB_HELP),
 ) -> None:
-    """Validate a CSV file row by row and add its measurements to the store.
+    """Validate a table file row by row and add its measurements to the store.
 
     All or nothing: if any row is invalid, nothing is written and every bad cell is listed
     (file, line, column). With --skip-invalid the valid rows are written. A value outside its
@@ -110,7 +119,12 @@ def ingest(
                 allow_duplicate=allow_duplicate,
                 force_new_property=new_property,
                 allow_unphysical=allow_unphysical,
+                sep=sep,
+                decimal=decimal,
+                sheet=sheet,
             )
+    if report.assumed:
+        typer.echo(f"note: {report.assumed} (--sep and --decimal say otherwise)", err=True)
     typer.echo(str(report))
 
 

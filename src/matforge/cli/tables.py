@@ -13,6 +13,7 @@ import os
 import re
 import sys
 from collections.abc import Collection
+from pathlib import Path
 
 import typer
 
@@ -192,3 +193,48 @@ def _print_blocks(console, title: str, columns: list[str], cells: list[list[str]
             console.print(
                 f"{name:>{width}}: {value}", markup=False, highlight=False, soft_wrap=True
             )
+
+
+# -- reading the tables users hand over (--sep, --decimal, --sheet) ----------------------
+def sep_option():
+    return typer.Option(
+        None, "--sep", help="Field separator of a text table: ',', ';' or tab (default: sniffed)."
+    )
+
+
+def decimal_option():
+    return typer.Option(
+        None,
+        "--decimal",
+        help="Decimal mark of a text table, '.' or ',' (default: '.', or ',' "
+        "when a ';'- or tab-separated file writes its numbers so).",
+    )
+
+
+def sheet_option():
+    return typer.Option(None, "--sheet", help="Sheet of an .xlsx workbook (default: the first).")
+
+
+def read_user_table(
+    path: Path,
+    what: str,
+    sep: str | None = None,
+    decimal: str | None = None,
+    sheet: str | None = None,
+    text_columns=("formula",),
+):
+    """A table file (CSV in any common dialect, .xlsx, .parquet) read by
+    :func:`matforge.tables.read_table`; what it guessed about the dialect goes to stderr."""
+    from matforge.tables import read_table
+
+    df = read_table(
+        path,
+        sep=sep,
+        decimal=decimal,
+        sheet=sheet,
+        what=what,
+        text_columns=tuple(dict.fromkeys(["formula", *text_columns])),
+    )
+    if df.attrs.get("assumed"):
+        typer.echo(f"note: {df.attrs['assumed']} (--sep and --decimal say otherwise)", err=True)
+    return df

@@ -19,6 +19,9 @@ from matforge.errors import IngestError
 from matforge.store.store import Progress, Store, resolve_columns
 from matforge.store.validation import RowError, ingest_error, validate_rows
 
+#: a number written with a decimal comma, the whole cell (``-0,25``, ``1,5e3``)
+_COMMA_NUMBER = r"^(\s*[+-]?\d*),(\d+(?:[eE][+-]?\d+)?\s*)$"
+
 REJECT_COLUMNS = ("line", "column", "reason")
 
 
@@ -37,6 +40,7 @@ class IngestReport:
     dataset_id: int | None = None
     new_property: bool = False
     n_flagged: int = 0  # written although outside their property's physical range
+    assumed: str | None = None  # what was guessed about the file's dialect (separator, ...)
 
     def __str__(self) -> str:
         text = (
@@ -64,15 +68,44 @@ class _CsvTable:
     lines: np.ndarray  # first line of each record
     shape_errors: list[RowError]  # rows with too few or too many fields
     shape_rows: list[tuple[int, list[str]]]  # (line, fields) of those rows
+    decimal: str = "."  # decimal mark of the numbers
+    assumed: str | None = None  # what was guessed about the file's dialect, for the user
 
 
-def _read_csv(path: Path) -> _CsvTable:
+def _read_table(path: Path, sep=None, decimal=None, sheet=None) -> _CsvTable:
+    """The cells of a table file as text: a CSV (any of the dialects
+    :func:`matforge.tables.sniff_dialect` knows) read line by line so that errors name the
+    file's lines, or an .xlsx/.parquet file (line = spreadsheet row)."""
+    from matforge.tables import (
+        EXCEL_SUFFIXES,
+        PARQUET_SUFFIXES,
+        TableError,
+        read_table,
+        sniff_dialect,
+    )
+
     try:
-        handle = open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115
+        if path.suffix.lower() in EXCEL_SUFFIXES + PARQUET_SUFFIXES:
+            df = read_table(path, sheet=sheet, as_text=True, what="measurements file")
+            header = [str(c) for c in df.columns]
+            records = df.astype(str).to_numpy().tolist()
+            lines = np.arange(2, len(df) + 2, dtype=np.int64)
+            return _CsvTable(header, records, lines, [], [])
+        dialect = sniff_dialect(path, sep, decimal)
+    except TableError as exc:
+        raise IngestError(str(exc)) from None
+    table = _read_csv(path, dialect.sep, dialect.encoding)
+    table.decimal, table.assumed = dialect.decimal, dialect.assumed
+    return table
+
+
+def _read_csv(path: Path, sep: str = ",", encoding: str = "utf-8-sig") -> _CsvTable:
+    try:
+        handle = open(path, newline="", encoding=encoding)  # noqa: SIM115
     except OSError as exc:
         raise IngestError(f"cannot read {path}: {exc.strerror}") from None
     with handle:
-        reader = csv.reader(handle)
+        reader = csv.reader(handle, delimiter=sep)
         try:
             header = next(reader)
         except StopIteration:
@@ -170,8 +203,11 @@ def ingest_csv(
     allow_duplicate: bool = False,
     force_new_property: bool = False,
     allow_unphysical: bool = False,
+    sep: str | None = None,
+    decimal: str | None = None,
+    sheet: str | int | None = None,
 ) -> IngestReport:
-    """Ingest a CSV file of measurements of one property into ``store``.
+    """Ingest a table file (CSV, .xlsx, .parquet) of measurements of one property into ``store``.
 
     The file needs a header line and columns for the formula and the value (named ``formula``
     and ``value``, or mapped: ``mapping={"Composition": "formula", "K (MPa)": "value"}``).
@@ -190,6 +226,11 @@ def ingest_csv(
     the bad ones go to ``rejects_path`` (default ``FILE.rejects.csv`` next to the file): their
     original columns plus ``line``, ``column`` and ``reason``.
 
+    A CSV file's separator (``,`` ``;`` or tab) and decimal mark are sniffed unless ``sep`` and
+    ``decimal`` are given (see :func:`matforge.tables.sniff_dialect`; what was guessed is in the
+    report's ``assumed``); an .xlsx file is read from its first sheet unless ``sheet`` names one,
+    and its lines are the spreadsheet's rows.
+
     ``progress(stage, done, total)`` is called as the ingest advances (stages ``"validate"``
     and ``"write"``).
 
@@ -199,7 +240,7 @@ def ingest_csv(
     ``force_new_property=True``.
     """
     path = Path(path)
-    table = _read_csv(path)
+    table = _read_table(path, sep, decimal, sheet)
     _check_header(table, path)
     columns, conditions = resolve_columns(table.header, mapping or {}, where=str(path))
     canonical, new_property = store._prepare_write(
@@ -218,6 +259,8 @@ def ingest_csv(
         dtype=object,
         columns=table.header,
     )
+    if table.decimal == ",":  # 0,25 -> 0.25 in every cell that is such a number
+        frame = frame.replace(_COMMA_NUMBER, r"\1.\2", regex=True)
     valid, errors = validate_rows(
         frame,
         columns,
@@ -241,6 +284,7 @@ def ingest_csv(
         n_written=0,
         n_rejected=len({e.line for e in errors}),
         new_property=new_property,
+        assumed=table.assumed,
     )
     if errors and not skip_invalid:
         raise ingest_error(errors, n_rows, where=str(path))
