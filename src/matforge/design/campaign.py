@@ -1266,6 +1266,11 @@ class Campaign:
         with write_transaction(self.store.engine) as conn:
             return conn.execute(stmt.values(status="cancelled", updated_at=_now())).rowcount
 
+    def _repr_html_(self) -> str:
+        from matforge.notebook import campaign_html
+
+        return campaign_html(self.status())
+
 
 def _round(v):
     v = _json_value(v)

@@ -771,6 +771,11 @@ class Store:
         df[column] = pd.to_datetime(df[column], utc=True)
         return df
 
+    def _repr_html_(self) -> str:
+        from matforge.notebook import store_html
+
+        return store_html(self)
+
 
 def resolve_columns(
     names: list[str], mapping: dict[str, str], *, where: str
