@@ -10,6 +10,8 @@ from pathlib import Path
 
 import typer
 
+from matforge.cli.tables import decimal_option, read_user_table, sep_option, sheet_option
+
 _MODEL_HELP = "Model spec: auto, lgbm, rf, gp, transformer or small (see matforge.models.presets)."
 _HOME_HELP = "Registry folder (default: $MATFORGE_HOME/models or ~/.matforge/models)."
 
@@ -71,7 +73,8 @@ def train(
     csv: Path | None = typer.Option(
         None,
         "--csv",
-        help="Your own CSV file (a formula column and a target column).",
+        help="Your own table (.csv in any common dialect, .tsv, .xlsx, .parquet): a formula "
+        "column and a target column.",
         exists=True,
         dir_okay=False,
     ),
@@ -88,9 +91,12 @@ def train(
     ),
     force: bool = typer.Option(False, "--force", help="Replace a saved model of that name."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
+    sep: str | None = sep_option(),
+    decimal: str | None = decimal_option(),
+    sheet: str | None = sheet_option(),
     home: Path | None = typer.Option(None, "--home", help=_HOME_HELP),
 ) -> None:
-    """Train a model on a bundled dataset or a CSV file, print CV metrics and save it.
+    """Train a model on a bundled dataset or a table file, print CV metrics and save it.
 
     Rows whose formula cannot be parsed or whose target is missing are listed and left out.
     A progress bar on stderr follows the fit (featurizing, cross-validation folds,
@@ -120,7 +126,7 @@ def train(
         if task == "auto":
             task = info.task if target == info.target else "auto"
     else:
-        df = pd.read_csv(csv)
+        df = read_user_table(csv, "training table", sep, decimal, sheet, (formula_col,))
         source = str(csv)
     if formula_col not in df.columns:
         raise MatforgeError(f"{source}: no column {formula_col!r}; columns: {list(df.columns)}")
@@ -188,16 +194,20 @@ def _bad_rows(formulas, y, task, source, formula_col, target) -> list[tuple[int,
     return bad
 
 
+_TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".parquet")
+
+
 def _is_csv_argument(arg: str) -> bool:
-    """A predict argument names a CSV file (rather than being a formula)."""
-    return arg.lower().endswith(".csv") or Path(arg).is_file()
+    """A predict argument names a table file (rather than being a formula)."""
+    return arg.lower().endswith(_TABLE_SUFFIXES) or Path(arg).is_file()
 
 
 def predict(
     inputs: list[str] = typer.Argument(
         ...,
         metavar="CSV_OR_FORMULAS",
-        help="A CSV file with a formula column, or formulas (Fe2O3 NiO ...).",
+        help="A table file with a formula column (.csv, .tsv, .xlsx, .parquet), or formulas "
+        "(Fe2O3 NiO ...).",
         show_default=False,
     ),
     model_name: str = typer.Option(..., "--model", "-m", help="Name of a saved model."),
@@ -208,6 +218,9 @@ def predict(
         help="Output CSV (required for a CSV input; default for formulas: a table on stdout).",
     ),
     formula_col: str = typer.Option("formula", "--formula-col", help="Column of formulas."),
+    sep: str | None = sep_option(),
+    decimal: str | None = decimal_option(),
+    sheet: str | None = sheet_option(),
     home: Path | None = typer.Option(None, "--home", help=_HOME_HELP),
 ) -> None:
     """Predict a saved model's target (mean and std) for formulas or a CSV file of them.
@@ -245,7 +258,7 @@ def predict(
             raise typer.BadParameter(f"file {str(input_csv)!r} does not exist")
         if output is None:
             raise typer.BadParameter("a CSV input needs -o/--output for the predictions")
-        df = pd.read_csv(input_csv)
+        df = read_user_table(input_csv, "input table", sep, decimal, sheet, (formula_col,))
         if formula_col not in df.columns:
             raise MatforgeError(
                 f"{input_csv}: no column {formula_col!r}; columns: {list(df.columns)}"
