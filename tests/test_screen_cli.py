@@ -167,3 +167,33 @@ def test_demo_superhard_fast(app, tmp_path):
         assert section in page
     cands = pd.read_parquet(out / "candidates.parquet")
     assert cands["known"].sum() == len(held) or cands["known"].sum() <= len(held)
+
+
+def test_screen_leaves_out_radioactive_and_noble_gas_compositions_by_default(
+    app, registry, tmp_path, monkeypatch
+):
+    import matforge.models.registry as reg
+
+    monkeypatch.setattr(reg, "registry_root", lambda root=None: registry)
+    pool = tmp_path / "pool.csv"
+    formulas = ["TiC", "WC", "UO2", "ThO2", "XeF2", "TcN", "CdTe", "ReB2"]
+    pd.DataFrame({"formula": formulas}).to_csv(pool, index=False)
+
+    def screen(*extra):
+        out = tmp_path / f"out{len(extra)}{'-'.join(extra)}"
+        result = runner.invoke(app, ["screen", "run", str(pool), "--model", "bulk_modulus=k",
+                                     "--top-k", "20", "--out", str(out), *extra])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        return result.output, set(pd.read_csv(out / "top.csv")["formula"]), out
+
+    text, kept, out = screen()
+    assert kept == {"TiC", "WC", "CdTe", "ReB2"}
+    assert "radioactive (Tc, Pm, Po-Lr); noble gases" in text  # what was left out, shown
+    assert json.loads((out / "summary.json").read_text())["filtered"] == {"excluded elements": 4}
+    _, kept, _ = screen("--exclude-elements", "none")
+    assert kept == set(formulas)
+    _, kept, _ = screen("--exclude-elements", "Cd,noble-gases")
+    assert kept == set(formulas) - {"CdTe", "XeF2"}
+    bad = runner.invoke(app, ["screen", "run", str(pool), "--model", "bulk_modulus=k",
+                              "--exclude-elements", "Kryptonite", "--out", str(tmp_path / "x")])  # fmt: skip
+    assert bad.exit_code != 0 and "unknown element 'Kryptonite'" in str(bad.exception)

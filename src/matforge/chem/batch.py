@@ -286,6 +286,13 @@ class CompositionBatch:
     def __repr__(self) -> str:
         return f"CompositionBatch(n={len(self)}, invalid={len(self.errors)})"
 
+    def take(self, rows) -> CompositionBatch:
+        """The rows ``rows`` (ints, in that order) as a batch of their own; errors follow."""
+        rows = np.asarray(rows, dtype=np.int64)
+        where = {int(r): i for i, r in enumerate(rows)}
+        errors = [(where[r], msg) for r, msg in self.errors if r in where]
+        return CompositionBatch(self.amounts[rows], totals=self._totals[rows], errors=errors)
+
     def contains_any(self, symbols) -> np.ndarray:
         """Row-wise: does the composition contain any of the elements ``symbols``?"""
         from matforge.chem.elements import Z

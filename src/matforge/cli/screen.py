@@ -198,6 +198,10 @@ def run_command(
     arities: str = typer.Option("2,3", "--arities", help="enumerate: numbers of elements."),
     balance: str = typer.Option(None, "--balance", help="enumerate: 'charge' or 'en' balance."),
     exclude: str = typer.Option(None, "--exclude", help="Dataset/file of known compositions to skip."),
+    exclude_elements: str = typer.Option(
+        "radioactive,noble-gases", "--exclude-elements",
+        help="Leave out compositions with any of these elements: symbols and the groups "
+        "radioactive (Tc, Pm, Po-Lr) and noble-gases, comma-separated; 'none' keeps all."),
     unique: bool = typer.Option(True, "--unique/--keep-duplicates", help="One row per composition."),
     seed: int = typer.Option(0, "--seed", help="Monte Carlo seed."),
 ) -> None:  # fmt: skip
@@ -215,20 +219,27 @@ def run_command(
     else:
         opts = dict(ctx.params)
     (space, model, preset, derive, where, rank_by, top_k, out, save_all, dask, processes,
-     chunk_size, funnel, column, elements, max_atoms, arities, balance, exclude, unique, seed) = (
+     chunk_size, funnel, column, elements, max_atoms, arities, balance, exclude, unique, seed,
+     exclude_elements) = (
         opts[k] for k in ("space", "model", "preset", "derive", "where", "rank_by", "top_k", "out",
                           "save_all", "dask", "processes", "chunk_size", "funnel", "column",
                           "elements", "max_atoms", "arities", "balance", "exclude", "unique",
-                          "seed"))  # fmt: skip
+                          "seed", "exclude_elements"))  # fmt: skip
     out = Path(out)
     console = Console()
+    from matforge.chem import describe_elements, element_set
+
+    left_out = element_set(exclude_elements)  # an unknown symbol fails before any work
     sp = _space(space, column, elements, max_atoms, arities, balance, exclude, unique)
+    sp = sp.without_elements(left_out)
     models, fz = _models(model, preset, console)
     screen = Screen(
         sp, models, featurizer=fz, derive=derive, where=where, rank_by=rank_by, top_k=top_k,
         funnel=Funnel(keep=funnel) if funnel else None, seed=seed, chunk_size=chunk_size,
     )  # fmt: skip
     console.print(f"screening {sp.name}: {len(sp):,} positions")
+    console.print(f"leaving out compositions with {describe_elements(left_out)} "
+                  "(--exclude-elements)", highlight=False)  # fmt: skip
     if not (resume and (out / COMMAND_FILE).exists()):
         _save_options(out, opts)
     result = screen.run(executor=_executor(dask, processes), out=out, save_all=save_all,

@@ -40,7 +40,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from matforge.chem.batch import CompositionBatch
-from matforge.chem.elements import N_ELEMENTS, SYMBOLS, Z
+from matforge.chem.elements import DEFAULT_EXCLUDED, N_ELEMENTS, SYMBOLS, Z, element_set
 from matforge.errors import ScreenError
 from matforge.screen.keys import KnownCompositions, composition_keys, formulas_from_amounts
 
@@ -108,6 +108,13 @@ class CandidateSpace(ABC):
     def head(self, n: int) -> CandidateSpace:
         """The first ``n`` positions of this space, as a space of its own."""
         return _Head(self, n)
+
+    def without_elements(self, symbols) -> CandidateSpace:
+        """This space less the compositions that contain any of ``symbols`` (element symbols
+        or group names: :func:`matforge.chem.element_set`); counted in ``filtered`` as
+        ``"excluded elements"``."""
+        symbols = element_set(symbols)
+        return _WithoutElements(self, symbols) if symbols else self
 
     def _check_slice(self, start: int, stop: int) -> tuple[int, int]:
         n = len(self)
@@ -503,12 +510,9 @@ class EnumeratedSpace(CandidateSpace):
 # substitution
 # --------------------------------------------------------------------------------------------
 
-#: elements a substitution may introduce by default: stable, not noble gases, Z <= 83
-DEFAULT_SUBSTITUTES = tuple(
-    s
-    for s in SYMBOLS[:83]
-    if s not in {"He", "Ne", "Ar", "Kr", "Xe", "Tc", "Pm"}
-)
+#: elements a substitution may introduce by default: all but those screens leave out
+#: (:data:`matforge.chem.DEFAULT_EXCLUDED`: radioactive, noble gases)
+DEFAULT_SUBSTITUTES = tuple(s for s in SYMBOLS if s not in element_set(DEFAULT_EXCLUDED))
 
 
 def substitution_table(
@@ -734,6 +738,37 @@ class ConcatSpace(CandidateSpace):
             return out
 
         return CandidateChunk(index, batch, stop - start, filtered, describe)
+
+
+class _WithoutElements(CandidateSpace):
+    """Another space without the compositions that contain given elements."""
+
+    def __init__(self, space: CandidateSpace, symbols: tuple[str, ...]):
+        self.space = space
+        self.symbols = symbols
+        self.name = space.name
+
+    def __len__(self) -> int:
+        return len(self.space)
+
+    def fingerprint(self) -> str:
+        return _digest("WithoutElements", self.space.fingerprint(), ",".join(self.symbols))
+
+    def label_columns(self) -> tuple[str, ...]:
+        return self.space.label_columns()
+
+    def chunk(self, start: int, stop: int) -> CandidateChunk:
+        chunk = self.space.chunk(start, stop)
+        drop = chunk.batch.contains_any(self.symbols)
+        if not drop.any():
+            return chunk
+        keep = np.flatnonzero(~drop)
+        filtered = {**chunk.filtered, "excluded elements": int(drop.sum())}
+        inner = chunk.labels
+        return CandidateChunk(
+            chunk.index[keep], chunk.batch.take(keep), chunk.n_considered, filtered,
+            lambda rows: inner(keep[np.asarray(rows, dtype=np.int64)]),
+        )  # fmt: skip
 
 
 class _Head(CandidateSpace):

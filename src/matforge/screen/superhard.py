@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from matforge.chem.elements import DEFAULT_EXCLUDED, describe_elements, element_set
+
 __all__ = ["SuperhardSettings", "hardness_holdout", "run_superhard", "training_data"]
 
 _IMPOSSIBLE = (
@@ -74,6 +76,8 @@ class SuperhardSettings:
     seed: int = 0
     n_jobs: int = 2
     fast: bool = False
+    #: compositions with these elements are not screened (:func:`matforge.chem.element_set`)
+    exclude_elements: str = DEFAULT_EXCLUDED
 
     @classmethod
     def fast_settings(cls) -> SuperhardSettings:
@@ -304,6 +308,8 @@ def run_superhard(
     )  # fmt: skip
     held_space = FormulaSpace(held["formula"].tolist(), name="held-out")
     space = ConcatSpace([pool_space, held_space], name="elasticity_pool + held-out")
+    space = space.without_elements(s.exclude_elements)
+    log(f"leaving out compositions with {describe_elements(element_set(s.exclude_elements))}")
     screen = Screen(
         space, models, featurizer=fz, derive=["hardness_vickers", "hardness_tian", "pugh_ratio"],
         # the mean moduli themselves must be a plausible solid (Poisson's ratio >= 0)
