@@ -249,24 +249,24 @@ def run_command(
 
 
 def _print_top(console, top, n: int) -> None:
-    from rich.table import Table
+    import pandas as pd
 
-    table = Table(title=f"top {min(n, len(top))}")
+    from matforge.cli.tables import print_frame
+
     skip = {"index", "score"}
     cols = [c for c in top.columns if c not in skip and not c.endswith("_std")][:10]
+    shown = pd.DataFrame(index=top.index[:n])
+    numeric = []
     for c in cols:
-        table.add_column(c)
-    for _, r in top.head(n).iterrows():
-        cells = []
-        for c in cols:
-            v = r[c]
-            std = r.get(f"{c}_std") if f"{c}_std" in top.columns else None
-            if isinstance(v, float):
-                cells.append(f"{v:.3g}" + (f" ± {std:.2g}" if std is not None and std == std else ""))
-            else:
-                cells.append(str(v))
-        table.add_row(*cells)
-    console.print(table)
+        v = top[c].head(n)
+        std = top[f"{c}_std"].head(n) if f"{c}_std" in top.columns else None
+        if pd.api.types.is_float_dtype(v) and std is not None:
+            shown[c] = [f"{m:.3g} ± {s:.2g}" if s == s else f"{m:.3g}" for m, s in zip(v, std, strict=True)]
+            numeric.append(c)
+        else:
+            shown[c] = v
+    print_frame(shown.reset_index(drop=True), f"top {min(n, len(top))}", max_rows=n,
+                right=numeric, keep=[c for c in ("formula",) if c in cols])  # fmt: skip
 
 
 def _print_summary(console, s: dict) -> None:
@@ -302,8 +302,6 @@ def query_command(
 ) -> None:  # fmt: skip
     """Query screening results with DuckDB (the file is scanned, not loaded)."""
     import duckdb
-    from rich.console import Console
-    from rich.table import Table
 
     src = str(results / "*.parquet") if results.is_dir() else str(results)
     if not results.is_dir() and not results.exists() and "*" not in src:
@@ -322,13 +320,10 @@ def query_command(
         rel.df().to_csv(csv, index=False)
         typer.echo(f"wrote {csv}")
         return
+    from matforge.cli.tables import print_frame
+
     df = rel.limit(limit).df()
-    table = Table()
-    for c in df.columns:
-        table.add_column(str(c))
-    for row in df.itertuples(index=False):
-        table.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row])
-    Console().print(table)
+    print_frame(df, "", max_rows=limit, keep=[c for c in ("formula",) if c in df.columns])
 
 
 def map_command(
@@ -391,7 +386,6 @@ def superhard_command(
     import time
 
     from rich.console import Console
-    from rich.table import Table
 
     from matforge.report.superhard import write_superhard_report
     from matforge.screen.superhard import SuperhardSettings, run_superhard
@@ -402,18 +396,25 @@ def superhard_command(
     result = run_superhard(out, settings=settings, executor=_executor(dask, processes),
                            progress=console.is_terminal, log=console.print)  # fmt: skip
     report = write_superhard_report(result, out / "report.html")
-    table = Table(title="Top 20 superhard candidates (predicted; Chen model, mean ± std)")
-    for c in ("#", "formula", "Hv (GPa)", "B (GPa)", "G (GPa)", "B/G", "distance"):
-        table.add_column(c, justify="right" if c != "formula" else "left")
-    for _, r in result.top.head(20).iterrows():
-        table.add_row(
-            str(int(r["rank_in_pool"])), str(r["formula"]),
-            f"{r['hardness_vickers']:.1f} ± {r['hardness_vickers_std']:.1f}",
-            f"{r['bulk_modulus']:.0f} ± {r['bulk_modulus_std']:.0f}",
-            f"{r['shear_modulus']:.0f} ± {r['shear_modulus_std']:.0f}",
-            f"{r['pugh_ratio']:.2f}", f"{r['distance']:.2f}",
-        )  # fmt: skip
-    console.print(table)
+    import pandas as pd
+
+    from matforge.cli.tables import print_frame
+
+    best = result.top.head(20)
+    shown = pd.DataFrame({
+        "#": best["rank_in_pool"].astype(int),
+        "formula": best["formula"].astype(str),
+        "Hv (GPa)": [f"{m:.1f} ± {e:.1f}" for m, e in zip(best["hardness_vickers"],
+                                                          best["hardness_vickers_std"], strict=True)],
+        "B (GPa)": [f"{m:.0f} ± {e:.0f}" for m, e in zip(best["bulk_modulus"],
+                                                        best["bulk_modulus_std"], strict=True)],
+        "G (GPa)": [f"{m:.0f} ± {e:.0f}" for m, e in zip(best["shear_modulus"],
+                                                        best["shear_modulus_std"], strict=True)],
+        "B/G": best["pugh_ratio"].round(2),
+        "distance": best["distance"].round(2),
+    })  # fmt: skip
+    print_frame(shown, "Top 20 superhard candidates (predicted; Chen model, mean ± std)",
+                max_rows=20, right=("Hv (GPa)", "B (GPa)", "G (GPa)"), keep=("formula",))  # fmt: skip
     rec = result.recall
     console.print(
         f"validation: {rec['n_heldout']} held-out hard compounds among {rec['n_ranked']:,} ranked: "
