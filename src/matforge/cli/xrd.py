@@ -118,7 +118,6 @@ def _identify_many(files, clf, *, top, threshold, wavelength, axis, as_json, out
     could not be read; a table, or JSON, and ``out`` (.csv or .json)."""
     import pandas as pd
     from rich.progress import track
-    from rich.table import Table
 
     from matforge.errors import MatforgeError
     from matforge.xrd.identify import HEADS, identify
@@ -150,19 +149,21 @@ def _identify_many(files, clf, *, top, threshold, wavelength, axis, as_json, out
     if as_json:
         typer.echo(table.to_json(orient="records", indent=2))
         return
-    t = Table(title=f"{len(files)} patterns (threshold {threshold:.2f}; below it: uncertain)")
-    t.add_column("file")
-    for _, title in heads:
-        t.add_column(title)
-    t.add_column("notes")
-    for r in table.to_dict("records"):
-        if r["error"]:
-            t.add_row(Path(r["file"]).name, "", "", "", f"[red]{r['error']}[/red]")
-            continue
-        cells = [f"{r[h]} ({r[f'{h}_probability']:.2f})" for h, _ in heads]
-        n = len([w for w in r["warnings"].split(" | ") if w])
-        t.add_row(Path(r["file"]).name, *cells, f"{n} warning(s)" if n else "")
-    _console().print(t)
+    from matforge.cli.tables import print_frame
+
+    shown = pd.DataFrame({"file": [Path(f).name for f in table["file"]]})
+    for h, title in heads:
+        shown[title] = [
+            "" if r["error"] else f"{r[h]} ({r[f'{h}_probability']:.2f})"
+            for r in table.to_dict("records")
+        ]
+    shown["notes"] = [
+        r["error"] or (f"{n} warning(s)" if (n := len([w for w in r["warnings"].split(" | ") if w]))
+                       else "")
+        for r in table.to_dict("records")
+    ]  # fmt: skip
+    title = f"{len(files)} patterns (threshold {threshold:.2f}; below it: uncertain)"
+    print_frame(shown, title, max_rows=len(shown), keep=("file",))
     if out is not None:
         _console().print(f"wrote {out}")
 
