@@ -825,3 +825,25 @@ def test_rows_stored_before_revision_0005_export_an_empty_formula_as_ingested(st
     assert back["formula"].tolist() == ["Fe2O3", "Fe2O3"]
     assert back["formula_as_ingested"].tolist() == ["", "Fe2O3"]
     assert back["flag"].tolist() == ["", ""]
+
+
+def test_unit_registry_works_without_a_writable_cache_folder(monkeypatch):
+    import pint
+
+    from matforge.store import units
+
+    real = pint.UnitRegistry
+
+    def no_cache(*args, cache_folder=None, **kwargs):
+        if cache_folder is not None:
+            raise PermissionError("read-only home")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pint, "UnitRegistry", no_cache)
+    units.registry.cache_clear()
+    units._parse.cache_clear()
+    try:
+        assert units.to_canonical([1000.0], "meV/atom", "eV/atom")[0] == pytest.approx(1.0)
+    finally:
+        units.registry.cache_clear()
+        units._parse.cache_clear()

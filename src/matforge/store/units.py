@@ -17,10 +17,17 @@ from matforge.errors import UnitError
 
 @functools.cache
 def registry():
-    """The process-wide pint registry (built on first use: importing pint takes ~0.4 s)."""
+    """The process-wide pint registry (built on first use: importing pint takes ~0.4 s).
+
+    pint's parsed definitions are cached on disk (its own user cache folder), which makes
+    building the registry ~0.2 s faster from the second process on; without a writable cache
+    folder it is built from the definitions file as before."""
     import pint
 
-    ureg = pint.UnitRegistry()
+    try:
+        ureg = pint.UnitRegistry(cache_folder=":auto:")
+    except OSError:  # no writable cache folder
+        ureg = pint.UnitRegistry()
     ureg.define("atom = [atom_count]")
     ureg.define("formula_unit = [formula_unit_count] = fu")
     return ureg
