@@ -155,7 +155,39 @@ def export(
     typer.echo(f"exported {n:,} measurements to {output}")
 
 
+def backup(
+    output: Path = typer.Argument(..., help="Backup file to write, e.g. lab-2026-12-06.db."),
+    db: str | None = typer.Option(None, "--db", help=_DB_HELP),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing backup file."),
+) -> None:
+    """Copy a SQLite store to one file, consistently even while a server writes to it.
+
+    PostgreSQL stores are backed up with pg_dump -Fc (see docs/security.md).
+    """
+    from matforge.store.backup import backup_store
+
+    path = backup_store(db, output, force=force)
+    typer.echo(f"backed up the store to {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+def restore(
+    backup_file: Path = typer.Argument(..., help="A file written by matforge backup."),
+    db: str | None = typer.Option(None, "--db", help=_DB_HELP),
+    force: bool = typer.Option(False, "--force", help="Replace an existing store."),
+) -> None:
+    """Put a backup in place as the store (upgraded to this matforge's schema).
+
+    Stop a server that uses the store first. An existing store is replaced only with --force.
+    """
+    from matforge.store.backup import restore_store
+
+    path = restore_store(backup_file, db, force=force)
+    typer.echo(f"restored {backup_file} as the store {path}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``ingest`` and ``export`` to the top-level ``matforge`` command."""
+    """Add ``ingest``, ``export``, ``backup`` and ``restore`` to the top-level command."""
     app.command("ingest")(ingest)
     app.command("export")(export)
+    app.command("backup")(backup)
+    app.command("restore")(restore)
