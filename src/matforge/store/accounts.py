@@ -4,12 +4,16 @@ They live on :data:`matforge.store.schema.metadata` (same naming convention, sam
 are created by migration ``0002``. Only ``matforge serve`` and the ``matforge user`` / ``token``
 commands use them; the store itself never does.
 
-* ``users`` and ``api_tokens``: a token is shown once and stored as its SHA-256 only.
+* ``users`` and ``api_tokens``: a token is shown once and stored as its SHA-256 only; it may
+  expire (``expires_at``, migration ``0006``) and be revoked alone; a disabled user's tokens are
+  all refused.
 * ``project_access`` (one row per project the server manages: owner and visibility) and
   ``project_members`` (user, role). A project without a ``project_access`` row (one made by
   ``matforge ingest``) is served to nobody.
 * ``jobs``: long work (model training, later screens and campaigns) as rows whose status and
-  progress survive a restart; ``models``: trained models and the job that trains them.
+  progress survive a restart; ``job_projects``: the projects each job reads (``0006``), whose
+  current access decides who may read the job; ``models``: trained models and the job that
+  trains them.
 * ``optimade_structures`` / ``optimade_references``: per-material and per-source columns that
   OPTIMADE filters need and the store does not hold (alphabetical reduced formula, anonymous
   formula, number of sites, public ids), filled in lazily by the OPTIMADE endpoint.
@@ -47,6 +51,11 @@ api_tokens = sa.Table(
     sa.Column("label", sa.String(200), nullable=False, server_default=""),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("revoked_at", Timestamp, nullable=True),
+    # NULL: never expires. Checked on every request against the server's clock.
+    sa.Column("expires_at", Timestamp, nullable=True),
+    # when a request last presented it, to a few minutes (written at most once per
+    # LAST_USED_RESOLUTION, so that reading requests do not all become writes)
+    sa.Column("last_used_at", Timestamp, nullable=True),
 )
 
 project_access = sa.Table(
@@ -93,6 +102,15 @@ jobs = sa.Table(
     sa.CheckConstraint(
         "status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')", name="status"
     ),
+)
+
+# The projects a job reads (a trained model's project, a screened model's project, a campaign's
+# project): its status and result are readable only while its owner can read all of them.
+job_projects = sa.Table(
+    "job_projects",
+    metadata,
+    sa.Column("job_id", BigId, sa.ForeignKey("jobs.id"), primary_key=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), primary_key=True, index=True),
 )
 
 models = sa.Table(
