@@ -145,6 +145,8 @@ class _Batcher:
     fixed cost per call (hundreds of trees, each a Python-level ``predict``) then buys many
     requests instead of one, so throughput grows with load instead of the queue. A
     CompositionModel also records unparseable rows on itself, so calls must not overlap anyway.
+    A failure is its own request's alone: when the shared call raises, each request of the
+    batch is predicted again by itself, and only those that still fail get the exception.
     """
 
     def __init__(self, artifact: str, model):
@@ -185,9 +187,14 @@ class _Batcher:
         formulas = [f for r in batch for f in r.formulas]
         try:
             frame = self.model.predict_frame(formulas)
-        except Exception as exc:  # noqa: BLE001 — handed to each waiting request
+        except Exception as exc:  # noqa: BLE001 — handed to the request(s) that caused it
+            if len(batch) == 1:
+                batch[0].error, batch[0].done = exc, True
+                return
+            # One request's input broke the shared call: predict each request alone, so that
+            # only the request that caused the failure gets it and every other its answer.
             for r in batch:
-                r.error, r.done = exc, True
+                self._run([r])
             return
         start = 0
         for r in batch:
