@@ -138,6 +138,40 @@ def test_bad_formulas_name_token_and_position(formula, message):
         parse_formula(formula, where="row 17 of data.csv")
 
 
+@pytest.mark.parametrize(
+    ("formula", "message"),
+    [
+        ("Zn1e308O", "amount '1e308' at position 2 is more than 1,000,000 atoms per formula unit"),
+        ("Zn2O1e307", "amount '1e307' at position 4 is more than 1,000,000"),
+        ("Fe10000000O", "amount '10000000' at position 2 is more than 1,000,000"),
+        ("Fe1234567890123456O", "amount '1234567890123456' at position 2 is more than"),
+        ("(Fe0.001)10000000", "amount '10000000' at position 9 is more than 1,000,000"),
+        # each number is allowed, their product is not
+        ("(Fe1001)1000", "amount 1001000 of 'Fe' is more than 1,000,000"),
+        ("Fe600000O600000", "1200000 atoms per formula unit are more than 1,000,000"),
+        ("Fe1e-320O", "amount 1e-320 of 'Fe' is below 1e-08"),
+        ("Fe1e309O", "amount '1e309' at position 2 is not finite"),
+        ("Fe inf", "unexpected character 'i' at position 3"),
+        ("Fe nan", "unexpected character 'n' at position 3"),
+    ],
+)
+def test_absurd_amounts_are_invalid_in_both_parsers(formula, message):
+    """Amounts that would overflow features (issue #18): refused by every entry point."""
+    with pytest.raises(InvalidFormula, match=re.escape(message)):
+        parse_formula(formula)
+    batch = CompositionBatch.from_formulas(["Fe2O3", formula], errors="collect")
+    assert [r for r, _ in batch.errors] == [1] and message in batch.errors[0][1]
+    assert np.isfinite(batch.fractions.data).all()
+    with pytest.raises(InvalidFormula, match=re.escape(message)):
+        CompositionBatch.from_formulas([formula] * 3)
+
+
+def test_amounts_up_to_the_bound_are_kept():
+    for formula, fe in [("Fe999999O", 999999.0), ("Fe0.00001O", 1e-5), ("(Fe1000)999O", 999000.0)]:
+        assert parse_amounts(formula)["Fe"] == fe
+        assert CompositionBatch.from_formulas([formula]).amounts[0, 25] == fe
+
+
 def test_non_string_is_invalid_formula():
     for value in (None, float("nan"), 3, ["Fe"]):
         with pytest.raises(InvalidFormula, match="must be a string"):
@@ -184,7 +218,7 @@ def test_subscript_formula_errors_point_at_the_written_text(formula, message):
 EDGE = [
     "Fe2O3", "Fe2O3", "CH3OH", "Ca3(PO4)2", "K4[Fe(CN)6]", "CuSO4.5H2O", "Li0.5H2O", "Fe2.",
     "Fe.5Ni.5", "Ni81.5B2P16.5", "(Fe)", "(Fe)2(O)3", "Fe2 O3", "O2e-3Fe", "Fe0.0000993",
-    "Al(Al)2", "Fe\nO", "Fe1234567890123456O", "Fe0.1234567890123456789O", "H", "Lr", "Zr42.5Cu55B2.5",
+    "Al(Al)2", "Fe\nO", "Fe123456.7890123456O", "Fe0.1234567890123456789O", "H", "Lr", "Zr42.5Cu55B2.5",
 ]  # fmt: skip
 BAD = ["", "Xx", "Fe0", "(Fe", "Fe)", "2Fe", "Fee", "fe", "Fe2..3", "Fe\x00O", "()", "Fe·", None]
 

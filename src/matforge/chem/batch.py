@@ -6,7 +6,7 @@ a lookup table from symbol bytes to columns, exact decimal conversion), so its c
 dozen vector operations per chunk rather than Python work per formula. It takes formulas of
 element symbols, plain decimal amounts and one level of ``( )`` — the vast majority of real
 data. Anything else (nested or square brackets, hydrates, whitespace, exponents, a symbol
-repeated within a formula, and every error) goes to :func:`matforge.chem.formula.parse_amounts`,
+repeated within a formula, amounts outside the parser's bounds, and every error) goes to :func:`matforge.chem.formula.parse_amounts`,
 memoised per distinct string. Both paths give bit-identical amounts and fractions to
 ``parse_formula`` (and so to pymatgen's ``Composition``).
 """
@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from matforge.chem.elements import N_ELEMENTS, SYMBOLS
-from matforge.chem.formula import AMOUNT_TOLERANCE, parse_amounts
+from matforge.chem.formula import AMOUNT_TOLERANCE, MAX_AMOUNT, parse_amounts
 from matforge.errors import InvalidFormula
 
 if TYPE_CHECKING:
@@ -123,6 +123,7 @@ def _fast_chunk(strings: list) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
     # an exact integer over an exact power of ten: one correctly rounded division, so the
     # value equals float(text) (Clinger's fast path)
     value = np.append(mantissa / _POW10[np.minimum(frac, 22)], 1.0)  # [-1]: "no number"
+    bad[run_start[value[:-1] > MAX_AMOUNT]] = True  # the full parser names the token
 
     run_at = np.full(len(b), -1, dtype=np.int32)  # run starting at each byte, -1: none
     run_at[run_start] = np.arange(len(run_start), dtype=np.int32)
@@ -157,7 +158,7 @@ def _fast_chunk(strings: list) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
 
     bad_row = np.zeros(n + 1, dtype=bool)
     bad_row[np.searchsorted(newlines, np.flatnonzero(bad))] = True
-    bad_row[sym_row[(column < 0) | ~(amount >= AMOUNT_TOLERANCE)]] = True
+    bad_row[sym_row[(column < 0) | ~(amount >= AMOUNT_TOLERANCE) | ~(amount <= MAX_AMOUNT)]] = True
     bad_row[:n] |= (counts == 0) | (counts > _MAX_TERMS)
     needs_full |= bad_row[:n]
 
@@ -168,6 +169,7 @@ def _fast_chunk(strings: list) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
     np.cumsum(counts, out=indptr[1:])
     position = np.arange(len(sym_row)) - indptr[sym_row]
     totals = _sequential_row_sums(sym_row, position, amount, n)
+    needs_full |= ~(totals <= MAX_AMOUNT)  # too many atoms: the full parser says so
     matrix = sp.csr_matrix((amount.copy(), column, indptr), shape=(n, N_ELEMENTS))
     matrix.has_sorted_indices = False
     matrix.sort_indices()

@@ -5,7 +5,7 @@ Grammar (whitespace is allowed between tokens, ``@`` is ignored as pymatgen igno
     formula := part (SEP number? part)*        # hydrates: CuSO4·5H2O, CuSO4*5H2O, CuSO4.5H2O
     part    := item+
     item    := Element number? | OPEN part CLOSE number?    # OPEN/CLOSE: () [] {}, matched
-    number  := 12 | 0.5 | .5 | 2. | 1e-3                     # positive, finite
+    number  := 12 | 0.5 | .5 | 2. | 1e-3                     # positive, at most MAX_AMOUNT
 
 Subscript digits ``₀``–``₉`` read as the ordinary digits (``Fe₂O₃`` is ``Fe2O3``, mixed
 ``Fe₂O3`` too); there is no subscript decimal point in Unicode, so ``Li₀.₅`` uses a plain ``.``.
@@ -20,6 +20,10 @@ its group's factor, summed left to right), so for every formula pymatgen reads t
 two give bit-identical amounts. Where pymatgen is lax (unknown symbols become dummy species,
 zero amounts are dropped, mismatched bracket types are accepted) this parser raises
 :class:`~matforge.errors.InvalidFormula` naming the offending token and its position.
+
+Amounts must be physical: no amount written, no element's total and no formula unit's total may
+exceed :data:`MAX_AMOUNT` atoms (``Zn1e308O`` would otherwise overflow every feature computed
+from it), and no element's total may be below :data:`AMOUNT_TOLERANCE` (``Fe1e-320O``).
 """
 
 from __future__ import annotations
@@ -36,6 +40,11 @@ if TYPE_CHECKING:
 
 #: pymatgen drops amounts below this (``Composition.amount_tolerance``); we refuse them
 AMOUNT_TOLERANCE = 1e-8
+#: most atoms per formula unit (in one written amount, one element, or the whole formula):
+#: far above any real compound or polymer repeat unit, far below where sums of amounts, their
+#: squares (Magpie's deviations) or weights could overflow float64
+MAX_AMOUNT = 1e6
+_MAX_TEXT = f"{MAX_AMOUNT:,.0f}"
 
 _SEPARATORS = "·•∙*"
 # one character for one character, so positions in error messages stay those of the input
@@ -106,6 +115,10 @@ class _Parser:
             raise self.error(f"amount {written!r} at position {pos} is not finite")
         if value == 0.0:
             raise self.error(f"amount {written!r} at position {pos} is zero")
+        if value > MAX_AMOUNT:
+            raise self.error(
+                f"amount {written!r} at position {pos} is more than {_MAX_TEXT} atoms per formula unit"
+            )
         self.i = pos + len(text)
         return value, text, pos
 
@@ -189,10 +202,30 @@ class _Parser:
             self.skip_space()
             if self.i >= self.n:
                 raise self.error(f"nothing after separator {self.s[sep]!r} at position {sep}")
-        for el, amt in total.items():
-            if amt < AMOUNT_TOLERANCE:
-                raise self.error(f"amount {amt!r} of {el!r} is below {AMOUNT_TOLERANCE:g}")
+        problem = amounts_problem(total)
+        if problem:
+            raise self.error(problem)
         return total
+
+
+def amounts_problem(amounts: dict[str, float]) -> str | None:
+    """Why ``{symbol: atoms per formula unit}`` is no physical composition, or None.
+
+    Each amount must be finite and in ``[AMOUNT_TOLERANCE, MAX_AMOUNT]``, and so must their sum
+    (added left to right, as ``Composition.num_atoms`` adds them).
+    """
+    total = 0.0
+    for el, amt in amounts.items():
+        if not math.isfinite(amt):
+            return f"amount {amt!r} of {el!r} is not finite"
+        if amt < AMOUNT_TOLERANCE:
+            return f"amount {amt!r} of {el!r} is below {AMOUNT_TOLERANCE:g}"
+        if amt > MAX_AMOUNT:
+            return f"amount {amt:.10g} of {el!r} is more than {_MAX_TEXT} atoms per formula unit"
+        total += amt
+    if total > MAX_AMOUNT:
+        return f"{total:.10g} atoms per formula unit are more than {_MAX_TEXT}"
+    return None
 
 
 def parse_amounts(formula: str, *, where: str | None = None) -> dict[str, float]:
