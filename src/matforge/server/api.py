@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from matforge.server import access
-from matforge.server.auth import User, authenticate
+from matforge.server.auth import TokenRefused, User, check_token
 from matforge.server.ids import IdCodec
 from matforge.server.jobs import JobRunner
 from matforge.server.schemas import ErrorOut
@@ -43,7 +43,7 @@ def not_found(what: str = "resource") -> ApiError:
 
 _DESCRIPTIONS = {
     400: "The request is well-formed but its content is invalid (bad rows, units, formulas).",
-    401: "Missing, malformed, unknown or revoked API token.",
+    401: "Missing, malformed, unknown, revoked or expired API token, or a disabled user.",
     403: "The project is visible to the caller, but the caller's role does not allow this.",
     404: "No such resource visible to the caller.",
     409: "Conflicts with the current state (a name in use, a model not trained yet).",
@@ -84,10 +84,10 @@ State = Annotated[ServerState, Depends(get_state)]
 def _user_from(state: ServerState, creds: HTTPAuthorizationCredentials | None) -> User:
     if creds is None:
         raise ApiError(401, "missing API token: send 'Authorization: Bearer <token>'")
-    user = authenticate(state.engine, creds.credentials)
-    if user is None:
-        raise ApiError(401, "invalid or revoked API token")
-    return user
+    try:
+        return check_token(state.engine, creds.credentials)
+    except TokenRefused as exc:  # unknown, revoked, expired or its user disabled: it says which
+        raise ApiError(401, str(exc)) from None
 
 
 _QUERY_NAMES: dict[int, frozenset[str]] = {}

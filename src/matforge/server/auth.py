@@ -3,14 +3,22 @@
 A token is 32 random bytes (URL-safe base64, prefixed ``mf_`` so secret scanners recognise it),
 shown once when it is made; the store keeps only its SHA-256. A request presents it as
 ``Authorization: Bearer <token>``.
+
+A token may expire (``expires_at``, compared with :func:`matforge.server.clock.now` on every
+request), be revoked alone (by its id) or with all of its user's, and a disabled user's tokens
+are all refused. :func:`check_token` says which of these refused a token; the time a token was
+last used is recorded to :data:`LAST_USED_RESOLUTION`, off the request's path.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
+import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -19,12 +27,24 @@ from matforge.server import clock
 from matforge.store import accounts
 from matforge.store.database import write_transaction
 
+log = logging.getLogger("matforge.server.auth")
+
 USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 TOKEN_PREFIX = "mf_"
+#: ``last_used_at`` is written at most this often per token: a request that only reads does not
+#: become a write each time.
+LAST_USED_RESOLUTION = timedelta(minutes=5)
+_DURATION = re.compile(r"^\s*(\d{1,6})\s*([dhm])\s*$")
+_UNITS = {"d": timedelta(days=1), "h": timedelta(hours=1), "m": timedelta(minutes=1)}
 
 
 class AccountError(MatforgeError, ValueError):
     """A user or token operation was refused (bad name, unknown or duplicate user)."""
+
+
+class TokenRefused(AccountError):
+    """A presented token authenticates nobody; the message says why (unknown, revoked, expired,
+    user disabled), for the 401 it becomes."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +53,45 @@ class User:
 
     id: int
     name: str
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What may be shown of a token (never the secret): timestamps are timezone-aware UTC."""
+
+    id: int
+    user: str
+    label: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    def state(self, now: datetime | None = None) -> str:
+        """``active``, ``revoked`` or ``expired`` at ``now`` (default: the server's clock)."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= (now or clock.now()):
+            return "expired"
+        return "active"
+
+
+def _utc(dt: datetime | None) -> datetime | None:
+    # SQLite hands timestamps back naive; they were written as UTC
+    if dt is None or dt.tzinfo is not None:
+        return dt
+    return dt.replace(tzinfo=UTC)
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90d``, ``12h`` or ``30m`` as a duration (days, hours, minutes; a positive whole number)."""
+    m = _DURATION.match(text or "")
+    if m is None or int(m.group(1)) == 0:
+        raise AccountError(
+            f"invalid duration {text!r}: write a positive whole number of days, hours or "
+            "minutes, e.g. 90d, 12h or 30m"
+        )
+    return int(m.group(1)) * _UNITS[m.group(2)]
 
 
 def token_hash(token: str) -> str:
@@ -79,22 +138,94 @@ def list_users(engine: sa.Engine) -> list[User]:
     return [User(r.id, r.name) for r in rows]
 
 
-def new_token(engine: sa.Engine, user_name: str, label: str = "") -> str:
-    """A new API token for ``user_name``. The caller must show it now: it cannot be read back."""
+def new_token(
+    engine: sa.Engine, user_name: str, label: str = "", expires_in: timedelta | None = None
+) -> str:
+    """A new API token for ``user_name``, refused from ``expires_in`` on (None: never expires).
+    The caller must show it now: it cannot be read back."""
     user = get_user(engine, user_name)
     if user is None:
         raise AccountError(f"no user {user_name!r}; create it first with `matforge user add`")
+    if expires_in is not None and expires_in <= timedelta(0):
+        raise AccountError(f"a token must expire in the future, not in {expires_in}")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = clock.now()
     with write_transaction(engine) as conn:
         conn.execute(
             sa.insert(accounts.api_tokens).values(
                 user_id=user.id,
                 token_hash=token_hash(token),
                 label=label[:200],
-                created_at=clock.now(),
+                created_at=now,
+                expires_at=None if expires_in is None else now + expires_in,
             )
         )
     return token
+
+
+def list_tokens(engine: sa.Engine, user_name: str) -> list[TokenInfo]:
+    """Every token of ``user_name`` (revoked and expired ones too), oldest first."""
+    user = get_user(engine, user_name)
+    if user is None:
+        raise AccountError(f"no user {user_name!r}")
+    t = accounts.api_tokens
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(t).where(t.c.user_id == user.id).order_by(t.c.id)).all()
+    return [_token_info(r, user.name) for r in rows]
+
+
+def _token_info(r, user_name: str) -> TokenInfo:
+    return TokenInfo(
+        id=r.id,
+        user=user_name,
+        label=r.label,
+        created_at=_utc(r.created_at),
+        expires_at=_utc(r.expires_at),
+        last_used_at=_utc(r.last_used_at),
+        revoked_at=_utc(r.revoked_at),
+    )
+
+
+def revoke_token(engine: sa.Engine, token_id: int) -> TokenInfo:
+    """Revoke the token with id ``token_id`` (as :func:`list_tokens` shows it); revoking a
+    revoked token changes nothing. Returns the token as it is now."""
+    t, u = accounts.api_tokens, accounts.users
+    with write_transaction(engine) as conn:
+        conn.execute(
+            sa.update(t)
+            .where(t.c.id == token_id, t.c.revoked_at.is_(None))
+            .values(revoked_at=clock.now())
+        )
+        row = conn.execute(
+            sa.select(t, u.c.name.label("user_name"))
+            .join_from(t, u, t.c.user_id == u.c.id)
+            .where(t.c.id == token_id)
+        ).first()
+    if row is None:
+        raise AccountError(f"no token with id {token_id}; `matforge token list USER` shows them")
+    return _token_info(row, row.user_name)
+
+
+def set_user_disabled(engine: sa.Engine, user_name: str, disabled: bool) -> User:
+    """Disable (every token of the user is refused, their data and tokens are kept) or enable
+    again the user ``user_name``."""
+    u = accounts.users
+    with write_transaction(engine) as conn:
+        result = conn.execute(sa.update(u).where(u.c.name == user_name).values(disabled=disabled))
+        if result.rowcount == 0:
+            raise AccountError(f"no user {user_name!r}")
+        user_id = conn.execute(sa.select(u.c.id).where(u.c.name == user_name)).scalar_one()
+    return User(user_id, user_name)
+
+
+def is_disabled(engine: sa.Engine, user_name: str) -> bool:
+    """Whether the user ``user_name`` is disabled."""
+    u = accounts.users
+    with engine.connect() as conn:
+        disabled = conn.execute(sa.select(u.c.disabled).where(u.c.name == user_name)).scalar()
+    if disabled is None:
+        raise AccountError(f"no user {user_name!r}")
+    return bool(disabled)
 
 
 def revoke_tokens(engine: sa.Engine, user_name: str) -> int:
@@ -112,19 +243,77 @@ def revoke_tokens(engine: sa.Engine, user_name: str) -> int:
     return result.rowcount
 
 
-def authenticate(engine: sa.Engine, token: str) -> User | None:
-    """The user holding ``token``, or None for an unknown, revoked or malformed token."""
+def check_token(engine: sa.Engine, token: str) -> User:
+    """The user holding ``token``; :class:`TokenRefused` saying why for a malformed, unknown,
+    revoked or expired token or a disabled user."""
     if not token or len(token) > 200 or not token.startswith(TOKEN_PREFIX):
-        return None
+        raise TokenRefused("invalid API token")
     t, u = accounts.api_tokens, accounts.users
     with engine.connect() as conn:
         row = conn.execute(
-            sa.select(u.c.id, u.c.name)
-            .join_from(t, u, t.c.user_id == u.c.id)
-            .where(
-                t.c.token_hash == token_hash(token),
-                t.c.revoked_at.is_(None),
-                u.c.disabled.is_(False),
+            sa.select(
+                t.c.id.label("token_id"),
+                t.c.revoked_at,
+                t.c.expires_at,
+                t.c.last_used_at,
+                u.c.id,
+                u.c.name,
+                u.c.disabled,
             )
+            .join_from(t, u, t.c.user_id == u.c.id)
+            .where(t.c.token_hash == token_hash(token))
         ).first()
-    return None if row is None else User(row.id, row.name)
+    if row is None:
+        raise TokenRefused("invalid API token")
+    if row.revoked_at is not None:
+        raise TokenRefused("API token revoked")
+    now = clock.now()
+    expires_at = _utc(row.expires_at)
+    if expires_at is not None and expires_at <= now:
+        raise TokenRefused(
+            f"API token expired at {expires_at:%Y-%m-%dT%H:%M:%SZ}; ask for a new one "
+            "(`matforge token new USER --expires 90d`)"
+        )
+    if row.disabled:
+        raise TokenRefused(f"user {row.name!r} is disabled")
+    last_used = _utc(row.last_used_at)
+    if last_used is None or now - last_used >= LAST_USED_RESOLUTION:
+        _record_use(engine, row.token_id, now)
+    return User(row.id, row.name)
+
+
+def authenticate(engine: sa.Engine, token: str) -> User | None:
+    """The user holding ``token``, or None where :func:`check_token` refuses it."""
+    try:
+        return check_token(engine, token)
+    except TokenRefused:
+        return None
+
+
+_recording: set[int] = set()
+_recording_lock = threading.Lock()
+
+
+def _record_use(engine: sa.Engine, token_id: int, at: datetime) -> None:
+    """Write ``last_used_at`` on a thread of its own: on SQLite a write waits for any other
+    writer (an upload being stored), and the request must not wait with it. At most one such
+    write per token is in flight; losing one (the server stops) loses only a timestamp."""
+    if isinstance(engine.pool, sa.pool.StaticPool):
+        return  # in-memory SQLite: its one connection is not to be used from another thread
+    with _recording_lock:
+        if token_id in _recording:
+            return
+        _recording.add(token_id)
+
+    def write() -> None:
+        t = accounts.api_tokens
+        try:
+            with write_transaction(engine) as conn:
+                conn.execute(sa.update(t).where(t.c.id == token_id).values(last_used_at=at))
+        except Exception as exc:  # a timestamp is not worth a failure anywhere
+            log.debug("could not record the use of token %s: %s", token_id, exc)
+        finally:
+            with _recording_lock:
+                _recording.discard(token_id)
+
+    threading.Thread(target=write, name=f"token-{token_id}-used", daemon=True).start()

@@ -25,7 +25,7 @@ from optimade.exceptions import BadRequest, NotFound, OptimadeHTTPException
 from matforge import __version__
 from matforge.server import access
 from matforge.server.api import ServerState, State, bearer
-from matforge.server.auth import User, authenticate
+from matforge.server.auth import TokenRefused, User, check_token
 from matforge.server.optimade import entries
 from matforge.server.optimade.filter import Field, to_sql
 from matforge.store import accounts, schema
@@ -128,10 +128,10 @@ def caller(
     """The caller, None when anonymous; a token that is sent must be valid."""
     if creds is None:
         return None
-    user = authenticate(state.engine, creds.credentials)
-    if user is None:
-        raise OptimadeError(401, "Unauthorized", "invalid or revoked API token")
-    return user
+    try:
+        return check_token(state.engine, creds.credentials)
+    except TokenRefused as exc:
+        raise OptimadeError(401, "Unauthorized", str(exc)) from None
 
 
 Caller = Annotated[User | None, Depends(caller)]

@@ -57,7 +57,7 @@ def _backfill(conn: sa.Connection, job_projects: sa.Table) -> None:
     campaigns = sa.table("campaigns", sa.column("id"), sa.column("project_id"))
     model_project = dict(conn.execute(sa.select(models.c.id, models.c.project_id)).all())
     campaign_project = dict(conn.execute(sa.select(campaigns.c.id, campaigns.c.project_id)).all())
-    pairs = set(conn.execute(sa.select(models.c.job_id, models.c.project_id)).tuples())
+    pairs = {tuple(r) for r in conn.execute(sa.select(models.c.job_id, models.c.project_id))}
     for job_id, kind, params in conn.execute(sa.select(jobs.c.id, jobs.c.kind, jobs.c.params)):
         params = params if isinstance(params, dict) else {}
         project = None
