@@ -43,6 +43,9 @@ class ServerSettings:
     model_root: Path | None = None
     #: weights of the XRD classifier (``.pt``, its ``.json`` next to it); None: the shipped ones
     xrd_model: Path | None = None
+    #: absolute URL the server is reached at (``https://lab.example.org``), which OPTIMADE's
+    #: links start with; None: the address it listens on (never the request's Host header)
+    base_url: str | None = None
 
     @classmethod
     def from_env(cls, **overrides) -> ServerSettings:
@@ -58,6 +61,8 @@ class ServerSettings:
             kind = field.type if isinstance(field.type, type) else str(field.type)
             if name in ("model_root", "xrd_model"):
                 values[name] = Path(raw)
+            elif name == "base_url":
+                values[name] = raw
             elif "float" in str(kind):
                 values[name] = float(raw)
             else:
