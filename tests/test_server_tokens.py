@@ -26,7 +26,7 @@ from matforge.server.auth import (  # noqa: E402
     revoke_token,
     set_user_disabled,
 )
-from matforge.server.testing import user_headers  # noqa: E402
+from matforge.server.testing import user_headers, wait_for_job  # noqa: E402
 
 API = "/api/v1"
 T0 = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
@@ -207,3 +207,49 @@ def test_token_and_user_commands(server):
     assert run(app, ["user", "enable", "alice", *db]).exit_code == 0
     assert "disabled" not in run(app, ["user", "list", *db]).output
     assert run(app, ["user", "disable", "nobody", *db]).exit_code != 0
+
+
+# --- job results follow access ---------------------------------------------------------------
+
+GAPS = [("Fe2O3", 2.1), ("NiO", 3.7), ("ZnO", 3.3), ("TiO2", 3.0), ("MgO", 7.8), ("Al2O3", 8.8)]
+
+
+def test_job_results_follow_the_current_access_to_their_project(server):
+    """Bob trains a model on alice's shared project; when she makes it private again, or
+    removes him, his job (status, metrics) is hidden like any object he cannot see."""
+    c = server.client
+    A, B = user_headers(server.engine, "alice"), user_headers(server.engine, "bob")
+    r = c.post(f"{API}/projects", json={"name": "oxides", "visibility": "private"}, headers=A)
+    pid = r.json()["id"]
+    rows = [{"formula": f, "value": v} for f, v in GAPS]
+    body = {"property": "band_gap", "unit": "eV", "rows": rows}
+    assert c.post(f"{API}/projects/{pid}/measurements", json=body, headers=A).status_code == 201
+    r = c.put(f"{API}/projects/{pid}/members/bob", json={"role": "viewer"}, headers=A)
+    assert r.status_code in (200, 201), r.text
+    body = {"project_id": pid, "property": "band_gap", "n_estimators": 10}
+    r = c.post(f"{API}/models", json=body, headers=B)
+    assert r.status_code == 202, r.text
+    job_id = r.json()["job"]["id"]
+    job = wait_for_job(c, B, job_id)
+    assert job["status"] == "succeeded", job
+    assert [j["id"] for j in c.get(f"{API}/jobs", headers=B).json()] == [job_id]
+
+    def hidden_from_bob():
+        missing = c.get(f"{API}/jobs/job_0000000000000000", headers=B)
+        hidden = c.get(f"{API}/jobs/{job_id}", headers=B)
+        assert hidden.status_code == missing.status_code == 404
+        assert hidden.json() == missing.json()
+        assert c.get(f"{API}/jobs", headers=B).json() == []
+
+    # private again: bob keeps his membership row but not his access, nor his job's result
+    assert c.patch(f"{API}/projects/{pid}", json={"visibility": "private"}, headers=A).is_success
+    hidden_from_bob()
+    # shared again: readable again (nothing was deleted)
+    assert c.patch(f"{API}/projects/{pid}", json={"visibility": "shared"}, headers=A).is_success
+    assert c.get(f"{API}/jobs/{job_id}", headers=B).json()["status"] == "succeeded"
+    # removed from the project: hidden again
+    assert c.delete(f"{API}/projects/{pid}/members/bob", headers=A).status_code == 204
+    hidden_from_bob()
+    # a public project is readable by everyone, so the job is bob's again
+    assert c.patch(f"{API}/projects/{pid}", json={"visibility": "public"}, headers=A).is_success
+    assert c.get(f"{API}/jobs/{job_id}", headers=B).status_code == 200

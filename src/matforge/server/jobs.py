@@ -10,6 +10,12 @@ servers may share a database) and runs them on worker threads; a heartbeat marks
 runs as alive. When a server starts, jobs left ``running`` by a process that is gone (same host
 and its pid is dead, or a heartbeat older than ``job_stale_s``) are re-queued if their kind is
 restartable and attempts remain, else marked ``failed`` with "server restarted".
+
+A job records the projects it reads (``job_projects``: the project a model is trained on, the
+project of the model a screen or design uses, a campaign's project). Its status and result are
+readable by its owner while the owner can read every one of those projects *now*
+(:func:`readable_by`): a project made private again, or a membership removed, also hides what
+was computed from it, answered 404 like anything else not visible.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import socket
 import threading
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, timedelta
@@ -69,6 +75,18 @@ class JobKind:
     restartable: bool = True
     #: called with (job_id, error message) when a job of this kind ends in failure
     on_failure: Callable[[int, str], None] | None = None
+
+
+def readable_by(user_id: int, readable_projects: Collection[int]) -> sa.ColumnElement[bool]:
+    """Where-clause on ``jobs``: the jobs of user ``user_id`` that read no project outside
+    ``readable_projects`` (the ids :func:`matforge.server.access.roles` gives the user now)."""
+    j, jp = accounts.jobs, accounts.job_projects
+    hidden = (
+        sa.select(jp.c.job_id)
+        .where(jp.c.job_id == j.c.id, jp.c.project_id.not_in(list(readable_projects)))
+        .exists()
+    )
+    return sa.and_(j.c.owner_id == user_id, ~hidden)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -136,11 +154,19 @@ class JobRunner:
 
     # --- queue -----------------------------------------------------------------------------
 
-    def submit(self, conn: sa.Connection, kind: str, owner_id: int, params: dict) -> int:
-        """Queue a job in the caller's transaction ``conn``; returns its row id."""
+    def submit(
+        self,
+        conn: sa.Connection,
+        kind: str,
+        owner_id: int,
+        params: dict,
+        project_ids: Iterable[int] = (),
+    ) -> int:
+        """Queue a job in the caller's transaction ``conn``; returns its row id. ``project_ids``:
+        every project whose data the job reads (its result then follows their access)."""
         if kind not in self.kinds:
             raise MatforgeError(f"unknown job kind {kind!r}")
-        return conn.execute(
+        job_id = conn.execute(
             sa.insert(accounts.jobs).values(
                 kind=kind,
                 owner_id=owner_id,
@@ -152,6 +178,13 @@ class JobRunner:
                 created_at=clock.now(),
             )
         ).inserted_primary_key[0]
+        projects = sorted({int(p) for p in project_ids})
+        if projects:
+            conn.execute(
+                sa.insert(accounts.job_projects),
+                [{"job_id": job_id, "project_id": p} for p in projects],
+            )
+        return job_id
 
     def recover(self) -> int:
         """Re-queue or fail the ``running`` jobs whose process is gone; returns how many."""

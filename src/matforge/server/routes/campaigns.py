@@ -201,7 +201,11 @@ def suggest(campaign_id: str, body: CampaignSuggest, state: State, user: Current
     row = _visible_campaign(state, user, campaign_id, "editor")
     with write_transaction(state.engine) as conn:
         job_id = state.jobs.submit(
-            conn, "campaign_suggest", user.id, {"campaign_id": row.id, "n": body.n}
+            conn,
+            "campaign_suggest",
+            user.id,
+            {"campaign_id": row.id, "n": body.n},
+            project_ids=[row.project_id],  # its result follows the project's access
         )
     with state.engine.connect() as conn:
         job = conn.execute(sa.select(accounts.jobs).where(accounts.jobs.c.id == job_id)).one()

@@ -59,4 +59,4 @@ def create_design(model_id: str, body: DesignCreate, state: State, user: Current
         "elements_in": sorted(set(body.elements_in)),
         "elements_out": sorted(set(body.elements_out)),
     }
-    return submit_job(state, user, "generate_design", params)
+    return submit_job(state, user, "generate_design", params, project_ids=[row.project_id])

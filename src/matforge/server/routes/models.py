@@ -9,7 +9,7 @@ import numpy as np
 import sqlalchemy as sa
 from fastapi import APIRouter
 
-from matforge.server import access, clock
+from matforge.server import access, clock, jobs
 from matforge.server.api import (
     ERROR_RESPONSES,
     ApiError,
@@ -73,22 +73,24 @@ def _public_result(state: ServerState, result: dict | None) -> dict | None:
 
 @router.get("/jobs", response_model=list[JobOut], tags=["jobs"])
 def list_jobs(state: State, user: CurrentUser) -> list[JobOut]:
-    """The caller's jobs, newest first (at most 1000)."""
+    """The caller's jobs, newest first (at most 1000), less those that read a project the caller
+    can no longer read."""
     j = accounts.jobs
     with state.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(j).where(j.c.owner_id == user.id).order_by(j.c.id.desc()).limit(1000)
-        ).all()
+        readable = jobs.readable_by(user.id, access.roles(conn, user))
+        rows = conn.execute(sa.select(j).where(readable).order_by(j.c.id.desc()).limit(1000)).all()
     return [_job_out(state, r) for r in rows]
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
 def get_job(job_id: str, state: State, user: CurrentUser) -> JobOut:
-    """Status, progress and result of one of the caller's jobs."""
+    """Status, progress and result of one of the caller's jobs; 404 once it reads a project the
+    caller can no longer read (made private again, membership removed)."""
     jid = decode(state, "job", job_id, "job")
     j = accounts.jobs
     with state.engine.connect() as conn:
-        row = conn.execute(sa.select(j).where(j.c.id == jid, j.c.owner_id == user.id)).first()
+        readable = jobs.readable_by(user.id, access.roles(conn, user))
+        row = conn.execute(sa.select(j).where(j.c.id == jid, readable)).first()
     if row is None:
         raise not_found("job")
     return _job_out(state, row)
@@ -154,7 +156,7 @@ def create_model(body: ModelCreate, state: State, user: CurrentUser) -> ModelOut
             )
         unit = conn.execute(sa.select(p.c.canonical_unit).where(p.c.name == body.property)).scalar()
         params = {"n_estimators": body.n_estimators, "random_state": body.random_state}
-        job_id = state.jobs.submit(conn, "train_model", user.id, {})
+        job_id = state.jobs.submit(conn, "train_model", user.id, {}, project_ids=[pid])
         model_id = conn.execute(
             sa.insert(mo).values(
                 owner_id=user.id,
@@ -316,13 +318,16 @@ def create_screen(model_id: str, body: ScreenCreate, state: State, user: Current
             f"these settings enumerate {n:,} compositions; the server screens at most {limit:,} "
             "per job (fewer elements, atoms or arities)",
         )
-    return submit_job(state, user, "screen", params)
+    return submit_job(state, user, "screen", params, project_ids=[row.project_id])
 
 
-def submit_job(state: ServerState, user: User, kind: str, params: dict) -> JobOut:
-    """Queue a job of ``kind`` for ``user``, wake the workers, and answer with the job."""
+def submit_job(
+    state: ServerState, user: User, kind: str, params: dict, project_ids: list[int] | None = None
+) -> JobOut:
+    """Queue a job of ``kind`` for ``user``, wake the workers, and answer with the job.
+    ``project_ids``: the projects the job reads; its result is readable while they are."""
     with write_transaction(state.engine) as conn:
-        job_id = state.jobs.submit(conn, kind, user.id, params)
+        job_id = state.jobs.submit(conn, kind, user.id, params, project_ids or ())
     with state.engine.connect() as conn:
         job = conn.execute(sa.select(accounts.jobs).where(accounts.jobs.c.id == job_id)).one()
     state.jobs.wake()
