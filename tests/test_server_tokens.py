@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
+import sqlalchemy as sa
 
 pytest.importorskip("fastapi")
 
@@ -253,3 +254,71 @@ def test_job_results_follow_the_current_access_to_their_project(server):
     # a public project is readable by everyone, so the job is bob's again
     assert c.patch(f"{API}/projects/{pid}", json={"visibility": "public"}, headers=A).is_success
     assert c.get(f"{API}/jobs/{job_id}", headers=B).status_code == 200
+
+
+def test_upgrade_from_0005_gives_existing_jobs_their_projects(store_url):
+    """0006: jobs queued before it get the projects they read back from what they name, and
+    existing tokens keep working without expiry."""
+    from alembic import command
+
+    from matforge.store import Store, accounts
+    from matforge.store import campaigns as t
+    from matforge.store.database import _alembic_config
+    from matforge.store.schema import projects
+
+    Store(store_url).close()
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        command.downgrade(_alembic_config(conn), "0005")
+    with engine.begin() as conn:
+        assert "job_projects" not in sa.inspect(conn).get_table_names()
+        uid = conn.execute(
+            sa.insert(accounts.users).values(name="alice", created_at=T0)
+        ).inserted_primary_key[0]
+        conn.execute(
+            sa.insert(accounts.api_tokens).values(
+                user_id=uid, token_hash="0" * 64, label="old", created_at=T0
+            )
+        )
+        p1, p2 = (
+            conn.execute(sa.insert(projects).values(name=n, created_at=T0)).inserted_primary_key[0]
+            for n in ("a", "b")
+        )
+
+        def job(kind, params):
+            return conn.execute(
+                sa.insert(accounts.jobs).values(
+                    kind=kind, owner_id=uid, status="succeeded", params=params, created_at=T0
+                )
+            ).inserted_primary_key[0]
+
+        train = job("train_model", {})
+        model = conn.execute(
+            sa.insert(accounts.models).values(
+                owner_id=uid,
+                project_id=p1,
+                job_id=train,
+                name="m",
+                property="band_gap",
+                unit="eV",
+                created_at=T0,
+            )
+        ).inserted_primary_key[0]
+        campaign = conn.execute(
+            sa.insert(t.campaigns).values(
+                name="c", config={}, created_at=T0, created_by="alice", project_id=p2
+            )
+        ).inserted_primary_key[0]
+        screen = job("screen", {"model_id": model})
+        design = job("generate_design", {"model_id": model})
+        suggest = job("campaign_suggest", {"campaign_id": campaign, "n": 1})
+        sample = job("generate_sample", {"n": 5})
+    engine.dispose()
+    with Store(store_url) as store:  # upgrades to head
+        with store.engine.connect() as conn:
+            jp = accounts.job_projects
+            pairs = set(map(tuple, conn.execute(sa.select(jp.c.job_id, jp.c.project_id))))
+        assert pairs == {(train, p1), (screen, p1), (design, p1), (suggest, p2)}
+        assert sample not in {j for j, _ in pairs}
+        (token,) = list_tokens(store.engine, "alice")
+        assert token.label == "old" and token.expires_at is None and token.state() == "active"
