@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
+from fastapi.security.utils import get_authorization_scheme_param
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from matforge import __version__
 from matforge.errors import MatforgeError
-from matforge.server.api import ApiError, ServerState
+from matforge.server.api import ApiError, ServerState, _user_from, current_user
 from matforge.server.ids import load_codec
 from matforge.server.jobs import JobRunner
 from matforge.server.settings import ServerSettings
@@ -92,6 +97,146 @@ class BodyLimit:
         return await self.app(scope, counted, send)
 
 
+def _needs_token(route) -> bool:
+    """Whether ``route`` authenticates its caller (depends on :func:`current_user`)."""
+    stack = [getattr(route, "dependant", None)]
+    while stack:
+        d = stack.pop()
+        if d is None:
+            continue
+        if d.call is current_user:
+            return True
+        stack.extend(d.dependencies)
+    return False
+
+
+class _Unauthenticated(StarletteHTTPException):
+    def __init__(self, detail: str):
+        super().__init__(401, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class TokenBeforeBody:
+    """ASGI middleware that checks the token of a request to a route that needs one before the
+    first byte of its body is read (401 when it is missing, unknown or revoked), so that an
+    anonymous client cannot make the server receive and parse a 45 MB upload.
+
+    FastAPI reads a route's body before it resolves the route's dependencies (the token among
+    them); this middleware makes the first ``receive`` of the body wait for the check instead.
+    The router has then chosen the route, so unknown paths and methods still answer 404 and
+    405 without any check, and requests whose body is never read pay nothing."""
+
+    def __init__(self, app, state: ServerState):
+        self.app = app
+        self.state = state
+        self._needs: dict[int, bool] = {}
+
+    def _route_needs_token(self, scope) -> bool:
+        route = scope.get("route")
+        if route is None:  # a body read outside any route of ours: the API's rule
+            return scope["path"].startswith(API_PREFIX)
+        needs = self._needs.get(id(route))
+        if needs is None:
+            needs = self._needs[id(route)] = _needs_token(route)
+        return needs
+
+    async def _check(self, scope) -> None:
+        # exactly as fastapi's HTTPBearer(auto_error=False) reads the header
+        scheme, token = get_authorization_scheme_param(Headers(scope=scope).get("authorization"))
+        creds = (
+            HTTPAuthorizationCredentials(scheme=scheme, credentials=token)
+            if scheme.lower() == "bearer" and token
+            else None
+        )
+        try:
+            await run_in_threadpool(_user_from, self.state, creds)
+        except ApiError as exc:
+            raise _Unauthenticated(exc.detail) from None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        checked = False
+
+        async def guarded():
+            nonlocal checked
+            if not checked:
+                checked = True
+                if self._route_needs_token(scope):
+                    await self._check(scope)
+            return await receive()
+
+        return await self.app(scope, guarded, send)
+
+
+class LastResort:
+    """ASGI middleware answering an exception that no handler took with a JSON 500 carrying a
+    short random ``error_id``, logged on one line with the exception (no stack trace in the
+    answer or the log; ``DEBUG`` logging adds it).
+
+    Starlette's own last handler sends its 500 and then re-raises, which makes uvicorn log
+    "Exception in ASGI application" and close the keep-alive connection; this one does not
+    re-raise, so a failing request costs its client nothing but the 500."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracked(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:  # noqa: BLE001 — the point of this middleware
+            error_id = secrets.token_hex(4)
+            log.error(
+                "error %s on %s %s: %s",
+                error_id,
+                scope.get("method"),
+                scope.get("path"),
+                _one_line(exc),
+            )
+            log.debug("stack of error %s", error_id, exc_info=exc)
+            if started:  # part of the answer is sent: the connection cannot be reused anyway
+                return
+            response = _crash_response(scope, error_id)
+            await response(scope, receive, send)
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    """``Type: message (at module:line)`` of ``exc``, newlines escaped, cut at ``limit``."""
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 — a broken __str__ must not hide the error itself
+        text = "<unprintable>"
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:  # a RecursionError: thousands of frames
+        tb = tb.tb_next
+    where = "" if tb is None else f" (at {tb.tb_frame.f_globals.get('__name__')}:{tb.tb_lineno})"
+    return f"{type(exc).__name__}: {text}{where}"
+
+
+def _crash_response(scope, error_id: str):
+    detail = f"internal server error (error id {error_id})"
+    if scope.get("path", "").startswith(OPTIMADE_PREFIX):
+        from matforge.server.optimade import api as optimade
+
+        try:
+            return optimade.error_response(Request(scope), 500, "Internal Server Error", detail)
+        except Exception:  # noqa: BLE001 — fall back to the plain answer
+            log.error("error %s: the OPTIMADE error document could not be made", error_id)
+    return JSONResponse({"detail": detail, "error_id": error_id}, status_code=500)
+
+
 def _is_optimade(request: Request) -> bool:
     return request.url.path.startswith(OPTIMADE_PREFIX)
 
@@ -151,13 +296,6 @@ def _install_error_handlers(app: FastAPI) -> None:
         if _is_optimade(request):
             return optimade.error_response(request, 400, "Bad Request", str(exc))
         return JSONResponse({"detail": str(exc)}, status_code=400)
-
-    @app.exception_handler(Exception)
-    async def crash(request: Request, exc: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        if _is_optimade(request):
-            return optimade.error_response(request, 500, "Internal Server Error", "internal error")
-        return JSONResponse({"detail": "internal server error"}, status_code=500)
 
 
 def create_app(store_url: str | None = None, settings: ServerSettings | None = None) -> FastAPI:
@@ -227,7 +365,10 @@ def create_app(store_url: str | None = None, settings: ServerSettings | None = N
         redoc_url=None,
     )
     app.state.matforge = state
+    # the last added runs first: LastResort, then the token check, then the body limit
     app.add_middleware(BodyLimit, settings=settings)
+    app.add_middleware(TokenBeforeBody, state=state)
+    app.add_middleware(LastResort)
     _install_error_handlers(app)
     for module in (projects, data, uploads, models, generate, campaigns, xrd):
         app.include_router(module.router, prefix=API_PREFIX)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import re
 from types import SimpleNamespace
 
 import numpy as np
 import sqlalchemy as sa
 from fastapi import APIRouter
 
+from matforge.chem.formula import parse_amounts
+from matforge.errors import InvalidFormula
 from matforge.server import access, clock, jobs
 from matforge.server.api import (
     ERROR_RESPONSES,
@@ -198,14 +201,58 @@ def get_model(model_id: str, state: State, user: CurrentUser) -> ModelOut:
         return _model_out(state, _visible_model(state, conn, user, model_id))
 
 
+#: most atoms per formula unit a formula sent for prediction may state (one written amount, one
+#: element or the whole formula): far above any real compound, far below where the features
+#: computed from the amounts (sums, squares, weights) overflow
+MAX_AMOUNT = 1e6
+# every number in a formula is an amount (element symbols hold no digits); as the parser reads them
+_AMOUNT = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?")
+_SUBSCRIPT_DIGITS = str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789")
+
+
+def amount_problem(formula: str) -> str | None:
+    """Why ``formula`` states a non-finite or absurd amount (over :data:`MAX_AMOUNT` atoms per
+    formula unit), or None. Other defects (unknown elements, syntax) are not checked here: they
+    are answered per row by the model's parser."""
+    for m in _AMOUNT.finditer(formula.translate(_SUBSCRIPT_DIGITS)):
+        value = float(m.group())
+        if not math.isfinite(value):
+            return f"amount {m.group()!r} at position {m.start()} is not finite"
+        if value > MAX_AMOUNT:
+            return (
+                f"amount {m.group()!r} at position {m.start()} is more than "
+                f"{MAX_AMOUNT:,.0f} atoms per formula unit"
+            )
+    try:
+        amounts = parse_amounts(formula)
+    except InvalidFormula:
+        return None
+    total = sum(amounts.values())  # brackets multiply: (Zn1000)1000 is 10^6 atoms
+    if not math.isfinite(total) or total > MAX_AMOUNT:
+        return f"{total:.6g} atoms per formula unit are more than {MAX_AMOUNT:,.0f}"
+    return None
+
+
+def _check_amounts(formulas: list[str]) -> None:
+    """422 naming the first formula with a non-finite or absurd amount (it would make every
+    feature computed from it overflow)."""
+    bad = [(i, f, p) for i, f in enumerate(formulas) if (p := amount_problem(f)) is not None]
+    if bad:
+        i, formula, problem = bad[0]
+        more = f" (and {len(bad) - 1} more formula(s))" if len(bad) > 1 else ""
+        raise ApiError(422, f"formulas[{i}] {formula!r}: {problem}{more}")
+
+
 @router.post("/models/{model_id}/predict", response_model=PredictOut, tags=["models"])
 def predict(model_id: str, body: PredictIn, state: State, user: CurrentUser) -> PredictOut:
     """Predicted mean and standard deviation (the property's canonical unit) per formula, with
     its distance to the model's training compositions and whether that is inside the model's
     applicability domain (``domain_threshold``); a formula that cannot be parsed gets
-    ``error`` instead."""
+    ``error`` instead. A formula stating a non-finite amount or more than 10^6 atoms per
+    formula unit (``Zn1e308O``) is refused with 422."""
     if len(body.formulas) > state.settings.max_predict_formulas:
         raise ApiError(413, f"at most {state.settings.max_predict_formulas} formulas per request")
+    _check_amounts(body.formulas)
     with state.engine.connect() as conn:
         row = _visible_model(state, conn, user, model_id)
     if row.j_status != "succeeded" or not row.artifact:
