@@ -171,8 +171,7 @@ def test_a_failing_request_of_a_prediction_batch_fails_alone():
 def test_absurd_amounts_are_422_and_other_users_predictions_still_succeed(lab):
     good = [["ZnO", "Fe2O3"], ["NiO"], ["MgO", "TiO2", "GaAs"], ["Cu2O"]]
     alone = {
-        tuple(f): _predict(lab.client, lab.bob, lab.model_id, f).json()["predictions"]
-        for f in good
+        tuple(f): _predict(lab.client, lab.bob, lab.model_id, f).json()["predictions"] for f in good
     }
     bad = ["Zn1e308O", "ZnO"]
     calls = [lambda f=f: _predict(lab.client, lab.bob, lab.model_id, f) for f in good * 3]
@@ -211,8 +210,7 @@ def test_a_request_that_breaks_the_model_fails_alone_over_http(lab):
     others of its batch their predictions."""
     good = [["ZnO"], ["NiO", "MgO"], ["Fe2O3"]]
     alone = {
-        tuple(f): _predict(lab.client, lab.bob, lab.model_id, f).json()["predictions"]
-        for f in good
+        tuple(f): _predict(lab.client, lab.bob, lab.model_id, f).json()["predictions"] for f in good
     }
     cache = lab.app.state.matforge.models
     batcher = next(iter(cache._models.values()))
