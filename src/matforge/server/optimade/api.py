@@ -119,7 +119,23 @@ def _representation(request: Request) -> str:
 
 
 def _base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    """The absolute URL that links start with: the server's ``base_url`` setting, else the
+    address the server listens on. Never the request's ``Host`` header, which the client
+    chooses (a forged one would put its host into the links that other tools follow)."""
+    configured = request.app.state.matforge.settings.base_url
+    if configured:
+        return configured.rstrip("/")
+    scheme = request.scope.get("scheme", "http")
+    host, port = request.scope.get("server") or ("localhost", None)
+    host = f"[{host}]" if ":" in host else host
+    netloc = host if port in (None, {"http": 80, "https": 443}.get(scheme)) else f"{host}:{port}"
+    return f"{scheme}://{netloc}{request.scope.get('root_path', '')}".rstrip("/")
+
+
+def _app_path(request: Request) -> str:
+    """The path of the request below the app's root path."""
+    path, root = request.url.path, request.scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def caller(
@@ -404,6 +420,7 @@ _ERRORS = {
     for code, text in {
         400: "Bad request (e.g. a malformed filter).",
         401: "A token was sent but is invalid.",
+        403: f"page_limit over the maximum ({MAX_PAGE_LIMIT}).",
         404: "No such entry visible to the caller.",
         501: "A filter feature this server does not implement.",
     }.items()
@@ -418,8 +435,14 @@ ResponseFields = Annotated[
 Sort = Annotated[
     str, Query(max_length=1_000, description="Comma-separated fields, '-' for descending.")
 ]
+# Not `le=`: OPTIMADE asks for 403 Forbidden over the server's maximum (checked in _list).
 PageLimit = Annotated[
-    int, Query(ge=0, le=10_000, description=f"Entries per page (at most {MAX_PAGE_LIMIT}).")
+    int,
+    Query(
+        ge=0,
+        description=f"Entries per page (at most {MAX_PAGE_LIMIT}; more is 403 Forbidden).",
+        json_schema_extra={"maximum": MAX_PAGE_LIMIT},
+    ),
 ]
 PageOffset = Annotated[int, Query(ge=0, le=10**9)]
 Format = Annotated[str, Query(max_length=20, description="Only 'json'.")]
@@ -478,7 +501,13 @@ def _list(
 ) -> JSONAPIResponse:
     _check_params(request, ENTRY_PARAMS)
     _check_format(response_format)
-    limit = min(page_limit or DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT)
+    if page_limit > MAX_PAGE_LIMIT:  # as the OPTIMADE specification asks: 403, not a cap
+        raise OptimadeError(
+            403,
+            "Forbidden",
+            f"page_limit {page_limit} is over this server's maximum of {MAX_PAGE_LIMIT}",
+        )
+    limit = page_limit or DEFAULT_PAGE_LIMIT
     collection = Collection(state, entry_type, user)
     found, returned, available, more = collection.find(filter, sort, limit, page_offset)
     next_link = None
@@ -486,7 +515,7 @@ def _list(
         query = dict(urllib.parse.parse_qsl(request.url.query, keep_blank_values=True))
         query["page_offset"] = str(page_offset + len(found))
         query["page_limit"] = str(limit)
-        next_link = f"{_base_url(request)}{request.url.path}?{urllib.parse.urlencode(query)}"
+        next_link = f"{_base_url(request)}{_app_path(request)}?{urllib.parse.urlencode(query)}"
     body = {
         "links": {"next": next_link},
         "data": [_fields_filter(e, response_fields) for e in found],
