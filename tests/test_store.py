@@ -847,3 +847,180 @@ def test_unit_registry_works_without_a_writable_cache_folder(monkeypatch):
     finally:
         units.registry.cache_clear()
         units._parse.cache_clear()
+
+
+# --- bad data at the boundary (issue #18) --------------------------------------------------
+
+
+def _wide_csv(path: Path, n_columns: int, body: bytes = b"") -> Path:
+    names = ["formula", "value", *(f"c{j}" for j in range(n_columns - 2))]
+    path.write_bytes(",".join(names).encode() + b"\n" + body)
+    return path
+
+
+def test_a_table_wider_than_max_columns_is_refused_from_its_header(store, tmp_path):
+    from matforge.store.validation import MAX_COLUMNS, TooManyColumns
+
+    assert MAX_COLUMNS == 1000
+    before = _counts(store)
+    # the body is no CSV at all: only the header line is read before the refusal
+    path = _wide_csv(tmp_path / "wide.csv", 5000, b"\xff\xfe\x00 not, a, table\n" * 1000)
+    with pytest.raises(
+        TooManyColumns, match=r"line 1: the header has 5,000 columns; at most 1,000"
+    ):
+        ingest_csv(store, path, project="p", property="band_gap", unit="eV")
+    path = _wide_csv(tmp_path / "eleven.csv", 11, b"Fe2O3,2.1" + b",300" * 9 + b"\n")
+    with pytest.raises(TooManyColumns, match="11 columns; at most 10 are allowed"):
+        ingest_csv(store, path, project="p", property="band_gap", unit="eV", max_columns=10)
+    assert _counts(store) == before
+    report = ingest_csv(store, path, project="p", property="band_gap", unit="eV", max_columns=11)
+    assert report.n_written == 1
+    wide = pd.DataFrame({f"c{j}": [1] for j in range(1001)} | {"formula": ["Fe"], "value": [1.0]})
+    with pytest.raises(TooManyColumns, match="the DataFrame has 1,003 columns; at most 1,000"):
+        store.add_measurements(wide, project="p", property="band_gap", unit="eV")
+    assert (
+        store.add_measurements(wide, project="p", property="band_gap", unit="eV", max_columns=None)
+        == 1
+    )
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "formula,value,T",
+        '"formula","value","T (K), nominal"',
+        '"a ""quoted"" name",value,"two\nlines",x',
+        '"formula";"value";"a;b"',
+        "formula,value\r",
+        "formula,value,",
+        "only",
+    ],
+)
+def test_header_width_counts_fields_as_the_csv_reader_does(tmp_path, header):
+    from matforge.store.ingest import header_width
+
+    sep = ";" if ";" in header else ","
+    path = tmp_path / "h.csv"
+    path.write_text(header + "\nFe,1,2,3,4,5,6\n", encoding="utf-8", newline="")
+    expected = len(next(csv.reader(io.StringIO(header + "\n", newline=""), delimiter=sep)))
+    assert header_width(path, sep) == expected
+
+
+def _condition_values_by_column(col: pd.Series) -> list:
+    """The reading of one condition column before issue #18 (one column at a time): the
+    reference that :func:`condition_values` must agree with."""
+    from matforge.store.validation import _INTEGER, _all_text, _blank, _json_value
+
+    if col.dtype.kind in "iub":
+        return col.tolist()
+    if col.dtype.kind == "f":
+        return [None if math.isnan(v) else v for v in col.tolist()]
+    blank = _blank(col)
+    present = ~blank
+    if _all_text(col):
+        text = col.str.strip()
+        nums = pd.to_numeric(text.where(present), errors="coerce")
+        if present.any() and nums[present].notna().all():
+            integral = bool(text[present].str.fullmatch(_INTEGER.pattern).all())
+            cast = int if integral else float
+            return [None if b else cast(v) for v, b in zip(nums.tolist(), blank, strict=True)]
+        return [None if b else t for t, b in zip(text.tolist(), blank, strict=True)]
+    return [None if b else _json_value(x) for x, b in zip(col.tolist(), blank, strict=True)]
+
+
+_CELLS = st.one_of(
+    st.sampled_from(["", " ", "300", " 77 ", "-4", "+5", "0.5", "1e3", "abc", "N/A", "1_000"]),
+    st.none(),
+    st.integers(-5, 5),
+    st.floats(allow_nan=True, allow_infinity=False, width=32),
+    st.booleans(),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(_CELLS, min_size=3, max_size=3), min_size=1, max_size=6), st.data())
+def test_condition_values_read_all_columns_at_once_as_one_at_a_time(rows, data):
+    from matforge.store.validation import condition_values
+
+    table = pd.DataFrame(rows, columns=["a", "b", "c"], dtype=object)
+    # some columns as a CSV gives them (all text), some as their own dtype
+    for name in ("a", "b", "c"):
+        kind = data.draw(st.sampled_from(["object", "text", "infer"]))
+        if kind == "text":
+            table[name] = ["" if x is None else str(x) for x in table[name]]
+        elif kind == "infer":
+            table[name] = table[name].infer_objects()
+    got = condition_values(table)
+    assert got.shape == table.shape
+    for j, name in enumerate(table.columns):
+        expected = _condition_values_by_column(table[name])
+        assert [type(x) for x in got[:, j]] == [type(x) for x in expected], name
+        assert [
+            x if not isinstance(x, float) or not math.isnan(x) else "nan" for x in got[:, j]
+        ] == [x if not isinstance(x, float) or not math.isnan(x) else "nan" for x in expected]
+
+
+def test_validation_cost_does_not_grow_with_the_number_of_condition_columns():
+    """Per-column pandas work made a 1,000,000-column upload take an hour (issue #18). Timing
+    ratio, not an absolute time: a 1,000-column table must validate within a few times a
+    10-column one (it took about 60 times as long)."""
+    import time
+
+    from matforge.store.validation import validate_rows
+
+    def seconds(k: int) -> float:
+        table = pd.DataFrame(
+            {"formula": ["Fe2O3"] * 5, "value": ["1.5"] * 5}
+            | {f"c{j}": [str(j)] * 5 for j in range(k)},
+            dtype=object,
+        )
+        conditions = {f"c{j}": f"c{j}" for j in range(k)}
+        best = math.inf
+        for _ in range(3):
+            start = time.perf_counter()
+            valid, errors = validate_rows(
+                table,
+                {"formula": "formula", "value": "value"},
+                conditions=conditions,
+                property="band_gap",
+                canonical_unit="eV",
+                default_unit="eV",
+                lines=np.arange(2, 7),
+            )
+            best = min(best, time.perf_counter() - start)
+        assert not errors and valid.conditions[0][f"c{k - 1}"] == k - 1
+        return best
+
+    seconds(1)  # warm up: pint, the formula parser
+    assert seconds(1000) < 10 * seconds(10)
+
+
+@pytest.mark.parametrize("formula", ["Zn1e308O", "Zn2O1e307", "Fe1e-320O", "Fe inf"])
+def test_absurd_formulas_are_refused_by_line_at_ingest(store, tmp_path, formula):
+    path = _csv(tmp_path / "d.csv", f"formula,value\nFe2O3,2.1\n{formula},1.0\nZnO,3.3\n")
+    before = _counts(store)
+    with pytest.raises(IngestError, match=r"d.csv, line 3, column 'formula'") as info:
+        ingest_csv(store, path, project="p", property="band_gap", unit="eV")
+    assert info.value.rows[0][:2] == (3, "formula") and formula in info.value.rows[0][2]
+    assert _counts(store) == before
+    report = ingest_csv(store, path, project="p", property="band_gap", unit="eV", skip_invalid=True)
+    assert (report.n_written, report.n_rejected) == (2, 1)
+
+
+def test_compositions_with_absurd_amounts_are_refused_as_formulas(store):
+    from pymatgen.core import Composition
+
+    df = pd.DataFrame({"formula": [Composition("Fe2O3"), Composition({"Zn": 1e308, "O": 1})]})
+    df["value"] = [2.1, 3.3]
+    with pytest.raises(IngestError, match=r"row 1, column 'formula': Composition: amount 1e\+308"):
+        store.add_measurements(df, project="p", property="band_gap", unit="eV")
+
+
+def test_booleans_are_not_numbers(store):
+    for values in ([True, 2.0], [np.True_, 2.0], [True, False]):
+        df = pd.DataFrame({"formula": ["Fe2O3", "ZnO"], "value": pd.Series(values, dtype=object)})
+        with pytest.raises(IngestError, match=r"row 0, column 'value': value True is a boolean"):
+            store.add_measurements(df, project="p", property="band_gap", unit="eV")
+    df = pd.DataFrame({"formula": ["Fe2O3"], "value": [2.0], "uncertainty": [np.False_]})
+    with pytest.raises(IngestError, match="uncertainty False is a boolean, not a number"):
+        store.add_measurements(df.astype(object), project="p", property="band_gap", unit="eV")

@@ -17,12 +17,19 @@ import pandas as pd
 
 from matforge.errors import IngestError
 from matforge.store.store import Progress, Store, resolve_columns
-from matforge.store.validation import RowError, ingest_error, validate_rows
+from matforge.store.validation import (
+    MAX_COLUMNS,
+    RowError,
+    check_width,
+    ingest_error,
+    validate_rows,
+)
 
 #: a number written with a decimal comma, the whole cell (``-0,25``, ``1,5e3``)
 _COMMA_NUMBER = r"^(\s*[+-]?\d*),(\d+(?:[eE][+-]?\d+)?\s*)$"
 
 REJECT_COLUMNS = ("line", "column", "reason")
+_HEADER_CHUNK = 1 << 20  # characters read at a time while counting the header's fields
 
 
 @dataclass
@@ -72,10 +79,14 @@ class _CsvTable:
     assumed: str | None = None  # what was guessed about the file's dialect, for the user
 
 
-def _read_table(path: Path, sep=None, decimal=None, sheet=None) -> _CsvTable:
+def _read_table(
+    path: Path, sep=None, decimal=None, sheet=None, max_columns: int | None = MAX_COLUMNS
+) -> _CsvTable:
     """The cells of a table file as text: a CSV (any of the dialects
     :func:`matforge.tables.sniff_dialect` knows) read line by line so that errors name the
-    file's lines, or an .xlsx/.parquet file (line = spreadsheet row)."""
+    file's lines, or an .xlsx/.parquet file (line = spreadsheet row). A CSV file with more
+    than ``max_columns`` columns is refused from its header line alone, before the body is
+    read."""
     from matforge.tables import (
         EXCEL_SUFFIXES,
         PARQUET_SUFFIXES,
@@ -87,6 +98,7 @@ def _read_table(path: Path, sep=None, decimal=None, sheet=None) -> _CsvTable:
     try:
         if path.suffix.lower() in EXCEL_SUFFIXES + PARQUET_SUFFIXES:
             df = read_table(path, sheet=sheet, as_text=True, what="measurements file")
+            check_width(df.shape[1], max_columns, where=str(path))
             header = [str(c) for c in df.columns]
             records = df.astype(str).to_numpy().tolist()
             lines = np.arange(2, len(df) + 2, dtype=np.int64)
@@ -94,9 +106,39 @@ def _read_table(path: Path, sep=None, decimal=None, sheet=None) -> _CsvTable:
         dialect = sniff_dialect(path, sep, decimal)
     except TableError as exc:
         raise IngestError(str(exc)) from None
+    where = f"{path}, line 1: the header"
+    if max_columns is not None:
+        check_width(header_width(path, dialect.sep, dialect.encoding), max_columns, where=where)
     table = _read_csv(path, dialect.sep, dialect.encoding)
+    # the count above is exact for every header a CSV writer writes; this one for the rest
+    # (a stray quote inside an unquoted name)
+    check_width(len(table.header), max_columns, where=where)
     table.decimal, table.assumed = dialect.decimal, dialect.assumed
     return table
+
+
+def header_width(path: Path, sep: str = ",", encoding: str = "utf-8-sig") -> int:
+    """Number of fields of a CSV file's header line, counted without parsing the fields (or
+    reading past the header): separators outside double quotes up to the first line end
+    outside them. A quote inside a quoted field is written twice (``""``), which leaves the
+    count of quotes even, so the in-quotes state is the parity of the quotes seen (exact for
+    fields quoted as a whole, as every CSV writer quotes them)."""
+    width, quoted = 1, False
+    try:
+        with open(path, newline="", encoding=encoding, errors="replace") as f:
+            while chunk := f.read(_HEADER_CHUNK):
+                for k, part in enumerate(chunk.split('"')):
+                    if k:
+                        quoted = not quoted
+                    if quoted:
+                        continue
+                    ends = [i for i in (part.find("\n"), part.find("\r")) if i >= 0]
+                    if ends:
+                        return width + part.count(sep, 0, min(ends))
+                    width += part.count(sep)
+    except OSError as exc:
+        raise IngestError(f"cannot read {path}: {exc.strerror}") from None
+    return width
 
 
 def _read_csv(path: Path, sep: str = ",", encoding: str = "utf-8-sig") -> _CsvTable:
@@ -206,6 +248,7 @@ def ingest_csv(
     sep: str | None = None,
     decimal: str | None = None,
     sheet: str | int | None = None,
+    max_columns: int | None = MAX_COLUMNS,
 ) -> IngestReport:
     """Ingest a table file (CSV, .xlsx, .parquet) of measurements of one property into ``store``.
 
@@ -238,9 +281,14 @@ def ingest_csv(
     be stored twice) unless ``allow_duplicate=True``. A new property whose name is a known
     one's spelled differently (``bandgap`` for ``band_gap``) is refused unless
     ``force_new_property=True``.
+
+    A file of more than ``max_columns`` columns (default
+    :data:`~matforge.store.validation.MAX_COLUMNS`; None: no limit) is refused with
+    :class:`~matforge.store.validation.TooManyColumns` naming both numbers; a CSV file is
+    refused from its header line, before its rows are read.
     """
     path = Path(path)
-    table = _read_table(path, sep, decimal, sheet)
+    table = _read_table(path, sep, decimal, sheet, max_columns)
     _check_header(table, path)
     columns, conditions = resolve_columns(table.header, mapping or {}, where=str(path))
     canonical, new_property = store._prepare_write(

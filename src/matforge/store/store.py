@@ -23,7 +23,15 @@ from matforge.store.database import (
     resolve_url,
     write_transaction,
 )
-from matforge.store.validation import FIELDS, IGNORE, ValidRows, ingest_error, validate_rows
+from matforge.store.validation import (
+    FIELDS,
+    IGNORE,
+    MAX_COLUMNS,
+    ValidRows,
+    check_width,
+    ingest_error,
+    validate_rows,
+)
 
 #: Rows per INSERT batch: large enough to amortise round trips, small enough to bound memory.
 BATCH_ROWS = 10_000
@@ -312,6 +320,7 @@ class Store:
         force_new_property: bool = False,
         allow_duplicate: bool = False,
         allow_unphysical: bool = False,
+        max_columns: int | None = MAX_COLUMNS,
     ) -> int:
         """Validate and store the rows of ``df``; return the number of measurements written.
 
@@ -337,6 +346,10 @@ class Store:
         negative band gap; the table is :data:`matforge.store.ranges.RANGES`) is an invalid row,
         unless ``allow_unphysical=True``: then it is stored with the range's code in its
         ``flag``. Each row keeps its formula as written (``formula_as_ingested``).
+
+        A table of more than ``max_columns`` columns (default
+        :data:`~matforge.store.validation.MAX_COLUMNS`; None: no limit) is refused with
+        :class:`~matforge.store.validation.TooManyColumns` before any row is looked at.
         """
         return self._add_frame(
             df,
@@ -351,6 +364,7 @@ class Store:
             force_new_property=force_new_property,
             allow_duplicate=allow_duplicate,
             allow_unphysical=allow_unphysical,
+            max_columns=max_columns,
         ).n_written
 
     def _add_frame(
@@ -369,9 +383,11 @@ class Store:
         allow_duplicate: bool,
         allow_unphysical: bool,
         where: str = "the DataFrame",
+        max_columns: int | None = MAX_COLUMNS,
     ) -> Written:
         """:meth:`add_measurements`, telling what it wrote (the server needs the dataset id);
         ``where`` names the table in errors (row ``i`` is ``df.iloc[i]``)."""
+        check_width(df.shape[1], max_columns, where=where)
         columns, conditions = resolve_columns(list(df.columns), mapping or {}, where=where)
         canonical, new_property = self._prepare_write(
             project, property, unit, method, force_new_property=force_new_property

@@ -30,9 +30,25 @@ REQUIRED = ("formula", "value")
 IGNORE = "-"
 #: IngestError messages list at most this many bad cells (``IngestError.rows`` has them all).
 MAX_LISTED = 200
+#: Most columns a measurement table may have (fields and conditions together): far more than
+#: any lab table needs, few enough that a table cannot be made expensive by its width alone.
+MAX_COLUMNS = 1000
 
 _ONES = re.compile(r"(?<=[A-Za-z])1(?=[A-Z]|$)")
 _INTEGER = re.compile(r"[-+]?\d+")
+
+
+class TooManyColumns(IngestError):
+    """A table has more columns than the limit it is read under (``max_columns``)."""
+
+
+def check_width(n_columns: int, max_columns: int | None, *, where: str) -> None:
+    """Raise :class:`TooManyColumns` when ``n_columns`` is over ``max_columns`` (None: no
+    limit)."""
+    if max_columns is not None and n_columns > max_columns:
+        raise TooManyColumns(
+            f"{where} has {n_columns:,} columns; at most {max_columns:,} are allowed (max_columns)"
+        )
 
 
 @dataclass(frozen=True)
@@ -159,14 +175,16 @@ def _numbers(col: pd.Series) -> np.ndarray:
         return col.to_numpy(dtype=float, na_value=np.nan)
     if col.dtype.kind == "b":
         return np.full(len(col), np.nan)
-    if not _all_text(col):  # mixed Python objects: keep numbers, drop bools and the rest
-        col = col.map(lambda x: np.nan if isinstance(x, bool) else x)
+    if not _all_text(col):  # mixed Python objects: keep numbers, drop booleans and the rest
+        col = col.map(lambda x: np.nan if isinstance(x, bool | np.bool_) else x)
     return pd.to_numeric(col, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
 def _number_reason(raw, what: str) -> str:
     if _is_blank(raw):
         return f"{what} is empty"
+    if isinstance(raw, bool | np.bool_):
+        return f"{what} {bool(raw)!r} is a boolean, not a number"
     try:
         parsed = float(str(raw).strip())
     except ValueError:
@@ -196,27 +214,81 @@ def _json_value(x):
     return str(x)
 
 
-def _condition_values(col: pd.Series) -> list:
-    """A column of conditions as JSON-ready Python values, None where the cell is empty.
+_is_str = np.frompyfunc(lambda x: isinstance(x, str), 1, 1)
+_is_blank_cell = np.frompyfunc(_is_blank, 1, 1)
+_json_cell = np.frompyfunc(_json_value, 1, 1)
+
+
+def condition_values(table: pd.DataFrame) -> np.ndarray:
+    """The cells of ``table`` (one column per condition) as JSON-ready Python values, None
+    where a cell is empty: an (n_rows × n_columns) object array.
 
     A text column whose every non-empty cell is a number becomes numbers (so temperatures read
-    from a CSV are stored as numbers, not strings); integers stay integers.
+    from a CSV are stored as numbers, not strings); integers stay integers. The work is done on
+    all columns of a kind at once (a few pandas calls for the whole table, not per column), so
+    a table of a thousand condition columns costs what its cells cost, not a thousand times a
+    column's fixed overhead.
     """
-    if col.dtype.kind in "iub":
-        return col.tolist()
-    if col.dtype.kind == "f":
-        return [None if math.isnan(v) else v for v in col.tolist()]
-    blank = _blank(col)
-    present = ~blank
-    if _all_text(col):
-        text = col.str.strip()
-        nums = pd.to_numeric(text.where(present), errors="coerce")
-        if present.any() and nums[present].notna().all():
-            integral = bool(text[present].str.fullmatch(_INTEGER.pattern).all())
-            cast = int if integral else float
-            return [None if b else cast(v) for v, b in zip(nums.tolist(), blank, strict=True)]
-        return [None if b else t for t, b in zip(text.tolist(), blank, strict=True)]
-    return [None if b else _json_value(x) for x, b in zip(col.tolist(), blank, strict=True)]
+    n, k = table.shape
+    out = np.full((n, k), None, dtype=object)
+    if not n or not k:
+        return out
+    kinds = np.array([dt.kind for dt in table.dtypes])
+    whole = np.flatnonzero(np.isin(kinds, list("iub")))  # integers and booleans: as they are
+    if len(whole):
+        for j in whole:  # tolist() gives Python ints/bools, which JSON stores exactly
+            out[:, j] = table.iloc[:, j].tolist()
+    floats = np.flatnonzero(kinds == "f")
+    if len(floats):
+        block = table.iloc[:, floats].to_numpy(dtype=float, na_value=np.nan)
+        values = np.empty(block.shape, dtype=object)
+        values[:] = block.tolist()
+        values[np.isnan(block)] = None
+        out[:, floats] = values
+    rest = np.flatnonzero(~np.isin(kinds, list("iubf")))
+    if len(rest):
+        cells = table.iloc[:, rest].to_numpy(dtype=object)
+        flat = pd.Series(cells.ravel(order="F"), dtype=object)  # column after column
+        if pd.api.types.infer_dtype(flat, skipna=False) == "string":
+            text_col = np.ones(len(rest), dtype=bool)
+        else:
+            text_col = _is_str(cells).astype(bool).all(axis=0)
+        out[:, rest[~text_col]] = _text_or_json(cells[:, ~text_col], text=False)
+        out[:, rest[text_col]] = _text_or_json(cells[:, text_col], text=True)
+    return out
+
+
+def _text_or_json(cells: np.ndarray, *, text: bool) -> np.ndarray:
+    """Conditions of columns of only text (``text``), or of mixed Python objects."""
+    n, k = cells.shape
+    if not k:
+        return np.empty((n, 0), dtype=object)
+    if not text:  # mixed objects: kept as they are, strings stripped
+        blank = _is_blank_cell(cells).astype(bool)
+        values = _json_cell(cells)
+        values[blank] = None
+        return values
+    stripped = pd.Series(cells.ravel(order="F"), dtype=object).str.strip()
+    blank = (stripped == "").to_numpy().reshape((n, k), order="F")
+    nums = pd.to_numeric(stripped.where(~blank.ravel(order="F")), errors="coerce")
+    is_num = nums.notna().to_numpy().reshape((n, k), order="F")
+    integral = stripped.str.fullmatch(_INTEGER.pattern).to_numpy(dtype=bool)
+    integral = integral.reshape((n, k), order="F")
+    numeric_col = (is_num | blank).all(axis=0) & (~blank).any(axis=0)
+    integral_col = numeric_col & (integral | blank).all(axis=0)
+    values = stripped.to_numpy(dtype=object).reshape((n, k), order="F")
+    if numeric_col.any():
+        floats = nums.to_numpy(dtype=float).reshape((n, k), order="F")
+        as_float = np.empty((n, k), dtype=object)
+        as_float[:] = floats.tolist()
+        fcols = numeric_col & ~integral_col
+        values[:, fcols] = as_float[:, fcols]
+        if integral_col.any():  # exactly, also beyond 2**53
+            values[:, integral_col] = np.frompyfunc(int, 1, 1)(
+                np.where(blank[:, integral_col], "0", values[:, integral_col])
+            )
+    values[blank] = None
+    return values
 
 
 def validate_rows(
@@ -242,6 +314,7 @@ def validate_rows(
     the codes of the ranges it breaks are its ``flag``.
     """
     from matforge.chem import parse_formula
+    from matforge.chem.formula import amounts_problem
 
     n = len(table)
     bad = np.zeros(n, dtype=bool)
@@ -292,6 +365,10 @@ def validate_rows(
             comp = cell if hasattr(cell, "reduced_formula") else parse_formula(str(cell).strip())
             if len(comp.elements) == 0:
                 raise InvalidFormula(f"{cell!r}: formula has no elements")
+            if comp is cell:  # a Composition given as such: held to the parser's bounds
+                problem = amounts_problem({str(el): float(a) for el, a in comp.items()})
+                if problem:
+                    raise InvalidFormula(f"Composition: {problem}")
             records.append(material_record(comp, structures[i]))
             record_of_code[c] = len(records) - 1
         except InvalidFormula as exc:
@@ -387,11 +464,12 @@ def validate_rows(
 
     # conditions: one dict per valid row, empty cells left out
     names = list((conditions or {}).keys())
-    cols = [_condition_values(table[c]) for c in (conditions or {}).values()]
-    cond_rows: list = []
-    for i in positions:
-        d = {k: col[i] for k, col in zip(names, cols, strict=True) if col[i] is not None}
-        cond_rows.append(d or None)
+    cond_rows: list = [None] * len(positions)
+    if names:
+        given = condition_values(table[list(conditions.values())])[positions]
+        for r, row in enumerate(given.tolist()):
+            d = {k: v for k, v in zip(names, row, strict=True) if v is not None}
+            cond_rows[r] = d or None
 
     errors.sort(key=lambda e: e.line)
     return (
