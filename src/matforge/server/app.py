@@ -307,6 +307,7 @@ def create_app(store_url: str | None = None, settings: ServerSettings | None = N
     """
     from matforge.server.campaigns import suggest_kind
     from matforge.server.generating import design_kind, sample_kind
+    from matforge.server.headers import SecurityHeaders
     from matforge.server.optimade import api as optimade
     from matforge.server.routes import (
         apidocs,
@@ -396,6 +397,7 @@ def create_app(store_url: str | None = None, settings: ServerSettings | None = N
     app.openapi = openapi
     apidocs.mount(app)
     ui.mount(app)
+    app.add_middleware(SecurityHeaders)  # added last: outermost, on every answer
     return app
 
 

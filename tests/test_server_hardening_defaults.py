@@ -1,0 +1,102 @@
+"""Defaults of a trustworthy service (issue #18 section 4): security headers on every answer,
+CSV exports that a spreadsheet cannot run, and a store file only its owner can read."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from matforge.server import ServerSettings, create_app
+from matforge.server.testing import user_headers
+
+API = "/api/v1"
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+}
+
+
+@pytest.fixture
+def served(tmp_path):
+    app = create_app(
+        f"sqlite:///{tmp_path / 'store.db'}", ServerSettings(model_root=tmp_path / "m")
+    )
+    alice = user_headers(app.state.matforge.engine, "alice")
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client, alice
+
+
+def _csp(response) -> dict[str, str]:
+    policy = response.headers["content-security-policy"]
+    return dict(d.strip().split(" ", 1) for d in policy.split(";"))
+
+
+def _assert_secure(response):
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers.get(name) == value, (response.request.url, name)
+    csp = _csp(response)
+    assert csp["script-src"].startswith("'self'") and "unsafe" not in csp["script-src"]
+    assert csp["frame-ancestors"] == "'none'" and csp["object-src"] == "'none'"
+    assert "http" not in response.headers["content-security-policy"]  # nothing from elsewhere
+    return csp
+
+
+def test_security_headers_on_every_kind_of_answer(served):
+    c, alice = served
+    answers = {
+        "api": c.get(f"{API}/projects", headers=alice),
+        "ui": c.get("/ui/"),
+        "ui script": c.get("/ui/app.js"),
+        "docs": c.get("/docs"),
+        "redoc": c.get("/redoc"),
+        "openapi": c.get("/openapi.json"),
+        "optimade": c.get("/optimade/v1/info"),
+        "401": c.get(f"{API}/projects"),
+        "404": c.get("/no/such/page"),
+        "optimade 400": c.get("/optimade/v1/structures", params={"filter": "nelements =="}),
+        "422": c.post(f"{API}/projects", headers=alice, json={"name": 3}),
+        "413": c.post(
+            f"{API}/projects",
+            headers={**alice, "content-length": str(10**10)},
+            content=b"{}",
+        ),
+    }
+    expected = {"api": 200, "ui": 200, "docs": 200, "401": 401, "404": 404, "413": 413}
+    for name, r in answers.items():
+        if name in expected:
+            assert r.status_code == expected[name], (name, r.text[:200])
+        _assert_secure(r)
+
+
+def test_the_docs_page_allows_exactly_its_own_inline_script(served):
+    c, _ = served
+    r = c.get("/docs")
+    inline = re.findall(r"<script>(.*?)</script>", r.text, re.DOTALL)
+    assert len(inline) == 1 and "SwaggerUIBundle" in inline[0]
+    digest = base64.b64encode(hashlib.sha256(inline[0].encode()).digest()).decode()
+    csp = _assert_secure(r)
+    assert csp["script-src"] == f"'self' 'sha256-{digest}'"
+    # other pages allow no inline script at all
+    assert _csp(c.get("/ui/"))["script-src"] == "'self'"
+    # the UI loads nothing but its own files (what the policy lets through)
+    page = c.get("/ui/").text
+    assert not re.search(r"<script>|\son\w+=|(src|href)=\"(https?:)?//", page)
+
+
+def test_a_crash_answer_has_the_headers_too(served, monkeypatch):
+    from matforge.server.optimade import api as optimade
+
+    c, _ = served
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(optimade.Collection, "find", boom)
+    r = c.get("/optimade/v1/structures")
+    assert r.status_code == 500
+    _assert_secure(r)
