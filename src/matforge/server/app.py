@@ -128,20 +128,16 @@ class TokenBeforeBody:
     def __init__(self, app, state: ServerState):
         self.app = app
         self.state = state
-        self._needs: dict[int, bool] = {}
 
     def _route_needs_token(self, scope) -> bool:
         route = scope.get("route")
         if route is None:  # a body read outside any route of ours: the API's rule
             return scope["path"].startswith(API_PREFIX)
-        needs = self._needs.get(id(route))
-        if needs is None:
-            needs = self._needs[id(route)] = _needs_token(route)
-        return needs
+        return _needs_token(route)  # a walk over a handful of dependencies: not cached
 
-    async def _check(self, scope) -> None:
+    async def _check(self, headers: Headers) -> None:
         # exactly as fastapi's HTTPBearer(auto_error=False) reads the header
-        scheme, token = get_authorization_scheme_param(Headers(scope=scope).get("authorization"))
+        scheme, token = get_authorization_scheme_param(headers.get("authorization"))
         creds = (
             HTTPAuthorizationCredentials(scheme=scheme, credentials=token)
             if scheme.lower() == "bearer" and token
@@ -155,6 +151,10 @@ class TokenBeforeBody:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        headers = Headers(scope=scope)
+        if headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers:
+            # no body to protect; receive() then only waits for a disconnect (streamed answers)
+            return await self.app(scope, receive, send)
         checked = False
 
         async def guarded():
@@ -162,7 +162,7 @@ class TokenBeforeBody:
             if not checked:
                 checked = True
                 if self._route_needs_token(scope):
-                    await self._check(scope)
+                    await self._check(headers)
             return await receive()
 
         return await self.app(scope, guarded, send)
