@@ -178,3 +178,37 @@ def test_safe_cell_leaves_numbers_and_none_alone():
         -1.5, -3, None, "-1e-3", "+2", "Fe2O3",
     ]  # fmt: skip
     assert safe_cell("=1+1") == "'=1+1" and safe_cell("-") == "'-"
+
+
+# --- the store file is its owner's -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_a_new_sqlite_store_and_its_wal_are_owner_only(tmp_path, umask):
+    import os
+    import stat
+
+    import pandas as pd
+
+    from matforge.store import Store
+
+    old = os.umask(umask)
+    try:
+        with Store(tmp_path / "lab.db") as store:
+            store.add_measurements(
+                pd.DataFrame({"formula": ["ZnO"], "value": [3.3]}),
+                project="p",
+                property="band_gap",
+                unit="eV",
+            )
+            files = sorted(p.name for p in tmp_path.iterdir())
+            assert files == ["lab.db", "lab.db-shm", "lab.db-wal"]
+            for name in files:
+                mode = stat.S_IMODE((tmp_path / name).stat().st_mode)
+                assert mode == 0o600, (name, oct(mode))
+    finally:
+        os.umask(old)
+    # an existing file keeps the mode its owner gave it
+    os.chmod(tmp_path / "lab.db", 0o640)
+    with Store(tmp_path / "lab.db"):
+        assert stat.S_IMODE((tmp_path / "lab.db").stat().st_mode) == 0o640

@@ -3,7 +3,8 @@
 SQLite (the embedded default) runs in WAL mode, so readers never block the one writer, with a
 busy timeout, and every write transaction starts with ``BEGIN IMMEDIATE``: a second writer then
 waits for the lock at the start of its transaction instead of failing with "database is locked"
-half-way through it. PostgreSQL needs none of this; there, schema upgrades are serialised with
+half-way through it. A new SQLite file (and so its ``-wal`` and ``-shm``) is created readable
+by its owner only. PostgreSQL needs none of this; there, schema upgrades are serialised with
 an advisory lock.
 """
 
@@ -65,6 +66,23 @@ def resolve_url(url: str | os.PathLike | None = None) -> str:
     return text
 
 
+def create_private_file(path: Path) -> None:
+    """Create ``path`` empty, readable and writable by its owner only (0600), unless it exists.
+
+    SQLite would create a new store file with the process's umask (usually 0644: readable by
+    every local user). An empty file is a valid empty database, and SQLite gives the ``-wal``
+    and ``-shm`` files it makes next to it the mode of the database file, so all three stay
+    private. An existing file keeps its mode: that is its owner's choice.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # a folder that does not exist or is not writable: SQLite says so, in context
+    os.close(fd)
+
+
 def create_engine(url: str) -> sa.Engine:
     """An engine for ``url`` with matforge's SQLite settings (see the module docstring)."""
     try:
@@ -83,6 +101,8 @@ def create_engine(url: str) -> sa.Engine:
             raise StoreError(f"cannot use {parsed.render_as_string()}: {exc}") from None
 
     memory = parsed.database in (None, "", ":memory:")
+    if not memory and not parsed.query.get("uri"):  # a plain path, not a "file:" URI
+        create_private_file(Path(parsed.database))
     if memory:
         # One connection shared by everyone, or each would see its own empty database.
         engine = sa.create_engine(parsed, poolclass=sa.pool.StaticPool)
