@@ -27,7 +27,7 @@ from matforge.server import access
 from matforge.server.api import ServerState, State, bearer
 from matforge.server.auth import TokenRefused, User, check_token
 from matforge.server.optimade import entries
-from matforge.server.optimade.filter import Field, to_sql
+from matforge.server.optimade.filter import MAX_FILTER_LENGTH, Field, to_sql
 from matforge.store import accounts, schema
 
 log = logging.getLogger("matforge.server.optimade")
@@ -427,7 +427,8 @@ _ERRORS = {
 }
 
 Filter = Annotated[
-    str, Query(max_length=10_000, description='An OPTIMADE filter, e.g. elements HAS "Fe".')
+    str,
+    Query(max_length=MAX_FILTER_LENGTH, description='An OPTIMADE filter, e.g. elements HAS "Fe".'),
 ]
 ResponseFields = Annotated[
     str, Query(max_length=5_000, description="Comma-separated attributes to return.")
