@@ -99,6 +99,9 @@ jobs = sa.Table(
     sa.Column("started_at", Timestamp, nullable=True),
     sa.Column("finished_at", Timestamp, nullable=True),
     sa.Column("heartbeat_at", Timestamp, nullable=True),
+    # until when the worker owns the running job; its heartbeat renews it, and a job whose
+    # lease expired is recovered whatever its pid says (``0007``)
+    sa.Column("lease_expires_at", Timestamp, nullable=True),
     sa.CheckConstraint(
         "status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')", name="status"
     ),
