@@ -6,9 +6,12 @@ A job is a row of the ``jobs`` table; its status (``queued`` → ``running`` →
 
 :class:`JobRunner` is the worker pool of one server process: a dispatcher thread claims queued
 jobs (an ``UPDATE ... WHERE status = 'queued'`` that only one process can win, so several
-servers may share a database) and runs them on worker threads; a heartbeat marks the jobs it
-runs as alive. When a server starts, jobs left ``running`` by a process that is gone (same host
-and its pid is dead, or a heartbeat older than ``job_stale_s``) are re-queued if their kind is
+servers may share a database) and runs them on worker threads. A claimed job holds a *lease*
+(``lease_expires_at``, ``job_stale_s`` ahead) that a heartbeat thread renews every
+``job_heartbeat_s``. A ``running`` job whose lease expired belongs to a worker that is gone,
+whatever its recorded pid says: after a SIGKILL the restarted server often has the very same pid
+(PID 1 in a container), so a pid alone cannot tell. At start-up, and again on every heartbeat,
+such jobs (and those of a same-host pid that is dead, a shortcut) are re-queued if their kind is
 restartable and attempts remain, else marked ``failed`` with "server restarted".
 
 A job records the projects it reads (``job_projects``: the project a model is trained on, the
@@ -187,62 +190,88 @@ class JobRunner:
         return job_id
 
     def recover(self) -> int:
-        """Re-queue or fail the ``running`` jobs whose process is gone; returns how many."""
+        """Re-queue or fail the ``running`` jobs whose worker is gone (its lease expired, or
+        its process on this host is dead); returns how many. Called at start-up and on every
+        heartbeat, so a job of a killed server is recovered within ``job_stale_s`` even when
+        the restarted server has the dead one's pid."""
         j = accounts.jobs
         host = socket.gethostname()
-        stale_before = _naive_utc(clock.now() - timedelta(seconds=self.settings.job_stale_s))
+        now = clock.now()
+        stale_before = _naive_utc(now - timedelta(seconds=self.settings.job_stale_s))
+        with self.engine.connect() as conn:  # read first: the periodic check rarely writes
+            rows = conn.execute(
+                sa.select(
+                    j.c.id,
+                    j.c.kind,
+                    j.c.worker,
+                    j.c.attempts,
+                    j.c.heartbeat_at,
+                    j.c.lease_expires_at,
+                ).where(j.c.status == "running", j.c.worker.is_distinct_from(self.worker_id))
+            ).all()
+        dead = []
+        for row in rows:
+            w_host, _, rest = (row.worker or "").partition(":")
+            pid = rest.partition(":")[0]
+            if w_host == host and pid.isdigit() and not _pid_alive(int(pid)):
+                dead.append((row, j.c.worker.is_not_distinct_from(row.worker)))
+            elif row.lease_expires_at is not None:
+                if _naive_utc(row.lease_expires_at) < _naive_utc(now):
+                    # guarded by the lease itself: a heartbeat renewing it meanwhile wins
+                    dead.append((row, j.c.lease_expires_at < now))
+            elif row.heartbeat_at is None or _naive_utc(row.heartbeat_at) < stale_before:
+                # a job claimed before leases existed (migration 0007)
+                dead.append((row, j.c.lease_expires_at.is_(None)))
+        if not dead:
+            return 0
         n = 0
         with write_transaction(self.engine) as conn:
-            rows = conn.execute(
-                sa.select(j.c.id, j.c.kind, j.c.worker, j.c.attempts, j.c.heartbeat_at).where(
-                    j.c.status == "running"
-                )
-            ).all()
-            for row in rows:
-                if row.worker == self.worker_id:
-                    continue
-                dead = False
-                w_host, _, rest = (row.worker or "").partition(":")
-                pid = rest.partition(":")[0]
-                if w_host == host and pid.isdigit() and not _pid_alive(int(pid)):
-                    dead = True
-                elif row.heartbeat_at is None or _naive_utc(row.heartbeat_at) < stale_before:
-                    dead = True
-                if not dead:
-                    continue
-                n += 1
+            for row, still_dead in dead:
                 kind = self.kinds.get(row.kind)
+                where = (j.c.id == row.id, j.c.status == "running", still_dead)
                 if (
                     kind is not None
                     and kind.restartable
                     and row.attempts < self.settings.job_max_attempts
                 ):
-                    conn.execute(
+                    n += conn.execute(
                         sa.update(j)
-                        .where(j.c.id == row.id, j.c.status == "running")
+                        .where(*where)
                         .values(
                             status="queued",
                             worker=None,
+                            lease_expires_at=None,
                             progress=0.0,
                             message="re-queued after a server restart",
                         )
-                    )
+                    ).rowcount
                 else:
-                    conn.execute(
+                    failed = conn.execute(
                         sa.update(j)
-                        .where(j.c.id == row.id, j.c.status == "running")
+                        .where(*where)
                         .values(
                             status="failed",
                             error=RESTART_ERROR,
                             message=RESTART_ERROR,
+                            lease_expires_at=None,
                             finished_at=clock.now(),
                         )
-                    )
-                    if kind is not None and kind.on_failure is not None:
+                    ).rowcount
+                    n += failed
+                    if failed and kind is not None and kind.on_failure is not None:
                         kind.on_failure(row.id, RESTART_ERROR)
         if n:
-            log.info("recovered %d job(s) of a previous server process", n)
+            log.info("recovered %d job(s) of a server process that is gone", n)
+            self._wake.set()
         return n
+
+    def _lease(self) -> dict:
+        """The heartbeat columns that renew a lease from now."""
+        now = clock.now()
+        return {
+            "heartbeat_at": now,
+            "lease_expires_at": now + timedelta(seconds=self.settings.job_stale_s),
+        }
 
     def _claim(self) -> tuple[int, str, int, dict] | None:
         j = accounts.jobs
@@ -267,7 +296,7 @@ class JobRunner:
                         status="running",
                         worker=self.worker_id,
                         started_at=now,
-                        heartbeat_at=now,
+                        **self._lease(),
                         attempts=j.c.attempts + 1,
                         message="started",
                     )
@@ -300,20 +329,27 @@ class JobRunner:
             self._wake.clear()
 
     def _heartbeat_loop(self) -> None:
+        """Renew the leases of the jobs this runner runs, then recover the jobs of workers
+        whose leases expired (a server killed and restarted, or another server sharing the
+        database that died)."""
         j = accounts.jobs
         while not self._stop.wait(self.settings.job_heartbeat_s):
             with self._lock:
                 running = list(self._running)
-            if not running:
-                continue
             try:
-                with write_transaction(self.engine) as conn:
-                    conn.execute(
-                        sa.update(j)
-                        .where(j.c.id.in_(running), j.c.worker == self.worker_id)
-                        .values(heartbeat_at=clock.now())
-                    )
-            except Exception:
+                if running:
+                    with write_transaction(self.engine) as conn:
+                        conn.execute(
+                            sa.update(j)
+                            .where(
+                                j.c.id.in_(running),
+                                j.c.worker == self.worker_id,
+                                j.c.status == "running",
+                            )
+                            .values(**self._lease())
+                        )
+                self.recover()
+            except Exception:  # the database may be briefly unreachable; try again later
                 log.exception("job heartbeat failed")
 
     # --- running ---------------------------------------------------------------------------
@@ -329,7 +365,7 @@ class JobRunner:
         kind = self.kinds[kind_name]
 
         def report(fraction: float, message: str) -> None:
-            self._update(job_id, progress=fraction, message=message[:500], heartbeat_at=clock.now())
+            self._update(job_id, progress=fraction, message=message[:500], **self._lease())
 
         ctx = JobContext(job_id, owner_id, params, report, self._stop)
         try:

@@ -1,0 +1,212 @@
+"""Crash recovery of the lab server (issue #18 §3): jobs of a killed server are recovered by
+their expired lease, not by their pid (which a restarted server may share), and the temporary
+files of uploads live in a server-owned folder that start-up empties."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from matforge.server import clock
+from matforge.server.settings import ServerSettings
+
+
+def settings(tmp_path, **kw) -> ServerSettings:
+    base = dict(model_root=tmp_path / "models", job_poll_s=0.05, job_heartbeat_s=0.05)
+    return ServerSettings(**{**base, **kw})
+
+
+class FakeClock:
+    """``clock.now`` that a test moves forward."""
+
+    def __init__(self):
+        self.t = clock.now()
+
+    def __call__(self):
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def fake_clock(monkeypatch):
+    fake = FakeClock()
+    monkeypatch.setattr(clock, "now", fake)
+    return fake
+
+
+def _running_job(engine, owner, kind, worker, *, lease_s: float | None, heartbeat=True) -> int:
+    """A ``running`` row as a server that claimed it left it; ``lease_s`` from now."""
+    from matforge.store import accounts
+
+    now = clock.now()
+    with engine.begin() as conn:
+        return conn.execute(
+            sa.insert(accounts.jobs).values(
+                kind=kind,
+                owner_id=owner,
+                status="running",
+                params={"x": 2},
+                attempts=1,
+                worker=worker,
+                created_at=now,
+                started_at=now,
+                heartbeat_at=now if heartbeat else None,
+                lease_expires_at=None if lease_s is None else now + timedelta(seconds=lease_s),
+            )
+        ).inserted_primary_key[0]
+
+
+def _statuses(engine, ids):
+    from matforge.store import accounts
+
+    j = accounts.jobs
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(j.c.id, j.c.status, j.c.error).where(j.c.id.in_(ids)))
+        return {r.id: (r.status, r.error) for r in rows}
+
+
+def _kinds():
+    from matforge.server.jobs import JobKind
+
+    return {
+        "again": JobKind("again", lambda ctx: {"double": ctx.params["x"] * 2}),
+        "once": JobKind("once", lambda ctx: {}, restartable=False),
+    }
+
+
+def test_a_job_of_a_killed_server_with_our_pid_is_recovered_at_start_up(
+    store_url, tmp_path, fake_clock
+):
+    """PID reuse: the killed server had this very pid (PID 1 in a container), so the pid looks
+    alive; its expired lease still tells the job is orphaned. A job with a live lease (another
+    server sharing the store) is left alone."""
+    from matforge.server.auth import add_user
+    from matforge.server.jobs import RESTART_ERROR, JobRunner
+    from matforge.store import Store
+
+    me = f"{socket.gethostname()}:{os.getpid()}"
+    with Store(store_url) as store:
+        owner = add_user(store.engine, "alice").id
+        again = _running_job(store.engine, owner, "again", f"{me}:killed", lease_s=60)
+        once = _running_job(store.engine, owner, "once", f"{me}:killed", lease_s=60)
+        live = _running_job(store.engine, owner, "again", f"{me}:other", lease_s=600)
+        fake_clock.advance(61)  # the killed server's leases ran out
+        runner = JobRunner(store.engine, _kinds(), settings(tmp_path))
+        assert runner.recover() == 2
+        assert _statuses(store.engine, [again, once, live]) == {
+            again: ("queued", None),
+            once: ("failed", RESTART_ERROR),
+            live: ("running", None),
+        }
+
+
+def test_a_job_whose_worker_stopped_heartbeating_is_recovered_by_the_periodic_check(
+    store_url, tmp_path, fake_clock
+):
+    """The restarted server came up while the dead one's lease was still valid: the job is
+    left alone at start-up and recovered (then run again) once the lease expires, without a
+    restart. A job whose lease is renewed stays with its worker."""
+    from matforge.server.auth import add_user
+    from matforge.server.jobs import JobRunner
+    from matforge.store import Store, accounts
+
+    me = f"{socket.gethostname()}:{os.getpid()}"
+    with Store(store_url) as store:
+        owner = add_user(store.engine, "alice").id
+        orphan = _running_job(store.engine, owner, "again", f"{me}:killed", lease_s=30)
+        # a pre-0007 row: no lease, judged by its heartbeat
+        legacy = _running_job(store.engine, owner, "again", "elsewhere:7:old", lease_s=None)
+        live = _running_job(store.engine, owner, "again", "elsewhere:8:alive", lease_s=30)
+        runner = JobRunner(store.engine, _kinds(), settings(tmp_path, job_stale_s=60))
+        runner.start()
+        try:
+            time.sleep(0.3)  # several heartbeats: nothing has expired yet
+            assert {s for s, _ in _statuses(store.engine, [orphan, legacy, live]).values()} == {
+                "running"
+            }
+            fake_clock.advance(31)
+            with store.engine.begin() as conn:  # the other server renews its lease
+                conn.execute(
+                    sa.update(accounts.jobs)
+                    .where(accounts.jobs.c.id == live)
+                    .values(lease_expires_at=clock.now() + timedelta(seconds=30))
+                )
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                if _statuses(store.engine, [orphan])[orphan][0] == "succeeded":
+                    break
+                time.sleep(0.05)
+            assert _statuses(store.engine, [orphan, legacy, live]) == {
+                orphan: ("succeeded", None),
+                legacy: ("running", None),  # heartbeat 31 s old, job_stale_s is 60
+                live: ("running", None),
+            }
+            fake_clock.advance(30)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                if _statuses(store.engine, [legacy])[legacy][0] == "succeeded":
+                    break
+                time.sleep(0.05)
+            assert _statuses(store.engine, [legacy])[legacy][0] == "succeeded"
+        finally:
+            runner.stop()
+
+
+def test_a_running_job_keeps_its_lease_while_it_runs(store_url, tmp_path, fake_clock):
+    """The runner's own job is never taken for dead: its heartbeat renews the lease however
+    long it runs."""
+    import threading
+
+    from matforge.server.auth import add_user
+    from matforge.server.jobs import JobKind, JobRunner
+    from matforge.store import Store, accounts
+    from matforge.store.database import write_transaction
+
+    started, release = threading.Event(), threading.Event()
+
+    def slow(ctx):
+        started.set()
+        release.wait(20)
+        return {"ok": True}
+
+    with Store(store_url) as store:
+        owner = add_user(store.engine, "alice").id
+        runner = JobRunner(store.engine, {"slow": JobKind("slow", slow)}, settings(tmp_path))
+        with write_transaction(store.engine) as conn:
+            job = runner.submit(conn, "slow", owner, {})
+        runner.start()
+        try:
+            assert started.wait(20)
+            j = accounts.jobs
+            for _ in range(3):  # hours pass; each heartbeat pushes the lease ahead of the clock
+                fake_clock.advance(3600)
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    with store.engine.connect() as conn:
+                        lease = conn.execute(
+                            sa.select(j.c.lease_expires_at).where(j.c.id == job)
+                        ).scalar_one()
+                    if lease.replace(tzinfo=None) > clock.now().replace(tzinfo=None):
+                        break
+                    time.sleep(0.02)
+                assert lease.replace(tzinfo=None) > clock.now().replace(tzinfo=None)
+                assert _statuses(store.engine, [job])[job][0] == "running"
+            release.set()
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and _statuses(store.engine, [job])[job][0] != (
+                "succeeded"
+            ):
+                time.sleep(0.05)
+            with store.engine.connect() as conn:
+                row = conn.execute(sa.select(j).where(j.c.id == job)).one()
+            assert (row.status, row.attempts) == ("succeeded", 1)
+        finally:
+            release.set()
+            runner.stop()
