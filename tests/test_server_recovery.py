@@ -8,6 +8,7 @@ import os
 import socket
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -210,3 +211,77 @@ def test_a_running_job_keeps_its_lease_while_it_runs(store_url, tmp_path, fake_c
         finally:
             release.set()
             runner.stop()
+
+
+# --- temporary upload folders --------------------------------------------------------------
+
+
+def test_upload_folders_left_by_a_killed_server_are_removed_at_start_up(tmp_path):
+    """Start-up removes the ``matforge-upload-*`` folders nobody holds (a killed server's, with
+    a lab's CSV in them), not one a live server is using, nor anything else in the folder."""
+    from fastapi.testclient import TestClient
+
+    from matforge.server import create_app, tempdirs
+
+    uploads = tmp_path / "uploads"
+    leftover = uploads / "matforge-upload-k1ll3d"
+    leftover.mkdir(parents=True)
+    (leftover / "gaps.csv").write_text("formula,value\nZnO,3.3\n")
+    (uploads / "notes.txt").write_text("not the server's")
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    with tempdirs.upload_tempdir(uploads) as in_use:  # another live server's upload
+        with TestClient(create_app(url, settings(tmp_path, upload_dir=uploads))):
+            assert not leftover.exists()
+            assert in_use.is_dir() and (uploads / "notes.txt").is_file()
+    assert not in_use.exists()
+
+
+def test_the_default_upload_folder_is_next_to_the_model_folder_and_cleaned(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from matforge.server import create_app
+
+    leftover = tmp_path / "uploads" / "matforge-upload-x"
+    leftover.mkdir(parents=True)
+    app = create_app(f"sqlite:///{tmp_path / 'store.db'}", settings(tmp_path))
+    assert app.state.matforge.settings.upload_dir == tmp_path / "uploads"
+    with TestClient(app):
+        assert not leftover.exists()
+
+
+@pytest.mark.parametrize(
+    "csv, status", [("formula,value\nZnO,3.3\n", 201), ("formula,value\nQz,1\n", 400)]
+)
+def test_an_upload_is_copied_into_the_server_folder_and_removed_after_the_request(
+    tmp_path, monkeypatch, csv, status
+):
+    from fastapi.testclient import TestClient
+
+    import matforge.store
+    from matforge.server import create_app
+    from matforge.server.testing import user_headers
+
+    seen = []
+    ingest = matforge.store.ingest_csv
+
+    def spy(store, path, **kw):
+        seen.append((Path(path), Path(path).read_text()))
+        return ingest(store, path, **kw)
+
+    monkeypatch.setattr(matforge.store, "ingest_csv", spy)
+    uploads = tmp_path / "server-owned"
+    app = create_app(f"sqlite:///{tmp_path / 'store.db'}", settings(tmp_path, upload_dir=uploads))
+    headers = user_headers(app.state.matforge.engine, "alice")
+    with TestClient(app) as client:
+        pid = client.post("/api/v1/projects", json={"name": "p"}, headers=headers).json()["id"]
+        r = client.post(
+            f"/api/v1/projects/{pid}/uploads",
+            files={"file": ("gaps.csv", csv.encode(), "text/csv")},
+            data={"property": "band_gap", "unit": "eV"},
+            headers=headers,
+        )
+    assert r.status_code == status, r.text
+    path, text = seen[0]
+    assert path.parent.parent == uploads and path.parent.name.startswith("matforge-upload-")
+    assert text == csv
+    assert list(uploads.iterdir()) == []

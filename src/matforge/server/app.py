@@ -10,6 +10,7 @@ import logging
 import os
 import secrets
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from matforge import __version__
 from matforge.errors import MatforgeError
+from matforge.server import tempdirs
 from matforge.server.api import ApiError, ServerState, _user_from, current_user
 from matforge.server.ids import load_codec
 from matforge.server.jobs import JobRunner
@@ -327,6 +329,8 @@ def create_app(store_url: str | None = None, settings: ServerSettings | None = N
     try:
         codec = load_codec(store.engine)
         root = model_root(store.url, settings.model_root)
+        if settings.upload_dir is None:
+            settings = replace(settings, upload_dir=tempdirs.default_upload_dir(root))
         cache = ModelCache(root, settings.model_cache_size)
         kinds = {
             "train_model": train_model_kind(store.engine, root, cache),
@@ -350,6 +354,8 @@ def create_app(store_url: str | None = None, settings: ServerSettings | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # what a killed server left: upload copies here, its jobs in runner.start()'s recovery
+        tempdirs.clean(settings.upload_dir)
         runner.start()
         try:
             yield

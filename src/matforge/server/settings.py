@@ -26,12 +26,13 @@ class ServerSettings:
     max_page_size: int = 1000
     #: formulas per prediction request
     max_predict_formulas: int = 10_000
-    #: background jobs: worker threads, queue polling interval, and how long a running job's
-    #: heartbeat may be silent before the job is taken for dead (seconds)
+    #: background jobs: worker threads, queue polling interval, how often the worker renews
+    #: the lease of a job it runs (and looks for jobs of dead workers to recover), and how long
+    #: a lease lasts: a running job not renewed for ``job_stale_s`` is taken for dead (seconds)
     job_workers: int = 2
     job_poll_s: float = 0.5
-    job_heartbeat_s: float = 10.0
-    job_stale_s: float = 120.0
+    job_heartbeat_s: float = 5.0
+    job_stale_s: float = 60.0
     #: a job kind that may be re-run is re-queued after a crash at most this many times
     job_max_attempts: int = 3
     #: most candidate compositions one screen may enumerate
@@ -41,6 +42,9 @@ class ServerSettings:
     #: trained models kept in memory for prediction
     model_cache_size: int = 8
     model_root: Path | None = None
+    #: folder of the temporary copies of CSV uploads, emptied of those a killed server left
+    #: when the server starts; None: ``uploads/`` next to ``model_root``
+    upload_dir: Path | None = None
     #: weights of the XRD classifier (``.pt``, its ``.json`` next to it); None: the shipped ones
     xrd_model: Path | None = None
     #: absolute URL the server is reached at (``https://lab.example.org``), which OPTIMADE's
@@ -59,7 +63,7 @@ class ServerSettings:
             if raw is None:
                 continue
             kind = field.type if isinstance(field.type, type) else str(field.type)
-            if name in ("model_root", "xrd_model"):
+            if name in ("model_root", "xrd_model", "upload_dir"):
                 values[name] = Path(raw)
             elif name == "base_url":
                 values[name] = raw

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -31,6 +29,7 @@ from matforge.server.api import (
     project_role,
 )
 from matforge.server.schemas import IngestOut, MeasurementBatch, Method, RowErrorOut
+from matforge.server.tempdirs import upload_tempdir
 from matforge.store import schema
 from matforge.store.validation import FIELDS
 
@@ -256,8 +255,8 @@ def upload_csv(
             raise ApiError(400, "mapping must be a JSON object of column name → field name")
     upload_name = file.filename or "upload.csv"
     name = _SAFE_NAME.sub("_", Path(upload_name).name)[:200].lstrip(".") or "upload.csv"
-    tmpdir = Path(tempfile.mkdtemp(prefix="matforge-upload-"))
-    try:
+    # in the server's own folder, which start-up empties of what a killed server left
+    with upload_tempdir(state.settings.upload_dir) as tmpdir:
         path = tmpdir / name
         _save_upload(file, path, state.settings.max_upload_bytes, state.settings.max_upload_rows)
         kwargs = dict(
@@ -290,8 +289,6 @@ def upload_csv(
                 raise _refused(exc2, str(path), name) from None
         except MatforgeError as exc:
             raise _refused(exc, str(path), name) from None
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
     return IngestOut(
         dataset_id=None
         if report.dataset_id is None
