@@ -31,7 +31,20 @@ class IngestError(MatforgeError, ValueError):
 
 
 class DuplicateIngest(IngestError):
-    """The same file or table was already ingested into the project (``allow_duplicate``)."""
+    """The same file or table was already ingested into the project (``allow_duplicate``).
+
+    ``dataset_id`` is the store's row id of the dataset already there; :meth:`naming` gives the
+    message with another name for it (the server shows its public id, never a row number)."""
+
+    def __init__(self, before: str, dataset_id: int, after: str):
+        super().__init__(f"{before}{dataset_id}{after}")
+        self.dataset_id = dataset_id
+        self._parts = (before, after)
+
+    def naming(self, dataset: str) -> str:
+        """The message, with ``dataset`` where it names the dataset already ingested."""
+        before, after = self._parts
+        return f"{before}{dataset}{after}"
 
 
 class UnitError(MatforgeError, ValueError):

@@ -430,8 +430,9 @@ class Store:
         if len(done):
             first = done.iloc[0]
             raise DuplicateIngest(
-                f"{what} was already ingested into project {project!r} "
-                f"(dataset {int(first['id'])}, {first['name']!r}, {int(first['n_rows'])} rows, "
+                f"{what} was already ingested into project {project!r} (dataset ",
+                int(first["id"]),
+                f", {first['name']!r}, {int(first['n_rows'])} rows, "
                 f"{first['created_at']:%Y-%m-%d %H:%M}); ingesting it again would store its "
                 "measurements twice. Use allow_duplicate=True (CLI: --allow-duplicate; API: "
                 '"allow_duplicate": true) if you mean it.'

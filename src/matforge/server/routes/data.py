@@ -246,6 +246,30 @@ def measurement_filters(
 Filters = Annotated[MeasurementFilters, Depends(measurement_filters)]
 
 
+def visible_id(
+    state: ServerState, conn: sa.Connection, user: User, kind: str, public_id: str | None
+) -> int | None:
+    """Row id of a dataset or material the caller can read, named by a filter; 404 ("<kind>
+    not found") for anything else, so that a malformed id, an unknown one and the id of
+    someone else's private row get one and the same answer."""
+    if public_id is None:
+        return None
+    row_id = state.codec.decode(kind, public_id)
+    readable = sorted(access.roles(conn, user))
+    if row_id is not None:
+        if kind == "dataset":
+            d = schema.datasets
+            found = sa.select(d.c.id).where(d.c.id == row_id, d.c.project_id.in_(readable))
+        else:
+            mat = schema.materials
+            found = sa.select(mat.c.id).where(
+                mat.c.id == row_id, queries.visible_measurement(readable)
+            )
+        if conn.execute(found).first() is not None:
+            return row_id
+    raise not_found(kind)
+
+
 def _measurement_query(
     state: ServerState,
     conn,
@@ -257,8 +281,9 @@ def _measurement_query(
     after: str | None = None,
     limit: int | None = None,
 ) -> queries.MeasurementQuery:
+    project_ids = scope(state, conn, user, f.project_id)
     return queries.MeasurementQuery(
-        project_ids=scope(state, conn, user, f.project_id),
+        project_ids=project_ids,
         property=f.property,
         elements=parse_elements(f.elements),
         exact_elements=f.exact_elements,
@@ -268,10 +293,8 @@ def _measurement_query(
         created_by=f.created_by,
         value_min=f.value_min,
         value_max=f.value_max,
-        material_id=None
-        if material_id is None
-        else decode(state, "material", material_id, "material"),
-        dataset_id=None if dataset_id is None else decode(state, "dataset", dataset_id, "dataset"),
+        material_id=visible_id(state, conn, user, "material", material_id),
+        dataset_id=visible_id(state, conn, user, "dataset", dataset_id),
         after=after_id(state, "measurement", after),
         limit=limit,
         systems=state.systems,

@@ -57,9 +57,11 @@ def _row_errors(rows: list) -> list[RowErrorOut]:
     ]
 
 
-def _refused(exc: MatforgeError, where: str | None = None, name: str = "") -> ApiError:
+def _refused(exc: MatforgeError, where: str | None = None, name: str = "", codec=None) -> ApiError:
     """400 for bad input, 409 for a file or batch already in the project."""
     detail = str(exc)
+    if isinstance(exc, DuplicateIngest) and codec is not None:  # a public id, not a row number
+        detail = exc.naming(codec.encode("dataset", exc.dataset_id))
     if where:  # never show the server's temporary paths
         detail = detail.replace(where, name)
     rows = _row_errors(exc.rows) if isinstance(exc, IngestError) and exc.rows else None
@@ -176,7 +178,7 @@ def add_measurements(
             where="the request",
         )
     except MatforgeError as exc:
-        error = _refused(exc)
+        error = _refused(exc, codec=state.codec)
         for e in error.errors or []:
             if e.column.startswith(CONDITION):
                 e.column = "conditions." + e.column[len(CONDITION) :]
@@ -275,7 +277,7 @@ def upload_csv(
             report = ingest_csv(state.store, path, **kwargs)
         except IngestError as exc:
             if not skip_invalid or not exc.rows:
-                raise _refused(exc, str(path), name) from None
+                raise _refused(exc, str(path), name, state.codec) from None
             rejected = _row_errors(exc.rows)
             try:
                 report = ingest_csv(
@@ -286,9 +288,9 @@ def upload_csv(
                     **kwargs,
                 )
             except MatforgeError as exc2:
-                raise _refused(exc2, str(path), name) from None
+                raise _refused(exc2, str(path), name, state.codec) from None
         except MatforgeError as exc:
-            raise _refused(exc, str(path), name) from None
+            raise _refused(exc, str(path), name, state.codec) from None
     return IngestOut(
         dataset_id=None
         if report.dataset_id is None
