@@ -4,6 +4,7 @@ default CDN, so they work on a lab network without internet (as the UI serves pl
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from fastapi import FastAPI, Response
@@ -33,6 +34,18 @@ def assets_dir() -> Path | None:
     except ImportError:
         return None
     return Path(fastapi_offline.__file__).resolve().parent / "static"
+
+
+#: The one file ReDoc loads from outside: the logo of its "API docs by Redocly" badge. An
+#: empty ``src`` fails at once without a request, and ReDoc then drops the image (the link
+#: stays), so the page loads nothing the Content-Security-Policy would block.
+REDOC_BADGE = b'src:"https://cdn.redoc.ly/redoc/logo-mini.svg"'
+
+
+@functools.cache
+def _redoc_js(path: Path) -> bytes:
+    """ReDoc's bundle with the badge's external logo removed (read once, 1 MB)."""
+    return path.read_bytes().replace(REDOC_BADGE, b'src:""')
 
 
 def _missing() -> HTMLResponse:
@@ -86,6 +99,9 @@ def mount(app: FastAPI) -> None:
             folder = assets_dir()
             if folder is None:
                 return _missing()
+            if name == "redoc.standalone.js":
+                return Response(_redoc_js(folder / name), media_type=media_type,
+                                headers={"Cache-Control": "public, max-age=86400"})  # fmt: skip
             return FileResponse(folder / name, media_type=media_type,
                                 headers={"Cache-Control": "public, max-age=86400"})
 
