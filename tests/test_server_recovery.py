@@ -285,3 +285,107 @@ def test_an_upload_is_copied_into_the_server_folder_and_removed_after_the_reques
     assert path.parent.parent == uploads and path.parent.name.startswith("matforge-upload-")
     assert text == csv
     assert list(uploads.iterdir()) == []
+
+
+# --- end to end: `matforge serve` as PID 1, SIGKILLed mid-job, restarted as PID 1 ---------------
+
+
+def _unshare_works() -> bool:
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(
+        ["unshare", "--pid", "--fork", "--kill-child", "sh", "-c", "echo $$"],
+        capture_output=True,
+        text=True,
+    )
+    return probe.returncode == 0 and probe.stdout.strip() == "1"
+
+
+@pytest.mark.slow
+def test_a_job_of_a_sigkilled_pid_1_server_runs_again_after_a_restart_as_pid_1(tmp_path):
+    """The container case of issue #18 §3: the server is PID 1 in its own PID namespace, is
+    SIGKILLed while training, and the restarted server is PID 1 again, so the dead worker's pid
+    is "alive". The job is re-run once its lease expires; the killed server's upload folders
+    are gone."""
+    import subprocess
+    import sys
+
+    from fastapi.testclient import TestClient
+
+    from matforge.server import create_app
+    from matforge.server.testing import free_port, stop_process, user_headers, wait_for_port
+    from matforge.store import Store, accounts
+
+    if not _unshare_works():
+        pytest.skip("needs `unshare --pid` (root or user namespaces)")
+    db = tmp_path / "store.db"
+    app = create_app(str(db), settings(tmp_path / "unused"))
+    headers = user_headers(app.state.matforge.engine, "alice")
+    client = TestClient(app)  # no lifespan: the job stays queued for the subprocess
+    pid = client.post("/api/v1/projects", json={"name": "p"}, headers=headers).json()["id"]
+    rows = [{"formula": f"Zn{i}O{i + 1}", "value": 1.0 + 0.1 * i} for i in range(1, 40)]
+    r = client.post(
+        f"/api/v1/projects/{pid}/measurements",
+        json={"property": "band_gap", "unit": "eV", "rows": rows},
+        headers=headers,
+    )
+    assert r.status_code == 201, r.text
+    r = client.post(
+        "/api/v1/models",
+        json={"project_id": pid, "property": "band_gap", "n_estimators": 1000},
+        headers=headers,
+    )
+    assert r.status_code in (201, 202), r.text
+    app.state.matforge.store.close()
+
+    env = {
+        **os.environ,
+        "MATFORGE_SERVER_JOB_HEARTBEAT_S": "0.2",
+        "MATFORGE_SERVER_JOB_STALE_S": "8",  # longer than a restart: the pid check alone fails
+        "MATFORGE_SERVER_JOB_POLL_S": "0.05",
+    }
+
+    def serve():
+        port = free_port()
+        cmd = ["unshare", "--pid", "--fork", "--kill-child", sys.executable, "-m", "matforge"]
+        cmd += ["serve", "--db", str(db), "--port", str(port), "--log-level", "warning"]
+        process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+        wait_for_port(port, process=process)
+        return process
+
+    def job():
+        with Store(str(db)) as store, store.engine.connect() as conn:
+            return conn.execute(sa.select(accounts.jobs)).one()
+
+    def wait(predicate, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            row = job()
+            if predicate(row):
+                return row
+            time.sleep(0.02)
+        raise AssertionError(f"job still {row.status} (attempts {row.attempts}, {row.worker})")
+
+    first = serve()
+    try:
+        row = wait(lambda r: r.status != "queued", 60)
+        assert row.status == "running" and row.worker.split(":")[1] == "1"  # PID 1
+        first.kill()  # SIGKILL to unshare; --kill-child passes it to the server
+        first.wait()
+    finally:
+        if first.poll() is None:
+            first.kill()
+    leftover = tmp_path / "uploads" / "matforge-upload-k1ll3d"
+    leftover.mkdir(parents=True)
+    second = serve()
+    try:
+        assert not leftover.exists()
+        row = wait(lambda r: r.attempts == 2, 60)
+        assert row.worker is None or row.worker.split(":")[1] == "1"
+        row = wait(lambda r: r.status in ("succeeded", "failed"), 120)
+        assert (row.status, row.attempts) == ("succeeded", 2), row.error
+    finally:
+        stop_process(second)
