@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 Visibility = Literal["private", "shared", "public"]
 Role = Literal["viewer", "editor", "owner"]
@@ -184,10 +184,23 @@ class MeasurementPage(BaseModel):
 ConditionValue = Annotated[str, StringConstraints(max_length=1000)] | float | int | bool | None
 
 
+def _not_a_boolean(value: Any) -> Any:
+    # pydantic reads true as 1.0 where a float is expected; a measured value never is a boolean
+    if isinstance(value, bool):
+        raise ValueError(f"{str(value).lower()} is a boolean, not a number")
+    return value
+
+
+#: a finite number; JSON true/false are refused, not read as 1.0/0.0
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False), BeforeValidator(_not_a_boolean)]
+
+
 class MeasurementIn(_Body):
     formula: Formula
-    value: float = Field(allow_inf_nan=False)
-    uncertainty: float | None = Field(None, ge=0, allow_inf_nan=False)
+    value: FiniteFloat
+    uncertainty: (
+        Annotated[float, Field(ge=0, allow_inf_nan=False), BeforeValidator(_not_a_boolean)] | None
+    ) = None
     unit: UnitText | None = Field(None, description="Unit of this row (default: the batch's).")
     conditions: (
         dict[Annotated[str, StringConstraints(min_length=1, max_length=100)], ConditionValue] | None
@@ -444,7 +457,6 @@ CampaignName = Annotated[
         strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^/:\x00-\x1f\x7f]+$"
     ),
 ]
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class CampaignCreate(_Body):

@@ -19,6 +19,9 @@ class ServerSettings:
     #: largest CSV upload, and most data rows one upload (CSV or JSON) may have
     max_upload_bytes: int = 50 * 1024 * 1024
     max_upload_rows: int = 200_000
+    #: most columns of a CSV upload (checked from its header line), and most distinct
+    #: condition names plus fields of one JSON batch; more is answered 413
+    max_upload_columns: int = 1000
     #: largest JSON request body
     max_body_bytes: int = 20 * 1024 * 1024
     #: page sizes of list endpoints

@@ -70,6 +70,7 @@ def train_model_kind(engine: sa.Engine, root: Path, cache: ModelCache) -> JobKin
     """The ``train_model`` job kind: params ``{"model_id": <models row id>}``."""
 
     def run(ctx: JobContext) -> dict:
+        from matforge.chem import CompositionBatch
         from matforge.models.pipeline import CompositionModel
         from matforge.models.registry import save_model
 
@@ -79,10 +80,25 @@ def train_model_kind(engine: sa.Engine, root: Path, cache: ModelCache) -> JobKin
             row = conn.execute(sa.select(mo).where(mo.c.id == model_id)).one()
             ctx.progress(0.05, "reading measurements")
             formulas, values = training_data(conn, row.project_id, row.property)
+        # Rows stored before the parser's bounds (Zn1e308O) or with a value that is no finite
+        # number are left out and reported, as `matforge train` does: one bad row must not
+        # make every model of the project impossible.
+        batch = CompositionBatch.from_formulas(
+            formulas, errors="collect", source="the training set"
+        )
+        reasons = dict(batch.errors)
+        for i, v in enumerate(values):
+            if i not in reasons and _finite_or_none(v) is None:
+                reasons[i] = f"{formulas[i]!r}: value {v!r} is not a finite number"
+        skipped = [reasons[i] for i in sorted(reasons)]
+        if reasons:
+            formulas = [f for i, f in enumerate(formulas) if i not in reasons]
+            values = [v for i, v in enumerate(values) if i not in reasons]
         if len(formulas) < MIN_TRAIN_ROWS:
             raise MatforgeError(
                 f"a model needs at least {MIN_TRAIN_ROWS} measurements of {row.property!r}; "
                 f"the project has {len(formulas)}"
+                + (f" usable ({len(skipped)} skipped; first: {skipped[0]})" if skipped else "")
             )
         params = row.params or {}
         ctx.progress(0.15, f"fitting on {len(formulas)} measurements")
@@ -107,13 +123,14 @@ def train_model_kind(engine: sa.Engine, root: Path, cache: ModelCache) -> JobKin
         info = {
             "n_train": int(model.n_train_),
             "metrics": {k: _finite_or_none(v) for k, v in model.cv_metrics_.items()},
+            "n_skipped": len(skipped),
         }
         with write_transaction(engine) as conn:
             conn.execute(
                 sa.update(mo).where(mo.c.id == model_id).values(artifact=artifact, info=info)
             )
         cache.forget(model_id)
-        return {"model_id": row.id, **info}
+        return {"model_id": row.id, **info, "skipped": skipped[:20]}
 
     return JobKind("train_model", run, restartable=True)
 

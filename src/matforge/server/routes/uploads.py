@@ -2,6 +2,8 @@
 ``matforge ingest`` (same code: :meth:`Store.add_measurements` and :func:`ingest_csv`).
 
 All or nothing by default: any bad row answers 400 with every bad cell and writes nothing.
+A CSV file with more columns than ``max_upload_columns`` is answered 413 from its header line
+alone, before its rows are read.
 With ``skip_invalid`` the valid rows are written and the bad cells listed in ``rejected``. A value
 outside its property's physical range is a bad row unless ``allow_unphysical``; a file or batch
 already in the project answers 409 unless ``allow_duplicate``.
@@ -31,7 +33,7 @@ from matforge.server.api import (
 from matforge.server.schemas import IngestOut, MeasurementBatch, Method, RowErrorOut
 from matforge.server.tempdirs import upload_tempdir
 from matforge.store import schema
-from matforge.store.validation import FIELDS
+from matforge.store.validation import FIELDS, TooManyColumns
 
 router = APIRouter(tags=["uploads"], responses=ERROR_RESPONSES)
 
@@ -58,14 +60,18 @@ def _row_errors(rows: list) -> list[RowErrorOut]:
 
 
 def _refused(exc: MatforgeError, where: str | None = None, name: str = "", codec=None) -> ApiError:
-    """400 for bad input, 409 for a file or batch already in the project."""
+    """400 for bad input, 409 for a file or batch already in the project, 413 for a table
+    wider than the server takes."""
     detail = str(exc)
     if isinstance(exc, DuplicateIngest) and codec is not None:  # a public id, not a row number
         detail = exc.naming(codec.encode("dataset", exc.dataset_id))
     if where:  # never show the server's temporary paths
         detail = detail.replace(where, name)
     rows = _row_errors(exc.rows) if isinstance(exc, IngestError) and exc.rows else None
-    return ApiError(409 if isinstance(exc, DuplicateIngest) else 400, detail, rows)
+    status = 409 if isinstance(exc, DuplicateIngest) else 400
+    if isinstance(exc, TooManyColumns):
+        status = 413
+    return ApiError(status, detail, rows)
 
 
 def _structure_errors(batch: MeasurementBatch) -> tuple[list[RowErrorOut], list]:
@@ -145,6 +151,15 @@ def add_measurements(
             f"{len({e.line for e in errors})} of {len(body.rows)} rows are invalid; nothing was written",
             errors,
         )
+    # every distinct condition name becomes a column of the table that is validated
+    names = {name for row in body.rows for name in row.conditions or {}}
+    width = len(FIELDS) + len(names)
+    if width > state.settings.max_upload_columns:
+        raise ApiError(
+            413,
+            f"the request has {len(names):,} distinct condition names; the server takes at most "
+            f"{state.settings.max_upload_columns - len(FIELDS):,} per request",
+        )
     records = []
     for row, structure in zip(body.rows, structures, strict=True):
         record = {
@@ -176,6 +191,7 @@ def add_measurements(
             allow_duplicate=body.allow_duplicate,
             allow_unphysical=body.allow_unphysical,
             where="the request",
+            max_columns=None,  # checked above, with a message about condition names
         )
     except MatforgeError as exc:
         error = _refused(exc, codec=state.codec)
@@ -271,6 +287,7 @@ def upload_csv(
             created_by=user.name,
             allow_duplicate=allow_duplicate,
             allow_unphysical=allow_unphysical,
+            max_columns=state.settings.max_upload_columns,
         )
         rejected: list[RowErrorOut] = []
         try:
