@@ -176,3 +176,37 @@ def test_ingest_reads_european_csv_xlsx_and_tsv(matforge, tmp_path):
     status, out, err = matforge("ingest", str(tsv), "-p", "tsv", "--property", "band_gap",
                                 "--unit", "eV", "--db", db)  # fmt: skip
     assert status == 0 and "1 of 1 rows" in out, err
+
+
+def test_ingest_refuses_absurd_amounts_and_too_wide_files_and_train_skips_them(matforge, tmp_path):
+    """Issue #18: ``Zn1e308O`` was stored and then broke every training on the project."""
+    db = str(tmp_path / "lab.db")
+    data = tmp_path / "gaps.csv"
+    data.write_text("formula,value\nSi,1.1\nZn1e308O,3.3\nGe,0.7\nZn2O1e307,3.0\n")
+    args = ["ingest", str(data), "-p", "semis", "--property", "band_gap", "--unit", "eV"]
+    status, out, err = matforge(*args, "--db", db)
+    assert status == 2
+    assert f"{data}, line 3, column 'formula': 'Zn1e308O': amount '1e308'" in err
+    assert f"{data}, line 5, column 'formula': 'Zn2O1e307'" in err
+    assert "more than 1,000,000 atoms per formula unit" in err
+    wide = tmp_path / "wide.csv"
+    wide.write_text(",".join(["formula", "value", *(f"c{j}" for j in range(1500))]) + "\n")
+    status, out, err = matforge("ingest", str(wide), *args[2:], "--db", db)
+    assert status == 2 and "the header has 1,502 columns; at most 1,000 are allowed" in err
+    with Store(db) as store:
+        assert store.measurements().empty
+
+    rows = [("NaCl", 8.5), ("KCl", 8.4), ("MgO", 7.8), ("ZnO", 3.3), ("GaN", 3.4), ("Si", 1.1),
+            ("Ge", 0.7), ("GaAs", 1.4), ("AlN", 6.2), ("TiO2", 3.0), ("Cu2O", 2.1), ("NiO", 3.7)]  # fmt: skip
+    table = tmp_path / "train.csv"
+    pd.DataFrame(rows + [("Zn1e308O", 3.3)], columns=["formula", "band_gap"]).to_csv(
+        table, index=False
+    )
+    home = tmp_path / "home"
+    status, out, err = matforge(
+        "train", "--csv", str(table), "--target", "band_gap", "--model", "small",
+        "--name", "gaps", "--home", str(home),
+    )  # fmt: skip
+    assert status == 0, err
+    assert f"skipped line 14 of {table}: formula: 'Zn1e308O'" in err
+    assert "on 12 rows" in err
