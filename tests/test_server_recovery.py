@@ -389,3 +389,38 @@ def test_a_job_of_a_sigkilled_pid_1_server_runs_again_after_a_restart_as_pid_1(t
         assert (row.status, row.attempts) == ("succeeded", 2), row.error
     finally:
         stop_process(second)
+
+
+def test_a_job_interrupted_by_a_shutdown_is_recovered_by_the_next_start_with_the_same_pid(
+    store_url, tmp_path
+):
+    """A graceful stop gives up the leases of the jobs it interrupts, so the next server (here
+    in the same process, as PID 1 is in a container) re-runs them at once, not a lease later."""
+    import threading
+
+    from matforge.server.auth import add_user
+    from matforge.server.jobs import JobKind, JobRunner
+    from matforge.store import Store
+    from matforge.store.database import write_transaction
+
+    started = threading.Event()
+
+    def endless(ctx):
+        started.set()
+        while True:
+            ctx.progress(0.5, "working")
+            time.sleep(0.01)
+
+    with Store(store_url) as store:
+        owner = add_user(store.engine, "alice").id
+        kinds = {"endless": JobKind("endless", endless)}
+        first = JobRunner(store.engine, kinds, settings(tmp_path, job_heartbeat_s=5))
+        with write_transaction(store.engine) as conn:
+            job = first.submit(conn, "endless", owner, {})
+        first.start()
+        assert started.wait(20)
+        first.stop()
+        assert _statuses(store.engine, [job])[job][0] == "running"
+        second = JobRunner(store.engine, kinds, settings(tmp_path))
+        assert second.recover() == 1
+        assert _statuses(store.engine, [job])[job] == ("queued", None)

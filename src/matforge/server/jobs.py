@@ -216,9 +216,9 @@ class JobRunner:
             if w_host == host and pid.isdigit() and not _pid_alive(int(pid)):
                 dead.append((row, j.c.worker.is_not_distinct_from(row.worker)))
             elif row.lease_expires_at is not None:
-                if _naive_utc(row.lease_expires_at) < _naive_utc(now):
+                if _naive_utc(row.lease_expires_at) <= _naive_utc(now):
                     # guarded by the lease itself: a heartbeat renewing it meanwhile wins
-                    dead.append((row, j.c.lease_expires_at < now))
+                    dead.append((row, j.c.lease_expires_at <= now))
             elif row.heartbeat_at is None or _naive_utc(row.heartbeat_at) < stale_before:
                 # a job claimed before leases existed (migration 0007)
                 dead.append((row, j.c.lease_expires_at.is_(None)))
@@ -371,7 +371,9 @@ class JobRunner:
         try:
             result = kind.run(ctx)
         except JobCancelled:
-            # Left "running": the next start re-queues or fails it, exactly as after a crash.
+            # Left "running" with its lease given up: the next start (even with this pid), or
+            # another server sharing the store, re-queues or fails it as after a crash.
+            self._update(job_id, lease_expires_at=clock.now())
             log.info("job %d interrupted by shutdown", job_id)
         except Exception as exc:
             if isinstance(exc, MatforgeError):
