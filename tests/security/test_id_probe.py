@@ -13,7 +13,9 @@ hand-written set of requests; this file is the net that catches what it does not
 from __future__ import annotations
 
 import json
+import os
 import re
+import uuid
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -176,12 +178,38 @@ def _insert_model(engine, owner: str, project_id: int) -> tuple[int, int]:
     return model, job
 
 
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def store_url(request, tmp_path_factory):
+    """A fresh store for the module: a SQLite file, or a schema on the PostgreSQL test server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('probe') / 'store.db'}"
+        return
+    base = os.environ.get("MATFORGE_TEST_PG_URL")
+    if not base:
+        pytest.skip("MATFORGE_TEST_PG_URL is not set")
+    from matforge.store.database import resolve_url
+
+    url = sa.make_url(resolve_url(base))
+    schema = f"test_{uuid.uuid4().hex[:16]}"
+    admin = sa.create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False
+        )
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(store_url, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("probe")
-    app = create_app(
-        f"sqlite:///{tmp / 'store.db'}", ServerSettings(model_root=tmp / "models", job_poll_s=0.05)
-    )
+    app = create_app(store_url, ServerSettings(model_root=tmp / "models", job_poll_s=0.05))
     state = app.state.matforge
     users = {n: user_headers(state.engine, n) for n in ("alice", "bob", "carol")}
     A, B = users["alice"], users["bob"]
@@ -229,6 +257,7 @@ def world(tmp_path_factory):
         assert mine.status_code == 201, mine.text
         own = {"project": Q, "campaign": mine.json()["id"]}
         yield SimpleNamespace(client=c, state=state, users=users, secret=secret, own=own)
+    state.store.close()
 
 
 def _made_up(codec, kind: str) -> dict[str, str]:
