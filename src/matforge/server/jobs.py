@@ -380,7 +380,9 @@ class JobRunner:
                 error = str(exc)
             else:
                 log.error("job %d (%s) crashed:\n%s", job_id, kind_name, traceback.format_exc())
-                error = f"{type(exc).__name__}: {exc}"
+                # the message of an unexpected exception may hold paths, SQL or another
+                # user's data: the owner reads that the job crashed, the log says why
+                error = f"internal error ({type(exc).__name__}); the server log has the details of job {job_id}"
             self._update(
                 job_id,
                 status="failed",
