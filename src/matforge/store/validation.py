@@ -268,25 +268,36 @@ def _text_or_json(cells: np.ndarray, *, text: bool) -> np.ndarray:
         values = _json_cell(cells)
         values[blank] = None
         return values
-    stripped = pd.Series(cells.ravel(order="F"), dtype=object).str.strip()
-    blank = (stripped == "").to_numpy().reshape((n, k), order="F")
-    nums = pd.to_numeric(stripped.where(~blank.ravel(order="F")), errors="coerce")
-    is_num = nums.notna().to_numpy().reshape((n, k), order="F")
-    integral = stripped.str.fullmatch(_INTEGER.pattern).to_numpy(dtype=bool)
-    integral = integral.reshape((n, k), order="F")
-    numeric_col = (is_num | blank).all(axis=0) & (~blank).any(axis=0)
-    integral_col = numeric_col & (integral | blank).all(axis=0)
+    stripped = pd.Series(cells.ravel(order="F"), dtype=object).str.strip()  # column by column
+    blank_flat = (stripped == "").to_numpy()
+    blank = blank_flat.reshape((n, k), order="F")
+    nums = pd.to_numeric(stripped.where(~blank_flat), errors="coerce")
+    nums = nums.to_numpy(dtype=float, na_value=np.nan).reshape((n, k), order="F")
+    numeric_col = (~np.isnan(nums) | blank).all(axis=0) & (~blank).any(axis=0)
     values = stripped.to_numpy(dtype=object).reshape((n, k), order="F")
-    if numeric_col.any():
-        floats = nums.to_numpy(dtype=float).reshape((n, k), order="F")
-        as_float = np.empty((n, k), dtype=object)
-        as_float[:] = floats.tolist()
-        fcols = numeric_col & ~integral_col
-        values[:, fcols] = as_float[:, fcols]
-        if integral_col.any():  # exactly, also beyond 2**53
-            values[:, integral_col] = np.frompyfunc(int, 1, 1)(
-                np.where(blank[:, integral_col], "0", values[:, integral_col])
-            )
+    if not numeric_col.any():
+        values[blank] = None
+        return values
+    # integers stay integers: a column all of whose numbers are whole may be written as
+    # integers ("300", not "300.0" or "3e2"), which only its text tells
+    whole = np.where(blank, 0.0, nums)
+    maybe_int = numeric_col & (np.isfinite(whole) & (whole == np.floor(whole))).all(axis=0)
+    integral_col = np.zeros(k, dtype=bool)
+    if maybe_int.any():
+        present = ~blank[:, maybe_int]
+        digits = pd.Series(values[:, maybe_int].ravel(order="F")[present.ravel(order="F")])
+        written = np.ones(present.shape, dtype=bool)
+        written.T[present.T] = digits.str.fullmatch(_INTEGER.pattern).to_numpy(dtype=bool)
+        integral_col[maybe_int] = written.all(axis=0)
+    float_col = numeric_col & ~integral_col
+    if float_col.any():
+        as_float = np.empty((n, int(float_col.sum())), dtype=object)
+        as_float[:] = nums[:, float_col].tolist()
+        values[:, float_col] = as_float
+    if integral_col.any():  # from the text: exact also beyond 2**53
+        values[:, integral_col] = np.frompyfunc(int, 1, 1)(
+            np.where(blank[:, integral_col], "0", values[:, integral_col])
+        )
     values[blank] = None
     return values
 
