@@ -382,7 +382,7 @@ class JobRunner:
                 log.error("job %d (%s) crashed:\n%s", job_id, kind_name, traceback.format_exc())
                 # the message of an unexpected exception may hold paths, SQL or another
                 # user's data: the owner reads that the job crashed, the log says why
-                error = f"internal error ({type(exc).__name__}); the server log has the details of job {job_id}"
+                error = f"internal error ({type(exc).__name__}); the server log has the details"
             self._update(
                 job_id,
                 status="failed",
