@@ -7,6 +7,7 @@ scripts/ci_postgres.sh)``) and is skipped without it; each test gets its own sch
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 
@@ -15,12 +16,10 @@ import pytest
 PG_URL_VAR = "MATFORGE_TEST_PG_URL"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store_url(request, tmp_path):
-    """URL of an empty database: a SQLite file, or a fresh schema on the PostgreSQL server."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-        return
+@contextlib.contextmanager
+def _pg_schema_url():
+    """URL of a fresh schema on the PostgreSQL test server, dropped afterwards (skips the test
+    when ``MATFORGE_TEST_PG_URL`` is not set)."""
     base = os.environ.get(PG_URL_VAR)
     if not base:
         pytest.skip(f"{PG_URL_VAR} is not set; start a server with scripts/ci_postgres.sh")
@@ -41,6 +40,23 @@ def store_url(request, tmp_path):
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_schema_url():
+    """``with pg_schema_url() as url:`` a fresh schema on the PostgreSQL test server, for
+    fixtures of any scope."""
+    return _pg_schema_url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request, tmp_path, pg_schema_url):
+    """URL of an empty database: a SQLite file, or a fresh schema on the PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    with pg_schema_url() as url:
+        yield url
 
 
 @pytest.fixture

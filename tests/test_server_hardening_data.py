@@ -15,19 +15,10 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from matforge.server import ServerSettings, create_app  # noqa: E402
-from matforge.server.testing import user_headers, wait_for_job  # noqa: E402
+from matforge.server.testing import BAND_GAPS, user_headers, wait_for_job  # noqa: E402
 
 API = "/api/v1"
-GAPS = [
-    ("Fe2O3", 2.1),
-    ("NiO", 3.7),
-    ("ZnO", 3.3),
-    ("TiO2", 3.0),
-    ("MgO", 7.8),
-    ("Al2O3", 8.8),
-    ("Cu2O", 2.1),
-    ("GaAs", 1.42),
-]
+GAPS = BAND_GAPS
 ABSURD = ["Zn1e308O", "Zn2O1e307", "Fe1e-320O", "Fe inf"]
 
 

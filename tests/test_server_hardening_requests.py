@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from matforge.server import ServerSettings, create_app  # noqa: E402
 from matforge.server.api import current_user, get_state  # noqa: E402
 from matforge.server.testing import (  # noqa: E402
+    BAND_GAPS,
     free_port,
     user_headers,
     wait_for_job,
@@ -31,16 +32,7 @@ from matforge.server.testing import (  # noqa: E402
 from matforge.server.training import _Batcher  # noqa: E402
 
 API = "/api/v1"
-GAPS = [
-    ("Fe2O3", 2.1),
-    ("NiO", 3.7),
-    ("ZnO", 3.3),
-    ("TiO2", 3.0),
-    ("MgO", 7.8),
-    ("Al2O3", 8.8),
-    ("Cu2O", 2.1),
-    ("GaAs", 1.42),
-]
+GAPS = BAND_GAPS
 ERROR_ID = re.compile(r"^[0-9a-f]{8}$")
 
 

@@ -13,9 +13,7 @@ hand-written set of requests; this file is the net that catches what it does not
 from __future__ import annotations
 
 import json
-import os
 import re
-import uuid
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -181,29 +179,13 @@ def _insert_model(engine, owner: str, project_id: int) -> tuple[int, int]:
 @pytest.fixture(
     scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
-def store_url(request, tmp_path_factory):
+def store_url(request, tmp_path_factory, pg_schema_url):
     """A fresh store for the module: a SQLite file, or a schema on the PostgreSQL test server."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('probe') / 'store.db'}"
         return
-    base = os.environ.get("MATFORGE_TEST_PG_URL")
-    if not base:
-        pytest.skip("MATFORGE_TEST_PG_URL is not set")
-    from matforge.store.database import resolve_url
-
-    url = sa.make_url(resolve_url(base))
-    schema = f"test_{uuid.uuid4().hex[:16]}"
-    admin = sa.create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False
-        )
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with pg_schema_url() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

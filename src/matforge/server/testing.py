@@ -10,6 +10,19 @@ import sqlalchemy as sa
 
 from matforge.server.auth import add_user, new_token
 
+#: (formula, band gap in eV) of eight common semiconductors and insulators (textbook values),
+#: the measurements the server tests and examples upload
+BAND_GAPS = [
+    ("Fe2O3", 2.1),
+    ("NiO", 3.7),
+    ("ZnO", 3.3),
+    ("TiO2", 3.0),
+    ("MgO", 7.8),
+    ("Al2O3", 8.8),
+    ("Cu2O", 2.1),
+    ("GaAs", 1.42),
+]
+
 
 def user_headers(engine: sa.Engine, name: str) -> dict[str, str]:
     """Create user ``name`` with a token; the ``Authorization`` header that authenticates it."""
