@@ -354,6 +354,7 @@ def test_one_adsorption_energy_with_the_oracle():
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # 22 s; the screen itself is test_screen_ranks_by_window_probability_and_flags_extrapolation
 def test_cli_screen_writes_report(tmp_path):
     from typer.testing import CliRunner
 

@@ -90,6 +90,7 @@ def test_docs_section_is_replaced_not_duplicated(tmp_path):
     assert "third" in text and "after" in text and text.index("## XRD") < text.index("## Later")
 
 
+@pytest.mark.slow  # 23 s
 def test_benchmark_xrd_end_to_end_on_a_small_setting(tmp_path, tiny_xrd_model):
     """`matforge benchmark xrd` on every prototype with one variant and one random crystal per
     space group: the splits do not leak, every table row is filled, the docs section is written."""
