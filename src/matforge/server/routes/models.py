@@ -10,8 +10,7 @@ import numpy as np
 import sqlalchemy as sa
 from fastapi import APIRouter
 
-from matforge.chem.formula import parse_amounts
-from matforge.errors import InvalidFormula
+from matforge.chem.formula import MAX_AMOUNT
 from matforge.server import access, clock, jobs
 from matforge.server.api import (
     ERROR_RESPONSES,
@@ -201,19 +200,16 @@ def get_model(model_id: str, state: State, user: CurrentUser) -> ModelOut:
         return _model_out(state, _visible_model(state, conn, user, model_id))
 
 
-#: most atoms per formula unit a formula sent for prediction may state (one written amount, one
-#: element or the whole formula): far above any real compound, far below where the features
-#: computed from the amounts (sums, squares, weights) overflow
-MAX_AMOUNT = 1e6
 # every number in a formula is an amount (element symbols hold no digits); as the parser reads them
 _AMOUNT = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?")
 _SUBSCRIPT_DIGITS = str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789")
 
 
 def amount_problem(formula: str) -> str | None:
-    """Why ``formula`` states a non-finite or absurd amount (over :data:`MAX_AMOUNT` atoms per
-    formula unit), or None. Other defects (unknown elements, syntax) are not checked here: they
-    are answered per row by the model's parser."""
+    """Why ``formula`` writes a non-finite or absurd amount (over
+    :data:`matforge.chem.formula.MAX_AMOUNT` atoms per formula unit, the parser's bound), or
+    None. Other defects (unknown elements, syntax, a total over the bound reached through
+    brackets) are answered per row by the model's parser."""
     for m in _AMOUNT.finditer(formula.translate(_SUBSCRIPT_DIGITS)):
         value = float(m.group())
         if not math.isfinite(value):
@@ -223,13 +219,6 @@ def amount_problem(formula: str) -> str | None:
                 f"amount {m.group()!r} at position {m.start()} is more than "
                 f"{MAX_AMOUNT:,.0f} atoms per formula unit"
             )
-    try:
-        amounts = parse_amounts(formula)
-    except InvalidFormula:
-        return None
-    total = sum(amounts.values())  # brackets multiply: (Zn1000)1000 is 10^6 atoms
-    if not math.isfinite(total) or total > MAX_AMOUNT:
-        return f"{total:.6g} atoms per formula unit are more than {MAX_AMOUNT:,.0f}"
     return None
 
 
