@@ -39,6 +39,8 @@ __all__ = ["TEXT_SUFFIXES", "TableError", "TextDialect", "read_table", "sniff_di
 TEXT_SUFFIXES = (".csv", ".txt", ".tsv", "")
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 PARQUET_SUFFIXES = (".parquet", ".pq")
+#: the suffixes that name a table file (a text file may also have none)
+TABLE_SUFFIXES = tuple(s for s in TEXT_SUFFIXES + EXCEL_SUFFIXES + PARQUET_SUFFIXES if s)
 
 # How much of a text file the dialect is guessed from.
 SNIFF_BYTES = 1 << 16

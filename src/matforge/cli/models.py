@@ -194,12 +194,11 @@ def _bad_rows(formulas, y, task, source, formula_col, target) -> list[tuple[int,
     return bad
 
 
-_TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".parquet")
-
-
 def _is_csv_argument(arg: str) -> bool:
     """A predict argument names a table file (rather than being a formula)."""
-    return arg.lower().endswith(_TABLE_SUFFIXES) or Path(arg).is_file()
+    from matforge.tables import TABLE_SUFFIXES
+
+    return arg.lower().endswith(TABLE_SUFFIXES) or Path(arg).is_file()
 
 
 def predict(
