@@ -11,7 +11,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from matforge.cli.campaign import app, benchmark_command
+from matforge.cli.campaign import app
+from matforge.cli.campaign_benchmark import benchmark_command
 from matforge.datasets import load_dataset
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "opv_blends.csv"

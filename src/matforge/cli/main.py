@@ -80,6 +80,7 @@ def _register() -> None:
     # Each command module imports only Typer at module level; the work happens in the commands.
     from matforge.cli import (
         campaign,
+        campaign_benchmark,
         catalysis,
         datasets,
         demo,
@@ -95,7 +96,7 @@ def _register() -> None:
     store.register(app)
     models.register(app)  # train, predict, benchmark (group), report (group)
     models.benchmark_app.command("xrd")(xrd.benchmark_command)
-    models.benchmark_app.command("campaign")(campaign.benchmark_command)
+    models.benchmark_app.command("campaign")(campaign_benchmark.benchmark_command)
     models.benchmark_app.command("generate")(generate.benchmark_command)
     app.add_typer(campaign.app, name="campaign")
     app.add_typer(generate.app, name="generate")
