@@ -113,4 +113,5 @@ measurements = sa.Table(
 # Tables of later migrations live in their own modules but on this metadata, so that the
 # declared schema and the migrated one are the same (tests/test_store.py checks it).
 from matforge.store import accounts as _accounts  # noqa: E402,F401  (server: users, tokens, jobs)
+from matforge.store import audit as _audit  # noqa: E402,F401  (deletions, with who and when)
 from matforge.store import campaigns as _campaigns  # noqa: E402,F401  (campaign state)

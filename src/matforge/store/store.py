@@ -606,6 +606,60 @@ class Store:
             )
         return [ids[r.key] for r in records]
 
+    # --- deleting --------------------------------------------------------------------------
+
+    def delete_measurements(self, ids: Iterable[int], *, actor: str | None = None) -> int:
+        """Delete the measurements ``ids`` (the ``id`` column of :meth:`measurements`); each is
+        kept whole in the audit log (:meth:`audit`), with ``actor`` (default: the OS user) and
+        the time. Returns how many were deleted; raises StoreError naming ids that do not exist,
+        and then deletes nothing."""
+        from matforge.store import audit
+
+        ids = sorted({int(i) for i in ids})
+        with write_transaction(self._engine) as conn:
+            found = {r.id for r in audit.measurement_rows(conn, ids)}
+            missing = [i for i in ids if i not in found]
+            if missing:
+                shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+                raise StoreError(f"no measurement with id {shown}; nothing was deleted")
+            return len(audit.delete_measurements(conn, ids, actor or _user()))
+
+    def delete_dataset(self, dataset_id: int, *, actor: str | None = None) -> int:
+        """Delete dataset ``dataset_id`` (the ``id`` column of :meth:`datasets`) with all its
+        measurements, recorded in the audit log (:meth:`audit`). Returns the number of
+        measurements deleted."""
+        from matforge.store import audit
+
+        with write_transaction(self._engine) as conn:
+            entry = audit.delete_dataset(conn, int(dataset_id), actor or _user())
+        if entry is None:
+            raise StoreError(f"no dataset with id {dataset_id}")
+        return sum(entry["detail"]["measurements_deleted"].values())
+
+    def audit(self, project: str | None = None) -> pd.DataFrame:
+        """The audit log, oldest first: ``id``, ``project``, ``at``, ``actor``, ``action``
+        (``delete_measurement`` or ``delete_dataset``), ``target_id`` and ``detail`` (what was
+        deleted: the whole measurement, or the dataset's provenance and counts)."""
+        from matforge.store import audit
+
+        a, p = audit.audit_log, schema.projects
+        stmt = (
+            sa.select(
+                a.c.id,
+                p.c.name.label("project"),
+                a.c.at,
+                a.c.actor,
+                a.c.action,
+                a.c.target_id,
+                a.c.detail,
+            )
+            .join_from(a, p, a.c.project_id == p.c.id, isouter=True)
+            .order_by(a.c.id)
+        )
+        if project is not None:
+            stmt = stmt.where(p.c.name == project)
+        return self._dates(self._frame(stmt), "at")
+
     # --- reading ---------------------------------------------------------------------------
 
     def measurements(
