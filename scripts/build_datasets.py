@@ -196,6 +196,8 @@ RULE_TEXT = {
     "100 % (octane blends) within 1 %",
     "spacegroup_mismatch": "spglib (symprec 0.01 A) finds a space group different from the one "
     "in the AFLOW prototype label",
+    "shares_not_normalised": "ingredient shares do not sum to 1 (fractions) or to 100 "
+    "(percentages) within 1 %",
     "duplicate_surface": "the same physical surface appears under several notations (a pure "
     "metal T written T@T, T-T@T and T3T@T); every occurrence is flagged",
 }
@@ -424,6 +426,59 @@ BIB = {
   year = {2023},
   doi = {10.1039/D2DD00133K}
 }""",
+    "liang2021": """@article{Liang2021Benchmarking,
+  author = {Liang, Qiaohao and Gongora, Aldair E. and Ren, Zekun and Tiihonen, Armi and others},
+  title = {Benchmarking the performance of {B}ayesian optimization across multiple experimental materials science domains},
+  journal = {npj Computational Materials},
+  volume = {7},
+  pages = {188},
+  year = {2021},
+  doi = {10.1038/s41524-021-00656-9}
+}""",
+    "mekki2021": """@article{MekkiBerrada2021AgNP,
+  author = {Mekki-Berrada, Flore and Ren, Zekun and Huang, Tan and Wong, Wai Kuan and Zheng, Fang and Xie, Jiaxun and Tian, Isaac Parker Siyu and Jayavelu, Senthilnath and Mahfoud, Zackaria and Bash, Daniil and Hippalgaonkar, Kedar and Khan, Saif and Buonassisi, Tonio and Li, Qianxiao and Wang, Xiaonan},
+  title = {Two-step machine learning enables optimized nanoparticle synthesis},
+  journal = {npj Computational Materials},
+  volume = {7},
+  pages = {55},
+  year = {2021},
+  doi = {10.1038/s41524-021-00520-w}
+}""",
+    "deneault2021": """@article{Deneault2021AutoAM,
+  author = {Deneault, James R. and others},
+  title = {Toward autonomous additive manufacturing: {B}ayesian optimization on a {3D} printer},
+  journal = {MRS Bulletin},
+  volume = {46},
+  year = {2021},
+  doi = {10.1557/s43577-021-00051-1}
+}""",
+    "gongora2020": """@article{Gongora2020BEAR,
+  author = {Gongora, Aldair E. and Xu, Bowen and Perry, Wyatt and Okoye, Chika and Riley, Patrick and Reyes, Kristofer G. and Morgan, Elise F. and Brown, Keith A.},
+  title = {A {B}ayesian experimental autonomous researcher for mechanical design},
+  journal = {Science Advances},
+  volume = {6},
+  number = {15},
+  pages = {eaaz1708},
+  year = {2020},
+  doi = {10.1126/sciadv.aaz1708}
+}""",
+    "bash2021": """@article{Bash2021P3HT,
+  author = {Bash, Daniil and Cai, Yongqiang and Chellappan, Vijila and Wong, Swee Liang and Xu, Yang and Kumar, Pawan and Tan, Jin Da and Abutaha, Anas and Cheng, Jayce and Lim, Yee Fun and Tian, Siyu and Ren, Zekun and Mekki-Berrada, Flore and Wong, Wai Kuan and Kumar, Jatin and Khan, Saif and Li, Qianxiao and Buonassisi, Tonio and Hippalgaonkar, Kedar},
+  title = {Multi-Fidelity High-Throughput Optimization of Electrical Conductivity in {P3HT}-{CNT} Composites},
+  journal = {Advanced Functional Materials},
+  year = {2021},
+  eprint = {2011.10382},
+  archivePrefix = {arXiv},
+  note = {preprint title: Machine learning and high-throughput robust design of P3HT-CNT composite thin films for high electrical conductivity}
+}""",
+    "sun2021": """@article{Sun2021Perovskite,
+  author = {Sun, Shijing and Tiihonen, Armi and Oviedo, Felipe and Liu, Zhe and Thapa, Janak and Zhao, Yicheng and Hartono, Noor Titan P. and Goyal, Anuj and Heumueller, Thomas and Batali, Clio and Encinas, Alex and Yoo, Jason J. and Li, Ruipeng and Ren, Zekun and Peters, I. Marius and Brabec, Christoph J. and Bawendi, Moungi G. and Stevanovic, Vladan and Fisher, John and Buonassisi, Tonio},
+  title = {A data fusion approach to optimize compositional stability of halide perovskites},
+  journal = {Matter},
+  volume = {4},
+  year = {2021},
+  doi = {10.1016/j.matt.2021.01.008}
+}""",
     "octane": """@misc{Octane2025npj,
   howpublished = {npj Computational Materials (2025)},
   doi = {10.1038/s41524-025-01552-2},
@@ -443,6 +498,8 @@ LICENCE = {
     "pymatgen": "pymatgen: MIT",
     "olympus": "Olympus (olymp): MIT",
     "bofire": "BoFire: BSD-3-Clause (data from the cited article)",
+    "liang2021": "MIT (PV-Lab/Benchmarking, copyright 2020 MIT PVLab); data of the cited "
+    "experimental studies",
     "catalysis": "MIT (aced-differentiate/closed-loop-acceleration-benchmarks, copyright 2022 "
     "Accelerated Computational Electrochemical-systems Discovery); data of Ma et al. 2015",
 }
@@ -1454,19 +1511,26 @@ class LocalSource:
     bundled dataset came from.
     """
 
-    def __init__(self, directory: Path, requirement: str, pins: dict[str, str]):
+    def __init__(
+        self, directory: Path, requirement: str, pins: dict[str, str], hint: str | None = None
+    ):
         self.directory = directory
         self.requirement = requirement
         self.pins = pins
+        self.hint = hint
         self.read_log: dict[str, str] = {}
 
     def read(self, member: str) -> bytes:
         path = self.directory / member
         if not path.is_file():
             raise SystemExit(
-                f"{path} not found: clone https://github.com/{CATALYSIS_REPO} at commit "
-                f"{CATALYSIS_COMMIT} and point MATFORGE_CATALYSIS_SOURCE at its folder "
-                "data/bimetallic_catalysts_dataset (with the repository's LICENSE copied in)"
+                f"{path} not found: "
+                + (
+                    self.hint
+                    or f"clone https://github.com/{CATALYSIS_REPO} at commit "
+                    f"{CATALYSIS_COMMIT} and point MATFORGE_CATALYSIS_SOURCE at its folder "
+                    "data/bimetallic_catalysts_dataset (with the repository's LICENSE copied in)"
+                )
             )
         data = path.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
@@ -1600,6 +1664,201 @@ def build_catalysis() -> Built:
         extra_masks={"duplicate_surface": dup.to_numpy(dtype=bool)},
         members=[(src, csv_member), (src, pif_member), (src, "LICENSE")],
     )
+
+
+# The five experimental optimisation sets of Liang et al. (2021), from a local copy of
+# PV-Lab/Benchmarking's datasets/ folder (MIT), pinned by sha256 like the catalysis source.
+LIANG_DIR = Path(
+    __import__("os").environ.get(
+        "MATFORGE_LIANG2021_SOURCE", ROOT.parent / "shared" / "data" / "bo_benchmarks_liang2021"
+    )
+)
+LIANG_REPO = "PV-Lab/Benchmarking"
+LIANG_COMMIT = "7585c517ad88e676c42c6bf24a8ad278e01ddb21"
+LIANG_FILES = {  # file -> sha256 of the copy the bundled datasets were built from
+    "AgNP_dataset.csv": "d25ec6fbb178bbb1b58350ff1c933034b409cdced4f9b20f7d7be61ffaed0d08",
+    "AutoAM_dataset.csv": "01ec270fcaae908ff8bea85b420c4cc7c4b0cddff6f6e63fe1b156082fd266b6",
+    "Crossed_barrel_dataset.csv": "2c01f875f3c210e986ca6142bf20f417884c2ad7d6f008c2fc574b44a3d5f606",
+    "P3HT_dataset.csv": "db33eeb63e3f09ebeb3c1985c14b39e4284668b3ed1fc6a23d17998c21a45dde",
+    "Perovskite_dataset.csv": "9e9c5c2c698902ae17ba5e8f037c7f10d5889c02a419fe3897e4724f805263b9",
+    "LICENSE": "2045a6cac69a625ac167863970abc537c449ccfda930472909ee7055b956edc8",
+}
+
+#: name -> source file, input kind, goal (as the paper optimises it), property, unit, the
+#: original experimental study, and {source column: (column, description)}; the last column is
+#: the objective
+LIANG2021 = {
+    "liang2021_agnp": dict(
+        file="AgNP_dataset.csv",
+        input="process",
+        goal="minimize",
+        property="spectral distance of a silver-nanoparticle synthesis to the target absorbance "
+        "spectrum (microfluidic flow synthesis)",
+        unit="dimensionless",
+        study="mekki2021",
+        what="silver-nanoparticle syntheses in a microfluidic reactor (Mekki-Berrada et al. 2021): "
+        "four flow-rate ratios and the total flow rate; the objective is the loss, a distance of "
+        "the measured absorbance spectrum to the target spectrum of triangular nanoprisms",
+        columns={
+            "QAgNO3(%)": ("q_agno3", "flow-rate ratio of silver nitrate, % (source 'QAgNO3(%)')"),
+            "Qpva(%)": ("q_pva", "flow-rate ratio of polyvinyl alcohol, % (source 'Qpva(%)')"),
+            "Qtsc(%)": ("q_tsc", "flow-rate ratio of trisodium citrate, % (source 'Qtsc(%)')"),
+            "Qseed(%)": ("q_seed", "flow-rate ratio of silver seeds, % (source 'Qseed(%)')"),
+            "Qtot(uL/min)": ("q_total", "total flow rate, uL/min (source 'Qtot(uL/min)')"),
+            "loss": ("loss", "distance of the absorbance spectrum to the target (lower is "
+                     "better), dimensionless (source 'loss')"),
+        },
+    ),
+    "liang2021_autoam": dict(
+        file="AutoAM_dataset.csv",
+        input="process",
+        goal="maximize",
+        property="agreement of a direct-write 3D-printed line with its target geometry (score)",
+        unit="dimensionless",
+        study="deneault2021",
+        what="single-layer direct-write prints of the AM ARES research robot (Deneault et al. "
+        "2021): four print parameters; the objective is a score of how closely the printed "
+        "feature matches the target (0 = failed print, 1 = perfect)",
+        columns={
+            "Prime Delay": ("prime_delay", "prime delay before printing (source 'Prime Delay'; "
+                            "unit not stated in the source)"),
+            "Print Speed": ("print_speed", "print speed (source 'Print Speed'; unit not stated)"),
+            "X Offset Correction": ("x_offset_correction", "x offset correction (source "
+                                    "'X Offset Correction'; unit not stated)"),
+            "Y Offset Correction": ("y_offset_correction", "y offset correction (source "
+                                    "'Y Offset Correction'; unit not stated)"),
+            "Score": ("score", "print score in [0, 1] (higher is better; source 'Score')"),
+        },
+    ),
+    "liang2021_crossed_barrel": dict(
+        file="Crossed_barrel_dataset.csv",
+        input="process",
+        goal="maximize",
+        property="toughness of 3D-printed crossed-barrel structures in compression",
+        unit="as in the source (energy absorbed; the file states no unit)",
+        study="gongora2020",
+        what="3D-printed crossed-barrel structures tested in compression by the BEAR robot "
+        "(Gongora et al. 2020): two platforms held apart by n hollow columns of outer radius r "
+        "and wall thickness t twisted by an angle theta, each design printed and tested up to "
+        "three times; the objective is the toughness",
+        columns={
+            "n": ("n", "number of hollow columns (source 'n')"),
+            "theta": ("theta", "twist angle of the columns, degrees (source 'theta')"),
+            "r": ("r", "outer radius of the columns, mm (source 'r')"),
+            "t": ("t", "wall thickness of the columns, mm (source 't')"),
+            "toughness": ("toughness", "toughness, energy absorbed in compression (higher is "
+                          "better; source 'toughness', unit not stated)"),
+        },
+    ),
+    "liang2021_p3ht": dict(
+        file="P3HT_dataset.csv",
+        input="formulation",
+        goal="maximize",
+        property="electrical conductivity of P3HT / carbon-nanotube composite films",
+        unit="S/cm",
+        study="bash2021",
+        what="drop-cast films of regio-regular P3HT with four kinds of carbon nanotubes (Bash et "
+        "al. 2021): the five contents sum to 100 %; the objective is the measured conductivity",
+        columns={
+            "P3HT content (%)": ("p3ht", "P3HT content, % (source 'P3HT content (%)')"),
+            "D1 content (%)": ("d1", "content of carbon-nanotube type D1, % (source "
+                               "'D1 content (%)')"),
+            "D2 content (%)": ("d2", "content of carbon-nanotube type D2, % (source "
+                               "'D2 content (%)')"),
+            "D6 content (%)": ("d6", "content of carbon-nanotube type D6, % (source "
+                               "'D6 content (%)')"),
+            "D8 content (%)": ("d8", "content of carbon-nanotube type D8, % (source "
+                               "'D8 content (%)')"),
+            "Conductivity (measured) (S/cm)": ("conductivity", "measured electrical "
+                                               "conductivity, S/cm (higher is better; source "
+                                               "'Conductivity (measured) (S/cm)')"),
+        },
+    ),
+    "liang2021_perovskite": dict(
+        file="Perovskite_dataset.csv",
+        input="formulation",
+        goal="minimize",
+        property="instability of Cs/FA/MA lead-iodide perovskite films under accelerated ageing",
+        unit="a.u.",
+        study="sun2021",
+        what="CsxMAyFA(1-x-y)PbI3 thin films aged under heat, humidity and light (Sun et al. "
+        "2021): three composition fractions summing to 1; the objective is the instability "
+        "index (integrated colour change of the film; lower is more stable)",
+        columns={
+            "CsPbI": ("cs_pbi3", "fraction of CsPbI3 (source 'CsPbI')"),
+            "FAPbI": ("fa_pbi3", "fraction of FAPbI3 (source 'FAPbI')"),
+            "MAPbI": ("ma_pbi3", "fraction of MAPbI3 (source 'MAPbI')"),
+            "Instability index": ("instability_index", "instability index of the film (lower "
+                                  "is better), arbitrary units (source 'Instability index')"),
+        },
+    ),
+}
+
+
+def build_liang2021() -> list[Built]:
+    """The five experimental optimisation sets of Liang et al. 2021, columns renamed to
+    identifiers (the source names are in each column's description), every row kept."""
+    src = LocalSource(
+        LIANG_DIR,
+        f"{LIANG_REPO}@{LIANG_COMMIT}",
+        LIANG_FILES,
+        hint=f"copy datasets/*.csv and LICENSE of https://github.com/{LIANG_REPO} at commit "
+        f"{LIANG_COMMIT} into one folder and point MATFORGE_LIANG2021_SOURCE at it",
+    )
+    src.read("LICENSE")
+    built = []
+    for name, spec in LIANG2021.items():
+        member = spec["file"]
+        # Perovskite_dataset.csv starts with a UTF-8 byte-order mark
+        raw = pd.read_csv(
+            io.BytesIO(src.read(member)), encoding="utf-8-sig", float_precision="round_trip"
+        )
+        if list(raw.columns) != list(spec["columns"]):
+            raise SystemExit(f"{member}: columns {list(raw.columns)}, expected {list(spec['columns'])}")
+        df = raw.rename(columns={k: v[0] for k, v in spec["columns"].items()}).astype(float)
+        inputs = [v[0] for v in list(spec["columns"].values())[:-1]]
+        target = list(spec["columns"].values())[-1][0]
+        masks = {"negative_measurement": (df[target] < 0).to_numpy()}
+        if spec["input"] == "formulation":
+            total = df[inputs].sum(axis=1).to_numpy()
+            whole = 100.0 if np.median(total) > 2 else 1.0
+            masks["shares_not_normalised"] = np.abs(total - whole) > 0.01 * whole + 1e-9
+        n_unique = len(df.drop_duplicates(subset=inputs))
+        cols = {v[0]: v[1] for v in spec["columns"].values()}
+        cols["flag"] = "data-quality codes, ';'-joined; '' = clean (see DATASETS.md)"
+        meta = dict(
+            name=name,
+            description=f"Liang et al. (2021) Bayesian-optimisation benchmark '{member}' "
+            f"({len(df)} experiments, {n_unique} distinct input settings): {spec['what']}. "
+            f"Goal as the paper optimises it: {spec['goal']} `{target}`. Repeated settings are "
+            "kept as separate rows (flag duplicate_inputs); Liang et al. replay the mean "
+            "outcome of each distinct setting, and so does matforge's campaign benchmark. "
+            "Column names are identifiers for the source's (see columns).",
+            property=spec["property"],
+            unit=spec["unit"],
+            target=target,
+            task="regression",
+            input=spec["input"],
+            source=f"{src.requirement}: datasets/{member}",
+            citation="\n".join([BIB["liang2021"], BIB[spec["study"]]]),
+            licence=LICENCE["liang2021"],
+            split="none published: an optimisation benchmark (pool-based replay), or K-fold CV",
+            columns=cols,
+            matbench=None,
+            extra={"goal": spec["goal"], "distinct_inputs": n_unique,
+                   "source_columns": list(spec["columns"])},
+        )
+        built.append(
+            Built(
+                df,
+                meta,
+                formula_col=None,
+                input_cols=inputs,
+                extra_masks=masks,
+                members=[(src, member), (src, "LICENSE")],
+            )
+        )
+    return built
 
 
 # --------------------------------------------------------------------------------------------
@@ -1808,6 +2067,14 @@ def write_docs(entries: list[dict], built_with: dict) -> None:
         "'Top monolayer formula' says; `duplicate_surface` marks the pure metals, each present "
         "three times (T@T, T-T@T, T3T@T) with the same energy. Rebuild just this one with "
         "`scripts/build_datasets.py --only catalysis_ma2015_co`.\n"
+        "- **liang2021_***: the five experimental optimisation sets of Liang et al. (2021), "
+        f"`datasets/*.csv` of `{LIANG_REPO}` (commit {LIANG_COMMIT[:7]}, MIT), read from a local "
+        "copy pinned by sha256; every row kept, columns renamed to identifiers (each column's "
+        "description names its source column). Repeated input settings are flagged "
+        "`duplicate_inputs`; the paper (and matforge's campaign benchmark) replays the mean outcome "
+        "of each distinct setting: 164 (AgNP), 100 (AutoAM), 600 (crossed barrel), 178 (P3HT), "
+        "94 (perovskite). Rebuild them with `scripts/build_datasets.py --only liang2021_agnp` (and "
+        "so on).\n"
         "- Not found / not bundled: nothing requested was missing. The title and authors of the octane source "
         "article (doi:10.1038/s41524-025-01552-2) are not in the BoFire package and were not verified offline; "
         "the citation gives the DOI only.\n"
@@ -1837,7 +2104,13 @@ def write_docs(entries: list[dict], built_with: dict) -> None:
 
 
 #: datasets whose builder downloads nothing: ``--only NAME`` rebuilds just them
-STANDALONE: dict[str, Callable[[], Built]] = {"catalysis_ma2015_co": build_catalysis}
+STANDALONE: dict[str, Callable[[], Built]] = {
+    "catalysis_ma2015_co": build_catalysis,
+    **{
+        name: (lambda name=name: next(b for b in build_liang2021() if b.meta["name"] == name))
+        for name in LIANG2021
+    },
+}
 
 
 def _built_with() -> dict:
@@ -1913,6 +2186,8 @@ def main(argv: list[str] | None = None) -> None:
     built.append(build_octane(bf))
     print("catalysis (local source) ...", flush=True)
     built.append(build_catalysis())
+    print("Liang et al. 2021 (local source) ...", flush=True)
+    built += build_liang2021()
 
     names = [b.meta["name"] for b in built]
     if len(set(names)) != len(names):

@@ -63,7 +63,7 @@ def test_catalog_entries_complete():
         assert i.unit and i.source and i.licence and i.split and i.property, i.name
         assert re.search(r"@\w+\{", i.citation), f"{i.name}: citation is not BibTeX"
         assert i.task in {"regression", "classification", "unlabelled"}, i.name
-        assert i.input in {"composition", "structure", "formulation", "surface"}, i.name
+        assert i.input in {"composition", "structure", "formulation", "process", "surface"}, i.name
         assert (i.target is None) == (i.task == "unlabelled"), i.name
         assert i.source_files and all(len(f["sha256"]) == 64 for f in i.source_files), i.name
 
@@ -82,6 +82,11 @@ def test_requested_datasets_present_with_expected_sizes():
         "oqmd_formation_enthalpy": 341_700,
         "matbench_mp_e_form": 132_752,
         "matbench_steels": 312,
+        "liang2021_agnp": 3_295,
+        "liang2021_autoam": 100,
+        "liang2021_crossed_barrel": 1_800,
+        "liang2021_p3ht": 233,
+        "liang2021_perovskite": 139,
     }
     for name, n in sizes.items():
         assert dataset_info(name).rows == n, name

@@ -47,8 +47,9 @@ class DatasetInfo:
 
     ``unit`` is the unit of ``target`` (``None`` target: an unlabelled pool or a structure
     library); ``task`` is ``"regression"``, ``"classification"`` or ``"unlabelled"``; ``input``
-    is ``"composition"``, ``"structure"``, ``"formulation"`` or ``"surface"`` (bimetallic
-    surfaces in :mod:`matforge.catalysis` notation, column ``surface``). ``columns`` describes every
+    is ``"composition"``, ``"structure"``, ``"formulation"``, ``"process"`` (process or geometry
+    parameters) or ``"surface"`` (bimetallic surfaces in :mod:`matforge.catalysis` notation,
+    column ``surface``). ``columns`` describes every
     column with its unit, ``flags`` maps each data-quality code checked to its rule and the
     number of rows it flags, ``matbench`` holds the fold verification of Matbench tasks.
     """
