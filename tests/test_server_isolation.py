@@ -304,6 +304,16 @@ def _probes():
         (G, f"{API}/projects/{{project_id}}/datasets"): [
             (G, f"{API}/projects/{{{k}}}/datasets", {}, "bob") for k in ("S_project", "P_project")
         ],
+        (G, f"{API}/projects/{{project_id}}/audit"): [
+            (G, f"{API}/projects/{{{k}}}/audit", {}, "bob")
+            for k in ("S_project", "P_project", "Q_project")
+        ],
+        ("DELETE", f"{API}/measurements/{{measurement_id}}"): [
+            ("DELETE", f"{API}/measurements/{{S_measurement}}", {}, "bob")
+        ],
+        ("DELETE", f"{API}/datasets/{{dataset_id}}"): [
+            ("DELETE", f"{API}/datasets/{{S_dataset}}", {}, "bob")
+        ],
         (G, f"{API}/properties"): [(G, f"{API}/properties", {}, "bob")],
         (G, f"{API}/materials"): [
             (G, f"{API}/materials", {"params": params}, "bob")

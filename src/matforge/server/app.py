@@ -315,6 +315,7 @@ def create_app(store_url: str | None = None, settings: ServerSettings | None = N
         apidocs,
         campaigns,
         data,
+        deletions,
         generate,
         models,
         projects,
@@ -377,7 +378,7 @@ def create_app(store_url: str | None = None, settings: ServerSettings | None = N
     app.add_middleware(TokenBeforeBody, state=state)
     app.add_middleware(LastResort)
     _install_error_handlers(app)
-    for module in (projects, data, uploads, models, generate, campaigns, xrd):
+    for module in (projects, data, deletions, uploads, models, generate, campaigns, xrd):
         app.include_router(module.router, prefix=API_PREFIX)
     version = f"v{optimade.API_VERSION_MAJOR}"
     app.include_router(

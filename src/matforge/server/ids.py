@@ -32,6 +32,9 @@ PREFIXES = {
     "reference": "ref",
     "campaign": "cmp",
     "suggestion": "sug",
+    "audit": "aud",
+    # a page cursor (`next`/`after`): a row position, made only by the server
+    "cursor": "cur",
 }
 #: Largest row id of each kind (32-bit INTEGER keys, else 64-bit BIGINT): a decoded id past
 #: it cannot exist, and PostgreSQL would refuse to compare with it.

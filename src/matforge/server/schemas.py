@@ -181,6 +181,27 @@ class MeasurementPage(BaseModel):
     next: str | None = Field(None, description="Pass as `after` to get the next page.")
 
 
+class AuditOut(BaseModel):
+    """One deletion recorded in a project's audit log."""
+
+    id: str
+    project_id: str
+    at: datetime
+    actor: str = Field(description="The user who deleted.")
+    action: Literal["delete_measurement", "delete_dataset"]
+    target_id: str = Field(description="Id of the measurement or dataset that was deleted.")
+    detail: dict[str, Any] = Field(
+        description="What was deleted: a measurement whole (formula, property, value, unit, "
+        "...), or a dataset's provenance (name, source, checksum, n_rows, created_at, "
+        "created_by) and the number of measurements it held per property."
+    )
+
+
+class AuditPage(BaseModel):
+    items: list[AuditOut]
+    next: str | None = Field(None, description="Pass as `after` to get the next page.")
+
+
 ConditionValue = Annotated[str, StringConstraints(max_length=1000)] | float | int | bool | None
 
 

@@ -116,13 +116,21 @@ def page_size(state: ServerState, limit: int | None) -> int:
     return min(limit or state.settings.default_page_size, state.settings.max_page_size)
 
 
-def after_id(state: ServerState, kind: str, after: str | None) -> int | None:
+def after_id(state: ServerState, after: str | None) -> int | None:
+    """The row id a page cursor (``next`` of an earlier page) points after. Cursors are a kind
+    of id of their own, made only by the server from rows the caller could read, so a known id
+    of another user's row cannot be used as a starting point to learn where it lies."""
     if after is None:
         return None
-    row_id = state.codec.decode(kind, after)
+    row_id = state.codec.decode("cursor", after)
     if row_id is None:
-        raise ApiError(400, f"`after` is not a {kind} id: {after!r}")
+        raise ApiError(400, f"`after` is not a page cursor (the `next` of a page): {after!r}")
     return row_id
+
+
+def next_cursor(state: ServerState, row_id: int) -> str:
+    """The cursor of the page after the row ``row_id``: pass it as ``after``."""
+    return state.codec.encode("cursor", row_id)
 
 
 @router.get("/properties", response_model=list[PropertyOut])
@@ -168,7 +176,7 @@ def list_materials(
         exact_elements=exact_elements,
         formula=formula,
         has_structure=has_structure,
-        after=after_id(state, "material", after),
+        after=after_id(state, after),
         limit=page_size(state, limit),
         systems=state.systems,
     )
@@ -180,7 +188,8 @@ def list_materials(
     more = len(rows) > q.limit
     # one validation of the whole page (in pydantic's core) rather than one call per material
     items = [_material_out(state, r) for r in rows[: q.limit]]
-    return MaterialPage.model_validate({"items": items, "next": items[-1]["id"] if more else None})
+    cursor = next_cursor(state, rows[q.limit - 1].id) if more else None
+    return MaterialPage.model_validate({"items": items, "next": cursor})
 
 
 @router.get("/materials/{material_id}", response_model=MaterialDetail)
@@ -295,7 +304,7 @@ def _measurement_query(
         value_max=f.value_max,
         material_id=visible_id(state, conn, user, "material", material_id),
         dataset_id=visible_id(state, conn, user, "dataset", dataset_id),
-        after=after_id(state, "measurement", after),
+        after=after_id(state, after),
         limit=limit,
         systems=state.systems,
     )
@@ -348,7 +357,8 @@ def list_measurements(
         rows = conn.execute(queries.measurements(q)).all()
     more = len(rows) > q.limit
     items = [MeasurementOut(**_measurement_out(state, r)) for r in rows[: q.limit]]
-    return MeasurementPage(items=items, next=items[-1].id if more else None)
+    cursor = next_cursor(state, rows[q.limit - 1].id) if more else None
+    return MeasurementPage(items=items, next=cursor)
 
 
 @router.get(
