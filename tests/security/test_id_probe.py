@@ -42,8 +42,8 @@ KINDS = {
     "suggestion_id": "suggestion",
 }
 OPTIMADE_ENTRIES = {"structures": "material", "references": "reference"}
-#: id-like parameters that are not looked up: ``after`` is a page cursor (any id of the kind
-#: is a valid place to start; it filters, it names nothing to read)
+#: id-like parameters that are not looked up: ``after`` is a page cursor (``cur_...``, made by
+#: the server from a row the caller could read; it filters, it names nothing to read)
 NOT_LOOKED_UP = {"after"}
 #: a valid body of each request schema that holds or sits beside an id; ids are filled in
 BODIES = {
