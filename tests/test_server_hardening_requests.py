@@ -279,6 +279,32 @@ def test_an_unhandled_exception_is_a_json_500_with_an_error_id_that_is_logged(la
     assert not any(rec.exc_info for rec in caplog.records if rec.levelno >= logging.ERROR)
 
 
+def _store_fails():
+    from matforge.errors import StoreError
+
+    raise StoreError(
+        "could not write to postgresql+psycopg://lab:***@db.internal:5432/matforge: "
+        'relation "measurements" is locked'
+    )
+
+
+def test_a_store_error_during_a_request_shows_neither_the_store_url_nor_the_driver(lab, caplog):
+    """A StoreError is a MatforgeError, whose message is otherwise shown as written; the store's
+    messages name its URL and repeat the driver's text, so they go to the log only."""
+    lab.app.dependency_overrides[current_user] = _store_fails
+    try:
+        with caplog.at_level(logging.ERROR, logger="matforge.server"):
+            r = lab.client.get(f"{API}/me", headers=lab.alice)
+    finally:
+        lab.app.dependency_overrides.clear()
+    assert r.status_code == 500
+    body = r.json()
+    assert body["detail"] == f"internal server error (error id {body['error_id']})"
+    assert "db.internal" not in r.text and "relation" not in r.text
+    (line,) = [rec.getMessage() for rec in caplog.records if body["error_id"] in rec.getMessage()]
+    assert "StoreError: could not write to postgresql+psycopg://lab:***@db.internal" in line
+
+
 def test_an_unhandled_exception_in_optimade_is_an_optimade_error_document(lab):
     lab.app.dependency_overrides[get_state] = _raise
     try:

@@ -23,7 +23,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from matforge import __version__
-from matforge.errors import MatforgeError
+from matforge.errors import MatforgeError, StoreError
 from matforge.server import tempdirs
 from matforge.server.api import ApiError, ServerState, _user_from, current_user
 from matforge.server.ids import load_codec
@@ -196,19 +196,22 @@ class LastResort:
         try:
             await self.app(scope, receive, tracked)
         except Exception as exc:  # noqa: BLE001 — the point of this middleware
-            error_id = secrets.token_hex(4)
-            log.error(
-                "error %s on %s %s: %s",
-                error_id,
-                scope.get("method"),
-                scope.get("path"),
-                _one_line(exc),
-            )
-            log.debug("stack of error %s", error_id, exc_info=exc)
+            error_id = _log_crash(scope, exc)
             if started:  # part of the answer is sent: the connection cannot be reused anyway
                 return
             response = _crash_response(scope, error_id)
             await response(scope, receive, send)
+
+
+def _log_crash(scope, exc: BaseException) -> str:
+    """Log ``exc`` on one line under a new short random error id (its stack at DEBUG level);
+    returns the id, which the answer shows."""
+    error_id = secrets.token_hex(4)
+    log.error(
+        "error %s on %s %s: %s", error_id, scope.get("method"), scope.get("path"), _one_line(exc)
+    )
+    log.debug("stack of error %s", error_id, exc_info=exc)
+    return error_id
 
 
 def _one_line(exc: BaseException, limit: int = 300) -> str:
@@ -292,6 +295,11 @@ def _install_error_handlers(app: FastAPI) -> None:
             },
             status_code=422,
         )
+
+    @app.exception_handler(StoreError)
+    async def store_error(request: Request, exc: StoreError):
+        # The store's own messages name its URL and the driver's words: for the log only.
+        return _crash_response(request.scope, _log_crash(request.scope, exc))
 
     @app.exception_handler(MatforgeError)
     async def matforge_error(request: Request, exc: MatforgeError):
