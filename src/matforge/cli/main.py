@@ -89,11 +89,13 @@ def _register() -> None:
         screen,
         server,
         store,
+        structures,
         xrd,
     )
 
     app.add_typer(datasets.app, name="datasets")
     store.register(app)
+    structures.register(app)  # ingest-structures, export-structures
     models.register(app)  # train, predict, benchmark (group), report (group)
     models.benchmark_app.command("xrd")(xrd.benchmark_command)
     models.benchmark_app.command("campaign")(campaign_benchmark.benchmark_command)

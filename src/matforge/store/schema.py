@@ -115,3 +115,4 @@ measurements = sa.Table(
 from matforge.store import accounts as _accounts  # noqa: E402,F401  (server: users, tokens, jobs)
 from matforge.store import audit as _audit  # noqa: E402,F401  (deletions, with who and when)
 from matforge.store import campaigns as _campaigns  # noqa: E402,F401  (campaign state)
+from matforge.store import structures as _structures  # noqa: E402,F401  (crystal structures)
