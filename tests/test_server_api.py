@@ -604,7 +604,7 @@ def test_a_job_that_fails_records_why_and_progress_is_recorded(store_url, tmp_pa
         owner = add_user(store.engine, "alice").id
         runner = JobRunner(store.engine, {"steps": JobKind("steps", steps)}, settings(tmp_path))
         with write_transaction(store.engine) as conn:
-            ids = [runner.submit(conn, "steps", owner, {"fail": f}) for f in ("ours", "bug", "no")]
+            ids = [runner.submit(conn, "steps", owner, {"fail": f}, project_ids=()) for f in ("ours", "bug", "no")]
         runner.start()
         try:
             j = accounts.jobs

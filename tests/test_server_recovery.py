@@ -181,7 +181,7 @@ def test_a_running_job_keeps_its_lease_while_it_runs(store_url, tmp_path, fake_c
         owner = add_user(store.engine, "alice").id
         runner = JobRunner(store.engine, {"slow": JobKind("slow", slow)}, settings(tmp_path))
         with write_transaction(store.engine) as conn:
-            job = runner.submit(conn, "slow", owner, {})
+            job = runner.submit(conn, "slow", owner, {}, project_ids=())
         runner.start()
         try:
             assert started.wait(20)
@@ -416,7 +416,7 @@ def test_a_job_interrupted_by_a_shutdown_is_recovered_by_the_next_start_with_the
         kinds = {"endless": JobKind("endless", endless)}
         first = JobRunner(store.engine, kinds, settings(tmp_path, job_heartbeat_s=5))
         with write_transaction(store.engine) as conn:
-            job = first.submit(conn, "endless", owner, {})
+            job = first.submit(conn, "endless", owner, {}, project_ids=())
         first.start()
         assert started.wait(20)
         first.stop()

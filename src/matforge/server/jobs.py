@@ -163,10 +163,13 @@ class JobRunner:
         kind: str,
         owner_id: int,
         params: dict,
-        project_ids: Iterable[int] = (),
+        *,
+        project_ids: Iterable[int],
     ) -> int:
         """Queue a job in the caller's transaction ``conn``; returns its row id. ``project_ids``:
-        every project whose data the job reads (its result then follows their access)."""
+        every project whose data the job reads (its result then follows their access); required,
+        so that a new kind of job cannot forget it and leave its result readable without the
+        access check (``()`` for a job that reads no project, whose result only its owner reads)."""
         if kind not in self.kinds:
             raise MatforgeError(f"unknown job kind {kind!r}")
         job_id = conn.execute(

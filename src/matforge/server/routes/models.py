@@ -358,12 +358,12 @@ def create_screen(model_id: str, body: ScreenCreate, state: State, user: Current
 
 
 def submit_job(
-    state: ServerState, user: User, kind: str, params: dict, project_ids: list[int] | None = None
+    state: ServerState, user: User, kind: str, params: dict, *, project_ids: list[int] | tuple
 ) -> JobOut:
     """Queue a job of ``kind`` for ``user``, wake the workers, and answer with the job.
     ``project_ids``: the projects the job reads; its result is readable while they are."""
     with write_transaction(state.engine) as conn:
-        job_id = state.jobs.submit(conn, kind, user.id, params, project_ids or ())
+        job_id = state.jobs.submit(conn, kind, user.id, params, project_ids=project_ids)
     with state.engine.connect() as conn:
         job = conn.execute(sa.select(accounts.jobs).where(accounts.jobs.c.id == job_id)).one()
     state.jobs.wake()
