@@ -210,3 +210,42 @@ def test_ingest_refuses_absurd_amounts_and_too_wide_files_and_train_skips_them(m
     assert status == 0, err
     assert f"skipped line 14 of {table}: formula: 'Zn1e308O'" in err
     assert "on 12 rows" in err
+
+
+def test_wide_workbooks_and_parquet_files_are_refused_before_their_cells_are_read(
+    matforge, tmp_path, monkeypatch
+):
+    """Issue #18: the width of a workbook or Parquet file was checked only after the whole file
+    had been read. It is now read from the first row / the schema; --max-columns sets it."""
+    import inspect
+
+    from matforge.cli.store import ingest
+    from matforge.store.validation import MAX_COLUMNS
+
+    assert inspect.signature(ingest).parameters["max_columns"].default.default == MAX_COLUMNS
+    db = str(tmp_path / "lab.db")
+    wide = pd.DataFrame([["Si", 1.1, *range(1200)]],
+                        columns=["formula", "value", *(f"c{j}" for j in range(1200))])  # fmt: skip
+    xlsx, parquet = tmp_path / "wide.xlsx", tmp_path / "wide.parquet"
+    wide.to_excel(xlsx, index=False)
+    wide.to_parquet(parquet, index=False)
+
+    def no_body_read(*args, **kwargs):
+        raise AssertionError("the cells were read before the width was checked")
+
+    monkeypatch.setattr(pd, "read_excel", no_body_read)
+    monkeypatch.setattr(pd, "read_parquet", no_body_read)
+    args = ["-p", "semis", "--property", "band_gap", "--unit", "eV", "--db", db]
+    status, out, err = matforge("ingest", str(xlsx), *args)
+    assert status == 2, err
+    assert f"{xlsx}, sheet 'Sheet1', row 1: the header has 1,202 columns; at most 1,000" in err
+    status, out, err = matforge("ingest", str(parquet), *args)
+    assert status == 2, err
+    assert f"{parquet}: the schema has 1,202 columns; at most 1,000 are allowed" in err
+    status, out, err = matforge("ingest", str(parquet), *args, "--max-columns", "100")
+    assert status == 2 and "at most 100 are allowed" in err
+    monkeypatch.undo()
+    status, out, err = matforge("ingest", str(parquet), *args, "--max-columns", "1300")
+    assert status == 0, err
+    with Store(db) as store:
+        assert store.measurements()["formula"].tolist() == ["Si"]

@@ -178,6 +178,7 @@ def read_table(
     text_columns: Sequence[str] = ("formula",),
     what: str = "table",
     as_text: bool = False,
+    max_columns: int | None = None,
 ):
     """A table file as a DataFrame (see the module docstring for the formats and guesses).
 
@@ -194,6 +195,9 @@ def read_table(
     what : what the file is, for error messages (``"results file"``).
     as_text : every cell as the text it holds (blank cells as ``""``, nothing converted): for
         callers that validate and convert cell by cell themselves.
+    max_columns : refuse a workbook or Parquet file with more columns than this
+        (:class:`matforge.store.validation.TooManyColumns`), from its first row or its schema,
+        before the cells are read.
 
     Returns a DataFrame; ``df.attrs["assumed"]`` is a sentence saying what was guessed about
     a text file's dialect or encoding when it was anything but plain UTF-8 ``,``/``.``
@@ -207,10 +211,10 @@ def read_table(
         df = _read_text(path, dialect, text_columns, what, as_text)
         df.attrs["assumed"] = dialect.assumed
     elif suffix in EXCEL_SUFFIXES:
-        df = _read_excel(path, sheet, text_columns, what, as_text)
+        df = _read_excel(path, sheet, text_columns, what, as_text, max_columns)
         df.attrs["assumed"] = None
     elif suffix in PARQUET_SUFFIXES:
-        df = _read_parquet(path, what, as_text)
+        df = _read_parquet(path, what, as_text, max_columns)
         df.attrs["assumed"] = None
     elif suffix == ".xls":
         raise TableError(
@@ -269,7 +273,7 @@ def _read_text(path: Path, dialect: TextDialect, text_columns, what: str, as_tex
         df = read(**_text_kwargs(as_text))
         if not as_text:
             df = _with_text_columns(df, read, text_columns)
-    except TableError:
+    except MatforgeError:  # TableError, TooManyColumns: already say what is wrong
         raise
     except (
         OSError,
@@ -287,7 +291,7 @@ def _reason(exc: Exception) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def _read_excel(path: Path, sheet, text_columns, what: str, as_text: bool):
+def _read_excel(path: Path, sheet, text_columns, what: str, as_text: bool, max_columns=None):
     import zipfile
 
     import pandas as pd
@@ -315,6 +319,9 @@ def _read_excel(path: Path, sheet, text_columns, what: str, as_text: bool):
             first = next(book[sheet].iter_rows(max_row=1, values_only=True), ())
         finally:
             book.close()
+        _check_width(
+            len(_trimmed(first)), max_columns, f"{path}, sheet {sheet!r}, row 1: the header"
+        )
         _refuse_duplicates([c for c in first if c is not None], path, what)
 
         def read(usecols=None, **kwargs):
@@ -325,7 +332,7 @@ def _read_excel(path: Path, sheet, text_columns, what: str, as_text: bool):
         df = read(**_text_kwargs(as_text))
         if not as_text:
             df = _with_text_columns(df, read, text_columns)
-    except TableError:
+    except MatforgeError:  # TableError, TooManyColumns: already say what is wrong
         raise
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, InvalidFileException) as exc:
         raise TableError(
@@ -334,9 +341,32 @@ def _read_excel(path: Path, sheet, text_columns, what: str, as_text: bool):
     return df
 
 
-def _read_parquet(path: Path, what: str, as_text: bool):
-    import pandas as pd
+def _trimmed(row) -> tuple:
+    """A spreadsheet row without the empty cells at its end."""
+    row = tuple(row)
+    end = len(row)
+    while end and row[end - 1] is None:
+        end -= 1
+    return row[:end]
 
+
+def _check_width(n_columns: int, max_columns: int | None, where: str) -> None:
+    if max_columns is not None:
+        from matforge.store.validation import check_width
+
+        check_width(n_columns, max_columns, where=where)
+
+
+def _read_parquet(path: Path, what: str, as_text: bool, max_columns=None):
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    try:
+        # from the file's footer, before any column is read
+        n_columns = len(pq.read_schema(path).names) if max_columns is not None else 0
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many kinds for a bad file
+        raise TableError(f"cannot read {what} {path} as Parquet: {_reason(exc)}") from None
+    _check_width(n_columns, max_columns, f"{path}: the schema")
     try:
         df = pd.read_parquet(path)
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many kinds for a bad file

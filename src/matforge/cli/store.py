@@ -69,6 +69,12 @@ def ingest(
         help="Store values outside the property's physical range (a modulus <= 0 GPa, a "
         "negative band gap), marked in their flag column.",
     ),
+    max_columns: int = typer.Option(
+        1000,
+        "--max-columns",
+        min=1,
+        help="Refuse a file with more columns than this, from its header alone.",
+    ),
     sep: str | None = sep_option(),
     decimal: str | None = decimal_option(),
     sheet: str | None = sheet_option(),
@@ -122,6 +128,7 @@ def ingest(
                 sep=sep,
                 decimal=decimal,
                 sheet=sheet,
+                max_columns=max_columns,
             )
     if report.assumed:
         typer.echo(f"note: {report.assumed} (--sep and --decimal say otherwise)", err=True)

@@ -84,9 +84,9 @@ def _read_table(
 ) -> _CsvTable:
     """The cells of a table file as text: a CSV (any of the dialects
     :func:`matforge.tables.sniff_dialect` knows) read line by line so that errors name the
-    file's lines, or an .xlsx/.parquet file (line = spreadsheet row). A CSV file with more
-    than ``max_columns`` columns is refused from its header line alone, before the body is
-    read."""
+    file's lines, or an .xlsx/.parquet file (line = spreadsheet row). A file with more than
+    ``max_columns`` columns is refused from its header line (a workbook's first row, a Parquet
+    file's schema) alone, before the body is read."""
     from matforge.tables import (
         EXCEL_SUFFIXES,
         PARQUET_SUFFIXES,
@@ -97,8 +97,9 @@ def _read_table(
 
     try:
         if path.suffix.lower() in EXCEL_SUFFIXES + PARQUET_SUFFIXES:
-            df = read_table(path, sheet=sheet, as_text=True, what="measurements file")
-            check_width(df.shape[1], max_columns, where=str(path))
+            df = read_table(
+                path, sheet=sheet, as_text=True, what="measurements file", max_columns=max_columns
+            )
             header = [str(c) for c in df.columns]
             records = df.astype(str).to_numpy().tolist()
             lines = np.arange(2, len(df) + 2, dtype=np.int64)
