@@ -48,6 +48,7 @@ __all__ = [
     "ThompsonSampling",
     "UpperConfidenceBound",
     "make_acquisition",
+    "per_unit_cost",
     "weight_by_feasibility",
 ]
 
@@ -360,3 +361,20 @@ def weight_by_feasibility(scores, probability) -> np.ndarray:
     if finite.any() and scores[finite].min() < 0:
         scores = scores - scores[finite].min()
     return scores * np.asarray(probability, dtype=float)
+
+
+def per_unit_cost(scores, cost) -> np.ndarray:
+    """Scores per unit cost: ``scores / cost`` (expected improvement per unit cost, Snoek et
+    al. 2012), for costs > 0. Signed scores are first shifted so that the pool's lowest is 0,
+    as in :func:`weight_by_feasibility`."""
+    scores = np.asarray(scores, dtype=float)
+    cost = np.asarray(cost, dtype=float)
+    if cost.shape != scores.shape[:1]:
+        raise DesignSpaceError(f"{cost.shape[0] if cost.ndim else 1} costs for "
+                               f"{scores.shape[0]} candidates")
+    if not (np.isfinite(cost).all() and (cost > 0).all()):
+        raise DesignSpaceError("costs must be finite and > 0 to score per unit cost")
+    finite = np.isfinite(scores)
+    if finite.any() and scores[finite].min() < 0:
+        scores = scores - scores[finite].min()
+    return scores / cost

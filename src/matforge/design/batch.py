@@ -32,7 +32,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from matforge.design.acquisition import Acquisition, make_acquisition, weight_by_feasibility
+from matforge.design.acquisition import (
+    Acquisition,
+    make_acquisition,
+    per_unit_cost,
+    weight_by_feasibility,
+)
 from matforge.design.objectives import Constraint, Maximize, Objective, parse_objective
 from matforge.errors import DesignSpaceError
 
@@ -147,6 +152,8 @@ def select_batch(
     y_observed=None,
     exclude=None,
     constraints: Sequence[tuple[Constraint, object]] | None = None,
+    feasibility=None,
+    cost=None,
     radius: float | None = None,
     refit: bool | None = None,
 ) -> BatchSelection:
@@ -172,6 +179,10 @@ def select_batch(
     exclude : pool positions (or a boolean mask) that may not be chosen (e.g. already measured).
     constraints : ``(Constraint, fitted surrogate)`` pairs; scores are weighted by the
         probability of satisfying all of them (:func:`weight_by_feasibility`).
+    feasibility : (n,) probability that each candidate's experiment succeeds at all (see
+        :mod:`matforge.design.feasibility`); scores are weighted by it too.
+    cost : (n,) cost of each candidate (> 0); scores are divided by it
+        (:func:`~matforge.design.acquisition.per_unit_cost`), after the weighting.
     radius : distance scale of the updates, in the scaled feature units described in the
         module docstring (default: 1 length scale, or the 10 % distance quantile).
 
@@ -251,6 +262,15 @@ def select_batch(
         cm, cs = model.predict(X, return_std=True)
         p = c.probability(cm, cs)
         pof = p if pof is None else pof * p
+    if feasibility is not None:
+        p = np.asarray(feasibility, dtype=float).reshape(-1)
+        if p.shape != (n,) or not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
+            raise DesignSpaceError(f"feasibility must be {n} probabilities in [0, 1]")
+        pof = p if pof is None else pof * p
+    if cost is not None:
+        cost = np.asarray(cost, dtype=float).reshape(-1)
+        if cost.shape != (n,):
+            raise DesignSpaceError(f"cost must have one value per candidate ({n}), got {cost.shape}")
 
     def scores() -> np.ndarray:
         dists = [o.utility_distribution(mean[:, j], std[:, j]) for j, o in enumerate(objectives)]
@@ -259,6 +279,8 @@ def select_batch(
             s = weight_by_feasibility(s, pof)
         if strategy == "local_penalization":
             s = weight_by_feasibility(s, penalty)
+        if cost is not None:
+            s = per_unit_cost(s, cost)
         s = np.where(np.isnan(s), -np.inf, s)
         return np.where(available, s, -np.inf)
 

@@ -14,6 +14,13 @@ loses nothing that was reported as done, and a restarted one never proposes agai
 pending: pending experiments are excluded from the candidates and fantasised around (kriging
 believer) by the next batch.
 
+What a lab needs around the loop: categorical and ordinal design columns (a solvent, a catalyst
+type, a grade), failed experiments recorded as such (a ``failed`` column in the results, see
+:meth:`Campaign.observe`) and learned from (the acquisition is weighted by the probability
+that a candidate succeeds, :mod:`matforge.design.feasibility`), costs (``costs=``,
+:class:`~matforge.design.costs.CostModel`: the acquisition per unit cost), and a stopping
+estimate (:meth:`Campaign.stopping`, :mod:`matforge.design.stopping`).
+
 Design spaces: any :class:`~matforge.design.spaces.DesignSpace` (a
 :class:`~matforge.design.spaces.DiscretePool` of candidates, a
 :class:`~matforge.design.spaces.ParameterSpace`, a
@@ -34,6 +41,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
+from matforge.design.costs import CostModel
 from matforge.design.objectives import (
     Constraint,
     Objective,
@@ -56,6 +64,7 @@ from matforge.design.strategy import (
     composition_feature_spec,
     composition_features,
     default_strategy,
+    fit_models,
     propose,
     to_jsonable,
 )
@@ -65,6 +74,7 @@ __all__ = [
     "Campaign",
     "CampaignError",
     "CompositionPool",
+    "FAILED_COLUMN",
     "ObserveReport",
     "composition_keys",
     "infer_space",
@@ -80,6 +90,12 @@ N_LOCAL_CANDIDATES = 512
 # Relative tolerance when matching a result's design values to a pending suggestion.
 MATCH_RTOL = 1e-6
 SUGGESTION_ID = "suggestion_id"
+#: Column of a results table that marks a failed experiment: yes/no, 1/0, or what went wrong.
+FAILED_COLUMN = "failed"
+#: Key of a stored observation's values that records a failure (and why).
+FAILED_KEY = "@failed"
+_NOT_FAILED = {"", "no", "n", "false", "0", "ok", "success", "succeeded"}
+_FAILED = {"yes", "y", "true", "1", "x", "failed", "fail"}
 
 
 class CampaignError(MatforgeError, ValueError):
@@ -142,13 +158,18 @@ class CompositionPool(DesignSpace):
     :func:`~matforge.models.pipeline.build_featurizer` spec; ``"auto"``:
     :func:`~matforge.design.strategy.composition_feature_spec` of the pool, i.e. element
     fractions for a pool of at most 16 elements, Magpie statistics and fractions beyond).
-    Rows are matched by ``id_column``
-    when given rows carry it, otherwise by composition (see :func:`composition_keys`), so every
-    pool row of that composition matches.
+    ``feature_columns``: other design columns the surrogate sees beside the composition (a
+    synthesis route, a solvent, an annealing temperature), encoded as in a
+    :class:`~matforge.design.spaces.DiscretePool` (numbers as they are, text one-hot, and
+    ``categorical`` / ``ordinal`` as declared there). Rows are matched by ``id_column``
+    when given rows carry it, otherwise by composition (see :func:`composition_keys`) and the
+    values of ``feature_columns``, so every pool row of that composition (and those values)
+    matches.
     """
 
     def __init__(self, df: pd.DataFrame, formula_column: str = "formula",
-                 id_column: str | None = None, featurizer: Sequence[str] | str = "auto"):
+                 id_column: str | None = None, featurizer: Sequence[str] | str = "auto",
+                 feature_columns: Sequence[str] = (), categorical=None, ordinal=None):
         if not isinstance(df, pd.DataFrame) or len(df) == 0:
             raise DesignSpaceError("CompositionPool needs a non-empty DataFrame of candidates")
         if formula_column not in df.columns:
@@ -175,10 +196,32 @@ class CompositionPool(DesignSpace):
             featurizer = composition_feature_spec(self.df[formula_column].tolist())
         self.featurizer = list(featurizer)
         self._ids = ids
-        self._keys = np.array(composition_keys(self.df[formula_column].tolist(),
-                                               source="candidate pool"), dtype=object)
+        self.extra_columns = [str(c) for c in feature_columns]
+        bad = [c for c in self.extra_columns if c in (formula_column, id_column)]
+        if bad:
+            raise DesignSpaceError(f"CompositionPool: {bad} cannot be extra feature columns")
+        self._extra = DiscretePool(self.df, feature_columns=self.extra_columns,
+                                   categorical=categorical, ordinal=ordinal) \
+            if self.extra_columns else None
+        self._keys = self._with_extras(
+            np.array(composition_keys(self.df[formula_column].tolist(),
+                                      source="candidate pool"), dtype=object), self.df)
         self._features = None
 
+    def _with_extras(self, keys: np.ndarray, df: pd.DataFrame) -> np.ndarray:
+        """Composition keys, followed by the extra feature columns' values when there are."""
+        if self._extra is None:
+            return keys
+        missing = [c for c in self.extra_columns if c not in df.columns]
+        if missing:
+            raise DesignSpaceError(f"rows need the column(s) {missing}")
+        extra = self._extra._keys(df)
+        tails = [json.dumps([_json_value(v) for v in row]) for row in extra.to_numpy().tolist()]
+        return np.array([f"{k} | {t}" for k, t in zip(keys, tails, strict=True)], dtype=object)
+
+    def check_levels(self, df: pd.DataFrame, source: str = "rows") -> None:
+        if self._extra is not None:
+            self._extra.check_levels(df, source)
     def __len__(self) -> int:
         return len(self.df)
 
@@ -198,7 +241,8 @@ class CompositionPool(DesignSpace):
     def feature_names(self) -> list[str]:
         from matforge.models.pipeline import build_featurizer
 
-        return build_featurizer(self.featurizer).feature_labels()
+        extra = self._extra.feature_names if self._extra is not None else []
+        return list(build_featurizer(self.featurizer).feature_labels()) + extra
 
     @property
     def ids(self) -> pd.Index:
@@ -210,18 +254,24 @@ class CompositionPool(DesignSpace):
             return self._keys
         if self.formula_column not in df.columns:
             raise DesignSpaceError(f"rows need a {self.formula_column!r} column")
-        return np.array(composition_keys(df[self.formula_column].tolist()), dtype=object)
+        return self._with_extras(
+            np.array(composition_keys(df[self.formula_column].tolist()), dtype=object), df)
 
     def to_features(self, df: pd.DataFrame | None = None) -> np.ndarray:
         """Composition descriptors of ``df`` (default: the pool, computed once)."""
         if df is None:
             if self._features is None:
-                self._features = composition_features(self.df[self.formula_column].tolist(),
-                                                      self.featurizer)
+                F = composition_features(self.df[self.formula_column].tolist(), self.featurizer)
+                if self._extra is not None:
+                    F = np.hstack([F, self._extra.to_features()])
+                self._features = F
             return self._features
         if self.formula_column not in df.columns:
             raise DesignSpaceError(f"rows need a {self.formula_column!r} column")
-        return composition_features(df[self.formula_column].tolist(), self.featurizer)
+        F = composition_features(df[self.formula_column].tolist(), self.featurizer)
+        if self._extra is not None:
+            F = np.hstack([F, self._extra.to_features(df)])
+        return F
 
     def _match(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         if self.id_column is not None and self.id_column in df.columns:
@@ -264,7 +314,7 @@ class CompositionPool(DesignSpace):
         return f"{frame[self.formula_column].iloc[0]!r} is not a candidate of the pool"
 
     def as_dict(self) -> dict:
-        return {
+        d = {
             "@class": "CompositionPool",
             "formula_column": self.formula_column,
             "id_column": self.id_column,
@@ -274,6 +324,11 @@ class CompositionPool(DesignSpace):
             "data": {str(c): [_json_value(v) for v in self.df[c].tolist()]
                      for c in self.df.columns},
         }
+        if self._extra is not None:  # absent: a pool of compositions alone (as before)
+            d["feature_columns"] = list(self.extra_columns)
+            declared = self._extra.as_dict()
+            d.update({k: declared[k] for k in ("categorical", "ordinal") if k in declared})
+        return d
 
     @classmethod
     def _from_dict(cls, d: dict) -> CompositionPool:
@@ -283,8 +338,10 @@ class CompositionPool(DesignSpace):
                 df[c] = df[c].astype(t)
             except (TypeError, ValueError):
                 pass
-        return cls(df, d["formula_column"], d.get("id_column"), d.get("featurizer",
-                                                                      COMPOSITION_FEATURES))
+        return cls(df, d["formula_column"], d.get("id_column"),
+                   d.get("featurizer", COMPOSITION_FEATURES),
+                   feature_columns=d.get("feature_columns", ()),
+                   categorical=d.get("categorical"), ordinal=d.get("ordinal"))
 
 
 def load_space(d: dict) -> DesignSpace:
@@ -303,12 +360,14 @@ def load_space(d: dict) -> DesignSpace:
 class ObserveReport:
     """What :meth:`Campaign.observe` recorded: ``matched`` results answered a pending (or, by
     id, any) suggestion, ``unplanned`` ones matched none, ``duplicates`` were already recorded
-    (same design and values) and were skipped; ``observation_ids`` of the rows written."""
+    (same design and values) and were skipped; ``observation_ids`` of the rows written;
+    ``failed``: how many of those recorded are failed experiments."""
 
     matched: int = 0
     unplanned: int = 0
     duplicates: int = 0
     observation_ids: list[int] = field(default_factory=list)
+    failed: int = 0
 
     @property
     def recorded(self) -> int:
@@ -351,6 +410,8 @@ class Campaign:
                                               for c in config.get("constraints", [])]
         self.strategy = Strategy.from_dict(config["strategy"])
         self.seed = int(config.get("seed", 0))
+        costs = config.get("costs")
+        self.costs: CostModel | None = CostModel.from_dict(costs) if costs else None
         ingredient = config.get("ingredient_features")
         self.ingredient_features = (pd.DataFrame(ingredient["data"], index=ingredient["index"],
                                                  columns=ingredient["columns"])
@@ -380,6 +441,7 @@ class Campaign:
         strategy: Strategy | None = None,
         ingredient_features: pd.DataFrame | None = None,
         precision: float | Mapping[str, float] | None = None,
+        costs: CostModel | Mapping | None = None,
         seed: int = 0,
         initial: pd.DataFrame | None = None,
         source: str = "initial",
@@ -399,9 +461,12 @@ class Campaign:
         suggestions are rounded to (a number for every ingredient amount and continuous
         parameter, or ``{"amounts": 0.005, "temperature": 5, "*": ...}``; 0: not rounded;
         default: the space's own, see :meth:`~matforge.design.spaces.ParameterSpace.round`),
-        kept in the stored space. ``initial``: results
-        from before the campaign (design columns and measured properties), recorded as
-        observations in the same transaction. ``project_id``: the store project (row id) the
+        kept in the stored space. ``costs``: a
+        :class:`~matforge.design.costs.CostModel` (or its ``as_dict``) pricing each candidate
+        experiment; suggestions then maximise the acquisition per unit cost. ``initial``:
+        results from before the campaign (design columns and measured properties; failed
+        experiments marked in a ``failed`` column), recorded as observations in the same
+        transaction. ``project_id``: the store project (row id) the
         campaign belongs to (the server's campaigns); None for a campaign of the store as a
         whole, which :meth:`load` and :meth:`names` see. Raises :class:`CampaignError` if the
         name is taken (per project, or among the campaigns without one).
@@ -442,12 +507,19 @@ class Campaign:
             if missing:
                 raise CampaignError(f"ingredient_features lack ingredient(s) {missing[:5]}")
             ingredient_features = ingredient_features.loc[space.ingredient_names].astype(float)
+        if costs is not None:
+            if isinstance(costs, Mapping):
+                costs = CostModel.from_dict(costs)
+            if not isinstance(costs, CostModel):
+                raise CampaignError(f"costs must be a CostModel, got {type(costs).__name__}")
+            costs.check(space)
         config = {
             "space": space.as_dict(),
             "objectives": [o.as_dict() for o in objs],
             "constraints": [c.as_dict() for c in cons],
             "strategy": strat.as_dict(),
             "seed": int(seed),
+            **({"costs": costs.as_dict()} if costs is not None else {}),
             "ingredient_features": None if ingredient_features is None else {
                 "index": [str(i) for i in ingredient_features.index],
                 "columns": [str(c) for c in ingredient_features.columns],
@@ -555,7 +627,7 @@ class Campaign:
         """The columns that describe an experiment (what results files must carry, unless
         they give a ``suggestion_id``)."""
         if isinstance(self.space, CompositionPool):
-            cols = [self.space.formula_column]
+            cols = [self.space.formula_column, *self.space.extra_columns]
             return cols + ([self.space.id_column] if self.space.id_column else [])
         if isinstance(self.space, DiscretePool):
             cols = list(self.space.feature_columns)
@@ -566,7 +638,7 @@ class Campaign:
     def feature_columns(self) -> list[str]:
         """The design columns the surrogate's features are computed from."""
         if isinstance(self.space, CompositionPool):
-            return [self.space.formula_column]
+            return [self.space.formula_column, *self.space.extra_columns]
         if isinstance(self.space, DiscretePool):
             return list(self.space.feature_columns)
         return list(self.space.columns)
@@ -683,8 +755,9 @@ class Campaign:
     def history(self) -> pd.DataFrame:
         """Every observation in the order recorded: ``observation_id``, ``suggestion_id``
         (NaN for initial data and unplanned experiments), ``batch`` (0 for those), ``source``,
-        design columns, measured properties, and for one objective its ``utility`` and
-        ``best_so_far`` (in the property's units)."""
+        design columns, measured properties, ``failed`` (True for an experiment that gave no
+        result) and ``failure`` (what went wrong, as recorded; None otherwise), and for one
+        objective its ``utility`` and ``best_so_far`` (in the property's units)."""
         o = self._observations()
         s = self._suggestions()
         b = self.batches()
@@ -703,6 +776,8 @@ class Campaign:
         out = pd.concat([out.reset_index(drop=True), design.reset_index(drop=True)], axis=1)
         for p in self.properties:
             out[p] = [float(v.get(p)) if v.get(p) is not None else np.nan for v in o["values"]]
+        out["failed"] = np.array([FAILED_KEY in v for v in o["values"]], dtype=bool)
+        out["failure"] = pd.Series([v.get(FAILED_KEY) for v in o["values"]], dtype=object)
         if len(self.objectives) == 1 and len(out):
             obj = self.objectives[0]
             u = obj.utility(out[obj.name].to_numpy(dtype=float))
@@ -752,10 +827,18 @@ class Campaign:
             "pending": int((s["status"] == "pending").sum()) if len(s) else 0,
             "cancelled": int((s["status"] == "cancelled").sum()) if len(s) else 0,
             "batches": len(b),
+            "failed": int(h["failed"].sum()) if len(h) else 0,
             "best": best[self.design_columns + self.properties].to_dict("records")
             if len(best) else [],
         }
         summary["unplanned"] = summary["observations"] - summary["initial"] - summary["answered"]
+        if self.costs is not None:
+            done = h[~h["source"].str.startswith("initial")] if len(h) else h
+            spent = self.costs.costs(done, strict=False) if len(done) else np.zeros(0)
+            summary["cost"] = {
+                "model": str(self.costs), "unit": self.costs.unit,
+                "spent": float(np.nansum(spent)), "unpriced": int(np.isnan(spent).sum()),
+            }
         return summary
 
     # -- suggest -------------------------------------------------------------------------------
@@ -859,9 +942,12 @@ class Campaign:
 
         Columns: ``suggestion_id`` (quote it in the results file), ``batch``, the design
         columns, ``{objective}_mean`` / ``{objective}_std`` (predicted, in the property's
-        units; NaN while exploring) and ``acquisition``. Pending experiments are never
-        proposed again. With fewer than :data:`MIN_OBSERVATIONS` results, the batch is
-        space-filling exploration instead of model-based.
+        units; NaN while exploring), ``p_success`` (when some experiments failed: the
+        probability that this one works, which weighted its acquisition), ``cost`` (with a
+        cost model: the acquisition is then per unit cost) and ``acquisition``. Pending
+        experiments are never proposed again. With fewer than :data:`MIN_OBSERVATIONS`
+        results, the batch is space-filling exploration instead of model-based (away from
+        every experiment tried, failed ones included; costs are not weighed).
 
         In a continuous space the candidates are rounded to the space's precision before they
         are scored (``space.round``: amounts still sum exactly to the total, every constraint
@@ -890,6 +976,9 @@ class Campaign:
         Z = self._pool_Z()[pos] if pos is not None else self.features(cands)
         n_finite = np.isfinite(Y).sum(axis=0) if len(Y) else np.zeros(len(self.objectives))
         model_info = None
+        p_success = None
+        cost = (self.costs.costs(cands.reset_index(drop=True), source="candidates")
+                if self.costs is not None else None)
         if n_finite.min() < MIN_OBSERVATIONS:
             idx = self._space_filling(Z, observed, pending, n, rng)
             values = np.full(len(idx), np.nan)
@@ -902,9 +991,12 @@ class Campaign:
             Zp = self.features(pending) if len(pending) else None
             cons = [(c, observed[c.name].to_numpy(dtype=float)) for c in self.constraints
                     if c.name in observed.columns]
+            failed = observed["failed"].to_numpy(dtype=bool)
             proposal = propose(self.strategy, Z, Zo, Y, self.objectives, n, pending=Zp,
-                               constraints=cons, seed=self.seed + batch_number)
+                               constraints=cons, failed=failed if failed.any() else None,
+                               cost=cost, seed=self.seed + batch_number)
             idx, values, mean, std = proposal[:4]
+            p_success = proposal.p_success
             model_info = proposal.model
             acquisition = model_info["acquisition"]
             strategy_name = self.strategy.batch_strategy
@@ -956,8 +1048,61 @@ class Campaign:
         for j, o in enumerate(self.objectives):
             out[f"{o.name}_mean"] = mean[kept, j]
             out[f"{o.name}_std"] = std[kept, j]
+        if p_success is not None:
+            out["p_success"] = p_success[kept]
+        if cost is not None:
+            name = "cost" if "cost" not in out.columns else "experiment_cost"
+            shown = self.costs.column == "cost" and not self.costs.ingredients \
+                and self.costs.per_experiment == 0  # the pool's own cost column says it all
+            if not shown:
+                out[name] = cost[np.asarray(idx)][kept]
         out["acquisition"] = values[kept]
         return out
+
+    def stopping(self, margin: float = 0.0):
+        """How likely it is that an unmeasured candidate beats the best result so far (by more
+        than ``margin``, in the objective's units), under the surrogate fitted on everything
+        measured: a :class:`~matforge.design.stopping.StoppingEstimate` (its ``summary()`` and
+        ``assumption`` say what it means; see :mod:`matforge.design.stopping`).
+
+        The candidates are those :meth:`suggest` would score, pending ones included (they are
+        not measured yet): every pool candidate not measured, or for a continuous space the
+        same seeded sample of 2,048 points plus moves around the best results (so the chance
+        over the whole continuous space is, if anything, higher). Failed experiments and
+        constraints enter as each candidate's probability of succeeding and meeting them.
+        With fewer than :data:`MIN_OBSERVATIONS` results there is no model, and no estimate
+        (``probability`` None, ``reason`` says so).
+        """
+        from matforge.design.stopping import StoppingEstimate, probability_better_remains
+
+        history = self.history()
+        observed, Y = self._training(history)
+        n_finite = np.isfinite(Y).sum(axis=0) if len(Y) else np.zeros(len(self.objectives))
+        if n_finite.min() < MIN_OBSERVATIONS:
+            return StoppingEstimate(None, margin=float(margin), reason=(
+                f"fewer than {MIN_OBSERVATIONS} results for an objective, so no model yet"))
+        rng = np.random.default_rng([self.seed, 0])
+        cands, pos = self._candidates(observed, observed.iloc[:0], Y, rng)
+        if not len(cands):
+            return StoppingEstimate(0.0, 0.0, 0.0, margin=float(margin),
+                                    reason="every candidate has been measured")
+        Z = self._pool_Z()[pos] if pos is not None else self.features(cands)
+        Zo = self.features(observed)
+        failed = observed["failed"].to_numpy(dtype=bool)
+        cons = [(c, observed[c.name].to_numpy(dtype=float)) for c in self.constraints
+                if c.name in observed.columns]
+        fitted = fit_models(self.strategy, Zo, Y, self.objectives, n_features=Z.shape[1],
+                            constraints=cons, failed=failed if failed.any() else None,
+                            seed=self.seed)
+        pf = None
+        for c, model in fitted.constraints:
+            cm, cs = model.predict(Z, return_std=True)
+            pf = c.probability(cm, cs) if pf is None else pf * c.probability(cm, cs)
+        if fitted.feasibility is not None:
+            ps = fitted.feasibility.p_success(Z)
+            pf = ps if pf is None else pf * ps
+        return probability_better_remains(fitted.surrogates, Z, self.objectives, Y,
+                                          p_feasible=pf, margin=margin, seed=self.seed)
 
     def _space_filling(self, Z, observed, pending, n, rng) -> np.ndarray:
         """Greedy max-min distance picks (scaled features), away from what was done."""
@@ -1029,21 +1174,61 @@ class Campaign:
 
     def _observation_rows(self, df: pd.DataFrame, source: str) -> list[dict]:
         """Validated observation rows (without campaign or suggestion ids) from a results
-        table: every row must carry the design columns and at least one finite property."""
+        table: every row must carry the design columns and at least one finite property, or
+        be marked failed (:data:`FAILED_COLUMN`)."""
         if not isinstance(df, pd.DataFrame):
             raise CampaignError(f"results must be a DataFrame, got {type(df).__name__}")
-        self._check_values(df, source, need_design=True)
+        df = df.reset_index(drop=True)
+        failures = self._failures(df, source)
+        self._check_values(df, source, need_design=True, failures=failures)
         designs = self._designs(df)
         keys = self._keys(df)
-        values = self._values(df)
+        values = self._values(df, failures)
         now, user = _now(), _user()
         return [{"suggestion_id": None, "key": k, "design": d, "values": v, "source": source,
                  "created_at": now, "created_by": user}
                 for d, k, v in zip(designs, keys, values, strict=True)]
 
-    def _check_values(self, df: pd.DataFrame, source: str, need_design: bool) -> None:
+    def _failures(self, df: pd.DataFrame, source: str,
+                  blank_means_failed: bool = False) -> list[str | None]:
+        """Per row of ``df``: why the experiment failed, or None if it did not. Read from the
+        :data:`FAILED_COLUMN` column (blank / no / false / 0: it worked; yes / true / 1 / x:
+        it failed; any other text: it failed, and that is what went wrong) and, with
+        ``blank_means_failed``, from rows without any measured value ("no result")."""
+        out: list[str | None] = [None] * len(df)
+        column = FAILED_COLUMN in df.columns and FAILED_COLUMN not in self.properties \
+            and FAILED_COLUMN not in self._stored_columns(df)
+        for i, v in enumerate(df[FAILED_COLUMN] if column else ()):
+            if v is None or isinstance(v, float) and np.isnan(v):
+                continue
+            if isinstance(v, bool | np.bool_):
+                out[i] = "failed" if v else None
+            elif isinstance(v, int | float | np.number):
+                if v not in (0, 1):
+                    raise CampaignError(
+                        f"{source}: column {FAILED_COLUMN!r}, row {i + 1}: {_json_value(v)!r}; "
+                        f"write yes or no (1 or 0), or what went wrong ('did not form')"
+                    )
+                out[i] = "failed" if v == 1 else None
+            else:
+                text = " ".join(str(v).split())
+                low = text.lower()
+                out[i] = None if low in _NOT_FAILED else "failed" if low in _FAILED \
+                    else text[:500]
+        if blank_means_failed:
+            props = [p for p in self.properties if p in df.columns]
+            blank = (df[props].apply(pd.to_numeric, errors="coerce").isna().all(axis=1)
+                     .to_numpy() if props else np.ones(len(df), dtype=bool))
+            for i in np.flatnonzero(blank):
+                out[i] = out[i] or "no result"
+        return out
+
+    def _check_values(self, df: pd.DataFrame, source: str, need_design: bool,
+                      failures: Sequence[str | None] | None = None) -> None:
+        failed = np.array([f is not None for f in failures], dtype=bool) if failures \
+            else np.zeros(len(df), dtype=bool)
         props = [p for p in self.properties if p in df.columns]
-        if not props:
+        if not props and not failed.all():
             raise CampaignError(
                 f"{source}: no measured property column; expected one of {self.properties} "
                 f"(have {list(df.columns)})"
@@ -1060,11 +1245,22 @@ class Campaign:
             if inf.any():
                 i = int(np.flatnonzero(inf)[0])
                 raise CampaignError(f"{source}: column {p!r}, row {i + 1}: value is not finite")
-        none = df[props].apply(pd.to_numeric, errors="coerce").isna().all(axis=1).to_numpy()
-        if none.any():
-            rows = [int(i) + 1 for i in np.flatnonzero(none)[:5]]
+        none = (df[props].apply(pd.to_numeric, errors="coerce").isna().all(axis=1).to_numpy()
+                if props else np.ones(len(df), dtype=bool))
+        if (none & ~failed).any():
+            rows = [int(i) + 1 for i in np.flatnonzero(none & ~failed)[:5]]
             raise CampaignError(
-                f"{source}: row(s) {rows} have no measured value in {props}"
+                f"{source}: row(s) {rows} have no measured value in {props}; an experiment "
+                f"that gave no result is recorded as failed: say so in a {FAILED_COLUMN!r} "
+                f"column (yes, or what went wrong), or with `observe --failed`"
+            )
+        if (failed & ~none).any():
+            i = int(np.flatnonzero(failed & ~none)[0])
+            measured = [p for p in props if pd.notna(pd.to_numeric(df[p].iloc[i],
+                                                                   errors="coerce"))]
+            raise CampaignError(
+                f"{source}: row {i + 1} is marked failed ({failures[i]!r}) but has a value for "
+                f"{measured}; a failed experiment has no result: clear one or the other"
             )
         if need_design:
             cols = self.feature_columns
@@ -1083,6 +1279,7 @@ class Campaign:
                 raise CampaignError(f"{source}: row {i + 1} has an empty design column")
             if isinstance(self.space, CompositionPool) and self.space.formula_column in cols:
                 composition_keys(df[self.space.formula_column].tolist(), source=source)
+        self._check_levels(df, source)
 
     def _designs(self, df: pd.DataFrame) -> list[dict]:
         """Design values of result rows: the space's columns that the rows carry (not the
@@ -1105,11 +1302,26 @@ class Campaign:
                             d[c] = _json_value(v)
         return designs
 
-    def _values(self, df: pd.DataFrame) -> list[dict]:
+    def _check_levels(self, df: pd.DataFrame, source: str) -> None:
+        """A categorical or ordinal design value the space does not declare is an error (it
+        would be encoded as no level at all), naming the column, row and levels."""
+        try:
+            self.space.check_levels(df, source)
+        except DesignSpaceError as exc:
+            raise CampaignError(f"{exc}; a level the campaign should know must be declared when "
+                                f"it is created") from None
+
+    def _values(self, df: pd.DataFrame, failures: Sequence[str | None] | None = None
+                ) -> list[dict]:
         props = [p for p in self.properties if p in df.columns]
-        V = df[props].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-        return [{p: float(v) for p, v in zip(props, row, strict=True) if np.isfinite(v)}
-                for row in V]
+        V = df[props].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float) if props \
+            else np.zeros((len(df), 0))
+        out = [{p: float(v) for p, v in zip(props, row, strict=True) if np.isfinite(v)}
+               for row in V]
+        for d, f in zip(out, failures or [None] * len(out), strict=True):
+            if f is not None:
+                d[FAILED_KEY] = f
+        return out
 
     def _match_pending(self, df: pd.DataFrame, pending: pd.DataFrame) -> np.ndarray:
         """For each result row, the pending suggestion id it answers by design (or -1)."""
@@ -1153,18 +1365,27 @@ class Campaign:
                     break
         return out
 
-    def observe(self, results: pd.DataFrame, source: str | None = None) -> ObserveReport:
+    def observe(self, results: pd.DataFrame, source: str | None = None, *,
+                blank_means_failed: bool = False) -> ObserveReport:
         """Record measured results (one transaction).
 
         ``results`` has the measured properties (objectives, constrained properties; a blank
         cell = not measured) and either a ``suggestion_id`` column or the design columns.
+        An experiment that failed without a result (nothing formed, nothing to measure) is
+        marked in a ``failed`` column: ``yes`` / ``true`` / ``1`` / ``x``, or what went wrong
+        (``did not form``); blank / ``no`` / ``0``: it worked. With ``blank_means_failed``,
+        every row without any measured value is a failure ("no result") too. A failure is
+        recorded with its reason (``history()["failed"]``, ``["failure"]``) and answers its
+        suggestion; the surrogates do not see it, a classifier of success does (see
+        :meth:`suggest`). A failed row with a measured value is refused.
         Rows are matched to suggestions by ``suggestion_id`` when given, otherwise to a
         pending suggestion with the same design (same pool candidate or composition, or design
         values equal within a relative 1e-6); a matched suggestion becomes ``observed``.
         Unmatched rows are recorded as unplanned experiments. A row identical to one already
         recorded (same design, same values) is skipped, so re-running ``observe`` on the same
         file after a crash records nothing twice. Raises :class:`CampaignError` (nothing
-        written) for an unknown suggestion id, a non-numeric value or a row without any value.
+        written) for an unknown suggestion id, a non-numeric value, a row without any value
+        that is not marked failed, or a categorical / ordinal level the space does not declare.
         """
         import sqlalchemy as sa
 
@@ -1176,7 +1397,8 @@ class Campaign:
         df = results.reset_index(drop=True)
         if not len(df):
             return ObserveReport()
-        self._check_values(df, source, need_design=False)
+        failures = self._failures(df, source, blank_means_failed)
+        self._check_values(df, source, need_design=False, failures=failures)
         t = _tables()
         by_id = np.full(len(df), -1, dtype=np.int64)
         if SUGGESTION_ID in df.columns:
@@ -1189,8 +1411,9 @@ class Campaign:
             by_id = ids.fillna(-1).to_numpy(dtype=np.int64)
         no_id = by_id < 0
         if no_id.any():
-            self._check_values(df[no_id], source, need_design=True)
-        values = self._values(df)
+            self._check_values(df[no_id], source, need_design=True,
+                               failures=[f for f, k in zip(failures, no_id, strict=True) if k])
+        values = self._values(df, failures)
         now, user = _now(), _user()
         report = ObserveReport()
         with write_transaction(self.store.engine) as conn:
@@ -1245,6 +1468,7 @@ class Campaign:
                     report.matched += 1
                 else:
                     report.unplanned += 1
+                report.failed += failures[i] is not None
             for r in rows:
                 report.observation_ids.append(
                     conn.execute(Obs.insert().values(**r)).inserted_primary_key[0])
@@ -1292,29 +1516,129 @@ def _version() -> str:
     return __version__
 
 
+def _numeric_levels(levels: Sequence, column: str) -> list:
+    """Declared levels (text, from the command line) of a column that holds numbers, as
+    numbers (whole ones as integers), so that they match the table's values."""
+    out = []
+    for v in levels:
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            raise CampaignError(
+                f"level {v!r} of column {column!r} is not a number, but the column holds numbers"
+            ) from None
+        out.append(int(x) if x.is_integer() else x)
+    return out
+
+
+def _design_levels(declared: Mapping[str, Sequence | None] | None, column: str,
+                   values: pd.Series) -> list | None:
+    """The levels declared for ``column`` (None: none declared), typed like its values."""
+    levels = (declared or {}).get(column)
+    if levels is None:
+        return None
+    numeric = pd.to_numeric(values.dropna(), errors="coerce").notna().all() and \
+        values.notna().any()
+    return _numeric_levels(levels, column) if numeric else [str(v) for v in levels]
+
+
+def _declarations(spec, what: str) -> dict[str, list | None]:
+    if spec is None:
+        return {}
+    if isinstance(spec, str):
+        return {spec: None}
+    if isinstance(spec, Mapping):
+        return {str(k): None if v is None else list(v) for k, v in spec.items()}
+    if isinstance(spec, Sequence):
+        return dict.fromkeys((str(c) for c in spec), None)
+    raise CampaignError(f"{what} must be column names or a mapping of column to levels")
+
+
+def infer_parameter(column: str, values: pd.Series, *,
+                    categorical: Mapping[str, Sequence | None] | None = None,
+                    ordinal: Mapping[str, Sequence | None] | None = None,
+                    continuous: Sequence[str] = ()):
+    """The parameter a table column implies (see :func:`infer_space`)."""
+    from matforge.design.spaces import Categorical, Continuous, Integer, Ordinal
+
+    observed = values.dropna()
+    if not len(observed):
+        raise CampaignError(f"column {column!r} has no value to infer its range or levels from")
+    numeric = pd.to_numeric(observed, errors="coerce")
+    is_numeric = bool(numeric.notna().all()) and not pd.api.types.is_bool_dtype(observed)
+    levels = [v.item() if isinstance(v, np.generic) else v for v in observed.unique().tolist()]
+    try:
+        if column in (categorical or {}):
+            declared = _design_levels(categorical, column, values)
+            return Categorical(column, tuple(declared if declared is not None
+                                             else sorted(levels, key=str)))
+        if column in (ordinal or {}):
+            declared = _design_levels(ordinal, column, values)
+            if declared is None:
+                if not is_numeric:
+                    raise CampaignError(
+                        f"column {column!r} holds text: give its ordinal levels lowest first "
+                        f"({column}=low,medium,high)"
+                    )
+                declared = sorted(numeric.unique().tolist())
+                declared = [int(x) if float(x).is_integer() else float(x) for x in declared]
+            return Ordinal(column, tuple(declared))
+        if not is_numeric:
+            return Categorical(column, tuple(sorted(levels, key=str)))
+        lo, hi = float(numeric.min()), float(numeric.max())
+        whole = bool((numeric == np.round(numeric)).all())
+        if whole and column not in continuous:
+            return Integer(column, int(lo), int(hi))
+        return Continuous(column, lo, hi)
+    except DesignSpaceError as exc:
+        raise CampaignError(f"column {column!r}: {exc}") from None
+
+
 def infer_space(data: pd.DataFrame, *, formula: str | None = None,
                 features: Sequence[str] | None = None,
                 formulation: Sequence[str] | None = None, max_components: int | None = None,
                 pool: pd.DataFrame | None = None, targets: Sequence[str] = (),
-                id_column: str | None = None) -> DesignSpace:
+                id_column: str | None = None,
+                categorical: Sequence[str] | Mapping[str, Sequence | None] | None = None,
+                ordinal: Sequence[str] | Mapping[str, Sequence | None] | None = None,
+                continuous: Sequence[str] = ()) -> DesignSpace:
     """The design space a CSV-based campaign implies (see ``matforge campaign new``).
 
     * ``formula``: a :class:`CompositionPool` of the rows of ``pool``, or else of the rows of
-      ``data`` whose targets are all missing (the candidates);
-    * ``features``: a :class:`DiscretePool` of ``pool`` on those columns, or else a
-      :class:`ParameterSpace` spanning the observed range of each (numeric columns become
-      :class:`~matforge.design.spaces.Continuous`, others
-      :class:`~matforge.design.spaces.Categorical`);
+      ``data`` whose targets are all missing (the candidates); ``features`` are then other
+      columns the surrogate sees beside the composition (numbers as they are, text one-hot);
+    * ``features`` alone: a :class:`DiscretePool` of ``pool`` on those columns, or else a
+      :class:`ParameterSpace` spanning the data: a column of whole numbers becomes an
+      :class:`~matforge.design.spaces.Integer` over its range (unless named in
+      ``continuous``), other numbers a :class:`~matforge.design.spaces.Continuous` range, text
+      a :class:`~matforge.design.spaces.Categorical` of its levels;
     * ``formulation``: a :class:`DiscretePool` of ``pool``, or else a :class:`FormulationSpace`
       of those ingredients summing to the data's typical row total (1 or 100 when the rows sum
-      to that within 1 %), with at most ``max_components`` present.
-    """
-    from matforge.design.spaces import Categorical, Continuous
+      to that within 1 %), with at most ``max_components`` present, and ``features`` as its
+      process parameters (inferred as above).
 
-    given = sum(x is not None for x in (formula, features, formulation))
-    if given != 1:
+    ``categorical`` and ``ordinal`` declare columns (names, or a mapping to their levels):
+    a categorical column is one-hot even if it holds numbers (a catalyst code), and its
+    declared levels may include ones the data lacks; an ordinal column's levels are ordered,
+    lowest first (numbers: by value, unless declared). Declared columns are design columns
+    even if ``features`` does not name them.
+    """
+    given = [x is not None for x in (formula, formulation)]
+    categorical = _declarations(categorical, "categorical")
+    ordinal = _declarations(ordinal, "ordinal")
+    both = sorted(set(categorical) & set(ordinal))
+    if both:
+        raise CampaignError(f"column(s) {both} declared both categorical and ordinal")
+    declared = [c for c in [*categorical, *ordinal] if c not in (features or [])]
+    if declared:
+        features = [*(features or []), *declared]
+    if sum(given) > 1 or (not any(given) and features is None):
         raise CampaignError("describe the experiments with exactly one of formula, features "
-                            "and formulation")
+                            "and formulation (features may also go beside formula or "
+                            "formulation: other design columns, process parameters)")
+    unknown = [c for c in continuous if c not in (features or [])]
+    if unknown:
+        raise CampaignError(f"continuous column(s) {unknown} are not design features")
     unlabelled = None
     if targets:
         present = [t for t in targets if t in data.columns]
@@ -1331,31 +1655,38 @@ def infer_space(data: pd.DataFrame, *, formula: str | None = None,
                 "formulas (--pool), or rows without results in the data file"
             )
         cands = cands.drop(columns=[t for t in targets if t in cands.columns])
-        return CompositionPool(cands.reset_index(drop=True), formula_column=formula,
-                               id_column=id_column)
-    cols = list(features if features is not None else formulation)
-    missing = [c for c in cols if c not in data.columns]
+        extra = list(features or [])
+        missing = [c for c in extra if c not in cands.columns]
+        if missing:
+            raise CampaignError(f"column(s) {missing} not in the candidates; have "
+                                f"{list(cands.columns)}")
+        try:
+            return CompositionPool(cands.reset_index(drop=True), formula_column=formula,
+                                   id_column=id_column, feature_columns=extra,
+                                   categorical=_typed(categorical, cands),
+                                   ordinal=_typed(ordinal, cands))
+        except DesignSpaceError as exc:
+            raise CampaignError(str(exc)) from None
+    cols = list(formulation if formulation is not None else features)
+    params = list(features or []) if formulation is not None else []
+    missing = [c for c in cols + params if c not in data.columns]
     if missing:
         raise CampaignError(f"column(s) {missing} not in the data; have {list(data.columns)}")
     if pool is not None:
-        miss = [c for c in cols if c not in pool.columns]
+        allcols = cols + [c for c in params if c not in cols]
+        miss = [c for c in allcols if c not in pool.columns]
         if miss:
             raise CampaignError(f"column(s) {miss} not in the candidate pool")
         keep = [c for c in pool.columns if c not in targets]
-        return DiscretePool(pool[keep].reset_index(drop=True), id_column=id_column,
-                            feature_columns=cols)
-    if features is not None:
-        params = []
-        for c in cols:
-            col = data[c]
-            numeric = pd.to_numeric(col, errors="coerce")
-            if numeric.notna().all():
-                lo, hi = float(numeric.min()), float(numeric.max())
-                params.append(Continuous(c, lo, hi))
-            else:
-                params.append(Categorical(c, tuple(sorted(col.dropna().unique().tolist(),
-                                                          key=str))))
-        return ParameterSpace(params)
+        try:
+            return DiscretePool(pool[keep].reset_index(drop=True), id_column=id_column,
+                                feature_columns=allcols, categorical=_typed(categorical, pool),
+                                ordinal=_typed(ordinal, pool))
+        except DesignSpaceError as exc:
+            raise CampaignError(str(exc)) from None
+    kinds = {"categorical": categorical, "ordinal": ordinal, "continuous": continuous}
+    if features is not None and formulation is None:
+        return ParameterSpace([infer_parameter(c, data[c], **kinds) for c in cols])
     amounts = data[cols].apply(pd.to_numeric, errors="coerce")
     if amounts.isna().any().any():
         bad = amounts.isna().any(axis=1).to_numpy()
@@ -1365,4 +1696,13 @@ def infer_space(data: pd.DataFrame, *, formula: str | None = None,
     for nice in (1.0, 100.0):
         if abs(total - nice) <= 0.01 * nice:
             total = nice
-    return FormulationSpace(cols, total=total, max_components=max_components)
+    parameters = [infer_parameter(c, data[c], **kinds) for c in params] or None
+    return FormulationSpace(cols, total=total, max_components=max_components,
+                            parameters=parameters)
+
+
+def _typed(declared: dict[str, list | None], table: pd.DataFrame) -> dict | None:
+    """Declared levels typed like the table's columns (numbers stay numbers)."""
+    out = {c: (_design_levels(declared, c, table[c]) if c in table.columns else levels)
+           for c, levels in declared.items()}
+    return out or None

@@ -3,17 +3,19 @@
 Three kinds, one interface (:class:`DesignSpace`):
 
 * :class:`DiscretePool` — a fixed table of candidates (a dataset, a screen's output, a CSV);
-* :class:`ParameterSpace` — process conditions: :class:`Continuous`, :class:`Integer` and
-  :class:`Categorical` parameters;
+* :class:`ParameterSpace` — process conditions: :class:`Continuous`, :class:`Integer`,
+  :class:`Ordinal` (ordered levels: "low" < "medium" < "high") and :class:`Categorical`
+  (unordered levels: a solvent, a catalyst type) parameters;
 * :class:`FormulationSpace` — ingredient amounts that sum to a total, with per-ingredient and
   per-group bounds and at most ``k`` ingredients present, optionally with process parameters.
 
 Every space can ``sample(n, rng)`` candidates as a DataFrame, check proposals exactly
 (``contains``, with an absolute tolerance of ``TOL = 1e-9`` in the columns' own units) and explain
 failures (``infeasible_reason``), encode rows numerically for a surrogate (``to_features``:
-continuous and integer parameters scaled to [0, 1], log parameters on a log scale, categoricals
-one-hot, ingredient amounts as fractions of the total) and round-trip through JSON
-(``as_dict`` / :meth:`DesignSpace.from_dict`).
+continuous and integer parameters scaled to [0, 1], log parameters on a log scale, ordinal
+parameters by their rank scaled to [0, 1], categoricals one-hot, ingredient amounts as fractions
+of the total), refuse a level of a categorical or ordinal column that the space does not declare
+(``check_levels``) and round-trip through JSON (``as_dict`` / :meth:`DesignSpace.from_dict`).
 
 Continuous spaces also put proposals on a grid a lab can weigh or set (``round``, see
 :func:`default_step`): ingredient amounts to multiples of ``step`` (default 0.1 % of the total)
@@ -48,6 +50,7 @@ __all__ = [
     "Group",
     "Ingredient",
     "Integer",
+    "Ordinal",
     "ParameterSpace",
     "default_step",
     "parse_precision",
@@ -298,6 +301,12 @@ class DesignSpace:
             f"{type(self).__name__}: candidates are proposed as they are in the table; a "
             f"precision applies to continuous parameters and ingredient amounts"
         )
+
+    def check_levels(self, df: pd.DataFrame, source: str = "rows") -> None:
+        """Raise :class:`DesignSpaceError` if a categorical or ordinal column of ``df`` holds a
+        level the space does not declare (naming the column, the row — 1-based, in ``df``'s
+        order — the value and the declared levels). Blank cells and absent columns are left
+        to the caller; spaces without such columns accept everything."""
 
     def validate(self, df: pd.DataFrame, source: str = "proposals") -> None:
         """Raise :class:`DesignSpaceError` naming the first infeasible rows and why."""
@@ -584,8 +593,152 @@ class Categorical:
         return f"{self.name} ∈ {{{', '.join(repr(c) for c in self.choices)}}}"
 
 
-Parameter = Continuous | Integer | Categorical
-_PARAMETERS = {"continuous": Continuous, "integer": Integer, "categorical": Categorical}
+def _is_number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _blank(v) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
+
+
+def _checked_levels(name: str, levels, what: str) -> tuple:
+    """Levels as JSON-able values: a non-empty list without blanks, duplicates, or a mix of
+    numbers and text (``"1"`` and ``1`` would be different levels that print the same)."""
+    if isinstance(levels, str) or not isinstance(levels, Iterable):
+        raise DesignSpaceError(f"{what} {name!r}: levels must be a list, got {levels!r}")
+    levels = tuple(_json_value(v) for v in levels)
+    if not levels:
+        raise DesignSpaceError(f"{what} {name!r}: no levels")
+    if any(_blank(v) for v in levels):
+        raise DesignSpaceError(f"{what} {name!r}: a level may not be missing/NaN")
+    if len(set(levels)) != len(levels):
+        dupes = sorted({str(v) for v in levels if levels.count(v) > 1})
+        raise DesignSpaceError(f"{what} {name!r}: duplicate level(s) {dupes} in {list(levels)}")
+    kinds = {_is_number(v) for v in levels}
+    if len(kinds) > 1:
+        raise DesignSpaceError(
+            f"{what} {name!r}: levels {list(levels)} mix numbers and text; write them all as "
+            f"one or the other"
+        )
+    return levels
+
+
+def check_column_levels(column: str, values, levels: Sequence, source: str,
+                        declared: str = "declared levels") -> None:
+    """Raise :class:`DesignSpaceError` at the first non-blank value of ``values`` that is not
+    one of ``levels``, naming ``source``, the column, the (1-based) row and the levels."""
+    lookup = set(levels)
+    for i, v in enumerate(values):
+        if _blank(v):
+            continue
+        if _json_value(v) not in lookup:
+            raise DesignSpaceError(
+                f"{source}: column {column!r}, row {i + 1}: {_show(v)} is not one of the "
+                f"{declared} {list(levels)}"
+            )
+
+
+@dataclass(frozen=True)
+class Ordinal:
+    """A parameter taking one of ordered ``levels``, listed lowest first: words (``("low",
+    "medium", "high")``) or numbers (passes ``(1, 2, 4, 8)``, increasing).
+
+    The surrogate sees the level's rank scaled to [0, 1] (one column: "medium" lies between
+    "low" and "high", which a one-hot :class:`Categorical` cannot say); proposals are always
+    one of the levels.
+    """
+
+    name: str
+    levels: tuple
+    unit: str | None = None
+    kind: ClassVar[str] = "ordinal"
+
+    def __post_init__(self):
+        _check_name(self.name, "parameter")
+        levels = _checked_levels(self.name, self.levels, "ordinal parameter")
+        if _is_number(levels[0]):
+            for a, b in itertools.pairwise(levels):
+                if not b > a:
+                    raise DesignSpaceError(
+                        f"ordinal parameter {self.name!r}: numeric levels are listed lowest "
+                        f"first; {_fmt(b)} follows {_fmt(a)} in {list(levels)}"
+                    )
+        object.__setattr__(self, "levels", levels)
+
+    @property
+    def numeric(self) -> bool:
+        """Whether the levels are numbers (then values are matched and repaired as numbers)."""
+        return _is_number(self.levels[0])
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [self.name]
+
+    def _array(self) -> np.ndarray:
+        return np.array(self.levels) if self.numeric else np.array(self.levels, dtype=object)
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self._array()[rng.integers(0, len(self.levels), n)]
+
+    def _codes(self, values: pd.Series) -> np.ndarray:
+        lookup = {c: i for i, c in enumerate(self.levels)}
+        return np.array([-1 if _blank(v) else lookup.get(_json_value(v), -1) for v in values],
+                        dtype=int)
+
+    def valid(self, values: pd.Series) -> np.ndarray:
+        return self._codes(values) >= 0
+
+    def reason(self, value) -> str | None:
+        if not self.valid(pd.Series([value], dtype=object))[0]:
+            return f"{self.name} = {_show(value)} is not one of the levels {list(self.levels)}"
+        return None
+
+    def encode(self, values: pd.Series) -> np.ndarray:
+        codes = self._codes(values)
+        if (codes < 0).any():
+            bad = values.iloc[int(np.flatnonzero(codes < 0)[0])]
+            raise DesignSpaceError(
+                f"{self.name} = {_show(bad)} is not one of the levels {list(self.levels)}"
+            )
+        span = len(self.levels) - 1
+        return (codes / span if span else np.zeros(len(codes)))[:, None].astype(float)
+
+    def decode(self, F: np.ndarray) -> np.ndarray:
+        u = np.clip(F[:, 0], 0.0, 1.0)
+        return self._array()[np.round(u * (len(self.levels) - 1)).astype(int)]
+
+    def clip(self, values: pd.Series) -> np.ndarray:
+        """Levels as they are; numbers between levels to the nearest level."""
+        codes = self._codes(values)
+        if (codes >= 0).all():
+            return self._array()[codes]
+        if self.numeric:
+            x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+            if np.isfinite(x).all():
+                levels = np.asarray(self.levels, dtype=float)
+                return self._array()[np.argmin(np.abs(x[:, None] - levels[None, :]), axis=1)]
+        bad = values.iloc[int(np.flatnonzero(codes < 0)[0])]
+        raise DesignSpaceError(
+            f"cannot repair {self.name} = {_show(bad)}: not one of {list(self.levels)}"
+        )
+
+    def round(self, values: pd.Series) -> np.ndarray:
+        return values.to_numpy()
+
+    def as_dict(self) -> dict:
+        d = {"type": self.kind, "name": self.name, "levels": list(self.levels)}
+        if self.unit:
+            d["unit"] = self.unit
+        return d
+
+    def __str__(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{self.name} ∈ {{{' < '.join(repr(c) for c in self.levels)}}}{unit}"
+
+
+Parameter = Continuous | Integer | Ordinal | Categorical
+_PARAMETERS = {"continuous": Continuous, "integer": Integer, "ordinal": Ordinal,
+               "categorical": Categorical}
 
 
 def _parameter_from_dict(d: Mapping) -> Parameter:
@@ -595,6 +748,8 @@ def _parameter_from_dict(d: Mapping) -> Parameter:
         raise DesignSpaceError(f"unknown parameter type in {d!r}")
     if cls is Categorical:
         d["choices"] = tuple(d["choices"])
+    if cls is Ordinal:
+        d["levels"] = tuple(d["levels"])
     return cls(**d)
 
 
@@ -609,7 +764,7 @@ class ParameterSpace(DesignSpace):
         params = tuple(_parameter_from_dict(p) if isinstance(p, Mapping) else p
                        for p in parameters)
         for p in params:
-            if not isinstance(p, Continuous | Integer | Categorical):
+            if not isinstance(p, Continuous | Integer | Ordinal | Categorical):
                 raise DesignSpaceError(f"not a parameter: {p!r}")
         names = [p.name for p in params]
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -666,9 +821,16 @@ class ParameterSpace(DesignSpace):
         reasons = [r for p in self.parameters if (r := p.reason(frame[p.name].iloc[0]))]
         return "; ".join(reasons) or None
 
+    def check_levels(self, df: pd.DataFrame, source: str = "rows") -> None:
+        for p in self.parameters:
+            if p.kind in ("categorical", "ordinal") and p.name in df.columns:
+                levels = p.choices if p.kind == "categorical" else p.levels
+                check_column_levels(p.name, df[p.name], levels, source,
+                                    f"declared levels of the {p.kind} parameter")
+
     def to_features(self, df: pd.DataFrame) -> np.ndarray:
-        """Continuous/integer parameters scaled to [0, 1] (log scale if ``log``), categoricals
-        one-hot."""
+        """Continuous/integer parameters scaled to [0, 1] (log scale if ``log``), ordinal ones
+        by rank scaled to [0, 1], categoricals one-hot."""
         _require_columns(df, self.columns, "ParameterSpace")
         if not self.parameters:
             return np.zeros((len(df), 0))
@@ -691,7 +853,8 @@ class ParameterSpace(DesignSpace):
         out = df.copy()
         for p in self.parameters:
             values = df[p.name]
-            if p.kind != "categorical" and pd.to_numeric(values, errors="coerce").isna().any():
+            numeric = p.kind in ("continuous", "integer") or (p.kind == "ordinal" and p.numeric)
+            if numeric and pd.to_numeric(values, errors="coerce").isna().any():
                 bad = df.index[pd.to_numeric(values, errors="coerce").isna()][0]
                 raise DesignSpaceError(f"cannot repair row {bad!r}: {p.name} is not a number")
             out[p.name] = p.clip(values)
@@ -734,6 +897,19 @@ class ParameterSpace(DesignSpace):
 # -----------------------------------------------------------------------------------------------
 
 
+def _declared(spec, what: str) -> dict[str, list | None]:
+    """``categorical=`` / ``ordinal=`` of a pool as ``{column: levels or None}``."""
+    if spec is None:
+        return {}
+    if isinstance(spec, str):
+        spec = [spec]
+    if isinstance(spec, Mapping):
+        return {str(k): (None if v is None else list(v)) for k, v in spec.items()}
+    if not isinstance(spec, Iterable):
+        raise DesignSpaceError(f"DiscretePool: {what} must be column names or a mapping")
+    return dict.fromkeys((str(c) for c in spec), None)
+
+
 class DiscretePool(DesignSpace):
     """A fixed table of candidates: a dataset, a screen's output, a CSV of possible experiments.
 
@@ -746,7 +922,17 @@ class DiscretePool(DesignSpace):
     feature_columns : list of str, optional
         Columns the surrogate sees. Numeric and boolean columns are used as they are, other
         columns are one-hot encoded with the pool's levels. Default: every numeric column
-        except ``id_column``.
+        except ``id_column``, and the columns named in ``categorical`` and ``ordinal``.
+    categorical : list of str, or mapping of column to levels, optional
+        Columns one-hot encoded even if they hold numbers (a catalyst code), and, with a
+        mapping, every level such a column may take (the pool's own levels must be among them;
+        a level the pool lacks lets past results with it be recorded).
+    ordinal : mapping of column to levels, lowest first, optional
+        Columns whose levels are ordered ("low" < "medium" < "high"; numbers may be given as
+        a list of column names instead, ordered by value): encoded by rank, scaled to [0, 1].
+
+    Text and declared columns refuse a level they do not have in :meth:`check_levels`
+    (results, past experiments).
 
     Rows given to :meth:`contains`, :meth:`positions` or ``exclude=`` are matched by id when
     they carry ``id_column``, otherwise by their feature values (numbers rounded to 9 decimals),
@@ -754,11 +940,19 @@ class DiscretePool(DesignSpace):
     """
 
     def __init__(self, df: pd.DataFrame, id_column: str | None = None,
-                 feature_columns: Sequence[str] | None = None):
+                 feature_columns: Sequence[str] | None = None,
+                 categorical: Sequence[str] | Mapping[str, Sequence] | None = None,
+                 ordinal: Sequence[str] | Mapping[str, Sequence] | None = None):
         if not isinstance(df, pd.DataFrame):
             raise DesignSpaceError(f"DiscretePool needs a DataFrame, got {type(df).__name__}")
         if len(df) == 0:
             raise DesignSpaceError("DiscretePool: the candidate table is empty")
+        declared_cat = _declared(categorical, "categorical")
+        declared_ord = _declared(ordinal, "ordinal")
+        both = sorted(set(declared_cat) & set(declared_ord))
+        if both:
+            raise DesignSpaceError(f"DiscretePool: {both} declared both categorical and ordinal")
+        _require_columns(df, [*declared_cat, *declared_ord], "DiscretePool")
         if id_column is not None:
             _require_columns(df, [id_column], "DiscretePool")
             ids = pd.Index(df[id_column])
@@ -773,7 +967,8 @@ class DiscretePool(DesignSpace):
         if feature_columns is None:
             feature_columns = [c for c in df.columns if c != id_column
                                and (pd.api.types.is_numeric_dtype(df[c])
-                                    or pd.api.types.is_bool_dtype(df[c]))]
+                                    or pd.api.types.is_bool_dtype(df[c])
+                                    or c in declared_cat or c in declared_ord)]
             if not feature_columns:
                 raise DesignSpaceError(
                     "DiscretePool: no numeric column to use as features; pass feature_columns"
@@ -782,23 +977,58 @@ class DiscretePool(DesignSpace):
         _require_columns(df, feature_columns, "DiscretePool")
         if id_column in feature_columns:
             raise DesignSpaceError(f"DiscretePool: the id column {id_column!r} is not a feature")
+        undeclared = [c for c in [*declared_cat, *declared_ord] if c not in feature_columns]
+        if undeclared:
+            raise DesignSpaceError(
+                f"DiscretePool: {undeclared} are declared categorical/ordinal but are not "
+                f"feature columns {feature_columns}"
+            )
         self.df = df.copy()
         self.id_column = id_column
         self.feature_columns = feature_columns
         self._ids = ids
-        self._levels: dict[str, list] = {}
+        self._levels: dict[str, list] = {}  # one-hot columns and their levels
+        self._ordinal: dict[str, list] = {}  # ordinal columns and their levels, lowest first
+        self._declared = {"categorical": {}, "ordinal": {}}  # as given (for as_dict)
         for c in feature_columns:
             col = df[c]
-            if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
-                bad = ~np.isfinite(col.to_numpy(dtype=float))
-            else:
+            if c in declared_cat or c in declared_ord or not (
+                    pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
                 bad = col.isna().to_numpy()
-                self._levels[c] = sorted(col.dropna().unique().tolist(), key=str)
+            else:
+                bad = ~np.isfinite(col.to_numpy(dtype=float))
             if bad.any():
                 raise DesignSpaceError(
                     f"DiscretePool: feature {c!r} is missing or not finite for candidate(s) "
                     f"{list(ids[bad][:5])}"
                 )
+            present = [_json_value(v) for v in col.unique().tolist()]
+            if c in declared_ord:
+                levels = declared_ord[c]
+                if levels is None:
+                    if not pd.api.types.is_numeric_dtype(col):
+                        raise DesignSpaceError(
+                            f"DiscretePool: the ordinal column {c!r} holds text; give its "
+                            f"levels lowest first (ordinal={{{c!r}: [...]}})"
+                        )
+                    levels = sorted(present)
+                self._declared["ordinal"][c] = declared_ord[c]
+                levels = list(Ordinal(c, tuple(levels)).levels)
+                self._ordinal[c] = levels
+            elif c in declared_cat or c not in self._ordinal and not (
+                    pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+                levels = declared_cat.get(c)
+                if c in declared_cat:
+                    self._declared["categorical"][c] = levels
+                if levels is None:
+                    levels = sorted(present, key=str)
+                else:
+                    levels = list(_checked_levels(c, levels, "categorical column"))
+                self._levels[c] = levels
+            else:
+                continue
+            check_column_levels(c, col, levels, "DiscretePool: the candidate table",
+                                "declared levels")
         self._features = self._encode(self.df)
 
     def __len__(self) -> int:
@@ -826,15 +1056,25 @@ class DiscretePool(DesignSpace):
             names += [f"{c}={v}" for v in self._levels[c]] if c in self._levels else [c]
         return names
 
+    def check_levels(self, df: pd.DataFrame, source: str = "rows") -> None:
+        for c, levels in (*self._levels.items(), *self._ordinal.items()):
+            if c in df.columns:
+                check_column_levels(c, df[c], levels, source, "levels of the pool's column")
+
     def _encode(self, df: pd.DataFrame) -> np.ndarray:
         blocks = []
         for c in self.feature_columns:
             if c in self._levels:
                 levels = {v: i for i, v in enumerate(self._levels[c])}
-                codes = np.array([levels.get(v, -1) for v in df[c]], dtype=int)
+                codes = np.array([levels.get(_json_value(v), -1) for v in df[c]], dtype=int)
                 block = np.zeros((len(df), len(levels)))
                 ok = codes >= 0
                 block[np.flatnonzero(ok), codes[ok]] = 1.0
+            elif c in self._ordinal:
+                levels = {v: i for i, v in enumerate(self._ordinal[c])}
+                codes = np.array([levels.get(_json_value(v), -1) for v in df[c]], dtype=float)
+                span = max(len(levels) - 1, 1)
+                block = np.where(codes >= 0, codes / span, np.nan)[:, None]
             else:
                 block = df[c].to_numpy(dtype=float)[:, None]
             blocks.append(block)
@@ -855,7 +1095,7 @@ class DiscretePool(DesignSpace):
     def _keys(self, df: pd.DataFrame) -> pd.DataFrame:
         keys = {}
         for c in self.feature_columns:
-            if c in self._levels:
+            if c in self._levels or c in self._ordinal:
                 keys[c] = df[c].astype(str).to_numpy()
             else:
                 keys[c] = np.round(df[c].to_numpy(dtype=float), 9)
@@ -927,6 +1167,7 @@ class DiscretePool(DesignSpace):
             "dtypes": [str(t) for t in self.df.dtypes],
             "data": data,
             "index": None if self.id_column else [_json_value(v) for v in self.df.index.tolist()],
+            **{k: v for k, v in self._declared.items() if v},
         }
 
     @classmethod
@@ -939,7 +1180,8 @@ class DiscretePool(DesignSpace):
                 pass
         if d.get("index") is not None:
             df.index = d["index"]
-        return cls(df, id_column=d["id_column"], feature_columns=d["feature_columns"])
+        return cls(df, id_column=d["id_column"], feature_columns=d["feature_columns"],
+                   categorical=d.get("categorical"), ordinal=d.get("ordinal"))
 
 
 # -----------------------------------------------------------------------------------------------
@@ -1514,6 +1756,10 @@ class FormulationSpace(DesignSpace):
         return "; ".join(reasons) or None
 
     # -- features ------------------------------------------------------------------------------
+
+    def check_levels(self, df: pd.DataFrame, source: str = "rows") -> None:
+        if self.parameters is not None:
+            self.parameters.check_levels(df, source)
 
     def to_features(self, df: pd.DataFrame) -> np.ndarray:
         """Ingredient amounts as fractions of the total, then the parameters' features."""

@@ -46,6 +46,7 @@ __all__ = [
     "composition_features",
     "default_acquisition",
     "default_strategy",
+    "fit_models",
     "make_surrogate",
     "propose",
     "resolve_model",
@@ -316,14 +317,16 @@ def make_surrogate(strategy: Strategy, seed: int | None = 0, model: str | None =
 class Proposal(NamedTuple):
     """What :func:`propose` chose: candidate positions in the order chosen, the acquisition
     value each had when chosen, the predictive mean and std of each objective's property
-    ((q, m) arrays, in the properties' units, before any fantasised updates), and a
-    JSON-serialisable description of the fitted model(s)."""
+    ((q, m) arrays, in the properties' units, before any fantasised updates), a
+    JSON-serialisable description of the fitted model(s) and, when some experiments failed,
+    each chosen candidate's probability of succeeding ((q,), else None)."""
 
     indices: np.ndarray
     values: np.ndarray
     mean: np.ndarray
     std: np.ndarray
     model: dict
+    p_success: np.ndarray | None = None
 
 
 def to_jsonable(v):
@@ -361,6 +364,8 @@ def propose(
     pending=None,
     exclude=None,
     constraints=None,
+    failed=None,
+    cost=None,
     seed: int = 0,
 ) -> Proposal:
     """Fit the surrogates on what was measured and choose ``q`` of the candidates.
@@ -378,6 +383,11 @@ def propose(
     exclude : candidate positions (or mask) that may not be chosen
     constraints : ``(Constraint, (n_obs,) values)`` pairs: a surrogate is fitted per constraint
         and the acquisition weighted by the probability of satisfying it
+    failed : (n_obs,) bool, the observed experiments that failed without a result (their
+        ``Y_observed`` rows are NaN): when some did, a classifier of success
+        (:func:`~matforge.design.feasibility.fit_feasibility`) is fitted on every observed
+        experiment and the acquisition weighted by each candidate's probability of success
+    cost : (n,) cost of each candidate (> 0): the acquisition is divided by it (per unit cost)
     seed : seeds the surrogates
 
     Raises :class:`DesignSpaceError` when some objective has fewer than 2 measured values.
@@ -389,9 +399,71 @@ def propose(
     Xo = np.asarray(X_observed, dtype=float)
     Yo = np.asarray(Y_observed, dtype=float).reshape(len(Xo), -1)
     objectives = list(objectives)
+    fitted = fit_models(strategy, Xo, Yo, objectives, n_features=Xc.shape[1],
+                        constraints=constraints, failed=failed, seed=seed)
+    surrogates, constraint_models, feasibility = fitted
+    p_success = feasibility.p_success(Xc) if feasibility is not None else None
+    acq_spec = strategy.acquisition_for(objectives)
+    acq = make_acquisition(acq_spec)
+    selection = select_batch(
+        Xc,
+        surrogates if len(surrogates) > 1 else surrogates[0],
+        acq,
+        q,
+        pending=None if pending is None or len(pending) == 0 else np.asarray(pending, float),
+        strategy=strategy.batch_strategy,
+        objective=objectives if len(objectives) > 1 else objectives[0],
+        X_observed=Xo,
+        y_observed=Yo,
+        exclude=exclude,
+        constraints=constraint_models or None,
+        feasibility=p_success,
+        cost=cost,
+    )
+    idx = selection.indices
+    means, stds = [], []
+    for s in surrogates:
+        mu, sd = s.predict(Xc[idx], return_std=True)
+        means.append(mu)
+        stds.append(sd)
+    model = {
+        "class": type(surrogates[0]).__name__,
+        "params": to_jsonable(surrogates[0].get_params()),
+        "n_train": [int(np.isfinite(Yo[:, j]).sum()) for j in range(len(objectives))],
+        "training_sha256": training_digest(Xo, Yo),
+        "strategy": strategy.as_dict(),
+        "acquisition": to_jsonable(acq_spec),
+    }
+    if feasibility is not None:
+        model["feasibility"] = feasibility.describe()
+    if cost is not None:
+        model["per_unit_cost"] = True
+    return Proposal(idx, selection.values, np.column_stack(means), np.column_stack(stds), model,
+                    None if p_success is None else p_success[idx])
+
+
+class FittedModels(NamedTuple):
+    """What :func:`fit_models` fitted: one surrogate per objective, ``(Constraint, surrogate)``
+    pairs, and the success classifier (None when no experiment failed)."""
+
+    surrogates: list
+    constraints: list
+    feasibility: Any
+
+
+def fit_models(strategy: Strategy, X_observed, Y_observed, objectives: Sequence[Objective], *,
+               n_features: int | None = None, constraints=None, failed=None,
+               seed: int = 0) -> FittedModels:
+    """The models :func:`propose` scores candidates with, fitted on what was measured (see
+    :func:`propose` for the arguments; ``n_features`` is the candidates' width, which
+    ``model="auto"`` looks at). Raises :class:`DesignSpaceError` when some objective has fewer
+    than 2 measured values."""
+    Xo = np.asarray(X_observed, dtype=float)
+    Yo = np.asarray(Y_observed, dtype=float).reshape(len(Xo), -1)
+    objectives = list(objectives)
     if Yo.shape[1] != len(objectives):
         raise DesignSpaceError(f"{Yo.shape[1]} measured columns for {len(objectives)} objectives")
-    kind = resolve_model(strategy, Xc.shape[1], len(Xo))
+    kind = resolve_model(strategy, Xo.shape[1] if n_features is None else n_features, len(Xo))
     surrogates = []
     for j, obj in enumerate(objectives):
         ok = np.isfinite(Yo[:, j])
@@ -408,36 +480,15 @@ def propose(
         if ok.sum() >= 2:
             constraint_models.append((c, _fit(make_surrogate(strategy, seed + 97, kind),
                                               Xo[ok], values[ok])))
-    acq_spec = strategy.acquisition_for(objectives)
-    acq = make_acquisition(acq_spec)
-    selection = select_batch(
-        Xc,
-        surrogates if len(surrogates) > 1 else surrogates[0],
-        acq,
-        q,
-        pending=None if pending is None or len(pending) == 0 else np.asarray(pending, float),
-        strategy=strategy.batch_strategy,
-        objective=objectives if len(objectives) > 1 else objectives[0],
-        X_observed=Xo,
-        y_observed=Yo,
-        exclude=exclude,
-        constraints=constraint_models or None,
-    )
-    idx = selection.indices
-    means, stds = [], []
-    for s in surrogates:
-        mu, sd = s.predict(Xc[idx], return_std=True)
-        means.append(mu)
-        stds.append(sd)
-    model = {
-        "class": type(surrogates[0]).__name__,
-        "params": to_jsonable(surrogates[0].get_params()),
-        "n_train": [int(np.isfinite(Yo[:, j]).sum()) for j in range(len(objectives))],
-        "training_sha256": training_digest(Xo, Yo),
-        "strategy": strategy.as_dict(),
-        "acquisition": to_jsonable(acq_spec),
-    }
-    return Proposal(idx, selection.values, np.column_stack(means), np.column_stack(stds), model)
+    feasibility = None
+    if failed is not None:
+        from matforge.design.feasibility import fit_feasibility
+
+        failed = np.asarray(failed, dtype=bool).reshape(-1)
+        if failed.shape != (len(Xo),):
+            raise DesignSpaceError(f"failed needs one flag per observed experiment ({len(Xo)})")
+        feasibility = fit_feasibility(Xo, failed, kind=kind, seed=seed + 131)
+    return FittedModels(surrogates, constraint_models, feasibility)
 
 
 def _fit(model, X, y):
