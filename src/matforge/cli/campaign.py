@@ -40,6 +40,21 @@ def _split(text: str | None) -> list[str] | None:
     return items
 
 
+def _levels(items: list[str], option: str) -> dict[str, list[str] | None]:
+    """``--categorical`` / ``--ordinal`` values: ``NAME`` (levels from the data) or
+    ``NAME=LEVEL,LEVEL,...`` (declared; for --ordinal, lowest first)."""
+    out: dict[str, list[str] | None] = {}
+    for item in items:
+        name, sep, levels = item.partition("=")
+        name = name.strip()
+        if not name:
+            raise typer.BadParameter(f"{option} {item!r}: expected NAME or NAME=LEVEL,LEVEL,...")
+        if name in out:
+            raise typer.BadParameter(f"{option} names {name!r} twice")
+        out[name] = _split(levels) if sep else None
+    return out
+
+
 @app.command("new")
 def new(
     name: str = typer.Argument(..., help="Name of the campaign (unique in the store)."),
@@ -59,11 +74,40 @@ def new(
     ),
     features: str | None = typer.Option(
         None, "--features", help="Comma-separated design columns (process parameters): a box "
-        "spanning the data's range, or the candidates of --pool."
+        "spanning the data's range (whole numbers: integers; text: categorical), or the "
+        "candidates of --pool. Beside --formulation: process parameters of the blends; beside "
+        "--formula: other columns the model sees."
     ),
     formulation: str | None = typer.Option(
         None, "--formulation", help="Comma-separated ingredient columns: blends whose amounts "
         "sum to the data's row total (1 or 100)."
+    ),
+    categorical: list[str] = typer.Option(
+        [], "--categorical", help="A categorical design column (solvent, catalyst type), even "
+        "if it holds numbers: NAME (its levels in the data) or NAME=L1,L2,... (every level it "
+        "may take). Repeatable; a column not in --features is added to it.",
+    ),
+    ordinal: list[str] = typer.Option(
+        [], "--ordinal", help="An ordered design column: NAME (numbers, ordered by value) or "
+        "NAME=LOW,...,HIGH (levels lowest first). Repeatable.",
+    ),
+    continuous: str | None = typer.Option(
+        None, "--continuous", help="Comma-separated columns of whole numbers to propose as "
+        "real numbers (they are integers otherwise)."
+    ),
+    cost_column: str | None = typer.Option(
+        None, "--cost-column", help="Column of --pool (or of the candidates) with each "
+        "experiment's cost: suggestions maximise the acquisition per unit cost."
+    ),
+    ingredient_cost: list[str] = typer.Option(
+        [], "--ingredient-cost", help="NAME=PRICE: price of an ingredient per unit of its "
+        "amount (formulations; unpriced ones cost nothing). Repeatable.",
+    ),
+    experiment_cost: float = typer.Option(
+        0.0, "--experiment-cost", help="A fixed cost added to every experiment."
+    ),
+    cost_unit: str | None = typer.Option(
+        None, "--cost-unit", help="What costs are counted in (EUR, h, ...), for reports."
     ),
     max_components: int | None = typer.Option(
         None, "--max-components", min=1, help="At most this many ingredients in a blend."
@@ -106,11 +150,14 @@ def new(
 ) -> None:
     """Create a campaign from a table of past experiments (CSV, TSV, .xlsx or .parquet).
 
-    Describe the experiments with exactly one of --formula, --features and --formulation.
+    Describe the experiments with exactly one of --formula, --features and --formulation
+    (--features may go beside either of the others). Failed past experiments are rows marked
+    in a 'failed' column (yes, or what went wrong).
     """
     import pandas as pd
 
-    from matforge.design.campaign import Campaign, CampaignError, infer_space
+    from matforge.design.campaign import FAILED_COLUMN, Campaign, CampaignError, infer_space
+    from matforge.design.costs import CostModel, parse_ingredient_costs
     from matforge.design.objectives import parse_objective
     from matforge.design.spaces import parse_precision
     from matforge.store import Store
@@ -133,14 +180,23 @@ def new(
         data if len(data) or pool_df is None else pool_df,
         formula=formula, features=_split(features), formulation=_split(formulation),
         max_components=max_components, pool=pool_df, targets=props + cons_props,
-        id_column=id_column,
+        id_column=id_column, categorical=_levels(categorical, "--categorical"),
+        ordinal=_levels(ordinal, "--ordinal"), continuous=_split(continuous) or [],
     )
+    costs = None
+    if cost_column is not None or ingredient_cost or experiment_cost:
+        costs = CostModel(column=cost_column, ingredients=parse_ingredient_costs(ingredient_cost),
+                          per_experiment=experiment_cost, unit=cost_unit)
     initial = None
     if len(data):
         present = [p for p in props + cons_props if p in data.columns]
         if not present:
             raise CampaignError(f"{from_}: no column for {props}; have {list(data.columns)}")
         measured = data[present].apply(pd.to_numeric, errors="coerce").notna().any(axis=1)
+        if FAILED_COLUMN in data.columns and FAILED_COLUMN not in props + cons_props:
+            flag = data[FAILED_COLUMN]
+            text = flag.astype(str).str.strip().str.lower()
+            measured |= flag.notna() & ~text.isin(["", "no", "n", "false", "0", "0.0", "ok"])
         initial = data[measured]
     ing = None
     if ingredient_features is not None:
@@ -152,11 +208,16 @@ def new(
             store, name, space, objectives, model=model, acquisition=acquisition,
             batch_strategy=batch_strategy, constraints=cons, ingredient_features=ing, seed=seed,
             initial=initial, source=f"initial:{from_.name}" if from_ is not None else "initial",
-            precision=parse_precision(precision) or None,
+            precision=parse_precision(precision) or None, costs=costs,
         )
         n_initial = len(initial) if initial is not None else 0
+        n_failed = int(c.history()["failed"].sum()) if n_initial else 0
+        failed_note = f" ({n_failed} failed)" if n_failed else ""
         typer.echo(f"campaign {name!r} created in {store!r}: {', '.join(map(str, objectives))}; "
-                   f"{n_initial} past experiment(s); space {c.space!r}")
+                   f"{n_initial} past experiment(s){failed_note}; space {c.space!r}")
+        if c.costs is not None:
+            typer.echo(f"cost of an experiment: {c.costs}; suggestions maximise the "
+                       f"acquisition per unit cost")
         if c.space.precision:
             typer.echo("suggestions rounded to: " + ", ".join(
                 f"{col} {step}" for col, step in c.space.precision.items()))
@@ -180,7 +241,8 @@ def suggest(
         output.parent.mkdir(parents=True, exist_ok=True)
         df.to_csv(output, index=False)
         typer.echo(f"{len(df)} suggestion(s) written to {output}; fill in "
-                   f"{', '.join(c.properties)} and run `matforge campaign observe {name} FILE`")
+                   f"{', '.join(c.properties)} (or, where an experiment failed, a 'failed' "
+                   f"column) and run `matforge campaign observe {name} FILE`")
     title = f"{name}: batch {int(df['batch'].iloc[0]) if len(df) else '-'}"
     print_frame(df, title, optional=[c_ for c_ in ("batch", "acquisition") if c_ in df])
 
@@ -191,6 +253,11 @@ def observe(
     file: Path = typer.Argument(..., exists=True, dir_okay=False,
                                 help="Table of results (.csv, .tsv, .xlsx, .parquet): "
                                 "suggestion_id or design columns, and the measured properties."),
+    failed: bool = typer.Option(
+        False, "--failed", help="Rows without any measured value are failed experiments (no "
+        "result, did not form), recorded as such instead of refused. A 'failed' column (yes, or "
+        "what went wrong) marks failures row by row without this option.",
+    ),
     sep: str | None = sep_option(),
     decimal: str | None = decimal_option(),
     sheet: str | None = sheet_option(),
@@ -204,11 +271,12 @@ def observe(
         c = Campaign.load(store, name)
         formula = [c.space.formula_column] if isinstance(c.space, CompositionPool) else []
         df = read_user_table(file, "results file", sep, decimal, sheet, text_columns=formula)
-        report = c.observe(df, source=file.name)
+        report = c.observe(df, source=file.name, blank_means_failed=failed)
         pending = len(c.pending())
+    failed_note = f", {report.failed} of them failed experiments" if report.failed else ""
     typer.echo(f"{report.recorded} result(s) recorded ({report.matched} answering suggestions, "
-               f"{report.unplanned} unplanned), {report.duplicates} already recorded; "
-               f"{pending} suggestion(s) still pending")
+               f"{report.unplanned} unplanned{failed_note}), {report.duplicates} already "
+               f"recorded; {pending} suggestion(s) still pending")
 
 
 @app.command("status")
@@ -218,9 +286,14 @@ def status(
         None, "--pending", help="Write the pending suggestions to this CSV."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
+    margin: float = typer.Option(
+        0.0, "--margin", min=0.0, help="For the stopping estimate: how much better counts (in "
+        "the objective's units; a distance to the target for a target)."
+    ),
     db: str | None = typer.Option(None, "--db", help=_DB_HELP),
 ) -> None:
-    """Counts of experiments and suggestions, and the best result so far."""
+    """Counts of experiments and suggestions, the best result so far, and how likely it is
+    that a better candidate remains (the model's estimate, for deciding when to stop)."""
     import json
 
     from matforge.design.campaign import Campaign
@@ -229,6 +302,7 @@ def status(
     with Store(db, create=False) as store:
         c = Campaign.load(store, name)
         s = c.status()
+        s["stopping"] = c.stopping(margin).as_dict()
         pending = c.pending()
     if pending_csv is not None:
         pending.to_csv(pending_csv, index=False)
@@ -238,10 +312,20 @@ def status(
     typer.echo(f"campaign {s['name']}: {', '.join(s['objectives'])}")
     if s["constraints"]:
         typer.echo(f"constraints: {', '.join(s['constraints'])}")
+    failed = f", {s['failed']} failed" if s["failed"] else ""
     typer.echo(f"observations: {s['observations']} ({s['initial']} initial, {s['answered']} "
-               f"answering suggestions, {s['unplanned']} unplanned)")
+               f"answering suggestions, {s['unplanned']} unplanned{failed})")
     typer.echo(f"suggestions: {s['batches']} batch(es), {s['pending']} pending, "
                f"{s['cancelled']} cancelled")
+    if "cost" in s:
+        unit = f" {s['cost']['unit']}" if s["cost"]["unit"] else ""
+        unpriced = (f" ({s['cost']['unpriced']} experiment(s) without a price)"
+                    if s["cost"]["unpriced"] else "")
+        typer.echo(f"spent on experiments since the start: {s['cost']['spent']:g}{unit}"
+                   f"{unpriced}")
+    from matforge.design.stopping import StoppingEstimate
+
+    typer.echo("stopping: " + StoppingEstimate(**s["stopping"]).summary())
     if s["best"]:
         import pandas as pd
 

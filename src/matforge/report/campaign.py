@@ -116,7 +116,12 @@ def campaign_report_html(campaign) -> str:
                                           f"suggestions, {status['unplanned']} unplanned)"},
         {"item": "pending suggestions", "value": status["pending"]},
         {"item": "batches suggested", "value": status["batches"]},
+        {"item": "failed experiments", "value": status["failed"]},
     ]
+    stopping = campaign.stopping()
+    info_rows.append({"item": "chance a better candidate remains",
+                      "value": stopping.summary() + (f". {stopping.assumption}"
+                                                     if stopping.assumption else "")})
     sections.append(("Campaign", _table(info_rows, ["item", "value"])))
 
     # Best so far
