@@ -242,6 +242,18 @@ def _crash_response(scope, error_id: str):
     return JSONResponse({"detail": detail, "error_id": error_id}, status_code=500)
 
 
+def _allowed_methods(app: FastAPI, scope) -> str:
+    """Every method some route of the requested path answers, as an ``Allow`` header."""
+    from starlette.routing import Match
+
+    allowed = [
+        method
+        for method in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+        if any(r.matches({**scope, "method": method})[0] is Match.FULL for r in app.router.routes)
+    ]
+    return ", ".join(allowed)
+
+
 def _is_optimade(request: Request) -> bool:
     return request.url.path.startswith(OPTIMADE_PREFIX)
 
@@ -263,11 +275,15 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 405:  # Starlette names the methods of one route of the path only
+            exc.headers = {**(exc.headers or {}), "Allow": _allowed_methods(app, request.scope)}
         if _is_optimade(request):
             title = {404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large"}.get(
                 exc.status_code, "Error"
             )
-            return optimade.error_response(request, exc.status_code, title, str(exc.detail))
+            response = optimade.error_response(request, exc.status_code, title, str(exc.detail))
+            response.headers.update(exc.headers or {})  # a 405's Allow
+            return response
         return JSONResponse(
             {"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
         )
@@ -327,6 +343,7 @@ def create_app(store_url: str | None = None, settings: ServerSettings | None = N
         generate,
         models,
         projects,
+        structures,
         ui,
         uploads,
         xrd,
@@ -388,6 +405,7 @@ def create_app(store_url: str | None = None, settings: ServerSettings | None = N
     _install_error_handlers(app)
     for module in (projects, data, deletions, uploads, models, generate, campaigns, xrd):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(structures.router, prefix=API_PREFIX)
     version = f"v{optimade.API_VERSION_MAJOR}"
     app.include_router(
         optimade.router,

@@ -19,7 +19,10 @@ JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 ProjectName = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^/\x00-\x1f\x7f]+$"
+        strip_whitespace=True,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[^/\x00-\x1f\x7f]*[^/\s\x00-\x1f\x7f][^/\x00-\x1f\x7f]*$",
     ),
 ]
 UserName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
@@ -29,7 +32,12 @@ PropertyName = Annotated[
         strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-]+$"
     ),
 ]
-UnitText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+# Stripped names and texts are also patterned to hold a non-space character: then the schema
+# refuses the whitespace-only strings that stripping would make empty (a schema-valid " " was
+# a 422, a finding of schemathesis's positive-data check).
+UnitText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"\S")
+]
 Formula = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 SourceText = Annotated[str, StringConstraints(max_length=1000)]
 Description = Annotated[str, StringConstraints(max_length=10_000)]
@@ -408,7 +416,9 @@ class DesignCreate(_Body):
     """Design compositions against a trained model: a goal on the model's property, a search
     method and a budget of distinct compositions the model may score."""
 
-    goal: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)] = (
+    goal: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300, pattern=r"\S")
+    ] = (
         Field(description='e.g. "band_gap in [1.0, 1.8]", "band_gap >= 5", "maximize band_gap".')
     )
     method: Literal["rl", "ga", "best-of-n", "random"] = Field(
@@ -475,7 +485,10 @@ class XrdIdentifyOut(BaseModel):
 CampaignName = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^/:\x00-\x1f\x7f]+$"
+        strip_whitespace=True,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[^/:\x00-\x1f\x7f]*[^/:\s\x00-\x1f\x7f][^/:\x00-\x1f\x7f]*$",
     ),
 ]
 
