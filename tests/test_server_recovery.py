@@ -424,3 +424,88 @@ def test_a_job_interrupted_by_a_shutdown_is_recovered_by_the_next_start_with_the
         second = JobRunner(store.engine, kinds, settings(tmp_path))
         assert second.recover() == 1
         assert _statuses(store.engine, [job])[job] == ("queued", None)
+
+
+# --- end to end: `matforge serve` SIGKILLed while it ingests an upload ---------------------------
+
+
+@pytest.mark.slow
+def test_a_server_sigkilled_during_an_upload_leaves_no_data_and_its_next_start_no_files(tmp_path):
+    """Issue #18 §3/§5: a server killed while it ingests an upload leaves its copy of the file in
+    its upload folder and nothing in the store (the ingest is one transaction); the next start
+    removes the copy, and the same upload then succeeds."""
+    import subprocess
+    import sys
+    import threading
+
+    import httpx
+    from fastapi.testclient import TestClient
+
+    from matforge.server import create_app
+    from matforge.server.testing import free_port, stop_process, user_headers, wait_for_port
+    from matforge.store import Store
+
+    db, uploads = tmp_path / "store.db", tmp_path / "uploads"
+    app = create_app(str(db), settings(tmp_path / "unused"))
+    headers = user_headers(app.state.matforge.engine, "alice")
+    client = TestClient(app)
+    pid = client.post("/api/v1/projects", json={"name": "p"}, headers=headers).json()["id"]
+    app.state.matforge.store.close()
+    # 100,000 distinct formulas: seconds of validation, so the kill lands inside the ingest
+    rows = "".join(f"Zn{i}O{i + 1},{1 + i % 7 * 0.1:.1f}\n" for i in range(1, 100_001))
+    content = ("formula,value\n" + rows).encode()
+    env = {**os.environ, "MATFORGE_SERVER_UPLOAD_DIR": str(uploads)}
+
+    def serve():
+        port = free_port()
+        cmd = [sys.executable, "-m", "matforge", "serve", "--db", str(db), "--port", str(port),
+               "--log-level", "warning"]  # fmt: skip
+        process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+        wait_for_port(port, process=process)
+        return process, f"http://127.0.0.1:{port}"
+
+    def upload(base):
+        return httpx.post(
+            f"{base}/api/v1/projects/{pid}/uploads",
+            files={"file": ("gaps.csv", content, "text/csv")},
+            data={"property": "band_gap", "unit": "eV"},
+            headers=headers,
+            timeout=300,
+        )
+
+    first, base = serve()
+    answers = []
+    sender = threading.Thread(target=lambda: answers.append(_answer_or_error(upload, base)))
+    try:
+        sender.start()
+        deadline = time.monotonic() + 120
+        while not list(uploads.glob("matforge-upload-*/*")) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        copies = list(uploads.glob("matforge-upload-*/*"))
+        assert copies, "the upload never reached the server's folder"
+        first.kill()
+        first.wait()
+        sender.join(60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert answers and isinstance(answers[0], httpx.TransportError), answers  # no answer came
+    assert list(uploads.glob("matforge-upload-*")), "the killed server left no copy to clean"
+    with Store(str(db)) as store:
+        assert store.datasets().empty and store.measurements().empty
+    second, base = serve()
+    try:
+        assert list(uploads.glob("matforge-upload-*")) == []
+        r = upload(base)
+        assert r.status_code == 201, r.text
+        assert r.json()["n_written"] == 100_000
+    finally:
+        stop_process(second)
+    assert list(uploads.glob("matforge-upload-*")) == []
+
+
+def _answer_or_error(send, *args):
+    try:
+        return send(*args)
+    except Exception as exc:  # noqa: BLE001 - the test looks at what it was
+        return exc
