@@ -59,6 +59,10 @@ class PatternFileError(MatforgeError, ValueError):
     """A diffraction pattern file is unreadable, malformed or in an unsupported format."""
 
 
+class StructureFileError(MatforgeError, ValueError):
+    """A crystal structure file (CIF) is unreadable, malformed or unusable."""
+
+
 class ModelRegistryError(MatforgeError):
     """A saved model is missing, damaged, untrusted or written in an incompatible format."""
 

@@ -1,0 +1,635 @@
+"""Search-match: which known phases, with which lattices, make up a measured pattern.
+
+The workflow of a diffraction lab (and of XRD-AutoAnalyzer, Szymanski et al. 2021, for a known
+chemical space): the user names the sample's elements; :func:`search_match`
+
+1. builds the candidate phases (:func:`matforge.xrd.phases.candidate_phases`: the bundled
+   prototypes with chemically sensible substitutions, and the user's reference CIFs);
+2. screens all of them at once (:func:`prescreen`): each candidate's reflections against the
+   measured peaks in ln(sin θ), where a change of the lattice scale is a shift, so one FFT
+   cross-correlation scores every scale from ×0.8 to ×1.25 (and a grid of axis ratios ±5 %
+   for non-cubic cells);
+3. fits the best of them to the pattern (:class:`~matforge.xrd.wholepattern.WholePatternModel`:
+   lattice within a few percent, zero shift, peak widths, scale, background, by least squares)
+   and ranks them by Rwp together with the classifier's probability of their prototype;
+4. for mixtures, fits the next phase to what the previous ones leave, together with them, and
+   stops when a further phase no longer explains a real part of the residual (at most three);
+   weight fractions from the scale factors (Hill & Howard 1987: W_p = S_p (ZMV)_p / Σ S_i (ZMV)_i);
+5. optionally refines the result with free reflection intensities, Pawley style
+   (:func:`matforge.xrd.refine.refine_fit`).
+
+Angles are degrees 2θ, lattice lengths Å, weight fractions 0–1.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from matforge.xrd.wholepattern import (
+    FitResult,
+    LatticeModel,
+    PhaseParams,
+    Reflections,
+    WholePatternModel,
+)
+
+#: lattice scale searched by the prescreen (relative to the candidate's estimated cell)
+SCALE_RANGE = (0.8, 1.25)
+#: axis ratios searched by the prescreen for non-cubic cells: ± this, in steps of RATIO_STEP
+RATIO_RANGE = 0.05
+RATIO_STEP = 0.01
+#: candidates fitted after the prescreen (the classifier's top prototypes come on top)
+SHORTLIST = 12
+#: weight of the classifier's prototype probability in the ranking: score = Rwp·(1 − w·p)
+CLASSIFIER_WEIGHT = 0.1
+#: a further phase is kept when it lowers Rwp by at least this fraction of the current Rwp …
+MIN_RWP_GAIN = 0.1
+#: … and makes up at least this weight fraction
+MIN_WEIGHT_FRACTION = 0.03
+MAX_PHASES = 3
+
+
+# ---------------------------------------------------------------------------------------
+# results
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class PhaseMatch:
+    """One candidate phase fitted to a pattern.
+
+    Attributes:
+        phase: the :class:`~matforge.xrd.phases.Phase`.
+        rwp: weighted-profile R factor of the fit (0–1; lower is better).
+        score: ranking key, Rwp·(1 − w·p) with p the classifier's probability of the
+            phase's prototype (:data:`CLASSIFIER_WEIGHT` = w).
+        classifier_probability: p (0 when the classifier was not run or does not know it).
+        lattice: refined (a, b, c) in Å and (α, β, γ) in degrees.
+        reference_lattice: the candidate's starting cell (estimated for a substituted
+            prototype).
+        weight_fraction: in a mixture, 0–1 (1 for a single phase).
+        prescreen: the prescreen's cosine score (0–1).
+        fit: the :class:`~matforge.xrd.wholepattern.FitResult` the figures come from.
+    """
+
+    phase: object
+    rwp: float
+    score: float
+    classifier_probability: float
+    lattice: tuple
+    reference_lattice: tuple
+    weight_fraction: float = 1.0
+    prescreen: float = 0.0
+    fit: FitResult | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.phase.name
+
+    def lattice_dict(self) -> dict[str, float]:
+        (a, b, c), (al, be, ga) = self.lattice
+        return {"a": float(a), "b": float(b), "c": float(c), "alpha": float(al),
+                "beta": float(be), "gamma": float(ga)}  # fmt: skip
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.phase.name,
+            "formula": self.phase.formula,
+            "prototype": self.phase.prototype,
+            "spacegroup": self.phase.spacegroup,
+            "crystal_system": self.phase.crystal_system,
+            "source": self.phase.source,
+            "rwp": self.rwp,
+            "score": self.score,
+            "classifier_probability": self.classifier_probability,
+            "weight_fraction": self.weight_fraction,
+            "lattice": self.lattice_dict(),
+        }
+
+
+# ---------------------------------------------------------------------------------------
+# prescreen: every candidate, every lattice scale, one FFT
+# ---------------------------------------------------------------------------------------
+
+_SIGMA_U = 0.004  # Gaussian broadening of both sides in ln(sin θ) (≈ 0.3° 2θ at 40°)
+
+
+def net_intensity(x, y, window_deg: float = 4.0) -> np.ndarray:
+    """The pattern less a slowly varying background: a running minimum over
+    ``window_deg`` smoothed by a running mean of the same width, clipped at 0."""
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+
+    step = float(np.median(np.diff(x)))
+    n = max(3, int(round(window_deg / step)) | 1)
+    base = uniform_filter1d(minimum_filter1d(y, n, mode="nearest"), n, mode="nearest")
+    return np.clip(y - base, 0, None)
+
+
+def _gaussian_rfft(n_fft: int, sigma_bins: float) -> np.ndarray:
+    freq = np.fft.rfftfreq(n_fft)
+    return np.exp(-2 * (np.pi * freq * sigma_bins) ** 2)
+
+
+def prescreen(x, y, wavelength: float, lattices, refls, *, starts=None, scale_range=SCALE_RANGE,
+              ratio_range=RATIO_RANGE, ratio_step=RATIO_STEP, power=1.0, sigma_u=_SIGMA_U):  # fmt: skip
+    """Score every candidate against a pattern over lattice scales and axis ratios.
+
+    The background-free pattern and each candidate's reflections (at its reference cell,
+    square roots of the intensities, so that weak peaks count) are drawn on a grid of
+    u = ln(sin θ) and broadened by the same Gaussian. Scaling a cell by s moves every
+    reflection by −ln s in u, so the cosine similarity at every scale in ``scale_range`` is
+    one FFT cross-correlation (normalised over the measured range). Cells with more than one
+    free length are also tried at axis ratios within ± ``ratio_range`` (the angles stay).
+
+    Args:
+        x, y: the pattern (degrees 2θ, intensities).
+        wavelength: Å.
+        lattices: a :class:`~matforge.xrd.wholepattern.LatticeModel` per candidate.
+        refls: their :class:`~matforge.xrd.wholepattern.Reflections` at the reference cell.
+
+    Returns:
+        (scores (n,), starting lattice parameters per candidate).
+    """
+    x = np.asarray(x, dtype=float)
+    net = net_intensity(x, np.asarray(y, dtype=float))
+    du = sigma_u / 2
+    theta = np.radians(x / 2)
+    u_meas = np.log(np.sin(np.clip(theta, 1e-6, None)))
+    u_lo, u_hi = float(u_meas[0]), float(u_meas[-1])
+    n_meas = int(math.ceil((u_hi - u_lo) / du)) + 1
+    u_grid = u_lo + du * np.arange(n_meas)
+    m = np.interp(u_grid, u_meas, net)
+    m = np.clip(m - np.median(m), 0, None) ** power
+    shift_lo, shift_hi = -math.log(scale_range[1]), -math.log(scale_range[0])
+    pad_lo = int(math.ceil(-shift_lo / du)) + 8  # candidate grid: measured range + shifts
+    pad_hi = int(math.ceil(shift_hi / du)) + 8
+    n_cand = n_meas + pad_lo + pad_hi
+    n_fft = 1 << int(math.ceil(math.log2(n_cand + n_meas)))
+    gauss = _gaussian_rfft(n_fft, sigma_u / du)
+    mf = np.fft.rfft(m, n_fft) * gauss
+    m_b = np.fft.irfft(mf, n_fft)[:n_meas]
+    m_norm = float(np.linalg.norm(m_b))
+    mask_f = np.fft.rfft(np.ones(n_meas), n_fft)
+    mf_b = np.fft.rfft(m_b, n_fft)
+
+    # rows: (candidate, ratio grid point) with the u positions of their reflections
+    ratios = np.exp(np.arange(-ratio_range, ratio_range + 1e-9, ratio_step))
+    if starts is None:
+        starts = [lat.start() for lat in lattices]
+    rows_owner, rows_p, rows_u, rows_w = [], [], [], []
+    half_lam = math.log(wavelength / 2)
+    for i, (lat, refl) in enumerate(zip(lattices, refls, strict=True)):
+        p0 = np.array(starts[i], dtype=float)
+        p0[: lat.n_lengths] /= p0[0]
+        grids = [np.array([1.0])] + [ratios] * (lat.n_lengths - 1)
+        combos = np.array(np.meshgrid(*grids, indexing="ij")).reshape(len(grids), -1).T
+        for combo in combos:
+            p = p0.copy()
+            p[: lat.n_lengths] *= combo
+            inv_d2 = lat.inv_d2(p, refl.hkl) if len(refl) else np.zeros(0)
+            rows_owner.append(i)
+            rows_p.append(p)
+            rows_u.append(half_lam + 0.5 * np.log(np.maximum(inv_d2, 1e-12)))
+            rows_w.append(refl.intensity**power)
+    n_rows = len(rows_p)
+    scores = np.zeros(len(lattices))
+    starts = [np.array(p, dtype=float) for p in starts]
+    if not n_rows:
+        return scores, starts
+    counts = np.array([len(u) for u in rows_u])
+    owner_rows = np.repeat(np.arange(n_rows), counts)
+    u_all = np.concatenate(rows_u) if counts.sum() else np.zeros(0)
+    w_all = np.concatenate(rows_w) if counts.sum() else np.zeros(0)
+    # candidate grid index: position − (u_lo − pad_lo·du), linear interpolation into 2 bins
+    pos = (u_all - (u_lo - pad_lo * du)) / du
+    ok = (pos >= 0) & (pos < n_cand - 1)
+    pos, w_all, owner_rows = pos[ok], w_all[ok], owner_rows[ok]
+    j = np.floor(pos).astype(np.int64)
+    frac = pos - j
+    flat = np.zeros(n_rows * n_cand)
+    np.add.at(flat, owner_rows * n_cand + j, w_all * (1 - frac))
+    np.add.at(flat, owner_rows * n_cand + j + 1, w_all * frac)
+    c = flat.reshape(n_rows, n_cand)
+    best = np.full(n_rows, -1.0)
+    best_shift = np.zeros(n_rows)
+    chunk = max(1, 2_000_000 // n_fft)
+    lags = np.arange(n_fft)
+    # correlation at lag L: Σ_t m(t) c(t + L); the candidate sits at grid offset pad_lo, so a
+    # lag L moves it by δ = (pad_lo − L)·du in u
+    delta = (pad_lo - lags) * du
+    valid = (delta >= shift_lo) & (delta <= shift_hi) & (lags < n_cand)
+    for lo in range(0, n_rows, chunk):
+        cf = np.fft.rfft(c[lo : lo + chunk], n_fft, axis=1) * gauss
+        cb = np.fft.irfft(cf, n_fft, axis=1)
+        num = np.fft.irfft(np.fft.rfft(cb, n_fft, axis=1) * np.conj(mf_b), n_fft, axis=1)
+        den = np.fft.irfft(np.fft.rfft(cb * cb, n_fft, axis=1) * np.conj(mask_f), n_fft, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cos = num / (m_norm * np.sqrt(np.maximum(den, 1e-30)))
+        cos[:, ~valid] = -1
+        cos[den < 1e-12 * max(float(den.max()), 1e-300)] = -1
+        k = np.argmax(cos, axis=1)
+        best[lo : lo + chunk] = cos[np.arange(len(k)), k]
+        best_shift[lo : lo + chunk] = delta[k]
+    owners = np.array(rows_owner)
+    for i in range(len(lattices)):
+        sel = np.flatnonzero(owners == i)
+        r = sel[int(np.argmax(best[sel]))]
+        scores[i] = max(0.0, best[r])
+        p = rows_p[r].copy()
+        p[: lattices[i].n_lengths] *= math.exp(-best_shift[r])
+        starts[i] = p
+    return scores, starts
+
+
+# ---------------------------------------------------------------------------------------
+# fitting candidates
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Candidate:
+    """A candidate phase with what the search knows of it."""
+
+    phase: object
+    lattice: LatticeModel
+    refl: Reflections
+    start: np.ndarray
+    prescreen: float = 0.0
+    prior: float = 0.0  # the classifier's probability of its prototype
+
+
+def _lattice_model(phase) -> LatticeModel:
+    lat = phase.structure.lattice
+    return LatticeModel(lat.abc, lat.angles, phase.crystal_system)
+
+
+def _d_range(x, wavelength: float) -> tuple[float, float]:
+    """d-spacings (Å) a candidate's reference cell must cover so that every lattice scale of
+    :data:`SCALE_RANGE` can put reflections anywhere in the measured range ``x``."""
+    s = np.sin(np.radians(np.asarray([x[0], x[-1]]) / 2))
+    d_max, d_min = wavelength / (2 * np.clip(s, 1e-6, 1))
+    return float(d_min / SCALE_RANGE[1]), float(d_max / SCALE_RANGE[0])
+
+
+def _phase_params(cand: _Candidate, fwhm: float, p=None) -> PhaseParams:
+    return PhaseParams(cand.refl, cand.lattice, cand.start if p is None else p,
+                       fwhm_u=fwhm, fwhm_y=0.0, eta=0.5)  # fmt: skip
+
+
+def _fit_new_phase(model: WholePatternModel, fixed: list[PhaseParams], zero, k2, new, fwhm,
+                   thorough: bool) -> FitResult:  # fmt: skip
+    """Fit candidate ``new`` alongside already fitted phases ``fixed``: first its lattice and
+    the zero shift with the widths held; with ``thorough``, then everything."""
+    ph = _phase_params(new, fwhm)
+    n = len(fixed)
+    k2_start = k2 if n else (0.5 if model.lambda2 is not None else 0.0)
+    r = model.fit([*fixed, ph], zero, k2_start, free_lattice=[False] * n + [True],
+                  free_profile=False, free_kalpha2=False, max_nfev=6)  # fmt: skip
+    if thorough:
+        r = model.fit(r.phases, r.zero, r.kalpha2_ratio, max_nfev=15)
+    return r
+
+
+def _score(rwp: float, prior: float) -> float:
+    return rwp * (1 - CLASSIFIER_WEIGHT * prior)
+
+
+def weight_fractions(fit: FitResult, structures) -> np.ndarray:
+    """Weight fractions (0–1) of the phases of a fit (Hill & Howard 1987).
+
+    W_p = S_p (Z M V)_p / Σ_i S_i (Z M V)_i, with S_p the phase's scale on Σ mult·|F|²·LP per
+    unit cell (the fitted scale divided by :attr:`Reflections.absolute`), Z M the mass of the
+    unit cell's atoms (amu) and V its volume (Å³), of ``structures`` (the cells whose
+    reflections were fitted). Microabsorption is not corrected for.
+    """
+    s = np.array(
+        [sc / ph.reflections.absolute for sc, ph in zip(fit.scales, fit.phases, strict=True)]
+    )
+    zmv = np.array([st.composition.weight * st.volume for st in structures])
+    w = s * zmv
+    return w / w.sum() if w.sum() > 0 else np.full(len(w), 1 / max(1, len(w)))
+
+
+def _refined_structure(phase, params: PhaseParams):
+    """The phase's structure with the fitted lattice (fractional coordinates kept)."""
+    from pymatgen.core import Lattice, Structure
+
+    abc, angles = params.lattice.cell(params.p)
+    s = phase.structure
+    return Structure(Lattice.from_parameters(*abc, *angles), s.species_and_occu, s.frac_coords)
+
+
+# ---------------------------------------------------------------------------------------
+# the search
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class SearchMatchResult:
+    """What search-match says about one pattern.
+
+    Attributes:
+        source: where the pattern came from.
+        elements: the elements given (empty when only references were searched).
+        phases: the phases found, most intense first, each with its weight fraction.
+        candidates: the single-phase fits of the best candidates, best first.
+        fit: the final fit of all found phases together.
+        rwp: its Rwp (0–1).
+        n_candidates: phases screened.
+        seconds: time the search took.
+        refinement: the whole-pattern refinement (:mod:`matforge.xrd.refine`), when asked for.
+        two_theta, observed: the pattern the fit used.
+        warnings: what limits the answer.
+    """
+
+    source: str
+    elements: tuple
+    phases: list[PhaseMatch]
+    candidates: list[PhaseMatch]
+    fit: FitResult = field(repr=False)
+    n_candidates: int
+    seconds: float
+    two_theta: np.ndarray = field(repr=False)
+    observed: np.ndarray = field(repr=False)
+    wavelength: float = 1.5406
+    refinement: object = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def rwp(self) -> float:
+        return self.fit.rwp
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "elements": list(self.elements),
+            "rwp": self.rwp,
+            "chi2_reduced": self.fit.chi2_reduced,
+            "zero_shift": self.fit.zero,
+            "n_candidates": self.n_candidates,
+            "seconds": self.seconds,
+            "phases": [m.to_dict() for m in self.phases],
+            "candidates": [m.to_dict() for m in self.candidates],
+            "refinement": None if self.refinement is None else self.refinement.to_dict(),
+            "warnings": list(self.warnings),
+        }
+
+    def summary_row(self) -> dict:
+        """One line of a many-pattern summary: the phases (" + "), their weight fractions and
+        formulas, Rwp (and refined Rwp), the best single-phase candidate's lattice."""
+        best = self.phases[0] if self.phases else None
+        row = {
+            "phases": " + ".join(m.name for m in self.phases),
+            "formulas": " + ".join(m.phase.formula for m in self.phases),
+            "weight_fractions": " + ".join(f"{m.weight_fraction:.3f}" for m in self.phases),
+            "rwp": self.rwp,
+            "refined_rwp": None if self.refinement is None else self.refinement.rwp,
+            "n_phases": len(self.phases),
+        }
+        if best is not None:
+            row.update({f"{k}": v for k, v in best.lattice_dict().items()})
+        return row
+
+    def to_frame(self):
+        """The ranked single-phase candidates as a pandas DataFrame (rank, name, formula,
+        prototype, space group, Rwp, classifier probability, score, a, b, c, α, β, γ)."""
+        import pandas as pd
+
+        rows = [{"rank": i, **{k: v for k, v in m.to_dict().items() if k != "lattice"},
+                 **m.lattice_dict()} for i, m in enumerate(self.candidates, 1)]  # fmt: skip
+        return pd.DataFrame(rows)
+
+
+def _as_pattern(pattern, wavelength=None):
+    from matforge.xrd.io import Pattern, read_pattern
+
+    return pattern if isinstance(pattern, Pattern) else read_pattern(pattern, wavelength=wavelength)
+
+
+def _prototype_prior(classifier, pattern) -> dict[str, float]:
+    """The classifier's probability of every prototype label for ``pattern``."""
+    if classifier is None:
+        return {}
+    proba = classifier.predict_proba(classifier.patterns_to_array([pattern]))
+    if "prototype" not in proba:
+        return {}
+    names = classifier.classes["prototype"]
+    return {n: float(p) for n, p in zip(names, proba["prototype"][0], strict=True)}
+
+
+def _rebinned(x, y, fwhm: float):
+    """The pattern with points summed in groups so that a peak keeps ≥ 8 points per FWHM
+    (a finer scan only costs time; sums keep counting statistics)."""
+    step = float(np.median(np.diff(x)))
+    k = int(fwhm / 8 / step) if np.isfinite(fwhm) else 1
+    if k < 2:
+        return x, y
+    n = len(x) // k * k
+    return x[:n].reshape(-1, k).mean(axis=1), y[:n].reshape(-1, k).sum(axis=1)
+
+
+def search_match(
+    pattern,
+    elements=None,
+    *,
+    refs=None,
+    candidates=None,
+    max_phases: int = 1,
+    refine: bool = False,
+    classifier=None,
+    top: int = 5,
+    shortlist: int = SHORTLIST,
+    wavelength: float | None = None,
+) -> SearchMatchResult:
+    """Identify the phases of a powder pattern among candidates for known elements.
+
+    Args:
+        pattern: a :class:`~matforge.xrd.io.Pattern` or a pattern file.
+        elements: the sample's elements (``"Ti,O"`` or symbols): the bundled prototypes with
+            sensible substitutions are the candidates (:mod:`matforge.xrd.phases`).
+        refs: reference CIF files or folders (the user's phase library), kept when their
+            elements are among ``elements`` (all of them without ``elements``).
+        candidates: :class:`~matforge.xrd.phases.Phase` s to use instead of building them.
+        max_phases: most phases in the answer (1–3); a further phase is kept only when it
+            lowers Rwp by :data:`MIN_RWP_GAIN` of its value and weighs
+            :data:`MIN_WEIGHT_FRACTION` or more.
+        refine: also refine the answer with free reflection intensities
+            (:func:`matforge.xrd.refine.refine_fit`).
+        classifier: an :class:`~matforge.xrd.cnn.XRDClassifier` whose prototype probabilities
+            break near-ties of Rwp (None: Rwp alone).
+        top: single-phase candidates kept in the result.
+        shortlist: candidates fitted after the prescreen.
+        wavelength: Å, for a file that does not state its own.
+
+    Returns:
+        A :class:`SearchMatchResult`.
+    """
+    from matforge.errors import MatforgeError
+    from matforge.xrd.identify import peak_fwhm
+    from matforge.xrd.phases import candidate_phases
+    from matforge.xrd.wholepattern import reflections
+
+    t0 = time.perf_counter()
+    if not 1 <= max_phases <= MAX_PHASES:
+        raise ValueError(f"max_phases must be 1–{MAX_PHASES}, got {max_phases!r}")
+    pat = _as_pattern(pattern, wavelength)
+    if candidates is None:
+        if elements is None and refs is None:
+            raise MatforgeError("search-match needs the sample's elements or reference structures")
+        candidates = candidate_phases(elements, refs)
+    if not candidates:
+        what = f"elements {elements}" if elements is not None else "the references"
+        raise MatforgeError(f"no candidate phase for {what}")
+    x, y = pat.two_theta, np.clip(pat.intensity, 0, None)
+    fwhm, _ = peak_fwhm(x, y)
+    fwhm = float(fwhm) if np.isfinite(fwhm) else 0.1
+    x, y = _rebinned(x, y, fwhm)
+    lam = pat.wavelength
+    model = WholePatternModel(x, y, lam)
+
+    d_min, d_max = _d_range(x, lam)
+    refls = reflections([c.structure for c in candidates], lam, d_min, d_max, absolute=False)
+    prior = _prototype_prior(classifier, pat)
+    cands = [
+        _Candidate(ph, _lattice_model(ph), r, _lattice_model(ph).start(),
+                   prior=prior.get(ph.prototype, 0.0) if ph.prototype else 0.0)
+        for ph, r in zip(candidates, refls, strict=True)
+    ]  # fmt: skip
+    ranked = _screen(x, y, lam, cands, shortlist)
+    fits = {}
+    for c in ranked:
+        fits[id(c)] = _fit_new_phase(model, [], 0.0, 0.0, c, fwhm, thorough=False)
+    best_few = sorted(ranked, key=lambda c: _score(fits[id(c)].rwp, c.prior))[:4]
+    for c in best_few:
+        r = fits[id(c)]
+        fits[id(c)] = model.fit(r.phases, r.zero, r.kalpha2_ratio, max_nfev=15)
+    order = sorted(ranked, key=lambda c: _score(fits[id(c)].rwp, c.prior))
+    single = [_match(c, fits[id(c)]) for c in order[:top]]
+
+    chosen = [order[0]]
+    current = fits[id(order[0])]
+    for _ in range(max_phases - 1):
+        nxt = _next_phase(model, current, [c for c in cands if c not in chosen], fwhm, shortlist)
+        if nxt is None:
+            break
+        c, r = nxt
+        w = weight_fractions(
+            _with_absolute(r, [*chosen, c], lam), [ch.phase.structure for ch in (*chosen, c)]
+        )
+        gain = (current.rwp - r.rwp) / max(current.rwp, 1e-12)
+        if gain < MIN_RWP_GAIN or w[-1] < MIN_WEIGHT_FRACTION:
+            break
+        chosen.append(c)
+        current = r
+
+    final, structures = _final_fit(model, current, chosen, lam, d_min, d_max)
+    fractions = weight_fractions(final, structures)
+    found = []
+    for i, c in enumerate(chosen):
+        m = _match(c, final, i)
+        m.weight_fraction = float(fractions[i])
+        m.rwp = final.rwp
+        found.append(m)
+    found.sort(key=lambda m: -m.weight_fraction)
+    refinement = None
+    if refine:
+        from matforge.xrd.refine import refine_fit
+
+        refinement = refine_fit(model, final, names=[c.phase.name for c in chosen])
+    return SearchMatchResult(
+        source=pat.source, elements=tuple(() if elements is None else _elements(elements)),
+        phases=found, candidates=single, fit=final, n_candidates=len(cands),
+        seconds=time.perf_counter() - t0, two_theta=x, observed=y, wavelength=lam,
+        refinement=refinement,
+    )  # fmt: skip
+
+
+def _elements(spec) -> tuple[str, ...]:
+    from matforge.xrd.phases import parse_elements
+
+    return parse_elements(spec)
+
+
+def _screen(x, y, lam, cands: list[_Candidate], shortlist: int) -> list[_Candidate]:
+    """The prescreen's best ``shortlist`` candidates (their ``start`` and ``prescreen`` set),
+    plus candidates the classifier gives ≥ 5 % (at most 4 more)."""
+    if not cands:
+        return []
+    lats = [c.lattice for c in cands]
+    refl = [c.refl for c in cands]
+    s1, st1 = prescreen(x, y, lam, lats, refl, sigma_u=0.008, ratio_range=0.05, ratio_step=0.025)
+    keep = np.argsort(-s1)[: 3 * shortlist]
+    s2, st2 = prescreen(
+        x, y, lam, [lats[i] for i in keep], [refl[i] for i in keep],
+        starts=[st1[i] for i in keep], sigma_u=0.003, ratio_range=0.015, ratio_step=0.005,
+    )  # fmt: skip
+    for j, i in enumerate(keep):
+        cands[i].start, cands[i].prescreen = st2[j], float(s2[j])
+    order = [keep[j] for j in np.argsort(-s2)]
+    out = [cands[i] for i in order[:shortlist]]
+    likely = sorted((c for c in cands if c.prior >= 0.05 and c not in out), key=lambda c: -c.prior)
+    for c in likely[:4]:
+        if c.prescreen == 0.0:  # not among the kept: a start of its own
+            s, st = prescreen(x, y, lam, [c.lattice], [c.refl], sigma_u=0.003,
+                              ratio_range=0.03, ratio_step=0.005)  # fmt: skip
+            c.start, c.prescreen = st[0], float(s[0])
+        out.append(c)
+    return out
+
+
+def _match(c: _Candidate, fit: FitResult, index: int = -1) -> PhaseMatch:
+    ph = fit.phases[index]
+    lat = c.lattice
+    return PhaseMatch(
+        phase=c.phase, rwp=fit.rwp, score=_score(fit.rwp, c.prior),
+        classifier_probability=c.prior, lattice=ph.cell(),
+        reference_lattice=(lat.abc0.copy(), lat.angles0.copy()), prescreen=c.prescreen, fit=fit,
+    )  # fmt: skip
+
+
+def _next_phase(model, current: FitResult, pool: list[_Candidate], fwhm, shortlist):
+    """The candidate that best explains what ``current`` leaves, fitted together with it."""
+    resid = np.clip(model.y - current.calc, 0, None)
+    ranked = _screen(model.x, resid, model.wavelength, pool, shortlist)
+    if not ranked:
+        return None
+    fixed = current.phases
+    fits = [(c, _fit_new_phase(model, fixed, current.zero, current.kalpha2_ratio, c, fwhm,
+                               thorough=False)) for c in ranked]  # fmt: skip
+    fits.sort(key=lambda cr: cr[1].rwp)
+    best = []
+    for c, r in fits[:3]:
+        best.append((c, model.fit(r.phases, r.zero, r.kalpha2_ratio, max_nfev=15)))
+    return min(best, key=lambda cr: cr[1].rwp)
+
+
+def _with_absolute(fit: FitResult, chosen: list[_Candidate], lam: float) -> FitResult:
+    """``fit`` with each phase's :attr:`Reflections.absolute` computed (for weight fractions)."""
+    from matforge.xrd.wholepattern import absolute_factor
+
+    for ph, c in zip(fit.phases, chosen, strict=True):
+        if ph.reflections.absolute == 1.0:
+            ph.reflections.absolute = absolute_factor(c.phase.structure, ph.reflections, lam)
+    return fit
+
+
+def _final_fit(model, current: FitResult, chosen, lam, d_min, d_max):
+    """The chosen phases re-simulated at their fitted lattices (intensities and absolute
+    scales of the refined cells) and fitted once more together."""
+    from matforge.xrd.wholepattern import reflections
+
+    structures = [
+        _refined_structure(c.phase, ph) for c, ph in zip(chosen, current.phases, strict=True)
+    ]
+    refls = reflections(structures, lam, d_min, d_max)
+    phases = []
+    for s, r, ph in zip(structures, refls, current.phases, strict=True):
+        lat = LatticeModel(s.lattice.abc, s.lattice.angles, ph.lattice.crystal_system)
+        phases.append(PhaseParams(r, lat, lat.start(), ph.fwhm_u, ph.fwhm_y, ph.eta))
+    final = model.fit(phases, current.zero, current.kalpha2_ratio, lattice_rel=0.01,
+                      angle_deg=1.0, max_nfev=40)  # fmt: skip
+    return final, structures
