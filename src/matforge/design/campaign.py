@@ -1102,7 +1102,8 @@ class Campaign:
             ps = fitted.feasibility.p_success(Z)
             pf = ps if pf is None else pf * ps
         return probability_better_remains(fitted.surrogates, Z, self.objectives, Y,
-                                          p_feasible=pf, margin=margin, seed=self.seed)
+                                          X_observed=Zo, p_feasible=pf, margin=margin,
+                                          seed=self.seed)
 
     def _space_filling(self, Z, observed, pending, n, rng) -> np.ndarray:
         """Greedy max-min distance picks (scaled features), away from what was done."""

@@ -126,6 +126,7 @@ class CostModel:
             elif bad.any():
                 i = int(np.flatnonzero(bad)[0])
                 value = raw.iloc[i]
+                value = value.item() if isinstance(value, np.generic) else value
                 why = (
                     "is missing"
                     if pd.isna(value)

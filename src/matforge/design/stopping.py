@@ -74,6 +74,52 @@ class StoppingEstimate:
         )
 
 
+class _LatentGP:
+    """The noise-free posterior of a fitted :class:`~matforge.models.GaussianProcessUQ`: means,
+    variances and covariances of the property itself (not of a new measurement of it), scaled
+    by the model's calibration factor, in the property's units."""
+
+    def __init__(self, surrogate):
+        from sklearn.gaussian_process.kernels import Sum, WhiteKernel
+
+        gp = surrogate.gp_
+        kernel = gp.kernel_
+        if not (isinstance(kernel, Sum) and isinstance(kernel.k2, WhiteKernel)):
+            raise TypeError("not a signal + white-noise kernel")
+        self.gp, self.signal = gp, kernel.k1
+        self.surrogate = surrogate
+        self.scale = float(surrogate.std_scale_) * float(surrogate.y_scale_)
+
+    def _std(self, X: np.ndarray) -> np.ndarray:
+        s = self.surrogate
+        return (np.asarray(X, dtype=float) - s.x_mean_) / s.x_scale_
+
+    def _v(self, Xs: np.ndarray) -> np.ndarray:
+        from scipy.linalg import solve_triangular
+
+        return solve_triangular(self.gp.L_, self.signal(self.gp.X_train_, Xs), lower=True)
+
+    def mean(self, X) -> np.ndarray:
+        return np.asarray(self.surrogate.predict(X), dtype=float)
+
+    def var_and_cov(self, X, x_ref) -> tuple[np.ndarray, np.ndarray]:
+        """Variance of each row of ``X`` and its covariance with the single row ``x_ref``."""
+        Xs, rs = self._std(X), self._std(np.atleast_2d(x_ref))
+        vr = self._v(rs)
+        var, cov = np.empty(len(Xs)), np.empty(len(Xs))
+        for start in range(0, len(Xs), 2048):
+            sl = slice(start, start + 2048)
+            V = self._v(Xs[sl])
+            var[sl] = self.signal.diag(Xs[sl]) - np.sum(V**2, axis=0)
+            cov[sl] = self.signal(Xs[sl], rs)[:, 0] - V.T @ vr[:, 0]
+        return np.clip(var, 0.0, None) * self.scale**2, cov * self.scale**2
+
+    def cov(self, X) -> np.ndarray:
+        Xs = self._std(X)
+        V = self._v(Xs)
+        return (self.signal(Xs, Xs) - V.T @ V) * self.scale**2
+
+
 def _correlation(surrogate, X: np.ndarray) -> tuple[np.ndarray | None, str]:
     """Correlation matrix of the surrogate's predictions at rows ``X``, and where it is from."""
     gp = getattr(surrogate, "gp_", None)
@@ -125,6 +171,7 @@ def probability_better_remains(
     objectives: Sequence[Objective],
     Y_observed,
     *,
+    X_observed=None,
     p_feasible=None,
     margin: float = 0.0,
     max_joint: int = MAX_JOINT,
@@ -134,10 +181,11 @@ def probability_better_remains(
     """How likely a better candidate remains among ``X_candidates`` (see the module docstring).
 
     ``surrogates``: one fitted model per objective (``predict(X, return_std=True)``);
-    ``Y_observed``: (n_obs, m) measured values (NaN: not measured, or failed); ``p_feasible``:
-    (n,) probability that each candidate succeeds and meets the constraints; ``margin``: how
-    much better counts (in the objective's units: a distance to the target for target and
-    range objectives).
+    ``Y_observed``: (n_obs, m) measured values (NaN: not measured, or failed) and
+    ``X_observed`` their features (needed for the noise-free comparison with the incumbent);
+    ``p_feasible``: (n,) probability that each candidate succeeds and meets the constraints;
+    ``margin``: how much better counts (in the objective's units: a distance to the target for
+    target and range objectives).
     """
     objectives = list(objectives)
     surrogates = list(surrogates)
@@ -153,26 +201,46 @@ def probability_better_remains(
         return StoppingEstimate(
             0.0, 0.0, 0.0, margin=margin, reason="every candidate has been measured"
         )
-    U_obs = np.column_stack([o.utility(Y[:, j]) for j, o in enumerate(objectives)])
-    U_obs = U_obs[np.isfinite(U_obs).all(axis=1)]
+    complete = np.isfinite(Y).all(axis=1)
+    U_obs = np.column_stack([o.utility(Y[:, j]) for j, o in enumerate(objectives)])[complete]
     if not len(U_obs):
         return StoppingEstimate(None, margin=margin, reason="no complete result yet")
     rng = np.random.default_rng(seed)
     pf = np.ones(n) if p_feasible is None else np.clip(np.asarray(p_feasible, float), 0, 1)
+    obj = objectives[0]
+    best = None
+    if m == 1:
+        best_u = float(U_obs[:, 0].max())
+        best = float(-best_u if obj.kind != "max" else best_u)
+    latent = None
+    if m == 1 and obj.kind in ("max", "min") and X_observed is not None:
+        try:
+            latent = _LatentGP(surrogates[0])
+        except (AttributeError, TypeError):
+            latent = None
+    if latent is not None:
+        return _latent_estimate(
+            latent,
+            X,
+            np.asarray(X_observed, float)[complete],
+            obj,
+            pf,
+            margin,
+            max_joint,
+            n_samples,
+            rng,
+            best,
+        )
     preds = [s.predict(X, return_std=True) for s in surrogates]
     mean = np.column_stack([np.asarray(p[0], float) for p in preds])
     std = np.column_stack([np.maximum(np.asarray(p[1], float), 0.0) for p in preds])
     front = U_obs[pareto_front(U_obs)] + margin
-    best = None
     if m == 1:
-        obj = objectives[0]
-        best_u = float(U_obs[:, 0].max())
-        dist = obj.utility_distribution(mean[:, 0], std[:, 0])
         if obj.kind in ("target", "range") and best_u + margin >= 0:
             p = np.zeros(n)  # on target already: a utility cannot exceed 0
         else:
+            dist = obj.utility_distribution(mean[:, 0], std[:, 0])
             p = np.asarray(dist.probability_of_improvement(best_u + margin), dtype=float)
-        best = float(-best_u if obj.kind != "max" else best_u)
     else:  # Monte Carlo per candidate: independent objectives, as the acquisitions assume
         p = np.empty(n)
         z = rng.standard_normal((256, m))
@@ -182,41 +250,51 @@ def probability_better_remains(
             U = np.stack([o.utility(Ys[..., j]) for j, o in enumerate(objectives)], axis=-1)
             p[sl] = _not_dominated(U, front).mean(axis=0)
     p = np.nan_to_num(p, nan=0.0) * pf
-    lower = float(p.max())
-    order = np.argsort(-p, kind="stable")
-    top = order[: max(1, int(max_joint))]
-    rest = float(p[order[len(top) :]].sum())
+    top, rest = _top(p, max_joint)
     Rs, source = [], ""
     for s in surrogates:
         R, source = _correlation(s, X[top])
         Rs.append(R)
-    better = np.ones((n_samples, len(top)), dtype=bool)
     draws = [_joint_normal(mean[top, j], std[top, j], Rs[j], n_samples, rng) for j in range(m)]
     U = np.stack([o.utility(draws[j]) for j, o in enumerate(objectives)], axis=-1)
-    better &= _not_dominated(U, front)
+    better = _not_dominated(U, front)
     better &= rng.random((n_samples, len(top))) < pf[top]
-    joint = float(better.any(axis=1).mean())
-    upper = float(min(1.0, p.sum()))
-    estimate = float(np.clip(min(1.0, joint), lower, upper))
     what = (
-        "beats the best result so far"
+        "a new measurement of it beats the best result measured so far"
         if m == 1
-        else "is dominated by no Pareto-optimal result so far"
+        else "a new measurement of it is dominated by no Pareto-optimal result so far"
     )
+    basis = (
+        f"the surrogate's predictive distribution (marginals N(mean, std²) as predicted, "
+        f"measurement noise included, so noisy measurements make it err high), correlations "
+        f"between the {len(top)} most promising candidates from {source}"
+    )
+    return _estimate(p, better, top, rest, n, margin, best, source, what, basis, p_feasible)
+
+
+def _top(p: np.ndarray, max_joint: int) -> tuple[np.ndarray, float]:
+    """The ``max_joint`` most promising candidates, and the summed p of the others."""
+    order = np.argsort(-p, kind="stable")
+    top = order[: max(1, int(max_joint))]
+    return top, float(p[order[len(top) :]].sum())
+
+
+def _estimate(p, better, top, rest, n, margin, best, source, what, basis, p_feasible):
+    lower = float(p.max())
+    upper = float(min(1.0, p.sum()))
+    joint = float(better.any(axis=1).mean())
+    estimate = float(np.clip(joint, lower, max(upper, lower)))
     assumption = (
-        f"If each of the {n:,} unmeasured candidates scored were measured once, the chance "
-        f"that at least one {what}"
+        f"Of the {n:,} unmeasured candidates scored, the chance that for at least one {what}"
         + (f" by more than {margin:g}" if margin else "")
-        + f", under the surrogate's predictive distribution: marginals N(mean, std²) as "
-        f"predicted (measurement noise included), correlations between the {len(top)} most "
-        f"promising candidates from {source}"
+        + f", under {basis}"
         + (
-            f", the other {n - len(top):,} adding at most {rest:.2g} (in the upper bound)"
+            f"; the other {n - len(top):,} could add at most {rest:.2g} (in the upper bound)"
             if n > len(top)
             else ""
         )
         + (
-            ", successes and constraints independent per candidate"
+            "; successes and constraints independent per candidate"
             if p_feasible is not None
             else ""
         )
@@ -233,4 +311,48 @@ def probability_better_remains(
         best=best,
         correlation=source,
         assumption=assumption,
+    )
+
+
+def _latent_estimate(latent: _LatentGP, X, X_obs, obj, pf, margin, max_joint, n_samples, rng, best):
+    """One objective to maximise or minimise with a Gaussian process: the true values of the
+    candidates against the true value at the incumbent (the measured experiment with the best
+    posterior mean), jointly, without measurement noise."""
+    from scipy.stats import norm
+
+    sign = 1.0 if obj.kind == "max" else -1.0
+    mean_obs = latent.mean(X_obs)
+    inc = X_obs[[int(np.argmax(sign * mean_obs))]]
+    mean_inc = float(latent.mean(inc)[0])
+    var_inc = float(latent.var_and_cov(inc, inc[0])[0][0])
+    mean = latent.mean(X)
+    var, cov = latent.var_and_cov(X, inc[0])
+    sd = np.sqrt(np.clip(var + var_inc - 2 * cov, 1e-24, None))
+    p = norm.sf((margin - sign * (mean - mean_inc)) / sd) * pf
+    top, rest = _top(p, max_joint)
+    Z = np.vstack([inc, X[top]])
+    C = latent.cov(Z)
+    d = np.sqrt(np.clip(np.diag(C), 0.0, None))
+    R = _to_correlation(C)
+    F = _joint_normal(np.r_[mean_inc, mean[top]], d, R, n_samples, rng)
+    better = sign * (F[:, 1:] - F[:, :1]) > margin
+    better &= rng.random((n_samples, len(top))) < pf[top]
+    source = "the Gaussian process's posterior covariance"
+    what = "its true value is better than the true value at the best experiment so far"
+    basis = (
+        f"the Gaussian process's posterior without measurement noise (calibrated), jointly over "
+        f"that experiment and the {len(top)} most promising candidates"
+    )
+    return _estimate(
+        p,
+        better,
+        top,
+        rest,
+        len(X),
+        margin,
+        best,
+        source,
+        what,
+        basis,
+        None if np.all(pf == 1) else pf,
     )
