@@ -212,6 +212,7 @@ def _first_line(text: str, limit: int = 200) -> str:
 def _read_cif(path: Path, name: str) -> list[ParsedStructure]:
     from pymatgen.io.cif import CifParser
 
+    parser = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -231,11 +232,32 @@ def _read_cif(path: Path, name: str) -> list[ParsedStructure]:
             if p.startswith("No structure parsed") and "\n" in p
         ]
         detail = "; ".join(dict.fromkeys(_first_line(r) for r in reasons))
+        missing = _missing_cell_keys(parser) if parser is not None else []
+        if missing:
+            detail = "; ".join(missing)
         if not detail and error is not None:
             detail = _first_line(f"{type(error).__name__}: {error}")
         raise StructureFileError(f"{name}: not a readable CIF ({detail or 'no structure in it'})")
     many = len(found) > 1
     return [ParsedStructure(f"{name}#{i + 1}" if many else name, s) for i, s in enumerate(found)]
+
+
+_CELL_KEYS = tuple(f"_cell_length_{x}" for x in "abc") + tuple(
+    f"_cell_angle_{x}" for x in ("alpha", "beta", "gamma")
+)
+
+
+def _missing_cell_keys(parser) -> list[str]:
+    """``data block 'x' has no _cell_length_b`` for each CIF data block without a cell."""
+    out = []
+    for block in getattr(getattr(parser, "_cif", None), "data", {}).values():
+        keys = set(getattr(block, "data", {}))
+        if not keys & {"_atom_site_fract_x", "_atom_site_cartn_x"}:
+            continue  # not a crystal structure block (e.g. a publication block)
+        lacking = [k for k in _CELL_KEYS if k not in keys]
+        if lacking:
+            out.append(f"data block {block.header!r} has no {', '.join(lacking)}")
+    return out
 
 
 def _read_poscar(path: Path, name: str) -> list[ParsedStructure]:
@@ -674,9 +696,10 @@ class StructureIngestReport:
         return len(self.ids)
 
     def __str__(self) -> str:
+        origin = f"{self.n_files:,} file(s) of {self.source}" if self.n_files else self.source
         text = (
-            f"{self.n_written:,} of {self.n_read:,} structures from {self.n_files:,} file(s) of "
-            f"{self.source} written to project '{self.project}'"
+            f"{self.n_written:,} of {self.n_read:,} structures from {origin} written to project "
+            f"'{self.project}'"
         )
         if self.duplicates:
             text += f"; {len(self.duplicates):,} duplicate(s) not stored again"
