@@ -40,6 +40,7 @@ KINDS = {
     "job_id": "job",
     "campaign_id": "campaign",
     "suggestion_id": "suggestion",
+    "structure_id": "structure",
 }
 OPTIMADE_ENTRIES = {"structures": "material", "references": "reference"}
 #: id-like parameters that are not looked up: ``after`` is a page cursor (``cur_...``, made by
@@ -220,7 +221,14 @@ def world(store_url, tmp_path_factory):
             e["id"] for e in c.get("/optimade/v1/references", headers=A).json()["data"]
             if e["attributes"].get("doi") == "10.9999/secret"
         )  # fmt: skip
+        from pymatgen.core import Lattice, Structure
+
+        from matforge.store.structures import add_structures
+
+        pu_o = Structure(Lattice.cubic(5.4), ["Pu", "O"], [[0, 0, 0], [0.25, 0.25, 0.25]])
+        structure = add_structures(state.store, [pu_o], "alice/secret", method="dft").ids[0]
         secret = {
+            "structure": state.codec.encode("structure", structure),
             "project": S,
             "dataset": item["dataset_id"],
             "material": item["material_id"],
@@ -334,6 +342,8 @@ def test_every_id_in_the_schema_is_probed(spec):
         ("POST", f"{API}/campaigns/{{campaign_id}}/observe", "body", "results[].suggestion_id"),
         ("GET", "/optimade/v1/structures/{entry_id}", "path", "entry_id"),
         ("GET", "/optimade/v1/references/{entry_id}", "path", "entry_id"),
+        ("GET", f"{API}/structures/{{structure_id}}", "path", "structure_id"),
+        ("GET", f"{API}/structures", "query", "material_id"),
     }
     assert known <= probed, known - probed
 
@@ -374,6 +384,8 @@ def test_the_private_ids_are_real(world):
         f"{API}/campaigns/{s['campaign']}",
         f"/optimade/v1/structures/{s['material']}",
         f"/optimade/v1/references/{s['reference']}",
+        f"{API}/structures/{s['structure']}",
+        f"{API}/structures/{s['structure']}/file",
     ):
         assert c.get(url, headers=A).status_code == 200, url
     for param in ("dataset_id", "material_id", "project_id"):

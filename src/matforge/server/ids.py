@@ -33,6 +33,7 @@ PREFIXES = {
     "campaign": "cmp",
     "suggestion": "sug",
     "audit": "aud",
+    "structure": "str",
     # a page cursor (`next`/`after`): a row position, made only by the server
     "cursor": "cur",
 }

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from matforge import errors
 from matforge.errors import IngestError, StoreError
 from matforge.store import schema
 from matforge.store.database import write_transaction
@@ -156,9 +157,10 @@ SUMMARY_COLUMNS = [
 ]
 
 
-class StructureFileError(IngestError):
+class StructureFileError(IngestError, errors.StructureFileError):
     """A structure file cannot be read or holds something that is not a valid crystal
-    structure; the message names the file (and the entry inside it)."""
+    structure; the message names the file (and the entry inside it). Both an ingest error
+    (``rows``: ``(file, reason)`` per refused file) and :class:`matforge.errors.StructureFileError`."""
 
 
 # --- reading files --------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import urllib.parse
 import warnings
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from matforge.server.auth import TokenRefused, User, check_token
 from matforge.server.optimade import entries
 from matforge.server.optimade.filter import MAX_FILTER_LENGTH, Field, to_sql
 from matforge.store import accounts, schema
+from matforge.store import structures as stored
 
 log = logging.getLogger("matforge.server.optimade")
 
@@ -49,6 +51,7 @@ IMPLEMENTATION = {"name": "matforge", "version": __version__}
 
 m, mat, d = schema.measurements, schema.materials, schema.datasets
 opt, ref = accounts.optimade_structures, accounts.optimade_references
+st, so = stored.structures, stored.structure_optimade
 
 
 class JSONAPIResponse(JSONResponse):
@@ -187,38 +190,172 @@ def _visible_sources(project_ids: list[int]):
     )
 
 
-def _structure_fields(vis) -> dict[str, Field]:
-    has_structure = opt.c.nsites.is_not(None)
+def _null(type_):
+    return sa.cast(sa.null(), type_)
+
+
+def _visible_entries(project_ids: list[int]):
+    """The structures entries ``project_ids`` make visible, one row each: the materials with a
+    visible measurement (``structure_id`` null) and the stored structures of those projects."""
+    vis = _visible_materials(project_ids)
+    materials = (
+        sa.select(
+            opt.c.public_id.label("public_id"),
+            mat.c.id.label("material_id"),
+            _null(sa.BigInteger).label("structure_id"),
+            mat.c.formula.label("formula"),
+            mat.c.elements.label("elements"),
+            mat.c.nelements.label("nelements"),
+            opt.c.chemical_formula_reduced.label("chemical_formula_reduced"),
+            opt.c.chemical_formula_anonymous.label("chemical_formula_anonymous"),
+            opt.c.nsites.label("nsites"),
+            opt.c.nperiodic_dimensions.label("nperiodic_dimensions"),
+            opt.c.structure_features.label("structure_features"),
+            opt.c.species_names.label("species_names"),
+            vis.c.last_modified.label("last_modified"),
+            _null(sa.Integer).label("spacegroup_number"),
+            _null(sa.String).label("spacegroup_symbol"),
+            _null(sa.String).label("method"),
+            opt.c.public_id.label("material_public_id"),
+        )
+        .select_from(vis)
+        .join(mat, mat.c.id == vis.c.material_id)
+        .join(opt, opt.c.material_id == mat.c.id)
+    )
+    material_ids = opt.alias("material_ids")
+    structures = (
+        sa.select(
+            so.c.public_id,
+            st.c.material_id,
+            st.c.id,
+            st.c.formula,
+            st.c.elements,
+            st.c.nelements,
+            so.c.chemical_formula_reduced,
+            so.c.chemical_formula_anonymous,
+            st.c.nsites,
+            so.c.nperiodic_dimensions,
+            so.c.structure_features,
+            so.c.species_names,
+            st.c.created_at,
+            st.c.spacegroup_number,
+            st.c.spacegroup_symbol,
+            st.c.method,
+            material_ids.c.public_id,
+        )
+        .join_from(st, so, so.c.structure_id == st.c.id)
+        .join(material_ids, material_ids.c.material_id == st.c.material_id, isouter=True)
+        .where(st.c.project_id.in_(project_ids))
+    )
+    return sa.union_all(materials, structures).subquery("entries")
+
+
+#: Provider-specific fields of structures entries that do not depend on the store's properties:
+#: name -> (kind, unit, description).
+PROVIDER_FIELDS = {
+    f"_{PREFIX}_space_group_it_number": (
+        "integer",
+        None,
+        "International Tables number (1-230) of the space group of a stored structure, found "
+        "by spglib through pymatgen's SpacegroupAnalyzer (symprec 0.1 Å, angle tolerance 5°); "
+        "null for composition-only materials and for cells over 5,000 sites.",
+    ),
+    f"_{PREFIX}_space_group_symbol": (
+        "string",
+        None,
+        "Hermann-Mauguin symbol of the same space group (e.g. 'Fm-3m'), as spglib writes it.",
+    ),
+    f"_{PREFIX}_method": (
+        "string",
+        None,
+        "How a stored structure was obtained: experiment, refinement, dft, ml_relaxation or "
+        "xrd_match; null for materials (entries with ids mat_...).",
+    ),
+    f"_{PREFIX}_material_id": (
+        "string",
+        None,
+        "Id of the material (the composition; an entry mat_... when it has a visible "
+        "measurement) that this entry is a structure of.",
+    ),
+}
+#: Measured properties are served as ``_matforge_<property>``; names that are not OPTIMADE
+#: identifiers, or that a provider field above already takes, are not served.
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _measured_properties(project_ids: list[int]) -> sa.Select:
+    """The properties measured in ``project_ids``: id, name, canonical unit, description."""
+    p = schema.properties
+    used = sa.exists(
+        sa.select(sa.literal(1))
+        .select_from(m.join(d, m.c.dataset_id == d.c.id))
+        .where(m.c.property_id == p.c.id, d.c.project_id.in_(project_ids))
+    )
+    return (
+        sa.select(p.c.id, p.c.name, p.c.canonical_unit, p.c.description)
+        .where(used)
+        .order_by(p.c.name)
+    )
+
+
+def _measured_field(u, project_ids: list[int], property_id: int, name: str) -> Field:
+    mean = (
+        sa.select(sa.func.avg(m.c.value))
+        .join_from(m, d, m.c.dataset_id == d.c.id)
+        .where(
+            m.c.material_id == u.c.material_id,
+            m.c.property_id == property_id,
+            d.c.project_id.in_(project_ids),
+        )
+        .scalar_subquery()
+    )
+    return Field(f"_{PREFIX}_{name}", "float", mean)
+
+
+def _measured_name(name: str) -> str | None:
+    field = f"_{PREFIX}_{name}"
+    return field if _IDENTIFIER.match(name) and field not in PROVIDER_FIELDS else None
+
+
+def _structure_fields(u, measured: list | None = None, project_ids=()) -> dict[str, Field]:
+    has_structure = u.c.nsites.is_not(None)
     features_count = (
-        sa.func.length(opt.c.structure_features)
-        - sa.func.length(sa.func.replace(opt.c.structure_features, "-", ""))
+        sa.func.length(u.c.structure_features)
+        - sa.func.length(sa.func.replace(u.c.structure_features, "-", ""))
         - 1
     )
     fields = [
-        Field("id", "string", opt.c.public_id),
+        Field("id", "string", u.c.public_id),
         Field("type", "string", sa.literal("structures")),
-        Field("last_modified", "timestamp", vis.c.last_modified),
-        Field("elements", "set", mat.c.elements, length=mat.c.nelements, sortable=False),
-        Field("nelements", "integer", mat.c.nelements),
+        Field("last_modified", "timestamp", u.c.last_modified),
+        Field("elements", "set", u.c.elements, length=u.c.nelements, sortable=False),
+        Field("nelements", "integer", u.c.nelements),
         Field("elements_ratios", "list", known=sa.true(), sortable=False),
-        Field("chemical_formula_descriptive", "string", mat.c.formula),
-        Field("chemical_formula_reduced", "string", opt.c.chemical_formula_reduced),
-        Field("chemical_formula_anonymous", "string", opt.c.chemical_formula_anonymous),
+        Field("chemical_formula_descriptive", "string", u.c.formula),
+        Field("chemical_formula_reduced", "string", u.c.chemical_formula_reduced),
+        Field("chemical_formula_anonymous", "string", u.c.chemical_formula_anonymous),
         Field("dimension_types", "list", known=has_structure, sortable=False),
-        Field("nperiodic_dimensions", "integer", opt.c.nperiodic_dimensions),
+        Field("nperiodic_dimensions", "integer", u.c.nperiodic_dimensions),
         Field("lattice_vectors", "list", known=has_structure, sortable=False),
         Field("cartesian_site_positions", "list", known=has_structure, sortable=False),
-        Field("nsites", "integer", opt.c.nsites),
+        Field("nsites", "integer", u.c.nsites),
         Field("species", "list", known=has_structure, sortable=False),
-        Field("species_at_sites", "set", opt.c.species_names, length=opt.c.nsites, sortable=False),
+        Field("species_at_sites", "set", u.c.species_names, length=u.c.nsites, sortable=False),
         Field(
             "structure_features",
             "set",
-            opt.c.structure_features,
+            u.c.structure_features,
             length=features_count,
             sortable=False,
         ),
+        Field(f"_{PREFIX}_space_group_it_number", "integer", u.c.spacegroup_number),
+        Field(f"_{PREFIX}_space_group_symbol", "string", u.c.spacegroup_symbol),
+        Field(f"_{PREFIX}_method", "string", u.c.method),
+        Field(f"_{PREFIX}_material_id", "string", u.c.material_public_id),
     ]
+    for row in measured or []:
+        if _measured_name(row.name):
+            fields.append(_measured_field(u, list(project_ids), row.id, row.name))
     return {f.name: f for f in fields}
 
 
@@ -234,11 +371,16 @@ def _reference_fields(vis) -> dict[str, Field]:
     return {f.name: f for f in fields}
 
 
-def _structure_entry(row) -> dict:
-    ratios_counts = entries.amounts(row.formula)
+def _structure_entry(row, structure: dict | None, measured: dict[str, float | None]) -> dict:
+    """The entry of a row of :func:`_visible_entries`, with its structure (a
+    ``Structure.as_dict()``, None for a composition-only material) and measured values."""
+    if row.structure_id is None:
+        ratios_counts = entries.amounts(row.formula)
+    else:
+        ratios_counts = entries.site_amounts(structure)
     total = sum(ratios_counts.values())
     elements = sorted(ratios_counts)
-    fields = entries.structure_fields(row.structure) if row.nsites is not None else None
+    fields = entries.structure_fields(structure) if row.nsites is not None else None
     attributes = {
         "last_modified": _ts(row.last_modified),
         "elements": elements,
@@ -267,6 +409,15 @@ def _structure_entry(row) -> dict:
             species_at_sites=fields.species_at_sites,
             structure_features=fields.structure_features,
         )
+    attributes.update(
+        {
+            f"_{PREFIX}_space_group_it_number": row.spacegroup_number,
+            f"_{PREFIX}_space_group_symbol": row.spacegroup_symbol,
+            f"_{PREFIX}_method": row.method,
+            f"_{PREFIX}_material_id": row.material_public_id,
+        }
+    )
+    attributes.update(measured)
     return {"id": row.public_id, "type": "structures", "attributes": attributes}
 
 
@@ -323,28 +474,23 @@ class Collection:
         entries.sync(state.engine, state.codec)
         with state.engine.connect() as conn:
             self.project_ids = sorted(access.roles(conn, user))
-        if entry_type == "structures":
-            self.visible = _visible_materials(self.project_ids)
-            self.fields = _structure_fields(self.visible)
-            self.select = (
-                sa.select(
-                    opt.c.public_id,
-                    opt.c.chemical_formula_reduced,
-                    opt.c.chemical_formula_anonymous,
-                    opt.c.nsites,
-                    mat.c.formula,
-                    mat.c.structure,
-                    self.visible.c.last_modified,
-                )
-                .select_from(self.visible)
-                .join(mat, mat.c.id == self.visible.c.material_id)
-                .join(opt, opt.c.material_id == mat.c.id)
+            measured = (
+                conn.execute(_measured_properties(self.project_ids)).all()
+                if entry_type == "structures"
+                else []
             )
-            self.tiebreak = mat.c.id
-            self.build = _structure_entry
+        if entry_type == "structures":
+            self.visible = _visible_entries(self.project_ids)
+            self.fields = _structure_fields(self.visible, measured, self.project_ids)
+            self.measured = [
+                self.fields[name] for r in measured if (name := _measured_name(r.name))
+            ]
+            self.select = sa.select(self.visible)
+            self.tiebreak = self.visible.c.public_id
         else:
             self.visible = _visible_sources(self.project_ids)
             self.fields = _reference_fields(self.visible)
+            self.measured = []
             self.select = (
                 sa.select(
                     ref.c.public_id,
@@ -357,7 +503,6 @@ class Collection:
                 .join(ref, ref.c.source == self.visible.c.source)
             )
             self.tiebreak = ref.c.public_id
-            self.build = _reference_entry
 
     def where(self, filter_text: str):
         dialect = self.state.engine.dialect.name
@@ -385,6 +530,41 @@ class Collection:
         )
         return conn.execute(stmt).scalar_one()
 
+    def _page(self, conn: sa.Connection, stmt) -> list[dict]:
+        """The entries of the rows ``stmt`` selects (measured values and structures fetched
+        for those rows only)."""
+        if self.entry_type != "structures":
+            return [_checked(self.entry_type, _reference_entry(r)) for r in conn.execute(stmt)]
+        stmt = stmt.add_columns(
+            *(f.column.label(f"measured_{i}") for i, f in enumerate(self.measured))
+        )
+        rows = conn.execute(stmt).all()
+        material_ids = [
+            r.material_id for r in rows if r.structure_id is None and r.nsites is not None
+        ]
+        structure_ids = [r.structure_id for r in rows if r.structure_id is not None]
+        by_material = dict(
+            conn.execute(
+                sa.select(mat.c.id, mat.c.structure).where(mat.c.id.in_(material_ids))
+            ).all()
+        ) if material_ids else {}  # fmt: skip
+        by_structure = {
+            i: stored.decode_dict(data)
+            for i, data in conn.execute(
+                sa.select(st.c.id, st.c.data).where(st.c.id.in_(structure_ids))
+            ).all()
+        } if structure_ids else {}  # fmt: skip
+        out = []
+        for r in rows:
+            structure = (
+                by_material.get(r.material_id)
+                if r.structure_id is None
+                else by_structure.get(r.structure_id)
+            )
+            measured = {f.name: getattr(r, f"measured_{i}") for i, f in enumerate(self.measured)}
+            out.append(_checked("structures", _structure_entry(r, structure, measured)))
+        return out
+
     def find(self, filter_text: str, sort: str, limit: int, offset: int):
         """``(entries, data_returned, data_available, more)`` of one page."""
         where = self.where(filter_text)
@@ -393,18 +573,17 @@ class Collection:
         with self.state.engine.connect() as conn:
             available = self.count(conn)
             returned = available if where is None else self.count(conn, where)
-            rows = conn.execute(stmt.order_by(*order).offset(offset).limit(limit)).all()
-        found = [_checked(self.entry_type, self.build(r)) for r in rows]
+            found = self._page(conn, stmt.order_by(*order).offset(offset).limit(limit))
         return found, returned, available, offset + len(found) < returned
 
     def get(self, entry_id: str):
         id_field = self.fields["id"].column
         with self.state.engine.connect() as conn:
-            row = conn.execute(self.select.where(id_field == entry_id)).first()
+            found = self._page(conn, self.select.where(id_field == entry_id))
             available = self.count(conn)
-        if row is None:
+        if not found:
             return None, available
-        return _checked(self.entry_type, self.build(row)), available
+        return found[0], available
 
 
 # --- routes --------------------------------------------------------------------------------
@@ -624,12 +803,12 @@ _entry_routes("references", "ReferenceResponseMany", "ReferenceResponseOne")
 
 
 @functools.cache
-def entry_info(entry_type: str) -> dict:
-    """The ``/info/<entry type>`` resource: the served properties and their descriptions."""
+def _standard_info(entry_type: str) -> dict:
+    """``/info/<entry type>`` properties of the specification's fields that are served."""
     from optimade.server.schemas import ENTRY_INFO_SCHEMAS, retrieve_queryable_properties
 
     served = list(
-        _structure_fields(_visible_materials([]))
+        _structure_fields(_visible_entries([]))
         if entry_type == "structures"
         else _reference_fields(_visible_sources([]))
     )
@@ -638,6 +817,10 @@ def entry_info(entry_type: str) -> dict:
     )
     properties = {}
     for name in served:
+        if name in PROVIDER_FIELDS:
+            kind, unit, description = PROVIDER_FIELDS[name]
+            properties[name] = {"description": description, "sortable": True, "type": kind}
+            continue
         p = schema_props[name]
         item = {"description": p["description"], "sortable": bool(p.get("sortable", True))}
         if p.get("type") is not None:
@@ -645,13 +828,36 @@ def entry_info(entry_type: str) -> dict:
         if p.get("unit"):
             item["unit"] = p["unit"]
         properties[name] = item
+    return properties
+
+
+def entry_info(entry_type: str, measured: list = ()) -> dict:
+    """The ``/info/<entry type>`` resource: the served properties and their descriptions;
+    ``measured``: the rows of :func:`_measured_properties` (served as ``_matforge_<name>``)."""
+    properties = dict(_standard_info(entry_type))
+    for row in measured:
+        name = _measured_name(row.name)
+        if name is None:
+            continue
+        properties[name] = {
+            "description": (
+                f"Measured {row.name}"
+                + (f" ({row.description})" if row.description else "")
+                + f": the mean of the material's measurements the caller may read, in "
+                f"{row.canonical_unit}; null where there is none. A structure entry has its "
+                "material's (composition's) measurements."
+            ),
+            "sortable": True,
+            "type": "float",
+            "unit": row.canonical_unit,
+        }
     return {
         "id": entry_type,
         "type": "info",
         "formats": ["json"],
         "description": f"{entry_type} of the matforge store visible to the caller",
         "properties": properties,
-        "output_fields_by_format": {"json": served},
+        "output_fields_by_format": {"json": list(properties)},
     }
 
 
@@ -688,6 +894,7 @@ def optimade_info(request: Request) -> JSONAPIResponse:
 @router.get(
     "/info/{entry_type}",
     summary="Properties of an entry type",
+    openapi_extra=OPTIONAL_AUTH,
     responses={
         200: {
             "description": "Entry info.",
@@ -698,13 +905,20 @@ def optimade_info(request: Request) -> JSONAPIResponse:
         **_ERRORS,
     },
 )
-def optimade_entry_info(request: Request, entry_type: str) -> JSONAPIResponse:
+def optimade_entry_info(
+    request: Request, state: State, user: Caller, entry_type: str
+) -> JSONAPIResponse:
     _check_params(request)
     if entry_type not in ENTRY_TYPES:
         raise OptimadeError(
             404, "Not Found", f"no entry type {entry_type!r}; available: {', '.join(ENTRY_TYPES)}"
         )
-    return JSONAPIResponse({"data": entry_info(entry_type), "meta": _meta(request, False, 1, 1)})
+    measured = []
+    if entry_type == "structures":
+        with state.engine.connect() as conn:
+            measured = conn.execute(_measured_properties(sorted(access.roles(conn, user)))).all()
+    info = entry_info(entry_type, measured)
+    return JSONAPIResponse({"data": info, "meta": _meta(request, False, 1, 1)})
 
 
 @router.get(

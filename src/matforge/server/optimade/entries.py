@@ -1,11 +1,14 @@
-"""Store materials as OPTIMADE structures.
+"""Store materials and structures as OPTIMADE structures.
 
-Every material is served, with or without a crystal structure: composition fields
-(``elements``, ``nelements``, ``elements_ratios``, ``chemical_formula_reduced`` /
-``_anonymous`` / ``_descriptive``) come from its formula; the structure fields (``nsites``,
-``lattice_vectors``, ``cartesian_site_positions``, ``species``, ...) from its structure, and are
-null without one. The fields that filters need but the store lacks are kept in the
-``optimade_structures`` table, filled by :func:`sync` for materials added since the last call.
+Two kinds of entries: every material with a visible measurement (id ``mat_...``), with or
+without a crystal structure, and every visible stored structure (:mod:`matforge.store.structures`,
+id ``str_...``). Composition fields (``elements``, ``nelements``, ``elements_ratios``,
+``chemical_formula_reduced`` / ``_anonymous`` / ``_descriptive``) come from the formula; the
+structure fields (``nsites``, ``lattice_vectors``, ``cartesian_site_positions``, ``species``,
+``species_at_sites``, ...) from the structure, and are null for a composition-only material
+(``nsites IS KNOWN`` keeps the entries with a structure). The fields that filters need but the
+store lacks are kept in the ``optimade_structures`` (materials) and ``structure_optimade``
+(structures) tables, filled by :func:`sync` for rows added since the last call.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import sqlalchemy as sa
 
 from matforge.server.ids import IdCodec
 from matforge.store import accounts, schema
+from matforge.store import structures as stored
 from matforge.store.database import write_transaction
 
 _TERM = re.compile(r"([A-Z][a-z]?)((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)?")
@@ -166,6 +170,30 @@ def index_row(codec: IdCodec, material_id: int, formula: str, structure: dict | 
     }
 
 
+def site_amounts(structure: dict) -> dict[str, float]:
+    """Element → number of atoms in the cell of a ``Structure.as_dict()`` (occupancies summed)."""
+    out: dict[str, float] = {}
+    for site in structure["sites"]:
+        for sp in site["species"]:
+            out[str(sp["element"])] = out.get(str(sp["element"]), 0.0) + float(sp.get("occu", 1))
+    return out
+
+
+def structure_index_row(codec: IdCodec, structure_id: int, structure: dict) -> dict:
+    """The ``structure_optimade`` row of a stored structure."""
+    counts = integer_proportions(site_amounts(structure))
+    fields = structure_fields(structure)
+    return {
+        "structure_id": structure_id,
+        "public_id": codec.encode("structure", structure_id),
+        "chemical_formula_reduced": reduced_formula(counts),
+        "chemical_formula_anonymous": anonymous_formula(counts),
+        "nperiodic_dimensions": None if fields is None else sum(fields.dimension_types),
+        "structure_features": dash_set(fields.structure_features if fields else []),
+        "species_names": None if fields is None else dash_set(fields.species_at_sites),
+    }
+
+
 def reference_row(codec: IdCodec, row_id: int, source: str) -> dict:
     """The ``optimade_references`` row of a measurement source (a DOI, a URL or free text)."""
     doi = _DOI.match(source.strip())
@@ -204,7 +232,28 @@ def sync(engine: sa.Engine, codec: IdCodec) -> None:
         rows = [index_row(codec, r.id, r.formula, r.structure) for r in missing]
         _insert_ignore(engine, opt, rows, "material_id")
         n_opt += len(rows)
+    _sync_structures(engine, codec)
     _sync_references(engine, codec)
+
+
+def _sync_structures(engine: sa.Engine, codec: IdCodec) -> None:
+    s, so = stored.structures, stored.structure_optimade
+    with engine.connect() as conn:
+        n_s = conn.execute(sa.select(sa.func.count()).select_from(s)).scalar()
+        n_so = conn.execute(sa.select(sa.func.count()).select_from(so)).scalar()
+    while n_so < n_s:
+        with engine.connect() as conn:
+            missing = conn.execute(
+                sa.select(s.c.id, s.c.data)
+                .where(~sa.exists().where(so.c.structure_id == s.c.id))
+                .order_by(s.c.id)
+                .limit(_SYNC_BATCH // 10)  # structures are bigger than formulas
+            ).all()
+        if not missing:
+            break
+        rows = [structure_index_row(codec, r.id, stored.decode_dict(r.data)) for r in missing]
+        _insert_ignore(engine, so, rows, "structure_id")
+        n_so += len(rows)
 
 
 def _sync_references(engine: sa.Engine, codec: IdCodec) -> None:
