@@ -286,7 +286,7 @@ def test_the_success_classifier_predicts_held_out_failed_prints(autoam):
         train, test = idx[:40], idx[40:]
         model = fit_feasibility(X[train], failed[train], kind="gp", seed=seed)
         aucs.append(roc_auc_score(~failed[test], model.p_success(X[test])))
-    assert np.mean(aucs) >= 0.85, aucs  # 0.5: no better than chance (measured: 0.96)
+    assert np.mean(aucs) >= 0.85, aucs  # 0.5: no better than chance (measured: 0.97)
     assert fit_feasibility(X[:10], np.zeros(10, bool)) is None  # nothing failed: no weighting
 
 
@@ -558,7 +558,7 @@ def test_cli_lab_features_end_to_end(tmp_path):
     assert "3 result(s) recorded (3 answering suggestions, 0 unplanned, 2 of them failed" in out
     out = run("status", "rx", "--db", db).output
     assert "4 failed" in out and "spent on experiments since the start: 6" in out
-    assert "stopping: chance that one of the" in out
+    assert "stopping: chance that a better candidate remains: " in out
     bad = tmp_path / "bad.csv"
     past.iloc[:1].assign(solvent="toluene").to_csv(bad, index=False)
     result = run("observe", "rx", bad, "--db", db, code=1)

@@ -273,7 +273,7 @@ def observe(
         df = read_user_table(file, "results file", sep, decimal, sheet, text_columns=formula)
         report = c.observe(df, source=file.name, blank_means_failed=failed)
         pending = len(c.pending())
-    failed_note = f", {report.failed} of them failed experiments" if report.failed else ""
+    failed_note = f", {report.failed} of them failed" if report.failed else ""
     typer.echo(f"{report.recorded} result(s) recorded ({report.matched} answering suggestions, "
                f"{report.unplanned} unplanned{failed_note}), {report.duplicates} already "
                f"recorded; {pending} suggestion(s) still pending")

@@ -68,9 +68,9 @@ class StoppingEstimate:
             return f"no estimate yet: {self.reason}"
         margin = f" by more than {self.margin:g}" if self.margin else ""
         return (
-            f"chance that one of the {self.n_candidates:,} unmeasured candidates scored beats "
-            f"the best so far{margin}: {self.probability:.0%} (at least {self.lower:.0%}, at "
-            f"most {self.upper:.0%}; correlations: {self.correlation})"
+            f"chance that a better candidate remains{margin}: {self.probability:.0%} (at least "
+            f"{self.lower:.0%}, at most {self.upper:.0%}; {self.n_candidates:,} unmeasured "
+            f"candidates scored; correlations: {self.correlation})"
         )
 
 
