@@ -23,6 +23,7 @@ API = "/api/v1"
 OPT = "/optimade/v1"
 AFLOW_DOI = "10.1016/j.commatsci.2017.01.017"  # the AFLOW prototype library, part 1
 N_PROTOTYPES = 40
+N_STORED = 4  # stored structures (matforge.store.structures), one disordered
 
 
 def _fill_store(url: str, tmp) -> dict:
@@ -85,6 +86,18 @@ def _fill_store(url: str, tmp) -> dict:
             },
         )
         assert r.status_code == 201, r.text
+    # stored structures (issue #22): real CIFs of the same library, one of them disordered,
+    # served as entries of their own (str_...) beside the materials
+    from pymatgen.core import Lattice, Structure
+
+    from matforge.store.structures import add_structures
+
+    cells = load_structures("aflow_prototypes")[N_PROTOTYPES : N_PROTOTYPES + N_STORED - 1]
+    cells.append(Structure(Lattice.cubic(4.2), [{"Fe": 0.7, "Ni": 0.3}, "O"],
+                           [[0, 0, 0], [0.5, 0.5, 0.5]]))  # fmt: skip
+    report = add_structures(app.state.matforge.store, cells, "alice/prototypes", method="dft")
+    assert report.n_written == N_STORED, report
+    app.state.matforge.store.close()
     return {"alice": A, "bob": B}
 
 
@@ -112,8 +125,12 @@ def _all(client, url, headers=None, **params) -> list[dict]:
 
 
 def test_every_visible_material_is_served_with_or_without_structure(served):
-    entries = {e["attributes"]["chemical_formula_descriptive"]: e for e in served.entries}
-    assert len(served.entries) == N_PROTOTYPES + 4
+    entries = {
+        e["attributes"]["chemical_formula_descriptive"]: e
+        for e in served.entries
+        if e["id"].startswith("mat_")  # materials; str_... are stored structures
+    }
+    assert len(served.entries) == N_PROTOTYPES + 4 + N_STORED
     assert "PuO2" not in entries  # private
     gap = entries["Fe0.7Ni0.3O"]["attributes"]
     assert gap["elements"] == ["Fe", "Ni", "O"] and gap["nelements"] == 3
@@ -236,7 +253,7 @@ def test_bad_or_unsupported_filters_answer_400_or_501(served, text, status):
 def test_sort_and_pagination(served):
     ordered = _all(served.client, f"{OPT}/structures", sort="-nsites,id", filter="nsites IS KNOWN")
     sites = [e["attributes"]["nsites"] for e in ordered]
-    assert sites == sorted(sites, reverse=True) and len(ordered) == N_PROTOTYPES
+    assert sites == sorted(sites, reverse=True) and len(ordered) == N_PROTOTYPES + N_STORED
     paged = _all(served.client, f"{OPT}/structures", page_limit=7)
     assert [e["id"] for e in paged] == [e["id"] for e in served.entries]
     assert (
