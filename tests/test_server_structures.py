@@ -319,3 +319,57 @@ def test_optimade_get_reads_the_stored_structures(world, live, tmp_path):
     from optimade.adapters import Structure as OptimadeStructure
 
     assert _same(OptimadeStructure(entry).as_pymatgen, world.originals["ZnS"])
+
+
+# --- the web UI ------------------------------------------------------------------------------
+
+
+def test_the_web_ui_shows_a_structure_and_downloads_it(world, live, tmp_path):
+    """In Chromium (Debian's, as tests/test_ui_browser.py drives it): alice's structures are
+    listed, one is drawn in 3D with plotly (served locally, no CSP violation) and its CIF is
+    downloaded and reads back as the stored structure."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    executable = os.environ.get("MATFORGE_CHROMIUM") or shutil.which("chromium")
+    if not executable:
+        pytest.fail("no Chromium for the browser test: bash scripts/ci_chromium.sh, or set "
+                    "MATFORGE_CHROMIUM")  # fmt: skip
+    token = world.users["alice"]["Authorization"].removeprefix("Bearer ")
+    base = live.removesuffix("/optimade/")
+    expect = playwright.expect
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True,
+                                    args=["--no-sandbox", "--disable-gpu"])  # fmt: skip
+        context = browser.new_context(viewport={"width": 1400, "height": 900},
+                                      accept_downloads=True)  # fmt: skip
+        page = context.new_page()
+        problems: list[str] = []
+        page.on("pageerror", lambda exc: problems.append(str(exc)))
+        page.on("response", lambda r: r.status >= 400 and problems.append(f"{r.status} {r.url}"))
+        csp = "Content Security Policy"
+        page.on("console", lambda m: csp in m.text and problems.append(m.text))
+        page.goto(base + "/ui/")
+        page.fill("#token", token)
+        page.click("#login-form button")
+        expect(page.locator("#whoami")).to_have_text("alice", timeout=30_000)
+        page.select_option("#project", label="lab (owner)")
+        rows = page.locator("#s-table tbody tr")
+        expect(rows).to_have_count(6, timeout=30_000)
+        row = rows.filter(has_text="F-43m")
+        row.locator("button").click()
+        expect(page.locator("#s-title")).to_contain_text("ZnS · F-43m · 2 sites")
+        page.wait_for_function(
+            "() => { const d = document.querySelector('#s-plot'); return d && d.data && d.data.length >= 3; }",
+            timeout=30_000,
+        )
+        atoms = page.evaluate(
+            "() => document.querySelector('#s-plot').data.slice(1).reduce((n, t) => n + t.x.length, 0)"
+        )
+        assert atoms == 2
+        with page.expect_download() as info:
+            page.click("#s-view button[data-format=cif]")
+        path = tmp_path / info.value.suggested_filename
+        info.value.save_as(path)
+        browser.close()
+    assert path.suffix == ".cif"
+    assert _same(st.read_structure_file(path)[0].structure, world.originals["ZnS"])
+    assert problems == []

@@ -192,6 +192,7 @@ async function projectChanged() {
   state.project = $("#project").value || null;
   await Promise.all([loadProperties(), loadModels(), loadCampaigns()]).catch(report);
   searchMeasurements().catch(report);
+  searchStructures().catch(report);
 }
 
 function showTab(name) {
@@ -302,6 +303,82 @@ async function searchMeasurements(more = false) {
   state.rows = more ? state.rows.concat(page.items) : page.items;
   state.next = page.next;
   drawMeasurements(state.rows);
+}
+
+// --- structures ----------------------------------------------------------------------------
+
+let structureRows = [];
+let shownStructure = null;
+const MAX_SITES_DRAWN = 5000;
+
+async function searchStructures() {
+  if (!state.project && $("#f-project-only").checked) { structureRows = []; drawStructures([]); return; }
+  const f = filters(false);
+  const page = await api(`/structures${query({ elements: f.elements, exact_elements: f.exact_elements, project_id: f.project_id, limit: 200 })}`);
+  structureRows = page.items;
+  drawStructures(structureRows, Boolean(page.next));
+}
+
+function drawStructures(rows, more = false) {
+  $("#s-table tbody").replaceChildren(...rows.map((s) => el("tr", {},
+    el("td", { text: s.formula }), el("td", { text: s.spacegroup_symbol ? `${s.spacegroup_symbol} (${s.spacegroup_number})` : "" }),
+    el("td", { class: "num", text: String(s.nsites) }), el("td", { class: "num", text: fmt(s.density) }),
+    el("td", { text: s.method }), el("td", { text: s.source || "" }),
+    el("td", {}, el("button", { type: "button", class: "link", text: "view", onclick: () => showStructure(s.id).catch(report) })))));
+  $("#s-count").textContent = `${rows.length} structure(s)${more ? " shown; more match" : ""}`;
+}
+
+// A stable colour per element symbol.
+function elementColor(symbol) {
+  let h = 0;
+  for (const c of symbol) h = (h * 31 + c.charCodeAt(0)) % 360;
+  return `hsl(${h}, 65%, 50%)`;
+}
+
+function siteLabel(species) {
+  const entries = Object.entries(species);
+  return entries.length === 1 && entries[0][1] === 1 ? entries[0][0] : entries.map(([e, o]) => `${e}${fmt(o, 2)}`).join("");
+}
+
+async function showStructure(id) {
+  const s = await api(`/structures/${encodeURIComponent(id)}`);
+  shownStructure = s;
+  $("#s-view").hidden = false;
+  $("#s-title").textContent = `${s.formula} · ${s.spacegroup_symbol || "space group unknown"} · ${s.nsites} sites · ${s.method}`;
+  const div = $("#s-plot");
+  if (s.sites.length > MAX_SITES_DRAWN) { div.textContent = `${s.sites.length} sites: too many to draw here; download the file.`; return; }
+  const [a, b, c] = s.lattice;
+  const add = (...vs) => [0, 1, 2].map((k) => vs.reduce((t, v) => t + v[k], 0));
+  const o = [0, 0, 0];
+  const corners = [[o, a], [o, b], [o, c], [a, add(a, b)], [a, add(a, c)], [b, add(a, b)], [b, add(b, c)],
+    [c, add(a, c)], [c, add(b, c)], [add(a, b), add(a, b, c)], [add(a, c), add(a, b, c)], [add(b, c), add(a, b, c)]];
+  const edge = { x: [], y: [], z: [] };
+  for (const [p, q] of corners) for (const [k, i] of [["x", 0], ["y", 1], ["z", 2]]) edge[k].push(p[i], q[i], null);
+  const groups = new Map();
+  for (const site of s.sites) {
+    const label = siteLabel(site.species);
+    if (!groups.has(label)) groups.set(label, { x: [], y: [], z: [], main: Object.keys(site.species)[0] });
+    const g = groups.get(label);
+    g.x.push(site.xyz[0]); g.y.push(site.xyz[1]); g.z.push(site.xyz[2]);
+  }
+  const traces = [{ type: "scatter3d", mode: "lines", ...edge, line: { color: "#888", width: 2 }, hoverinfo: "skip", name: "cell" }];
+  for (const [label, g] of groups) {
+    traces.push({ type: "scatter3d", mode: "markers", name: label, x: g.x, y: g.y, z: g.z,
+      marker: { size: s.sites.length > 500 ? 3 : 8, color: elementColor(g.main), line: { width: 0 } } });
+  }
+  plot(div, traces, { margin: { l: 0, r: 0, t: 0, b: 0 }, height: 420,
+    scene: { aspectmode: "data", xaxis: { title: "x (Å)" }, yaxis: { title: "y (Å)" }, zaxis: { title: "z (Å)" } } });
+}
+
+async function downloadStructure(format) {
+  if (!shownStructure) return;
+  const response = await api(`/structures/${encodeURIComponent(shownStructure.id)}/file${query({ format })}`, { raw: true });
+  const blob = await response.blob();
+  const match = /filename="([^"]+)"/.exec(response.headers.get("content-disposition") || "");
+  const a = el("a", { href: URL.createObjectURL(blob), download: match ? match[1] : `structure.${format}` });
+  document.body.append(a);
+  a.click();
+  a.remove();
 }
 
 async function exportCsv() {
@@ -708,9 +785,11 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   on("#upload-file", "change", previewUpload);
   on("#upload-form", "submit", upload);
-  on("#filter-form", "submit", (e) => { e.preventDefault(); syncPeriodicTable(); return searchMeasurements(); });
+  on("#filter-form", "submit", (e) => { e.preventDefault(); syncPeriodicTable(); searchStructures().catch(report); return searchMeasurements(); });
   on("#f-elements", "change", syncPeriodicTable);
-  on("#f-clear", "click", () => { $("#filter-form").reset(); $("#f-project-only").checked = true; syncPeriodicTable(); return searchMeasurements(); });
+  on("#f-clear", "click", () => { $("#filter-form").reset(); $("#f-project-only").checked = true; syncPeriodicTable(); searchStructures().catch(report); return searchMeasurements(); });
+  sortable($("#s-table"), () => structureRows, drawStructures);
+  document.querySelectorAll("#s-view button[data-format]").forEach((b) => b.addEventListener("click", () => downloadStructure(b.dataset.format).catch(report)));
   on("#m-more", "click", () => searchMeasurements(true));
   on("#export-csv", "click", exportCsv);
   sortable($("#m-table"), () => state.rows, drawMeasurements);
