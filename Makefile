@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
 	$(PIP) install -q "torch==2.13.0"
-	$(PIP) install -q -e ".[test,postgres,server,dask]"
+	$(PIP) install -q -e ".[test,postgres,server,dask,catalysis]"
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -283,6 +283,91 @@ def test_read_adsorption_csv(tmp_path):
     assert [r[0] for r in err.value.rows] == [3, 4, 5]
 
 
+def test_surface_formula_is_the_datasets_slab_composition(ma):
+    from pymatgen.core import Composition
+
+    for notation, formula in zip(ma["surface"], ma["formula"], strict=True):
+        assert Composition(parse_surface(notation).formula).almost_equals(Composition(formula))
+    assert parse_surface("Pt1Cu").formula == "Pt0.0625Cu0.9375"
+    assert parse_surface("Cu-Cu@Cu").formula == "Cu"
+
+
+def test_adsorption_csv_goes_into_the_store_and_back(tmp_path):
+    from matforge.catalysis import load_adsorption, store_adsorption
+    from matforge.errors import DuplicateIngest
+    from matforge.store import Store
+
+    good = tmp_path / "mine.csv"
+    good.write_text("surface,adsorbate,energy,d_center\nCu@Pt,CO,-1.11,-2.3\n"
+                    "Pd1Cu,H,-0.2,-1.9\nNi-Cu@Ni,CO,-1.4,\n")
+    with Store(tmp_path / "s.db") as store:
+        assert store_adsorption(store, good, project="mine") == 3
+        m = store.measurements(project="mine")
+        assert m["property"].unique().tolist() == ["adsorption_energy"]
+        assert m["unit"].unique().tolist() == ["eV"] and m["method"].iloc[0] == "computation"
+        assert m["formula_as_ingested"].tolist() == ["Cu0.75Pt0.25", "Pd0.0625Cu0.9375",
+                                                     "Cu0.25Ni0.75"]
+        back = load_adsorption(store, project="mine")
+        assert back["surface"].tolist() == ["Cu@Pt", "Pd1Cu", "Ni-Cu@Ni"]
+        assert back[TARGET].tolist() == [-1.11, -0.2, -1.4]
+        assert back["d_center"].iloc[0] == -2.3
+        co = load_adsorption(store, project="mine", adsorbate="CO")
+        assert co["surface"].tolist() == ["Cu@Pt", "Ni-Cu@Ni"]
+        # what comes back trains a model like the bundled table
+        pred = AdsorptionModel("dft_free").fit(load_ma2015(clean=True)).predict(co)
+        assert pred.shape == (2,) and np.all(pred < 0)
+        with pytest.raises(DuplicateIngest):
+            store_adsorption(store, good, project="mine")
+        bad = tmp_path / "bad.csv"
+        bad.write_text("surface,adsorbate,energy\nCu@Pt,CO,-1\nCu@Qq,CO,-1\n")
+        with pytest.raises(IngestError, match="line 3"):
+            store_adsorption(store, bad, project="mine")
+        assert len(store.measurements(project="mine")) == 3  # nothing half-written
+        with pytest.raises(CatalysisError, match="unknown adsorbate"):
+            load_adsorption(store, adsorbate="N2")
+
+
+def test_cli_catalysis_ingest(tmp_path):
+    from typer.testing import CliRunner
+
+    from matforge.cli.main import app
+    from matforge.store import Store
+
+    db = str(tmp_path / "s.db")
+    good = tmp_path / "mine.csv"
+    good.write_text("surface,adsorbate,E_ads\nCu@Pt,CO,-1.11\nPd1Cu,CO,-0.7\n")
+    res = CliRunner().invoke(app, ["catalysis", "ingest", str(good), "--project", "lab",
+                                   "--energy", "E_ads", "--db", db])
+    assert res.exit_code == 0, res.output
+    assert "stored 2 adsorption_energy measurements" in res.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("surface,adsorbate,energy\nCu@Pt,CO,-1\nCu@Pt,CO,abc\n")
+    out = subprocess.run([sys.executable, "-m", "matforge", "catalysis", "ingest", str(bad),
+                          "--project", "lab", "--db", db], capture_output=True, text=True)
+    assert out.returncode != 0 and "line 3" in out.stderr and "abc" in out.stderr
+    with Store(db) as store:
+        assert len(store.measurements(project="lab")) == 2
+
+
+def test_level_term_carries_a_new_site_metal(ma):
+    """The DFT-free model's first-stage level (site metal's cohesion proxy) is what lets it
+    extrapolate to a top-layer metal it never saw; without it Au is off by ~0.5 eV."""
+    from matforge.catalysis.model import LEVEL_DESCRIPTORS, surface_features
+
+    X, names, _ = surface_features(ma, "dft_free")
+    y = ma[TARGET].to_numpy()
+    out = (ma["top_layer"] == "Au").to_numpy()
+    level = [names.index(c) for c in LEVEL_DESCRIPTORS["dft_free"]]
+    bias = {}
+    for key, cols in (("level", level), ("none", None)):
+        m = LinearResidualForest(n_estimators=100, level_columns=cols, boosting=False,
+                                 extrapolation_std="none", random_state=0).fit(X[~out], y[~out])
+        bias[key] = float(np.mean(m.predict(X[out], groups=["Au"] * out.sum()) - y[out]))
+    assert abs(bias["level"]) < 0.2 < abs(bias["none"])
+    with pytest.raises(CatalysisError, match="level_columns"):
+        LinearResidualForest(level_columns=[99]).fit(X, y)
+
+
 # ---------------------------------------------------------------------------------------------
 # oracle
 # ---------------------------------------------------------------------------------------------

@@ -27,6 +27,8 @@ _EXPORTS = {
     "tight_binding_dband": "matforge.catalysis.descriptors",
     "load_ma2015": "matforge.catalysis.data",
     "read_adsorption_csv": "matforge.catalysis.data",
+    "store_adsorption": "matforge.catalysis.data",
+    "load_adsorption": "matforge.catalysis.data",
     "AdsorptionModel": "matforge.catalysis.model",
     "cross_validate": "matforge.catalysis.model",
     "co2r_window_probability": "matforge.catalysis.volcano",

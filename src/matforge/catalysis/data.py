@@ -12,10 +12,25 @@ from matforge.errors import CatalysisError
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["ADSORBATES", "load_ma2015", "read_adsorption_csv"]
+__all__ = [
+    "ADSORBATES",
+    "ADSORPTION_PROPERTY",
+    "adsorption_measurements",
+    "load_adsorption",
+    "load_ma2015",
+    "read_adsorption_csv",
+    "store_adsorption",
+]
 
 #: adsorbates matforge's volcanoes and oracle know
 ADSORBATES = ("CO", "H", "O", "OH")
+
+#: the store property adsorption energies go to (canonical unit eV); the adsorbate, the surface
+#: and its parsed parts are conditions of each measurement
+ADSORPTION_PROPERTY = "adsorption_energy"
+
+#: columns of :func:`read_adsorption_csv` that describe the surface (conditions in the store)
+_SURFACE_COLUMNS = ("surface", "surface_type", "top_layer", "guest", "adsorbate")
 
 
 def load_ma2015(clean: bool = False) -> pd.DataFrame:
@@ -88,4 +103,70 @@ def read_adsorption_csv(path: str | Path, *, energy: str = "energy") -> pd.DataF
                 out[c] = pd.to_numeric(out[c])
             except ValueError:
                 pass  # a text column: kept as text
+    return out
+
+
+def adsorption_measurements(table: pd.DataFrame) -> pd.DataFrame:
+    """A table of :func:`read_adsorption_csv` as store rows: ``formula`` (the surface's slab
+    composition, :attr:`Surface.formula`), ``value`` (the energy, eV) and the surface,
+    adsorbate and descriptor columns as conditions."""
+    import pandas as pd
+
+    from matforge.catalysis.surfaces import parse_surface
+
+    missing = [c for c in ("surface", "adsorbate", "binding_energy_of_adsorbed")
+               if c not in table.columns]
+    if missing:
+        raise CatalysisError(f"the adsorption table lacks the column(s) {missing}")
+    out = pd.DataFrame({
+        "formula": [parse_surface(s).formula for s in table["surface"]],
+        "value": table["binding_energy_of_adsorbed"].to_numpy(dtype=float),
+    })
+    for c in table.columns:
+        if c not in ("binding_energy_of_adsorbed", "formula", "value"):
+            out[c] = table[c].to_numpy()
+    return out
+
+
+def store_adsorption(store, path: str | Path, *, project: str, energy: str = "energy",
+                     method: str = "computation", source: str | None = None,
+                     created_by: str | None = None, allow_duplicate: bool = False) -> int:
+    """Validate a user's adsorption CSV (:func:`read_adsorption_csv`) and add it to ``store``
+    (a :class:`matforge.store.Store`) as :data:`ADSORPTION_PROPERTY` measurements in eV; return
+    the number written. All or nothing: a bad row fails the whole file before anything is
+    written, and a file already stored in ``project`` is refused unless ``allow_duplicate``.
+    Read it back with :func:`load_adsorption`."""
+    path = Path(path)
+    table = read_adsorption_csv(path, energy=energy)
+    return store.add_measurements(
+        adsorption_measurements(table), project=project, property=ADSORPTION_PROPERTY,
+        unit="eV", method=method, source=source or str(path), created_by=created_by,
+        dataset=path.name, allow_duplicate=allow_duplicate,
+    )
+
+
+def load_adsorption(store, *, project: str | None = None,
+                    adsorbate: str | None = None) -> pd.DataFrame:
+    """Adsorption energies kept in ``store`` as a table :class:`AdsorptionModel` trains on:
+    the columns of :func:`read_adsorption_csv` (energy in ``binding_energy_of_adsorbed``, eV)
+    plus ``measurement_id``, ``method`` and ``source``; only ``adsorbate``'s if given."""
+    import json
+
+    import pandas as pd
+
+    if adsorbate is not None and adsorbate not in ADSORBATES:
+        raise CatalysisError(f"unknown adsorbate {adsorbate!r}; known: {ADSORBATES}")
+    m = store.measurements(property=ADSORPTION_PROPERTY, project=project)
+    rows = []
+    for rec in m.itertuples(index=False):
+        cond = json.loads(rec.conditions) if rec.conditions else {}
+        if "surface" not in cond or "adsorbate" not in cond:
+            continue  # an adsorption_energy row not written by store_adsorption
+        rows.append({**cond, "binding_energy_of_adsorbed": rec.value,
+                     "measurement_id": rec.id, "method": rec.method, "source": rec.source})
+    out = pd.DataFrame(rows, columns=[*_SURFACE_COLUMNS, "binding_energy_of_adsorbed",
+                                      "measurement_id", "method", "source"]
+                       if not rows else None)
+    if adsorbate is not None and len(out):
+        out = out[out["adsorbate"] == adsorbate].reset_index(drop=True)
     return out

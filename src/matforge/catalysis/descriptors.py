@@ -71,7 +71,8 @@ MA_DESCRIPTORS: tuple[str, ...] = (
 #: :mod:`matforge.chem.elements`): d electrons, group, period, Pauling electronegativity,
 #: first ionisation energy (eV), Miedema work-function parameter phi (V), fcc lattice estimate
 #: (Å), Zunger d radius (a.u.), melting point (K), Miedema electron density n_ws^(1/3),
-#: covalent radius (pm).
+#: covalent radius (pm), ground-state DFT energy per atom of the element (OQMD, eV/atom; a
+#: tabulated cohesion proxy, see :data:`matforge.catalysis.model.LEVEL_DESCRIPTORS`).
 DFT_FREE_ELEMENT_PROPERTIES: tuple[str, ...] = (
     "NdValence",
     "Column",
@@ -84,6 +85,7 @@ DFT_FREE_ELEMENT_PROPERTIES: tuple[str, ...] = (
     "MeltingT",
     "n_ws^third",
     "CovalentRadius",
+    "GSenergy_pa",
 )
 
 _TYPES = ("overlayer", "subsurface", "intermetallic", "single_atom")

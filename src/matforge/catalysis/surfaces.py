@@ -134,6 +134,23 @@ class Surface:
         return self.top
 
     @property
+    def formula(self) -> str:
+        """Composition of the surface's slab model, the key of the material in the store.
+
+        Fraction of the guest metal: a monolayer on a 4-layer slab (overlayer) or one of 4
+        layers (subsurface) 0.25 and 0.75 as in Ma et al.'s data (``Ag@Pd`` is
+        ``Ag0.75Pd0.25``, ``Pd-Nb@Pd`` ``Nb0.25Pd0.75``), 0.2 for a T3B intermetallic under a
+        pure T layer (also theirs), 1/16 for one atom in the 2×2 top layer of a 4-layer slab.
+        Different surfaces can share a composition (``Ni@Cu`` and ``Ni-Cu@Ni``): the store
+        tells them apart by their ``surface`` condition.
+        """
+        if self.is_pure:
+            return self.top
+        x = {"overlayer": 0.75, "subsurface": 0.25, "intermetallic": 0.2,
+             "single_atom": 0.0625}[self.surface_type]
+        return f"{self.guest}{x:g}{self.top}{1 - x:g}"
+
+    @property
     def is_pure(self) -> bool:
         """True for a pure metal written as an alloy (``Cu@Cu``, ``Cu-Cu@Cu``, ``Cu3Cu@Cu``)."""
         return self.top == self.guest

@@ -108,6 +108,34 @@ def screen_command(
                in_domain_only=in_domain_only, console=Console())
 
 
+@app.command("ingest")
+def ingest_command(
+    file: Path = typer.Argument(..., help="CSV with columns surface, adsorbate, energy (eV) and "
+                                "optional descriptor columns.", dir_okay=False),
+    project: str = typer.Option(..., "--project", "-p", help="Project the energies belong to."),
+    energy: str = typer.Option("energy", help="Name of the energy column (eV)."),
+    method: str = typer.Option("computation", help="experiment, computation or prediction."),
+    source: str | None = typer.Option(None, help="Provenance, e.g. a DOI (default: the path)."),
+    allow_duplicate: bool = typer.Option(False, "--allow-duplicate",
+                                         help="Store a file already stored in this project."),
+    db: str | None = typer.Option(None, "--db", help="Store: a SQLite path or SQLAlchemy URL "
+                                  "(default: $MATFORGE_DB or ~/.matforge/matforge.db)."),
+) -> None:
+    """Validate your adsorption energies row by row and add them to the store as
+    adsorption_energy measurements (eV), the surface and adsorbate as conditions.
+
+    All or nothing: a bad row (unknown metal, impossible surface notation, unknown adsorbate,
+    non-numeric energy) fails the file with its line number and nothing is written."""
+    from matforge.catalysis.data import ADSORPTION_PROPERTY, store_adsorption
+    from matforge.store import Store
+
+    with Store(db) as store:
+        n = store_adsorption(store, file, project=project, energy=energy, method=method,
+                             source=source, allow_duplicate=allow_duplicate)
+    typer.echo(f"stored {n} {ADSORPTION_PROPERTY} measurements (eV) from {file} in project "
+               f"{project!r}")
+
+
 @app.command("cv")
 def cv_command(
     descriptors: str = typer.Option("dft_free", help="dft_free or ma2015."),
