@@ -10,24 +10,22 @@ acquisitions. Each may also set its own number of random initial experiments.
 
 :data:`CANDIDATES` (build one with :func:`make_candidate`):
 
-==================  ==============================================================================
-``default``         matforge's default strategy (ARD GP up to 16 features and 500 results, else
-                    a random forest; expected improvement; kriging believer)
-``baseline``        random forest (100 trees) + expected improvement on the raw columns
-``default_init5``   ``default`` with 5 random initial experiments instead of 10
-``rf``              calibrated random forest (:class:`~matforge.models.RandomForestUQ`) + EI on
-                    the default features, whatever the problem size
-``boosted``         boosted-tree ensemble (:class:`~matforge.models.BoostedEnsembleUQ`) + EI
-``gp_prior``        GP with BoTorch-style small-data priors (:class:`~matforge.design.surrogates.
-                    PriorGP`, MAP fit) where ``default`` uses a GP, else the same forest; EI
-``gp_prior_warp``   ``gp_prior`` fitted to Yeo-Johnson-transformed outcomes (maximise/minimise
-                    objectives: a monotone warp keeps the optimum where it is)
-``hedge``           ``default``'s surrogate with a GP-Hedge portfolio over EI, PI and UCB
-                    (Hoffman, Brochu & de Freitas 2011)
-``window_mli``      ``default``, but for a target value or range the probability of landing
-                    closer than the best so far (MLI; once one is on target: of landing on
-                    target) instead of expected improvement
-==================  ==============================================================================
+* ``default``: matforge's default strategy (ARD GP up to 16 features and 500 results, else a
+  random forest; expected improvement; kriging believer);
+* ``baseline``: random forest (100 trees) + expected improvement on the raw columns;
+* ``default_init5``: ``default`` with 5 random initial experiments instead of 10;
+* ``rf``: calibrated random forest (:class:`~matforge.models.RandomForestUQ`) + EI on the default
+  features, whatever the problem size;
+* ``boosted``: boosted-tree ensemble (:class:`~matforge.models.BoostedEnsembleUQ`) + EI;
+* ``gp_prior``: GP with BoTorch-style small-data priors (:class:`~matforge.design.surrogates.
+  PriorGP`, MAP fit) where ``default`` uses a GP, else the same forest; EI;
+* ``gp_prior_warp``: ``gp_prior`` fitted to Yeo-Johnson-transformed outcomes (maximise/minimise
+  objectives: a monotone warp keeps the optimum where it is);
+* ``hedge``: ``default``'s surrogate with a GP-Hedge portfolio over EI, PI and UCB (Hoffman,
+  Brochu & de Freitas 2011);
+* ``window_mli``: ``default``, but for a target value or range the probability of landing closer
+  than the best so far (MLI; once one is on target: of landing on target) instead of EI;
+* ``window_mli_init5``, ``gp_prior_warp_init5``: those two with 5 random initial experiments.
 """
 
 from __future__ import annotations
@@ -367,6 +365,20 @@ CANDIDATES: dict[str, Callable[[], Policy]] = {
         model_name="default's (ARD GP / RandomForestUQ)",
         make_model=_default_model,
         acquisition=_mli_for_windows,
+    ),
+    "window_mli_init5": lambda: SurrogatePolicy(
+        name="window_mli_init5",
+        n_initial=5,
+        model_name="default's (ARD GP / RandomForestUQ)",
+        make_model=_default_model,
+        acquisition=_mli_for_windows,
+    ),
+    "gp_prior_warp_init5": lambda: SurrogatePolicy(
+        name="gp_prior_warp_init5",
+        n_initial=5,
+        model_name="PriorGP on Yeo-Johnson outcomes / RandomForestUQ",
+        make_model=_auto_model(_prior_gp),
+        warp=True,
     ),
 }
 
