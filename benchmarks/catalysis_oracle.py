@@ -73,7 +73,8 @@ def main() -> None:
     report["oracle"] = args.oracle
     report["sites"] = {s: recs[s]["site"] for s in picks["surface"]}
     report["compute_seconds_total"] = round(sum(recs[s]["seconds"] for s in picks["surface"]), 1)
-    report["command"] = "python benchmarks/catalysis_oracle.py --workers 2  (compute, resumable; --analyse-only re-reads)"
+    report["command"] = (f"python benchmarks/catalysis_oracle.py --workers {args.workers}  "
+                         "(compute, resumable; --analyse-only re-reads)")
     (OUT / f"oracle_calibration_{args.oracle}.json").write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k not in ("per_surface", "sites")},
                      indent=1))
