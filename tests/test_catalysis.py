@@ -429,9 +429,12 @@ def test_one_adsorption_energy_with_the_oracle():
     pytest.importorskip("chgnet")
     from matforge.catalysis.oracle import adsorption_energy
 
+    # ~10 s on one core. The 4-layer, 200-step benchmark run gave -1.127 eV on top
+    # (results/catalysis/oracle_chgnet.jsonl); DFT (Ma et al.) says -0.63: CHGNet overbinds.
     res = adsorption_energy("Cu@Cu", "CO", calculator="chgnet", sites=["ontop"], steps=50,
                             layers=3)
-    assert -3.0 < res["energy"] < 0.5 and res["site"] == "ontop"
+    assert res["site"] == "ontop"
+    assert res["energy"] == pytest.approx(-1.127, abs=0.1)
 
 
 # ---------------------------------------------------------------------------------------------
