@@ -234,7 +234,6 @@ def prototype_candidates(elements: Sequence[str], max_elements: int | None = Non
         max_elements: largest number of distinct elements of a phase (default all).
     """
     from matforge.xrd.augment import CRYSTAL_SYSTEMS, crystal_system_index
-    from matforge.xrd.training_data import substitute
 
     elements = list(elements)
     limit = len(elements) if max_elements is None else min(max_elements, len(elements))
@@ -257,8 +256,7 @@ def prototype_candidates(elements: Sequence[str], max_elements: int | None = Non
             if key in seen:  # the dataset holds a few labels twice
                 continue
             seen.add(key)
-            changed = {k: v for k, v in mapping.items() if k != v}
-            new = substitute(s, changed) if changed else s.copy()
+            new = _substituted(s, mapping)
             formula = new.composition.reduced_formula
             mineral = f" {row['mineral']}-type" if row["mineral"] else ""
             out.append(
@@ -274,6 +272,21 @@ def prototype_candidates(elements: Sequence[str], max_elements: int | None = Non
                 )
             )
     return out
+
+
+def _substituted(structure, mapping: dict[str, str]):
+    """``structure`` with its elements replaced by ``mapping`` and its volume scaled by the
+    ratio of the summed cubed covalent radii of the new and old atoms: what
+    :func:`matforge.xrd.training_data.substitute` does, without pymatgen's per-site edits
+    (a search builds hundreds)."""
+    from pymatgen.core import Lattice, Structure
+
+    radius = {e: f[1] for e, f in _element_facts().items()}
+    old = [sp.symbol for sp in structure.species]
+    new = [mapping.get(e, e) for e in old]
+    ratio = sum(radius[e] ** 3 for e in new) / sum(radius[e] ** 3 for e in old)
+    lattice = Lattice(structure.lattice.matrix * ratio ** (1 / 3))
+    return Structure(lattice, new, structure.frac_coords)
 
 
 # ---------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from matforge.xrd.wholepattern import (
     PhaseParams,
     Reflections,
     WholePatternModel,
+    reciprocal_metric,
 )
 
 #: lattice scale searched by the prescreen (relative to the candidate's estimated cell)
@@ -47,9 +48,12 @@ SHORTLIST = 12
 #: weight of the classifier's prototype probability in the ranking: score = Rwp·(1 − w·p)
 CLASSIFIER_WEIGHT = 0.1
 #: a further phase is kept when it lowers Rwp by at least this fraction of the current Rwp …
-MIN_RWP_GAIN = 0.1
+MIN_RWP_GAIN = 0.15
 #: … and makes up at least this weight fraction
-MIN_WEIGHT_FRACTION = 0.03
+MIN_WEIGHT_FRACTION = 0.05
+#: strongest reflection families of a candidate used while screening (big low-symmetry cells
+#: have thousands; the final fit uses all)
+SCREEN_REFLECTIONS = 200
 MAX_PHASES = 3
 
 
@@ -187,14 +191,20 @@ def prescreen(x, y, wavelength: float, lattices, refls, *, starts=None, scale_ra
         p0[: lat.n_lengths] /= p0[0]
         grids = [np.array([1.0])] + [ratios] * (lat.n_lengths - 1)
         combos = np.array(np.meshgrid(*grids, indexing="ij")).reshape(len(grids), -1).T
-        for combo in combos:
-            p = p0.copy()
-            p[: lat.n_lengths] *= combo
-            inv_d2 = lat.inv_d2(p, refl.hkl) if len(refl) else np.zeros(0)
+        ps = np.repeat(p0[None], len(combos), axis=0)
+        ps[:, : lat.n_lengths] *= combos
+        if len(refl):
+            metrics = np.array([reciprocal_metric(*lat.cell(p)) for p in ps])  # (m, 3, 3)
+            inv_d2 = np.einsum("ni,mij,nj->mn", refl.hkl, metrics, refl.hkl)
+        else:
+            inv_d2 = np.zeros((len(ps), 0))
+        u = half_lam + 0.5 * np.log(np.maximum(inv_d2, 1e-12))
+        w = refl.intensity**power
+        for k in range(len(ps)):
             rows_owner.append(i)
-            rows_p.append(p)
-            rows_u.append(half_lam + 0.5 * np.log(np.maximum(inv_d2, 1e-12)))
-            rows_w.append(refl.intensity**power)
+            rows_p.append(ps[k])
+            rows_u.append(u[k])
+            rows_w.append(w)
     n_rows = len(rows_p)
     scores = np.zeros(len(lattices))
     starts = [np.array(p, dtype=float) for p in starts]
@@ -210,9 +220,8 @@ def prescreen(x, y, wavelength: float, lattices, refls, *, starts=None, scale_ra
     pos, w_all, owner_rows = pos[ok], w_all[ok], owner_rows[ok]
     j = np.floor(pos).astype(np.int64)
     frac = pos - j
-    flat = np.zeros(n_rows * n_cand)
-    np.add.at(flat, owner_rows * n_cand + j, w_all * (1 - frac))
-    np.add.at(flat, owner_rows * n_cand + j + 1, w_all * frac)
+    flat = np.bincount(owner_rows * n_cand + j, w_all * (1 - frac), minlength=n_rows * n_cand)
+    flat += np.bincount(owner_rows * n_cand + j + 1, w_all * frac, minlength=n_rows * n_cand)
     c = flat.reshape(n_rows, n_cand)
     best = np.full(n_rows, -1.0)
     best_shift = np.zeros(n_rows)
@@ -286,9 +295,12 @@ def _fit_new_phase(model: WholePatternModel, fixed: list[PhaseParams], zero, k2,
     the zero shift with the widths held; with ``thorough``, then everything."""
     ph = _phase_params(new, fwhm)
     n = len(fixed)
+    if n:  # a second phase starts with the widths the first one has
+        ph.fwhm_u, ph.fwhm_y, ph.eta = fixed[0].fwhm_u, fixed[0].fwhm_y, fixed[0].eta
     k2_start = k2 if n else (0.5 if model.lambda2 is not None else 0.0)
+    # a new phase beside fitted ones: only its lattice moves (their curves are computed once)
     r = model.fit([*fixed, ph], zero, k2_start, free_lattice=[False] * n + [True],
-                  free_profile=False, free_kalpha2=False, max_nfev=6)  # fmt: skip
+                  free_profile=False, free_kalpha2=False, free_zero=not n, max_nfev=6)  # fmt: skip
     if thorough:
         r = model.fit(r.phases, r.zero, r.kalpha2_ratio, max_nfev=15)
     return r
@@ -358,6 +370,9 @@ class SearchMatchResult:
     wavelength: float = 1.5406
     refinement: object = None
     warnings: list[str] = field(default_factory=list)
+    #: each further phase tried: name, Rwp before and after, relative gain, weight fraction,
+    #: whether it was kept
+    steps: list[dict] = field(default_factory=list)
 
     @property
     def rwp(self) -> float:
@@ -375,6 +390,7 @@ class SearchMatchResult:
             "phases": [m.to_dict() for m in self.phases],
             "candidates": [m.to_dict() for m in self.candidates],
             "refinement": None if self.refinement is None else self.refinement.to_dict(),
+            "mixture_steps": list(self.steps),
             "warnings": list(self.warnings),
         }
 
@@ -495,7 +511,7 @@ def search_match(
     refls = reflections([c.structure for c in candidates], lam, d_min, d_max, absolute=False)
     prior = _prototype_prior(classifier, pat)
     cands = [
-        _Candidate(ph, _lattice_model(ph), r, _lattice_model(ph).start(),
+        _Candidate(ph, _lattice_model(ph), _strongest(r, SCREEN_REFLECTIONS), _lattice_model(ph).start(),
                    prior=prior.get(ph.prototype, 0.0) if ph.prototype else 0.0)
         for ph, r in zip(candidates, refls, strict=True)
     ]  # fmt: skip
@@ -503,7 +519,7 @@ def search_match(
     fits = {}
     for c in ranked:
         fits[id(c)] = _fit_new_phase(model, [], 0.0, 0.0, c, fwhm, thorough=False)
-    best_few = sorted(ranked, key=lambda c: _score(fits[id(c)].rwp, c.prior))[:4]
+    best_few = sorted(ranked, key=lambda c: _score(fits[id(c)].rwp, c.prior))[:3]
     for c in best_few:
         r = fits[id(c)]
         fits[id(c)] = model.fit(r.phases, r.zero, r.kalpha2_ratio, max_nfev=15)
@@ -512,6 +528,7 @@ def search_match(
 
     chosen = [order[0]]
     current = fits[id(order[0])]
+    steps: list[dict] = []
     for _ in range(max_phases - 1):
         nxt = _next_phase(model, current, [c for c in cands if c not in chosen], fwhm, shortlist)
         if nxt is None:
@@ -521,7 +538,11 @@ def search_match(
             _with_absolute(r, [*chosen, c], lam), [ch.phase.structure for ch in (*chosen, c)]
         )
         gain = (current.rwp - r.rwp) / max(current.rwp, 1e-12)
-        if gain < MIN_RWP_GAIN or w[-1] < MIN_WEIGHT_FRACTION:
+        accepted = gain >= MIN_RWP_GAIN and w[-1] >= MIN_WEIGHT_FRACTION
+        steps.append({"phase": c.phase.name, "prototype": c.phase.prototype,
+                      "rwp_before": current.rwp, "rwp_after": r.rwp, "gain": gain,
+                      "weight_fraction": float(w[-1]), "accepted": bool(accepted)})  # fmt: skip
+        if not accepted:
             break
         chosen.append(c)
         current = r
@@ -544,8 +565,17 @@ def search_match(
         source=pat.source, elements=tuple(() if elements is None else _elements(elements)),
         phases=found, candidates=single, fit=final, n_candidates=len(cands),
         seconds=time.perf_counter() - t0, two_theta=x, observed=y, wavelength=lam,
-        refinement=refinement,
+        refinement=refinement, steps=steps,
     )  # fmt: skip
+
+
+def _strongest(refl: Reflections, n: int) -> Reflections:
+    """The ``n`` most intense families of ``refl`` (all of them when there are fewer)."""
+    if len(refl) <= n:
+        return refl
+    keep = np.sort(np.argsort(-refl.intensity)[:n])
+    return Reflections(refl.hkl[keep], refl.intensity[keep], refl.multiplicity[keep],
+                       refl.absolute, refl.hexagonal)  # fmt: skip
 
 
 def _elements(spec) -> tuple[str, ...]:
@@ -602,7 +632,7 @@ def _next_phase(model, current: FitResult, pool: list[_Candidate], fwhm, shortli
                                thorough=False)) for c in ranked]  # fmt: skip
     fits.sort(key=lambda cr: cr[1].rwp)
     best = []
-    for c, r in fits[:3]:
+    for c, r in fits[:2]:
         best.append((c, model.fit(r.phases, r.zero, r.kalpha2_ratio, max_nfev=15)))
     return min(best, key=lambda cr: cr[1].rwp)
 

@@ -66,14 +66,16 @@ class Reflections:
         hkl: (n, 3) Miller indices (3-index, of the phase's cell), one per hkl family.
         intensity: (n,) relative integrated intensities (strongest peak of the structure = 1).
         multiplicity: (n,) reflections in each family.
-        absolute: factor from ``intensity`` to Σ mult·|F|²·LP per unit cell (electrons²),
-            which makes scales comparable between phases (weight fractions).
+        absolute: factor from ``intensity`` to Σ |F|²·LP per unit cell (electrons²), which
+            makes scales comparable between phases (weight fractions).
+        hexagonal: families grouped on Miller–Bravais indices (a hexagonal cell).
     """
 
     hkl: np.ndarray
     intensity: np.ndarray
     multiplicity: np.ndarray
     absolute: float = 1.0
+    hexagonal: bool = False  # the families were grouped on Miller–Bravais indices
 
     def __len__(self) -> int:
         return len(self.intensity)
@@ -99,7 +101,8 @@ def reflections(structures, wavelength: float, d_min: float, d_max: float = 1e3,
         strict=True,
     ):
         hkl = np.asarray(peaks.family_hkl, dtype=float)
-        if hkl.shape[1] == 4:  # Miller–Bravais (h, k, i, l) -> (h, k, l)
+        hexagonal = hkl.shape[1] == 4
+        if hexagonal:  # Miller–Bravais (h, k, i, l) -> (h, k, l)
             hkl = hkl[:, [0, 1, 3]]
         counts = np.diff(peaks.family_offsets)
         owner = np.repeat(np.arange(len(peaks)), counts)
@@ -108,7 +111,7 @@ def reflections(structures, wavelength: float, d_min: float, d_max: float = 1e3,
         inten = peaks.intensity[owner] / 100.0 * share
         keep = inten >= min_intensity
         refl = Reflections(hkl=hkl.reshape(-1, 3)[keep], intensity=inten[keep],
-                           multiplicity=mult[keep])  # fmt: skip
+                           multiplicity=mult[keep], hexagonal=hexagonal)  # fmt: skip
         if absolute:
             refl.absolute = absolute_factor(structure, refl, wavelength)
         out.append(refl)
@@ -116,24 +119,44 @@ def reflections(structures, wavelength: float, d_min: float, d_max: float = 1e3,
 
 
 def absolute_factor(structure, refl: Reflections, wavelength: float) -> float:
-    """Σ mult·|F|²·LP over the reflections divided by Σ relative intensity: the factor that
-    turns the structure's relative intensities into electrons² per unit cell (the
-    reflections' Miller indices must be those of ``structure``'s cell)."""
+    """Σ |F|²·LP over every reflection of the families, per unit of relative intensity: the
+    factor that turns the structure's relative intensities into electrons² per unit cell
+    (the reflections' Miller indices must be those of ``structure``'s cell).
+
+    A family stands for every signed permutation of its indices at its d-spacing
+    (Miller–Bravais permutations in a hexagonal cell), as pymatgen groups them; those are not
+    all symmetry-equivalent (in a rhombohedral lattice some are absent), so |F|² is summed
+    over each of them rather than taken from one."""
+    from matforge.xrd.augment import _equivalent_variants
     from matforge.xrd.simulate import _scatterers, _scattering_table
 
     if not len(refl):
         return 1.0
-    sc = _scatterers(structure, _scattering_table(), {})
+    h = np.rint(refl.hkl).astype(np.int64)
+    hkl4 = np.column_stack([h[:, 0], h[:, 1], -h[:, 0] - h[:, 1] if refl.hexagonal else
+                            np.zeros(len(h), np.int64), h[:, 2]]).astype(float)  # fmt: skip
+    if not refl.hexagonal:
+        hkl4 = np.column_stack([h, np.zeros(len(h))]).astype(float)
+    variants = _equivalent_variants(hkl4, np.full(len(h), refl.hexagonal))  # (n, V, 3)
     recip = structure.lattice.reciprocal_lattice_crystallographic.matrix
-    g = refl.hkl @ recip
-    g2 = (g * g).sum(axis=1)
+    g2_all = ((variants @ recip) ** 2).sum(axis=2)
+    g2_ref = ((h @ recip) ** 2).sum(axis=1)
+    same = np.abs(g2_all - g2_ref[:, None]) <= 1e-6 * g2_ref[:, None]
+    fam, var = np.nonzero(same)
+    vec = np.rint(variants[fam, var]).astype(np.int64)
+    base = 2 * int(np.abs(vec).max()) + 1
+    code = ((fam * base + vec[:, 0] + base // 2) * base + vec[:, 1] + base // 2) * base + vec[:, 2]
+    _, first = np.unique(code, return_index=True)
+    fam, vec = fam[first], vec[first].astype(float)
+    sc = _scatterers(structure, _scattering_table(), {})
+    g2 = g2_ref[fam]
     s2 = (g2 / 4)[:, None, None]
-    f = sc.z - 41.78214 * s2[:, :, 0] * np.sum(sc.a * np.exp(-sc.b * s2), axis=2)  # (n, G)
-    phase = np.exp(2j * np.pi * (refl.hkl @ sc.frac.T))  # (n, E)
+    f = sc.z - 41.78214 * s2[:, :, 0] * np.sum(sc.a * np.exp(-sc.b * s2), axis=2)  # (m, G)
+    phase = np.exp(2j * np.pi * (vec @ sc.frac.T))  # (m, E)
     fsum = (phase * sc.occu * f[:, sc.group]).sum(axis=1)
     theta = np.arcsin(np.clip(wavelength * np.sqrt(g2) / 2, 0, 1))
     lp = (1 + np.cos(2 * theta) ** 2) / (np.sin(theta) ** 2 * np.cos(theta))
-    absolute = refl.multiplicity * np.abs(fsum) ** 2 * lp
+    absolute = np.abs(fsum) ** 2 * lp
     total = refl.intensity.sum()
     return float(absolute.sum() / total) if total > 0 else 1.0
 
@@ -377,13 +400,20 @@ class WholePatternModel:
 
     # ----- linear part -----
 
-    def solve(self, phases, zero: float, r: float):
+    def solve(self, phases, zero: float, r: float, known=None):
         """Best non-negative scales and background for fixed nonlinear parameters.
 
+        ``known`` maps phase positions to curves already computed at these parameters.
         Returns (coefficients: phases then background, phase curves (P, G), calc)."""
         from scipy.optimize import nnls
 
-        curves = np.array([self.phase_curve(ph, zero, r) for ph in phases]).reshape(-1, len(self.x))
+        known = known or {}
+        curves = np.array(
+            [
+                known[i] if i in known else self.phase_curve(ph, zero, r)
+                for i, ph in enumerate(phases)
+            ]
+        ).reshape(-1, len(self.x))
         a = np.concatenate([curves.T, self.basis], axis=1)
         aw = a * self.sw[:, None]
         bw = self.y * self.sw
@@ -457,9 +487,20 @@ class WholePatternModel:
                 i += m + 3
             return full[0], full[1]
 
+        # phases none of whose parameters move (zero shift and Kα2 ratio held too) keep their
+        # curves: computed once, not at every step
+        known = {}
+        if not free[:2].any():
+            i = 2
+            for j, ph in enumerate(phases):
+                m = ph.lattice.n_params + 3
+                if not free[i : i + m].any():
+                    known[j] = self.phase_curve(ph, zero, kalpha2_ratio)
+                i += m
+
         def residual(v):
             z, r = unpack(v)
-            _, _, calc = self.solve(phases, z, r)
+            _, _, calc = self.solve(phases, z, r, known)
             return self.sw * (self.y - calc) / self.norm
 
         esd = np.full(len(x0), np.nan)
