@@ -1692,7 +1692,7 @@ LIANG2021 = {
         file="AgNP_dataset.csv",
         input="process",
         goal="minimize",
-        property="spectral distance of a silver-nanoparticle synthesis to the target absorbance "
+        property="spectral distance of a silver nanoparticle synthesis to the target absorbance "
         "spectrum (microfluidic flow synthesis)",
         unit="dimensionless",
         study="mekki2021",

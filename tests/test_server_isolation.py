@@ -124,6 +124,18 @@ def _insert_model(engine, owner: str, project_id: int, status: str) -> SimpleNam
     return SimpleNamespace(job=job, model=model)
 
 
+def _stored(state, structure: dict, project: str) -> str:
+    """Store ``structure`` in ``project`` as a stored structure (``str_...``); its id."""
+    from pymatgen.core import Structure
+
+    from matforge.store import structures as stored
+
+    report = stored.add_structures(
+        state.store, [Structure.from_dict(structure)], project, method="refinement"
+    )
+    return state.codec.encode("structure", report.ids[0])
+
+
 def _build(url: str, tmp, secret: bool, xrd_model=None):
     """A store and its running app; with ``secret``, alice's private project too."""
     from matforge.server.ids import KEY_SETTING
@@ -180,6 +192,7 @@ def _build(url: str, tmp, secret: bool, xrd_model=None):
         "items"
     ][0]["id"]
     ids["S_shared_material"] = public_fe2o3
+    ids["P_stored"] = _stored(state, nacl, "alice/open-lab")
 
     if secret:
         _CLOCK[0] = LATER
@@ -216,6 +229,7 @@ def _build(url: str, tmp, secret: bool, xrd_model=None):
             S_dataset=secret_material["dataset_id"],
             S_model=codec.encode("model", S_model.model),
             S_job=codec.encode("job", S_model.job),
+            S_stored=_stored(state, cscl, "alice/secret-alpha"),
         )
         campaign = client.post(
             f"{API}/projects/{S}/campaigns",
@@ -249,6 +263,7 @@ def _build(url: str, tmp, secret: bool, xrd_model=None):
             S_reference=codec.encode("reference", far),
             S_campaign=codec.encode("campaign", far),
             S_suggestion=codec.encode("suggestion", far),
+            S_stored=codec.encode("structure", far),
         )
     return SimpleNamespace(app=app, client=client, users=users, ids=ids)
 
@@ -315,6 +330,28 @@ def _probes():
             ("DELETE", f"{API}/datasets/{{S_dataset}}", {}, "bob")
         ],
         (G, f"{API}/properties"): [(G, f"{API}/properties", {}, "bob")],
+        (G, f"{API}/structures"): [
+            (G, f"{API}/structures", {"params": params}, "bob")
+            for params in (
+                {},
+                {"elements": "Cs"},
+                {"elements": "Cl", "nelements": 2},
+                {"spacegroup": 221},
+                {"method": "refinement"},
+                {"project_id": "{S_project}"},
+                {"material_id": "{S_structure}"},
+                {"limit": 1},
+                {"after": "{S_stored}"},
+            )
+        ],
+        (G, f"{API}/structures/{{structure_id}}"): [
+            (G, f"{API}/structures/{{{k}}}", {}, "bob") for k in ("S_stored", "P_stored")
+        ],
+        (G, f"{API}/structures/{{structure_id}}/file"): [
+            (G, f"{API}/structures/{{{k}}}/file", {"params": {"format": fmt}}, "bob")
+            for k in ("S_stored", "P_stored")
+            for fmt in ("cif", "poscar")
+        ],
         (G, f"{API}/materials"): [
             (G, f"{API}/materials", {"params": params}, "bob")
             for params in (
@@ -587,6 +624,7 @@ def answers(request, tmp_path_factory, tiny_xrd_model):
     mp = pytest.MonkeyPatch()
     mp.setattr("matforge.server.clock.now", lambda: _CLOCK[0])
     mp.setattr("matforge.store.store.datetime", _FrozenDatetime)
+    mp.setattr("matforge.store.structures.datetime", _FrozenDatetime)
     mp.setattr("matforge.design.campaign._now", lambda: _CLOCK[0])
     worlds = []
     try:
@@ -640,12 +678,16 @@ def test_the_private_resources_exist_for_their_owner(answers):
         f"{API}/campaigns/{ids['S_campaign']}",
         f"/optimade/v1/structures/{ids['S_structure']}",
         f"/optimade/v1/references/{ids['S_reference']}",
+        f"{API}/structures/{ids['S_stored']}",
+        f"{API}/structures/{ids['S_stored']}/file",
+        f"/optimade/v1/structures/{ids['S_stored']}",
     ):
         assert c.get(url, headers=A).status_code == 200, url
     carol = world.users["carol"]
     assert c.get(f"{API}/projects/{ids['S_project']}", headers=carol).json()["role"] == "viewer"
     anonymous = c.get("/optimade/v1/structures", params={"filter": 'elements HAS "Pu"'}).json()
-    assert anonymous["data"] == [] and anonymous["meta"]["data_available"] == 6
+    # 6 public materials and alice's public stored structure (str_...)
+    assert anonymous["data"] == [] and anonymous["meta"]["data_available"] == 7
     mine = c.get(
         "/optimade/v1/structures", params={"filter": 'elements HAS "Pu"'}, headers=A
     ).json()

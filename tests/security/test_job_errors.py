@@ -45,8 +45,8 @@ def test_a_crashed_job_hides_the_exception_text_and_logs_it(tmp_path, caplog):
         owner = add_user(store.engine, "alice").id
         runner = JobRunner(store.engine, kinds, settings)
         with store.engine.begin() as conn:
-            crashed = runner.submit(conn, "crash", owner, {})
-            refused = runner.submit(conn, "refuse", owner, {})
+            crashed = runner.submit(conn, "crash", owner, {}, project_ids=())
+            refused = runner.submit(conn, "refuse", owner, {}, project_ids=())
         runner.start()
         try:
             with caplog.at_level(logging.ERROR):
