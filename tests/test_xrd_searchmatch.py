@@ -1,0 +1,223 @@
+"""Search-match, mixtures and refinement (issue #17 §2–3) on small simulated cases.
+
+The phases are real minerals written from their published cells and atomic positions —
+cassiterite SnO2 (Bolzan et al., Acta Cryst. B53, 373, 1997), rutile and anatase TiO2
+(Howard, Sabine & Dickson, Acta Cryst. B47, 462, 1991) — so the candidates built for the
+elements (substituted prototypes, lattices estimated from covalent radii) never start at the
+true cell: search-match has to find it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from matforge.errors import InvalidFormula, MatforgeError, StructureFileError
+
+GRID = np.round(np.arange(10.0, 80.0 + 1e-9, 0.02), 4)
+RUTILE_LABEL = "A2B_tP6_136_f_a"
+ANATASE_LABEL = "A2B_tI12_141_e_a"
+
+# cassiterite, P4_2/mnm (136): Sn 2a, O 4f (x, x, 0)
+CASSITERITE_CIF = """\
+data_cassiterite
+_chemical_name_mineral 'cassiterite'
+_cell_length_a 4.7374
+_cell_length_b 4.7374
+_cell_length_c 3.1864
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+_symmetry_space_group_name_H-M 'P 42/m n m'
+_symmetry_Int_Tables_number 136
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+Sn1 Sn 0.0 0.0 0.0
+O1 O 0.3056 0.3056 0.0
+"""
+
+
+def _rutile(a=4.5937, c=2.9587, x=0.3048, metal="Ti"):
+    from pymatgen.core import Lattice, Structure
+
+    return Structure.from_spacegroup(136, Lattice.tetragonal(a, c), [metal, "O"],
+                                     [[0, 0, 0], [x, x, 0]])  # fmt: skip
+
+
+def _anatase(a=3.7845, c=9.5143, z=0.2081):
+    from pymatgen.core import Lattice, Structure
+
+    # I4_1/amd (141), origin choice 1 (pymatgen's): Ti 4a (0, 0, 0), O 8e (0, 0, z)
+    return Structure.from_spacegroup(141, Lattice.tetragonal(a, c), ["Ti", "O"],
+                                     [[0, 0, 0], [0, 0, z]])  # fmt: skip
+
+
+def _rel_error(found, truth) -> float:
+    found, truth = np.asarray(found, dtype=float), np.asarray(truth, dtype=float)
+    return float(np.max(np.abs(found - truth) / truth))
+
+
+@pytest.fixture(scope="module")
+def cassiterite_pattern():
+    """A measured-like cassiterite pattern: Poisson noise, background, Kα2, a zero shift of
+    0.04° and preferred orientation along [110] (March–Dollase r = 0.75), which the
+    structure's own intensities cannot reproduce but a Pawley refinement can."""
+    from matforge.xrd.mixture import simulate_mixture
+
+    return simulate_mixture([_rutile(4.7374, 3.1864, 0.3056, "Sn")], [1.0], GRID, fwhm=0.09,
+                            eta=0.4, zero_shift=0.04, kalpha2=True, texture=[((1, 1, 0), 0.75)],
+                            background=0.15, counts=30_000, rng=2)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cassiterite_match(cassiterite_pattern):
+    from matforge.xrd.searchmatch import search_match
+
+    return search_match(cassiterite_pattern, "Sn,O", refine=True)
+
+
+def test_candidates_for_elements_start_off_the_true_cell():
+    from matforge.xrd.phases import candidate_phases
+
+    phases = candidate_phases("Sn,O")
+    rutile = [p for p in phases if p.prototype == RUTILE_LABEL]
+    assert len(rutile) == 1 and rutile[0].formula == "SnO2"
+    # the covalent-volume estimate of the lattice is a start, not the answer
+    assert _rel_error(rutile[0].structure.lattice.abc[:1], [4.7374]) > 0.005
+    assert all(set(p.elements) <= {"Sn", "O"} for p in phases)
+    assert not any(p.elements == ("O",) for p in phases)  # oxygen alone is no solid
+
+
+def test_single_phase_found_with_its_lattice(cassiterite_match):
+    res = cassiterite_match
+    assert [m.phase.prototype for m in res.phases] == [RUTILE_LABEL]
+    best = res.phases[0]
+    assert best.phase.formula == "SnO2" and best.weight_fraction == pytest.approx(1.0)
+    (a, b, c), angles = best.lattice
+    assert _rel_error([a, b, c], [4.7374, 4.7374, 3.1864]) < 0.005
+    assert np.allclose(angles, 90)
+    assert res.fit.zero == pytest.approx(0.04, abs=0.02)
+    # the single-phase ranking puts the true prototype first, clearly ahead of the next one
+    assert res.candidates[0].phase.prototype == RUTILE_LABEL
+    assert res.candidates[1].rwp > 1.5 * res.candidates[0].rwp
+
+
+def test_refinement_lowers_rwp_and_keeps_the_lattice(cassiterite_match):
+    ref = cassiterite_match.refinement
+    assert ref is not None and ref.cycles >= 1
+    # texture: free reflection intensities fit what the structure's cannot
+    assert ref.rwp < 0.5 * ref.rwp_start
+    assert ref.chi2_reduced < 1.5  # down to the counting noise
+    assert ref.rwp_start == pytest.approx(cassiterite_match.rwp)
+    ph = ref.phases[0]
+    assert _rel_error(ph.abc, [4.7374, 4.7374, 3.1864]) < 0.002
+    assert 0 < ph.abc_esd[0] < 0.01  # a standard uncertainty, Å
+    assert np.allclose(ref.difference, ref.observed - ref.calculated)
+    d = cassiterite_match.to_dict()["refinement"]
+    assert d["rwp"] == pytest.approx(ref.rwp) and d["phases"][0]["a"] == pytest.approx(ph.abc[0])
+
+
+def test_two_phase_mixture_with_weight_fractions(tmp_path):
+    """Rutile 70 wt % + anatase 30 wt %, anatase from the user's reference CIF: the bundled
+    AFLOW anatase (A2B_tI12_141_e_a) has Ti–O 2.05 Å ×4 and 3.11 Å where the mineral has
+    1.93 Å ×4 and 1.98 Å ×2, so its strongest peak is (103)/(004) at 37° instead of (101)
+    at 25.3°, and no fit of it matches a real anatase pattern."""
+    from matforge.xrd.mixture import simulate_mixture
+    from matforge.xrd.searchmatch import search_match
+
+    ref = tmp_path / "anatase.cif"
+    _anatase().to(filename=str(ref))
+    pattern = simulate_mixture([_rutile(), _anatase()], [0.7, 0.3], GRID, fwhm=0.1, eta=0.5,
+                               kalpha2=True, background=0.1, counts=20_000, rng=2)  # fmt: skip
+    res = search_match(pattern, "Ti,O", refs=[ref], max_phases=3)
+    assert [m.phase.prototype or m.phase.source for m in res.phases] == [RUTILE_LABEL, str(ref)]
+    for m, w in zip(res.phases, (0.7, 0.3), strict=True):  # most abundant first
+        assert abs(m.weight_fraction - w) < 0.10, (m.name, m.weight_fraction)
+    assert sum(m.weight_fraction for m in res.phases) == pytest.approx(1.0)
+    assert _rel_error(res.phases[0].lattice[0], [4.5937, 4.5937, 2.9587]) < 0.005
+    assert _rel_error(res.phases[1].lattice[0], [3.7845, 3.7845, 9.5143]) < 0.005
+    # the second phase was taken for a large gain; a third, tried on noise, was turned down
+    assert [s["accepted"] for s in res.steps] == [True, False]
+    assert res.steps[0]["gain"] > 0.5 and res.steps[1]["gain"] < 0.15
+    row = res.summary_row()
+    assert row["n_phases"] == 2 and row["formulas"] == "TiO2 + TiO2"
+
+
+def test_weight_fractions_follow_hill_howard():
+    """W_p = S_p (ZMV)_p / Σ S_i (ZMV)_i: two phases with equal scales per unit of absolute
+    intensity weigh in proportion to Z·M·V."""
+    from types import SimpleNamespace
+
+    from matforge.xrd.searchmatch import weight_fractions
+
+    a, b = _rutile(), _anatase()
+    phases = [SimpleNamespace(reflections=SimpleNamespace(absolute=k)) for k in (2.0, 4.0)]
+    fit = SimpleNamespace(scales=np.array([2.0, 4.0]), phases=phases)
+    zmv = np.array([s.composition.weight * s.volume for s in (a, b)])
+    assert np.allclose(weight_fractions(fit, [a, b]), zmv / zmv.sum())
+
+
+def test_reference_cif_from_the_user(tmp_path, cassiterite_pattern):
+    from matforge.xrd.phases import candidate_phases
+    from matforge.xrd.searchmatch import search_match
+
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    (refs / "cassiterite.cif").write_text(CASSITERITE_CIF)
+    _anatase().to(filename=str(refs / "anatase.cif"))
+    # the user's library alone: the file is the answer, named by its path
+    res = search_match(cassiterite_pattern, refs=refs)
+    assert res.n_candidates == 2
+    best = res.phases[0]
+    assert best.phase.source == str(refs / "cassiterite.cif") and best.phase.prototype is None
+    assert best.phase.spacegroup == 136 and "cassiterite.cif" in best.name
+    assert _rel_error(best.lattice[0], [4.7374, 4.7374, 3.1864]) < 0.005
+    # with elements, references of other elements are left out and prototypes come in
+    phases = candidate_phases("Sn,O", refs)
+    assert phases[0].source.endswith("cassiterite.cif")
+    assert not any(p.source.endswith("anatase.cif") for p in phases)
+    assert any(p.prototype == RUTILE_LABEL for p in phases)
+
+
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("notes.cif", "just some notes\n", "not a CIF file"),
+        ("broken.cif", "data_x\n_cell_length_a 4.0\n_cell_length_b\nloop_\n_atom_site_label\n",
+         "not a readable CIF"),
+        ("unknown.cif", CASSITERITE_CIF.replace("Sn1 Sn", "Xx1 Xx"), "unknown.cif"),
+    ],
+)  # fmt: skip
+def test_bad_reference_cif_names_the_file(tmp_path, name, text, message):
+    from matforge.xrd.phases import candidate_phases
+
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(StructureFileError) as err:
+        candidate_phases("Sn,O", [path])
+    assert name in str(err.value) and message in str(err.value)
+
+
+def test_missing_references_and_bad_elements_are_named(tmp_path, cassiterite_pattern):
+    from matforge.xrd.phases import candidate_phases
+    from matforge.xrd.searchmatch import search_match
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StructureFileError, match="empty: no reference structures"):
+        candidate_phases(None, tmp_path / "empty")
+    with pytest.raises(StructureFileError, match="nowhere: no such file"):
+        candidate_phases(None, tmp_path / "nowhere")
+    with pytest.raises(InvalidFormula, match="'Xx'"):
+        search_match(cassiterite_pattern, "Ti,Xx")
+    with pytest.raises(InvalidFormula, match="'ti'"):
+        search_match(cassiterite_pattern, "ti,O")
+    with pytest.raises(MatforgeError, match="no candidate phase for elements"):
+        search_match(cassiterite_pattern, "Ar")
+    with pytest.raises(MatforgeError, match="needs the sample's elements"):
+        search_match(cassiterite_pattern)
+    with pytest.raises(ValueError, match="max_phases"):
+        search_match(cassiterite_pattern, "Sn,O", max_phases=4)
