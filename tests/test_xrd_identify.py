@@ -145,3 +145,116 @@ def test_sticks_and_too_coarse_steps_warn(rock_salt_peaks):
     coarse = np.round(np.arange(10.0, 80.0, 0.25), 4)  # 0.05° peaks sampled every 0.25°
     warnings = _width_warnings(Pattern(coarse, profile(rock_salt_peaks, coarse, fwhm=0.05)))
     assert len(warnings) == 1 and "single-point spikes" in warnings[0]
+
+
+# --- one coherent answer: indexing and the network --------------------------------------------
+
+
+def _prototype_scan(label: str, seed: int) -> Pattern:
+    """A Cu tube scan (Kα1 + Kα2, zero shift 0.05°, background, Poisson noise) of the bundled
+    example compound of AFLOW prototype ``label``."""
+    import dataclasses
+
+    from matforge.xrd.identify import prototype_structure
+    from matforge.xrd.io import CU_KA1
+    from matforge.xrd.peaks import KALPHA
+    from matforge.xrd.simulate import profile, simulate
+
+    peaks = simulate(prototype_structure(label)[0], wavelength=CU_KA1, two_theta_range=(5, 95))[0]
+    s = np.sin(np.radians(peaks.two_theta) / 2) * KALPHA["Cu"][1] / KALPHA["Cu"][0]
+    ka2 = dataclasses.replace(peaks, two_theta=2 * np.degrees(np.arcsin(np.clip(s, 0, 1))),
+                              intensity=0.5 * peaks.intensity)  # fmt: skip
+    grid = np.round(np.arange(10.0, 90.0 + 1e-9, 0.02), 4)
+    y = profile(peaks, grid - 0.05, fwhm=0.1) + profile(ka2, grid - 0.05, fwhm=0.1)
+    y = y / y.max() * 3000 + 100 + 60 * np.exp(-(grid - 10) / 20)
+    y = np.random.default_rng(seed).poisson(y).astype(float)
+    return Pattern(grid, y, wavelength=CU_KA1, source=f"{label}.xy")
+
+
+@pytest.fixture(scope="module")
+def shipped_model():
+    pytest.importorskip("torch")
+    from matforge.xrd.cnn import XRDClassifier, bundled_dir
+
+    if not (bundled_dir() / "cnn_v1.pt").exists():
+        pytest.skip("the shipped XRD weights are not installed")
+    return XRDClassifier.load()
+
+
+def test_the_heads_never_contradict_each_other(shipped_model):
+    """Over many patterns of every crystal system: the crystal-system probabilities are the
+    sums of the space-group probabilities, and the best space group and the best prototype
+    lie in the best crystal system — with indexing and without."""
+    from matforge.datasets import load_dataset
+    from matforge.xrd.augment import CRYSTAL_SYSTEMS, crystal_system_index
+    from matforge.xrd.identify import identify
+
+    labels = load_dataset("aflow_prototypes")["aflow_label"].drop_duplicates().tolist()
+    picked = labels[:: max(1, len(labels) // 16)][:16]
+    patterns = [_prototype_scan(label, seed) for seed, label in enumerate(picked)]
+    names = shipped_model.classes["crystal_system"]
+    seen_systems = set()
+    for index in (False, True):
+        results = identify(patterns, model=shipped_model, top=230, index=index, threshold=0.0)
+        for r in results:
+            sg = {c.name: c.probability for c in r.candidates["spacegroup"]}
+            assert sum(sg.values()) == pytest.approx(1.0, abs=1e-6)
+            numbers = np.array([int(n.rsplit("(", 1)[1][:-1]) for n in sg])
+            member = crystal_system_index(numbers)
+            probs = np.array(list(sg.values()))
+            for c in r.candidates["crystal_system"]:
+                total = probs[member == CRYSTAL_SYSTEMS.index(c.name)].sum()
+                assert c.probability == pytest.approx(total, abs=1e-6)
+            best = r.best("crystal_system")
+            seen_systems.add(best)
+            best_sg = int(r.best("spacegroup").rsplit("(", 1)[1][:-1])
+            assert CRYSTAL_SYSTEMS[int(crystal_system_index([best_sg])[0])] == best
+            proto_sg = int(r.best("prototype").split("_")[2])
+            assert CRYSTAL_SYSTEMS[int(crystal_system_index([proto_sg])[0])] == best
+            assert (r.indexing is not None) == index
+    assert len(seen_systems) >= 4 and set(seen_systems) <= set(names)
+
+
+def test_a_convincing_cell_settles_the_crystal_system(shipped_model):
+    from matforge.xrd.identify import coherent_proba, identify
+
+    pattern = _prototype_scan("AB_cF8_225_a_b", 0)  # rock salt
+    result = identify(pattern, model=shipped_model, top=5)
+    assert result.indexing.system == "cubic" and result.indexing.best.convincing
+    assert result.candidates["crystal_system"][0].name == "cubic"
+    assert result.candidates["crystal_system"][0].probability > 0.99
+    assert result.best("spacegroup") == "Fm-3m (225)"
+    d = result.to_dict()
+    assert d["indexing"]["system"] == "cubic" and d["indexing"]["best"]["convincing"]
+    row = result.summary_row()
+    assert row["indexed_system"] == "cubic" and row["m20"] > 20
+    # a network that believes tetragonal is overruled by the cubic cell
+    classes = shipped_model.classes
+    sg = np.zeros((1, 230))
+    sg[0, 139 - 1], sg[0, 225 - 1] = 0.95, 0.05  # I4/mmm, Fm-3m
+    proba = {"spacegroup": sg, "crystal_system": np.full((1, 7), 1 / 7)}
+    alone = coherent_proba(proba, [None], classes)
+    assert classes["crystal_system"][int(np.argmax(alone["crystal_system"][0]))] == "tetragonal"
+    assert alone["crystal_system"][0].sum() == pytest.approx(1.0)
+    both = coherent_proba(proba, [result.indexing], classes)
+    assert classes["crystal_system"][int(np.argmax(both["crystal_system"][0]))] == "cubic"
+    assert both["crystal_system"][0].max() > 0.99
+    # where the network gives the family nothing, the extinction classes rank the groups
+    sg_none = np.zeros((1, 230))
+    sg_none[0, 139 - 1] = 1.0
+    only = coherent_proba({"spacegroup": sg_none}, [result.indexing], classes)
+    top = int(np.argmax(only["spacegroup"][0])) + 1
+    assert top in result.indexing.classes[0].space_groups
+
+
+def test_identify_without_indexing_leaves_the_network_alone(shipped_model):
+    from matforge.xrd.identify import identify
+
+    pattern = _prototype_scan("AB_cF8_225_a_b", 1)
+    plain = identify(pattern, model=shipped_model, top=230, index=False)
+    assert plain.indexing is None and plain.to_dict()["indexing"] is None
+    assert "indexed_system" not in plain.summary_row()
+    proba = shipped_model.predict_proba([pattern])
+    got = {c.name: c.probability for c in plain.candidates["spacegroup"]}
+    names = shipped_model.classes["spacegroup"]
+    assert np.allclose([got[n] for n in names], proba["spacegroup"][0], atol=1e-6)

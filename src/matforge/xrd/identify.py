@@ -5,6 +5,12 @@ returns the most probable crystal systems, space groups and AFLOW prototypes wit
 probabilities; a head whose best probability is below the threshold is "uncertain" (the
 classifier abstains). :func:`match_prototype` simulates a candidate prototype and fits its
 lattice scale to the measured peaks, and :func:`overlay_figure` draws both (plotly).
+
+One coherent answer (:func:`coherent_proba`): the pattern's peaks are indexed
+(:mod:`matforge.xrd.indexing`); a convincing cell settles the lattice family and weighs the
+space groups by the extinction classes its reflections allow, the network ranks the groups
+inside; the crystal-system probabilities are always the sums of the space-group
+probabilities, so the two heads cannot contradict each other.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
+
+    from matforge.xrd.indexing import IndexingResult
 
 UNCERTAIN = "uncertain"
 #: the classifier's heads, with the words a person reads for each
@@ -51,6 +59,9 @@ class Identification:
     prototype_info: dict = field(default_factory=dict)
     #: what was assumed about the pattern, and what limits the answer (:func:`check_pattern`)
     warnings: list[str] = field(default_factory=list)
+    #: the pattern's indexing (:class:`~matforge.xrd.indexing.IndexingResult`), None when
+    #: identification ran without it
+    indexing: IndexingResult | None = None
 
     def is_uncertain(self, head: str) -> bool:
         """True when the best class of ``head`` has a probability below the threshold."""
@@ -71,6 +82,7 @@ class Identification:
                 h: [{"name": c.name, "probability": c.probability} for c in cs]
                 for h, cs in self.candidates.items()
             },
+            "indexing": None if self.indexing is None else self.indexing.to_dict(),
         }
 
     def summary_row(self) -> dict:
@@ -80,6 +92,13 @@ class Identification:
         for head, cands in self.candidates.items():
             row[head] = self.best(head)
             row[f"{head}_probability"] = cands[0].probability if cands else None
+        if self.indexing is not None:
+            best = self.indexing.best
+            row["indexed_system"] = best.system if best is not None else ""
+            row["indexed_cell"] = (
+                " ".join(f"{v:.4f}" for v in best.cell[:3]) if best is not None else ""
+            )
+            row["m20"] = round(best.m20, 1) if best is not None else None
         row["warnings"] = " | ".join(self.warnings)
         return row
 
@@ -337,6 +356,8 @@ def identify(
     top: int = 5,
     threshold: float = 0.5,
     wavelength: float | None = None,
+    index: bool = True,
+    jobs: int = 1,
 ) -> Identification | list[Identification]:
     """Crystal system, space group and prototype of measured powder patterns.
 
@@ -349,9 +370,14 @@ def identify(
         top: how many candidates per head.
         threshold: calibrated probability (0–1) below which a head answers "uncertain".
         wavelength: wavelength in Å for files that do not state theirs (default Cu Kα1).
+        index: find and index the peaks (:func:`index_identification_pattern`) and combine
+            the cell with the network (:func:`coherent_proba`); False: the network alone.
+        jobs: worker processes for the indexing of a list of patterns.
 
     Returns:
-        One :class:`Identification`, or a list for a list input.
+        One :class:`Identification`, or a list for a list input. Its crystal-system
+        probabilities are the sums of its space-group probabilities (all of them, not only
+        the ``top`` shown); ``.indexing`` holds the indexing result.
     """
     from matforge.xrd.cnn import XRDClassifier
 
@@ -365,15 +391,188 @@ def identify(
     clf = model if isinstance(model, XRDClassifier) else XRDClassifier.load(model)
     lo, hi = clf.meta.get("grid", (10.0, 80.0))[:2]
     notes = [check_pattern(p, (float(lo), float(hi))) for p in loaded]
-    ranked = clf.top_k(loaded, k=top)
+    indexings: list = [None] * len(loaded)
+    if index:
+        indexings = index_patterns(loaded, jobs=jobs)
+        for i, r in enumerate(indexings):
+            if isinstance(r, str):  # the peak search refused the scan
+                notes[i].append(f"not indexed: {r}")
+                indexings[i] = None
+    proba = coherent_proba(clf.predict_proba(loaded), indexings, clf.classes)
+    systems = _class_systems(clf.classes)
     info = clf.meta.get("prototypes", {})
     out = []
     for i, p in enumerate(loaded):
-        cands = {h: [Candidate(n, pr) for n, pr in ranked[h][i]] for h in ranked}
+        cands = {}
+        best_system = int(np.argmax(proba["crystal_system"][i]))
+        for head, pr in proba.items():
+            names = clf.classes[head]
+            order = np.argsort(-pr[i], kind="stable")
+            if head in systems:
+                # the first candidate lies in the most probable crystal system: the heads
+                # never contradict each other (a group of another system can still be the
+                # single most probable one when a system's probability is spread thin)
+                inside = np.flatnonzero(systems[head][order] == best_system)
+                if len(inside):
+                    j = inside[0]
+                    order = np.r_[order[j], order[:j], order[j + 1 :]]
+            cands[head] = [Candidate(names[j], float(pr[i, j])) for j in order[:top]]
         used = {c.name: info.get(c.name, {}) for c in cands.get("prototype", [])}
         out.append(Identification(cands, threshold, source=p.source, prototype_info=used,
-                                  warnings=notes[i]))  # fmt: skip
+                                  warnings=notes[i], indexing=indexings[i]))  # fmt: skip
     return out[0] if single else out
+
+
+def index_identification_pattern(pattern):
+    """Index one pattern for :func:`identify`: peaks (:func:`matforge.xrd.peaks.find_peaks`)
+    and cell (:func:`matforge.xrd.indexing.index_peaks`, cubic to orthorhombic). Returns the
+    :class:`~matforge.xrd.indexing.IndexingResult`, or the message of the error that kept
+    the scan from being indexed."""
+    from matforge.errors import MatforgeError
+    from matforge.xrd.indexing import index_pattern
+
+    try:
+        return index_pattern(pattern)
+    except MatforgeError as exc:
+        return str(exc)
+
+
+def index_patterns(patterns, jobs: int = 1) -> list:
+    """:func:`index_identification_pattern` of each pattern, in ``jobs`` processes."""
+    if jobs <= 1 or len(patterns) < 2:
+        return [index_identification_pattern(p) for p in patterns]
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=min(jobs, len(patterns))) as pool:
+        return list(pool.map(index_identification_pattern, patterns,
+                             chunksize=max(1, len(patterns) // (4 * jobs))))  # fmt: skip
+
+
+#: factor on a space group's probability for each indexed line its extinction class forbids
+#: (a line can be an impurity's, or two lines can have merged: not zero)
+FORBIDDEN_FACTOR = 0.05
+#: factor for each allowed line, beyond the fewest of any consistent class, where no peak was
+#: seen (weak lines go unseen: a mild preference for the class that explains the absences)
+UNOBSERVED_FACTOR = 0.95
+#: probability left to the space groups outside the lattice family of a convincing cell
+OUTSIDE_FAMILY = 1e-3
+
+
+def _spacegroup_numbers(names) -> np.ndarray:
+    """Space-group number of each class name ("Fm-3m (225)" → 225)."""
+    return np.array([int(str(n).rsplit("(", 1)[1].rstrip(")")) for n in names])
+
+
+def _prototype_groups(names) -> np.ndarray:
+    """Space-group number of each AFLOW prototype label (its third field), 0 if unreadable."""
+    out = np.zeros(len(names), dtype=np.int64)
+    for i, n in enumerate(names):
+        parts = str(n).split("_")
+        if len(parts) > 2 and parts[2].isdigit():
+            out[i] = int(parts[2])
+    return out
+
+
+def indexing_weights(result, numbers) -> np.ndarray | None:
+    """Factor on each space group (``numbers``) from an indexing result: 1 for the groups of
+    the most plausible extinction class of the cell's lattice family, less for classes that
+    forbid indexed lines or predict unseen ones, 0 outside the family (where
+    :func:`coherent_proba` leaves :data:`OUTSIDE_FAMILY` probability in all).
+    None when no cell convinces (the network answers alone)."""
+    from matforge.xrd.indexing import FAMILY_GROUPS
+
+    if result is None or result.best is None:
+        return None
+    numbers = np.asarray(numbers)
+    w = np.zeros(len(numbers))
+    family = np.isin(numbers, list(FAMILY_GROUPS[result.best.system]))
+    w[family] = FORBIDDEN_FACTOR  # groups of the family no class lists
+    if result.classes:
+        fewest = min((c.n_unobserved for c in result.classes if c.n_forbidden == 0),
+                     default=min(c.n_unobserved for c in result.classes))  # fmt: skip
+        for c in result.classes:
+            f = FORBIDDEN_FACTOR**c.n_forbidden * UNOBSERVED_FACTOR ** max(
+                0, c.n_unobserved - fewest
+            )
+            w[np.isin(numbers, c.space_groups) & family] = f
+    return w
+
+
+def _class_systems(classes: dict) -> dict[str, np.ndarray]:
+    """Crystal-system index (:data:`matforge.xrd.augment.CRYSTAL_SYSTEMS`, in the model's
+    ``crystal_system`` class order) of each space-group and prototype class (−1: unknown)."""
+    from matforge.xrd.augment import CRYSTAL_SYSTEMS, crystal_system_index
+
+    names = list(classes.get("crystal_system", CRYSTAL_SYSTEMS))
+    to_model = np.array([names.index(c) if c in names else -1 for c in CRYSTAL_SYSTEMS])
+    out = {"spacegroup": to_model[crystal_system_index(_spacegroup_numbers(classes["spacegroup"]))]}
+    if "prototype" in classes:
+        groups = _prototype_groups(classes["prototype"])
+        cs = np.full(len(groups), -1)
+        known = groups > 0
+        cs[known] = to_model[crystal_system_index(groups[known])]
+        out["prototype"] = cs
+    return out
+
+
+def coherent_proba(proba: dict, indexings, classes: dict) -> dict[str, np.ndarray]:
+    """One coherent answer from the network's probabilities and the patterns' indexing.
+
+    For each pattern with a convincing cell, the cell's lattice family gets probability
+    1 − :data:`OUTSIDE_FAMILY`, shared among its space groups as the network's probabilities
+    times :func:`indexing_weights` (where the network puts no weight on the family, the
+    weights alone decide); the other groups keep their network proportions. The prototype probabilities follow their space
+    groups' change. The crystal-system probabilities are then the sums of the space-group
+    probabilities of each system, for every pattern, indexed or not.
+
+    Args:
+        proba: per head, (n, n_classes) probabilities (``spacegroup`` required).
+        indexings: n indexing results (or None).
+        classes: per head, the class names (the model's ``classes``).
+    """
+    from matforge.xrd.augment import CRYSTAL_SYSTEMS, crystal_system_index
+
+    sg = np.asarray(proba["spacegroup"], dtype=float).copy()
+    numbers = _spacegroup_numbers(classes["spacegroup"])
+    out = {h: np.asarray(v, dtype=float).copy() for h, v in proba.items()}
+    proto_col = None
+    if "prototype" in out:
+        proto_groups = _prototype_groups(classes["prototype"])
+        lookup = {int(n): j for j, n in enumerate(numbers)}
+        proto_col = np.array([lookup.get(int(g), -1) for g in proto_groups])
+    for i, result in enumerate(indexings):
+        w = indexing_weights(result, numbers)
+        if w is None:
+            continue
+        # the family gets 1 − OUTSIDE_FAMILY whatever the network thought of it; inside, the
+        # network's probabilities times the extinction weights (the weights alone where the
+        # network gave the family nothing)
+        family = w > 0
+        inside = np.where(family, sg[i] * w, 0.0)
+        if inside.sum() <= 1e-12:
+            inside = np.where(family, w, 0.0)
+        outside = np.where(family, 0.0, sg[i])
+        if outside.sum() <= 1e-12:
+            outside = (~family).astype(float)
+        new = (1 - OUTSIDE_FAMILY) * inside / inside.sum()
+        if (~family).any():
+            new = new + OUTSIDE_FAMILY * outside / outside.sum()
+        if proto_col is not None:
+            ratio = np.where(
+                proto_col >= 0, new[proto_col] / np.maximum(sg[i][proto_col], 1e-12), 1.0
+            )
+            pr = out["prototype"][i] * ratio
+            out["prototype"][i] = pr / pr.sum() if pr.sum() > 0 else out["prototype"][i]
+        sg[i] = new
+    out["spacegroup"] = sg
+    member = crystal_system_index(numbers)
+    names = list(classes.get("crystal_system", CRYSTAL_SYSTEMS))
+    cs = np.zeros((len(sg), len(names)))
+    for c, name in enumerate(CRYSTAL_SYSTEMS):
+        if name in names:
+            cs[:, names.index(name)] = sg[:, member == c].sum(axis=1)
+    out["crystal_system"] = cs
+    return out
 
 
 # ---------------------------------------------------------------------------------------
