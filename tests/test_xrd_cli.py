@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -235,3 +236,94 @@ def test_identify_many_patterns_into_one_table(rock_salt_cif, tmp_path):
     assert res.exit_code != 0 and "--html draws one pattern" in res.output
     res = runner.invoke(app, ["identify", str(tmp_path / "nothing*.xy")])
     assert res.exit_code != 0 and "no file matches" in res.output
+
+
+# --- search-match: identify --elements / --refs (issue #17 sections 2-3) --------------------
+
+
+@pytest.fixture(scope="module")
+def cassiterite_scans(tmp_path_factory):
+    """Two measured-like scans of cassiterite SnO2 (published cell, Bolzan et al. 1997:
+    a = 4.7374, c = 3.1864 Å, O at x = 0.3056), one with preferred orientation along [110]."""
+    from pymatgen.core import Lattice, Structure
+
+    from matforge.xrd.io import write_xy
+    from matforge.xrd.mixture import simulate_mixture
+
+    s = Structure.from_spacegroup(136, Lattice.tetragonal(4.7374, 3.1864), ["Sn", "O"],
+                                  [[0, 0, 0], [0.3056, 0.3056, 0]])  # fmt: skip
+    grid = np.round(np.arange(10.0, 80.0 + 1e-9, 0.02), 4)
+    folder = tmp_path_factory.mktemp("scans")
+    for name, texture, seed in (("plain.xy", None, 4), ("textured.xy", [((1, 1, 0), 0.75)], 2)):
+        p = simulate_mixture([s], [1.0], grid, fwhm=0.09, eta=0.4, zero_shift=0.04,
+                             kalpha2=True, texture=texture, background=0.15, counts=30_000,
+                             rng=seed)  # fmt: skip
+        write_xy(p, folder / name)
+    return folder
+
+
+def test_identify_with_elements_refines_draws_and_stores(cassiterite_scans, tmp_path):
+    from matforge.store import Store
+    from matforge.store.structures import get_structure, structures_frame
+
+    scan = cassiterite_scans / "textured.xy"
+    html, db = tmp_path / "fit.html", tmp_path / "lab.db"
+    res = runner.invoke(app, ["identify", str(scan), "--elements", "Sn,O", "--refine", "--json",
+                              "--html", str(html), "--save-to", "lab", "--db", str(db)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert [p["prototype"] for p in out["phases"]] == ["A2B_tP6_136_f_a"]
+    assert out["elements"] == ["O", "Sn"] and out["n_candidates"] > 20
+    ref = out["refinement"]
+    assert ref["rwp"] < 0.5 * ref["rwp_start"]  # texture: free intensities fit it
+    a = ref["phases"][0]["a"]
+    assert abs(a - 4.7374) / 4.7374 < 0.001
+    assert "difference" in html.read_text() and "Rwp" in html.read_text()
+    # the refined structure is in the store, with where it came from
+    with Store(str(db)) as store:
+        row = structures_frame(store).iloc[0]
+        assert row["method"] == "xrd_match" and row["source"] == str(scan)
+        assert row["properties"]["aflow_label"] == "A2B_tP6_136_f_a"
+        assert row["properties"]["xrd_score"] == pytest.approx(1 - ref["rwp"])
+        stored = get_structure(store, out["stored_structure_ids"][0])
+    assert stored.lattice.a == pytest.approx(a) and stored.composition.reduced_formula == "SnO2"
+    assert row["spacegroup_number"] == 136
+
+
+@pytest.mark.parametrize("jobs", ["1", pytest.param("2", marks=pytest.mark.slow)])  # 2: ~25 s
+def test_identify_with_elements_on_a_folder(cassiterite_scans, tmp_path, jobs):
+    import pandas as pd
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for name in ("plain.xy", "textured.xy"):
+        (folder / name).write_text((cassiterite_scans / name).read_text())
+    (folder / "short.xy").write_text("10 1\n11 2\n12 1\n")  # refused, reported
+    out = tmp_path / "summary.csv"
+    res = runner.invoke(app, ["identify", str(folder), "--elements", "Sn,O", "--jobs", jobs,
+                              "--out", str(out)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(out, keep_default_na=False)
+    assert [Path(f).name for f in table["file"]] == ["plain.xy", "short.xy", "textured.xy"]
+    good = table[table["error"] == ""]
+    assert len(good) == 2 and (good["n_phases"].astype(int) == 1).all()
+    assert good["phases"].str.contains("A2B_tP6_136_f_a").all()
+    assert ((good["a"].astype(float) - 4.7374).abs() / 4.7374 < 0.005).all()
+    assert "3 points" in table.loc[table["file"].str.endswith("short.xy"), "error"].iloc[0]
+    assert "SnO2 Rutile-type" in res.output and "patterns (search-match)" in res.output
+
+
+def test_identify_search_match_errors_name_the_problem(cassiterite_scans, tmp_path):
+    from matforge.errors import InvalidFormula, StructureFileError
+
+    scan = str(cassiterite_scans / "plain.xy")
+    res = runner.invoke(app, ["identify", scan, "--refine"])
+    assert res.exit_code != 0 and "--refine is for search-match" in res.output
+    res = runner.invoke(app, ["identify", scan, "--max-phases", "4", "--elements", "Sn,O"])
+    assert res.exit_code != 0 and "--max-phases" in res.output
+    res = runner.invoke(app, ["identify", scan, "--elements", "Sn,Xx"])
+    assert isinstance(res.exception, InvalidFormula) and "'Xx'" in str(res.exception)
+    bad = tmp_path / "mine.cif"
+    bad.write_text("data_x\n_cell_length_a 4.0\n")
+    res = runner.invoke(app, ["identify", scan, "--refs", str(bad)])
+    assert isinstance(res.exception, StructureFileError) and "mine.cif" in str(res.exception)

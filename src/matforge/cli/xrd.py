@@ -168,6 +168,154 @@ def _identify_many(files, clf, *, top, threshold, wavelength, axis, as_json, out
         _console().print(f"wrote {out}")
 
 
+def _search_match_cmd(files, *, many, elements, refs, max_phases, refine, model, wavelength,
+                      axis, top, jobs, as_json, out, html, save_to, db) -> None:  # fmt: skip
+    """`identify --elements/--refs`: search-match each file (:func:`search_match_files`),
+    print the answer (one pattern) or a summary table (many), write --out, --html, --save-to."""
+    from rich.progress import Progress
+
+    from matforge.errors import MatforgeError
+    from matforge.xrd.searchmatch import search_match_files
+
+    with Progress(transient=True, disable=as_json or len(files) < 2) as progress:
+        task = progress.add_task("search-match", total=len(files))
+        results = search_match_files(
+            files, elements, refs=refs, max_phases=max_phases, refine=refine, model=model,
+            wavelength=wavelength, axis=axis, top=top, jobs=jobs,
+            on_done=lambda: progress.advance(task),
+        )  # fmt: skip
+    if not many and isinstance(results[0], MatforgeError):
+        raise results[0]
+    stored = _save_matches(results, save_to, db) if save_to is not None else []
+    if many:
+        _search_match_table(files, results, as_json=as_json, out=out)
+    else:
+        res = results[0]
+        if as_json:
+            d = res.to_dict()
+            if stored:
+                d["stored_structure_ids"] = stored
+            typer.echo(json.dumps(d, indent=2, default=float))
+        else:
+            _print_search_match(res)
+        if html is not None:
+            html.parent.mkdir(parents=True, exist_ok=True)
+            res.plot().write_html(html, include_plotlyjs=True)
+            typer.echo(f"wrote {html} (observed, calculated, phases, difference)", err=as_json)
+    if stored:
+        typer.echo(f"stored {len(stored)} structure(s) in project {save_to}: ids "
+                   f"{', '.join(map(str, stored))}", err=as_json)  # fmt: skip
+
+
+def _save_matches(results, project: str, db) -> list[int]:
+    """Store every found phase's structure (refined lattice when refined) of ``results``;
+    the score kept is 1 − Rwp of the pattern's final fit (refined when refined)."""
+    from matforge.errors import MatforgeError
+    from matforge.store import Store
+    from matforge.store.structures import add_xrd_match
+
+    ids = []
+    with Store(db) as store:
+        for res in results:
+            if isinstance(res, MatforgeError):
+                continue
+            rwp = res.rwp if res.refinement is None else res.refinement.rwp
+            for m, s in zip(res.phases, res.structures(), strict=True):
+                ids.append(add_xrd_match(store, s, project, pattern=res.source,
+                                         label=m.phase.prototype or m.name,
+                                         score=max(0.0, 1.0 - rwp)))  # fmt: skip
+    return ids
+
+
+def _print_search_match(res) -> None:
+    """One pattern's search-match answer: the phases found, the refinement, the single-phase
+    ranking and the mixture steps."""
+    import numpy as np
+    import pandas as pd
+
+    from matforge.cli.tables import print_frame
+
+    console = _console()
+    ref = res.refinement
+    console.print(f"[bold]{res.source}[/bold]: {len(res.phases)} phase(s) among "
+                  f"{res.n_candidates} candidates for {','.join(res.elements) or 'the references'}"
+                  f" ({res.seconds:.1f} s)")  # fmt: skip
+    for note in res.warnings:
+        console.print(f"[yellow]warning:[/yellow] {note}")
+    refined = {} if ref is None else {p.name: p for p in ref.phases}
+    rows = []
+    for m in res.phases:
+        (a, b, c), (al, be, ga) = m.lattice
+        if m.name in refined:
+            (a, b, c), (al, be, ga) = refined[m.name].abc, refined[m.name].angles
+        rows.append({"phase": m.name, "space group": m.phase.spacegroup,
+                     "wt %": round(100 * m.weight_fraction, 1),
+                     **{k: round(float(v), 5) for k, v in (("a (Å)", a), ("b (Å)", b),
+                                                           ("c (Å)", c))},
+                     **{k: round(float(v), 3) for k, v in (("α", al), ("β", be), ("γ", ga))}})  # fmt: skip
+    title = f"phases found (Rwp {res.rwp:.4f}" + (
+        f"; refined Rwp {ref.rwp:.4f})" if ref is not None else ")"
+    )
+    print_frame(pd.DataFrame(rows), title, keep=("phase",))
+    if ref is not None:
+        esd = "; ".join(
+            f"{p.name}: a ± {p.abc_esd[0]:.5f} Å" for p in ref.phases if np.isfinite(p.abc_esd[0])
+        )
+        console.print(f"refinement (Pawley, {ref.cycles} cycles): Rwp {ref.rwp_start:.4f} → "
+                      f"{ref.rwp:.4f}, zero shift {ref.zero:+.4f}° 2θ" + (f"; {esd}" if esd else ""))  # fmt: skip
+    cand = [{"#": i, "candidate": m.name, "space group": m.phase.spacegroup,
+             "Rwp": round(m.rwp, 4), "classifier p": round(m.classifier_probability, 3),
+             "a (Å)": round(float(m.lattice[0][0]), 4), "c (Å)": round(float(m.lattice[0][2]), 4)}
+            for i, m in enumerate(res.candidates, 1)]  # fmt: skip
+    print_frame(pd.DataFrame(cand), "single-phase fits, best first", keep=("candidate",))
+    for st in res.steps:
+        verdict = "kept" if st["accepted"] else "turned down"
+        console.print(f"further phase {st['phase']}: Rwp {st['rwp_before']:.4f} → "
+                      f"{st['rwp_after']:.4f} ({100 * st['gain']:.0f} % lower), "
+                      f"{100 * st['weight_fraction']:.1f} wt % — {verdict}")  # fmt: skip
+
+
+def _search_match_table(files, results, *, as_json: bool, out) -> None:
+    """Many patterns' search-match answers: one row per pattern, printed, and in ``out``."""
+    import pandas as pd
+
+    from matforge.cli.tables import print_frame
+    from matforge.errors import MatforgeError
+
+    rows = []
+    for f, res in zip(files, results, strict=True):
+        if isinstance(res, MatforgeError):
+            rows.append({"file": str(f), "n_phases": 0, "error": str(res)})
+        else:
+            rows.append({"file": str(f), **res.summary_row(), "seconds": res.seconds,
+                         "error": ""})  # fmt: skip
+    keys = next((list(r.summary_row()) for r in results if not isinstance(r, MatforgeError)), [])
+    table = pd.DataFrame(rows).reindex(columns=["file", *keys, "seconds", "error"])
+    table["error"] = table["error"].fillna("")
+    table["n_phases"] = table["n_phases"].fillna(0).astype(int)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix.lower() == ".json":
+            out.write_text(table.to_json(orient="records", indent=2))
+        else:
+            table.to_csv(out, index=False)
+    if as_json:
+        typer.echo(table.to_json(orient="records", indent=2))
+        return
+    shown = pd.DataFrame({"file": [Path(f).name for f in table["file"]]})
+    ok = table["error"] == ""
+    for col, src in (("phases", "phases"), ("wt fractions", "weight_fractions")):
+        shown[col] = table[src].where(ok, "") if src in table else ""
+    shown["Rwp"] = table["rwp"].where(ok).round(4) if "rwp" in table else float("nan")
+    if "refined_rwp" in table and table["refined_rwp"].notna().any():
+        shown["refined Rwp"] = table["refined_rwp"].astype(float).round(4)
+    shown["notes"] = table["error"]
+    print_frame(shown, f"{len(files)} patterns (search-match)", max_rows=len(shown),
+                keep=("file", "phases"))  # fmt: skip
+    if out is not None:
+        _console().print(f"wrote {out}")
+
+
 def _number_or_name(text: str) -> str | float:
     try:
         return float(text)
@@ -199,9 +347,36 @@ def identify_cmd(
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Several patterns: write the summary table (.csv or .json)."
     ),
+    elements: str | None = typer.Option(
+        None, "--elements", "-e", help="The sample's elements, e.g. Ti,O: search-match among "
+        "the bundled prototypes with sensible substitutions (and --refs), fitted to the pattern.",
+    ),  # fmt: skip
+    refs: list[Path] | None = typer.Option(
+        None, "--refs", help="Search-match: a folder (or file) of reference CIFs, your own phase "
+        "library; repeatable. Alone (no --elements), only these are candidates.",
+    ),  # fmt: skip
+    max_phases: int = typer.Option(
+        1, "--max-phases", min=1, max=3, help="Search-match: up to this many phases (a mixture)."
+    ),
+    refine: bool = typer.Option(
+        False, "--refine", help="Search-match: Pawley refinement of the answer (free "
+        "intensities; lattice, zero shift, widths), with Rwp and the difference curve.",
+    ),  # fmt: skip
+    jobs: int = typer.Option(
+        1, "--jobs", "-j", min=1, help="Search-match of many patterns: processes to use."
+    ),
+    save_to: str | None = typer.Option(
+        None, "--save-to", help="Store the matched structure(s) (refined with --refine) in this "
+        "project of the store (method xrd_match).",
+    ),  # fmt: skip
+    db: str | None = typer.Option(
+        None, "--db", help="With --save-to: the store, a SQLite path or SQLAlchemy URL "
+        "(default: $MATFORGE_DB or ~/.matforge/matforge.db).",
+    ),  # fmt: skip
 ) -> None:
     """Identify crystal system, space group and prototype of a measured pattern, or of many
-    (files, folders, globs: one summary table)."""
+    (files, folders, globs: one summary table). With --elements (or --refs): which phases, with
+    which lattices and weight fractions, make up the pattern (search-match)."""
     from rich.table import Table
 
     from matforge.xrd.cnn import XRDClassifier
@@ -216,7 +391,23 @@ def identify_cmd(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--wavelength") from None
     files = _pattern_files(patterns)
-    if len(files) > 1 or any(p.is_dir() for p in patterns) or out is not None:
+    many = len(files) > 1 or any(p.is_dir() for p in patterns) or out is not None
+    if elements is not None or refs:
+        if html is not None and many:
+            raise typer.BadParameter("--html draws one pattern; give one file", param_hint="--html")
+        _search_match_cmd(files, many=many, elements=elements, refs=refs or None,
+                          max_phases=max_phases, refine=refine, model=model, wavelength=wl,
+                          axis=None if axis is None else axis.lower(), top=top, jobs=jobs,
+                          as_json=as_json, out=out, html=html, save_to=save_to, db=db)  # fmt: skip
+        return
+    for flag, used in (("--max-phases", max_phases != 1), ("--refine", refine)):
+        if used:
+            raise typer.BadParameter(f"{flag} is for search-match: give --elements (or --refs)")
+    if save_to is not None and many:
+        raise typer.BadParameter(
+            "--save-to with several patterns needs search-match: give --elements (or --refs)"
+        )
+    if many:
         if html is not None:
             raise typer.BadParameter("--html draws one pattern; give one file", param_hint="--html")
         _identify_many(files, XRDClassifier.load(model), top=top, threshold=threshold,
@@ -227,7 +418,7 @@ def identify_cmd(
     clf = XRDClassifier.load(model)
     result = identify(pat, model=clf, top=top, threshold=threshold)
     match = None
-    if html is not None:
+    if html is not None or save_to is not None:
         # the prototype among the top candidates whose simulation fits the peaks best
         matches = [match_prototype(pat, c.name) for c in result.candidates["prototype"][:3]]
         match = max(matches, key=lambda m: m.score)
@@ -260,6 +451,17 @@ def identify_cmd(
                 row.append(f"{c.probability:.3f}")
                 table.add_row(*row)
             console.print(table)
+    if save_to is not None:
+        from matforge.store import Store
+        from matforge.store.structures import add_xrd_match
+        from matforge.xrd.identify import prototype_structure
+
+        with Store(db) as store:
+            sid = add_xrd_match(store, prototype_structure(match.label)[0], save_to,
+                                pattern=str(pattern), label=match.label, score=match.score,
+                                scale=match.scale)  # fmt: skip
+        typer.echo(f"stored {match.label} (lattice ×{match.scale:.3f}) as structure {sid} in "
+                   f"project {save_to}", err=as_json)  # fmt: skip
     if html is not None:
         fig = overlay_figure(pat, result, match)
         html.parent.mkdir(parents=True, exist_ok=True)

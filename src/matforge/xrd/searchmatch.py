@@ -373,6 +373,8 @@ class SearchMatchResult:
     #: each further phase tried: name, Rwp before and after, relative gain, weight fraction,
     #: whether it was kept
     steps: list[dict] = field(default_factory=list)
+    #: names of the found phases in the order of :attr:`fit`'s phases (not sorted by weight)
+    fit_names: list[str] = field(default_factory=list, repr=False)
 
     @property
     def rwp(self) -> float:
@@ -403,6 +405,7 @@ class SearchMatchResult:
             "formulas": " + ".join(m.phase.formula for m in self.phases),
             "weight_fractions": " + ".join(f"{m.weight_fraction:.3f}" for m in self.phases),
             "rwp": self.rwp,
+            "warnings": " | ".join(self.warnings),
             "refined_rwp": None if self.refinement is None else self.refinement.rwp,
             "n_phases": len(self.phases),
         }
@@ -418,6 +421,62 @@ class SearchMatchResult:
         rows = [{"rank": i, **{k: v for k, v in m.to_dict().items() if k != "lattice"},
                  **m.lattice_dict()} for i, m in enumerate(self.candidates, 1)]  # fmt: skip
         return pd.DataFrame(rows)
+
+    def structures(self) -> list:
+        """A pymatgen Structure per found phase (same order as :attr:`phases`): its atoms with
+        the refined lattice when :attr:`refinement` is there, else the fitted one."""
+        from pymatgen.core import Lattice, Structure
+
+        refined = {} if self.refinement is None else {p.name: p for p in self.refinement.phases}
+        out = []
+        for m in self.phases:
+            if m.name in refined:
+                abc, angles = refined[m.name].abc, refined[m.name].angles
+            else:
+                abc, angles = m.lattice
+            s = m.phase.structure
+            out.append(Structure(Lattice.from_parameters(*abc, *angles), s.species_and_occu,
+                                 s.frac_coords))  # fmt: skip
+        return out
+
+    def plot(self):
+        """A plotly figure: the measured pattern, the calculated one, each phase and the
+        background above, the difference (observed − calculated) below; from the refinement
+        when there is one (its Rwp in the title), else from the structure-intensity fit."""
+        import plotly.graph_objects as go
+        from plotly.subplots import make_subplots
+
+        ref = self.refinement
+        fit = self.fit if ref is None else ref.fit
+        x, y = self.two_theta, self.observed
+        fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.75, 0.25],
+                            vertical_spacing=0.03)  # fmt: skip
+        fig.add_trace(go.Scatter(x=x, y=y, name="observed", mode="lines",
+                                 line={"color": "black", "width": 1}), row=1, col=1)  # fmt: skip
+        fig.add_trace(go.Scatter(x=x, y=fit.calc, name=f"calculated (Rwp {fit.rwp:.3f})",
+                                 mode="lines", line={"color": "crimson", "width": 1}),
+                      row=1, col=1)  # fmt: skip
+        names = [m.name for m in self.phases]
+        by_fit = self.fit_names or names
+        for name, curve in zip(by_fit, fit.phase_curves, strict=False):
+            m = next((m for m in self.phases if m.name == name), None)
+            label = name if m is None else f"{name}, {100 * m.weight_fraction:.0f} wt %"
+            fig.add_trace(go.Scatter(x=x, y=curve + fit.background, name=label, mode="lines",
+                                     line={"width": 1, "dash": "dot"}), row=1, col=1)  # fmt: skip
+        fig.add_trace(go.Scatter(x=x, y=fit.background, name="background", mode="lines",
+                                 line={"color": "grey", "width": 1, "dash": "dash"}),
+                      row=1, col=1)  # fmt: skip
+        fig.add_trace(go.Scatter(x=x, y=y - fit.calc, name="difference", mode="lines",
+                                 line={"color": "steelblue", "width": 1}), row=2, col=1)  # fmt: skip
+        what = "refined (Pawley)" if ref is not None else "fitted"
+        fig.update_layout(
+            title=f"{self.source}: {' + '.join(names)} — {what}, Rwp {fit.rwp:.3f}",
+            template="plotly_white", height=620, legend={"orientation": "h", "y": -0.15},
+        )  # fmt: skip
+        fig.update_xaxes(title_text="2θ (degrees)", row=2, col=1)
+        fig.update_yaxes(title_text="intensity", row=1, col=1)
+        fig.update_yaxes(title_text="obs − calc", row=2, col=1)
+        return fig
 
 
 def _as_pattern(pattern, wavelength=None):
@@ -485,7 +544,7 @@ def search_match(
         A :class:`SearchMatchResult`.
     """
     from matforge.errors import MatforgeError
-    from matforge.xrd.identify import peak_fwhm
+    from matforge.xrd.identify import check_pattern, peak_fwhm
     from matforge.xrd.phases import candidate_phases
     from matforge.xrd.wholepattern import reflections
 
@@ -493,6 +552,9 @@ def search_match(
     if not 1 <= max_phases <= MAX_PHASES:
         raise ValueError(f"max_phases must be 1–{MAX_PHASES}, got {max_phases!r}")
     pat = _as_pattern(pattern, wavelength)
+    # refuse what is no pattern (too few points, no signal), keep what was assumed; the
+    # classifier's 2θ range does not limit a fit, so every range counts
+    notes = [w for w in check_pattern(pat, grid=(0.0, 180.0)) if "classifier's" not in w]
     if candidates is None:
         if elements is None and refs is None:
             raise MatforgeError("search-match needs the sample's elements or reference structures")
@@ -565,7 +627,8 @@ def search_match(
         source=pat.source, elements=tuple(() if elements is None else _elements(elements)),
         phases=found, candidates=single, fit=final, n_candidates=len(cands),
         seconds=time.perf_counter() - t0, two_theta=x, observed=y, wavelength=lam,
-        refinement=refinement, steps=steps,
+        refinement=refinement, steps=steps, fit_names=[c.phase.name for c in chosen],
+        warnings=notes,
     )  # fmt: skip
 
 
@@ -663,3 +726,114 @@ def _final_fit(model, current: FitResult, chosen, lam, d_min, d_max):
     final = model.fit(phases, current.zero, current.kalpha2_ratio, lattice_rel=0.01,
                       angle_deg=1.0, max_nfev=40)  # fmt: skip
     return final, structures
+
+
+# ---------------------------------------------------------------------------------------
+# many patterns
+# ---------------------------------------------------------------------------------------
+
+#: what a worker of :func:`search_match_files` holds: candidates, classifier and settings
+#: (set once per process by :func:`_init_worker`, so the candidates cross the process
+#: boundary once, not once per pattern)
+_WORKER: dict = {}
+
+
+def _init_worker(candidates, model, use_classifier: bool, settings: dict, threads: int | None):
+    clf = None
+    if threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    if use_classifier:
+        from matforge.xrd.cnn import XRDClassifier
+
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+        clf = XRDClassifier.load(model)
+    _WORKER.update(candidates=candidates, classifier=clf, settings=settings)
+
+
+def _match_file(path: str):
+    """Search-match of one file with the worker's state; a refused file gives its error."""
+    from matforge.errors import MatforgeError
+    from matforge.xrd.io import read_pattern
+
+    st = _WORKER["settings"]
+    try:
+        pat = read_pattern(path, wavelength=st["wavelength"], axis=st["axis"])
+        return search_match(pat, st["elements"], candidates=_WORKER["candidates"],
+                            classifier=_WORKER["classifier"], max_phases=st["max_phases"],
+                            refine=st["refine"], top=st["top"])  # fmt: skip
+    except MatforgeError as exc:
+        return exc
+
+
+def search_match_files(
+    files,
+    elements=None,
+    *,
+    refs=None,
+    max_phases: int = 1,
+    refine: bool = False,
+    model=None,
+    use_classifier: bool = True,
+    wavelength: float | None = None,
+    axis: str | None = None,
+    top: int = 5,
+    jobs: int = 1,
+    on_done=None,
+) -> list:
+    """Search-match of many pattern files against one set of candidates.
+
+    The candidates (``elements``, ``refs``: see :func:`search_match`) are built once; a bad
+    reference file or element fails the whole call, before any pattern is read. With
+    ``jobs`` > 1 the files are shared among that many processes (single-threaded each).
+
+    Args:
+        files: pattern files.
+        model: classifier weights (None: the shipped ones); ``use_classifier=False`` ranks by
+            Rwp alone.
+        wavelength, axis: for files that do not state them (:func:`~matforge.xrd.io.read_pattern`).
+        on_done: called with no argument after each file (a progress bar).
+
+    Returns:
+        One item per file, in order: its :class:`SearchMatchResult`, or the
+        :class:`~matforge.errors.MatforgeError` that refused the file.
+    """
+    from matforge.errors import MatforgeError
+    from matforge.xrd.phases import candidate_phases
+
+    if not 1 <= max_phases <= MAX_PHASES:
+        raise ValueError(f"max_phases must be 1–{MAX_PHASES}, got {max_phases!r}")
+    if elements is None and refs is None:
+        raise MatforgeError("search-match needs the sample's elements or reference structures")
+    candidates = candidate_phases(elements, refs)
+    if not candidates:
+        what = f"elements {elements}" if elements is not None else "the references"
+        raise MatforgeError(f"no candidate phase for {what}")
+    settings = {"elements": elements, "max_phases": max_phases, "refine": refine, "top": top,
+                "wavelength": wavelength, "axis": axis}  # fmt: skip
+    files = [str(f) for f in files]
+    out = []
+    if jobs <= 1 or len(files) <= 1:
+        _init_worker(candidates, model, use_classifier, settings, None)
+        for f in files:
+            out.append(_match_file(f))
+            if on_done is not None:
+                on_done()
+        return out
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: a forked copy of a process that has started torch's or BLAS's threads
+    # can hang
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(jobs, len(files)), mp_context=ctx, initializer=_init_worker,
+                             initargs=(candidates, model, use_classifier, settings, 1)) as ex:  # fmt: skip
+        for result in ex.map(_match_file, files):
+            out.append(result)
+            if on_done is not None:
+                on_done()
+    return out
