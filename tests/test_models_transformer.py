@@ -192,3 +192,64 @@ def test_cli_train_accepts_the_transformer(tmp_path):
     assert res.exit_code == 0, res.output
     meta = json.loads((tmp_path / "k" / "metadata.json").read_text())
     assert meta["estimator_class"] == "matforge.models.transformer.CompositionTransformer"
+
+
+def test_bucketed_batches_cover_every_row_once_with_one_element_count_each():
+    from matforge.models.transformer import _bucketed_batches
+
+    rng = np.random.RandomState(0)
+    counts = rng.randint(1, 6, size=1000)
+    rows = np.arange(0, 1000, 2)  # the training rows: every other one
+    batches = _bucketed_batches(rows, counts, 32, rng)
+    np.testing.assert_array_equal(np.sort(np.concatenate(batches)), rows)
+    mixed = sum(len(np.unique(counts[b])) > 1 for b in batches)
+    assert mixed <= 4  # only the chunks straddling two element counts pad
+    assert all(len(b) >= 2 for b in batches)
+    # a new epoch draws other batches
+    again = _bucketed_batches(rows, counts, 32, rng)
+    assert any(not np.array_equal(a, b) for a, b in zip(batches, again, strict=False))
+
+
+def test_feature_matrix_inputs_learn_a_formulation_response():
+    """inputs='features': every column a token (here the fractions of a 4-ingredient blend)."""
+    rng = np.random.RandomState(0)
+    X = rng.dirichlet(np.ones(4), size=300)
+    y = 3.0 * X[:, 0] - 2.0 * X[:, 1] * X[:, 2] + 0.05 * rng.randn(300)
+    quick = {**SMALL, "n_members": 2, "max_epochs": 30, "batch_size": 32}
+    m = CompositionTransformer(inputs="features", random_state=0, **quick).fit(X[:200], y[:200])
+    assert m.n_features_in_ == 4
+    mean, std = m.predict(X[200:], return_std=True)
+    assert np.mean(np.abs(mean - y[200:])) < 0.5 * np.mean(np.abs(y[200:] - y[:200].mean()))
+    assert np.all(std > 0)
+    with pytest.raises(ValueError, match="4 features"):
+        m.predict(X[:5, :3])
+
+
+def test_bad_inputs_raise_clear_errors(fitted):
+    from matforge.errors import InvalidFormula, MatforgeError
+
+    T = ElementTokens(16).featurize_many(["NaCl", "Fe2O3"])
+    T[1, 1] = 140.0
+    with pytest.raises(MatforgeError, match="row 1, column 1: 140 is no atomic number"):
+        fitted.predict(T)
+    with pytest.raises(InvalidFormula, match="Xq2"):
+        fitted.predict(["NaCl", "Xq2"])
+    with pytest.raises(TypeError, match="not one string"):
+        fitted.predict("NaCl")
+    with pytest.raises(ValueError, match="target y is None"):
+        CompositionTransformer().fit(["NaCl"] * 20, None)
+    with pytest.raises(ValueError, match="n_samples=3"):
+        CompositionTransformer().fit(["NaCl", "KCl", "LiF"], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="inputs must be one of"):
+        CompositionTransformer(inputs="graphs").fit(["NaCl"] * 20, np.arange(20.0))
+    with pytest.raises(ValueError, match="targets must be finite"):
+        CompositionTransformer().fit(["NaCl"] * 20, [np.nan] + [1.0] * 19)
+
+
+def test_prediction_does_not_depend_on_the_other_rows_of_the_batch(fitted, kvrh):
+    f_te = kvrh[2]
+    whole = fitted.predict(f_te, return_std=True)
+    for part in (slice(0, 1), slice(3, 40), slice(150, 200)):
+        m, s = fitted.predict(f_te[part], return_std=True)
+        np.testing.assert_allclose(m, whole[0][part], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(s, whole[1][part], rtol=1e-9, atol=1e-12)

@@ -35,7 +35,7 @@ import math
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from matforge.errors import MatforgeError
 from matforge.features.base import CompositionFeaturizer
@@ -45,6 +45,7 @@ __all__ = ["CompositionTransformer", "ElementTokens"]
 
 _N_FREQ = 8  # sine/cosine frequencies per fraction encoding
 _LOG_FRACTION_FLOOR = 1e-4  # fractions below this share the log encoding of 1e-4
+_INPUTS = ("composition", "features")
 
 
 class ElementTokens(CompositionFeaturizer):
@@ -110,6 +111,12 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
         Only used when ``n_members == 1``.
     max_elements : int, default=16
         Tokens per composition when the input is formulas (see :class:`ElementTokens`).
+    inputs : {"composition", "features"}, default="composition"
+        ``"composition"``: ``X`` holds compositions (or their token matrix). ``"features"``:
+        ``X`` is a numeric matrix and every column is a token (a learned column embedding plus
+        the column's standardised value times a learned per-column vector, as the
+        FT-Transformer of Gorishniy et al. 2021 does), pooled with equal weights — e.g. the
+        ingredient fractions of a formulation, or any descriptor table.
     recalibrate : bool, default=True
         Fit ``std_scale_`` (root-mean-variance) on the out-of-fold residuals.
     device : str or None, default=None
@@ -143,6 +150,7 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
         patience: int = 25,
         validation_fraction: float = 0.15,
         max_elements: int = 16,
+        inputs: str = "composition",
         recalibrate: bool = True,
         device: str | None = None,
         n_threads: int | None = None,
@@ -161,6 +169,7 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
         self.patience = patience
         self.validation_fraction = validation_fraction
         self.max_elements = max_elements
+        self.inputs = inputs
         self.recalibrate = recalibrate
         self.device = device
         self.n_threads = n_threads
@@ -168,7 +177,12 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
 
     # -- input ---------------------------------------------------------------------------
     def _tokens(self, X, fitting: bool) -> np.ndarray:
-        """Token matrix (n, 2k) from formulas, Compositions, a CompositionBatch or tokens."""
+        """Token matrix (n, 2k): from formulas, Compositions, a CompositionBatch or tokens
+        (``inputs="composition"``), or from a numeric feature matrix (``inputs="features"``)."""
+        if self.inputs not in _INPUTS:
+            raise ValueError(f"inputs must be one of {_INPUTS}, got {self.inputs!r}")
+        if self.inputs == "features":
+            return self._feature_tokens(X, fitting)
         from matforge.chem import CompositionBatch
 
         if isinstance(X, str):
@@ -195,7 +209,30 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
                 f"{int(bad.sum())} composition(s) could not be encoded, first at row "
                 f"{int(np.flatnonzero(bad)[0])}"
             )
+        k = T.shape[1] // 2
+        z = T[:, :k]
+        wrong = (z < 0) | (z > 103) | (z != np.rint(z))
+        if wrong.any():
+            r, c = (int(i[0]) for i in np.nonzero(wrong))
+            raise MatforgeError(
+                f"token matrix row {r}, column {c}: {float(z[r, c]):g} is no atomic number (0-103); "
+                "for a plain feature matrix use inputs='features'"
+            )
         return T
+
+    def _feature_tokens(self, X, fitting: bool) -> np.ndarray:
+        """Feature matrix → token matrix: column j is token j + 1 carrying its standardised
+        value (scikit-learn's validation: finite numbers, dense, at least one column)."""
+        from sklearn.utils.validation import validate_data
+
+        F = validate_data(self, X, reset=fitting, dtype=np.float64)
+        if fitting:
+            self.feature_mean_ = F.mean(axis=0)
+            scale = F.std(axis=0)
+            self.feature_scale_ = np.where(scale > 0, scale, 1.0)
+        F = (F - self.feature_mean_) / self.feature_scale_
+        ids = np.broadcast_to(np.arange(1, F.shape[1] + 1, dtype=np.float64), F.shape)
+        return np.hstack([ids, F])
 
     # -- fitting -------------------------------------------------------------------------
     def fit(self, X, y):
@@ -206,8 +243,12 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
         from matforge.models.recalibration import fit_std_scale
         from matforge.models.stacking import kfold_indices
 
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
         T = self._tokens(X, fitting=True)
-        y = np.asarray(y, dtype=np.float64).ravel()
+        y = column_or_1d(np.asarray(y, dtype=np.float64), warn=True)
         if y.shape[0] != T.shape[0]:
             raise ValueError(f"{T.shape[0]} compositions but {y.shape[0]} targets")
         if not np.isfinite(y).all():
@@ -216,7 +257,9 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
         if n_members < 1:
             raise ValueError(f"n_members must be >= 1, got {self.n_members!r}")
         if T.shape[0] < max(2 * n_members, 10):
-            raise ValueError(f"need at least {max(2 * n_members, 10)} rows, got {T.shape[0]}")
+            raise ValueError(
+                f"need at least {max(2 * n_members, 10)} samples, got n_samples={T.shape[0]}"
+            )
         rng = check_random_state(self.random_state)
         self.y_mean_ = float(y.mean())
         self.y_scale_ = float(y.std()) or 1.0
@@ -269,8 +312,12 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed)
             net = _build_net(self).to(z_all.device)
+            # fused: one kernel for all parameters (the per-tensor loop dominated small steps)
             opt = torch.optim.AdamW(
-                net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
+                net.parameters(),
+                lr=self.learning_rate,
+                weight_decay=self.weight_decay,
+                fused=True,
             )
             bs = int(self.batch_size)
             steps_per_epoch = max(1, math.ceil(len(train) / bs))
@@ -284,17 +331,14 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
 
             sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
             order_rng = np.random.RandomState(seed)
-            counts = (z_all > 0).sum(dim=1)
+            counts = (z_all > 0).sum(dim=1).cpu().numpy()
             zv, xv, yv = z_all[val], x_all[val], y_all[val]
             best, best_epoch, best_state, waited = math.inf, 0, None, 0
             for epoch in range(int(self.max_epochs)):
                 net.train()
-                perm = torch.as_tensor(order_rng.permutation(train), device=z_all.device)
-                for lo in range(0, len(perm), bs):
-                    idx = perm[lo : lo + bs]
-                    if idx.numel() < 2:
-                        continue
-                    width = int(counts[idx].max())
+                for rows in _bucketed_batches(train, counts, bs, order_rng):
+                    idx = torch.as_tensor(rows, device=z_all.device)
+                    width = int(counts[rows].max())
                     mu, log_b = net(z_all[idx, :width], x_all[idx, :width])
                     loss = _laplace_nll(mu, log_b, y_all[idx])
                     opt.zero_grad(set_to_none=True)
@@ -306,7 +350,7 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
                 mae = float((mu_v - yv).abs().mean())
                 if mae < best - 1e-6:
                     best, best_epoch, waited = mae, epoch, 0
-                    best_state = copy.deepcopy(net.state_dict())
+                    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
                 else:
                     waited += 1
                     if waited >= int(self.patience):
@@ -321,9 +365,9 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
         return net, best_epoch
 
     # -- prediction ----------------------------------------------------------------------
-    def _member_outputs(self, z, x) -> tuple[np.ndarray, np.ndarray]:
+    def _member_outputs(self, z, x, double: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(n_members, n) standardised means and Laplace scales of every member."""
-        outs = [_predict_net(net, z, x) for net in self.members_]
+        outs = [_predict_net(net, z, x, double=double) for net in self.members_]
         return np.stack([m for m, _ in outs]), np.exp(np.stack([lb for _, lb in outs]))
 
     def predict(self, X, return_std: bool = False):
@@ -336,7 +380,8 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
         T = self._tokens(X, fitting=False)
         with self._threads():
             z, x = _to_tensors(T, next(self.members_[0].parameters()).device)
-            mus, bs = self._member_outputs(z, x)
+            # float64: a row's prediction must not depend on which rows share its batch
+            mus, bs = self._member_outputs(z, x, double=True)
         mean = self.y_mean_ + self.y_scale_ * mus.mean(axis=0)
         if not return_std:
             return mean
@@ -404,8 +449,10 @@ def _build_net(params: CompositionTransformer):
     from matforge.features.embedding import embedding_table
 
     table, _ = embedding_table("mat2vec")
+    features = params.inputs == "features"
     return _network_class()(
-        table,
+        None if features else table,
+        n_columns=int(params.n_features_in_) if features else None,
         d_model=int(params.d_model),
         n_heads=int(params.n_heads),
         n_layers=int(params.n_layers),
@@ -428,8 +475,25 @@ def _network_class():
     class ElementAttentionNet(nn.Module):
         """mat2vec + fraction encoding → self-attention → weighted pooling → (mu, log b)."""
 
-        def __init__(self, table, d_model, n_heads, n_layers, d_ff, dropout):
+        def __init__(self, table, d_model, n_heads, n_layers, d_ff, dropout, n_columns=None):
             super().__init__()
+            self.features = n_columns is not None
+            if self.features:
+                # FT-Transformer tokens: column embedding + value x per-column vector
+                self.column = nn.Embedding(n_columns + 1, d_model)
+                self.value = nn.Embedding(n_columns + 1, d_model)
+            else:
+                self._element_encoders(table, d_model)
+            layer = nn.TransformerEncoderLayer(
+                d_model, n_heads, d_ff, dropout, batch_first=True, norm_first=True
+            )
+            self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+            self.norm = nn.LayerNorm(d_model)
+            self.head = nn.Sequential(
+                nn.Linear(d_model, d_ff), nn.SiLU(), nn.Dropout(dropout), nn.Linear(d_ff, 2)
+            )
+
+        def _element_encoders(self, table, d_model):
             emb = torch.as_tensor(np.nan_to_num(np.asarray(table, dtype=np.float32)))
             emb = (emb - emb.mean(0)) / (emb.std(0) + 1e-6)
             # padding row 0; element Z at row Z. Not persistent: rebuilt from the bundled table
@@ -440,14 +504,6 @@ def _network_class():
             self.embed = nn.Linear(emb.shape[1], d_model)
             self.fraction = nn.Sequential(
                 nn.Linear(4 * _N_FREQ + 2, d_model), nn.SiLU(), nn.Linear(d_model, d_model)
-            )
-            layer = nn.TransformerEncoderLayer(
-                d_model, n_heads, d_ff, dropout, batch_first=True, norm_first=True
-            )
-            self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
-            self.norm = nn.LayerNorm(d_model)
-            self.head = nn.Sequential(
-                nn.Linear(d_model, d_ff), nn.SiLU(), nn.Dropout(dropout), nn.Linear(d_ff, 2)
             )
 
         def encode_fraction(self, x):
@@ -462,10 +518,15 @@ def _network_class():
 
         def forward(self, z, x):
             pad = z == 0
-            # project the (104, 200) table once per batch, not once per token
-            h = self.embed(self.table)[z] + self.fraction(self.encode_fraction(x))
-            h = self.encoder(h, src_key_padding_mask=pad)
-            w = x.masked_fill(pad, 0.0)
+            if self.features:
+                h = self.column(z) + self.value(z) * x[..., None]
+                w = (~pad).to(x.dtype)  # columns weigh equally
+            else:
+                # project the (104, 200) table once per batch, not once per token
+                h = self.embed(self.table)[z] + self.fraction(self.encode_fraction(x))
+                w = x.masked_fill(pad, 0.0)
+            # batches are bucketed by element count: no padding, no mask (a faster kernel)
+            h = self.encoder(h, src_key_padding_mask=pad if bool(pad.any()) else None)
             pooled = self.norm((h * w[..., None]).sum(dim=1) / w.sum(dim=1, keepdim=True))
             out = self.head(pooled)
             return out[:, 0], out[:, 1].clamp(-7.0, 3.0)
@@ -479,29 +540,51 @@ def _to_tensors(T: np.ndarray, device):
 
     k = T.shape[1] // 2
     z = torch.as_tensor(np.rint(T[:, :k]).astype(np.int64), device=device)
-    if (z < 0).any() or (z > 103).any():
-        raise MatforgeError("token matrix holds atomic numbers outside 0-103")
     x = torch.as_tensor(T[:, k:], dtype=torch.float32, device=device)
     return z, x
 
 
-def _predict_net(net, z, x, as_numpy: bool = True, batch: int = 4096):
+def _bucketed_batches(rows: np.ndarray, counts: np.ndarray, batch: int, rng) -> list:
+    """One epoch's mini-batches of ``rows``: shuffled, then sorted by element count and cut
+    into chunks of ``batch``, in random order.
+
+    Rows of a chunk (nearly always) have the same number of elements, so a batch needs no
+    padding and attention costs what the compositions need (CrabNet sorts by length likewise).
+    A final chunk of one row joins the one before (batch statistics of one row are noise).
+    """
+    rows = rng.permutation(rows)
+    rows = rows[np.argsort(counts[rows], kind="stable")]
+    chunks = [rows[lo : lo + batch] for lo in range(0, len(rows), batch)]
+    if len(chunks) > 1 and len(chunks[-1]) < 2:
+        chunks[-2] = np.concatenate([chunks[-2], chunks.pop()])
+    return [chunks[i] for i in rng.permutation(len(chunks))]
+
+
+def _predict_net(net, z, x, as_numpy: bool = True, batch: int = 4096, double: bool = False):
+    """Standardised ``(mu, log b)`` of one network at token tensors ``z``, ``x``.
+
+    ``double`` evaluates a float64 copy of the network: float32 matrix products round
+    differently with the batch's size, so a row's prediction would change in the 7th digit
+    with the rows it is predicted with.
+    """
     import torch
 
+    if double:
+        net, x = copy.deepcopy(net).double(), x.double()
     net.eval()
     if z.shape[0] == 0:
         empty = np.empty(0) if as_numpy else z.new_empty(0, dtype=torch.float32)
         return empty, empty
     counts = (z > 0).sum(dim=1)
-    mus, lbs = [], []
+    # rows sorted by element count: chunks with (nearly) no padding
+    order = torch.argsort(counts, stable=True)
+    mu = torch.empty(z.shape[0], device=z.device, dtype=x.dtype)
+    log_b = torch.empty(z.shape[0], device=z.device, dtype=x.dtype)
     with torch.no_grad():
         for lo in range(0, z.shape[0], batch):
-            sl = slice(lo, lo + batch)
-            width = max(1, int(counts[sl].max()))
-            mu, log_b = net(z[sl, :width], x[sl, :width])
-            mus.append(mu)
-            lbs.append(log_b)
-    mu, log_b = torch.cat(mus), torch.cat(lbs)
+            rows = order[lo : lo + batch]
+            width = max(1, int(counts[rows].max()))
+            mu[rows], log_b[rows] = net(z[rows, :width], x[rows, :width])
     if as_numpy:
         return mu.cpu().numpy().astype(np.float64), log_b.cpu().numpy().astype(np.float64)
     return mu, log_b
