@@ -327,3 +327,26 @@ def test_identify_search_match_errors_name_the_problem(cassiterite_scans, tmp_pa
     bad.write_text("data_x\n_cell_length_a 4.0\n")
     res = runner.invoke(app, ["identify", scan, "--refs", str(bad)])
     assert isinstance(res.exception, StructureFileError) and "mine.cif" in str(res.exception)
+
+
+def test_identify_without_elements_stores_the_overlaid_prototype(rock_salt_cif, tmp_path):
+    from matforge.store import Store
+    from matforge.store.structures import get_structure, structures_frame
+
+    xy, db = tmp_path / "KBr.xy", tmp_path / "lab.db"
+    assert runner.invoke(app, ["simulate", str(rock_salt_cif), "-o", str(xy)]).exit_code == 0
+    res = runner.invoke(app, ["identify", str(xy), "--save-to", "salts", "--db", str(db)])
+    assert res.exit_code == 0, res.output
+    assert "stored AB_cF8_225_a_b" in res.output and "in project salts" in res.output
+    with Store(str(db)) as store:
+        row = structures_frame(store).iloc[0]
+        stored = get_structure(store, int(row["id"]))
+    assert row["method"] == "xrd_match" and row["properties"]["aflow_label"] == "AB_cF8_225_a_b"
+    # the prototype's example compound (NaCl, primitive cell) at the scale of KBr's peaks
+    from pymatgen.core import Structure
+
+    kbr = Structure.from_file(str(rock_salt_cif))  # conventional: 4 formula units
+    assert stored.composition.reduced_formula == "NaCl"
+    assert stored.volume / len(stored) == pytest.approx(kbr.volume / len(kbr), rel=0.03)
+    res = runner.invoke(app, ["identify", str(tmp_path), "--save-to", "salts"])  # a folder
+    assert res.exit_code != 0 and "--save-to with several patterns" in res.output
