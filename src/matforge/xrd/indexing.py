@@ -81,6 +81,22 @@ MAX_ZERO_SHIFT = 0.3
 #: M(20) from which a cell is taken as a convincing indexing (de Wolff: above 10 a cell is
 #: very probably right, provided few lines are unindexed)
 CONVINCING_M20 = 10.0
+#: indexed lines beyond the free parameters a convincing cell needs (with fewer lines, cells of
+#: several families index them all; set on the validation side of the classifier's
+#: chemical-system split, benchmarks/xrd_indexing.py)
+EXTRA_LINES = {"cubic": 3, "hexagonal": 5, "tetragonal": 5, "orthorhombic": 5, "monoclinic": 5}
+#: a family whose metric does not contain the chosen cell's, indexing as many lines with at
+#: least this share of its M(20), makes the indexing ambiguous (no cell is chosen)
+AMBIGUOUS_M20_SHARE = 0.5
+#: families whose cells can describe every lattice of a family (a cubic lattice is also
+#: tetragonal, orthorhombic and rhombohedral): agreeing with them is no ambiguity
+CONTAINS = {
+    "cubic": {"tetragonal", "orthorhombic", "hexagonal", "monoclinic"},
+    "tetragonal": {"orthorhombic", "monoclinic"},
+    "hexagonal": {"orthorhombic", "monoclinic"},
+    "orthorhombic": {"monoclinic"},
+    "monoclinic": set(),
+}
 #: factor on a cell's score for each line it leaves unindexed: a sub-cell that misses the
 #: weak lines of the true cell must lose to it, an impurity line may stay unindexed
 UNINDEXED_PENALTY = 0.3
@@ -92,7 +108,7 @@ _LINES_SEARCH = 20  # lines used in the search and the figures of merit (as DICV
 _LINES_BASE = 8  # first lines that base-line sets are drawn from
 _BIN = 0.01  # vote bin width in ln p (1 %)
 _TOP = 150  # voted trial cells screened per family
-_REFINE = 8  # screened trial cells refined per family
+_REFINE = 5  # screened trial cells refined per family
 
 
 # ---------------------------------------------------------------------------------------
@@ -147,11 +163,11 @@ class IndexingSolution:
 
     @property
     def convincing(self) -> bool:
-        """M(20) ≥ :data:`CONVINCING_M20`, at least three lines more than the cell has free
-        parameters indexed, and 90 % of the peak height."""
+        """M(20) ≥ :data:`CONVINCING_M20`, at least :data:`EXTRA_LINES` lines more than the
+        cell has free parameters indexed, and 90 % of the peak height."""
         return (
             self.m20 >= CONVINCING_M20
-            and self.n_indexed >= N_PARAMS[self.system] + 3
+            and self.n_indexed >= N_PARAMS[self.system] + EXTRA_LINES.get(self.system, 5)
             and self.intensity_indexed >= 0.9
         )
 
@@ -867,7 +883,8 @@ DISPLACE = 1.0
 
 def choose(solutions: dict[str, IndexingSolution]) -> IndexingSolution | None:
     """The convincing solution of highest score; on a tie (within :data:`DISPLACE`, in log
-    units) the more symmetric one."""
+    units) the more symmetric one; None when a family whose metric does not contain the
+    chosen one's indexes as many lines about as well (:data:`AMBIGUOUS_M20_SHARE`)."""
     ranked = [s for name in SYSTEMS if (s := solutions.get(name)) is not None and s.convincing]
     if not ranked:
         return None
@@ -875,6 +892,11 @@ def choose(solutions: dict[str, IndexingSolution]) -> IndexingSolution | None:
     for s in ranked[1:]:
         if s.score > best.score + DISPLACE:
             best = s
+    for s in solutions.values():
+        if s is best or s.system in CONTAINS[best.system]:
+            continue
+        if s.n_indexed >= best.n_indexed and s.m20 >= AMBIGUOUS_M20_SHARE * best.m20:
+            return None  # another, unrelated metric explains the lines as well
     return best
 
 
