@@ -448,10 +448,9 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
 def _build_net(params: CompositionTransformer):
     from matforge.features.embedding import embedding_table
 
-    table, _ = embedding_table("mat2vec")
     features = params.inputs == "features"
     return _network_class()(
-        None if features else table,
+        None if features else embedding_table("mat2vec")[0],
         n_columns=int(params.n_features_in_) if features else None,
         d_model=int(params.d_model),
         n_heads=int(params.n_heads),
