@@ -22,7 +22,7 @@ search, indexing, network, combination; torch on one thread per process).
 
     OMP_NUM_THREADS=1 python benchmarks/xrd_indexing.py --n 600 --jobs 2
 
-writes ``results/xrd_indexing.json``.
+writes ``results/bench/xrd_indexing.json``.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="sampling seed")
     ap.add_argument("--jobs", type=int, default=2, help="processes for the indexing")
     ap.add_argument("--data-dir", type=Path, default=Path(".cache/xrd"))
-    ap.add_argument("--out", type=Path, default=Path("results/xrd_indexing.json"))
+    ap.add_argument("--out", type=Path, default=Path("results/bench/xrd_indexing.json"))
     args = ap.parse_args()
 
     import torch
