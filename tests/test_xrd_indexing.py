@@ -152,3 +152,17 @@ def test_bad_input_is_refused_clearly():
     with pytest.raises(MatforgeError, match="finite degrees 2θ"):
         index_peaks([30.0, 190.0])
     assert SYSTEMS[0] == "cubic"  # most symmetric first
+
+
+def test_family_classes_are_the_powder_classes_of_each_family():
+    from matforge.xrd.extinction import powder_classes
+    from matforge.xrd.indexing import FAMILY_GROUPS, family_classes
+
+    pc = powder_classes()
+    for family in ("cubic", "hexagonal", "tetragonal", "orthorhombic"):
+        mine, theirs = {}, {}
+        for number, c in family_classes(family).items():
+            mine.setdefault(c, []).append(number)
+        for number in FAMILY_GROUPS[family]:
+            theirs.setdefault(int(pc[number - 1]), []).append(number)
+        assert sorted(map(tuple, mine.values())) == sorted(map(tuple, theirs.values())), family

@@ -1063,6 +1063,21 @@ def _allowed_rows(system: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return rows, out, groups
 
 
+@cache
+def family_classes(system: str) -> dict[int, int]:
+    """Powder class of each space group of lattice family ``system``: groups whose allowed
+    reflections (|h|, |k|, |l| ≤ 10, orthorhombic axes in any order) put lines at the same
+    places share a class — :func:`matforge.xrd.extinction.powder_classes` within one family,
+    from the same spglib operations as :func:`allowed` (a fraction of a second, not seconds)."""
+    _, table, groups = _allowed_rows(system)
+    signature: dict[bytes, int] = {}
+    out = {}
+    for gi, number in enumerate(groups.tolist()):
+        key = min(np.packbits(table[gi, o]).tobytes() for o in range(table.shape[1]))
+        out[int(number)] = signature.setdefault(key, len(signature))
+    return out
+
+
 def _row_lookup(system: str, f: np.ndarray) -> np.ndarray:
     """Index of each φ row of ``f`` in :func:`_allowed_rows` (−1 if beyond its range)."""
     rows = _allowed_rows(system)[0]
@@ -1088,8 +1103,6 @@ def extinction_classes(solution: IndexingSolution, lines=None) -> list[Extinctio
     groups are tried in every assignment of their axes to the cell's, the best one counts;
     the hexagonal index form h² + hk + k² covers both rhombohedral settings.
     """
-    from matforge.xrd.extinction import powder_classes
-
     system = solution.system
     lam = solution.wavelength
     tt = solution.two_theta_obs
@@ -1124,10 +1137,10 @@ def extinction_classes(solution: IndexingSolution, lines=None) -> list[Extinctio
     best_order = rank.argmin(axis=1)
     g_forb = forbidden[np.arange(len(groups)), best_order]
     g_unobs = unobserved[np.arange(len(groups)), best_order]
-    classes = powder_classes()
+    classes = family_classes(system)
     results: dict[int, list] = {}
     for number, fb, un in zip(groups.tolist(), g_forb.tolist(), g_unobs.tolist(), strict=True):
-        cls = int(classes[number - 1])
+        cls = classes[number]
         entry = results.setdefault(cls, [fb, un, []])
         entry[0], entry[1] = min(entry[0], fb), min(entry[1], un)
         entry[2].append(number)
