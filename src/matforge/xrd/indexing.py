@@ -106,6 +106,7 @@ EPS_FLOOR = 0.004
 _H_TABLE = {"cubic": 24, "hexagonal": 24, "tetragonal": 24, "orthorhombic": 14, "monoclinic": 12}
 _LINES_SEARCH = 20  # lines used in the search and the figures of merit (as DICVOL, M(20))
 _LINES_BASE = 8  # first lines that base-line sets are drawn from
+_LINES_BASE_OF = {"orthorhombic": 7}  # (56 → 35 triples: the orthorhombic search is the slowest)
 _BIN = 0.01  # vote bin width in ln p (1 %)
 _TOP = 150  # voted trial cells screened per family
 _REFINE = 5  # screened trial cells refined per family
@@ -458,7 +459,7 @@ def _two_theta_of(q, wavelength):
 def _trial_cells(system: str, lines: _Lines) -> np.ndarray:
     """Trial parameter vectors (m, k), the most voted for first."""
     n_par = N_PARAMS[system]
-    q = lines.q[:_LINES_BASE]
+    q = lines.q[: _LINES_BASE_OF.get(system, _LINES_BASE)]
     if len(q) < n_par:
         return np.zeros((0, n_par))
     table = _base_table(system)
@@ -467,15 +468,7 @@ def _trial_cells(system: str, lines: _Lines) -> np.ndarray:
         p = (q[:, None] / table[None, :, 0]).reshape(-1, 1)
         support = np.repeat(np.arange(len(q)), len(table))
     else:
-        rows = _assignments(len(table), n_par)
-        if system == "orthorhombic":
-            # a permutation of the axes permutes every row alike and gives the same lattice:
-            # the first base line's indices are taken in non-increasing order
-            first = table[rows[:, 0]]
-            rows = rows[(first[:, 0] >= first[:, 1]) & (first[:, 1] >= first[:, 2])]
-        m = table[rows]  # (R, n, n): rows of φ for the n base lines
-        inv, ok = _batched_inverse(m)
-        inv, rows_ok = inv[ok], np.flatnonzero(ok)
+        inv, rows_ok = _base_inverses(system)
         p = np.einsum("rij,sj->sri", inv, q[sets]).reshape(-1, n_par)
         support = np.repeat(np.arange(len(sets)), len(rows_ok))
     good = _valid(system, p)
@@ -485,6 +478,22 @@ def _trial_cells(system: str, lines: _Lines) -> np.ndarray:
     if not len(p):
         return np.zeros((0, n_par))
     return _vote(p, support, n_par)
+
+
+@cache
+def _base_inverses(system: str) -> tuple[np.ndarray, np.ndarray]:
+    """Inverses of the φ matrices of every assignment of base-table rows to the base lines
+    (the invertible ones) and their assignment numbers: the same for every pattern."""
+    table = _base_table(system)
+    n_par = N_PARAMS[system]
+    rows = _assignments(len(table), n_par)
+    if system == "orthorhombic":
+        # a permutation of the axes permutes every row alike and gives the same lattice:
+        # the first base line's indices are taken in non-increasing order
+        first = table[rows[:, 0]]
+        rows = rows[(first[:, 0] >= first[:, 1]) & (first[:, 1] >= first[:, 2])]
+    inv, ok = _batched_inverse(table[rows])  # (R, n, n): rows of φ for the n base lines
+    return inv[ok], np.flatnonzero(ok)
 
 
 @cache
@@ -671,8 +680,11 @@ def _calc_lines(
     return q[keep][order], keep[order]
 
 
-def _refine(system: str, p0: np.ndarray, lines: _Lines) -> IndexingSolution | None:
-    """Assign, estimate the zero shift, refine (p, z) by weighted least squares, repeat."""
+def _refine(
+    system: str, p0: np.ndarray, lines: _Lines, centred: bool = True
+) -> IndexingSolution | None:
+    """Assign, estimate the zero shift, refine (p, z) by weighted least squares, repeat.
+    The solution in its best centring, or primitive (``centred=False``: faster)."""
     q_obs, dq, tol = lines.q, lines.dq, lines.tol
     lam = lines.wavelength
     two_theta = lines.two_theta
@@ -710,6 +722,8 @@ def _refine(system: str, p0: np.ndarray, lines: _Lines) -> IndexingSolution | No
             if not _valid(system, p_new[None])[0]:
                 return None
         p, z = p_new, z_new
+    if not centred:
+        return _solution_centred(system, p, z, lines, "P")
     return _solution(system, p, z, lines)
 
 
@@ -838,7 +852,7 @@ def _search(system: str, lines: _Lines) -> list[IndexingSolution]:
     for k in np.argsort(-merit, kind="stable")[:_REFINE]:
         if not np.isfinite(merit[k]):
             break
-        s = _refine(system, trials[k], lines)
+        s = _refine(system, trials[k], lines, centred=False)
         if s is None:
             continue
         if any(float(np.max(np.abs(s.params / o.params - 1))) < 2e-3 for o in out):
@@ -852,9 +866,12 @@ def _search(system: str, lines: _Lines) -> list[IndexingSolution]:
         # trial cells need not contain the sub-cell itself
         best = out[0]
         for p in [best.params, *_subcell_params(system, best.params)]:
-            s = _refine(system, p, lines)
+            s = _refine(system, p, lines, centred=False)
             if s is not None and s.score > out[0].score:
                 out.insert(0, s)
+        # cells are compared primitive; the two best are given their best centring
+        out[:2] = [_solution(system, s.params, s.zero_shift, lines) for s in out[:2]]
+        out[:2] = sorted(out[:2], key=lambda s: -s.score)
     return out
 
 
