@@ -922,7 +922,7 @@ def index_peaks(
     *,
     systems=DEFAULT_SYSTEMS,
     wavelength: float | None = None,
-    stop_when_convincing: bool = False,
+    stop_when_convincing: bool = True,
 ) -> IndexingResult:
     """Index a peak list.
 
@@ -931,9 +931,10 @@ def index_peaks(
             (then all of equal height, with 0.01° uncertainty).
         systems: lattice families to search (:data:`SYSTEMS`), searched in that order.
         wavelength: Å, for plain positions (default Cu Kα1).
-        stop_when_convincing: skip the lower-symmetry families once a family gives a cell
-            with M(20) ≥ 2 × :data:`CONVINCING_M20` indexing every line (the lower ones
-            could only add parameters).
+        stop_when_convincing: skip the families whose metric contains that of a convincing
+            cell with M(20) ≥ 2 × :data:`CONVINCING_M20` indexing every line (orthorhombic
+            after a tetragonal cell, say: they could only add parameters); families of an
+            unrelated metric are still searched, for :func:`choose`'s ambiguity test.
 
     Returns:
         An :class:`IndexingResult`; ``best`` is None when no cell convinces.
@@ -948,14 +949,17 @@ def index_peaks(
     lines = _select_lines(peaks)
     best_of: dict[str, IndexingSolution] = {}
     if len(lines.two_theta) >= 3:
+        skip: set[str] = set()
         for system in [s for s in SYSTEMS if s in systems]:
+            if system in skip:
+                continue
             found = _search(system, lines)
             if found:
                 best_of[system] = found[0]
                 s = found[0]
                 if (stop_when_convincing and s.convincing and s.m20 >= 2 * CONVINCING_M20
                         and s.n_indexed == s.n_lines):  # fmt: skip
-                    break
+                    skip |= CONTAINS[system]
     best = choose(best_of)
     classes = extinction_classes(best, lines) if best is not None else []
     ranked = sorted(best_of.values(), key=lambda s: -s.score)
