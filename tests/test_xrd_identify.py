@@ -258,3 +258,16 @@ def test_identify_without_indexing_leaves_the_network_alone(shipped_model):
     got = {c.name: c.probability for c in plain.candidates["spacegroup"]}
     names = shipped_model.classes["spacegroup"]
     assert np.allclose([got[n] for n in names], proba["spacegroup"][0], atol=1e-6)
+
+
+def test_indexing_a_batch_in_processes_gives_the_same_cells():
+    from matforge.xrd.identify import index_patterns
+
+    patterns = [_prototype_scan("AB_cF8_225_a_b", 2), _prototype_scan("AB_cF8_225_a_b", 3)]
+    one = index_patterns(patterns, jobs=1)
+    two = index_patterns(patterns, jobs=2)
+    assert [r.best.cell for r in one] == [r.best.cell for r in two]
+    assert all(r.system == "cubic" for r in two)
+    # a scan the peak search refuses is reported, not raised
+    bad = Pattern(np.linspace(10, 80, 120), np.ones(120), source="flat.xy")
+    assert "flat.xy: no signal" in index_patterns([bad])[0]
