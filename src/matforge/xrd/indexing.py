@@ -1008,11 +1008,15 @@ def _as_peaks(peaks, wavelength):
 def _standard_hall() -> dict[int, int]:
     """spglib's first Hall number of each space group: the standard setting (unique axis b,
     hexagonal axes for rhombohedral groups)."""
+    import warnings
+
     import spglib
 
     out: dict[int, int] = {}
-    for hall in range(1, 531):
-        out.setdefault(int(spglib.get_spacegroup_type(hall).number), hall)
+    with warnings.catch_warnings():  # spglib 2.x asks every caller to opt into exceptions
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for hall in range(1, 531):
+            out.setdefault(int(spglib.get_spacegroup_type(hall).number), hall)
     return out
 
 
@@ -1021,9 +1025,14 @@ def _group_ops(number: int) -> tuple[np.ndarray, np.ndarray]:
     """Rotations (m, 3, 3) and translations (m, 3) of the operations of space group
     ``number`` (standard setting) whose translation is not a lattice vector: the only ones
     that make reflections systematically absent."""
+    import warnings
+
     import spglib
 
-    sym = spglib.get_symmetry_from_database(_standard_hall()[number])
+    hall = _standard_hall()[number]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        sym = spglib.get_symmetry_from_database(hall)
     rot = np.asarray(sym["rotations"], dtype=np.int64)
     tr = np.asarray(sym["translations"], dtype=float)
     frac = np.abs(tr - np.rint(tr)).max(axis=1) > 1e-6
