@@ -184,6 +184,10 @@ def test_tiny_language_model_trains_samples_and_reloads(corpus, tmp_path):
         lm.sample(5, condition=(1.0, 1.8))
     with pytest.raises(GenerateError, match="temperature"):
         lm.sample(5, temperature=0)
+    # a vanishing temperature is greedy decoding: every draw is the same formula, no nan
+    greedy = lm.sample(20, temperature=1e-161, seed=5)
+    assert len(greedy) == 20 and len(set(greedy)) == 1
+    assert greedy == lm.sample(20, temperature=1e-30, seed=6)
     cond = Condition("band_gap", (0.0, 1.0, 1.8), "eV")
     assert cond.bins(np.array([-1, 0.5, 1.2, 5.0, np.nan])).tolist() == [0, 1, 2, 3, 4]
     assert cond.bin_of_window(1.0, 1.8) == 2

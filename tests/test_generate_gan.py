@@ -129,6 +129,10 @@ def test_clear_errors(gan, train):
     for t in (0, -1.0):
         with pytest.raises(GenerateError, match="temperature must be positive"):
             gan.sample(5, temperature=t)
+    # a vanishing temperature is greedy given the noise: no nan, the Gumbel draw cannot matter
+    greedy = gan.sample(20, temperature=1e-161, seed=5)
+    assert len(greedy) == 20 and all(greedy)
+    assert greedy == gan.sample(20, temperature=1e-30, seed=5)
     with pytest.raises(GenerateError, match="not conditioned"):
         gan.sample(5, condition=(1.0, 1.8))
     with pytest.raises(GenerateError, match="no training formula fits"):

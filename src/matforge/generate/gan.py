@@ -454,7 +454,9 @@ def _decode(
     logits = logits.copy()
     logits[:, forbidden, 1:] = -np.inf
     # Gumbel-max: argmax(logits / T + Gumbel noise) is a draw from softmax(logits / T)
-    scaled = logits / temperature + rng.gumbel(size=logits.shape)
+    # shifted by each element's maximum first, so a tiny temperature is greedy, not inf
+    top = logits.max(axis=2, keepdims=True)
+    scaled = (logits - top) / max(temperature, 1e-30) + rng.gumbel(size=logits.shape)
     counts = scaled.argmax(axis=2)
     best_nonzero = logits[:, :, 1:].argmax(axis=2) + 1
     counts = np.where(required[None, :] & (counts == 0), best_nonzero, counts)

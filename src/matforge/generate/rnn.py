@@ -312,7 +312,10 @@ class FormulaLM:
             mask = torch.from_numpy(grammar.allowed())
             logits = logits[:, -1].masked_fill(~mask, -math.inf)
             logp = torch.log_softmax(logits, dim=-1)
-            probs = torch.softmax(logits.detach() / temperature, dim=-1)
+            # shift by the row maximum before dividing: a tiny temperature then gives 0 for the
+            # best token and -inf for the rest (greedy), never inf - inf = nan
+            top = logits.detach().max(dim=-1, keepdim=True).values
+            probs = torch.softmax((logits.detach() - top) / max(temperature, _T_FLOOR), dim=-1)
             if top_p < 1.0:
                 probs = _nucleus(probs, top_p)
             tok = torch.multinomial(probs, 1, generator=generator)
@@ -409,6 +412,10 @@ class FormulaLM:
         self.net.load_state_dict({k: v.float() for k, v in doc["state"].items()})
         self.net.eval()
         return self
+
+
+# temperatures below this are greedy decoding; it stays a normal float32 (1e-161 would be 0)
+_T_FLOOR = 1e-30
 
 
 def _nucleus(probs, top_p: float):
