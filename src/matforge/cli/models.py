@@ -271,16 +271,16 @@ def predict(
         mean_col, std_col = f"{target}_mean{unit}", f"{target}_std{unit}"
         where = [f"argument {i + 1}" for i in range(len(df))]
     formulas = df[formula_col].astype(str).where(df[formula_col].notna(), "").tolist()
-    pred = model.predict_frame(formulas)
+    pred, errors = model.predict_frame(formulas, return_errors=True)
     out = df.copy()
     out[mean_col] = pred["mean"].to_numpy()
     out[std_col] = pred["std"].to_numpy()
     out["domain_distance"] = pred["domain_distance"].to_numpy()
     out["in_domain"] = pred["in_domain"].array
-    for row, msg in model.errors_:
+    for row, msg in errors:
         typer.echo(f"{where[row]}: {msg}", err=True)
     out["error"] = pred["error"].to_numpy()
-    n_bad = len(model.errors_)
+    n_bad = len(errors)
     n_out = int((~pred["in_domain"]).sum())  # NA (no prediction) is not counted
     if n_out:
         threshold = model.applicability_domain().threshold_

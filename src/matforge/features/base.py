@@ -94,14 +94,27 @@ class CompositionFeaturizer(ABC):
         ``(row, message)``; with ``return_errors=True`` that list is also returned. With
         ``ignore_errors=False`` the first bad entry raises :class:`InvalidFormula`.
         """
-        batch, order = _parse(entries, ignore_errors)
-        self.errors_ = list(batch.errors)
-        for row, message in self.errors_[:5]:
-            log.warning("%s: row %d not featurized: %s", type(self).__name__, row, message)
-        if len(self.errors_) > 5:
-            log.warning("%s: %d rows not featurized", type(self).__name__, len(self.errors_))
-        features = self.featurize_batch(batch, order=order)
+        features, self.errors_ = self._featurize_collect(entries, ignore_errors)
         return (features, self.errors_) if return_errors else features
+
+    def featurize_with_errors(self, entries: Iterable[Any]) -> tuple[np.ndarray, Errors]:
+        """``featurize_many(entries, return_errors=True)`` without recording :attr:`errors_`.
+
+        The featurizer is left as it was, so one instance can serve several threads at once
+        (a model's ``predict`` uses this): the ``(row, message)`` list is this call's alone.
+        """
+        return self._featurize_collect(entries, ignore_errors=True)
+
+    def _featurize_collect(
+        self, entries: Iterable[Any], ignore_errors: bool
+    ) -> tuple[np.ndarray, Errors]:
+        batch, order = _parse(entries, ignore_errors)
+        errors = list(batch.errors)
+        for row, message in errors[:5]:
+            log.warning("%s: row %d not featurized: %s", type(self).__name__, row, message)
+        if len(errors) > 5:
+            log.warning("%s: %d rows not featurized", type(self).__name__, len(errors))
+        return self.featurize_batch(batch, order=order), errors
 
     def featurize_dataframe(
         self,

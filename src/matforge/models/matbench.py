@@ -166,12 +166,14 @@ def run_task(
         m.fit([formulas[i] for i in train], y_train)
         fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
         t0 = time.perf_counter()
-        mean, std = m.predict([formulas[i] for i in test], return_std=True)
+        mean, std, errors = m.predict(
+            [formulas[i] for i in test], return_std=True, return_errors=True
+        )
         predict_s = time.perf_counter() - t0
         if np.isnan(mean).any():
             raise MatforgeError(
                 f"{task} fold {k}: {int(np.isnan(mean).sum())} test rows "
-                f"could not be predicted: {m.errors_[:3]}"
+                f"could not be predicted: {errors[:3]}"
             )
         row: dict[str, Any] = {
             "fold": k,

@@ -44,14 +44,19 @@ What the model does beyond ``featurize → estimator.fit``:
   prediction;
 * **progress**: ``fit(X, y, progress=callback)`` reports its stages (featurizing, each
   cross-validation fold, calibration, domain) as ``callback(stage, done, total)``;
-* **bad formulas**: ``fit`` refuses them (naming the rows); ``predict`` returns NaN for them and
-  lists ``(row, message)`` in ``errors_``.
+* **bad formulas**: ``fit`` refuses them (naming the rows); ``predict`` returns NaN for them,
+  and with ``return_errors=True`` also their ``(row, message)`` list;
+* **pure prediction**: ``predict``, ``predict_frame`` and ``predict_features`` write nothing to
+  the model (its featurizers included): everything they use is built by ``fit`` or by
+  :func:`~matforge.models.registry.load_model`, so one model serves several threads at once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import inspect
+import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -88,6 +93,10 @@ _EMBEDDINGS = {
     "jarvis": "jarvis",
     "magpie_embedding": "magpie",
 }
+# Domains learned for models saved without one (registry format 1.0): kept beside each model,
+# not on it, since predicting must not write to the model; learned once per model object.
+_LEARNED_DOMAINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LEARNED_DOMAINS_LOCK = threading.Lock()
 
 
 def build_featurizer(spec: Sequence[str]):
@@ -215,7 +224,9 @@ class CompositionModel(BaseEstimator):
         compositions (see :meth:`applicability_domain`)
     domain_featurizer_ : FeatureSet the domain is measured in (:func:`domain_featurizer_spec`;
         ``featurizer_`` itself for most models)
-    errors_ : ``(row, message)`` of the formulas the last ``predict`` could not parse
+
+    Prediction reports the formulas it could not parse per call (``return_errors=True``),
+    never on the model: the model is not changed by predicting.
     """
 
     def __init__(
@@ -246,9 +257,11 @@ class CompositionModel(BaseEstimator):
 
     # -- features ------------------------------------------------------------------------
     def _features(self, formulas: list, *, strict: bool):
-        if not hasattr(self, "featurizer_"):
-            self.featurizer_ = build_featurizer(self.featurizer)
-        X, errors = self.featurizer_.featurize_many(formulas, return_errors=True)
+        featurizer = getattr(self, "featurizer_", None)
+        if featurizer is None:  # a model assembled by hand: built for this call, not kept
+            featurizer = build_featurizer(self.featurizer)
+        # featurize_with_errors leaves the (shared) featurizer as it was: no errors_ on it
+        X, errors = featurizer.featurize_with_errors(formulas)
         if strict and errors:
             rows = ", ".join(str(r) for r, _ in errors[:5])
             more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
@@ -343,9 +356,9 @@ class CompositionModel(BaseEstimator):
         else:
             self._fit_regressor(F, y, train_formulas, report)
         report("applicability domain", 0, 1)
-        self.domain_featurizer_ = None  # built afresh for this fit's featurizer
-        if self._domain_featurizer() is not self.featurizer_:
-            raw, _ = self.domain_featurizer_.featurize_many(train_formulas, return_errors=True)
+        self.domain_featurizer_ = self._new_domain_featurizer()
+        if self.domain_featurizer_ is not self.featurizer_:
+            raw, _ = self.domain_featurizer_.featurize_with_errors(train_formulas)
         self.domain_ = _fit_domain(raw)
         report("applicability domain", 1, 1)
         return self
@@ -448,34 +461,41 @@ class CompositionModel(BaseEstimator):
         self.cv_metrics_ = classification_metrics(y_enc, proba, self.threshold_)
 
     # -- prediction ----------------------------------------------------------------------
-    def _predict_features(self, X) -> tuple[np.ndarray, np.ndarray]:
+    def _formula_features(self, X) -> tuple[list, np.ndarray, np.ndarray, list]:
+        """``(formulas, F, valid, errors)``: the formulas of ``X``, their features, which rows
+        parsed, ``(row, message)`` of the others. Writes nothing to the model."""
         check_is_fitted(self, "estimator_")
         formulas = _as_list(X)
         F, errors = self._features(formulas, strict=False)
-        self.errors_ = list(errors)
         valid = np.ones(len(formulas), dtype=bool)
         valid[[r for r, _ in errors]] = False
-        return F, valid
+        return formulas, F, valid, list(errors)
 
-    def predict(self, X, return_std: bool = False):
-        """Predicted target (target units) per formula; NaN for formulas in ``errors_``.
+    def predict(self, X, return_std: bool = False, return_errors: bool = False):
+        """Predicted target (target units) per formula; NaN for formulas that do not parse.
 
         With ``return_std=True`` returns ``(mean, std)``. For classification ``mean`` is the
         probability of ``classes_[1]`` and ``std`` its Bernoulli std ``sqrt(p(1 - p))``; use
-        :meth:`predict_label` for labels.
+        :meth:`predict_label` for labels. With ``return_errors=True`` the ``(row, message)``
+        list of the formulas that did not parse comes last: ``(mean, errors)`` or
+        ``(mean, std, errors)``. The model is not changed (safe from several threads).
         """
-        F, valid = self._predict_features(X)
+        _, F, valid, errors = self._formula_features(X)
         n = F.shape[0]
         mean, std = np.full(n, np.nan), np.full(n, np.nan)
         if valid.any():
             mean[valid], std[valid] = self.predict_features(F[valid], return_std=True)
-        return (mean, std) if return_std else mean
+        out = (mean, std) if return_std else (mean,)
+        if return_errors:
+            return (*out, errors)
+        return out if return_std else mean
 
     def predict_features(self, F, return_std: bool = False):
         """Like :meth:`predict`, from rows of ``featurizer_`` features instead of formulas.
 
         For callers that featurize once and reuse the matrix (screening): applies the
-        imputation, the estimator, the inverse target transform and ``std_scale_``.
+        imputation, the estimator, the inverse target transform and ``std_scale_``, exactly as
+        :meth:`predict` does after featurizing. ``F`` is ``(n, len(feature_labels_))``.
         """
         check_is_fitted(self, "estimator_")
         F = self._impute(np.asarray(F, dtype=np.float64))
@@ -486,32 +506,34 @@ class CompositionModel(BaseEstimator):
         m, s = self._inverse(np.asarray(mu, float), np.asarray(sigma, float))
         return (m, s * self.std_scale_) if return_std else m
 
-    def predict_frame(self, X):
+    def predict_frame(self, X, return_errors: bool = False):
         """One row per formula: ``mean``, ``std`` (as :meth:`predict` with ``return_std``),
         ``domain_distance``, ``in_domain`` (see :meth:`applicability_domain`) and ``error``
         ("" or why the formula has no prediction; those rows have NaN and ``in_domain`` NA).
 
-        A pandas DataFrame in the order of ``X``; ``errors_`` is set as by :meth:`predict`.
+        A pandas DataFrame in the order of ``X``; with ``return_errors=True`` the pair
+        ``(frame, errors)``, ``errors`` the ``(row, message)`` list of the formulas that did
+        not parse, as :meth:`predict` returns it. The model is not changed.
         """
         import pandas as pd
 
-        formulas = _as_list(X)
-        F, valid = self._predict_features(formulas)
+        formulas, F, valid, errors = self._formula_features(X)
+        domain = self.applicability_domain()
         n = F.shape[0]
         mean, std, dist = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
         if valid.any():
             mean[valid], std[valid] = self.predict_features(F[valid], return_std=True)
-            dist[valid] = self.domain_distance_features(
-                self._domain_matrix(F[valid], [formulas[i] for i in np.flatnonzero(valid)])
-            )
-        inside = pd.array(self.applicability_domain().in_domain(dist), dtype="boolean")
+            D = self._domain_matrix(F[valid], [formulas[i] for i in np.flatnonzero(valid)])
+            dist[valid] = domain.distance(np.asarray(D, dtype=np.float64))
+        inside = pd.array(domain.in_domain(dist), dtype="boolean")
         inside[~valid] = pd.NA
         error = [""] * n
-        for row, msg in self.errors_:
+        for row, msg in errors:
             error[row] = msg
-        return pd.DataFrame(
+        frame = pd.DataFrame(
             {"mean": mean, "std": std, "domain_distance": dist, "in_domain": inside, "error": error}
         )
+        return (frame, errors) if return_errors else frame
 
     def applicability_domain(self):
         """The fitted distance-only :class:`~matforge.models.domain.DomainModel` of the training
@@ -519,21 +541,31 @@ class CompositionModel(BaseEstimator):
 
         ``threshold_`` is the 99th percentile of the training rows' leave-one-out distances; a
         formula farther than that is out of domain. Models fitted before matforge stored the
-        domain (saved in registry format 1.0) learn it here, on first use, from their training
-        formulas (``oof_["formula"]``), which gives the same domain a new fit would.
+        domain (saved in registry format 1.0) learn it here from their training formulas
+        (``oof_["formula"]``), which gives the same domain a new fit would. It is learned on
+        the first call and kept beside the model, not on it (``domain_`` stays None: predicting
+        never writes to the model); saving such a model again stores its domain.
         """
         check_is_fitted(self, "estimator_")
-        featurizer = self._domain_featurizer()
-        if getattr(self, "domain_", None) is None:
-            train = [str(f) for f in getattr(self, "oof_", {}).get("formula", [])]
-            if len(train) < 2:
-                raise MatforgeError(
-                    "this model keeps no training formulas to learn its applicability domain "
-                    "from; train it again"
-                )
-            F, _ = featurizer.featurize_many(train, return_errors=True)
-            self.domain_ = _fit_domain(F)
-        return self.domain_
+        domain = getattr(self, "domain_", None)
+        if domain is not None:
+            return domain
+        with _LEARNED_DOMAINS_LOCK:  # one thread learns it, the others wait for it
+            domain = _LEARNED_DOMAINS.get(self)
+            if domain is None:
+                domain = _LEARNED_DOMAINS[self] = self._learn_domain()
+        return domain
+
+    def _learn_domain(self):
+        """The domain a fit would have learned, from the stored training formulas."""
+        train = [str(f) for f in getattr(self, "oof_", {}).get("formula", [])]
+        if len(train) < 2:
+            raise MatforgeError(
+                "this model keeps no training formulas to learn its applicability domain "
+                "from; train it again"
+            )
+        F, _ = self._domain_featurizer().featurize_with_errors(train)
+        return _fit_domain(F)
 
     def domain_distance_features(self, F) -> np.ndarray:
         """Distance to the training compositions (``domain_distance``) of rows of
@@ -541,22 +573,26 @@ class CompositionModel(BaseEstimator):
         return self.applicability_domain().distance(np.asarray(F, dtype=np.float64))
 
     def _domain_featurizer(self):
-        """``featurizer_`` itself, or the FeatureSet of :func:`domain_featurizer_spec`."""
+        """``domain_featurizer_`` (set by ``fit`` and ``load_model``), or for a model without
+        it one built for the caller (see :meth:`_new_domain_featurizer`), not kept."""
         existing = getattr(self, "domain_featurizer_", None)
         if existing is not None:
             return existing
-        if not hasattr(self, "featurizer_"):
-            self.featurizer_ = build_featurizer(self.featurizer)
+        return self._new_domain_featurizer()
+
+    def _new_domain_featurizer(self):
+        """``featurizer_`` itself, or a new FeatureSet of :func:`domain_featurizer_spec`."""
         spec = domain_featurizer_spec(self.featurizer)
-        own = spec == list(self.featurizer)
-        self.domain_featurizer_ = self.featurizer_ if own else build_featurizer(spec)
-        return self.domain_featurizer_
+        if spec != list(self.featurizer):
+            return build_featurizer(spec)
+        own = getattr(self, "featurizer_", None)
+        return own if own is not None else build_featurizer(self.featurizer)
 
     def _domain_matrix(self, F: np.ndarray, formulas: list) -> np.ndarray:
         featurizer = self._domain_featurizer()
-        if featurizer is self.featurizer_:
+        if featurizer is getattr(self, "featurizer_", None):
             return F
-        return featurizer.featurize_many(formulas, return_errors=True)[0]
+        return featurizer.featurize_with_errors(formulas)[0]
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities (n, 2) in the order of ``classes_``; NaN rows for bad formulas."""
@@ -566,7 +602,7 @@ class CompositionModel(BaseEstimator):
         return np.column_stack([1.0 - p, p])
 
     def predict_label(self, X) -> np.ndarray:
-        """Class label per formula (None for formulas in ``errors_``): ``classes_[1]`` where its
+        """Class label per formula (None for formulas that do not parse): ``classes_[1]`` where its
         probability exceeds ``threshold_``, chosen on the OOF predictions to maximise the
         balanced accuracy."""
         p = self.predict_proba(X)[:, 1]

@@ -24,7 +24,8 @@ One folder per model:
 A model written by a newer *major* format version cannot be read and raises
 :class:`~matforge.errors.ModelRegistryError` saying which versions are involved. Format 1.1
 added the applicability domain; a 1.0 model learns it from its stored training formulas
-when first asked (:meth:`~matforge.models.pipeline.CompositionModel.applicability_domain`).
+when first asked (:meth:`~matforge.models.pipeline.CompositionModel.applicability_domain`),
+kept beside the model rather than on it, until it is saved again.
 """
 
 from __future__ import annotations
@@ -306,6 +307,8 @@ def load_model(name: str, root: str | os.PathLike | None = None):
             f"model {name!r} was trained on {meta['n_features']} features but this matforge "
             f"builds {len(model.feature_labels_)} from its featurizer spec {model.featurizer}"
         )
+    # built here, not on first use, so that predicting never writes to the model
+    model.domain_featurizer_ = model._new_domain_featurizer()
     model.metadata_ = meta
     return model
 

@@ -146,15 +146,20 @@ class PropertyModel:
         its applicability domain gives every candidate ``domain_distance`` and ``in_domain``."""
         if getattr(model, "task", "regression") != "regression":
             raise ScreenError("only regression models can be screened on")
-        if not hasattr(model, "featurizer_"):
+        # The model is only read (fit and load_model built all of this), never completed here.
+        featurizer = getattr(model, "featurizer_", None)
+        if featurizer is None:  # a model assembled by hand
             from matforge.models.pipeline import build_featurizer
 
-            model.featurizer_ = build_featurizer(model.featurizer)
+            featurizer = build_featurizer(model.featurizer)
         domain = model.applicability_domain()
+        domain_featurizer = getattr(model, "domain_featurizer_", None)
+        if domain_featurizer is None:  # a model assembled by hand
+            domain_featurizer = _domain_featurizer_of(model, featurizer)
         return cls(
             _CompositionModelOnFeatures(model), unit=unit or getattr(model, "unit", "") or "",
-            lower=lower, featurizer=model.featurizer_, domain=domain,
-            domain_featurizer=model.domain_featurizer_,
+            lower=lower, featurizer=featurizer, domain=domain,
+            domain_featurizer=domain_featurizer,
         )  # fmt: skip
 
     def predictive(self, X: np.ndarray) -> Predictive:
@@ -171,26 +176,26 @@ class PropertyModel:
         return np.power(10.0, v) if self.log10 else v
 
 
+def _domain_featurizer_of(model, featurizer):
+    """The featurizer ``model``'s domain is measured in: ``featurizer`` (the model's own) or
+    the one :func:`~matforge.models.pipeline.domain_featurizer_spec` names instead."""
+    from matforge.models.pipeline import build_featurizer, domain_featurizer_spec
+
+    spec = domain_featurizer_spec(model.featurizer)
+    return featurizer if spec == list(model.featurizer) else build_featurizer(spec)
+
+
 class _CompositionModelOnFeatures:
-    """A CompositionModel's estimator applied to features its own featurizer computed."""
+    """A CompositionModel's own feature-level prediction
+    (:meth:`~matforge.models.pipeline.CompositionModel.predict_features`: imputation,
+    estimator, inverse target transform, ``std_scale_``) on features its featurizer computed,
+    so a screen predicts exactly what ``predict`` does."""
 
     def __init__(self, model):
         self.model = model
 
     def predict(self, X, return_std: bool = False):
-        m = self.model
-        F = np.asarray(X, dtype=np.float64)
-        if getattr(m, "impute", False) and hasattr(m, "medians_"):
-            bad = np.isnan(F)
-            if bad.any():
-                F = np.where(bad, m.medians_[None, :], F)
-        mu, sigma = m.estimator_.predict(F, return_std=True)
-        mu, sigma = np.asarray(mu, float), np.asarray(sigma, float)
-        if getattr(m, "target_transform", None) == "log1p":
-            mu = np.expm1(mu)
-            sigma = (1.0 + mu) * sigma
-        sigma = sigma * float(getattr(m, "std_scale_", 1.0))
-        return (mu, sigma) if return_std else mu
+        return self.model.predict_features(X, return_std=return_std)
 
 
 @dataclass(frozen=True)

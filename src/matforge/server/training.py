@@ -160,8 +160,9 @@ class _Batcher:
 
     Requests that arrive while the model is busy are predicted together in one call: a forest's
     fixed cost per call (hundreds of trees, each a Python-level ``predict``) then buys many
-    requests instead of one, so throughput grows with load instead of the queue. A
-    CompositionModel also records unparseable rows on itself, so calls must not overlap anyway.
+    requests instead of one, so throughput grows with load instead of the queue. (The batching
+    is for throughput only: predicting does not change a CompositionModel, so overlapping
+    calls would be safe.)
     A failure is its own request's alone: when the shared call raises, each request of the
     batch is predicted again by itself, and only those that still fail get the exception.
     """
