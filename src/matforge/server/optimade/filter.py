@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -111,6 +112,10 @@ def parse(filter_text: str) -> Tree:
         raise BadRequest(
             detail=f"the filter has {len(filter_text):,} characters; at most {MAX_FILTER_LENGTH:,}"
         )
+    # refuse deep nesting before the parser sees it: thousands of parentheses cost the parser
+    # seconds on a busy machine, counting them costs a millisecond (check_size re-checks the tree)
+    if _paren_depth(filter_text) > MAX_DEPTH:
+        raise BadRequest(detail=f"the filter nests parentheses more than {MAX_DEPTH} levels deep")
     try:
         with _PARSE_LOCK:
             return _parser().parse(filter_text)
@@ -123,6 +128,22 @@ def parse(filter_text: str) -> Tree:
         raise BadRequest(detail=f"cannot parse the filter: {where}") from None
     except LarkError as exc:
         raise BadRequest(detail=f"cannot parse the filter: {type(exc).__name__}") from None
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _paren_depth(filter_text: str) -> int:
+    """The deepest parenthesis nesting outside string literals (an upper bound where the
+    filter is malformed: the parser then refuses it anyway)."""
+    depth = deepest = 0
+    for ch in _STRING.sub("", filter_text):
+        if ch == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch == ")":
+            depth -= 1
+    return deepest
 
 
 def check_size(tree: Tree) -> None:
