@@ -74,6 +74,16 @@ NOT_RUN: dict[tuple[str, str], tuple[str, str]] = {
      "-o results/pool"): (SKIP, "trains the full superhard models and screens 128,000 rows"),
     ("screening.md", "matforge demo superhard"): (SKIP, "the make-demo job, 2.5-4 min"),
     ("screening.md", "matforge demo superhard --fast"): (SLOW, "16-30 s smoke run"),
+    # the XRD search-match examples: the README's rutile+anatase mixture with refinement runs by
+    # default; these variants of it (5-10 s each) are also covered by test_xrd_cli.py
+    ("xrd.md", "matforge xrd identify docs/examples/xrd/sno2_textured.xy --elements Sn,O "
+     "--refine --html sno2-fit.html"): (SLOW, "a Pawley refinement, ~6 s"),
+    ("xrd.md", "matforge xrd identify docs/examples/xrd/tio2/rutile_anatase.xy --elements Ti,O "
+     "--refs docs/examples/xrd/refs --max-phases 3"):
+        (SLOW, "the README's mixture without --refine, ~8 s"),
+    ("xrd.md", "matforge xrd identify docs/examples/xrd/tio2 --elements Ti,O --refs "
+     "docs/examples/xrd/refs --max-phases 3 --out tio2-phases.csv"):
+        (SLOW, "a folder of three patterns, ~10 s"),
     # -- needs a file the block does not create --------------------------------------------------
     ("README.md", "matforge campaign new pv --from my_gaps.csv --formula formula -t "
      "\"band_gap in [1.0, 1.8]\" --pool generated.csv --db lab.db"):
