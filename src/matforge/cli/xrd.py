@@ -140,14 +140,7 @@ def _identify_many(files, clf, *, top, threshold, wavelength, axis, as_json, out
         if col not in table:
             table[col] = ""
     table = table.fillna({"error": "", "warnings": ""})
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.suffix.lower() == ".json":
-            out.write_text(table.to_json(orient="records", indent=2))
-        else:
-            table.to_csv(out, index=False)
-    if as_json:
-        typer.echo(table.to_json(orient="records", indent=2))
+    if _write_table(table, out, as_json):
         return
     from matforge.cli.tables import print_frame
 
@@ -293,14 +286,7 @@ def _search_match_table(files, results, *, as_json: bool, out) -> None:
     table = pd.DataFrame(rows).reindex(columns=["file", *keys, "seconds", "error"])
     table["error"] = table["error"].fillna("")
     table["n_phases"] = table["n_phases"].fillna(0).astype(int)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.suffix.lower() == ".json":
-            out.write_text(table.to_json(orient="records", indent=2))
-        else:
-            table.to_csv(out, index=False)
-    if as_json:
-        typer.echo(table.to_json(orient="records", indent=2))
+    if _write_table(table, out, as_json):
         return
     shown = pd.DataFrame({"file": [Path(f).name for f in table["file"]]})
     ok = table["error"] == ""
@@ -993,3 +979,17 @@ def _write_docs_section(path: Path, section: str) -> None:
             + ("\n" + "".join(lines[end:]) if end < len(lines) else "")
         )
     path.write_text(text)
+
+
+def _write_table(table, out: Path | None, as_json: bool) -> bool:
+    """Write a per-pattern DataFrame to ``out`` (.json, else CSV) and, with ``as_json``, print it
+    as JSON; True when it was printed (nothing else to show)."""
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix.lower() == ".json":
+            out.write_text(table.to_json(orient="records", indent=2))
+        else:
+            table.to_csv(out, index=False)
+    if as_json:
+        typer.echo(table.to_json(orient="records", indent=2))
+    return as_json
