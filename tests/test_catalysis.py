@@ -218,6 +218,29 @@ def test_linear_residual_forest_is_a_sklearn_regressor():
     assert np.all(sd_new > sd_old) and np.all(sd_new >= m.extrapolation_std_)
 
 
+def test_gaussian_process_is_an_equal_member_of_the_in_group_mean(ma):
+    """The GP member (ARD Matérn + white noise) predicts held-out energies on its own, with a
+    positive std, and enters the in-group mean with the same weight as the other members."""
+    from sklearn.base import clone
+
+    from matforge.catalysis.model import surface_features
+
+    X, _, _ = surface_features(ma, "ma2015")
+    y = ma[TARGET].to_numpy()
+    idx = np.random.default_rng(0).permutation(len(y))
+    tr, te = idx[:150], idx[150:]
+    m = LinearResidualForest(n_estimators=50, boosting=False, random_state=0).fit(X[tr], y[tr])
+    g, sd_g = m.gp_.predict(X[te], return_std=True)
+    assert np.all(sd_g > 0)
+    assert np.sqrt(np.mean((g - y[te]) ** 2)) < 0.5 * y[te].std()
+    off = clone(m).set_params(gaussian_process=False).fit(X[tr], y[tr])
+    assert off.gp_ is None
+    # members: ridge + residual forest, direct forest, GP; without the GP only the first two
+    assert np.allclose(m.predict(X[te]), (2 * off.predict(X[te]) + g) / 3)
+    # the average errs less than its members: the inner CV shrinks the root mean variance
+    assert 0.5 < m.in_group_std_scale_ < 1.0
+
+
 def test_model_errors(ma):
     with pytest.raises(CatalysisError, match="not fitted"):
         AdsorptionModel().predict(["Cu@Cu"])
@@ -362,7 +385,9 @@ def test_level_term_carries_a_new_site_metal(ma):
     bias = {}
     for key, cols in (("level", level), ("none", None)):
         m = LinearResidualForest(n_estimators=100, level_columns=cols, boosting=False,
-                                 extrapolation_std="none", random_state=0).fit(X[~out], y[~out])
+                                 gaussian_process=False, recalibrate=False,
+                                 extrapolation_std="none",
+                                 random_state=0).fit(X[~out], y[~out])
         bias[key] = float(np.mean(m.predict(X[out], groups=["Au"] * out.sum()) - y[out]))
     assert abs(bias["level"]) < 0.2 < abs(bias["none"])
     with pytest.raises(CatalysisError, match="level_columns"):

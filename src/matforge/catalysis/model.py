@@ -10,12 +10,17 @@ forest on Ma's descriptors vs 0.21 eV for this model; ``benchmarks/catalysis_cv.
 Its uncertainty has two regimes:
 
 * inside the training groups (a top-layer metal seen in training): the mean is the plain,
-  equal-weight average of this model, of a forest fitted on the energies directly, and of a
-  LightGBM ensemble (:class:`~matforge.models.BoostedEnsembleUQ`) fitted on them too — the last
-  two interpolate better, and the three err differently (5-fold CV × 5 on Ma's descriptors:
-  0.106 eV alone, 0.101 for the direct forest, 0.105 for LightGBM, 0.1000 for the average of
-  three, 0.1013 when the weights are learned by inner 5-fold CV instead; the weights are
-  therefore fixed, not fitted); the std is the root mean of the three calibrated variances;
+  equal-weight average of this model, of a forest fitted on the energies directly, of a
+  LightGBM ensemble (:class:`~matforge.models.BoostedEnsembleUQ`) and of a Gaussian process
+  with an ARD Matérn-5/2 + white-noise kernel on the standardised descriptors
+  (:class:`~matforge.models.GaussianProcessUQ`), both fitted on the energies too — the direct
+  members interpolate better, and they err differently: trees are piecewise constant, the GP
+  is smooth (5-fold CV × 5 on Ma's descriptors: 0.106 eV alone, 0.101 for the direct forest,
+  0.105 for LightGBM, 0.1000 for the average of the first three, 0.1013 when their weights
+  are learned by inner 5-fold CV instead; the weights are therefore fixed, not fitted, and the
+  GP joined with the same equal weight, chosen before it was scored: 0.095 eV with it,
+  ``docs/benchmarks.md``); the std is the root mean of the members' calibrated variances,
+  scaled by a factor fitted on the training rows' held-out predictions (``recalibrate``);
 * outside (``groups`` at ``predict`` holds a label not seen in ``fit``): ``sqrt(std² + τ²)``,
   where ``τ`` is fitted at ``fit`` time on an inner leave-one-group-out over the training
   groups, so that the extrapolation residuals have the predicted variance on average. The
@@ -72,6 +77,15 @@ class LinearResidualForest(RegressorMixin, BaseEstimator):
         columns would dilute when it extrapolates to a new group.
     boosting : bool, default=True
         Add a LightGBM ensemble to the in-group average (see the module docstring).
+    gaussian_process : bool, default=True
+        Add a Gaussian process (ARD Matérn-5/2 + white noise on the standardised features) to
+        the in-group average (see the module docstring).
+    recalibrate : bool, default=True
+        Scale the in-group std by a factor fitted at ``fit`` on the training rows' held-out
+        predictions (inner 5-fold CV of the other members, fewer trees; the GP's closed-form
+        leave-one-out), so that their root mean variance equals their RMSE: the average of
+        members that err differently is more accurate than the members, and the root mean of
+        their variances overstates its error.
     extrapolation_std : {"fit", "none"} or float, default="fit"
         ``τ`` (target units) added in quadrature to the std of rows from unseen groups:
         ``"fit"`` estimates it by an inner leave-one-group-out at ``fit`` (needs ``groups``
@@ -86,8 +100,11 @@ class LinearResidualForest(RegressorMixin, BaseEstimator):
     direct_forest_ : fitted RandomForestUQ on ``y`` (used inside the training groups)
     boosted_ : fitted BoostedEnsembleUQ on ``y`` (inside the training groups; None when
         ``boosting=False``)
+    gp_ : fitted GaussianProcessUQ on ``y`` (inside the training groups; None when
+        ``gaussian_process=False``)
     groups_ : set of training group labels (empty without groups)
     extrapolation_std_ : float, τ
+    in_group_std_scale_ : float, the factor of ``recalibrate`` (1.0 without it)
     """
 
     def __init__(
@@ -98,6 +115,8 @@ class LinearResidualForest(RegressorMixin, BaseEstimator):
         min_samples_leaf: int = 1,
         level_columns=None,
         boosting: bool = True,
+        gaussian_process: bool = True,
+        recalibrate: bool = True,
         extrapolation_std="fit",
         random_state=None,
     ):
@@ -107,6 +126,8 @@ class LinearResidualForest(RegressorMixin, BaseEstimator):
         self.min_samples_leaf = min_samples_leaf
         self.level_columns = level_columns
         self.boosting = boosting
+        self.gaussian_process = gaussian_process
+        self.recalibrate = recalibrate
         self.extrapolation_std = extrapolation_std
         self.random_state = random_state
 
@@ -147,7 +168,9 @@ class LinearResidualForest(RegressorMixin, BaseEstimator):
     def fit(self, X, y, groups=None):
         """Fit on ``X`` (n × d) and ``y``; ``groups`` (n labels, e.g. the top-layer metal)
         enable the extrapolation std."""
-        from matforge.models import BoostedEnsembleUQ, RandomForestUQ
+        from sklearn.exceptions import ConvergenceWarning
+
+        from matforge.models import BoostedEnsembleUQ, GaussianProcessUQ, RandomForestUQ
 
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True, ensure_min_samples=5)
         self.level_, self.ridge_, self.forest_ = self._fit_core(X, y)
@@ -163,6 +186,16 @@ class LinearResidualForest(RegressorMixin, BaseEstimator):
             self.boosted_ = BoostedEnsembleUQ(n_estimators=300, min_child_samples=5,
                                               random_state=self.random_state,
                                               n_jobs=1).fit(X, y)
+        self.gp_ = None
+        if self.gaussian_process:
+            # one optimiser start, from length scales sqrt(d): a few hundred rows, 14
+            # hyperparameters; length scales of irrelevant descriptors running to their upper
+            # bound is ARD switching them off, not a failure
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                self.gp_ = GaussianProcessUQ(n_restarts_optimizer=0,
+                                             random_state=self.random_state).fit(X, y)
+        self.in_group_std_scale_ = self._inner_std_scale(X, y) if self.recalibrate else 1.0
         self.groups_ = set()
         tau = 0.0
         if groups is not None:
@@ -187,6 +220,42 @@ class LinearResidualForest(RegressorMixin, BaseEstimator):
         self.extrapolation_std_ = tau
         return self
 
+    def _inner_std_scale(self, X, y) -> float:
+        """Factor on the in-group std from held-out predictions of the training rows."""
+        from sklearn.model_selection import KFold
+
+        from matforge.models import BoostedEnsembleUQ, RandomForestUQ
+        from matforge.models.recalibration import fit_std_scale
+
+        n_trees = min(self.n_estimators, 100)  # as for tau: one number over every row
+        mus, variances = [], []
+        for name in ("linear", "direct", "boosted"):
+            if name == "boosted" and not self.boosting:
+                continue
+            mu, var = np.empty(len(y)), np.empty(len(y))
+            for tr, te in KFold(5, shuffle=True, random_state=self.random_state).split(X):
+                if name == "linear":
+                    level, ridge, forest = self._fit_core(X[tr], y[tr], n_trees)
+                    m, sd = forest.predict(X[te], return_std=True)
+                    m = m + self._baseline(X[te], level, ridge)
+                elif name == "direct":
+                    m, sd = RandomForestUQ(
+                        n_estimators=n_trees, max_features=self.max_features,
+                        min_samples_leaf=self.min_samples_leaf, random_state=self.random_state,
+                    ).fit(X[tr], y[tr]).predict(X[te], return_std=True)
+                else:
+                    m, sd = BoostedEnsembleUQ(
+                        n_estimators=300, min_child_samples=5, random_state=self.random_state,
+                        n_jobs=1).fit(X[tr], y[tr]).predict(X[te], return_std=True)
+                mu[te], var[te] = m, sd**2
+            mus.append(mu)
+            variances.append(var)
+        if self.gp_ is not None:
+            # closed-form leave-one-out at the fitted kernel: no refit needed
+            mus.append(self.gp_.loo_prediction_)
+            variances.append(self.gp_.loo_std_**2)
+        return fit_std_scale(y - np.mean(mus, axis=0), np.sqrt(np.mean(variances, axis=0)))
+
     def predict(self, X, return_std: bool = False, groups=None):
         """Mean (and std with ``return_std``); rows whose ``groups`` label was not seen in
         ``fit`` get the extrapolation std added in quadrature."""
@@ -200,6 +269,10 @@ class LinearResidualForest(RegressorMixin, BaseEstimator):
             b, sd_b = self.boosted_.predict(X, return_std=True)
             inside_mu.append(b)
             inside_var.append(sd_b**2)
+        if self.gp_ is not None:
+            g, sd_g = self.gp_.predict(X, return_std=True)
+            inside_mu.append(g)
+            inside_var.append(sd_g**2)
         unseen = np.zeros(len(X), dtype=bool) if groups is None else self.unseen(groups)
         if len(unseen) != len(X):
             raise CatalysisError(f"{len(unseen)} group labels for {len(X)} rows")
@@ -207,7 +280,7 @@ class LinearResidualForest(RegressorMixin, BaseEstimator):
         if not return_std:
             return mean
         sd = np.where(unseen, np.hypot(sd, self.extrapolation_std_),
-                      np.sqrt(np.mean(inside_var, axis=0)))
+                      self.in_group_std_scale_ * np.sqrt(np.mean(inside_var, axis=0)))
         return mean, sd
 
     def unseen(self, groups) -> np.ndarray:
