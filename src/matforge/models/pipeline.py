@@ -580,12 +580,13 @@ class CompositionModel(BaseEstimator):
             return existing
         return self._new_domain_featurizer()
 
-    def _new_domain_featurizer(self):
-        """``featurizer_`` itself, or a new FeatureSet of :func:`domain_featurizer_spec`."""
+    def _new_domain_featurizer(self, featurizer=None):
+        """The model's own featurizer (``featurizer``, else ``featurizer_``, else a new one of
+        its spec), or a new FeatureSet of :func:`domain_featurizer_spec` where that differs."""
         spec = domain_featurizer_spec(self.featurizer)
         if spec != list(self.featurizer):
             return build_featurizer(spec)
-        own = getattr(self, "featurizer_", None)
+        own = featurizer if featurizer is not None else getattr(self, "featurizer_", None)
         return own if own is not None else build_featurizer(self.featurizer)
 
     def _domain_matrix(self, F: np.ndarray, formulas: list) -> np.ndarray:

@@ -155,7 +155,7 @@ class PropertyModel:
         domain = model.applicability_domain()
         domain_featurizer = getattr(model, "domain_featurizer_", None)
         if domain_featurizer is None:  # a model assembled by hand
-            domain_featurizer = _domain_featurizer_of(model, featurizer)
+            domain_featurizer = model._new_domain_featurizer(featurizer)
         return cls(
             _CompositionModelOnFeatures(model), unit=unit or getattr(model, "unit", "") or "",
             lower=lower, featurizer=featurizer, domain=domain,
@@ -174,15 +174,6 @@ class PropertyModel:
             raise ScreenError("a funnel needs a cheap estimator on every model")
         v = np.asarray(self.cheap.predict(X), dtype=np.float64)
         return np.power(10.0, v) if self.log10 else v
-
-
-def _domain_featurizer_of(model, featurizer):
-    """The featurizer ``model``'s domain is measured in: ``featurizer`` (the model's own) or
-    the one :func:`~matforge.models.pipeline.domain_featurizer_spec` names instead."""
-    from matforge.models.pipeline import build_featurizer, domain_featurizer_spec
-
-    spec = domain_featurizer_spec(model.featurizer)
-    return featurizer if spec == list(model.featurizer) else build_featurizer(spec)
 
 
 class _CompositionModelOnFeatures:

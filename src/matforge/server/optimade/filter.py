@@ -115,7 +115,7 @@ def parse(filter_text: str) -> Tree:
     # refuse deep nesting before the parser sees it: thousands of parentheses cost the parser
     # seconds on a busy machine, counting them costs a millisecond (check_size re-checks the tree)
     if _paren_depth(filter_text) > MAX_DEPTH:
-        raise BadRequest(detail=f"the filter nests parentheses more than {MAX_DEPTH} levels deep")
+        raise _too_deep()
     try:
         with _PARSE_LOCK:
             return _parser().parse(filter_text)
@@ -131,6 +131,10 @@ def parse(filter_text: str) -> Tree:
 
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _too_deep() -> BadRequest:
+    return BadRequest(detail=f"the filter nests parentheses more than {MAX_DEPTH} levels deep")
 
 
 def _paren_depth(filter_text: str) -> int:
@@ -156,9 +160,7 @@ def check_size(tree: Tree) -> None:
         if node.data == "expression":
             depth += 1  # the whole filter is one; each pair of parentheses adds one
             if depth - 1 > MAX_DEPTH:
-                raise BadRequest(
-                    detail=f"the filter nests parentheses more than {MAX_DEPTH} levels deep"
-                )
+                raise _too_deep()
             deepest = max(deepest, depth)
         elif node.data == "comparison":
             comparisons += 1
