@@ -15,6 +15,8 @@ from pathlib import Path
 
 import typer
 
+from matforge.xrd.radiation import CU_KA1
+
 app = typer.Typer(
     help="Powder X-ray diffraction: simulate patterns, identify crystal structures (CNN).",
     no_args_is_help=True,
@@ -322,7 +324,7 @@ def identify_cmd(
     wavelength: str | None = typer.Option(
         None,
         help="Radiation name (CuKa1, CuKa, MoKa, CoKa, ...) or Å; overrides the file's "
-        "(default: the file's, else Cu Kα1, 1.5406 Å).",
+        f"(default: the file's, else Cu Kα1, {CU_KA1} Å).",
     ),
     axis: str | None = typer.Option(
         None, help="What the first column holds: 2theta (degrees) or q (Å⁻¹); default: the "
@@ -501,7 +503,7 @@ def train_cmd(
     console.print(f"{len(x_tr):,} training and {len(x_va):,} validation patterns")
     clf = train_classifier(
         x_tr, y_tr, x_va, y_va, classes=_classes(), grid=_grid_spec(data.grid),
-        wavelength=_wavelength(), epochs=epochs, batch_size=batch_size, lr=lr,
+        wavelength=CU_KA1, epochs=epochs, batch_size=batch_size, lr=lr,
         label_smoothing=label_smoothing, seed=seed, device=device, threads=threads,
         log=console.print,
     )  # fmt: skip
@@ -524,12 +526,6 @@ def train_cmd(
         f"{clf.meta['training']['minutes']:.1f} min; validation top-1 "
         + ", ".join(f"{h} {val[h]['top1']:.3f}" for h in HEADS)
     )
-
-
-def _wavelength() -> float:
-    from matforge.xrd.augment import CU_KA1
-
-    return CU_KA1
 
 
 def _grid_spec(grid) -> list[float]:

@@ -31,9 +31,8 @@ from itertools import permutations
 
 import numpy as np
 
-CU_KA1 = 1.5406  # Å, the wavelength patterns are rendered at (matforge.xrd.io.CU_KA1)
-CU_KA2 = 1.54439  # Å
-KA2_RATIO = 0.5  # I(Kα2) / I(Kα1)
+from matforge.xrd.radiation import CU_KA1, CU_KA2, KA2_RATIO
+
 SCHERRER_K = 0.9
 
 CRYSTAL_SYSTEMS = (

@@ -269,7 +269,7 @@ def check_pattern(p, grid: tuple[float, float] = (10.0, 80.0)) -> list[str]:
       example 12.
     """
     from matforge.errors import PatternFileError
-    from matforge.xrd.io import CU_KA1
+    from matforge.xrd.radiation import CU_KA1
 
     name = p.source or "the pattern"
     x, y = p.two_theta, p.intensity
@@ -639,7 +639,8 @@ def match_prototype(pattern, label: str, grid=None, scales=None) -> PrototypeMat
     measured pattern and the simulation on ``grid`` (default: the measured 2θ points within
     10–80°).
     """
-    from matforge.xrd.augment import CU_KA1, render
+    from matforge.xrd.augment import render
+    from matforge.xrd.radiation import CU_KA1
     from matforge.xrd.simulate import PeakList, simulate
 
     pattern = _load_pattern(pattern)
@@ -773,7 +774,8 @@ def example_pattern(seed: int = 7):
     2 % strain, 40 nm crystallites, mild texture, zero shift, background and counting noise,
     10–90° in 0.02° steps. The bundled ``example_pattern.xy`` is this pattern."""
     from matforge.xrd.augment import AugmentConfig, augment
-    from matforge.xrd.io import CU_KA1, Pattern
+    from matforge.xrd.io import Pattern
+    from matforge.xrd.radiation import CU_KA1
     from matforge.xrd.training_data import symmetry_labels
 
     structure, _ = prototype_structure("AB_cF8_225_a_b")

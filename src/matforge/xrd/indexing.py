@@ -49,6 +49,8 @@ from functools import cache
 
 import numpy as np
 
+from matforge.xrd.radiation import CU_KA1
+
 __all__ = [
     "SYSTEMS",
     "ExtinctionClass",
@@ -152,7 +154,7 @@ class IndexingSolution:
     two_theta_obs: np.ndarray
     two_theta_calc: np.ndarray
     score: float
-    wavelength: float = 1.5406
+    wavelength: float = CU_KA1
     centring: str = "P"
 
     @property
@@ -986,7 +988,6 @@ def index_pattern(
 
 def _as_peaks(peaks, wavelength):
     from matforge.errors import MatforgeError
-    from matforge.xrd.io import CU_KA1
     from matforge.xrd.peaks import PeakTable
 
     if isinstance(peaks, PeakTable):

@@ -22,9 +22,7 @@ from typing import Literal
 import numpy as np
 
 from matforge.errors import PatternFileError
-
-CU_KA1 = 1.5406
-"""Cu Kα1 wavelength in Å, the default when a file states none."""
+from matforge.xrd.radiation import CU_KA1
 
 TEXT_SUFFIXES = (".xy", ".xye", ".csv", ".txt", ".dat", ".asc")
 UNSUPPORTED_SUFFIXES = {

@@ -51,15 +51,15 @@ def simulate_mixture(
         A :class:`~matforge.xrd.io.Pattern` (in counts when noisy, else maximum 1).
     """
     from matforge.xrd.augment import (
-        CU_KA1,
+        background as make_background,
+    )
+    from matforge.xrd.augment import (
         march_dollase,
         poisson_noise,
         render,
     )
-    from matforge.xrd.augment import (
-        background as make_background,
-    )
     from matforge.xrd.io import Pattern
+    from matforge.xrd.radiation import CU_KA1
     from matforge.xrd.simulate import PeakList, simulate
     from matforge.xrd.wholepattern import Reflections, absolute_factor
 

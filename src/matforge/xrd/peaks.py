@@ -34,21 +34,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from matforge.xrd.radiation import KA2_RATIO, KALPHA
+
 __all__ = ["KALPHA", "PeakTable", "find_peaks", "snip_background", "strip_kalpha2"]
 
-#: (Kα1, Kα2) wavelengths in Å of laboratory anodes (pymatgen's table,
-#: :data:`matforge.xrd.simulate.WAVELENGTHS`); a pattern whose wavelength is within 0.001 Å of
-#: a Kα1 line is taken to come from that anode
-KALPHA = {
-    "Cu": (1.54056, 1.54439),
-    "Mo": (0.70930, 0.71359),
-    "Cr": (2.28970, 2.29361),
-    "Fe": (1.93604, 1.93998),
-    "Co": (1.78896, 1.79285),
-    "Ag": (0.559421, 0.563813),
-}
-#: I(Kα2) / I(Kα1) of a laboratory tube without monochromator
-KA2_RATIO = 0.5
 #: fewest points of a scan the peak search accepts
 MIN_POINTS = 50
 #: negative share of the stripped profile (where the doublet is resolved) above which a scan is
@@ -272,7 +261,8 @@ def find_peaks(
     from scipy.signal import find_peaks as scipy_find_peaks
     from scipy.signal import peak_widths
 
-    from matforge.xrd.io import CU_KA1, Pattern
+    from matforge.xrd.io import Pattern
+    from matforge.xrd.radiation import CU_KA1
 
     if isinstance(pattern, Pattern):
         x, y = pattern.two_theta, pattern.intensity

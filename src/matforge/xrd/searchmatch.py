@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from matforge.xrd.radiation import CU_KA1
 from matforge.xrd.wholepattern import (
     FitResult,
     LatticeModel,
@@ -367,7 +368,7 @@ class SearchMatchResult:
     seconds: float
     two_theta: np.ndarray = field(repr=False)
     observed: np.ndarray = field(repr=False)
-    wavelength: float = 1.5406
+    wavelength: float = CU_KA1
     refinement: object = None
     warnings: list[str] = field(default_factory=list)
     #: each further phase tried: name, Rwp before and after, relative gain, weight fraction,

@@ -28,16 +28,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-#: Kα1 → Kα2 wavelengths (Å) of the usual anodes (pymatgen's table, and matforge's Cu Kα1)
-KALPHA2 = {
-    1.5406: 1.54439,
-    1.54056: 1.54439,
-    0.70930: 0.71359,
-    2.28970: 2.29361,
-    1.93604: 1.93998,
-    1.78896: 1.79285,
-    0.559421: 0.563813,
-}
+from matforge.xrd.radiation import KALPHA2
+
 #: peaks are evaluated within ± this many FWHM of their centre (a Lorentzian keeps 97.9 % of
 #: its area there), tapered to zero over the last fifth so the model is smooth in positions
 WINDOW_FWHM = 15.0

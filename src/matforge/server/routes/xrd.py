@@ -128,7 +128,8 @@ def identify_pattern(
     simulated profile (lattice scale fitted to the pattern) to draw under the measurement.
     Also the most probable crystal systems and space groups. 2θ in degrees (Cu Kα1)."""
     from matforge.xrd.identify import identify, match_prototype
-    from matforge.xrd.io import CU_KA1, read_pattern
+    from matforge.xrd.io import read_pattern
+    from matforge.xrd.radiation import CU_KA1
 
     clf = _classifier(weights_path(state))  # 503 before reading a file we cannot use
     upload_name = file.filename or "pattern.xy"
