@@ -264,7 +264,8 @@ def observe(
     db: str | None = typer.Option(None, "--db", help=_DB_HELP),
 ) -> None:
     """Record measured results; they are matched to the suggestions by id or design values."""
-    from matforge.design.campaign import Campaign, CompositionPool
+    from matforge.design.campaign import Campaign
+    from matforge.design.spaces import CompositionPool
     from matforge.store import Store
 
     with Store(db, create=False) as store:

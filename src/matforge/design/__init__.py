@@ -1,6 +1,7 @@
 """Sequential design: design spaces, objectives, acquisition functions and batch proposals.
 
-* :mod:`~matforge.design.spaces` — :class:`DiscretePool`, :class:`ParameterSpace`
+* :mod:`~matforge.design.spaces` — :class:`DiscretePool`, :class:`CompositionPool`,
+  :class:`ParameterSpace`
   (:class:`Continuous`, :class:`Integer`, :class:`Ordinal`, :class:`Categorical`) and
   :class:`FormulationSpace` (:class:`Ingredient`, :class:`Group`), each rounding proposals to a precision a lab can weigh
   (``round``, ``with_precision``, :func:`default_step`, :func:`parse_precision`);
@@ -13,6 +14,7 @@
 * :mod:`~matforge.design.feasibility` — :class:`FeasibilityModel` (probability that an
   experiment succeeds, learned from failed ones);
 * :mod:`~matforge.design.costs` — :class:`CostModel` (acquisition per unit cost);
+* :mod:`~matforge.design.campaign` — :class:`Campaign` (ask/tell, in memory or kept in a store);
 * :mod:`~matforge.design.stopping` — :func:`probability_better_remains` (is it time to stop?).
 
 Submodules load lazily, so ``import matforge.design`` costs nothing until a name is used.
@@ -24,8 +26,8 @@ import importlib
 
 _EXPORTS = {
     **dict.fromkeys(
-        ["DesignSpace", "DiscretePool", "ParameterSpace", "Continuous", "Integer", "Ordinal",
-         "Categorical", "FormulationSpace", "Ingredient", "Group", "space_from_dict",
+        ["DesignSpace", "DiscretePool", "CompositionPool", "composition_keys", "ParameterSpace",
+         "Continuous", "Integer", "Ordinal", "Categorical", "FormulationSpace", "Ingredient", "Group", "space_from_dict",
          "default_step", "parse_precision"],
         "matforge.design.spaces",
     ),
@@ -43,6 +45,7 @@ _EXPORTS = {
         "matforge.design.acquisition",
     ),
     **dict.fromkeys(["select_batch", "BatchSelection"], "matforge.design.batch"),
+    **dict.fromkeys(["Campaign", "CampaignError", "ObserveReport"], "matforge.design.campaign"),
     **dict.fromkeys(["CostModel"], "matforge.design.costs"),
     **dict.fromkeys(["FeasibilityModel", "fit_feasibility"], "matforge.design.feasibility"),
     **dict.fromkeys(["StoppingEstimate", "probability_better_remains"],

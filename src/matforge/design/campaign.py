@@ -1,18 +1,23 @@
-"""Sequential-learning campaigns: ask for the next experiments, tell the results, in the store.
+"""Sequential-learning campaigns: ask for the next experiments, tell the results.
+
+A :class:`Campaign` is a plain domain object: build it, ask and tell, in a REPL or a notebook,
+with no database at all:
 
 >>> from matforge.design.campaign import Campaign
->>> c = Campaign.create("lab.db", "blends", space, ["degradation min"], initial=past_df)
+>>> c = Campaign(space, ["degradation min"], initial=past_df)
 >>> batch = c.suggest(5)            # DataFrame: suggestion_id, design columns, predictions
 >>> c.observe(results_df)           # matched to the suggestions by id or by design values
 >>> c.best(), c.history()
 
-A campaign's whole state lives in the store (:mod:`matforge.store.campaigns`): the design space
-(``as_dict``), the objectives, the strategy, every suggestion with the model and acquisition
-value that produced it and its status (pending / observed / cancelled), and every observation.
-Each ``suggest`` and each ``observe`` is one transaction, so a process killed at any moment
-loses nothing that was reported as done, and a restarted one never proposes again what is
-pending: pending experiments are excluded from the candidates and fantasised around (kriging
-believer) by the next batch.
+Saved to a store (:meth:`Campaign.save`, or made there with :meth:`Campaign.create`) it is the
+same object, whose state (the design space, the objectives, the strategy, every suggestion with
+the model and acquisition value that produced it and its status — pending / observed /
+cancelled —, and every observation) lives in the store's campaign tables, read and written
+only through :class:`matforge.store.campaigns.CampaignRepository`; :meth:`Campaign.load`
+reopens it in any process. Each ``suggest`` and each ``observe`` is one step, written at once
+(one transaction), so a process killed at any moment loses nothing that was reported as done,
+and a restarted one never proposes again what is pending: pending experiments are excluded
+from the candidates and fantasised around (kriging believer) by the next batch.
 
 What a lab needs around the loop: categorical and ordinal design columns (a solvent, a catalyst
 type, a grade), failed experiments recorded as such (a ``failed`` column in the results, see
@@ -23,16 +28,20 @@ estimate (:meth:`Campaign.stopping`, :mod:`matforge.design.stopping`).
 
 Design spaces: any :class:`~matforge.design.spaces.DesignSpace` (a
 :class:`~matforge.design.spaces.DiscretePool` of candidates, a
-:class:`~matforge.design.spaces.ParameterSpace`, a
-:class:`~matforge.design.spaces.FormulationSpace`) or a :class:`CompositionPool` of candidate
-formulas, which the surrogate sees through composition descriptors.
+:class:`~matforge.design.spaces.CompositionPool` of candidate formulas, which the surrogate
+sees through composition descriptors, a :class:`~matforge.design.spaces.ParameterSpace`, a
+:class:`~matforge.design.spaces.FormulationSpace`). Surrogates: a built-in name or any
+estimator following the scikit-learn contract with ``predict(X, return_std=True)``
+(``model=``). The rest of the campaign's ideas live beside it:
+:mod:`~matforge.design.campaign_log` (the history in memory),
+:mod:`~matforge.design.campaign_store` (saving and loading through the store),
+:mod:`~matforge.design.campaign_space` (the space a table of experiments implies).
 """
 
 from __future__ import annotations
 
 import getpass
 import json
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,18 +60,17 @@ from matforge.design.objectives import (
     parse_objective,
 )
 from matforge.design.spaces import (
+    CompositionPool,
     DesignSpace,
     DiscretePool,
     FormulationSpace,
-    ParameterSpace,
+    composition_keys,
     space_from_dict,
 )
+from matforge.design.spaces import _stored_value as _json_value
 from matforge.design.strategy import (
-    COMPOSITION_FEATURES,
     Representation,
     Strategy,
-    composition_feature_spec,
-    composition_features,
     default_strategy,
     fit_models,
     propose,
@@ -77,7 +85,6 @@ __all__ = [
     "FAILED_COLUMN",
     "ObserveReport",
     "composition_keys",
-    "infer_space",
     "load_space",
 ]
 
@@ -113,247 +120,19 @@ def _user() -> str:
         return os.environ.get("USER", "unknown")
 
 
-def _json_value(v):
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if v is None or isinstance(v, bool | int | float | str):
-        return v
-    if isinstance(v, pd.Timestamp):
-        return v.isoformat()
-    return str(v)
-
-
-# -----------------------------------------------------------------------------------------------
-# Candidate compositions
-# -----------------------------------------------------------------------------------------------
-
-
-def composition_keys(formulas: Sequence[str], source: str | None = None) -> list[str]:
-    """Canonical key of each formula: its elements and atomic fractions (6 significant
-    digits), so ``"Fe2O3"``, ``"O3Fe2"`` and ``"Fe0.4O0.6"`` share one key.
-
-    Raises :class:`~matforge.errors.InvalidFormula` naming the first formula that does not parse.
-    """
-    from matforge.chem.batch import CompositionBatch
-
-    batch = CompositionBatch.from_formulas([str(f) for f in formulas], errors="raise",
-                                           source=source)
-    F = batch.fractions.tocsr()
-    F.sort_indices()
-    symbols = batch.elements
-    keys = []
-    for r in range(F.shape[0]):
-        lo, hi = F.indptr[r], F.indptr[r + 1]
-        keys.append(" ".join(f"{symbols[j]}{float(f'{v:.6g}'):g}"
-                             for j, v in zip(F.indices[lo:hi], F.data[lo:hi], strict=True)))
-    return keys
-
-
-class CompositionPool(DesignSpace):
-    """A fixed table of candidate compositions (a formula column, plus any other columns).
-
-    The surrogate sees composition descriptors of the formulas (``featurizer``, a
-    :func:`~matforge.models.pipeline.build_featurizer` spec; ``"auto"``:
-    :func:`~matforge.design.strategy.composition_feature_spec` of the pool, i.e. element
-    fractions for a pool of at most 16 elements, Magpie statistics and fractions beyond).
-    ``feature_columns``: other design columns the surrogate sees beside the composition (a
-    synthesis route, a solvent, an annealing temperature), encoded as in a
-    :class:`~matforge.design.spaces.DiscretePool` (numbers as they are, text one-hot, and
-    ``categorical`` / ``ordinal`` as declared there). Rows are matched by ``id_column``
-    when given rows carry it, otherwise by composition (see :func:`composition_keys`) and the
-    values of ``feature_columns``, so every pool row of that composition (and those values)
-    matches.
-    """
-
-    def __init__(self, df: pd.DataFrame, formula_column: str = "formula",
-                 id_column: str | None = None, featurizer: Sequence[str] | str = "auto",
-                 feature_columns: Sequence[str] = (), categorical=None, ordinal=None):
-        if not isinstance(df, pd.DataFrame) or len(df) == 0:
-            raise DesignSpaceError("CompositionPool needs a non-empty DataFrame of candidates")
-        if formula_column not in df.columns:
-            raise DesignSpaceError(
-                f"CompositionPool: no formula column {formula_column!r}; have {list(df.columns)}"
-            )
-        if id_column is not None:
-            if id_column not in df.columns:
-                raise DesignSpaceError(f"CompositionPool: no id column {id_column!r}")
-            ids = pd.Index(df[id_column])
-        else:
-            ids = pd.RangeIndex(len(df))
-        if not ids.is_unique:
-            raise DesignSpaceError(
-                f"CompositionPool: duplicate ids in {id_column!r}: "
-                f"{list(ids[ids.duplicated()].unique()[:5])}"
-            )
-        self.df = df.reset_index(drop=True)
-        self.formula_column = formula_column
-        self.id_column = id_column
-        if isinstance(featurizer, str):
-            if featurizer != "auto":
-                raise DesignSpaceError(f"featurizer must be 'auto' or a list, got {featurizer!r}")
-            featurizer = composition_feature_spec(self.df[formula_column].tolist())
-        self.featurizer = list(featurizer)
-        self._ids = ids
-        self.extra_columns = [str(c) for c in feature_columns]
-        bad = [c for c in self.extra_columns if c in (formula_column, id_column)]
-        if bad:
-            raise DesignSpaceError(f"CompositionPool: {bad} cannot be extra feature columns")
-        self._extra = DiscretePool(self.df, feature_columns=self.extra_columns,
-                                   categorical=categorical, ordinal=ordinal) \
-            if self.extra_columns else None
-        self._keys = self._with_extras(
-            np.array(composition_keys(self.df[formula_column].tolist(),
-                                      source="candidate pool"), dtype=object), self.df)
-        self._features = None
-
-    def _with_extras(self, keys: np.ndarray, df: pd.DataFrame) -> np.ndarray:
-        """Composition keys, followed by the extra feature columns' values when there are."""
-        if self._extra is None:
-            return keys
-        missing = [c for c in self.extra_columns if c not in df.columns]
-        if missing:
-            raise DesignSpaceError(f"rows need the column(s) {missing}")
-        extra = self._extra._keys(df)
-        tails = [json.dumps([_json_value(v) for v in row]) for row in extra.to_numpy().tolist()]
-        return np.array([f"{k} | {t}" for k, t in zip(keys, tails, strict=True)], dtype=object)
-
-    def check_levels(self, df: pd.DataFrame, source: str = "rows") -> None:
-        if self._extra is not None:
-            self._extra.check_levels(df, source)
-    def __len__(self) -> int:
-        return len(self.df)
-
-    def __repr__(self) -> str:
-        return f"CompositionPool({len(self)} candidates, formula={self.formula_column!r})"
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, CompositionPool) and self.as_dict() == other.as_dict()
-
-    __hash__ = None
-
-    @property
-    def columns(self) -> list[str]:
-        return list(self.df.columns)
-
-    @property
-    def feature_names(self) -> list[str]:
-        from matforge.models.pipeline import build_featurizer
-
-        extra = self._extra.feature_names if self._extra is not None else []
-        return list(build_featurizer(self.featurizer).feature_labels()) + extra
-
-    @property
-    def ids(self) -> pd.Index:
-        return self._ids
-
-    def keys(self, df: pd.DataFrame) -> np.ndarray:
-        """Composition keys of the rows of ``df`` (pool rows: cached)."""
-        if df is self.df:
-            return self._keys
-        if self.formula_column not in df.columns:
-            raise DesignSpaceError(f"rows need a {self.formula_column!r} column")
-        return self._with_extras(
-            np.array(composition_keys(df[self.formula_column].tolist()), dtype=object), df)
-
-    def to_features(self, df: pd.DataFrame | None = None) -> np.ndarray:
-        """Composition descriptors of ``df`` (default: the pool, computed once)."""
-        if df is None:
-            if self._features is None:
-                F = composition_features(self.df[self.formula_column].tolist(), self.featurizer)
-                if self._extra is not None:
-                    F = np.hstack([F, self._extra.to_features()])
-                self._features = F
-            return self._features
-        if self.formula_column not in df.columns:
-            raise DesignSpaceError(f"rows need a {self.formula_column!r} column")
-        F = composition_features(df[self.formula_column].tolist(), self.featurizer)
-        if self._extra is not None:
-            F = np.hstack([F, self._extra.to_features(df)])
-        return F
-
-    def _match(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        if self.id_column is not None and self.id_column in df.columns:
-            pos = self._ids.get_indexer(pd.Index(df[self.id_column]))
-            rows = np.flatnonzero(pos >= 0)
-            return rows, pos[rows]
-        left = pd.DataFrame({"k": self.keys(df), "_row": np.arange(len(df))})
-        right = pd.DataFrame({"k": self._keys, "_pos": np.arange(len(self))})
-        m = left.merge(right, on="k")
-        return m["_row"].to_numpy(), m["_pos"].to_numpy()
-
-    def positions(self, df: pd.DataFrame) -> np.ndarray:
-        return np.unique(self._match(df)[1])
-
-    def available(self, exclude=None) -> np.ndarray:
-        mask = np.ones(len(self), dtype=bool)
-        if exclude is not None and len(exclude):
-            mask[self.positions(exclude)] = False
-        return mask
-
-    def candidates(self, exclude=None) -> pd.DataFrame:
-        return self.df[self.available(exclude)]
-
-    def sample(self, n: int, rng=None, exclude=None) -> pd.DataFrame:
-        pos = np.flatnonzero(self.available(exclude))
-        if n > len(pos):
-            raise DesignSpaceError(f"CompositionPool: asked for {n}, {len(pos)} available")
-        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        return self.df.iloc[np.sort(rng.choice(pos, size=int(n), replace=False))]
-
-    def contains(self, df: pd.DataFrame) -> np.ndarray:
-        ok = np.zeros(len(df), dtype=bool)
-        ok[self._match(df)[0]] = True
-        return ok
-
-    def infeasible_reason(self, row) -> str | None:
-        frame = row.to_frame().T if isinstance(row, pd.Series) else pd.DataFrame([dict(row)])
-        if self.contains(frame)[0]:
-            return None
-        return f"{frame[self.formula_column].iloc[0]!r} is not a candidate of the pool"
-
-    def as_dict(self) -> dict:
-        d = {
-            "@class": "CompositionPool",
-            "formula_column": self.formula_column,
-            "id_column": self.id_column,
-            "featurizer": self.featurizer,
-            "columns": [str(c) for c in self.df.columns],
-            "dtypes": [str(t) for t in self.df.dtypes],
-            "data": {str(c): [_json_value(v) for v in self.df[c].tolist()]
-                     for c in self.df.columns},
-        }
-        if self._extra is not None:  # absent: a pool of compositions alone (as before)
-            d["feature_columns"] = list(self.extra_columns)
-            declared = self._extra.as_dict()
-            d.update({k: declared[k] for k in ("categorical", "ordinal") if k in declared})
-        return d
-
-    @classmethod
-    def _from_dict(cls, d: dict) -> CompositionPool:
-        df = pd.DataFrame({c: d["data"][c] for c in d["columns"]}, columns=d["columns"])
-        for c, t in zip(d["columns"], d["dtypes"], strict=True):
-            try:
-                df[c] = df[c].astype(t)
-            except (TypeError, ValueError):
-                pass
-        return cls(df, d["formula_column"], d.get("id_column"),
-                   d.get("featurizer", COMPOSITION_FEATURES),
-                   feature_columns=d.get("feature_columns", ()),
-                   categorical=d.get("categorical"), ordinal=d.get("ordinal"))
-
-
 def load_space(d: dict) -> DesignSpace:
-    """Any design space from its ``as_dict`` (including :class:`CompositionPool`)."""
-    if isinstance(d, Mapping) and d.get("@class") == "CompositionPool":
-        return CompositionPool._from_dict(d)
+    """Any design space from its ``as_dict`` (the same as
+    :func:`~matforge.design.spaces.space_from_dict`, which knows every kind)."""
     return space_from_dict(d)
 
 
-# -----------------------------------------------------------------------------------------------
-# The campaign
-# -----------------------------------------------------------------------------------------------
+def __getattr__(name: str):
+    # the space a table implies lives in its own module, which needs CampaignError from here
+    if name in ("infer_space", "infer_parameter"):
+        from matforge.design import campaign_space
+
+        return getattr(campaign_space, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -374,41 +153,162 @@ class ObserveReport:
         return self.matched + self.unplanned
 
 
-def _open_store(store):
-    from matforge.store import Store
-
-    return store if isinstance(store, Store) else Store(store)
-
-
-def _tables():
-    from matforge.store import campaigns as tables
-
-    return tables
-
-
-def _in_project(campaigns, project_id: int | None):
-    """SQL condition: the campaign belongs to project ``project_id`` (None: to no project)."""
-    col = campaigns.c.project_id
-    return col.is_(None) if project_id is None else col == project_id
+def campaign_config(
+    space: DesignSpace,
+    objectives: Sequence[Objective | str] | Objective | str,
+    *,
+    model="auto",
+    acquisition: str | dict = "auto",
+    batch_strategy: str | None = None,
+    constraints: Sequence[Constraint | str] = (),
+    strategy: Strategy | None = None,
+    ingredient_features: pd.DataFrame | None = None,
+    precision: float | Mapping[str, float] | None = None,
+    costs: CostModel | Mapping | None = None,
+    seed: int = 0,
+) -> tuple[dict, Strategy]:
+    """The validated, JSON-serialisable description of a campaign (see :class:`Campaign`) and
+    its strategy (which may hold an estimator of one's own, described in the config)."""
+    if not isinstance(space, DesignSpace):
+        raise CampaignError(f"space must be a DesignSpace, got {type(space).__name__}")
+    space = space.with_precision(precision)
+    if isinstance(objectives, str | Objective):
+        objectives = [objectives]
+    objs = [parse_objective(o) for o in objectives]
+    if not objs:
+        raise CampaignError("a campaign needs at least one objective")
+    names = [o.name for o in objs]
+    if len(set(names)) != len(names):
+        raise CampaignError(f"objectives name a property twice: {names}")
+    cons = [parse_constraint(c) for c in constraints]
+    clash = [o for o in names if o in space.columns]
+    if clash:
+        raise CampaignError(f"objective(s) {clash} are design columns of the space")
+    strat = strategy or default_strategy(objs)
+    overrides = {}
+    if not isinstance(model, str) or model != "auto":
+        overrides["model"] = model
+        overrides["model_params"] = {}
+    if acquisition != "auto":
+        overrides["acquisition"] = acquisition
+    if batch_strategy is not None:
+        overrides["batch_strategy"] = batch_strategy
+    strat = Strategy.from_dict({**strat.as_dict(), "model": strat.model, **overrides})
+    strat.acquisition_for(objs)  # validates the acquisition name
+    if ingredient_features is not None:
+        if not isinstance(space, FormulationSpace):
+            raise CampaignError("ingredient_features need a FormulationSpace")
+        missing = [i for i in space.ingredient_names if i not in ingredient_features.index]
+        if missing:
+            raise CampaignError(f"ingredient_features lack ingredient(s) {missing[:5]}")
+        ingredient_features = ingredient_features.loc[space.ingredient_names].astype(float)
+    if costs is not None:
+        if isinstance(costs, Mapping):
+            costs = CostModel.from_dict(costs)
+        if not isinstance(costs, CostModel):
+            raise CampaignError(f"costs must be a CostModel, got {type(costs).__name__}")
+        costs.check(space)
+    config = {
+        "space": space.as_dict(),
+        "objectives": [o.as_dict() for o in objs],
+        "constraints": [c.as_dict() for c in cons],
+        "strategy": strat.as_dict(),
+        "seed": int(seed),
+        **({"costs": costs.as_dict()} if costs is not None else {}),
+        "ingredient_features": None if ingredient_features is None else {
+            "index": [str(i) for i in ingredient_features.index],
+            "columns": [str(c) for c in ingredient_features.columns],
+            "data": ingredient_features.to_numpy(dtype=float).tolist(),
+        },
+        "matforge": _version(),
+    }
+    return config, strat
 
 
 class Campaign:
-    """A sequential-learning campaign kept in a :class:`~matforge.store.Store`.
+    """A sequential-learning campaign: in memory, or kept in a
+    :class:`~matforge.store.Store` (see the module docstring).
 
-    Create one with :meth:`create`, reopen it (in any process) with :meth:`load`. See the
-    module docstring.
+    ``Campaign(space, objectives, ...)`` builds one in memory. ``objectives``: one or more
+    objectives or their text (``"yield_strength max"``, ``"gap in [1.2, 1.4]"``). ``model``
+    (``"auto"``, ``"rf"``, ``"gp"``, ``"boosted"``, or an estimator of one's own following the
+    scikit-learn contract with ``predict(X, return_std=True)``), ``acquisition`` (``"auto"`` or
+    a short name such as ``"ei"``, ``"ucb"``, ``"mli"``) and ``batch_strategy``
+    (``"kriging_believer"``, ``"local_penalization"``, ``"top"``) override
+    :func:`~matforge.design.strategy.default_strategy` (or pass a whole ``strategy``).
+    ``constraints`` on measured properties (``"density < 5"``) weight the acquisition by the
+    probability of meeting them. ``ingredient_features`` (formulation spaces): a table indexed
+    by ingredient name whose amount-weighted means are added to the surrogate's features.
+    ``precision``: the steps suggestions are rounded to (a number for every ingredient amount
+    and continuous parameter, or ``{"amounts": 0.005, "temperature": 5, "*": ...}``; 0: not
+    rounded; default: the space's own, see
+    :meth:`~matforge.design.spaces.ParameterSpace.round`), kept in the space. ``costs``: a
+    :class:`~matforge.design.costs.CostModel` (or its ``as_dict``) pricing each candidate
+    experiment; suggestions then maximise the acquisition per unit cost. ``initial``: results
+    from before the campaign (design columns and measured properties; failed experiments marked
+    in a ``failed`` column), recorded as observations from ``source``.
+
+    :meth:`save` keeps it in a store, :meth:`create` makes one there, :meth:`load` and
+    :meth:`open` reopen one. ``name``, ``id`` and ``store`` say where it is kept (None in
+    memory).
     """
 
-    def __init__(self, store, name: str, campaign_id: int, config: dict):
-        self.store = store
-        self.name = name
-        self.id = campaign_id
+    def __init__(
+        self,
+        space: DesignSpace,
+        objectives: Sequence[Objective | str] | Objective | str,
+        *,
+        model="auto",
+        acquisition: str | dict = "auto",
+        batch_strategy: str | None = None,
+        constraints: Sequence[Constraint | str] = (),
+        strategy: Strategy | None = None,
+        ingredient_features: pd.DataFrame | None = None,
+        precision: float | Mapping[str, float] | None = None,
+        costs: CostModel | Mapping | None = None,
+        seed: int = 0,
+        initial: pd.DataFrame | None = None,
+        source: str = "initial",
+        name: str | None = None,
+    ):
+        from matforge.design.campaign_log import MemoryLog
+
+        config, strat = campaign_config(
+            space, objectives, model=model, acquisition=acquisition,
+            batch_strategy=batch_strategy, constraints=constraints, strategy=strategy,
+            ingredient_features=ingredient_features, precision=precision, costs=costs,
+            seed=seed)
+        self._setup(config, strat)
+        self.name, self.id, self.store = name, None, None
+        self._log = MemoryLog()
+        if initial is not None:
+            self._log.add_observations(self._observation_rows(initial, source))
+
+    @classmethod
+    def from_config(cls, config: dict, *, name: str | None = None, log=None, store=None,
+                    campaign_id: int | None = None, strategy: Strategy | None = None
+                    ) -> Campaign:
+        """A campaign from its description (``config``, as :func:`campaign_config` makes it)
+        and its history (``log``: a :class:`~matforge.design.campaign_log.MemoryLog`, the
+        default, or a :class:`~matforge.store.campaigns.StoredCampaignLog`)."""
+        from matforge.design.campaign_log import MemoryLog
+
+        self = cls.__new__(cls)
+        self._setup(config, strategy)
+        self.name, self.id, self.store = name, campaign_id, store
+        self._log = MemoryLog() if log is None else log
+        return self
+
+    def _setup(self, config: dict, strategy: Strategy | None = None) -> None:
         self.config = config
         self.space = load_space(config["space"])
         self.objectives: list[Objective] = [objective_from_dict(o) for o in config["objectives"]]
         self.constraints: list[Constraint] = [Constraint.from_dict(c)
                                               for c in config.get("constraints", [])]
-        self.strategy = Strategy.from_dict(config["strategy"])
+        try:
+            self.strategy = strategy or Strategy.from_dict(config["strategy"])
+        except DesignSpaceError as exc:
+            raise CampaignError(str(exc)) from None
         self.seed = int(config.get("seed", 0))
         costs = config.get("costs")
         self.costs: CostModel | None = CostModel.from_dict(costs) if costs else None
@@ -424,201 +324,72 @@ class Campaign:
         objs = ", ".join(str(o) for o in self.objectives)
         return f"Campaign({self.name!r}, {objs}, space={self.space!r})"
 
-    # -- creation ------------------------------------------------------------------------------
+    # -- keeping it in a store -----------------------------------------------------------------
+
+    def save(self, store, name: str | None = None, *, project_id: int | None = None
+             ) -> Campaign:
+        """Keep this campaign, with its history so far, in ``store`` (a
+        :class:`~matforge.store.Store`, URL or path) under ``name`` (default: its own), in one
+        transaction; returns the campaign kept there (this one stays as it is). See
+        :func:`matforge.design.campaign_store.save_campaign`."""
+        from matforge.design.campaign_store import save_campaign
+
+        return save_campaign(self, store, self.name if name is None else name,
+                             project_id=project_id)
 
     @classmethod
-    def create(
-        cls,
-        store,
-        name: str,
-        space: DesignSpace,
-        objectives: Sequence[Objective | str] | Objective | str,
-        *,
-        model: str = "auto",
-        acquisition: str | dict = "auto",
-        batch_strategy: str | None = None,
-        constraints: Sequence[Constraint | str] = (),
-        strategy: Strategy | None = None,
-        ingredient_features: pd.DataFrame | None = None,
-        precision: float | Mapping[str, float] | None = None,
-        costs: CostModel | Mapping | None = None,
-        seed: int = 0,
-        initial: pd.DataFrame | None = None,
-        source: str = "initial",
-        project_id: int | None = None,
-    ) -> Campaign:
-        """A new campaign named ``name`` in ``store`` (a :class:`Store`, URL or path).
+    def create(cls, store, name: str, space: DesignSpace,
+               objectives: Sequence[Objective | str] | Objective | str, *,
+               project_id: int | None = None, **options) -> Campaign:
+        """A new campaign named ``name`` in ``store`` (a :class:`Store`, URL or path): the
+        campaign ``Campaign(space, objectives, **options)`` (see :class:`Campaign`) saved there,
+        its ``initial`` results in the same transaction. ``project_id``: the store project (row
+        id) the campaign belongs to (the server's campaigns); None for a campaign of the store
+        as a whole, which :meth:`load` and :meth:`names` see. Raises :class:`CampaignError` if
+        the name is taken (per project, or among the campaigns without one)."""
+        from matforge.design.campaign_store import check_name
 
-        ``objectives``: one or more objectives or their text (``"yield_strength max"``,
-        ``"gap in [1.2, 1.4]"``). ``model`` (``"auto"``, ``"rf"``, ``"gp"``, ``"boosted"``),
-        ``acquisition`` (``"auto"`` or a short name such as ``"ei"``, ``"ucb"``, ``"mli"``)
-        and ``batch_strategy`` (``"kriging_believer"``, ``"local_penalization"``, ``"top"``)
-        override :func:`~matforge.design.strategy.default_strategy`
-        (or pass a whole ``strategy``). ``constraints`` on measured properties
-        (``"density < 5"``) weight the acquisition by the probability of meeting them.
-        ``ingredient_features`` (formulation spaces): a table indexed by ingredient name whose
-        amount-weighted means are added to the surrogate's features. ``precision``: the steps
-        suggestions are rounded to (a number for every ingredient amount and continuous
-        parameter, or ``{"amounts": 0.005, "temperature": 5, "*": ...}``; 0: not rounded;
-        default: the space's own, see :meth:`~matforge.design.spaces.ParameterSpace.round`),
-        kept in the stored space. ``costs``: a
-        :class:`~matforge.design.costs.CostModel` (or its ``as_dict``) pricing each candidate
-        experiment; suggestions then maximise the acquisition per unit cost. ``initial``:
-        results from before the campaign (design columns and measured properties; failed
-        experiments marked in a ``failed`` column), recorded as observations in the same
-        transaction. ``project_id``: the store project (row id) the
-        campaign belongs to (the server's campaigns); None for a campaign of the store as a
-        whole, which :meth:`load` and :meth:`names` see. Raises :class:`CampaignError` if the
-        name is taken (per project, or among the campaigns without one).
-        """
-        store = _open_store(store)
-        if not isinstance(name, str) or not name.strip() or len(name) > 200:
-            raise CampaignError(f"a campaign name must be a non-empty string (≤ 200), got {name!r}")
-        if not isinstance(space, DesignSpace):
-            raise CampaignError(f"space must be a DesignSpace, got {type(space).__name__}")
-        space = space.with_precision(precision)
-        if isinstance(objectives, str | Objective):
-            objectives = [objectives]
-        objs = [parse_objective(o) for o in objectives]
-        if not objs:
-            raise CampaignError("a campaign needs at least one objective")
-        names = [o.name for o in objs]
-        if len(set(names)) != len(names):
-            raise CampaignError(f"objectives name a property twice: {names}")
-        cons = [parse_constraint(c) for c in constraints]
-        clash = [o for o in names if o in space.columns]
-        if clash:
-            raise CampaignError(f"objective(s) {clash} are design columns of the space")
-        strat = strategy or default_strategy(objs)
-        overrides = {}
-        if model != "auto":
-            overrides["model"] = model
-            overrides["model_params"] = {}
-        if acquisition != "auto":
-            overrides["acquisition"] = acquisition
-        if batch_strategy is not None:
-            overrides["batch_strategy"] = batch_strategy
-        strat = Strategy.from_dict({**strat.as_dict(), **overrides})
-        strat.acquisition_for(objs)  # validates the acquisition name
-        if ingredient_features is not None:
-            if not isinstance(space, FormulationSpace):
-                raise CampaignError("ingredient_features need a FormulationSpace")
-            missing = [i for i in space.ingredient_names if i not in ingredient_features.index]
-            if missing:
-                raise CampaignError(f"ingredient_features lack ingredient(s) {missing[:5]}")
-            ingredient_features = ingredient_features.loc[space.ingredient_names].astype(float)
-        if costs is not None:
-            if isinstance(costs, Mapping):
-                costs = CostModel.from_dict(costs)
-            if not isinstance(costs, CostModel):
-                raise CampaignError(f"costs must be a CostModel, got {type(costs).__name__}")
-            costs.check(space)
-        config = {
-            "space": space.as_dict(),
-            "objectives": [o.as_dict() for o in objs],
-            "constraints": [c.as_dict() for c in cons],
-            "strategy": strat.as_dict(),
-            "seed": int(seed),
-            **({"costs": costs.as_dict()} if costs is not None else {}),
-            "ingredient_features": None if ingredient_features is None else {
-                "index": [str(i) for i in ingredient_features.index],
-                "columns": [str(c) for c in ingredient_features.columns],
-                "data": ingredient_features.to_numpy(dtype=float).tolist(),
-            },
-            "matforge": _version(),
-        }
-        t = _tables()
-        import sqlalchemy as sa
-
-        from matforge.store.database import write_transaction
-
-        probe = cls(store, name, -1, config)  # validates the config before writing anything
-        rows = probe._observation_rows(initial, source) if initial is not None else []
-        with write_transaction(store.engine) as conn:
-            taken = conn.execute(sa.select(t.campaigns.c.id).where(
-                t.campaigns.c.name == name, _in_project(t.campaigns, project_id)))
-            if taken.first() is not None:
-                where = "" if project_id is None else " (this project)"
-                raise CampaignError(f"a campaign named {name!r} already exists in {store!r}{where}")
-            cid = conn.execute(
-                t.campaigns.insert().values(name=name, config=config, created_at=_now(),
-                                            created_by=_user(), project_id=project_id)
-            ).inserted_primary_key[0]
-            for r in rows:
-                r["campaign_id"] = cid
-            if rows:
-                conn.execute(t.campaign_observations.insert(), rows)
-        return cls(store, name, cid, config)
+        check_name(name)
+        return cls(space, objectives, name=name, **options).save(store, name,
+                                                                 project_id=project_id)
 
     @classmethod
     def load(cls, store, name: str) -> Campaign:
         """Reopen the campaign ``name`` (one without a project: the server's campaigns are
         reached through it; raises :class:`CampaignError` if there is none)."""
-        import sqlalchemy as sa
+        from matforge.design.campaign_store import load_campaign
 
-        store = _open_store(store)
-        t = _tables()
-        with store.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(t.campaigns.c.id, t.campaigns.c.config).where(
-                    t.campaigns.c.name == name, _in_project(t.campaigns, None))
-            ).first()
-        if row is None:
-            known = cls.names(store)
-            hint = f"; campaigns in this store: {', '.join(known)}" if known else ""
-            raise CampaignError(f"no campaign named {name!r} in {store!r}{hint}")
-        return cls(store, name, row.id, row.config)
+        return load_campaign(store, name)
+
+    @classmethod
+    def open(cls, store, campaign_id: int) -> Campaign:
+        """Reopen a campaign by its row id (any project's; raises :class:`CampaignError` if
+        there is none). Callers check that whoever asks may see it."""
+        from matforge.design.campaign_store import open_campaign
+
+        return open_campaign(store, campaign_id)
 
     @staticmethod
     def names(store) -> list[str]:
         """Names of the campaigns in ``store`` that belong to no project."""
-        import sqlalchemy as sa
+        from matforge.design.campaign_store import campaign_names
 
-        store = _open_store(store)
-        t = _tables()
-        with store.engine.connect() as conn:
-            return list(conn.execute(sa.select(t.campaigns.c.name)
-                                     .where(_in_project(t.campaigns, None))
-                                     .order_by(t.campaigns.c.id)).scalars())
+        return campaign_names(store)
 
     @staticmethod
     def overview(store) -> pd.DataFrame:
         """One row per campaign of ``store`` without a project (those :meth:`names` lists, in
         creation order): ``name``, ``objectives`` (their text, ``"; "``-joined), ``space`` (the
-        design space's class, e.g. ``FormulationSpace``), ``results`` (observations recorded, past experiments included),
-        ``pending`` (suggestions awaiting a result), ``created_at`` (UTC) and ``created_by``.
+        design space's class, e.g. ``FormulationSpace``), ``results`` (observations recorded,
+        past experiments included), ``pending`` (suggestions awaiting a result), ``created_at``
+        (UTC) and ``created_by``.
 
         Counts come from grouped queries and the space is not rebuilt, so listing loads no
         campaign's history or candidate pool.
         """
-        import sqlalchemy as sa
+        from matforge.design.campaign_store import campaign_overview
 
-        store = _open_store(store)
-        t = _tables()
-        c = t.campaigns
-        results = (sa.select(t.campaign_observations.c.campaign_id,
-                             sa.func.count().label("n"))
-                   .group_by(t.campaign_observations.c.campaign_id).subquery())
-        pending = (sa.select(t.campaign_suggestions.c.campaign_id, sa.func.count().label("n"))
-                   .where(t.campaign_suggestions.c.status == "pending")
-                   .group_by(t.campaign_suggestions.c.campaign_id).subquery())
-        stmt = (sa.select(c.c.name, c.c.config, c.c.created_at, c.c.created_by,
-                          sa.func.coalesce(results.c.n, 0).label("results"),
-                          sa.func.coalesce(pending.c.n, 0).label("pending"))
-                .outerjoin(results, results.c.campaign_id == c.c.id)
-                .outerjoin(pending, pending.c.campaign_id == c.c.id)
-                .where(_in_project(c, None)).order_by(c.c.id))
-        with store.engine.connect() as conn:
-            rows = conn.execute(stmt).all()
-        columns = ["name", "objectives", "space", "results", "pending", "created_at",
-                   "created_by"]
-        return pd.DataFrame(
-            [(r.name,
-              "; ".join(str(objective_from_dict(o)) for o in r.config["objectives"]),
-              r.config["space"].get("@class", ""),
-              int(r.results), int(r.pending), r.created_at, r.created_by) for r in rows],
-            columns=columns,
-        )
+        return campaign_overview(store)
 
     # -- features ------------------------------------------------------------------------------
 
@@ -692,22 +463,11 @@ class Campaign:
 
     # -- reading the state ---------------------------------------------------------------------
 
-    def _read(self, table, *where, order=None) -> pd.DataFrame:
-        import sqlalchemy as sa
-
-        stmt = sa.select(table).where(table.c.campaign_id == self.id, *where)
-        stmt = stmt.order_by(order if order is not None else table.c.id)
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(stmt).mappings().all()
-        return pd.DataFrame([dict(r) for r in rows], columns=list(table.c.keys()))
-
     def _observations(self) -> pd.DataFrame:
-        return self._read(_tables().campaign_observations)
+        return self._log.observations()
 
     def _suggestions(self, status: str | None = None) -> pd.DataFrame:
-        t = _tables()
-        where = [t.campaign_suggestions.c.status == status] if status else []
-        return self._read(t.campaign_suggestions, *where)
+        return self._log.suggestions(status)
 
     def _design_frame(self, designs: Sequence[dict]) -> pd.DataFrame:
         """Stored designs as a frame of the space's columns. Anything else a stored design
@@ -724,7 +484,7 @@ class Campaign:
 
     def batches(self) -> pd.DataFrame:
         """One row per ``suggest`` call: number, model description, acquisition, strategy."""
-        return self._read(_tables().campaign_batches)
+        return self._log.batches()
 
     def suggestions(self) -> pd.DataFrame:
         """Every suggestion: id, batch number, status, design columns, predicted mean and std
@@ -954,14 +714,9 @@ class Campaign:
         still holds), so the predictions and acquisition values are those of the rounded
         experiments, no two suggestions are the same, and none repeats one measured or pending.
         """
-        import sqlalchemy as sa
-
-        from matforge.store.database import write_transaction
-
         if isinstance(n, bool) or int(n) != n or n < 1:
             raise CampaignError(f"n must be a positive integer, got {n!r}")
         n = int(n)
-        t = _tables()
         history = self.history()
         pending = self.pending()
         observed, Y = self._training(history)
@@ -1005,43 +760,19 @@ class Campaign:
                    for row in chosen[self._stored_columns(chosen)].to_dict("records")]
         keys = self._keys(chosen)
         now = _now()
-        with write_transaction(self.store.engine) as conn:
-            camp = sa.select(t.campaigns.c.id).where(t.campaigns.c.id == self.id)
-            conn.execute(camp.with_for_update())  # PostgreSQL: one suggest at a time
-            number = conn.execute(
-                sa.select(sa.func.coalesce(sa.func.max(t.campaign_batches.c.number), 0))
-                .where(t.campaign_batches.c.campaign_id == self.id)
-            ).scalar_one() + 1
-            # Another process may have suggested since we read the state: never duplicate a
-            # pending experiment.
-            taken = set(conn.execute(
-                sa.select(t.campaign_suggestions.c.key).where(
-                    t.campaign_suggestions.c.campaign_id == self.id,
-                    t.campaign_suggestions.c.status == "pending")
-            ).scalars())
-            batch_id = conn.execute(t.campaign_batches.insert().values(
-                campaign_id=self.id, number=number, model=model_info,
-                acquisition=to_jsonable(acquisition), strategy=strategy_name, created_at=now,
-            )).inserted_primary_key[0]
-            rows, kept = [], []
-            for i, (design, key) in enumerate(zip(designs, keys, strict=True)):
-                if key in taken:
-                    continue
-                taken.add(key)
-                kept.append(i)
-                rows.append({
-                    "campaign_id": self.id, "batch_id": batch_id, "position": i, "key": key,
-                    "design": design,
-                    "prediction": None if not np.isfinite(mean[i]).all() else {
-                        o.name: {"mean": float(mean[i, j]), "std": float(std[i, j])}
-                        for j, o in enumerate(self.objectives)},
-                    "acquisition_value": float(values[i]) if np.isfinite(values[i]) else None,
-                    "status": "pending", "created_at": now,
-                })
-            ids = []
-            for r in rows:  # one by one: the ids are needed, and batches are small
-                ids.append(conn.execute(t.campaign_suggestions.insert().values(**r))
-                           .inserted_primary_key[0])
+        rows = [{
+            "position": i, "key": key, "design": design,
+            "prediction": None if not np.isfinite(mean[i]).all() else {
+                o.name: {"mean": float(mean[i, j]), "std": float(std[i, j])}
+                for j, o in enumerate(self.objectives)},
+            "acquisition_value": float(values[i]) if np.isfinite(values[i]) else None,
+            "status": "pending", "created_at": now,
+        } for i, (design, key) in enumerate(zip(designs, keys, strict=True))]
+        # One step: the batch is numbered, and a suggestion already pending (another process
+        # may have suggested since the state was read) dropped, where the state is kept.
+        number, ids, kept = self._log.add_batch(
+            {"model": model_info, "acquisition": to_jsonable(acquisition),
+             "strategy": strategy_name, "created_at": now}, rows)
         out = pd.DataFrame({SUGGESTION_ID: np.asarray(ids, dtype="int64"),
                             "batch": number})
         out = pd.concat([out, chosen.iloc[kept].reset_index(drop=True)], axis=1)
@@ -1388,10 +1119,6 @@ class Campaign:
         written) for an unknown suggestion id, a non-numeric value, a row without any value
         that is not marked failed, or a categorical / ordinal level the space does not declare.
         """
-        import sqlalchemy as sa
-
-        from matforge.store.database import write_transaction
-
         if not isinstance(results, pd.DataFrame):
             raise CampaignError(f"results must be a DataFrame, got {type(results).__name__}")
         source = f"observe:{source}" if source else "observe"
@@ -1400,7 +1127,6 @@ class Campaign:
             return ObserveReport()
         failures = self._failures(df, source, blank_means_failed)
         self._check_values(df, source, need_design=False, failures=failures)
-        t = _tables()
         by_id = np.full(len(df), -1, dtype=np.int64)
         if SUGGESTION_ID in df.columns:
             ids = pd.to_numeric(df[SUGGESTION_ID], errors="coerce")
@@ -1417,13 +1143,10 @@ class Campaign:
         values = self._values(df, failures)
         now, user = _now(), _user()
         report = ObserveReport()
-        with write_transaction(self.store.engine) as conn:
-            camp = sa.select(t.campaigns.c.id).where(t.campaigns.c.id == self.id)
-            conn.execute(camp.with_for_update())
-            S = t.campaign_suggestions
-            known = {r.id: r for r in conn.execute(
-                sa.select(S.c.id, S.c.key, S.c.design, S.c.status).where(
-                    S.c.campaign_id == self.id)).all()}
+
+        def plan(known: dict, stored: list) -> tuple[list[dict], list[int]]:
+            """What to write, given the suggestions and results recorded so far (called with
+            the campaign locked, where it is kept)."""
             unknown = [int(i) for i in by_id[by_id >= 0] if int(i) not in known]
             if unknown:
                 raise CampaignError(
@@ -1439,11 +1162,8 @@ class Campaign:
             if no_id.any():
                 by_design[no_id] = self._match_pending(df[no_id].reset_index(drop=True), pending)
             match = np.where(by_id >= 0, by_id, by_design)
-            Obs = t.campaign_observations
-            stored = conn.execute(sa.select(Obs.c.design, Obs.c["values"])
-                                  .where(Obs.c.campaign_id == self.id)).all()
-            seen = set(zip(self._identities([r.design for r in stored]),
-                           [json.dumps(r.values, sort_keys=True) for r in stored], strict=True))
+            seen = set(zip(self._identities([d for d, _ in stored]),
+                           [json.dumps(v, sort_keys=True) for _, v in stored], strict=True))
             design_rows = self._designs(df)
             rows, answered = [], []
             for i in range(len(df)):
@@ -1461,7 +1181,7 @@ class Campaign:
                     report.duplicates += 1
                     continue
                 seen.add(fingerprint)
-                rows.append({"campaign_id": self.id, "suggestion_id": sid if sid >= 0 else None,
+                rows.append({"suggestion_id": sid if sid >= 0 else None,
                              "key": key, "design": design, "values": values[i],
                              "source": source, "created_at": now, "created_by": user})
                 if sid >= 0:
@@ -1470,31 +1190,21 @@ class Campaign:
                 else:
                     report.unplanned += 1
                 report.failed += failures[i] is not None
-            for r in rows:
-                report.observation_ids.append(
-                    conn.execute(Obs.insert().values(**r)).inserted_primary_key[0])
-            if answered:
-                conn.execute(S.update().where(S.c.id.in_(answered), S.c.status != "observed")
-                             .values(status="observed", updated_at=now))
+            return rows, answered
+
+        report.observation_ids = self._log.record(plan, now)
         return report
 
     def cancel(self, suggestion_ids: Sequence[int] | None = None) -> int:
         """Mark pending suggestions as cancelled (all of them by default): they will not be
         waited for, and may be proposed again. Returns how many were cancelled."""
-        from matforge.store.database import write_transaction
-
-        t = _tables()
-        S = t.campaign_suggestions
-        stmt = S.update().where(S.c.campaign_id == self.id, S.c.status == "pending")
-        if suggestion_ids is not None:
-            stmt = stmt.where(S.c.id.in_([int(i) for i in suggestion_ids]))
-        with write_transaction(self.store.engine) as conn:
-            return conn.execute(stmt.values(status="cancelled", updated_at=_now())).rowcount
+        return self._log.cancel(suggestion_ids, _now())
 
     def _repr_html_(self) -> str:
         from matforge.notebook import campaign_html
 
         return campaign_html(self.status())
+
 
 
 def _round(v):
@@ -1515,195 +1225,3 @@ def _version() -> str:
     from matforge import __version__
 
     return __version__
-
-
-def _numeric_levels(levels: Sequence, column: str) -> list:
-    """Declared levels (text, from the command line) of a column that holds numbers, as
-    numbers (whole ones as integers), so that they match the table's values."""
-    out = []
-    for v in levels:
-        try:
-            x = float(v)
-        except (TypeError, ValueError):
-            raise CampaignError(
-                f"level {v!r} of column {column!r} is not a number, but the column holds numbers"
-            ) from None
-        out.append(int(x) if x.is_integer() else x)
-    return out
-
-
-def _design_levels(declared: Mapping[str, Sequence | None] | None, column: str,
-                   values: pd.Series) -> list | None:
-    """The levels declared for ``column`` (None: none declared), typed like its values."""
-    levels = (declared or {}).get(column)
-    if levels is None:
-        return None
-    numeric = pd.to_numeric(values.dropna(), errors="coerce").notna().all() and \
-        values.notna().any()
-    return _numeric_levels(levels, column) if numeric else [str(v) for v in levels]
-
-
-def _declarations(spec, what: str) -> dict[str, list | None]:
-    if spec is None:
-        return {}
-    if isinstance(spec, str):
-        return {spec: None}
-    if isinstance(spec, Mapping):
-        return {str(k): None if v is None else list(v) for k, v in spec.items()}
-    if isinstance(spec, Sequence):
-        return dict.fromkeys((str(c) for c in spec), None)
-    raise CampaignError(f"{what} must be column names or a mapping of column to levels")
-
-
-def infer_parameter(column: str, values: pd.Series, *,
-                    categorical: Mapping[str, Sequence | None] | None = None,
-                    ordinal: Mapping[str, Sequence | None] | None = None,
-                    continuous: Sequence[str] = ()):
-    """The parameter a table column implies (see :func:`infer_space`)."""
-    from matforge.design.spaces import Categorical, Continuous, Integer, Ordinal
-
-    observed = values.dropna()
-    if not len(observed):
-        raise CampaignError(f"column {column!r} has no value to infer its range or levels from")
-    numeric = pd.to_numeric(observed, errors="coerce")
-    is_numeric = bool(numeric.notna().all()) and not pd.api.types.is_bool_dtype(observed)
-    levels = [v.item() if isinstance(v, np.generic) else v for v in observed.unique().tolist()]
-    try:
-        if column in (categorical or {}):
-            declared = _design_levels(categorical, column, values)
-            return Categorical(column, tuple(declared if declared is not None
-                                             else sorted(levels, key=str)))
-        if column in (ordinal or {}):
-            declared = _design_levels(ordinal, column, values)
-            if declared is None:
-                if not is_numeric:
-                    raise CampaignError(
-                        f"column {column!r} holds text: give its ordinal levels lowest first "
-                        f"({column}=low,medium,high)"
-                    )
-                declared = sorted(numeric.unique().tolist())
-                declared = [int(x) if float(x).is_integer() else float(x) for x in declared]
-            return Ordinal(column, tuple(declared))
-        if not is_numeric:
-            return Categorical(column, tuple(sorted(levels, key=str)))
-        lo, hi = float(numeric.min()), float(numeric.max())
-        whole = bool((numeric == np.round(numeric)).all())
-        if whole and column not in continuous:
-            return Integer(column, int(lo), int(hi))
-        return Continuous(column, lo, hi)
-    except DesignSpaceError as exc:
-        raise CampaignError(f"column {column!r}: {exc}") from None
-
-
-def infer_space(data: pd.DataFrame, *, formula: str | None = None,
-                features: Sequence[str] | None = None,
-                formulation: Sequence[str] | None = None, max_components: int | None = None,
-                pool: pd.DataFrame | None = None, targets: Sequence[str] = (),
-                id_column: str | None = None,
-                categorical: Sequence[str] | Mapping[str, Sequence | None] | None = None,
-                ordinal: Sequence[str] | Mapping[str, Sequence | None] | None = None,
-                continuous: Sequence[str] = ()) -> DesignSpace:
-    """The design space a CSV-based campaign implies (see ``matforge campaign new``).
-
-    * ``formula``: a :class:`CompositionPool` of the rows of ``pool``, or else of the rows of
-      ``data`` whose targets are all missing (the candidates); ``features`` are then other
-      columns the surrogate sees beside the composition (numbers as they are, text one-hot);
-    * ``features`` alone: a :class:`DiscretePool` of ``pool`` on those columns, or else a
-      :class:`ParameterSpace` spanning the data: a column of whole numbers becomes an
-      :class:`~matforge.design.spaces.Integer` over its range (unless named in
-      ``continuous``), other numbers a :class:`~matforge.design.spaces.Continuous` range, text
-      a :class:`~matforge.design.spaces.Categorical` of its levels;
-    * ``formulation``: a :class:`DiscretePool` of ``pool``, or else a :class:`FormulationSpace`
-      of those ingredients summing to the data's typical row total (1 or 100 when the rows sum
-      to that within 1 %), with at most ``max_components`` present, and ``features`` as its
-      process parameters (inferred as above).
-
-    ``categorical`` and ``ordinal`` declare columns (names, or a mapping to their levels):
-    a categorical column is one-hot even if it holds numbers (a catalyst code), and its
-    declared levels may include ones the data lacks; an ordinal column's levels are ordered,
-    lowest first (numbers: by value, unless declared). Declared columns are design columns
-    even if ``features`` does not name them.
-    """
-    given = [x is not None for x in (formula, formulation)]
-    categorical = _declarations(categorical, "categorical")
-    ordinal = _declarations(ordinal, "ordinal")
-    both = sorted(set(categorical) & set(ordinal))
-    if both:
-        raise CampaignError(f"column(s) {both} declared both categorical and ordinal")
-    declared = [c for c in [*categorical, *ordinal] if c not in (features or [])]
-    if declared:
-        features = [*(features or []), *declared]
-    if sum(given) > 1 or (not any(given) and features is None):
-        raise CampaignError("describe the experiments with exactly one of formula, features "
-                            "and formulation (features may also go beside formula or "
-                            "formulation: other design columns, process parameters)")
-    unknown = [c for c in continuous if c not in (features or [])]
-    if unknown:
-        raise CampaignError(f"continuous column(s) {unknown} are not design features")
-    unlabelled = None
-    if targets:
-        present = [t for t in targets if t in data.columns]
-        if present:
-            vals = data[present].apply(pd.to_numeric, errors="coerce")
-            unlabelled = data[vals.isna().all(axis=1)]
-    if formula is not None:
-        if formula not in data.columns:
-            raise CampaignError(f"no formula column {formula!r}; have {list(data.columns)}")
-        cands = pool if pool is not None else unlabelled
-        if cands is None or not len(cands):
-            raise CampaignError(
-                "a formula campaign chooses among candidates: give a pool of candidate "
-                "formulas (--pool), or rows without results in the data file"
-            )
-        cands = cands.drop(columns=[t for t in targets if t in cands.columns])
-        extra = list(features or [])
-        missing = [c for c in extra if c not in cands.columns]
-        if missing:
-            raise CampaignError(f"column(s) {missing} not in the candidates; have "
-                                f"{list(cands.columns)}")
-        try:
-            return CompositionPool(cands.reset_index(drop=True), formula_column=formula,
-                                   id_column=id_column, feature_columns=extra,
-                                   categorical=_typed(categorical, cands),
-                                   ordinal=_typed(ordinal, cands))
-        except DesignSpaceError as exc:
-            raise CampaignError(str(exc)) from None
-    cols = list(formulation if formulation is not None else features)
-    params = list(features or []) if formulation is not None else []
-    missing = [c for c in cols + params if c not in data.columns]
-    if missing:
-        raise CampaignError(f"column(s) {missing} not in the data; have {list(data.columns)}")
-    if pool is not None:
-        allcols = cols + [c for c in params if c not in cols]
-        miss = [c for c in allcols if c not in pool.columns]
-        if miss:
-            raise CampaignError(f"column(s) {miss} not in the candidate pool")
-        keep = [c for c in pool.columns if c not in targets]
-        try:
-            return DiscretePool(pool[keep].reset_index(drop=True), id_column=id_column,
-                                feature_columns=allcols, categorical=_typed(categorical, pool),
-                                ordinal=_typed(ordinal, pool))
-        except DesignSpaceError as exc:
-            raise CampaignError(str(exc)) from None
-    kinds = {"categorical": categorical, "ordinal": ordinal, "continuous": continuous}
-    if features is not None and formulation is None:
-        return ParameterSpace([infer_parameter(c, data[c], **kinds) for c in cols])
-    amounts = data[cols].apply(pd.to_numeric, errors="coerce")
-    if amounts.isna().any().any():
-        bad = amounts.isna().any(axis=1).to_numpy()
-        raise CampaignError(f"ingredient amounts missing or not numbers in row(s) "
-                            f"{(np.flatnonzero(bad)[:5] + 1).tolist()}")
-    total = float(np.median(amounts.sum(axis=1)))
-    for nice in (1.0, 100.0):
-        if abs(total - nice) <= 0.01 * nice:
-            total = nice
-    parameters = [infer_parameter(c, data[c], **kinds) for c in params] or None
-    return FormulationSpace(cols, total=total, max_components=max_components,
-                            parameters=parameters)
-
-
-def _typed(declared: dict[str, list | None], table: pd.DataFrame) -> dict | None:
-    """Declared levels typed like the table's columns (numbers stay numbers)."""
-    out = {c: (_design_levels(declared, c, table[c]) if c in table.columns else levels)
-           for c, levels in declared.items()}
-    return out or None

@@ -1,8 +1,11 @@
 """Design spaces: the set from which a campaign may propose its next experiments.
 
-Three kinds, one interface (:class:`DesignSpace`):
+Four kinds, one interface (:class:`DesignSpace`), one deserialiser
+(:meth:`DesignSpace.from_dict`):
 
 * :class:`DiscretePool` — a fixed table of candidates (a dataset, a screen's output, a CSV);
+* :class:`CompositionPool` — a fixed table of candidate formulas, which a surrogate sees through
+  composition descriptors (both pools share :class:`CandidateTable`);
 * :class:`ParameterSpace` — process conditions: :class:`Continuous`, :class:`Integer`,
   :class:`Ordinal` (ordered levels: "low" < "medium" < "high") and :class:`Categorical`
   (unordered levels: a solvent, a catalyst type) parameters;
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,7 +46,9 @@ from matforge.errors import DesignSpaceError
 
 __all__ = [
     "TOL",
+    "CandidateTable",
     "Categorical",
+    "CompositionPool",
     "Continuous",
     "DesignSpace",
     "DiscretePool",
@@ -52,6 +58,7 @@ __all__ = [
     "Integer",
     "Ordinal",
     "ParameterSpace",
+    "composition_keys",
     "default_step",
     "parse_precision",
     "space_from_dict",
@@ -910,7 +917,113 @@ def _declared(spec, what: str) -> dict[str, list | None]:
     return dict.fromkeys((str(c) for c in spec), None)
 
 
-class DiscretePool(DesignSpace):
+def _stored_value(v):
+    """A table cell as JSON (numbers, text, None; non-finite numbers become None, which
+    PostgreSQL's JSON needs, and timestamps ISO text)."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if v is None or isinstance(v, bool | int | float | str):
+        return v
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat()
+    return str(v)
+
+
+class CandidateTable(DesignSpace):
+    """What every fixed table of candidates shares (:class:`DiscretePool`,
+    :class:`CompositionPool`): rows with unique ids, matched to given rows by id or by what the
+    candidates are (``_match``, per subclass), drawn and excluded by position, and serialised as
+    their columns, dtypes and values."""
+
+    df: pd.DataFrame
+    id_column: str | None
+    _ids: pd.Index
+
+    def __len__(self) -> int:
+        return len(self.df)
+
+    @property
+    def ids(self) -> pd.Index:
+        """Candidate ids, in pool order."""
+        return self._ids
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.df.columns)
+
+    def _match(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Pairs (row of df, pool position) that refer to the same candidate."""
+        raise NotImplementedError
+
+    def _match_ids(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
+        """:meth:`_match` by id, when ``df`` carries the id column (else None)."""
+        if self.id_column is None or self.id_column not in df.columns:
+            return None
+        pos = self._ids.get_indexer(pd.Index(df[self.id_column]))
+        rows = np.flatnonzero(pos >= 0)
+        return rows, pos[rows]
+
+    def positions(self, items) -> np.ndarray:
+        """Pool positions of candidates given as ids (list-like) or rows (DataFrame)."""
+        if isinstance(items, pd.DataFrame):
+            return np.unique(self._match(items)[1])
+        ids = pd.Index(list(items) if not isinstance(items, pd.Index) else items)
+        pos = self._ids.get_indexer(ids)
+        if (pos < 0).any():
+            unknown = list(ids[pos < 0][:5])
+            raise DesignSpaceError(f"{type(self).__name__}: unknown candidate id(s) {unknown}")
+        return pos
+
+    def available(self, exclude=None) -> np.ndarray:
+        """Boolean mask over the pool: candidates not in ``exclude`` (ids or rows, e.g. the
+        already-observed and pending experiments)."""
+        mask = np.ones(len(self), dtype=bool)
+        if exclude is not None and len(exclude):
+            mask[self.positions(exclude)] = False
+        return mask
+
+    def candidates(self, exclude=None) -> pd.DataFrame:
+        """The candidate rows, without those in ``exclude`` (ids or rows)."""
+        return self.df[self.available(exclude)]
+
+    def sample(self, n: int, rng=None, exclude=None) -> pd.DataFrame:
+        """``n`` distinct candidates drawn uniformly at random (without those in ``exclude``)."""
+        pos = np.flatnonzero(self.available(exclude))
+        if n > len(pos):
+            raise DesignSpaceError(
+                f"{type(self).__name__}: asked for {n} candidates, {len(pos)} available"
+            )
+        return self.df.iloc[np.sort(_rng(rng).choice(pos, size=int(n), replace=False))]
+
+    def contains(self, df: pd.DataFrame) -> np.ndarray:
+        """Which rows of ``df`` are pool candidates (by id, or by what they are)."""
+        ok = np.zeros(len(df), dtype=bool)
+        ok[self._match(df)[0]] = True
+        return ok
+
+    def _table_dict(self, value=_json_value) -> dict:
+        """The candidate table as JSON: ``columns``, ``dtypes`` and ``data`` (by column)."""
+        return {
+            "columns": [str(c) for c in self.df.columns],
+            "dtypes": [str(t) for t in self.df.dtypes],
+            "data": {str(c): [value(v) for v in self.df[c].tolist()] for c in self.df.columns},
+        }
+
+    @staticmethod
+    def _table_from_dict(d: dict) -> pd.DataFrame:
+        """The candidate table of :meth:`_table_dict`, with its dtypes where they apply."""
+        df = pd.DataFrame({c: d["data"][c] for c in d["columns"]}, columns=d["columns"])
+        for c, t in zip(d["columns"], d["dtypes"], strict=True):
+            try:
+                df[c] = df[c].astype(t)
+            except (TypeError, ValueError):
+                pass
+        return df
+
+
+class DiscretePool(CandidateTable):
     """A fixed table of candidates: a dataset, a screen's output, a CSV of possible experiments.
 
     Parameters
@@ -1031,23 +1144,11 @@ class DiscretePool(DesignSpace):
                                 "declared levels")
         self._features = self._encode(self.df)
 
-    def __len__(self) -> int:
-        return len(self.df)
-
     def __repr__(self) -> str:
         feats = self.feature_columns
         shown = ", ".join(feats[:6]) + (f", … ({len(feats)} in all)" if len(feats) > 6 else "")
         ident = f", id={self.id_column!r}" if self.id_column else ""
         return f"DiscretePool({len(self)} candidates{ident}, features=[{shown}])"
-
-    @property
-    def ids(self) -> pd.Index:
-        """Candidate ids, in pool order."""
-        return self._ids
-
-    @property
-    def columns(self) -> list[str]:
-        return list(self.df.columns)
 
     @property
     def feature_names(self) -> list[str]:
@@ -1103,51 +1204,14 @@ class DiscretePool(DesignSpace):
 
     def _match(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Pairs (row of df, pool position) that refer to the same candidate."""
-        if self.id_column is not None and self.id_column in df.columns:
-            pos = self._ids.get_indexer(pd.Index(df[self.id_column]))
-            rows = np.flatnonzero(pos >= 0)
-            return rows, pos[rows]
+        by_id = self._match_ids(df)
+        if by_id is not None:
+            return by_id
         _require_columns(df, self.feature_columns, "DiscretePool")
         left = self._keys(df).assign(_row=np.arange(len(df)))
         right = self._keys(self.df).assign(_pos=np.arange(len(self)))
         merged = left.merge(right, on=self.feature_columns, how="inner")
         return merged["_row"].to_numpy(), merged["_pos"].to_numpy()
-
-    def positions(self, items) -> np.ndarray:
-        """Pool positions of candidates given as ids (list-like) or rows (DataFrame)."""
-        if isinstance(items, pd.DataFrame):
-            return np.unique(self._match(items)[1])
-        ids = pd.Index(list(items) if not isinstance(items, pd.Index) else items)
-        pos = self._ids.get_indexer(ids)
-        if (pos < 0).any():
-            unknown = list(ids[pos < 0][:5])
-            raise DesignSpaceError(f"DiscretePool: unknown candidate id(s) {unknown}")
-        return pos
-
-    def available(self, exclude=None) -> np.ndarray:
-        """Boolean mask over the pool: candidates not in ``exclude`` (ids or rows, e.g. the
-        already-observed and pending experiments)."""
-        mask = np.ones(len(self), dtype=bool)
-        if exclude is not None and len(exclude):
-            mask[self.positions(exclude)] = False
-        return mask
-
-    def candidates(self, exclude=None) -> pd.DataFrame:
-        """The candidate rows, without those in ``exclude`` (ids or rows)."""
-        return self.df[self.available(exclude)]
-
-    def sample(self, n: int, rng=None, exclude=None) -> pd.DataFrame:
-        """``n`` distinct candidates drawn uniformly at random (without those in ``exclude``)."""
-        pos = np.flatnonzero(self.available(exclude))
-        if n > len(pos):
-            raise DesignSpaceError(f"DiscretePool: asked for {n} candidates, {len(pos)} available")
-        return self.df.iloc[np.sort(_rng(rng).choice(pos, size=int(n), replace=False))]
-
-    def contains(self, df: pd.DataFrame) -> np.ndarray:
-        """Which rows of ``df`` are pool candidates (by id, or by feature values)."""
-        ok = np.zeros(len(df), dtype=bool)
-        ok[self._match(df)[0]] = True
-        return ok
 
     def infeasible_reason(self, row) -> str | None:
         frame = _row_frame(row)
@@ -1158,29 +1222,202 @@ class DiscretePool(DesignSpace):
         return "no pool candidate has these feature values"
 
     def as_dict(self) -> dict:
-        data = {str(c): [_json_value(v) for v in self.df[c].tolist()] for c in self.df.columns}
         return {
             "@class": "DiscretePool",
             "id_column": self.id_column,
             "feature_columns": self.feature_columns,
-            "columns": [str(c) for c in self.df.columns],
-            "dtypes": [str(t) for t in self.df.dtypes],
-            "data": data,
+            **self._table_dict(),
             "index": None if self.id_column else [_json_value(v) for v in self.df.index.tolist()],
             **{k: v for k, v in self._declared.items() if v},
         }
 
     @classmethod
     def _from_dict(cls, d: dict) -> DiscretePool:
-        df = pd.DataFrame({c: d["data"][c] for c in d["columns"]}, columns=d["columns"])
-        for c, t in zip(d["columns"], d["dtypes"], strict=True):
-            try:
-                df[c] = df[c].astype(t)
-            except (TypeError, ValueError):
-                pass
+        df = cls._table_from_dict(d)
         if d.get("index") is not None:
             df.index = d["index"]
         return cls(df, id_column=d["id_column"], feature_columns=d["feature_columns"],
+                   categorical=d.get("categorical"), ordinal=d.get("ordinal"))
+
+
+# -----------------------------------------------------------------------------------------------
+# Candidate compositions
+# -----------------------------------------------------------------------------------------------
+
+
+def composition_keys(formulas: Sequence[str], source: str | None = None) -> list[str]:
+    """Canonical key of each formula: its elements and atomic fractions (6 significant
+    digits), so ``"Fe2O3"``, ``"O3Fe2"`` and ``"Fe0.4O0.6"`` share one key.
+
+    Raises :class:`~matforge.errors.InvalidFormula` naming the first formula that does not parse.
+    """
+    from matforge.chem.batch import CompositionBatch
+
+    batch = CompositionBatch.from_formulas([str(f) for f in formulas], errors="raise",
+                                           source=source)
+    F = batch.fractions.tocsr()
+    F.sort_indices()
+    symbols = batch.elements
+    keys = []
+    for r in range(F.shape[0]):
+        lo, hi = F.indptr[r], F.indptr[r + 1]
+        keys.append(" ".join(f"{symbols[j]}{float(f'{v:.6g}'):g}"
+                             for j, v in zip(F.indices[lo:hi], F.data[lo:hi], strict=True)))
+    return keys
+
+
+class CompositionPool(CandidateTable):
+    """A fixed table of candidate compositions (a formula column, plus any other columns).
+
+    The surrogate sees composition descriptors of the formulas (``featurizer``, a
+    :func:`~matforge.models.pipeline.build_featurizer` spec; ``"auto"``:
+    :func:`~matforge.design.strategy.composition_feature_spec` of the pool, i.e. element
+    fractions for a pool of at most 16 elements, Magpie statistics and fractions beyond).
+    ``feature_columns``: other design columns the surrogate sees beside the composition (a
+    synthesis route, a solvent, an annealing temperature), encoded as in a
+    :class:`DiscretePool` (numbers as they are, text one-hot, and ``categorical`` /
+    ``ordinal`` as declared there). Rows are matched by ``id_column`` when given rows carry
+    it, otherwise by composition (see :func:`composition_keys`) and the values of
+    ``feature_columns``, so every pool row of that composition (and those values) matches.
+    """
+
+    def __init__(self, df: pd.DataFrame, formula_column: str = "formula",
+                 id_column: str | None = None, featurizer: Sequence[str] | str = "auto",
+                 feature_columns: Sequence[str] = (), categorical=None, ordinal=None):
+        if not isinstance(df, pd.DataFrame) or len(df) == 0:
+            raise DesignSpaceError("CompositionPool needs a non-empty DataFrame of candidates")
+        if formula_column not in df.columns:
+            raise DesignSpaceError(
+                f"CompositionPool: no formula column {formula_column!r}; have {list(df.columns)}"
+            )
+        if id_column is not None:
+            if id_column not in df.columns:
+                raise DesignSpaceError(f"CompositionPool: no id column {id_column!r}")
+            ids = pd.Index(df[id_column])
+        else:
+            ids = pd.RangeIndex(len(df))
+        if not ids.is_unique:
+            raise DesignSpaceError(
+                f"CompositionPool: duplicate ids in {id_column!r}: "
+                f"{list(ids[ids.duplicated()].unique()[:5])}"
+            )
+        self.df = df.reset_index(drop=True)
+        self.formula_column = formula_column
+        self.id_column = id_column
+        if isinstance(featurizer, str):
+            if featurizer != "auto":
+                raise DesignSpaceError(f"featurizer must be 'auto' or a list, got {featurizer!r}")
+            from matforge.design.strategy import composition_feature_spec
+
+            featurizer = composition_feature_spec(self.df[formula_column].tolist())
+        self.featurizer = list(featurizer)
+        self._ids = ids
+        self.extra_columns = [str(c) for c in feature_columns]
+        bad = [c for c in self.extra_columns if c in (formula_column, id_column)]
+        if bad:
+            raise DesignSpaceError(f"CompositionPool: {bad} cannot be extra feature columns")
+        # the other design columns are encoded (and their levels checked) by a DiscretePool
+        self._extra = DiscretePool(self.df, feature_columns=self.extra_columns,
+                                   categorical=categorical, ordinal=ordinal) \
+            if self.extra_columns else None
+        self._keys = self._with_extras(
+            np.array(composition_keys(self.df[formula_column].tolist(),
+                                      source="candidate pool"), dtype=object), self.df)
+        self._features = None
+
+    def _with_extras(self, keys: np.ndarray, df: pd.DataFrame) -> np.ndarray:
+        """Composition keys, followed by the extra feature columns' values when there are."""
+        if self._extra is None:
+            return keys
+        missing = [c for c in self.extra_columns if c not in df.columns]
+        if missing:
+            raise DesignSpaceError(f"rows need the column(s) {missing}")
+        extra = self._extra._keys(df)
+        tails = [json.dumps([_stored_value(v) for v in row]) for row in extra.to_numpy().tolist()]
+        return np.array([f"{k} | {t}" for k, t in zip(keys, tails, strict=True)], dtype=object)
+
+    def check_levels(self, df: pd.DataFrame, source: str = "rows") -> None:
+        if self._extra is not None:
+            self._extra.check_levels(df, source)
+
+    def __repr__(self) -> str:
+        return f"CompositionPool({len(self)} candidates, formula={self.formula_column!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, CompositionPool) and self.as_dict() == other.as_dict()
+
+    __hash__ = None
+
+    @property
+    def feature_names(self) -> list[str]:
+        from matforge.models.pipeline import build_featurizer
+
+        extra = self._extra.feature_names if self._extra is not None else []
+        return list(build_featurizer(self.featurizer).feature_labels()) + extra
+
+    def keys(self, df: pd.DataFrame) -> np.ndarray:
+        """Composition keys of the rows of ``df`` (pool rows: cached)."""
+        if df is self.df:
+            return self._keys
+        if self.formula_column not in df.columns:
+            raise DesignSpaceError(f"rows need a {self.formula_column!r} column")
+        return self._with_extras(
+            np.array(composition_keys(df[self.formula_column].tolist()), dtype=object), df)
+
+    def to_features(self, df: pd.DataFrame | None = None) -> np.ndarray:
+        """Composition descriptors of ``df`` (default: the pool, computed once)."""
+        from matforge.design.strategy import composition_features
+
+        if df is None:
+            if self._features is None:
+                F = composition_features(self.df[self.formula_column].tolist(), self.featurizer)
+                if self._extra is not None:
+                    F = np.hstack([F, self._extra.to_features()])
+                self._features = F
+            return self._features
+        if self.formula_column not in df.columns:
+            raise DesignSpaceError(f"rows need a {self.formula_column!r} column")
+        F = composition_features(df[self.formula_column].tolist(), self.featurizer)
+        if self._extra is not None:
+            F = np.hstack([F, self._extra.to_features(df)])
+        return F
+
+    def _match(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        by_id = self._match_ids(df)
+        if by_id is not None:
+            return by_id
+        left = pd.DataFrame({"k": self.keys(df), "_row": np.arange(len(df))})
+        right = pd.DataFrame({"k": self._keys, "_pos": np.arange(len(self))})
+        m = left.merge(right, on="k")
+        return m["_row"].to_numpy(), m["_pos"].to_numpy()
+
+    def infeasible_reason(self, row) -> str | None:
+        frame = _row_frame(row)
+        if self.contains(frame)[0]:
+            return None
+        return f"{frame[self.formula_column].iloc[0]!r} is not a candidate of the pool"
+
+    def as_dict(self) -> dict:
+        d = {
+            "@class": "CompositionPool",
+            "formula_column": self.formula_column,
+            "id_column": self.id_column,
+            "featurizer": self.featurizer,
+            **self._table_dict(_stored_value),
+        }
+        if self._extra is not None:  # absent: a pool of compositions alone (as before)
+            d["feature_columns"] = list(self.extra_columns)
+            declared = self._extra.as_dict()
+            d.update({k: declared[k] for k in ("categorical", "ordinal") if k in declared})
+        return d
+
+    @classmethod
+    def _from_dict(cls, d: dict) -> CompositionPool:
+        from matforge.design.strategy import COMPOSITION_FEATURES
+
+        return cls(cls._table_from_dict(d), d["formula_column"], d.get("id_column"),
+                   d.get("featurizer", COMPOSITION_FEATURES),
+                   feature_columns=d.get("feature_columns", ()),
                    categorical=d.get("categorical"), ordinal=d.get("ordinal"))
 
 
@@ -2127,6 +2364,7 @@ class FormulationSpace(DesignSpace):
 
 _SPACES: dict[str, type[DesignSpace]] = {
     "DiscretePool": DiscretePool,
+    "CompositionPool": CompositionPool,
     "ParameterSpace": ParameterSpace,
     "FormulationSpace": FormulationSpace,
 }

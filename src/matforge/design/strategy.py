@@ -8,7 +8,9 @@ A :class:`Strategy` is four replaceable choices, in the BoTorch spirit of small 
   the unlabelled candidates, never on measured values);
 * a **surrogate** with uncertainty (``"rf"``: :class:`~matforge.models.RandomForestUQ`, ``"gp"``:
   :class:`~matforge.models.GaussianProcessUQ`, ``"boosted"``:
-  :class:`~matforge.models.BoostedEnsembleUQ`), one per objective;
+  :class:`~matforge.models.BoostedEnsembleUQ`, or any estimator of one's own that follows the
+  scikit-learn contract and answers ``predict(X, return_std=True)``: it is cloned and fitted
+  per objective, see :func:`estimator_as_dict` for how it is saved);
 * an **acquisition** (:func:`~matforge.design.acquisition.make_acquisition` names, or
   ``"auto"``: see :func:`default_acquisition`);
 * a **batch strategy** for more than one experiment at a time
@@ -26,8 +28,8 @@ the store around it) and the benchmark replays (in memory): features in, chosen 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -46,6 +48,8 @@ __all__ = [
     "composition_features",
     "default_acquisition",
     "default_strategy",
+    "estimator_as_dict",
+    "estimator_from_dict",
     "fit_models",
     "make_surrogate",
     "propose",
@@ -97,11 +101,14 @@ def composition_feature_spec(formulas) -> tuple[str, ...]:
 class Strategy:
     """Representation + surrogate + acquisition + batch strategy (see the module docstring).
 
-    ``model_params`` are passed to the surrogate's constructor (e.g. ``{"n_estimators": 64}``);
-    ``acquisition`` is a short name, an ``as_dict()`` of an acquisition, or ``"auto"``.
+    ``model`` is a built-in name (:data:`MODELS`) or an estimator following the scikit-learn
+    contract with ``predict(X, return_std=True)`` (an unfitted template: each fit uses a
+    clone); ``model_params`` are passed to the surrogate's constructor (e.g.
+    ``{"n_estimators": 64}``); ``acquisition`` is a short name, an ``as_dict()`` of an
+    acquisition, or ``"auto"``.
     """
 
-    model: str = "rf"
+    model: Any = "rf"
     model_params: dict = field(default_factory=dict)
     acquisition: str | dict = "auto"
     batch_strategy: str = "kriging_believer"
@@ -110,8 +117,19 @@ class Strategy:
     name: str = "custom"
 
     def __post_init__(self):
-        if self.model not in MODELS:
-            raise DesignSpaceError(f"unknown surrogate {self.model!r}; use one of {MODELS}")
+        if isinstance(self.model, Mapping):
+            self.model = estimator_from_dict(self.model)
+        if isinstance(self.model, str):
+            if self.model not in MODELS:
+                raise DesignSpaceError(f"unknown surrogate {self.model!r}; use one of {MODELS}")
+        elif not (callable(getattr(self.model, "fit", None))
+                  and callable(getattr(self.model, "predict", None))
+                  and callable(getattr(self.model, "get_params", None))):
+            raise DesignSpaceError(
+                f"a surrogate is one of {MODELS} or an estimator with fit, predict(X, "
+                f"return_std=True) and get_params (the scikit-learn contract); got "
+                f"{type(self.model).__name__}"
+            )
         if self.representation not in REPRESENTATIONS:
             raise DesignSpaceError(
                 f"unknown representation {self.representation!r}; use one of {REPRESENTATIONS}"
@@ -126,7 +144,17 @@ class Strategy:
             raise DesignSpaceError(f"n_components must be ≥ 1, got {self.n_components!r}")
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """JSON-serialisable form (an estimator of one's own as :func:`estimator_as_dict`)."""
+        return {
+            "model": self.model if isinstance(self.model, str) else estimator_as_dict(self.model),
+            "model_params": dict(self.model_params),
+            "acquisition": self.acquisition if isinstance(self.acquisition, str)
+            else dict(self.acquisition),
+            "batch_strategy": self.batch_strategy,
+            "representation": self.representation,
+            "n_components": self.n_components,
+            "name": self.name,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> Strategy:
@@ -139,6 +167,35 @@ class Strategy:
         from matforge.design.acquisition import make_acquisition
 
         return make_acquisition(self.acquisition).as_dict()
+
+
+def estimator_as_dict(estimator) -> dict:
+    """How a surrogate of one's own is saved: its class, by import path, and its parameters
+    (``get_params(deep=False)``, which must be JSON-serialisable to be saved in a store)."""
+    cls = type(estimator)
+    return {"@estimator": f"{cls.__module__}:{cls.__qualname__}",
+            "params": to_jsonable(estimator.get_params(deep=False))}
+
+
+def estimator_from_dict(d: Mapping):
+    """The unfitted estimator :func:`estimator_as_dict` describes (its class is imported, so its
+    module must be importable where the campaign is loaded)."""
+    import importlib
+
+    path = d.get("@estimator")
+    if not isinstance(path, str) or ":" not in path:
+        raise DesignSpaceError(f"not a saved surrogate: {dict(d)!r}")
+    module, _, qualname = path.partition(":")
+    try:
+        obj = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError):
+        raise DesignSpaceError(
+            f"the surrogate {path!r} cannot be imported here; import its module (or install "
+            f"its package) before loading the campaign"
+        ) from None
+    return obj(**dict(d.get("params") or {}))
 
 
 def default_acquisition(objectives: Sequence[Objective]) -> dict:
@@ -182,10 +239,16 @@ def default_strategy(objectives: Sequence[Objective] | None = None) -> Strategy:
     )
 
 
-def resolve_model(strategy: Strategy, n_features: int, n_observations: int) -> str:
-    """The surrogate ``strategy`` uses on a problem of this size (``"auto"`` resolved)."""
-    if strategy.model != "auto":
+def resolve_model(strategy: Strategy, n_features: int, n_observations: int):
+    """The surrogate ``strategy`` uses on a problem of this size (``"auto"`` resolved; an
+    estimator of one's own is returned as it is)."""
+    if not isinstance(strategy.model, str) or strategy.model != "auto":
         return strategy.model
+    return _by_size(n_features, n_observations)
+
+
+def _by_size(n_features: int, n_observations: int) -> str:
+    """What ``"auto"`` means: a GP for small problems, a forest beyond."""
     if n_features <= GP_MAX_FEATURES and n_observations <= GP_MAX_OBSERVATIONS:
         return "gp"
     return "rf"
@@ -295,7 +358,13 @@ def make_surrogate(strategy: Strategy, seed: int | None = 0, model: str | None =
     ``model`` overrides ``strategy.model`` (e.g. with :func:`resolve_model`'s answer).
     ``strategy.model_params`` that the chosen estimator does not take are ignored (with
     ``model="auto"`` they may be meant for the other one)."""
-    model = model or strategy.model
+    model = strategy.model if model is None else model
+    if not isinstance(model, str):  # an estimator of one's own: a fresh, unfitted copy
+        from sklearn.base import clone
+
+        est = clone(model)
+        known = est.get_params()
+        return est.set_params(**{k: v for k, v in strategy.model_params.items() if k in known})
     if model == "auto":
         raise DesignSpaceError("resolve model='auto' with resolve_model() first")
     if model == "rf":
@@ -487,7 +556,10 @@ def fit_models(strategy: Strategy, X_observed, Y_observed, objectives: Sequence[
         failed = np.asarray(failed, dtype=bool).reshape(-1)
         if failed.shape != (len(Xo),):
             raise DesignSpaceError(f"failed needs one flag per observed experiment ({len(Xo)})")
-        feasibility = fit_feasibility(Xo, failed, kind=kind, seed=seed + 131)
+        # the classifier follows the size rule; beside a surrogate of one's own, that of "auto"
+        feasibility = fit_feasibility(
+            Xo, failed, seed=seed + 131, kind=kind if isinstance(kind, str) else _by_size(
+                Xo.shape[1] if n_features is None else n_features, len(Xo)))
     return FittedModels(surrogates, constraint_models, feasibility)
 
 
@@ -515,7 +587,7 @@ def objective_sense(objective: Objective) -> str:
 
 def describe(strategy: Strategy) -> dict[str, Any]:
     """Human-readable summary of a strategy (for reports and benchmark JSON)."""
-    return {"name": strategy.name, "surrogate": strategy.model,
+    return {"name": strategy.name, "surrogate": strategy.as_dict()["model"],
             "surrogate_params": strategy.model_params, "acquisition": strategy.acquisition,
             "batch": strategy.batch_strategy, "representation": strategy.representation,
             "n_components": strategy.n_components}

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 
 import pandas as pd
-import sqlalchemy as sa
 from fastapi import APIRouter
 
 from matforge.server import access
@@ -22,8 +21,8 @@ from matforge.server.api import (
     utc,
 )
 from matforge.server.auth import User
-from matforge.server.campaigns import campaign_row, campaign_rows
-from matforge.server.routes.models import _job_out
+from matforge.server.campaigns import campaign_row, campaign_rows, known_suggestions
+from matforge.server.routes.models import submit_job
 from matforge.server.schemas import (
     CampaignCreate,
     CampaignObserve,
@@ -36,8 +35,6 @@ from matforge.server.schemas import (
     SuggestionOut,
 )
 from matforge.server.training import training_data
-from matforge.store import accounts, schema
-from matforge.store.database import write_transaction
 
 router = APIRouter(tags=["campaigns"], responses=ERROR_RESPONSES)
 
@@ -67,7 +64,7 @@ def _visible_campaign(state: ServerState, user: User, campaign_id: str, needed: 
     """The campaign's row (with its project row id); 404 unless the caller can read the project
     (403 if ``needed`` is a higher role than theirs)."""
     cid = decode(state, "campaign", campaign_id, "campaign")
-    row = campaign_row(state.engine, cid)
+    row = campaign_row(state.store, cid)
     if row is None:
         raise not_found("campaign")
     with state.engine.connect() as conn:
@@ -88,12 +85,9 @@ def _number(x) -> float | None:
 def _campaign_out(state: ServerState, row) -> CampaignOut:
     from matforge.design.campaign import Campaign
 
-    campaign = Campaign(state.store, row.name, row.id, row.config)
+    campaign = Campaign.open(state.store, row.id)
     prop = _property(row.config)
-    with state.engine.connect() as conn:
-        unit = conn.execute(
-            sa.select(schema.properties.c.canonical_unit).where(schema.properties.c.name == prop)
-        ).scalar()
+    unit = state.store.property_unit(prop)
     s = campaign.suggestions()
     suggestions = [
         SuggestionOut(
@@ -148,7 +142,7 @@ def list_campaigns(project_id: str, state: State, user: CurrentUser) -> list[Cam
     pid = decode(state, "project", project_id, "project")
     with state.engine.connect() as conn:
         project_role(conn, user, pid)
-    return [CampaignSummaryOut(**_summary(state, r)) for r in campaign_rows(state.engine, [pid])]
+    return [CampaignSummaryOut(**_summary(state, r)) for r in campaign_rows(state.store, [pid])]
 
 
 @router.post("/projects/{project_id}/campaigns", status_code=201, response_model=CampaignOut)
@@ -157,14 +151,15 @@ def create_campaign(
 ) -> CampaignOut:
     """A campaign (editors and owners) over ``candidates`` that optimises ``property``
     (``goal``: max or min); the project's measurements of it are its initial results."""
-    from matforge.design.campaign import Campaign, CampaignError, CompositionPool
+    from matforge.design.campaign import Campaign, CampaignError
     from matforge.design.objectives import Maximize, Minimize
+    from matforge.design.spaces import CompositionPool
 
     pid = decode(state, "project", project_id, "project")
     with state.engine.connect() as conn:
         project_role(conn, user, pid, "editor")
         formulas, values = training_data(conn, pid, body.property)
-    if any(r.name == body.name for r in campaign_rows(state.engine, [pid])):
+    if any(r.name == body.name for r in campaign_rows(state.store, [pid])):
         raise ApiError(409, f"the project already has a campaign named {body.name!r}")
     objective = (Maximize if body.goal == "max" else Minimize)(body.property)
     pool = CompositionPool(pd.DataFrame({"formula": body.candidates}))
@@ -184,7 +179,7 @@ def create_campaign(
         if "already exists" in str(exc):
             raise ApiError(409, f"the project already has a campaign named {body.name!r}") from None
         raise ApiError(400, str(exc)) from None
-    return _campaign_out(state, campaign_row(state.engine, campaign.id))
+    return _campaign_out(state, campaign_row(state.store, campaign.id))
 
 
 @router.get("/campaigns/{campaign_id}", response_model=CampaignOut)
@@ -199,25 +194,19 @@ def suggest(campaign_id: str, body: CampaignSuggest, state: State, user: Current
     """Propose ``n`` experiments (editors and owners), as a background job; when it has
     succeeded they are the campaign's pending suggestions."""
     row = _visible_campaign(state, user, campaign_id, "editor")
-    with write_transaction(state.engine) as conn:
-        job_id = state.jobs.submit(
-            conn,
-            "campaign_suggest",
-            user.id,
-            {"campaign_id": row.id, "n": body.n},
-            project_ids=[row.project_id],  # its result follows the project's access
-        )
-    with state.engine.connect() as conn:
-        job = conn.execute(sa.select(accounts.jobs).where(accounts.jobs.c.id == job_id)).one()
-    state.jobs.wake()
-    return _job_out(state, job)
+    return submit_job(
+        state,
+        user,
+        "campaign_suggest",
+        {"campaign_id": row.id, "n": body.n},
+        project_ids=[row.project_id],  # its result follows the project's access
+    )
 
 
 @router.post("/campaigns/{campaign_id}/observe", response_model=ObserveOut)
 def observe(campaign_id: str, body: CampaignObserve, state: State, user: CurrentUser) -> ObserveOut:
     """Record measured values of the objective for suggestions (editors and owners)."""
     from matforge.design.campaign import Campaign
-    from matforge.store.campaigns import campaign_suggestions as cs
 
     row = _visible_campaign(state, user, campaign_id, "editor")
     ids = []
@@ -226,15 +215,9 @@ def observe(campaign_id: str, body: CampaignObserve, state: State, user: Current
         if sid is None:
             raise not_found("suggestion")
         ids.append(sid)
-    with state.engine.connect() as conn:
-        known = set(
-            conn.execute(
-                sa.select(cs.c.id).where(cs.c.campaign_id == row.id, cs.c.id.in_(ids))
-            ).scalars()
-        )
-    if set(ids) - known:
+    if set(ids) - known_suggestions(state.store, row.id, ids):
         raise not_found("suggestion")
-    campaign = Campaign(state.store, row.name, row.id, row.config)
+    campaign = Campaign.open(state.store, row.id)
     results = pd.DataFrame(
         {"suggestion_id": ids, _property(row.config): [r.value for r in body.results]}
     )
