@@ -9,14 +9,10 @@ token (``Authorization: Bearer``) also their own and shared ones; a bad token is
 from __future__ import annotations
 
 import functools
-import logging
-import re
 import urllib.parse
-import warnings
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
@@ -28,15 +24,12 @@ from matforge.server import access
 from matforge.server.api import ServerState, State, bearer
 from matforge.server.auth import TokenRefused, User, check_token
 from matforge.server.optimade import entries
-from matforge.server.optimade.filter import MAX_FILTER_LENGTH, Field, to_sql
-from matforge.store import accounts, schema
-from matforge.store import structures as stored
+from matforge.server.optimade.filter import MAX_FILTER_LENGTH, parse_filter
+from matforge.store.repositories import optimade as stored
 
-log = logging.getLogger("matforge.server.optimade")
-
-PREFIX = "matforge"
+PREFIX = stored.PREFIX
 API_VERSION_MAJOR = "1"
-ENTRY_TYPES = ("structures", "references")
+ENTRY_TYPES = stored.ENTRY_TYPES
 DEFAULT_PAGE_LIMIT = 20
 MAX_PAGE_LIMIT = 100
 JSONAPI = "application/vnd.api+json"
@@ -48,10 +41,6 @@ PROVIDER = {
     "homepage": None,
 }
 IMPLEMENTATION = {"name": "matforge", "version": __version__}
-
-m, mat, d = schema.measurements, schema.materials, schema.datasets
-opt, ref = accounts.optimade_structures, accounts.optimade_references
-st, so = stored.structures, stored.structure_optimade
 
 
 class JSONAPIResponse(JSONResponse):
@@ -158,96 +147,7 @@ Caller = Annotated[User | None, Depends(caller)]
 OPTIONAL_AUTH = {"security": [{}]}  # merged with the bearer scheme: either
 
 
-def _ts(dt: datetime | None) -> str | None:
-    if dt is None:
-        return None
-    dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-    return dt.isoformat().replace("+00:00", "Z")
-
-
 # --- entry collections ---------------------------------------------------------------------
-
-
-def _visible_materials(project_ids: list[int]):
-    return (
-        sa.select(
-            m.c.material_id.label("material_id"), sa.func.max(m.c.created_at).label("last_modified")
-        )
-        .join_from(m, d, m.c.dataset_id == d.c.id)
-        .where(d.c.project_id.in_(project_ids))
-        .group_by(m.c.material_id)
-        .subquery("visible")
-    )
-
-
-def _visible_sources(project_ids: list[int]):
-    return (
-        sa.select(m.c.source.label("source"), sa.func.max(m.c.created_at).label("last_modified"))
-        .join_from(m, d, m.c.dataset_id == d.c.id)
-        .where(d.c.project_id.in_(project_ids), m.c.source.is_not(None))
-        .group_by(m.c.source)
-        .subquery("visible")
-    )
-
-
-def _null(type_):
-    return sa.cast(sa.null(), type_)
-
-
-def _visible_entries(project_ids: list[int]):
-    """The structures entries ``project_ids`` make visible, one row each: the materials with a
-    visible measurement (``structure_id`` null) and the stored structures of those projects."""
-    vis = _visible_materials(project_ids)
-    materials = (
-        sa.select(
-            opt.c.public_id.label("public_id"),
-            mat.c.id.label("material_id"),
-            _null(sa.BigInteger).label("structure_id"),
-            mat.c.formula.label("formula"),
-            mat.c.elements.label("elements"),
-            mat.c.nelements.label("nelements"),
-            opt.c.chemical_formula_reduced.label("chemical_formula_reduced"),
-            opt.c.chemical_formula_anonymous.label("chemical_formula_anonymous"),
-            opt.c.nsites.label("nsites"),
-            opt.c.nperiodic_dimensions.label("nperiodic_dimensions"),
-            opt.c.structure_features.label("structure_features"),
-            opt.c.species_names.label("species_names"),
-            vis.c.last_modified.label("last_modified"),
-            _null(sa.Integer).label("spacegroup_number"),
-            _null(sa.String).label("spacegroup_symbol"),
-            _null(sa.String).label("method"),
-            opt.c.public_id.label("material_public_id"),
-        )
-        .select_from(vis)
-        .join(mat, mat.c.id == vis.c.material_id)
-        .join(opt, opt.c.material_id == mat.c.id)
-    )
-    material_ids = opt.alias("material_ids")
-    structures = (
-        sa.select(
-            so.c.public_id,
-            st.c.material_id,
-            st.c.id,
-            st.c.formula,
-            st.c.elements,
-            st.c.nelements,
-            so.c.chemical_formula_reduced,
-            so.c.chemical_formula_anonymous,
-            st.c.nsites,
-            so.c.nperiodic_dimensions,
-            so.c.structure_features,
-            so.c.species_names,
-            st.c.created_at,
-            st.c.spacegroup_number,
-            st.c.spacegroup_symbol,
-            st.c.method,
-            material_ids.c.public_id,
-        )
-        .join_from(st, so, so.c.structure_id == st.c.id)
-        .join(material_ids, material_ids.c.material_id == st.c.material_id, isouter=True)
-        .where(st.c.project_id.in_(project_ids))
-    )
-    return sa.union_all(materials, structures).subquery("entries")
 
 
 #: Provider-specific fields of structures entries that do not depend on the store's properties:
@@ -278,327 +178,54 @@ PROVIDER_FIELDS = {
         "measurement) that this entry is a structure of.",
     ),
 }
-#: Measured properties are served as ``_matforge_<property>``; names that are not OPTIMADE
-#: identifiers, or that a provider field above already takes, are not served.
-_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-def _measured_properties(project_ids: list[int]) -> sa.Select:
-    """The properties measured in ``project_ids``: id, name, canonical unit, description."""
-    p = schema.properties
-    used = sa.exists(
-        sa.select(sa.literal(1))
-        .select_from(m.join(d, m.c.dataset_id == d.c.id))
-        .where(m.c.property_id == p.c.id, d.c.project_id.in_(project_ids))
-    )
-    return (
-        sa.select(p.c.id, p.c.name, p.c.canonical_unit, p.c.description)
-        .where(used)
-        .order_by(p.c.name)
-    )
-
-
-def _measured_field(u, project_ids: list[int], property_id: int, name: str) -> Field:
-    mean = (
-        sa.select(sa.func.avg(m.c.value))
-        .join_from(m, d, m.c.dataset_id == d.c.id)
-        .where(
-            m.c.material_id == u.c.material_id,
-            m.c.property_id == property_id,
-            d.c.project_id.in_(project_ids),
-        )
-        .scalar_subquery()
-    )
-    return Field(f"_{PREFIX}_{name}", "float", mean)
-
-
-def _measured_name(name: str) -> str | None:
-    field = f"_{PREFIX}_{name}"
-    return field if _IDENTIFIER.match(name) and field not in PROVIDER_FIELDS else None
-
-
-def _structure_fields(u, measured: list | None = None, project_ids=()) -> dict[str, Field]:
-    has_structure = u.c.nsites.is_not(None)
-    features_count = (
-        sa.func.length(u.c.structure_features)
-        - sa.func.length(sa.func.replace(u.c.structure_features, "-", ""))
-        - 1
-    )
-    fields = [
-        Field("id", "string", u.c.public_id),
-        Field("type", "string", sa.literal("structures")),
-        Field("last_modified", "timestamp", u.c.last_modified),
-        Field("elements", "set", u.c.elements, length=u.c.nelements, sortable=False),
-        Field("nelements", "integer", u.c.nelements),
-        Field("elements_ratios", "list", known=sa.true(), sortable=False),
-        Field("chemical_formula_descriptive", "string", u.c.formula),
-        Field("chemical_formula_reduced", "string", u.c.chemical_formula_reduced),
-        Field("chemical_formula_anonymous", "string", u.c.chemical_formula_anonymous),
-        Field("dimension_types", "list", known=has_structure, sortable=False),
-        Field("nperiodic_dimensions", "integer", u.c.nperiodic_dimensions),
-        Field("lattice_vectors", "list", known=has_structure, sortable=False),
-        Field("cartesian_site_positions", "list", known=has_structure, sortable=False),
-        Field("nsites", "integer", u.c.nsites),
-        Field("species", "list", known=has_structure, sortable=False),
-        Field("species_at_sites", "set", u.c.species_names, length=u.c.nsites, sortable=False),
-        Field(
-            "structure_features",
-            "set",
-            u.c.structure_features,
-            length=features_count,
-            sortable=False,
-        ),
-        Field(f"_{PREFIX}_space_group_it_number", "integer", u.c.spacegroup_number),
-        Field(f"_{PREFIX}_space_group_symbol", "string", u.c.spacegroup_symbol),
-        Field(f"_{PREFIX}_method", "string", u.c.method),
-        Field(f"_{PREFIX}_material_id", "string", u.c.material_public_id),
-    ]
-    for row in measured or []:
-        if _measured_name(row.name):
-            fields.append(_measured_field(u, list(project_ids), row.id, row.name))
-    return {f.name: f for f in fields}
-
-
-def _reference_fields(vis) -> dict[str, Field]:
-    fields = [
-        Field("id", "string", ref.c.public_id),
-        Field("type", "string", sa.literal("references")),
-        Field("last_modified", "timestamp", vis.c.last_modified),
-        Field("doi", "string", ref.c.doi),
-        Field("url", "string", ref.c.url),
-        Field("note", "string", ref.c.source),
-    ]
-    return {f.name: f for f in fields}
-
-
-def _structure_entry(row, structure: dict | None, measured: dict[str, float | None]) -> dict:
-    """The entry of a row of :func:`_visible_entries`, with its structure (a
-    ``Structure.as_dict()``, None for a composition-only material) and measured values."""
-    if row.structure_id is None:
-        ratios_counts = entries.amounts(row.formula)
-    else:
-        ratios_counts = entries.site_amounts(structure)
-    total = sum(ratios_counts.values())
-    elements = sorted(ratios_counts)
-    fields = entries.structure_fields(structure) if row.nsites is not None else None
-    attributes = {
-        "last_modified": _ts(row.last_modified),
-        "elements": elements,
-        "nelements": len(elements),
-        "elements_ratios": [ratios_counts[e] / total for e in elements],
-        "chemical_formula_descriptive": row.formula,
-        "chemical_formula_reduced": row.chemical_formula_reduced,
-        "chemical_formula_anonymous": row.chemical_formula_anonymous,
-        "dimension_types": None,
-        "nperiodic_dimensions": None,
-        "lattice_vectors": None,
-        "cartesian_site_positions": None,
-        "nsites": None,
-        "species": None,
-        "species_at_sites": None,
-        "structure_features": [],
-    }
-    if fields is not None:
-        attributes.update(
-            dimension_types=fields.dimension_types,
-            nperiodic_dimensions=sum(fields.dimension_types),
-            lattice_vectors=fields.lattice_vectors,
-            cartesian_site_positions=fields.cartesian_site_positions,
-            nsites=fields.nsites,
-            species=fields.species,
-            species_at_sites=fields.species_at_sites,
-            structure_features=fields.structure_features,
-        )
-    attributes.update(
-        {
-            f"_{PREFIX}_space_group_it_number": row.spacegroup_number,
-            f"_{PREFIX}_space_group_symbol": row.spacegroup_symbol,
-            f"_{PREFIX}_method": row.method,
-            f"_{PREFIX}_material_id": row.material_public_id,
-        }
-    )
-    attributes.update(measured)
-    return {"id": row.public_id, "type": "structures", "attributes": attributes}
-
-
-def _reference_entry(row) -> dict:
-    attributes = {
-        "last_modified": _ts(row.last_modified),
-        "doi": row.doi,
-        "url": row.url,
-        "note": row.source,
-    }
-    return {"id": row.public_id, "type": "references", "attributes": attributes}
-
-
-@functools.cache
-def _models():
-    from optimade.models import ReferenceResource, StructureResource
-
-    return {"structures": StructureResource, "references": ReferenceResource}
-
-
-def _checked(entry_type: str, entry: dict) -> dict:
-    """``entry`` if it is a valid OPTIMADE resource; else without its structure (logged)."""
-    model = _models()[entry_type]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            model.model_validate(entry)
-            return entry
-        except ValueError as exc:
-            if entry_type != "structures":
-                raise
-            log.warning(
-                "structure %s is not valid OPTIMADE, served without it: %s", entry["id"], exc
-            )
-    for key in (
-        "dimension_types",
-        "nperiodic_dimensions",
-        "lattice_vectors",
-        "cartesian_site_positions",
-        "nsites",
-        "species",
-        "species_at_sites",
-    ):
-        entry["attributes"][key] = None
-    entry["attributes"]["structure_features"] = []
-    return entry
+def _project_ids(conn, user: User | None) -> list[int]:
+    """The projects ``user`` (None: anonymous) may read: what every read below is limited to."""
+    return sorted(access.roles(conn, user))
 
 
 class Collection:
     """One entry type over the caller's visible data."""
 
     def __init__(self, state: ServerState, entry_type: str, user: User | None):
-        self.state, self.entry_type = state, entry_type
-        entries.sync(state.engine, state.codec)
-        with state.engine.connect() as conn:
-            self.project_ids = sorted(access.roles(conn, user))
-            measured = (
-                conn.execute(_measured_properties(self.project_ids)).all()
-                if entry_type == "structures"
-                else []
-            )
-        if entry_type == "structures":
-            self.visible = _visible_entries(self.project_ids)
-            self.fields = _structure_fields(self.visible, measured, self.project_ids)
-            #: (property id, field name) of the measured properties served as fields
-            self.measured = [(r.id, name) for r in measured if (name := _measured_name(r.name))]
-            self.select = sa.select(self.visible)
-            self.tiebreak = self.visible.c.public_id
-        else:
-            self.visible = _visible_sources(self.project_ids)
-            self.fields = _reference_fields(self.visible)
-            self.measured = []
-            self.select = (
-                sa.select(
-                    ref.c.public_id,
-                    ref.c.doi,
-                    ref.c.url,
-                    ref.c.source,
-                    self.visible.c.last_modified,
-                )
-                .select_from(self.visible)
-                .join(ref, ref.c.source == self.visible.c.source)
-            )
-            self.tiebreak = ref.c.public_id
+        self.state, self.entry_type, self.user = state, entry_type, user
+        stored.sync(state.engine, state.codec)
 
-    def where(self, filter_text: str):
-        dialect = self.state.engine.dialect.name
-        try:
-            return to_sql(filter_text, self.fields, dialect, PREFIX)
-        except OptimadeHTTPException as exc:
-            raise OptimadeError.from_optimade(exc) from None
-
-    def order(self, sort: str) -> list:
-        keys = []
-        for item in filter(None, (s.strip() for s in sort.split(","))):
-            desc = item.startswith("-")
-            name = item.lstrip("-")
-            f = self.fields.get(name)
-            if f is None or not f.sortable or f.column is None:
-                raise OptimadeError(400, "Bad Request", f"cannot sort on {name!r}")
-            keys.append(f.column.desc() if desc else f.column.asc())
-        return [*keys, self.tiebreak]
-
-    def count(self, conn: sa.Connection, where=None) -> int:
-        stmt = (
-            sa.select(sa.func.count()).select_from(self.select.subquery())
-            if where is None
-            else (sa.select(sa.func.count()).select_from(self.select.where(where).subquery()))
-        )
-        return conn.execute(stmt).scalar_one()
-
-    def _page(self, conn: sa.Connection, stmt) -> list[dict]:
-        """The entries of the rows ``stmt`` selects (measured values and structures fetched
-        for those rows only: a page of a large collection costs one pass over the filter, not
-        a mean per matching material)."""
-        if self.entry_type != "structures":
-            return [_checked(self.entry_type, _reference_entry(r)) for r in conn.execute(stmt)]
-        rows = conn.execute(stmt).all()
-        means = self._means(conn, {r.material_id for r in rows if r.material_id is not None})
-        material_ids = [
-            r.material_id for r in rows if r.structure_id is None and r.nsites is not None
-        ]
-        structure_ids = [r.structure_id for r in rows if r.structure_id is not None]
-        by_material = dict(
-            conn.execute(
-                sa.select(mat.c.id, mat.c.structure).where(mat.c.id.in_(material_ids))
-            ).all()
-        ) if material_ids else {}  # fmt: skip
-        by_structure = {
-            i: stored.decode_dict(data)
-            for i, data in conn.execute(
-                sa.select(st.c.id, st.c.data).where(st.c.id.in_(structure_ids))
-            ).all()
-        } if structure_ids else {}  # fmt: skip
-        out = []
-        for r in rows:
-            structure = (
-                by_material.get(r.material_id)
-                if r.structure_id is None
-                else by_structure.get(r.structure_id)
-            )
-            measured = {name: means.get((r.material_id, pid)) for pid, name in self.measured}
-            out.append(_checked("structures", _structure_entry(r, structure, measured)))
-        return out
-
-    def _means(self, conn: sa.Connection, material_ids: set[int]) -> dict:
-        """{(material id, property id): mean visible measurement} of ``material_ids``: what
-        the ``_matforge_<property>`` fields say (the same mean as :func:`_measured_field`)."""
-        if not material_ids or not self.measured:
-            return {}
-        stmt = (
-            sa.select(m.c.material_id, m.c.property_id, sa.func.avg(m.c.value))
-            .join_from(m, d, m.c.dataset_id == d.c.id)
-            .where(
-                m.c.material_id.in_(sorted(material_ids)),
-                m.c.property_id.in_([pid for pid, _ in self.measured]),
-                d.c.project_id.in_(self.project_ids),
-            )
-            .group_by(m.c.material_id, m.c.property_id)
-        )
-        return {(mid, pid): value for mid, pid, value in conn.execute(stmt)}
+    def _entry(self, record) -> dict:
+        if self.entry_type == "structures":
+            return entries.checked("structures", entries.structure_entry(record))
+        return entries.checked("references", entries.reference_entry(record))
 
     def find(self, filter_text: str, sort: str, limit: int, offset: int):
         """``(entries, data_returned, data_available, more)`` of one page."""
-        where = self.where(filter_text)
-        order = self.order(sort)
-        stmt = self.select if where is None else self.select.where(where)
-        with self.state.engine.connect() as conn:
-            available = self.count(conn)
-            returned = available if where is None else self.count(conn, where)
-            found = self._page(conn, stmt.order_by(*order).offset(offset).limit(limit))
-        return found, returned, available, offset + len(found) < returned
+        keys = []
+        for item in filter(None, (s.strip() for s in sort.split(","))):
+            keys.append((item.lstrip("-"), item.startswith("-")))
+        try:
+            tree = parse_filter(filter_text)
+            with self.state.engine.connect() as conn:
+                page = stored.find(
+                    conn,
+                    self.entry_type,
+                    _project_ids(conn, self.user),
+                    tree,
+                    keys,
+                    limit,
+                    offset,
+                    filter_text=filter_text,
+                )
+        except OptimadeHTTPException as exc:
+            raise OptimadeError.from_optimade(exc) from None
+        found = [self._entry(r) for r in page.records]
+        return found, page.returned, page.available, page.more
 
     def get(self, entry_id: str):
-        id_field = self.fields["id"].column
         with self.state.engine.connect() as conn:
-            found = self._page(conn, self.select.where(id_field == entry_id))
-            available = self.count(conn)
-        if not found:
-            return None, available
-        return found[0], available
+            record, available = stored.get(
+                conn, self.entry_type, _project_ids(conn, self.user), entry_id
+            )
+        return (None if record is None else self._entry(record)), available
 
 
 # --- routes --------------------------------------------------------------------------------
@@ -822,11 +449,7 @@ def _standard_info(entry_type: str) -> dict:
     """``/info/<entry type>`` properties of the specification's fields that are served."""
     from optimade.server.schemas import ENTRY_INFO_SCHEMAS, retrieve_queryable_properties
 
-    served = list(
-        _structure_fields(_visible_entries([]))
-        if entry_type == "structures"
-        else _reference_fields(_visible_sources([]))
-    )
+    served = stored.field_names(entry_type)
     schema_props = retrieve_queryable_properties(
         ENTRY_INFO_SCHEMAS[entry_type], ("id", "type", "attributes")
     )
@@ -848,10 +471,11 @@ def _standard_info(entry_type: str) -> dict:
 
 def entry_info(entry_type: str, measured: list = ()) -> dict:
     """The ``/info/<entry type>`` resource: the served properties and their descriptions;
-    ``measured``: the rows of :func:`_measured_properties` (served as ``_matforge_<name>``)."""
+    ``measured``: the properties measured in the caller's projects (served as
+    ``_matforge_<name>``, :func:`matforge.store.repositories.optimade.measured_properties`)."""
     properties = dict(_standard_info(entry_type))
     for row in measured:
-        name = _measured_name(row.name)
+        name = row.field
         if name is None:
             continue
         properties[name] = {
@@ -931,7 +555,7 @@ def optimade_entry_info(
     measured = []
     if entry_type == "structures":
         with state.engine.connect() as conn:
-            measured = conn.execute(_measured_properties(sorted(access.roles(conn, user)))).all()
+            measured = stored.measured_properties(conn, _project_ids(conn, user))
     info = entry_info(entry_type, measured)
     return JSONAPIResponse({"data": info, "meta": _meta(request, False, 1, 1)})
 
