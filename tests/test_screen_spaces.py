@@ -15,7 +15,7 @@ from matforge.screen import (
     composition_keys,
     parse_ranking,
 )
-from matforge.screen.ranking import ByValue, ParetoFront, UpperConfidenceBound, pareto_mask
+from matforge.screen.ranking import ByValue, ConfidenceBound, ParetoFront, pareto_mask
 from matforge.screen.spaces import stoichiometries
 
 ELEMENTS = ["B", "C", "N", "O", "Ti", "W", "Fe"]
@@ -128,7 +128,7 @@ def test_expression_is_safe_and_vectorised():
 def test_ranking_specs_and_pareto():
     assert parse_ranking("hardness_vickers") == ByValue("hardness_vickers")
     assert parse_ranking("-energy") == ByValue("energy", descending=False)
-    assert parse_ranking("ucb:h:2") == UpperConfidenceBound("h", 2.0)
+    assert parse_ranking("ucb:h:2") == ConfidenceBound("h", 2.0)
     assert parse_ranking("pareto:a,-b") == ParetoFront((("a", True), ("b", False)))
     with pytest.raises(ScreenError):
         parse_ranking("pareto:a")

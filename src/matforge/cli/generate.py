@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import typer
@@ -294,16 +293,11 @@ def benchmark_command(
     from rich.console import Console
 
     from matforge.generate.benchmark import run_benchmark
+    from matforge.jsonable import to_jsonable
 
     console = Console()
     doc = run_benchmark(quick=quick, part=part, models=_elements(models) or (),
                         methods=_elements(methods) or (), progress=console.print)  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2, default=_jsonable) + "\n")
+    out.write_text(json.dumps(to_jsonable(doc), indent=2) + "\n")
     console.print(f"wrote {out} ({doc['seconds']:.0f} s)")
-
-
-def _jsonable(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return str(v)

@@ -34,6 +34,7 @@ import numpy as np
 
 from matforge import __version__
 from matforge.errors import MatforgeError
+from matforge.jsonable import to_jsonable
 
 __all__ = [
     "DEFAULT_TASKS",
@@ -210,7 +211,7 @@ def run_task(
         # wall and CPU seconds: on a shared machine the wall time depends on the neighbours
         row.update({"fit_seconds": fit_s, "fit_cpu_seconds": fit_cpu, "predict_seconds": predict_s})
         row.update(_model_choices(m))
-        per_fold.append(_finite(row))
+        per_fold.append(to_jsonable(row))
         spec = {
             "model_class": f"{type(m.estimator).__module__}.{type(m.estimator).__name__}",
             "target_transform": m.target_transform,
@@ -402,16 +403,6 @@ def _goal(task: str, mean_row: dict[str, float], is_clf: bool) -> dict[str, Any]
         out["coverage_95_met"] = bool(lo <= cov <= hi)
         out["met"] = met and out["coverage_95_met"]
     return out
-
-
-def _finite(row: dict[str, Any]) -> dict[str, Any]:
-    """NaN/inf become None so the JSON is strict."""
-    clean = {}
-    for k, v in row.items():
-        if isinstance(v, float) and not math.isfinite(v):
-            v = None
-        clean[k] = v
-    return clean
 
 
 def _mean(values) -> float | None:

@@ -45,6 +45,7 @@ import numpy as np
 
 from matforge import __version__
 from matforge.errors import ModelRegistryError
+from matforge.jsonable import to_jsonable
 
 __all__ = [
     "FORMAT_VERSION",
@@ -187,14 +188,14 @@ def save_model(
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
             "estimator_class": f"{type(estimator).__module__}.{type(estimator).__qualname__}",
-            "params": {k: _jsonable(getattr(model, k)) for k in _PIPELINE_PARAMS},
-            "estimator_params": _jsonable(model.estimator.get_params(deep=True)),
+            "params": {k: to_jsonable(getattr(model, k)) for k in _PIPELINE_PARAMS},
+            "estimator_params": to_jsonable(model.estimator.get_params(deep=True)),
             "featurizer": list(model.featurizer),
             "n_features": len(model.feature_labels_),
             "target": model.target,
             "unit": model.unit,
             "task": model.task,
-            "classes": _jsonable(list(getattr(model, "classes_", []))),
+            "classes": to_jsonable(list(getattr(model, "classes_", []))),
             "n_train": model.n_train_,
             "training_data_sha256": model.training_sha256_,
             "std_scale": model.std_scale_,
@@ -206,7 +207,7 @@ def save_model(
             },
             "cv_metrics": model.cv_metrics_,
             "files": sorted(p.name for p in tmp.iterdir()),
-            "extra": _jsonable(extra or {}),
+            "extra": to_jsonable(extra or {}),
         }
         (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n", "utf-8")
         if target_dir.exists():
@@ -373,26 +374,6 @@ def _check_format(version, name: str, written_by) -> None:
             f"{written_by}); this matforge {__version__} reads format {ours}.x — "
             f"{'upgrade matforge' if major > ours else 'retrain the model'} to use it"
         )
-
-
-def _jsonable(value: Any) -> Any:
-    """A JSON-safe version of parameters: estimators become their class name and params."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (str, bool, int, float)) or value is None:
-        if isinstance(value, float) and not np.isfinite(value):
-            return None
-        return value
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    if hasattr(value, "get_params"):
-        return {
-            "class": f"{type(value).__module__}.{type(value).__qualname__}",
-            "params": _jsonable(value.get_params(deep=False)),
-        }
-    return repr(value)
 
 
 def _torch_state(estimator) -> dict[str, np.ndarray]:

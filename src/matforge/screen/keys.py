@@ -1,10 +1,7 @@
-"""Composition identity as a 64-bit key: exclusion of known compounds, de-duplication.
+"""Known compositions (exclusion of known compounds, de-duplication) and formula strings.
 
-Two rows get the same key when their atomic fractions agree after rounding to 1e-6, so
-``Fe2O3``, ``Fe4O6`` and ``Fe0.4O0.6`` are one composition. The key is a sum of per-element
-random 64-bit weights times the rounded fractions (mod 2^64), computed on the CSR fraction matrix
-with a few vector operations; a collision between two different compositions has probability
-~n²/2^64.
+Composition identity — which rows are one composition — is :mod:`matforge.chem.identity`'s
+:func:`~matforge.chem.identity.composition_keys`, imported here for the screen.
 """
 
 from __future__ import annotations
@@ -16,22 +13,9 @@ import scipy.sparse as sp
 
 from matforge.chem.batch import CompositionBatch
 from matforge.chem.elements import N_ELEMENTS
+from matforge.chem.identity import composition_keys
 
 __all__ = ["KnownCompositions", "composition_keys", "formulas_from_amounts"]
-
-_WEIGHTS = np.random.default_rng(0x5C12EE).integers(1, 2**63, size=N_ELEMENTS, dtype=np.uint64)
-_WEIGHTS |= np.uint64(1)
-
-
-def composition_keys(fractions: sp.csr_matrix) -> np.ndarray:
-    """uint64 key per row of a CSR fraction matrix (rows summing to 1); 0 for empty rows."""
-    f = fractions.tocsr()
-    q = np.rint(f.data * 1e6).astype(np.uint64)
-    with np.errstate(over="ignore"):
-        w = q * _WEIGHTS[f.indices]
-        cs = np.zeros(len(w) + 1, dtype=np.uint64)
-        np.cumsum(w, dtype=np.uint64, out=cs[1:])
-        return cs[f.indptr[1:]] - cs[f.indptr[:-1]]
 
 
 class KnownCompositions:

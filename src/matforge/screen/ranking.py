@@ -9,7 +9,7 @@ same whatever the chunk size, order or executor.
 spec string                 ranking
 =========================  =====================================================================
 ``col`` / ``-col``           :class:`ByValue`: the mean of ``col``, largest (``-``: smallest) first
-``ucb:col[:kappa]``          :class:`UpperConfidenceBound`: ``mean + kappa·std`` (default kappa 1)
+``ucb:col[:kappa]``          :class:`ConfidenceBound`: ``mean + kappa·std`` (default kappa 1)
 ``lcb:col[:kappa]``          ``mean − kappa·std``, smallest first (for minimised properties)
 ``probability``              :class:`ProbabilityOfFeasibility`: Monte Carlo probability that the
                              ``where`` constraints hold, given the predictive distributions
@@ -29,11 +29,11 @@ from matforge.errors import ScreenError
 
 __all__ = [
     "ByValue",
+    "ConfidenceBound",
     "NoveltyWeighted",
     "ParetoFront",
     "ProbabilityOfFeasibility",
     "Ranking",
-    "UpperConfidenceBound",
     "parse_ranking",
     "pareto_mask",
 ]
@@ -83,9 +83,13 @@ class ByValue(Ranking):
 
 
 @dataclass(frozen=True)
-class UpperConfidenceBound(Ranking):
+class ConfidenceBound(Ranking):
     """``mean + kappa·std`` of ``column`` (optimistic); ``descending=False`` ranks by the lower
-    bound ``mean − kappa·std``, smallest first."""
+    bound ``mean − kappa·std``, smallest first.
+
+    The ranking of a screen's column by :class:`matforge.design.acquisition.UpperConfidenceBound`
+    (the one definition of the bound).
+    """
 
     column: str
     kappa: float = 1.0
@@ -104,13 +108,21 @@ class UpperConfidenceBound(Ranking):
         return self.descending
 
     def score(self, columns):
+        # the formula is the campaigns' acquisition function; a lower bound, smallest first,
+        # is the upper bound of the negated mean: −(m − κs) = (−m) + κs
+        from matforge.design.acquisition import UpperConfidenceBound as Acquisition
+
         m = np.asarray(columns[self.column], dtype=np.float64)
         s = np.asarray(columns[f"{self.column}_std"], dtype=np.float64)
-        return m + self.kappa * s if self.descending else -(m - self.kappa * s)
+        return Acquisition(beta=self.kappa)(m if self.descending else -m, s)
 
     def describe(self):
         sign = "+" if self.descending else "−"
         return f"{self.column} mean {sign} {self.kappa:g}·std"
+
+
+#: the name this ranking had before issue #19 (server/screening.py still imports it)
+UpperConfidenceBound = ConfidenceBound
 
 
 @dataclass(frozen=True)
@@ -208,31 +220,33 @@ class ParetoFront(Ranking):
 def pareto_mask(values: np.ndarray) -> np.ndarray:
     """Bool mask of the non-dominated rows of ``values`` (n, d), every objective maximised.
 
-    Row ``q`` dominates ``p`` when it is >= in every objective and > in one; equal rows do not
-    dominate each other. Rows with NaN are never on the front.
+    The one Pareto-front rule of matforge (screens rank with it; a campaign's front flips its
+    minimised objectives and calls it). Row ``q`` dominates ``p`` when it is >= in every
+    objective and > in one; equal rows do not dominate each other, so both stay on the front.
+    Rows with NaN are never on the front. O(n log n) for two objectives.
     """
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 1:
+        values = values[:, None]
     n = len(values)
-    ok = np.isfinite(values).all(axis=1)
     mask = np.zeros(n, dtype=bool)
-    idx = np.flatnonzero(ok)
+    idx = np.flatnonzero(~np.isnan(values).any(axis=1))
     if not len(idx):
         return mask
     v = values[idx]
     # lexicographically descending: a row can only be dominated by rows before it
     order = np.lexsort(tuple(-v[:, j] for j in range(v.shape[1] - 1, -1, -1)))
     v = v[order]
-    if v.shape[1] == 2:
-        # second objective must beat every earlier row's (strictly, unless equal rows)
-        front = []
-        best = -np.inf
-        prev = None
-        for i in range(len(v)):
-            row = v[i]
-            if row[1] > best or (prev is not None and np.array_equal(row, prev)):
-                front.append(i)
-                best = max(best, row[1])
-                prev = row
-        keep = np.array(front, dtype=np.int64)
+    if v.shape[1] == 1:
+        keep = np.flatnonzero(v[:, 0] == v[0, 0])
+    elif v.shape[1] == 2:
+        # a row is on the front when its second objective beats every earlier row's that is
+        # not equal to it (equal rows are adjacent in this order: compare with the rows before
+        # its run of equals)
+        same = np.r_[False, (v[1:] == v[:-1]).all(axis=1)]
+        run_start = np.maximum.accumulate(np.where(same, 0, np.arange(len(v))))
+        best_before = np.r_[-np.inf, np.maximum.accumulate(v[:, 1])]  # best_before[k] = max(v[:k, 1])
+        keep = np.flatnonzero((run_start == 0) | (v[:, 1] > best_before[run_start]))
     else:
         front_rows: list[int] = []
         for i in range(len(v)):
@@ -258,7 +272,7 @@ def parse_ranking(spec: str | Ranking) -> Ranking:
     try:
         if kind in ("ucb", "lcb"):
             col, _, kappa = rest.partition(":")
-            return UpperConfidenceBound(col, float(kappa) if kappa else 1.0, kind == "ucb")
+            return ConfidenceBound(col, float(kappa) if kappa else 1.0, kind == "ucb")
         if kind == "probability":
             return ProbabilityOfFeasibility(float(rest) if rest else 0.0)
         if kind == "novelty":
