@@ -168,9 +168,9 @@ def store_html(store) -> str:
     """A :class:`~matforge.store.Store`: its URL with the password hidden, how many
     materials, measurements, properties, datasets and projects it holds, and the properties
     with their units."""
-    import sqlalchemy as sa
+    from matforge.store.repositories import display_url
 
-    url = sa.make_url(store.url).render_as_string(hide_password=True)
+    url = display_url(store.url)
     projects = store.projects()
     properties = store.properties()
     counts = [

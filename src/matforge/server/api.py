@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -16,9 +15,10 @@ from matforge.server.ids import IdCodec
 from matforge.server.jobs import JobRunner
 from matforge.server.schemas import ErrorOut
 from matforge.server.settings import ServerSettings
-from matforge.server.systems import ChemicalSystems
 from matforge.server.training import ModelCache
 from matforge.store import Store
+from matforge.store.repositories import Connection, Engine
+from matforge.store.repositories.systems import ChemicalSystems
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -68,7 +68,7 @@ class ServerState:
     systems: ChemicalSystems
 
     @property
-    def engine(self) -> sa.Engine:
+    def engine(self) -> Engine:
         return self.store.engine
 
 
@@ -139,7 +139,7 @@ def decode(state: ServerState, kind: str, public_id: str, what: str) -> int:
     return row_id
 
 
-def project_role(conn: sa.Connection, user: User, project_id: int, needed: str = "viewer") -> str:
+def project_role(conn: Connection, user: User, project_id: int, needed: str = "viewer") -> str:
     """The caller's role in a project; 404 if they cannot see it, 403 if the role is too low."""
     role = access.roles(conn, user).get(project_id)
     if role is None:

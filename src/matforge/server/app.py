@@ -29,9 +29,9 @@ from matforge.server.api import ApiError, ServerState, _user_from, current_user
 from matforge.server.ids import load_codec
 from matforge.server.jobs import JobRunner
 from matforge.server.settings import ServerSettings
-from matforge.server.systems import ChemicalSystems
 from matforge.server.training import ModelCache, model_root, train_model_kind
 from matforge.store import Store
+from matforge.store.repositories.systems import ChemicalSystems
 
 log = logging.getLogger("matforge.server")
 

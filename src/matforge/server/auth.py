@@ -20,12 +20,11 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import sqlalchemy as sa
-
 from matforge.errors import MatforgeError
 from matforge.server import clock
-from matforge.store import accounts
 from matforge.store.database import write_transaction
+from matforge.store.repositories import Engine, is_in_memory
+from matforge.store.repositories import accounts as repo
 
 log = logging.getLogger("matforge.server.auth")
 
@@ -109,37 +108,32 @@ def check_user_name(name: str) -> str:
     return name
 
 
-def add_user(engine: sa.Engine, name: str) -> User:
+def add_user(engine: Engine, name: str) -> User:
     """Create user ``name``; raises :class:`AccountError` if it exists."""
     check_user_name(name)
-    u = accounts.users
     with write_transaction(engine) as conn:
-        if conn.execute(sa.select(u.c.id).where(u.c.name == name)).first() is not None:
+        if repo.user_by_name(conn, name) is not None:
             raise AccountError(f"user {name!r} already exists")
-        user_id = conn.execute(
-            sa.insert(u).values(name=name, created_at=clock.now())
-        ).inserted_primary_key[0]
+        user_id = repo.insert_user(conn, name, clock.now())
     return User(user_id, name)
 
 
-def get_user(engine: sa.Engine, name: str) -> User | None:
+def get_user(engine: Engine, name: str) -> User | None:
     """The user called ``name``, or None."""
-    u = accounts.users
     with engine.connect() as conn:
-        row = conn.execute(sa.select(u.c.id, u.c.name).where(u.c.name == name)).first()
+        row = repo.user_by_name(conn, name)
     return None if row is None else User(row.id, row.name)
 
 
-def list_users(engine: sa.Engine) -> list[User]:
+def list_users(engine: Engine) -> list[User]:
     """Every user, by name."""
-    u = accounts.users
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(u.c.id, u.c.name).order_by(u.c.name)).all()
+        rows = repo.list_users(conn)
     return [User(r.id, r.name) for r in rows]
 
 
 def new_token(
-    engine: sa.Engine, user_name: str, label: str = "", expires_in: timedelta | None = None
+    engine: Engine, user_name: str, label: str = "", expires_in: timedelta | None = None
 ) -> str:
     """A new API token for ``user_name``, refused from ``expires_in`` on (None: never expires).
     The caller must show it now: it cannot be read back."""
@@ -151,26 +145,24 @@ def new_token(
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = clock.now()
     with write_transaction(engine) as conn:
-        conn.execute(
-            sa.insert(accounts.api_tokens).values(
-                user_id=user.id,
-                token_hash=token_hash(token),
-                label=label[:200],
-                created_at=now,
-                expires_at=None if expires_in is None else now + expires_in,
-            )
+        repo.insert_token(
+            conn,
+            user.id,
+            token_hash(token),
+            label[:200],
+            now,
+            None if expires_in is None else now + expires_in,
         )
     return token
 
 
-def list_tokens(engine: sa.Engine, user_name: str) -> list[TokenInfo]:
+def list_tokens(engine: Engine, user_name: str) -> list[TokenInfo]:
     """Every token of ``user_name`` (revoked and expired ones too), oldest first."""
     user = get_user(engine, user_name)
     if user is None:
         raise AccountError(f"no user {user_name!r}")
-    t = accounts.api_tokens
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(t).where(t.c.user_id == user.id).order_by(t.c.id)).all()
+        rows = repo.tokens_of(conn, user.id)
     return [_token_info(r, user.name) for r in rows]
 
 
@@ -186,83 +178,51 @@ def _token_info(r, user_name: str) -> TokenInfo:
     )
 
 
-def revoke_token(engine: sa.Engine, token_id: int) -> TokenInfo:
+def revoke_token(engine: Engine, token_id: int) -> TokenInfo:
     """Revoke the token with id ``token_id`` (as :func:`list_tokens` shows it); revoking a
     revoked token changes nothing. Returns the token as it is now."""
-    t, u = accounts.api_tokens, accounts.users
     with write_transaction(engine) as conn:
-        conn.execute(
-            sa.update(t)
-            .where(t.c.id == token_id, t.c.revoked_at.is_(None))
-            .values(revoked_at=clock.now())
-        )
-        row = conn.execute(
-            sa.select(t, u.c.name.label("user_name"))
-            .join_from(t, u, t.c.user_id == u.c.id)
-            .where(t.c.id == token_id)
-        ).first()
+        row = repo.revoke_token(conn, token_id, clock.now())
     if row is None:
         raise AccountError(f"no token with id {token_id}; `matforge token list USER` shows them")
     return _token_info(row, row.user_name)
 
 
-def set_user_disabled(engine: sa.Engine, user_name: str, disabled: bool) -> User:
+def set_user_disabled(engine: Engine, user_name: str, disabled: bool) -> User:
     """Disable (every token of the user is refused, their data and tokens are kept) or enable
     again the user ``user_name``."""
-    u = accounts.users
     with write_transaction(engine) as conn:
-        result = conn.execute(sa.update(u).where(u.c.name == user_name).values(disabled=disabled))
-        if result.rowcount == 0:
+        user_id = repo.set_disabled(conn, user_name, disabled)
+        if user_id is None:
             raise AccountError(f"no user {user_name!r}")
-        user_id = conn.execute(sa.select(u.c.id).where(u.c.name == user_name)).scalar_one()
     return User(user_id, user_name)
 
 
-def is_disabled(engine: sa.Engine, user_name: str) -> bool:
+def is_disabled(engine: Engine, user_name: str) -> bool:
     """Whether the user ``user_name`` is disabled."""
-    u = accounts.users
     with engine.connect() as conn:
-        disabled = conn.execute(sa.select(u.c.disabled).where(u.c.name == user_name)).scalar()
-    if disabled is None:
+        row = repo.user_by_name(conn, user_name)
+    if row is None or row.disabled is None:
         raise AccountError(f"no user {user_name!r}")
-    return bool(disabled)
+    return bool(row.disabled)
 
 
-def revoke_tokens(engine: sa.Engine, user_name: str) -> int:
+def revoke_tokens(engine: Engine, user_name: str) -> int:
     """Revoke every token of ``user_name``; returns how many were active."""
     user = get_user(engine, user_name)
     if user is None:
         raise AccountError(f"no user {user_name!r}")
-    t = accounts.api_tokens
     with write_transaction(engine) as conn:
-        result = conn.execute(
-            sa.update(t)
-            .where(t.c.user_id == user.id, t.c.revoked_at.is_(None))
-            .values(revoked_at=clock.now())
-        )
-    return result.rowcount
+        return repo.revoke_tokens_of(conn, user.id, clock.now())
 
 
-def check_token(engine: sa.Engine, token: str) -> User:
+def check_token(engine: Engine, token: str) -> User:
     """The user holding ``token``; :class:`TokenRefused` saying why for a malformed, unknown,
     revoked or expired token or a disabled user."""
     if not token or len(token) > 200 or not token.startswith(TOKEN_PREFIX):
         raise TokenRefused("invalid API token")
-    t, u = accounts.api_tokens, accounts.users
     with engine.connect() as conn:
-        row = conn.execute(
-            sa.select(
-                t.c.id.label("token_id"),
-                t.c.revoked_at,
-                t.c.expires_at,
-                t.c.last_used_at,
-                u.c.id,
-                u.c.name,
-                u.c.disabled,
-            )
-            .join_from(t, u, t.c.user_id == u.c.id)
-            .where(t.c.token_hash == token_hash(token))
-        ).first()
+        row = repo.token_holder(conn, token_hash(token))
     if row is None:
         raise TokenRefused("invalid API token")
     if row.revoked_at is not None:
@@ -282,7 +242,7 @@ def check_token(engine: sa.Engine, token: str) -> User:
     return User(row.id, row.name)
 
 
-def authenticate(engine: sa.Engine, token: str) -> User | None:
+def authenticate(engine: Engine, token: str) -> User | None:
     """The user holding ``token``, or None where :func:`check_token` refuses it."""
     try:
         return check_token(engine, token)
@@ -294,11 +254,11 @@ _recording: set[int] = set()
 _recording_lock = threading.Lock()
 
 
-def _record_use(engine: sa.Engine, token_id: int, at: datetime) -> None:
+def _record_use(engine: Engine, token_id: int, at: datetime) -> None:
     """Write ``last_used_at`` on a thread of its own: on SQLite a write waits for any other
     writer (an upload being stored), and the request must not wait with it. At most one such
     write per token is in flight; losing one (the server stops) loses only a timestamp."""
-    if isinstance(engine.pool, sa.pool.StaticPool):
+    if is_in_memory(engine):
         return  # in-memory SQLite: its one connection is not to be used from another thread
     with _recording_lock:
         if token_id in _recording:
@@ -306,10 +266,9 @@ def _record_use(engine: sa.Engine, token_id: int, at: datetime) -> None:
         _recording.add(token_id)
 
     def write() -> None:
-        t = accounts.api_tokens
         try:
             with write_transaction(engine) as conn:
-                conn.execute(sa.update(t).where(t.c.id == token_id).values(last_used_at=at))
+                repo.record_use(conn, token_id, at)
         except Exception as exc:  # a timestamp is not worth a failure anywhere
             log.debug("could not record the use of token %s: %s", token_id, exc)
         finally:

@@ -15,11 +15,10 @@ import functools
 import math
 import threading
 
-import sqlalchemy as sa
-
 from matforge.errors import MatforgeError
 from matforge.server.jobs import JobContext, JobKind
 from matforge.server.training import ModelCache, trained_model
+from matforge.store.repositories import Engine
 
 #: most rows of a design's search history returned (for the best-reward plot)
 HISTORY_POINTS = 200
@@ -148,7 +147,7 @@ def reward_for(model, prop: str, params: dict):
     )
 
 
-def design_kind(engine: sa.Engine, cache: ModelCache) -> JobKind:
+def design_kind(engine: Engine, cache: ModelCache) -> JobKind:
     """The ``generate_design`` job kind: params ``{"model_id", "goal", "method", "budget",
     "top_k", "elements_in", "elements_out", "seed"}``."""
 

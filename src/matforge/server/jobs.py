@@ -17,7 +17,7 @@ restartable and attempts remain, else marked ``failed`` with "server restarted".
 A job records the projects it reads (``job_projects``: the project a model is trained on, the
 project of the model a screen or design uses, a campaign's project). Its status and result are
 readable by its owner while the owner can read every one of those projects *now*
-(:func:`readable_by`): a project made private again, or a membership removed, also hides what
+(:func:`matforge.store.repositories.jobs.list_readable`): a project made private again, or a membership removed, also hides what
 was computed from it, answered 404 like anything else not visible.
 """
 
@@ -29,18 +29,17 @@ import socket
 import threading
 import traceback
 import uuid
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 
-import sqlalchemy as sa
-
 from matforge.errors import MatforgeError
 from matforge.server import clock
 from matforge.server.settings import ServerSettings
-from matforge.store import accounts
 from matforge.store.database import write_transaction
+from matforge.store.repositories import Connection, Engine
+from matforge.store.repositories import jobs as repo
 
 log = logging.getLogger("matforge.server.jobs")
 
@@ -80,18 +79,6 @@ class JobKind:
     on_failure: Callable[[int, str], None] | None = None
 
 
-def readable_by(user_id: int, readable_projects: Collection[int]) -> sa.ColumnElement[bool]:
-    """Where-clause on ``jobs``: the jobs of user ``user_id`` that read no project outside
-    ``readable_projects`` (the ids :func:`matforge.server.access.roles` gives the user now)."""
-    j, jp = accounts.jobs, accounts.job_projects
-    hidden = (
-        sa.select(jp.c.job_id)
-        .where(jp.c.job_id == j.c.id, jp.c.project_id.not_in(list(readable_projects)))
-        .exists()
-    )
-    return sa.and_(j.c.owner_id == user_id, ~hidden)
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -112,7 +99,7 @@ def _naive_utc(dt):
 class JobRunner:
     """Runs the queued jobs of one store on a pool of threads (see the module docstring)."""
 
-    def __init__(self, engine: sa.Engine, kinds: dict[str, JobKind], settings: ServerSettings):
+    def __init__(self, engine: Engine, kinds: dict[str, JobKind], settings: ServerSettings):
         self.engine = engine
         self.kinds = kinds
         self.settings = settings
@@ -159,7 +146,7 @@ class JobRunner:
 
     def submit(
         self,
-        conn: sa.Connection,
+        conn: Connection,
         kind: str,
         owner_id: int,
         params: dict,
@@ -172,24 +159,7 @@ class JobRunner:
         access check (``()`` for a job that reads no project, whose result only its owner reads)."""
         if kind not in self.kinds:
             raise MatforgeError(f"unknown job kind {kind!r}")
-        job_id = conn.execute(
-            sa.insert(accounts.jobs).values(
-                kind=kind,
-                owner_id=owner_id,
-                status="queued",
-                progress=0.0,
-                message="queued",
-                params=params,
-                attempts=0,
-                created_at=clock.now(),
-            )
-        ).inserted_primary_key[0]
-        projects = sorted({int(p) for p in project_ids})
-        if projects:
-            conn.execute(
-                sa.insert(accounts.job_projects),
-                [{"job_id": job_id, "project_id": p} for p in projects],
-            )
+        job_id = repo.insert(conn, kind, owner_id, params, project_ids, clock.now())
         return job_id
 
     def recover(self) -> int:
@@ -197,69 +167,56 @@ class JobRunner:
         its process on this host is dead); returns how many. Called at start-up and on every
         heartbeat, so a job of a killed server is recovered within ``job_stale_s`` even when
         the restarted server has the dead one's pid."""
-        j = accounts.jobs
         host = socket.gethostname()
         now = clock.now()
         stale_before = _naive_utc(now - timedelta(seconds=self.settings.job_stale_s))
         with self.engine.connect() as conn:  # read first: the periodic check rarely writes
-            rows = conn.execute(
-                sa.select(
-                    j.c.id,
-                    j.c.kind,
-                    j.c.worker,
-                    j.c.attempts,
-                    j.c.heartbeat_at,
-                    j.c.lease_expires_at,
-                ).where(j.c.status == "running", j.c.worker.is_distinct_from(self.worker_id))
-            ).all()
+            rows = repo.running_elsewhere(conn, self.worker_id)
         dead = []
         for row in rows:
             w_host, _, rest = (row.worker or "").partition(":")
             pid = rest.partition(":")[0]
             if w_host == host and pid.isdigit() and not _pid_alive(int(pid)):
-                dead.append((row, j.c.worker.is_not_distinct_from(row.worker)))
+                dead.append((row, ("worker", row.worker)))
             elif row.lease_expires_at is not None:
                 if _naive_utc(row.lease_expires_at) <= _naive_utc(now):
                     # guarded by the lease itself: a heartbeat renewing it meanwhile wins
-                    dead.append((row, j.c.lease_expires_at <= now))
+                    dead.append((row, ("lease_expired", now)))
             elif row.heartbeat_at is None or _naive_utc(row.heartbeat_at) < stale_before:
                 # a job claimed before leases existed (migration 0007)
-                dead.append((row, j.c.lease_expires_at.is_(None)))
+                dead.append((row, ("no_lease", None)))
         if not dead:
             return 0
         n = 0
         with write_transaction(self.engine) as conn:
             for row, still_dead in dead:
                 kind = self.kinds.get(row.kind)
-                where = (j.c.id == row.id, j.c.status == "running", still_dead)
                 if (
                     kind is not None
                     and kind.restartable
                     and row.attempts < self.settings.job_max_attempts
                 ):
-                    n += conn.execute(
-                        sa.update(j)
-                        .where(*where)
-                        .values(
-                            status="queued",
-                            worker=None,
-                            lease_expires_at=None,
-                            progress=0.0,
-                            message="re-queued after a server restart",
-                        )
-                    ).rowcount
+                    n += repo.take_back(
+                        conn,
+                        row.id,
+                        still_dead,
+                        status="queued",
+                        worker=None,
+                        lease_expires_at=None,
+                        progress=0.0,
+                        message="re-queued after a server restart",
+                    )
                 else:
-                    failed = conn.execute(
-                        sa.update(j)
-                        .where(*where)
-                        .values(
-                            status="failed",
-                            error=RESTART_ERROR,
-                            message=RESTART_ERROR,
-                            lease_expires_at=None,
-                            finished_at=clock.now(),
-                        )
-                    ).rowcount
+                    failed = repo.take_back(
+                        conn,
+                        row.id,
+                        still_dead,
+                        status="failed",
+                        error=RESTART_ERROR,
+                        message=RESTART_ERROR,
+                        lease_expires_at=None,
+                        finished_at=clock.now(),
+                    )
                     n += failed
                     if failed and kind is not None and kind.on_failure is not None:
                         kind.on_failure(row.id, RESTART_ERROR)
@@ -277,38 +234,21 @@ class JobRunner:
         }
 
     def _claim(self) -> tuple[int, str, int, dict] | None:
-        j = accounts.jobs
         with self.engine.connect() as conn:
-            candidates = (
-                conn.execute(
-                    sa.select(j.c.id)
-                    .where(j.c.status == "queued", j.c.kind.in_(list(self.kinds)))
-                    .order_by(j.c.id)
-                    .limit(5)
-                )
-                .scalars()
-                .all()
-            )
+            candidates = repo.queued(conn, self.kinds, limit=5)
         for job_id in candidates:
             now = clock.now()
             with write_transaction(self.engine) as conn:
-                claimed = conn.execute(
-                    sa.update(j)
-                    .where(j.c.id == job_id, j.c.status == "queued")
-                    .values(
-                        status="running",
-                        worker=self.worker_id,
-                        started_at=now,
-                        **self._lease(),
-                        attempts=j.c.attempts + 1,
-                        message="started",
-                    )
-                ).rowcount
-                if claimed != 1:
+                row = repo.claim(
+                    conn,
+                    job_id,
+                    worker=self.worker_id,
+                    started_at=now,
+                    **self._lease(),
+                    message="started",
+                )
+                if row is None:
                     continue  # another process took it
-                row = conn.execute(
-                    sa.select(j.c.kind, j.c.owner_id, j.c.params).where(j.c.id == job_id)
-                ).one()
             return job_id, row.kind, row.owner_id, row.params or {}
         return None
 
@@ -335,22 +275,13 @@ class JobRunner:
         """Renew the leases of the jobs this runner runs, then recover the jobs of workers
         whose leases expired (a server killed and restarted, or another server sharing the
         database that died)."""
-        j = accounts.jobs
         while not self._stop.wait(self.settings.job_heartbeat_s):
             with self._lock:
                 running = list(self._running)
             try:
                 if running:
                     with write_transaction(self.engine) as conn:
-                        conn.execute(
-                            sa.update(j)
-                            .where(
-                                j.c.id.in_(running),
-                                j.c.worker == self.worker_id,
-                                j.c.status == "running",
-                            )
-                            .values(**self._lease())
-                        )
+                        repo.renew(conn, running, self.worker_id, **self._lease())
                 self.recover()
             except Exception:  # the database may be briefly unreachable; try again later
                 log.exception("job heartbeat failed")
@@ -358,11 +289,8 @@ class JobRunner:
     # --- running ---------------------------------------------------------------------------
 
     def _update(self, job_id: int, **values) -> None:
-        j = accounts.jobs
         with write_transaction(self.engine) as conn:
-            conn.execute(
-                sa.update(j).where(j.c.id == job_id, j.c.worker == self.worker_id).values(**values)
-            )
+            repo.update(conn, job_id, self.worker_id, **values)
 
     def _run(self, job_id: int, kind_name: str, owner_id: int, params: dict) -> None:
         kind = self.kinds[kind_name]

@@ -13,11 +13,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import sqlalchemy as sa
 
 from matforge.errors import MatforgeError
 from matforge.server.jobs import JobContext, JobKind
 from matforge.server.training import ModelCache, trained_model
+from matforge.store.repositories import Engine
 
 #: candidates per chunk of the pipeline: a progress report each
 CHUNK_SIZE = 5_000
@@ -56,7 +56,7 @@ def _finite(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def screen_kind(engine: sa.Engine, cache: ModelCache) -> JobKind:
+def screen_kind(engine: Engine, cache: ModelCache) -> JobKind:
     """The ``screen`` job kind: params ``{"model_id": <models row id>, "elements": [...],
     "max_atoms", "arities", "charge_balanced", "rank_by", "top_k"}``."""
 

@@ -6,9 +6,8 @@ import socket
 import subprocess
 import time
 
-import sqlalchemy as sa
-
 from matforge.server.auth import add_user, new_token
+from matforge.store.repositories import Engine
 
 #: (formula, band gap in eV) of eight common semiconductors and insulators (textbook values),
 #: the measurements the server tests and examples upload
@@ -24,7 +23,7 @@ BAND_GAPS = [
 ]
 
 
-def user_headers(engine: sa.Engine, name: str) -> dict[str, str]:
+def user_headers(engine: Engine, name: str) -> dict[str, str]:
     """Create user ``name`` with a token; the ``Authorization`` header that authenticates it."""
     add_user(engine, name)
     return {"Authorization": f"Bearer {new_token(engine, name)}"}

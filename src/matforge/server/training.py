@@ -15,12 +15,12 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from matforge.errors import MatforgeError
 from matforge.server.jobs import JobContext, JobKind
-from matforge.store import accounts, schema
 from matforge.store.database import write_transaction
+from matforge.store.repositories import Engine, backend
+from matforge.store.repositories import models as models_repo
+from matforge.store.repositories.measurements import training_data
 
 #: fewest measurements a model is trained on (the forest's out-of-bag calibration needs some)
 MIN_TRAIN_ROWS = 5
@@ -33,9 +33,9 @@ def model_root(store_url: str, configured: Path | None) -> Path:
     """Folder of the server's trained models (see :class:`ServerSettings.model_root`)."""
     if configured is not None:
         return Path(configured)
-    url = sa.make_url(store_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        db = Path(url.database)
+    name, database = backend(store_url)
+    if name == "sqlite" and database not in (None, "", ":memory:"):
+        db = Path(database)
         return db.with_name(f"{db.stem}-models")
     from matforge.models.registry import registry_root
 
@@ -50,23 +50,7 @@ def _finite_or_none(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def training_data(
-    conn: sa.Connection, project_id: int, property: str
-) -> tuple[list[str], list[float]]:
-    """Formulas and values (canonical unit) of ``property`` measured in project ``project_id``."""
-    m, mat, d, p = schema.measurements, schema.materials, schema.datasets, schema.properties
-    rows = conn.execute(
-        sa.select(mat.c.formula, m.c.value)
-        .join_from(m, mat, m.c.material_id == mat.c.id)
-        .join(d, m.c.dataset_id == d.c.id)
-        .join(p, m.c.property_id == p.c.id)
-        .where(d.c.project_id == project_id, p.c.name == property)
-        .order_by(m.c.id)
-    ).all()
-    return [r.formula for r in rows], [r.value for r in rows]
-
-
-def train_model_kind(engine: sa.Engine, root: Path, cache: ModelCache) -> JobKind:
+def train_model_kind(engine: Engine, root: Path, cache: ModelCache) -> JobKind:
     """The ``train_model`` job kind: params ``{"model_id": <models row id>}``."""
 
     def run(ctx: JobContext) -> dict:
@@ -74,10 +58,11 @@ def train_model_kind(engine: sa.Engine, root: Path, cache: ModelCache) -> JobKin
         from matforge.models.pipeline import CompositionModel
         from matforge.models.registry import save_model
 
-        mo = accounts.models
         model_id = int(ctx.params["model_id"])
         with engine.connect() as conn:
-            row = conn.execute(sa.select(mo).where(mo.c.id == model_id)).one()
+            row = models_repo.get(conn, model_id)
+            if row is None:
+                raise MatforgeError("the model no longer exists")
             ctx.progress(0.05, "reading measurements")
             formulas, values = training_data(conn, row.project_id, row.property)
         # Rows stored before the parser's bounds (Zn1e308O) or with a value that is no finite
@@ -126,9 +111,7 @@ def train_model_kind(engine: sa.Engine, root: Path, cache: ModelCache) -> JobKin
             "n_skipped": len(skipped),
         }
         with write_transaction(engine) as conn:
-            conn.execute(
-                sa.update(mo).where(mo.c.id == model_id).values(artifact=artifact, info=info)
-            )
+            models_repo.set_trained(conn, model_id, artifact, info)
         cache.forget(model_id)
         return {"model_id": row.id, **info, "skipped": skipped[:20]}
 
@@ -273,12 +256,11 @@ class ModelCache:
         return frame, float(batcher.model.applicability_domain().threshold_)
 
 
-def trained_model(engine: sa.Engine, cache: ModelCache, model_id: int):
+def trained_model(engine: Engine, cache: ModelCache, model_id: int):
     """``(row, model)`` of a trained model for a job: its ``models`` row and the loaded model
     (raises MatforgeError when it was deleted or never trained since the job was queued)."""
-    mo = accounts.models
     with engine.connect() as conn:
-        row = conn.execute(sa.select(mo).where(mo.c.id == int(model_id))).first()
+        row = models_repo.get(conn, int(model_id))
     if row is None or not row.artifact:
         raise MatforgeError("the model no longer exists or is not trained")
     return row, cache.model(row.id, row.artifact)

@@ -681,53 +681,15 @@ class Store:
         received), ``flag`` (codes of the physical ranges a value stored with
         ``allow_unphysical`` breaks, else None), ``created_at`` (UTC), ``created_by``.
         """
-        m, mat, p, d, pr = (
-            schema.measurements,
-            schema.materials,
-            schema.properties,
-            schema.datasets,
-            schema.projects,
+        from matforge.store.repositories import measurements as repo
+
+        q = repo.MeasurementQuery(
+            property=_as_list(property),
+            projects=_as_list(project),
+            method=_as_list(method),
+            elements=None if elements is None else _element_list(elements),
         )
-        stmt = (
-            sa.select(
-                m.c.id,
-                pr.c.name.label("project"),
-                m.c.dataset_id,
-                m.c.material_id,
-                mat.c.formula,
-                m.c.formula_as_ingested,
-                mat.c.reduced_formula,
-                mat.c.elements,
-                p.c.name.label("property"),
-                m.c.value,
-                m.c.unit,
-                m.c.uncertainty,
-                m.c.method,
-                sa.cast(m.c.conditions, sa.Text).label("conditions"),
-                m.c.source,
-                m.c.raw_value,
-                m.c.raw_unit,
-                m.c.flag,
-                m.c.created_at,
-                m.c.created_by,
-            )
-            .join_from(m, mat, m.c.material_id == mat.c.id)
-            .join(p, m.c.property_id == p.c.id)
-            .join(d, m.c.dataset_id == d.c.id)
-            .join(pr, d.c.project_id == pr.c.id)
-            .order_by(m.c.id)
-        )
-        if (props := _as_list(property)) is not None:
-            stmt = stmt.where(p.c.name.in_(props))
-        if (projects := _as_list(project)) is not None:
-            stmt = stmt.where(pr.c.name.in_(projects))
-        if (methods := _as_list(method)) is not None:
-            stmt = stmt.where(m.c.method.in_(methods))
-        if elements is not None:
-            # As a subquery, so SQLite scans the small covering index on materials.elements
-            # and then seeks measurements by material_id, instead of scanning measurements.
-            matching = sa.select(mat.c.id).where(*self._contains_all(elements))
-            stmt = stmt.where(m.c.material_id.in_(matching))
+        stmt = repo.select(q, project_names=True, conditions_as_text=True)
         df = self._frame(stmt, columns=MEASUREMENT_COLUMNS)
         df["elements"] = df["elements"].str.slice(1, -1)
         return self._dates(df, "created_at")
@@ -739,26 +701,13 @@ class Store:
     ) -> pd.DataFrame:
         """Materials (``id``, ``formula``, ``reduced_formula``, ``elements``, ``nelements``,
         ``has_structure``), those containing all ``elements`` and measured in ``project``."""
-        mat = schema.materials
-        stmt = sa.select(
-            mat.c.id,
-            mat.c.formula,
-            mat.c.reduced_formula,
-            mat.c.elements,
-            mat.c.nelements,
-            mat.c.structure.is_not(None).label("has_structure"),
-        ).order_by(mat.c.id)
-        if elements is not None:
-            stmt = stmt.where(*self._contains_all(elements))
-        if (projects := _as_list(project)) is not None:
-            m, d, pr = schema.measurements, schema.datasets, schema.projects
-            in_project = (
-                sa.select(m.c.material_id)
-                .join(d, m.c.dataset_id == d.c.id)
-                .join(pr, d.c.project_id == pr.c.id)
-                .where(pr.c.name.in_(projects))
-            )
-            stmt = stmt.where(mat.c.id.in_(in_project))
+        from matforge.store.repositories import measurements as repo
+
+        q = repo.MaterialQuery(
+            projects=_as_list(project),
+            elements=None if elements is None else _element_list(elements),
+        )
+        stmt = repo.select_materials(q)
         df = self._frame(stmt)
         df["elements"] = df["elements"].str.slice(1, -1)
         df["has_structure"] = df["has_structure"].astype(bool)
@@ -776,11 +725,6 @@ class Store:
         from pymatgen.core import Structure
 
         return Structure.from_dict(row.structure)
-
-    @staticmethod
-    def _contains_all(elements: str | Iterable[str]) -> list:
-        # "-Fe-O-" LIKE '%-Fe-%': the dashes keep O from matching Os.
-        return [schema.materials.c.elements.like(f"%-{e}-%") for e in _element_list(elements)]
 
     def export(
         self,

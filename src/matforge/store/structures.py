@@ -987,6 +987,25 @@ def select(
     return stmt if limit is None else stmt.limit(limit)
 
 
+def material_readable(conn: sa.Connection, material_id: int, project_ids: Sequence[int]) -> bool:
+    """Whether material ``material_id`` has a measurement or a structure in ``project_ids``
+    (a material is readable where either is)."""
+    from matforge.store.repositories.visibility import visible_material
+
+    mat = schema.materials
+    found = sa.select(mat.c.id).where(
+        mat.c.id == material_id,
+        sa.or_(
+            visible_material(project_ids),
+            sa.exists().where(
+                structures.c.material_id == mat.c.id,
+                structures.c.project_id.in_(list(project_ids)),
+            ),
+        ),
+    )
+    return conn.execute(found).first() is not None
+
+
 def _engine(store_or_engine) -> sa.Engine:
     return store_or_engine if isinstance(store_or_engine, sa.Engine) else store_or_engine.engine
 

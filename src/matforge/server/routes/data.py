@@ -11,12 +11,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from matforge.errors import InvalidFormula
-from matforge.server import access, queries
+from matforge.server import access
 from matforge.server.api import (
     ERROR_RESPONSES,
     ApiError,
@@ -37,7 +36,8 @@ from matforge.server.schemas import (
     Method,
     PropertyOut,
 )
-from matforge.store import schema
+from matforge.store.repositories import Connection
+from matforge.store.repositories import measurements as repo
 from matforge.store.spreadsheet import safe_cell
 
 router = APIRouter(tags=["data"], responses=ERROR_RESPONSES)
@@ -101,7 +101,7 @@ def parse_elements(text: str | None) -> list[str] | None:
         raise ApiError(400, str(exc)) from None
 
 
-def scope(state: ServerState, conn: sa.Connection, user: User, project_id: str | None) -> list[int]:
+def scope(state: ServerState, conn: Connection, user: User, project_id: str | None) -> list[int]:
     """Ids of the projects a query may read: all visible ones, or the one asked for."""
     roles = access.roles(conn, user)
     if project_id is None:
@@ -138,8 +138,7 @@ def list_properties(state: State, user: CurrentUser) -> list[PropertyOut]:
     """Properties with their canonical units: the built-in ones and those measured in projects
     the caller can read."""
     with state.engine.connect() as conn:
-        ids = sorted(access.roles(conn, user))
-        rows = conn.execute(queries.properties(ids, builtin_properties())).all()
+        rows = repo.properties(conn, access.readable(conn, user), builtin_properties())
     return [
         PropertyOut(name=r.name, canonical_unit=r.canonical_unit, description=r.description)
         for r in rows
@@ -170,7 +169,7 @@ def list_materials(
     limit: Limit = None,
 ) -> MaterialPage:
     """Materials with at least one measurement the caller can read, by id, one page."""
-    q = queries.MaterialQuery(
+    q = repo.MaterialQuery(
         project_ids=[],
         elements=parse_elements(elements),
         exact_elements=exact_elements,
@@ -182,7 +181,7 @@ def list_materials(
     )
     with state.engine.connect() as conn:
         q.project_ids = scope(state, conn, user, project_id)
-    stmt = queries.materials(q)  # may refresh the systems index: not inside another connection
+    stmt = repo.select_materials(q)  # may refresh the systems index: not inside another connection
     with state.engine.connect() as conn:
         rows = conn.execute(stmt).all()
     more = len(rows) > q.limit
@@ -196,20 +195,8 @@ def list_materials(
 def get_material(material_id: str, state: State, user: CurrentUser) -> MaterialDetail:
     """One material, with its structure when it has one."""
     mid = decode(state, "material", material_id, "material")
-    mat = schema.materials
     with state.engine.connect() as conn:
-        ids = sorted(access.roles(conn, user))
-        row = conn.execute(
-            sa.select(
-                mat.c.id,
-                mat.c.formula,
-                mat.c.reduced_formula,
-                mat.c.elements,
-                mat.c.nelements,
-                mat.c.structure.is_not(None).label("has_structure"),
-                mat.c.structure,
-            ).where(mat.c.id == mid, queries.visible_measurement(ids))
-        ).first()
+        row = repo.material(conn, mid, access.readable(conn, user))
     if row is None:
         raise not_found("material")
     return MaterialDetail(**_material_out(state, row), structure=row.structure)
@@ -256,7 +243,7 @@ Filters = Annotated[MeasurementFilters, Depends(measurement_filters)]
 
 
 def visible_id(
-    state: ServerState, conn: sa.Connection, user: User, kind: str, public_id: str | None
+    state: ServerState, conn: Connection, user: User, kind: str, public_id: str | None
 ) -> int | None:
     """Row id of a dataset or material the caller can read, named by a filter; 404 ("<kind>
     not found") for anything else, so that a malformed id, an unknown one and the id of
@@ -264,18 +251,9 @@ def visible_id(
     if public_id is None:
         return None
     row_id = state.codec.decode(kind, public_id)
-    readable = sorted(access.roles(conn, user))
-    if row_id is not None:
-        if kind == "dataset":
-            d = schema.datasets
-            found = sa.select(d.c.id).where(d.c.id == row_id, d.c.project_id.in_(readable))
-        else:
-            mat = schema.materials
-            found = sa.select(mat.c.id).where(
-                mat.c.id == row_id, queries.visible_measurement(readable)
-            )
-        if conn.execute(found).first() is not None:
-            return row_id
+    readable = access.readable(conn, user)
+    if row_id is not None and repo.is_visible(conn, kind, row_id, readable):
+        return row_id
     raise not_found(kind)
 
 
@@ -289,9 +267,9 @@ def _measurement_query(
     dataset_id: str | None = None,
     after: str | None = None,
     limit: int | None = None,
-) -> queries.MeasurementQuery:
+) -> repo.MeasurementQuery:
     project_ids = scope(state, conn, user, f.project_id)
-    return queries.MeasurementQuery(
+    return repo.MeasurementQuery(
         project_ids=project_ids,
         property=f.property,
         elements=parse_elements(f.elements),
@@ -354,7 +332,7 @@ def list_measurements(
         q = _measurement_query(state, conn, user, filters, material_id=material_id,
                                dataset_id=dataset_id, after=after,
                                limit=page_size(state, limit))  # fmt: skip
-        rows = conn.execute(queries.measurements(q)).all()
+        rows = conn.execute(repo.select(q)).all()
     more = len(rows) > q.limit
     items = [MeasurementOut(**_measurement_out(state, r)) for r in rows[: q.limit]]
     cursor = next_cursor(state, rows[q.limit - 1].id) if more else None
@@ -377,7 +355,7 @@ def export_measurements(state: State, user: CurrentUser, filters: Filters) -> St
     would run as a formula (starting with =, +, -, @, tab or CR) get a leading `'`."""
     with state.engine.connect() as conn:
         q = _measurement_query(state, conn, user, filters)
-    stmt = queries.measurements(q)
+    stmt = repo.select(q)
 
     def rows() -> Iterator[str]:
         buffer = io.StringIO()

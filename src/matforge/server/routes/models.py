@@ -7,11 +7,10 @@ import re
 from types import SimpleNamespace
 
 import numpy as np
-import sqlalchemy as sa
 from fastapi import APIRouter
 
 from matforge.chem.formula import MAX_AMOUNT
-from matforge.server import access, clock, jobs
+from matforge.server import access, clock
 from matforge.server.api import (
     ERROR_RESPONSES,
     ApiError,
@@ -36,8 +35,11 @@ from matforge.server.schemas import (
     UserOut,
 )
 from matforge.server.training import ESTIMATOR, MIN_TRAIN_ROWS, training_data
-from matforge.store import accounts, schema
 from matforge.store.database import write_transaction
+from matforge.store.repositories import Connection
+from matforge.store.repositories import jobs as jobs_repo
+from matforge.store.repositories import models as models_repo
+from matforge.store.repositories.measurements import property_unit
 
 router = APIRouter(responses=ERROR_RESPONSES)
 
@@ -77,10 +79,8 @@ def _public_result(state: ServerState, result: dict | None) -> dict | None:
 def list_jobs(state: State, user: CurrentUser) -> list[JobOut]:
     """The caller's jobs, newest first (at most 1000), less those that read a project the caller
     can no longer read."""
-    j = accounts.jobs
     with state.engine.connect() as conn:
-        readable = jobs.readable_by(user.id, access.roles(conn, user))
-        rows = conn.execute(sa.select(j).where(readable).order_by(j.c.id.desc()).limit(1000)).all()
+        rows = jobs_repo.list_readable(conn, user.id, access.readable(conn, user), limit=1000)
     return [_job_out(state, r) for r in rows]
 
 
@@ -89,30 +89,15 @@ def get_job(job_id: str, state: State, user: CurrentUser) -> JobOut:
     """Status, progress and result of one of the caller's jobs; 404 once it reads a project the
     caller can no longer read (made private again, membership removed)."""
     jid = decode(state, "job", job_id, "job")
-    j = accounts.jobs
     with state.engine.connect() as conn:
-        readable = jobs.readable_by(user.id, access.roles(conn, user))
-        row = conn.execute(sa.select(j).where(j.c.id == jid, readable)).first()
+        row = jobs_repo.get_readable(conn, jid, user.id, access.readable(conn, user))
     if row is None:
         raise not_found("job")
     return _job_out(state, row)
 
 
-def _select_models():
-    mo, j, u = accounts.models, accounts.jobs, accounts.users
-    return (
-        sa.select(
-            mo,
-            u.c.name.label("owner"),
-            *[c.label(f"j_{c.name}") for c in j.c],
-        )
-        .join_from(mo, j, mo.c.job_id == j.c.id)
-        .join(u, mo.c.owner_id == u.c.id)
-    )
-
-
 def _model_out(state: ServerState, r) -> ModelOut:
-    job = SimpleNamespace(**{c.name: getattr(r, f"j_{c.name}") for c in accounts.jobs.c})
+    job = SimpleNamespace(**{c: getattr(r, f"j_{c}") for c in jobs_repo.COLUMNS})
     info = r.info or {}
     return ModelOut(
         id=state.codec.encode("model", r.id),
@@ -130,11 +115,11 @@ def _model_out(state: ServerState, r) -> ModelOut:
     )
 
 
-def _visible_model(state: ServerState, conn: sa.Connection, user: User, model_id: str):
+def _visible_model(state: ServerState, conn: Connection, user: User, model_id: str):
     """A model whose project the caller can read (models follow their project's access)."""
     mid = decode(state, "model", model_id, "model")
     roles = access.roles(conn, user)
-    row = conn.execute(_select_models().where(accounts.models.c.id == mid)).first()
+    row = models_repo.with_job(conn, mid)
     if row is None or row.project_id not in roles:
         raise not_found("model")
     return row
@@ -145,8 +130,6 @@ def create_model(body: ModelCreate, state: State, user: CurrentUser) -> ModelOut
     """Train a model of ``property`` on the project's measurements, as a background job
     (Magpie features + RandomForestUQ). Poll ``GET /models/{id}`` or ``GET /jobs/{job id}``."""
     pid = decode(state, "project", body.project_id, "project")
-    p = schema.properties
-    mo = accounts.models
     with write_transaction(state.engine) as conn:
         project_role(conn, user, pid)
         formulas, _ = training_data(conn, pid, body.property)
@@ -156,28 +139,23 @@ def create_model(body: ModelCreate, state: State, user: CurrentUser) -> ModelOut
                 f"a model needs at least {MIN_TRAIN_ROWS} measurements of {body.property!r}; "
                 f"the project has {len(formulas)}",
             )
-        unit = conn.execute(sa.select(p.c.canonical_unit).where(p.c.name == body.property)).scalar()
+        unit = property_unit(conn, body.property)
         params = {"n_estimators": body.n_estimators, "random_state": body.random_state}
         job_id = state.jobs.submit(conn, "train_model", user.id, {}, project_ids=[pid])
-        model_id = conn.execute(
-            sa.insert(mo).values(
-                owner_id=user.id,
-                project_id=pid,
-                job_id=job_id,
-                name=body.name or body.property,
-                property=body.property,
-                unit=unit,
-                params=params,
-                created_at=clock.now(),
-            )
-        ).inserted_primary_key[0]
-        conn.execute(
-            sa.update(accounts.jobs)
-            .where(accounts.jobs.c.id == job_id)
-            .values(params={"model_id": model_id})
+        model_id = models_repo.insert(
+            conn,
+            owner_id=user.id,
+            project_id=pid,
+            job_id=job_id,
+            name=body.name or body.property,
+            property=body.property,
+            unit=unit,
+            params=params,
+            now=clock.now(),
         )
+        jobs_repo.set_params(conn, job_id, {"model_id": model_id})
     with state.engine.connect() as conn:  # read before the workers may start it: "queued"
-        out = _model_out(state, conn.execute(_select_models().where(mo.c.id == model_id)).one())
+        out = _model_out(state, models_repo.with_job(conn, model_id))
     state.jobs.wake()
     return out
 
@@ -185,12 +163,8 @@ def create_model(body: ModelCreate, state: State, user: CurrentUser) -> ModelOut
 @router.get("/models", response_model=list[ModelOut], tags=["models"])
 def list_models(state: State, user: CurrentUser) -> list[ModelOut]:
     """Models of the projects the caller can read, newest first."""
-    mo = accounts.models
     with state.engine.connect() as conn:
-        ids = sorted(access.roles(conn, user))
-        rows = conn.execute(
-            _select_models().where(mo.c.project_id.in_(ids)).order_by(mo.c.id.desc())
-        ).all()
+        rows = models_repo.list_in_projects(conn, access.readable(conn, user))
     return [_model_out(state, r) for r in rows]
 
 
@@ -365,6 +339,6 @@ def submit_job(
     with write_transaction(state.engine) as conn:
         job_id = state.jobs.submit(conn, kind, user.id, params, project_ids=project_ids)
     with state.engine.connect() as conn:
-        job = conn.execute(sa.select(accounts.jobs).where(accounts.jobs.c.id == job_id)).one()
+        job = jobs_repo.get(conn, job_id)
     state.jobs.wake()
     return _job_out(state, job)

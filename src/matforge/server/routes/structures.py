@@ -11,12 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from matforge.server import access, queries
+from matforge.server import access
 from matforge.server.api import (
     ERROR_RESPONSES,
     ApiError,
@@ -40,8 +39,8 @@ from matforge.server.routes.data import (
     parse_elements,
     scope,
 )
-from matforge.store import schema
 from matforge.store import structures as stored
+from matforge.store.repositories import Connection
 
 router = APIRouter(tags=["structures"], responses=ERROR_RESPONSES)
 
@@ -91,27 +90,14 @@ class StructureDetail(StructureOut):
     structure: dict[str, Any] = Field(description="pymatgen Structure.as_dict().")
 
 
-def _material(state: ServerState, conn: sa.Connection, user: User, material_id: str | None):
+def _material(state: ServerState, conn: Connection, user: User, material_id: str | None):
     """Row id of a material the caller can read (it has a measurement or a structure in a
     readable project), named by a filter; 404 "material not found" for anything else."""
     if material_id is None:
         return None
     row_id = state.codec.decode("material", material_id)
-    if row_id is not None:
-        readable = sorted(access.roles(conn, user))
-        mat = schema.materials
-        found = sa.select(mat.c.id).where(
-            mat.c.id == row_id,
-            sa.or_(
-                queries.visible_measurement(readable),
-                sa.exists().where(
-                    stored.structures.c.material_id == mat.c.id,
-                    stored.structures.c.project_id.in_(readable),
-                ),
-            ),
-        )
-        if conn.execute(found).first() is not None:
-            return row_id
+    if row_id is not None and stored.material_readable(conn, row_id, access.readable(conn, user)):
+        return row_id
     raise not_found("material")
 
 
@@ -179,8 +165,9 @@ def _readable(state: ServerState, user, structure_id: str):
     row_id = state.codec.decode("structure", structure_id)
     if row_id is not None:
         with state.engine.connect() as conn:
-            readable = sorted(access.roles(conn, user))
-            row = conn.execute(stored.select(project_ids=readable, ids=[row_id])).first()
+            row = conn.execute(
+                stored.select(project_ids=access.readable(conn, user), ids=[row_id])
+            ).first()
         if row is not None:
             return row, stored.load_structures(state.engine, [row_id])[row_id]
     raise not_found("structure")

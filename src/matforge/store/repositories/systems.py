@@ -13,6 +13,9 @@ out of id order. Only a material of a chemical system new to the store, committe
 by a concurrent writer, can thus be missing from a "contains" query, and for at most that long.
 When the wanted elements are common, the plain ``LIKE`` scan is used instead: it stops at the
 first page, which dense matches fill at once (:meth:`ChemicalSystems.containing` estimates both).
+
+The server keeps one in its state and passes it to the reads of
+:mod:`matforge.store.repositories.measurements` as ``systems``.
 """
 
 from __future__ import annotations
