@@ -165,6 +165,18 @@ def test_a_surrogate_of_ones_own_follows_the_sklearn_contract(photo, tmp_path):
     sk = _campaign(pool, strategy=None, model=BayesianRidge())
     assert sk.suggest(1)["degradation_std"].gt(0).all()
     assert sk.batches()["model"].iloc[0]["class"] == "BayesianRidge"
+    # one whose parameters are objects (a kernel) is given again when its campaign is loaded
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import RBF, WhiteKernel
+
+    gp = GaussianProcessRegressor(kernel=RBF(0.3) + WhiteKernel(0.1), normalize_y=True)
+    with Store(tmp_path / "lab.db") as store:
+        _campaign(pool, strategy=None, model=gp).save(store, "gp")
+        with pytest.raises(CampaignError, match="not plain values"):
+            Campaign.load(store, "gp")
+        again = Campaign.load(store, "gp", model=gp)
+        assert again.suggest(1)["degradation_std"].gt(0).all()
+        assert again.batches()["model"].iloc[0]["class"] == "GaussianProcessRegressor"
     with pytest.raises(DesignSpaceError, match="scikit-learn contract"):
         _campaign(pool, strategy=None, model=object())
     with pytest.raises(DesignSpaceError, match="unknown surrogate"):

@@ -354,20 +354,24 @@ class Campaign:
                                                                  project_id=project_id)
 
     @classmethod
-    def load(cls, store, name: str) -> Campaign:
+    def load(cls, store, name: str, *, model=None) -> Campaign:
         """Reopen the campaign ``name`` (one without a project: the server's campaigns are
-        reached through it; raises :class:`CampaignError` if there is none)."""
+        reached through :meth:`open`; raises :class:`CampaignError` if there is none).
+        ``model``: the surrogate, when the campaign's is an estimator of one's own whose
+        parameters are not plain values (a kernel object), which its description cannot
+        rebuild."""
         from matforge.design.campaign_store import load_campaign
 
-        return load_campaign(store, name)
+        return load_campaign(store, name, model=model)
 
     @classmethod
-    def open(cls, store, campaign_id: int) -> Campaign:
+    def open(cls, store, campaign_id: int, *, model=None) -> Campaign:
         """Reopen a campaign by its row id (any project's; raises :class:`CampaignError` if
-        there is none). Callers check that whoever asks may see it."""
+        there is none; ``model`` as in :meth:`load`). Callers check that whoever asks may see
+        it."""
         from matforge.design.campaign_store import open_campaign
 
-        return open_campaign(store, campaign_id)
+        return open_campaign(store, campaign_id, model=model)
 
     @staticmethod
     def names(store) -> list[str]:

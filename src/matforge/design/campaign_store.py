@@ -10,6 +10,7 @@ import pandas as pd
 
 from matforge.design.campaign import Campaign, CampaignError, _now, _user
 from matforge.design.objectives import objective_from_dict
+from matforge.errors import DesignSpaceError
 
 __all__ = ["campaign_names", "campaign_overview", "check_name", "load_campaign",
            "open_campaign", "save_campaign"]
@@ -33,9 +34,17 @@ def check_name(name) -> None:
         raise CampaignError(f"a campaign name must be a non-empty string (≤ 200), got {name!r}")
 
 
-def _stored(store, row) -> Campaign:
+def _stored(store, row, model=None) -> Campaign:
+    strategy = None
+    if model is not None:  # a surrogate of one's own, given again
+        from matforge.design.strategy import Strategy
+
+        try:
+            strategy = Strategy.from_dict({**row.config["strategy"], "model": model})
+        except DesignSpaceError as exc:
+            raise CampaignError(str(exc)) from None
     return Campaign.from_config(row.config, name=row.name, store=store, campaign_id=row.id,
-                                log=_repository(store).log(row.id))
+                                log=_repository(store).log(row.id), strategy=strategy)
 
 
 def save_campaign(campaign: Campaign, store, name: str, *, project_id: int | None = None
@@ -59,26 +68,27 @@ def save_campaign(campaign: Campaign, store, name: str, *, project_id: int | Non
                                 log=_repository(store).log(cid), strategy=campaign.strategy)
 
 
-def load_campaign(store, name: str) -> Campaign:
+def load_campaign(store, name: str, *, model=None) -> Campaign:
     """The campaign ``name`` of ``store`` that belongs to no project (raises
-    :class:`CampaignError` if there is none)."""
+    :class:`CampaignError` if there is none). ``model``: its surrogate, when it is an
+    estimator of one's own that its saved description cannot rebuild (or another one)."""
     store = _open_store(store)
     row = _repository(store).find(name)
     if row is None:
         known = campaign_names(store)
         hint = f"; campaigns in this store: {', '.join(known)}" if known else ""
         raise CampaignError(f"no campaign named {name!r} in {store!r}{hint}")
-    return _stored(store, row)
+    return _stored(store, row, model)
 
 
-def open_campaign(store, campaign_id: int) -> Campaign:
+def open_campaign(store, campaign_id: int, *, model=None) -> Campaign:
     """The campaign with row id ``campaign_id`` (of any project; raises
-    :class:`CampaignError` if there is none)."""
+    :class:`CampaignError` if there is none); ``model`` as in :func:`load_campaign`."""
     store = _open_store(store)
     row = _repository(store).get(int(campaign_id))
     if row is None:
         raise CampaignError(f"no campaign with id {campaign_id} in {store!r}")
-    return _stored(store, row)
+    return _stored(store, row, model)
 
 
 def campaign_names(store) -> list[str]:

@@ -169,12 +169,32 @@ class Strategy:
         return make_acquisition(self.acquisition).as_dict()
 
 
+def _plain(v) -> bool:
+    """Whether ``v`` survives JSON as it is (numbers, text, None, and lists / dicts of them)."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if v is None or isinstance(v, bool | int | str):
+        return True
+    if isinstance(v, float):
+        return bool(np.isfinite(v))
+    if isinstance(v, list | tuple):
+        return all(_plain(x) for x in v)
+    if isinstance(v, dict):
+        return all(isinstance(k, str) and _plain(x) for k, x in v.items())
+    return False
+
+
 def estimator_as_dict(estimator) -> dict:
     """How a surrogate of one's own is saved: its class, by import path, and its parameters
-    (``get_params(deep=False)``, which must be JSON-serialisable to be saved in a store)."""
+    (``get_params(deep=False)``). Parameters that are not plain values (a kernel object, a
+    function) are described but cannot be rebuilt from the description (``"plain": False``):
+    such a surrogate is given again when its campaign is loaded."""
     cls = type(estimator)
-    return {"@estimator": f"{cls.__module__}:{cls.__qualname__}",
-            "params": to_jsonable(estimator.get_params(deep=False))}
+    params = estimator.get_params(deep=False)
+    d = {"@estimator": f"{cls.__module__}:{cls.__qualname__}", "params": to_jsonable(params)}
+    if not _plain(params):
+        d["plain"] = False
+    return d
 
 
 def estimator_from_dict(d: Mapping):
@@ -185,6 +205,12 @@ def estimator_from_dict(d: Mapping):
     path = d.get("@estimator")
     if not isinstance(path, str) or ":" not in path:
         raise DesignSpaceError(f"not a saved surrogate: {dict(d)!r}")
+    if d.get("plain") is False:
+        raise DesignSpaceError(
+            f"the surrogate {path!r} has parameters that are not plain values, so it cannot be "
+            f"rebuilt from its description; give it again (Campaign.load(store, name, "
+            f"model=...))"
+        )
     module, _, qualname = path.partition(":")
     try:
         obj = importlib.import_module(module)
