@@ -24,24 +24,10 @@ FORBIDDEN_MODULES = ("sqlalchemy", "matforge.store.schema")
 
 # modules (relative to src/matforge) that still hold SQL or tables; shrink only
 NOT_YET = {
-    "notebook.py",
-    "server/access.py",
-    "server/api.py",
-    "server/auth.py",
-    "server/generating.py",
     "server/ids.py",
-    "server/jobs.py",
-    "server/queries.py",
-    "server/routes/data.py",
     "server/routes/deletions.py",
-    "server/routes/models.py",
     "server/routes/projects.py",
-    "server/routes/structures.py",
     "server/routes/uploads.py",
-    "server/screening.py",
-    "server/systems.py",
-    "server/testing.py",
-    "server/training.py",
 }
 
 
