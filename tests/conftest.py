@@ -96,10 +96,12 @@ def tiny_xrd_model(tmp_path_factory, xrd_small_set):
     CPU), saved like the shipped one; returns its ``.pt`` path. For server tests that need a
     working ``/xrd/identify`` whether or not the shipped weights are installed."""
     pytest.importorskip("torch")
-    from matforge.cli.xrd import _classes, _grid_spec, _prototype_info
     from matforge.xrd.augment import CU_KA1
     from matforge.xrd.cnn import train_classifier
+    from matforge.xrd.training_data import classifier_classes as _classes
     from matforge.xrd.training_data import generate_shards, labels_for, load_shards, make_grid
+    from matforge.xrd.training_data import grid_spec as _grid_spec
+    from matforge.xrd.training_data import prototype_info as _prototype_info
 
     tmp = tmp_path_factory.mktemp("tiny_xrd")
     grid = make_grid()

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 pytest.importorskip("torch")
 
-from matforge.cli.xrd import _write_docs_section, app  # noqa: E402
+from matforge.cli.xrd import app  # noqa: E402
+from matforge.xrd.benchmark import write_docs_section as _write_docs_section  # noqa: E402
 
 runner = CliRunner()
 EXAMPLE = (

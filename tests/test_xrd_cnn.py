@@ -201,7 +201,8 @@ def test_shards_stream_reproducibly(small_set, tmp_path):
 
 
 def test_small_model_trains_end_to_end(small_set, tiny_xrd_arch, tmp_path):
-    from matforge.cli.xrd import _classes, _grid_spec
+    from matforge.xrd.training_data import classifier_classes as _classes
+    from matforge.xrd.training_data import grid_spec as _grid_spec
 
     d = load_shards(generate_shards(small_set, tmp_path / "s", grid=GRID, n_per_structure=6,
                                     seed=1, progress=False))  # fmt: skip

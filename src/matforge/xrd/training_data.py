@@ -874,3 +874,34 @@ def prepare_data(
     if log:
         log(f"evaluation patterns in {eval_dir}")
     return PreparedData(sset, chem, proto, train_dir, eval_dir, data_dir, grid, seed)
+
+
+def grid_spec(grid) -> list[float]:
+    """``[first, last, step]`` of a 2θ grid (degrees), as a classifier's metadata stores it."""
+    step = round(float(grid[1] - grid[0]), 6)
+    return [float(grid[0]), float(grid[-1]), step]
+
+
+def classifier_classes() -> dict[str, list[str]]:
+    """The label names of each head of the classifier (crystal system, space group, prototype)."""
+    return {
+        "crystal_system": list(CRYSTAL_SYSTEMS),
+        "spacegroup": spacegroup_names(),
+        "prototype": prototype_labels(),
+    }
+
+
+def prototype_info() -> dict[str, dict]:
+    """Formula, mineral, Strukturbericht symbol and space group of each AFLOW prototype label
+    (what `matforge xrd train` records in the classifier's metadata)."""
+    from matforge.datasets import load_dataset
+
+    df = load_dataset("aflow_prototypes")
+    info: dict[str, dict] = {}
+    for _, r in df.iterrows():
+        info.setdefault(r["aflow_label"], {
+            "formula": r["formula"], "mineral": r["mineral"] or None,
+            "strukturbericht": r["strukturbericht"] or None,
+            "spacegroup": int(r["spacegroup_number"]),
+        })  # fmt: skip
+    return info
