@@ -74,9 +74,9 @@ from matforge.design.strategy import (
     default_strategy,
     fit_models,
     propose,
-    to_jsonable,
 )
 from matforge.errors import DesignSpaceError, MatforgeError
+from matforge.jsonable import to_jsonable
 
 __all__ = [
     "Campaign",

@@ -1250,20 +1250,11 @@ def composition_keys(formulas: Sequence[str], source: str | None = None) -> list
     digits), so ``"Fe2O3"``, ``"O3Fe2"`` and ``"Fe0.4O0.6"`` share one key.
 
     Raises :class:`~matforge.errors.InvalidFormula` naming the first formula that does not parse.
+    The rule is :func:`matforge.chem.identity.composition_key_strings`.
     """
-    from matforge.chem.batch import CompositionBatch
+    from matforge.chem.identity import composition_key_strings
 
-    batch = CompositionBatch.from_formulas([str(f) for f in formulas], errors="raise",
-                                           source=source)
-    F = batch.fractions.tocsr()
-    F.sort_indices()
-    symbols = batch.elements
-    keys = []
-    for r in range(F.shape[0]):
-        lo, hi = F.indptr[r], F.indptr[r + 1]
-        keys.append(" ".join(f"{symbols[j]}{float(f'{v:.6g}'):g}"
-                             for j, v in zip(F.indices[lo:hi], F.data[lo:hi], strict=True)))
-    return keys
+    return composition_key_strings(formulas, source=source)
 
 
 class CompositionPool(CandidateTable):

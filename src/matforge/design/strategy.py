@@ -36,6 +36,7 @@ import numpy as np
 
 from matforge.design.objectives import Maximize, Minimize, Objective, Range, Target
 from matforge.errors import DesignSpaceError
+from matforge.jsonable import to_jsonable
 
 __all__ = [
     "COMPOSITION_FEATURES",
@@ -422,22 +423,6 @@ class Proposal(NamedTuple):
     std: np.ndarray
     model: dict
     p_success: np.ndarray | None = None
-
-
-def to_jsonable(v):
-    """``v`` with numpy scalars, tuples and unknown objects made JSON-serialisable (NaN and
-    infinities become None: PostgreSQL's JSON has no such numbers)."""
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not np.isfinite(v):
-        return None
-    if v is None or isinstance(v, bool | int | float | str):
-        return v
-    if isinstance(v, list | tuple):
-        return [to_jsonable(x) for x in v]
-    if isinstance(v, dict):
-        return {str(k): to_jsonable(x) for k, x in v.items()}
-    return repr(v)
 
 
 def training_digest(X: np.ndarray, Y: np.ndarray) -> str:
