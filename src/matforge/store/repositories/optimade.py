@@ -201,6 +201,18 @@ def dash_set(items) -> str:
     return "-" + "".join(f"{i}-" for i in items)
 
 
+def site_amounts(structure: dict) -> dict[str, float]:
+    """Element → number of atoms in the cell of a ``Structure.as_dict()`` (occupancies summed)."""
+    out: dict[str, float] = {}
+    for site in structure["sites"]:
+        for sp in site["species"]:
+            out[str(sp["element"])] = out.get(str(sp["element"]), 0.0) + float(sp.get("occu", 1))
+    return out
+
+
+# --- the index: fields the filters need that the store's own tables lack ---------------------
+
+
 def index_row(codec: PublicIds, material_id: int, formula: str, structure: dict | None) -> dict:
     """The ``optimade_structures`` row of a material."""
     counts = integer_proportions(amounts(formula))
@@ -215,15 +227,6 @@ def index_row(codec: PublicIds, material_id: int, formula: str, structure: dict 
         "structure_features": dash_set(fields.structure_features if fields else []),
         "species_names": None if fields is None else dash_set(fields.species_at_sites),
     }
-
-
-def site_amounts(structure: dict) -> dict[str, float]:
-    """Element → number of atoms in the cell of a ``Structure.as_dict()`` (occupancies summed)."""
-    out: dict[str, float] = {}
-    for site in structure["sites"]:
-        for sp in site["species"]:
-            out[str(sp["element"])] = out.get(str(sp["element"]), 0.0) + float(sp.get("occu", 1))
-    return out
 
 
 def structure_index_row(codec: PublicIds, structure_id: int, structure: dict) -> dict:
@@ -254,9 +257,6 @@ def reference_row(codec: PublicIds, row_id: int, source: str) -> dict:
         "doi": doi.group(1) if doi else None,
         "url": source.strip() if url and not doi else None,
     }
-
-
-# --- the index: fields the filters need that the store's own tables lack ---------------------
 
 
 def sync(engine: sa.Engine, codec: PublicIds) -> None:
