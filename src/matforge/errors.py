@@ -1,6 +1,8 @@
 """Exception hierarchy. Every input boundary raises a subclass of :class:`MatforgeError`
 whose message names the bad value and where it came from (file, line, column)."""
 
+from __future__ import annotations
+
 
 class MatforgeError(Exception):
     """Base class of every error matforge raises on purpose."""
@@ -75,6 +77,76 @@ class ScreenError(MatforgeError, ValueError):
     """A screening space, filter expression, ranking or checkpoint is invalid."""
 
 
+class SpaceSpecError(ScreenError):
+    """A candidate-space spec string names no space (:func:`matforge.screen.space_from_spec`);
+    ``option`` is the command-line option at fault (``"SPACE"``, ``"--elements"``), or None."""
+
+    def __init__(self, message: str, option: str | None = None):
+        super().__init__(message)
+        self.option = option
+
+
 class CatalysisError(MatforgeError, ValueError):
     """A surface notation, metal, adsorbate or catalysis model input is invalid, or an oracle
     package is missing."""
+
+
+class GenerateError(MatforgeError, ValueError):
+    """A generative model, reward or sampling request is invalid."""
+
+
+class TableError(MatforgeError, ValueError):
+    """A table file is missing, unreadable, of an unknown type, or lacks the sheet asked for."""
+
+
+class TooManyColumns(IngestError):
+    """A table has more columns than the limit it is read under (``max_columns``)."""
+
+
+class StructureIngestError(IngestError, StructureFileError):
+    """A structure file cannot be read or holds something that is not a valid crystal
+    structure; the message names the file (and the entry inside it). Both an ingest error
+    (``rows``: ``(file, reason)`` per refused file) and a :class:`StructureFileError`."""
+
+
+class CampaignError(MatforgeError, ValueError):
+    """A campaign operation that cannot be done (unknown campaign, bad results file, ...)."""
+
+
+class AccountError(MatforgeError, ValueError):
+    """A user or token operation was refused (bad name, unknown or duplicate user)."""
+
+
+class TokenRefused(AccountError):
+    """A presented token authenticates nobody; the message says why (unknown, revoked, expired,
+    user disabled), for the 401 it becomes."""
+
+
+# --- the server's answers: not input errors of the library, but exceptions all the same ------
+
+
+class JobCancelled(Exception):
+    """Raised inside a server job whose runner is shutting down."""
+
+
+class ApiError(Exception):
+    """An error the REST API answers as its ``ErrorOut`` body with HTTP status ``status``."""
+
+    def __init__(self, status: int, detail: str, errors: list | None = None):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.errors = errors
+
+
+class OptimadeError(Exception):
+    """An error the OPTIMADE endpoint answers in OPTIMADE's JSON:API error format."""
+
+    def __init__(self, status: int, title: str, detail: str):
+        super().__init__(detail)
+        self.status, self.title, self.detail = status, title, detail
+
+    @classmethod
+    def from_optimade(cls, exc) -> OptimadeError:
+        """From an ``optimade.server.exceptions.OptimadeHTTPException``."""
+        return cls(exc.status_code, exc.title, str(exc.detail))

@@ -34,7 +34,7 @@ def _condition(text: str | None) -> tuple[float, float] | None:
     """``band_gap=1.0:1.8`` -> (1.0, 1.8); the name is checked against the model's."""
     if not text:
         return None
-    from matforge.generate.tokens import GenerateError
+    from matforge.errors import GenerateError
 
     name, _, window = text.partition("=")
     try:
@@ -52,9 +52,9 @@ def _condition_values(condition_on, bins, unit, frame, column, formulas):
     import numpy as np
     import pandas as pd
 
+    from matforge.errors import GenerateError
     from matforge.generate.corpus import mean_by_formula
     from matforge.generate.rnn import Condition
-    from matforge.generate.tokens import GenerateError
 
     if not condition_on:
         if bins:
@@ -81,8 +81,8 @@ def _training_formulas(dataset: list[str], csv: Path | None, column: str):
     """(formulas, where they came from, the table they came from or None for the corpus)."""
     import pandas as pd
 
+    from matforge.errors import GenerateError
     from matforge.generate.corpus import load_corpus
-    from matforge.generate.tokens import GenerateError
 
     if csv is not None:
         if not csv.is_file():
@@ -125,9 +125,9 @@ def train_command(
     from rich.console import Console
     from rich.progress import Progress
 
+    from matforge.errors import GenerateError
     from matforge.generate.corpus import canonicalize_valid
     from matforge.generate.defaults import TRAINING, train_default
-    from matforge.generate.tokens import GenerateError
 
     console = Console()
     if condition_on and csv is None and not dataset:  # before the corpus is read
@@ -221,11 +221,11 @@ def optimize_command(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from matforge.errors import GenerateError
     from matforge.generate.corpus import load_corpus
     from matforge.generate.metrics import annotate
     from matforge.generate.optimize import optimize
     from matforge.generate.reward import Reward, parse_goals
-    from matforge.generate.tokens import GenerateError
     from matforge.models.registry import load_model
 
     console = Console()

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from matforge.chem.elements import SYMBOLS, magpie_property
-from matforge.generate.tokens import GenerateError, canonical_formula, integer_counts
+from matforge.errors import GenerateError
+from matforge.generate.tokens import canonical_formula, integer_counts
 
 __all__ = ["element_substitution", "frequency_random", "uniform_random"]
 

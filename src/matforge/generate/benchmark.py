@@ -289,8 +289,8 @@ def run_benchmark(
     """The whole ``matforge benchmark generate`` (``quick``: one seed, small samples, one
     epoch, budget 300: a smoke run whose numbers mean little). ``models``: generators of the
     generation part; ``methods``: those of the design part."""
+    from matforge.errors import GenerateError
     from matforge.generate.defaults import load_default
-    from matforge.generate.tokens import GenerateError
 
     if part not in ("all", "generation", "design"):
         raise GenerateError(f"--part must be all, generation or design, got {part!r}")

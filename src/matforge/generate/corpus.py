@@ -16,7 +16,8 @@ from functools import cache
 
 import numpy as np
 
-from matforge.generate.tokens import GenerateError, canonical_formula, integer_counts
+from matforge.errors import GenerateError
+from matforge.generate.tokens import canonical_formula, integer_counts
 
 __all__ = [
     "MP_DATASETS",

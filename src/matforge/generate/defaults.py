@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from matforge.generate.tokens import GenerateError
+from matforge.errors import GenerateError
 
 __all__ = ["DEFAULT_MODELS", "TRAINING", "default_path", "load_default", "train_default"]
 

@@ -40,9 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
-from matforge.errors import InvalidFormula
+from matforge.errors import GenerateError, InvalidFormula
 from matforge.generate.rnn import Condition
-from matforge.generate.tokens import ELEMENT_ORDER, GenerateError, integer_counts
+from matforge.generate.tokens import ELEMENT_ORDER, integer_counts
 
 __all__ = ["FormulaGAN"]
 

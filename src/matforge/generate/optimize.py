@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from matforge.errors import GenerateError
 from matforge.generate.reward import Reward
-from matforge.generate.tokens import PAD, GenerateError, canonical_formula, integer_counts
+from matforge.generate.tokens import PAD, canonical_formula, integer_counts
 
 __all__ = ["METHODS", "DesignResult", "optimize"]
 

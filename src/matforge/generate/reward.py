@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from matforge.generate.tokens import ELEMENT_ORDER, GenerateError, canonical_formula, integer_counts
+from matforge.errors import GenerateError
+from matforge.generate.tokens import ELEMENT_ORDER, canonical_formula, integer_counts
 
 __all__ = ["Goal", "Reward", "parse_goals"]
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from matforge.generate.tokens import GenerateError
+from matforge.errors import GenerateError
 
 __all__ = ["sample_annotated"]
 

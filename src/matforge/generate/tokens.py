@@ -27,7 +27,7 @@ import numpy as np
 
 from matforge.chem.elements import SYMBOLS, Z, _numeric
 from matforge.chem.formula import parse_amounts
-from matforge.errors import InvalidFormula, MatforgeError
+from matforge.errors import GenerateError, InvalidFormula
 
 __all__ = [
     "ELEMENT_ORDER",
@@ -40,10 +40,6 @@ __all__ = [
 
 PAD, BOS, EOS = 0, 1, 2
 N_SPECIAL = 3
-
-
-class GenerateError(MatforgeError, ValueError):
-    """A generative model, reward or sampling request is invalid."""
 
 
 def _element_order() -> tuple[str, ...]:
