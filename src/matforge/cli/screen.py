@@ -37,47 +37,14 @@ def _executor(dask: str | None, processes: int) -> str:
 
 def _space(spec: str, column: str, elements: str | None, max_atoms: int, arities: str,
            balance: str | None, exclude: str | None, unique: bool):  # fmt: skip
-    from matforge.datasets import list_datasets
-    from matforge.screen.spaces import EnumeratedSpace, FormulaSpace, SubstitutionSpace
+    from matforge.errors import SpaceSpecError
+    from matforge.screen.space_spec import space_from_spec
 
-    excl = None
-    if exclude:
-        excl = _formulas_of(exclude, column)
-    names = {d.name for d in list_datasets()}
-    if spec == "enumerate":
-        if not elements:
-            raise typer.BadParameter("enumerate needs --elements B,C,N,...", param_hint="--elements")
-        return EnumeratedSpace(
-            [e.strip() for e in elements.split(",") if e.strip()], max_atoms,
-            tuple(int(a) for a in arities.split(",")),
-            charge_balanced=balance == "charge", electronegativity_balanced=balance == "en",
-            exclude=excl,
-        )  # fmt: skip
-    if spec.startswith("substitute:"):
-        return SubstitutionSpace(_formulas_of(spec.split(":", 1)[1], column), exclude=excl)
-    if spec.startswith("store:"):
-        return FormulaSpace.from_store(spec.split(":", 1)[1], unique=unique, exclude=excl)
-    if spec in names:
-        return FormulaSpace.from_dataset(spec, column, unique=unique, exclude=excl)
-    path = Path(spec)
-    if path.exists():
-        return FormulaSpace.from_file(path, column, unique=unique, exclude=excl)
-    raise typer.BadParameter(f"{spec!r} is not a dataset, a file, store:URL, enumerate or "
-                             "substitute:...", param_hint="SPACE")  # fmt: skip
-
-
-def _formulas_of(source: str, column: str = "formula") -> list[str]:
-    from matforge.datasets import list_datasets, load_dataset
-
-    if source in {d.name for d in list_datasets()}:
-        return load_dataset(source)["formula"].astype(str).tolist()
-    path = Path(source)
-    if not path.exists():
-        raise typer.BadParameter(f"{source!r}: not a bundled dataset or an existing file")
-    import pandas as pd
-
-    df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    return df[column].astype(str).tolist()
+    try:
+        return space_from_spec(spec, column=column, elements=elements, max_atoms=max_atoms,
+                               arities=arities, balance=balance, exclude=exclude, unique=unique)  # fmt: skip
+    except SpaceSpecError as exc:
+        raise typer.BadParameter(str(exc), param_hint=exc.option) from None
 
 
 def _models(items: list[str], preset: str | None, console):
@@ -87,25 +54,11 @@ def _models(items: list[str], preset: str | None, console):
     if preset:
         if preset not in ("superhard", "superhard-fast"):
             raise typer.BadParameter("presets: superhard, superhard-fast", param_hint="--preset")
-        from matforge.screen.superhard import (
-            SuperhardSettings,
-            _features,
-            featurizer,
-            train_property,
-            training_data,
-        )
+        from matforge.screen.superhard import SuperhardSettings, train_superhard
 
         s = SuperhardSettings.fast_settings() if preset.endswith("fast") else SuperhardSettings()
-        data, _ = training_data()
-        fz = featurizer()
-        models = {}
-        for prop, df in data.items():
-            with console.status(f"training the {prop} model on {len(df):,} compositions ..."):
-                if s.train_limit and len(df) > s.train_limit:
-                    df = df.sample(s.train_limit, random_state=s.seed)
-                model, cheap, _ = train_property(_features(df["formula"], fz), df["log10"].to_numpy(), s)
-            models[prop] = PropertyModel(model, log10=True, unit="GPa", cheap=cheap)
-        return models, fz
+        trained = train_superhard(s, status=console.status)
+        return trained.models, trained.featurizer
     if not items:
         raise typer.BadParameter("give --model NAME=REGISTRY_MODEL (repeatable) or --preset")
     from matforge.models.registry import load_model
@@ -126,20 +79,13 @@ COMMAND_FILE = "command.json"
 _NOT_SAVED = ("space", "out", "resume")
 
 
-def _absolute(spec: str | None) -> str | None:
-    """A space/exclude spec with its file path made absolute (the resume may run elsewhere)."""
-    if spec is None:
-        return None
-    prefix = "substitute:" if spec.startswith("substitute:") else ""
-    path = Path(spec[len(prefix):])
-    return prefix + str(path.resolve()) if path.exists() else spec
-
-
 def _save_options(out: Path, opts: dict) -> None:
     import json
 
+    from matforge.screen.space_spec import absolute_spec
+
     saved = {k: str(v) if isinstance(v, Path) else v for k, v in opts.items() if k != "resume"}
-    saved["space"], saved["exclude"] = _absolute(saved["space"]), _absolute(saved["exclude"])
+    saved["space"], saved["exclude"] = absolute_spec(saved["space"]), absolute_spec(saved["exclude"])
     out.mkdir(parents=True, exist_ok=True)
     (out / COMMAND_FILE).write_text(json.dumps(saved, indent=1) + "\n")
 

@@ -21,6 +21,7 @@ _EXPORTS = {
     "EnumeratedSpace": "matforge.screen.spaces",
     "FormulaSpace": "matforge.screen.spaces",
     "SubstitutionSpace": "matforge.screen.spaces",
+    "space_from_spec": "matforge.screen.space_spec",
     "KnownCompositions": "matforge.screen.keys",
     "composition_keys": "matforge.chem.identity",
     "Expression": "matforge.screen.expression",

@@ -27,6 +27,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,14 @@ import numpy as np
 
 from matforge.chem.elements import DEFAULT_EXCLUDED, describe_elements, element_set
 
-__all__ = ["SuperhardSettings", "hardness_holdout", "run_superhard", "training_data"]
+__all__ = [
+    "SuperhardModels",
+    "SuperhardSettings",
+    "hardness_holdout",
+    "run_superhard",
+    "train_superhard",
+    "training_data",
+]
 
 _IMPOSSIBLE = (
     "non_positive_modulus",
@@ -187,6 +195,81 @@ def train_property(X: np.ndarray, y: np.ndarray, s: SuperhardSettings):
 
 
 @dataclass
+class SuperhardModels:
+    """The superhard preset's trained models and what their training left for the report."""
+
+    models: dict[str, Any]  # property -> matforge.screen.PropertyModel (log10 GPa, with cheap model)
+    featurizer: Any  # the FeatureSet the models read (:func:`featurizer`)
+    train: dict[str, Any]  # property -> training frame (formula, key, log10, ...)
+    features: dict[str, np.ndarray]  # property -> training feature matrix
+    oof: dict[str, dict[str, np.ndarray]]  # property -> out-of-fold y, mean, std, formula, key
+    metrics: dict[str, dict[str, float]]  # property -> out-of-fold metrics (:func:`_metrics`)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def train_superhard(
+    settings: SuperhardSettings | None = None,
+    *,
+    data: dict[str, Any] | None = None,
+    exclude_keys=(),
+    rng: np.random.Generator | None = None,
+    log=None,
+    status=contextlib.nullcontext,
+) -> SuperhardModels:
+    """Train the superhard preset: one :class:`~matforge.models.BoostedEnsembleUQ` (and a cheap
+    LightGBM for funnels) per modulus, on log10 GPa over :func:`featurizer`'s features.
+
+    The one recipe behind ``matforge screen run --preset superhard[-fast]`` and ``matforge demo
+    superhard`` (:func:`run_superhard`). ``data``: :func:`training_data`'s frames (loaded when
+    None); ``exclude_keys``: composition keys left out of training (the demo's validation
+    hold-out); ``settings.train_limit`` rows are drawn from each set with ``rng`` (default: seeded
+    with ``settings.seed``). ``log`` gets a line on the data and on each model; ``status(text)``
+    is a context manager around each model's training (a spinner in the CLI).
+    """
+    from matforge.screen.pipeline import PropertyModel
+
+    s = settings or SuperhardSettings()
+    rng = np.random.default_rng(s.seed) if rng is None else rng
+    if data is None:
+        data, _ = training_data()
+    held = set(exclude_keys)
+    train = {}
+    for prop, df in data.items():
+        df = df[~df["key"].isin(held)].reset_index(drop=True)
+        if s.train_limit and len(df) > s.train_limit:
+            df = df.iloc[np.sort(rng.choice(len(df), s.train_limit, replace=False))]
+            df = df.reset_index(drop=True)
+        train[prop] = df
+    if log:
+        log(
+            f"training data: {len(train['bulk_modulus']):,} bulk-modulus and "
+            f"{len(train['shear_modulus']):,} shear-modulus compositions"
+            + (f" ({len(held)} hardest held out for validation)" if held else "")
+        )
+    fz = featurizer()
+    models, oof, metrics, X_train, timings = {}, {}, {}, {}, {}
+    for prop, df in train.items():
+        t = time.perf_counter()
+        with status(f"training the {prop} model on {len(df):,} compositions ..."):
+            X = _features(df["formula"], fz)
+            X_train[prop] = X
+            model, cheap, oof[prop] = train_property(X, df["log10"].to_numpy(), s)
+        oof[prop]["formula"] = df["formula"].to_numpy()[oof[prop]["rows"]]
+        oof[prop]["key"] = df["key"].to_numpy()[oof[prop]["rows"]]
+        metrics[prop] = _metrics(oof[prop])
+        models[prop] = PropertyModel(model, log10=True, unit="GPa", cheap=cheap)
+        timings[f"train_{prop}"] = time.perf_counter() - t
+        if log:
+            m = metrics[prop]
+            log(
+                f"{prop}: out-of-fold MAE {m['mae_log10']:.3f} log10 GPa ({m['mae_gpa']:.1f} GPa), "
+                f"68% coverage {m['coverage68']:.2f}, trained in {timings[f'train_{prop}']:.0f} s"
+            )
+    return SuperhardModels(models=models, featurizer=fz, train=train, features=X_train, oof=oof,
+                           metrics=metrics, timings=timings)  # fmt: skip
+
+
+@dataclass
 class SuperhardResult:
     """Everything the report and the terminal summary need."""
 
@@ -239,7 +322,7 @@ def run_superhard(
     from matforge.datasets import load_dataset
     from matforge.screen.domain import DomainModel
     from matforge.screen.keys import KnownCompositions
-    from matforge.screen.pipeline import PropertyModel, Screen
+    from matforge.screen.pipeline import Screen
     from matforge.screen.spaces import ConcatSpace, FormulaSpace
 
     s = settings or SuperhardSettings()
@@ -251,39 +334,12 @@ def run_superhard(
 
     data, prov = training_data()
     held = hardness_holdout(data, s.holdout)
-    held_keys = set(held["key"].tolist())
     all_keys = np.unique(np.concatenate([d["key"].to_numpy() for d in data.values()]))
-    train = {}
-    for prop, df in data.items():
-        df = df[~df["key"].isin(held_keys)].reset_index(drop=True)
-        if s.train_limit and len(df) > s.train_limit:
-            df = df.iloc[np.sort(rng.choice(len(df), s.train_limit, replace=False))]
-            df = df.reset_index(drop=True)
-        train[prop] = df
     timings["data"] = time.perf_counter() - t0
-    log(
-        f"training data: {len(train['bulk_modulus']):,} bulk-modulus and "
-        f"{len(train['shear_modulus']):,} shear-modulus compositions "
-        f"({len(held)} hardest held out for validation)"
-    )
-
-    fz = featurizer()
-    models, oof, metrics, X_train = {}, {}, {}, {}
-    for prop, df in train.items():
-        t = time.perf_counter()
-        X = _features(df["formula"], fz)
-        X_train[prop] = X
-        model, cheap, oof[prop] = train_property(X, df["log10"].to_numpy(), s)
-        oof[prop]["formula"] = df["formula"].to_numpy()[oof[prop]["rows"]]
-        oof[prop]["key"] = df["key"].to_numpy()[oof[prop]["rows"]]
-        metrics[prop] = _metrics(oof[prop])
-        models[prop] = PropertyModel(model, log10=True, unit="GPa", cheap=cheap)
-        timings[f"train_{prop}"] = time.perf_counter() - t
-        m = metrics[prop]
-        log(
-            f"{prop}: out-of-fold MAE {m['mae_log10']:.3f} log10 GPa ({m['mae_gpa']:.1f} GPa), "
-            f"68% coverage {m['coverage68']:.2f}, trained in {timings[f'train_{prop}']:.0f} s"
-        )
+    trained = train_superhard(s, data=data, exclude_keys=held["key"].tolist(), rng=rng, log=log)
+    models, oof, metrics, fz = trained.models, trained.oof, trained.metrics, trained.featurizer
+    train, X_train = trained.train, trained.features
+    timings.update(trained.timings)
 
     # correlation of the two models' errors (log10), on compositions in both sets
     rb = pd.Series(oof["bulk_modulus"]["mean"] - oof["bulk_modulus"]["y"],
