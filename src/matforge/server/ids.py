@@ -16,10 +16,8 @@ import hashlib
 import re
 import secrets
 
-import sqlalchemy as sa
-
-from matforge.store import accounts
 from matforge.store.database import write_transaction
+from matforge.store.repositories import Engine, IntegrityError, settings
 
 #: Prefix of each kind of public id.
 PREFIXES = {
@@ -96,22 +94,17 @@ class IdCodec:
         return row_id if row_id <= MAX_ROW_ID.get(kind, 2**63 - 1) else None
 
 
-def load_codec(engine: sa.Engine) -> IdCodec:
+def load_codec(engine: Engine) -> IdCodec:
     """The codec of the store behind ``engine``, creating its key on first use."""
-    settings = accounts.server_settings
     with engine.connect() as conn:
-        value = conn.execute(
-            sa.select(settings.c.value).where(settings.c.name == KEY_SETTING)
-        ).scalar()
+        value = settings.get(conn, KEY_SETTING)
     if value is None:
         try:
             with write_transaction(engine) as conn:
-                value = conn.execute(
-                    sa.select(settings.c.value).where(settings.c.name == KEY_SETTING)
-                ).scalar()
+                value = settings.get(conn, KEY_SETTING)
                 if value is None:
                     value = secrets.token_hex(32)
-                    conn.execute(sa.insert(settings).values(name=KEY_SETTING, value=value))
-        except sa.exc.IntegrityError:  # another server created it at the same moment
+                    settings.insert(conn, KEY_SETTING, value)
+        except IntegrityError:  # another server created it at the same moment
             return load_codec(engine)
     return IdCodec(bytes.fromhex(value))

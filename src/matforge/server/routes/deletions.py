@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Response
 
 from matforge.server import access
@@ -26,8 +25,10 @@ from matforge.server.api import (
 )
 from matforge.server.routes.data import After, Limit, after_id, next_cursor, page_size
 from matforge.server.schemas import AuditOut, AuditPage
-from matforge.store import audit, schema
+from matforge.store import audit
 from matforge.store.database import write_transaction
+from matforge.store.repositories import Connection
+from matforge.store.repositories.projects import dataset_project
 
 router = APIRouter(tags=["data"], responses=ERROR_RESPONSES)
 
@@ -38,7 +39,7 @@ _TARGET = {"delete_measurement": "measurement", "delete_dataset": "dataset"}
 _DETAIL_IDS = {"dataset_id": "dataset", "material_id": "material"}
 
 
-def _may_edit(conn: sa.Connection, user, project_id: int | None, what: str) -> None:
+def _may_edit(conn: Connection, user, project_id: int | None, what: str) -> None:
     role = access.roles(conn, user).get(project_id) if project_id is not None else None
     if role is None:
         raise not_found(what)
@@ -70,11 +71,10 @@ def delete_dataset(dataset_id: str, state: State, user: CurrentUser) -> Response
     """Delete a dataset (one upload or JSON batch) with all its measurements (editors and owners
     of its project), recorded in the project's audit log with its provenance and counts."""
     row_id = state.codec.decode("dataset", dataset_id)
-    d = schema.datasets
     with write_transaction(state.engine) as conn:
         project_id = None
         if row_id is not None:
-            project_id = conn.execute(sa.select(d.c.project_id).where(d.c.id == row_id)).scalar()
+            project_id = dataset_project(conn, row_id)
         _may_edit(conn, user, project_id, "dataset")
         audit.delete_dataset(conn, row_id, user.name)
     return Response(status_code=204)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Response
 
 from matforge.server import access, clock
@@ -27,8 +26,9 @@ from matforge.server.schemas import (
     ProjectUpdate,
     UserName,
 )
-from matforge.store import accounts, schema
 from matforge.store.database import write_transaction
+from matforge.store.repositories import Connection, IntegrityError
+from matforge.store.repositories import projects as repo
 
 router = APIRouter(tags=["projects"], responses=ERROR_RESPONSES)
 
@@ -51,63 +51,31 @@ def _project_out(state: ServerState, row, role: str) -> ProjectOut:
     )
 
 
-def _select_projects(ids: list[int]):
-    p, pa, u = schema.projects, accounts.project_access, accounts.users
-    m, d = schema.measurements, schema.datasets
-    n = (
-        sa.select(sa.func.count())
-        .select_from(m.join(d, m.c.dataset_id == d.c.id))
-        .where(d.c.project_id == p.c.id)
-        .scalar_subquery()
-    )
-    return (
-        sa.select(
-            p.c.id,
-            p.c.name,
-            p.c.description,
-            p.c.created_at,
-            pa.c.visibility,
-            u.c.name.label("owner"),
-            n.label("n_measurements"),
-        )
-        .join_from(p, pa, pa.c.project_id == p.c.id)
-        .join(u, pa.c.owner_id == u.c.id)
-        .where(p.c.id.in_(ids))
-        .order_by(p.c.name)
-    )
-
-
-def _one(state: ServerState, conn: sa.Connection, user: User, project_id: int) -> ProjectOut:
+def _one(state: ServerState, conn: Connection, user: User, project_id: int) -> ProjectOut:
     role = project_role(conn, user, project_id)
-    row = conn.execute(_select_projects([project_id])).one()
+    row = repo.one_with_access(conn, project_id)
     return _project_out(state, row, role)
 
 
 @router.post("/projects", status_code=201, response_model=ProjectOut)
 def create_project(body: ProjectCreate, state: State, user: CurrentUser) -> ProjectOut:
     """Create a project owned by the caller."""
-    p = schema.projects
     now = clock.now()
     full = store_name(user.name, body.name)
     taken = ApiError(409, f"you already have a project named {body.name!r}")
     try:
         with write_transaction(state.engine) as conn:
-            if conn.execute(sa.select(p.c.id).where(p.c.name == full)).first() is not None:
+            pid = repo.create(
+                conn,
+                full,
+                body.description,
+                owner_id=user.id,
+                visibility=body.visibility,
+                now=now,
+            )
+            if pid is None:
                 raise taken
-            pid = conn.execute(
-                sa.insert(p).values(name=full, description=body.description, created_at=now)
-            ).inserted_primary_key[0]
-            conn.execute(
-                sa.insert(accounts.project_access).values(
-                    project_id=pid, owner_id=user.id, visibility=body.visibility, updated_at=now
-                )
-            )
-            conn.execute(
-                sa.insert(accounts.project_members).values(
-                    project_id=pid, user_id=user.id, role="owner", created_at=now
-                )
-            )
-    except sa.exc.IntegrityError:  # the same name created concurrently
+    except IntegrityError:  # the same name created concurrently
         raise taken from None
     with state.engine.connect() as conn:
         return _one(state, conn, user, pid)
@@ -118,7 +86,7 @@ def list_projects(state: State, user: CurrentUser) -> list[ProjectOut]:
     """Projects the caller can read: their own, those shared with them, and public ones."""
     with state.engine.connect() as conn:
         roles = access.roles(conn, user)
-        rows = conn.execute(_select_projects(list(roles))).all() if roles else []
+        rows = repo.with_access(conn, list(roles))
     return [_project_out(state, r, roles[r.id]) for r in rows]
 
 
@@ -137,19 +105,9 @@ def update_project(
     pid = decode(state, "project", project_id, "project")
     with write_transaction(state.engine) as conn:
         project_role(conn, user, pid, "owner")
-        if body.description is not None:
-            conn.execute(
-                sa.update(schema.projects)
-                .where(schema.projects.c.id == pid)
-                .values(description=body.description)
-            )
-        if body.visibility is not None:
-            pa = accounts.project_access
-            conn.execute(
-                sa.update(pa)
-                .where(pa.c.project_id == pid)
-                .values(visibility=body.visibility, updated_at=clock.now())
-            )
+        repo.update(
+            conn, pid, description=body.description, visibility=body.visibility, now=clock.now()
+        )
     with state.engine.connect() as conn:
         return _one(state, conn, user, pid)
 
@@ -157,25 +115,10 @@ def update_project(
 @router.get("/projects/{project_id}/members", response_model=list[MemberOut])
 def list_members(project_id: str, state: State, user: CurrentUser) -> list[MemberOut]:
     pid = decode(state, "project", project_id, "project")
-    pm, u = accounts.project_members, accounts.users
     with state.engine.connect() as conn:
         project_role(conn, user, pid)
-        rows = conn.execute(
-            sa.select(u.c.name, pm.c.role)
-            .join_from(pm, u, pm.c.user_id == u.c.id)
-            .where(pm.c.project_id == pid)
-            .order_by(u.c.name)
-        ).all()
+        rows = repo.members(conn, pid)
     return [MemberOut(user=r.name, role=r.role) for r in rows]
-
-
-def _owners(conn: sa.Connection, pid: int) -> list[int]:
-    pm = accounts.project_members
-    return list(
-        conn.execute(
-            sa.select(pm.c.user_id).where(pm.c.project_id == pid, pm.c.role == "owner")
-        ).scalars()
-    )
 
 
 @router.put("/projects/{project_id}/members/{user_name}", response_model=MemberOut)
@@ -185,35 +128,16 @@ def set_member(
     """Give ``user_name`` a role in the project (owners only). Sharing a private project
     makes it ``shared``."""
     pid = decode(state, "project", project_id, "project")
-    pm, pa, u = accounts.project_members, accounts.project_access, accounts.users
     with write_transaction(state.engine) as conn:
         project_role(conn, user, pid, "owner")
-        member = conn.execute(sa.select(u.c.id).where(u.c.name == user_name)).scalar()
+        member = repo.user_id(conn, user_name)
         if member is None:
             raise not_found("user")
-        if body.role != "owner" and _owners(conn, pid) == [member]:
+        if body.role != "owner" and repo.owners(conn, pid) == [member]:
             raise ApiError(409, "a project needs an owner: add another owner first")
-        exists = conn.execute(
-            sa.select(pm.c.role).where(pm.c.project_id == pid, pm.c.user_id == member)
-        ).first()
-        if exists is None:
-            conn.execute(
-                sa.insert(pm).values(
-                    project_id=pid, user_id=member, role=body.role, created_at=clock.now()
-                )
-            )
-        else:
-            conn.execute(
-                sa.update(pm)
-                .where(pm.c.project_id == pid, pm.c.user_id == member)
-                .values(role=body.role)
-            )
+        repo.set_member(conn, pid, member, body.role, clock.now())
         if member != user.id:
-            conn.execute(
-                sa.update(pa)
-                .where(pa.c.project_id == pid, pa.c.visibility == "private")
-                .values(visibility="shared", updated_at=clock.now())
-            )
+            repo.share(conn, pid, clock.now())
     return MemberOut(user=user_name, role=body.role)
 
 
@@ -225,15 +149,14 @@ def remove_member(
 ) -> Response:
     """Take ``user_name`` off the project (owners only; the last owner stays)."""
     pid = decode(state, "project", project_id, "project")
-    pm, u = accounts.project_members, accounts.users
     with write_transaction(state.engine) as conn:
         project_role(conn, user, pid, "owner")
-        member = conn.execute(sa.select(u.c.id).where(u.c.name == user_name)).scalar()
+        member = repo.user_id(conn, user_name)
         if member is None:
             raise not_found("user")
-        if _owners(conn, pid) == [member]:
+        if repo.owners(conn, pid) == [member]:
             raise ApiError(409, "a project needs an owner: add another owner first")
-        conn.execute(sa.delete(pm).where(pm.c.project_id == pid, pm.c.user_id == member))
+        repo.remove_member(conn, pid, member)
     return Response(status_code=204)
 
 
@@ -241,10 +164,9 @@ def remove_member(
 def list_datasets(project_id: str, state: State, user: CurrentUser) -> list[DatasetOut]:
     """Every write to the project (uploads, JSON batches), oldest first, with provenance."""
     pid = decode(state, "project", project_id, "project")
-    d = schema.datasets
     with state.engine.connect() as conn:
         project_role(conn, user, pid)
-        rows = conn.execute(sa.select(d).where(d.c.project_id == pid).order_by(d.c.id)).all()
+        rows = repo.datasets(conn, pid)
     return [
         DatasetOut(
             id=state.codec.encode("dataset", r.id),

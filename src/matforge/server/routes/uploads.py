@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
-import sqlalchemy as sa
 from fastapi import APIRouter, File, Form, UploadFile
 
 from matforge.errors import DuplicateIngest, IngestError, MatforgeError
@@ -32,7 +31,7 @@ from matforge.server.api import (
 )
 from matforge.server.schemas import IngestOut, MeasurementBatch, Method, RowErrorOut
 from matforge.server.tempdirs import upload_tempdir
-from matforge.store import schema
+from matforge.store.repositories import projects as projects_repo
 from matforge.store.validation import FIELDS, TooManyColumns
 
 router = APIRouter(tags=["uploads"], responses=ERROR_RESPONSES)
@@ -46,10 +45,9 @@ CONDITION = "condition:"
 def _writable_project(state: ServerState, user, project_id: str) -> str:
     """Store name of a project the caller may add to (editor or owner)."""
     pid = decode(state, "project", project_id, "project")
-    p = schema.projects
     with state.engine.connect() as conn:
         project_role(conn, user, pid, "editor")
-        return conn.execute(sa.select(p.c.name).where(p.c.id == pid)).scalar_one()
+        return projects_repo.name(conn, pid)
 
 
 def _row_errors(rows: list) -> list[RowErrorOut]:

@@ -8,9 +8,13 @@ One module per aggregate, each owning the SQL of its tables:
 ``jobs``          background jobs and the projects they read;
 ``models``        the server's trained models;
 ``projects``      projects, their members and visibility, their datasets;
-``audit``         deletions, logged (the log itself is :mod:`matforge.store.audit`);
 ``settings``      the server's settings row (the public-id key);
-``systems``       the chemical systems the store holds.
+``systems``       the chemical systems the store holds;
+``optimade``      the OPTIMADE index and its filters.
+
+The store's older modules keep the statements of what they define: :mod:`matforge.store.audit`
+(deletions), :mod:`matforge.store.structures` (crystal structures),
+:mod:`matforge.store.campaigns` (campaign state).
 
 The layout is the same everywhere: a function takes an open :data:`Connection` first (the caller
 chooses the transaction: ``engine.connect()`` to read, :func:`~matforge.store.database.write_transaction`
