@@ -363,7 +363,7 @@ def identify_cmd(
     from rich.table import Table
 
     from matforge.xrd.cnn import XRDClassifier
-    from matforge.xrd.identify import HEADS, identify, match_prototype, overlay_figure
+    from matforge.xrd.identify import HEADS, best_overlay, identify, overlay_figure
     from matforge.xrd.io import read_pattern
     from matforge.xrd.simulate import _wavelength
 
@@ -402,9 +402,7 @@ def identify_cmd(
     result = identify(pat, model=clf, top=top, threshold=threshold)
     match = None
     if html is not None or save_to is not None:
-        # the prototype among the top candidates whose simulation fits the peaks best
-        matches = [match_prototype(pat, c.name) for c in result.candidates["prototype"][:3]]
-        match = max(matches, key=lambda m: m.score)
+        match = best_overlay(pat, result)
     if as_json:
         d = result.to_dict()
         if match is not None:

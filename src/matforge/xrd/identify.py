@@ -705,6 +705,35 @@ def match_prototype(pattern, label: str, grid=None, scales=None) -> PrototypeMat
     )  # fmt: skip
 
 
+#: prototype candidates the overlay is chosen among (the most probable first)
+OVERLAY_CANDIDATES = 3
+
+
+def overlay_fits(pattern, result: Identification, n: int = OVERLAY_CANDIDATES) -> list:
+    """:func:`match_prototype` fits of the ``n`` most probable prototypes of ``result``, in
+    its order; None for a label with no bundled example structure (no overlay for it)."""
+    from matforge.errors import MatforgeError
+
+    fits = []
+    for c in result.candidates.get("prototype", [])[:n]:
+        try:
+            fits.append(match_prototype(pattern, c.name))
+        except MatforgeError:
+            fits.append(None)
+    return fits
+
+
+def best_overlay(pattern, result: Identification, n: int = OVERLAY_CANDIDATES) -> PrototypeMatch:
+    """The prototype to draw under a measured pattern: of the ``n`` most probable, the one whose
+    simulation fits the peaks best (highest :attr:`PrototypeMatch.score`)."""
+    from matforge.errors import MatforgeError
+
+    fits = [f for f in overlay_fits(pattern, result, n) if f is not None]
+    if not fits:
+        raise MatforgeError("no prototype candidate has an example structure to simulate")
+    return max(fits, key=lambda m: m.score)
+
+
 def _strip_background(y: np.ndarray, window: int = 151) -> np.ndarray:
     """Remove a slowly varying background: subtract a running minimum smoothed by a running
     mean (window in points), clip at 0, scale to a maximum of 1."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-import threading
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated
@@ -25,6 +24,7 @@ from matforge.errors import MatforgeError
 from matforge.server.api import ERROR_RESPONSES, ApiError, CurrentUser, ServerState, State
 from matforge.server.routes.uploads import _COPY_CHUNK
 from matforge.server.schemas import XrdCandidateOut, XrdIdentifyOut, XrdMatchOut
+from matforge.xrd.classifier_cache import ClassifierCache
 
 router = APIRouter(
     tags=["xrd"],
@@ -44,8 +44,9 @@ MAX_PLOT_POINTS = 4000
 #: not imported from there, which would load torch just to find a path)
 SHIPPED_WEIGHTS = ("data", "cnn_v1.pt")
 
-_lock = threading.Lock()
-_loaded: dict[tuple[str, int], object] = {}
+#: the classifier cache of a ServerState that has none of its own (``xrd_classifiers``); to go
+#: when ServerState always carries one (issue #19 §4)
+_classifiers = ClassifierCache()
 
 
 def weights_path(state: ServerState) -> Path:
@@ -57,28 +58,19 @@ def weights_path(state: ServerState) -> Path:
     return Path(str(files("matforge.xrd").joinpath(*SHIPPED_WEIGHTS)))
 
 
-def _classifier(pt: Path):
-    """The classifier of ``pt``, loaded once per file version (weights retrained in place are
-    picked up: the key holds the file's modification time)."""
+def _classifier(state: ServerState):
+    """The app's classifier (:func:`weights_path`, loaded through the state's
+    :class:`~matforge.xrd.classifier_cache.ClassifierCache`), or 503 when its weights are
+    missing."""
+    cache = getattr(state, "xrd_classifiers", None) or _classifiers
     try:
-        key = (str(pt), pt.stat().st_mtime_ns)
-        if not pt.with_suffix(".json").is_file():
-            raise FileNotFoundError(pt.with_suffix(".json"))
+        return cache.get(weights_path(state))
     except OSError:
         raise ApiError(
             503,
             "this server has no trained XRD classifier (its weights file is missing); "
             "train one with `matforge xrd train` or install the shipped weights",
         ) from None
-    with _lock:
-        clf = _loaded.get(key)
-        if clf is None:
-            from matforge.xrd.cnn import XRDClassifier
-
-            clf = XRDClassifier.load(pt, device="cpu")
-            _loaded.clear()
-            _loaded[key] = clf
-    return clf
 
 
 def _save(upload: UploadFile, dest: Path, max_bytes: int) -> None:
@@ -127,11 +119,11 @@ def identify_pattern(
     probabilities (0–1), their space groups, and for the first ``overlay`` of them the
     simulated profile (lattice scale fitted to the pattern) to draw under the measurement.
     Also the most probable crystal systems and space groups. 2θ in degrees (Cu Kα1)."""
-    from matforge.xrd.identify import identify, match_prototype
+    from matforge.xrd.identify import identify, overlay_fits
     from matforge.xrd.io import read_pattern
     from matforge.xrd.radiation import CU_KA1
 
-    clf = _classifier(weights_path(state))  # 503 before reading a file we cannot use
+    clf = _classifier(state)  # 503 before reading a file we cannot use
     upload_name = file.filename or "pattern.xy"
     name = _SAFE_NAME.sub("_", Path(upload_name).name)[:200].lstrip(".") or "pattern.xy"
     tmpdir = Path(tempfile.mkdtemp(prefix="matforge-xrd-"))
@@ -146,6 +138,7 @@ def identify_pattern(
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     space_groups = clf.classes.get("spacegroup", [])
+    fits = overlay_fits(pattern, result, overlay)
     matches = []
     for i, c in enumerate(result.candidates.get("prototype", [])):
         info = result.prototype_info.get(c.name) or {}
@@ -159,15 +152,11 @@ def identify_pattern(
             else None,
             probability=float(c.probability),
         )
-        if i < overlay:
-            try:
-                fit = match_prototype(pattern, c.name)
-            except MatforgeError:
-                fit = None  # a label without a bundled example structure: no overlay
-            if fit is not None:
-                match.two_theta, match.intensity = _for_plot(fit.two_theta, fit.intensity)
-                match.score = float(fit.score)
-                match.lattice_scale = float(fit.scale)
+        fit = fits[i] if i < len(fits) else None  # None: no example structure to simulate
+        if fit is not None:
+            match.two_theta, match.intensity = _for_plot(fit.two_theta, fit.intensity)
+            match.score = float(fit.score)
+            match.lattice_scale = float(fit.scale)
         matches.append(match)
     if abs(pattern.wavelength - CU_KA1) > 1e-6:  # on the axis of the simulated profiles
         pattern = pattern.to_wavelength(CU_KA1)
