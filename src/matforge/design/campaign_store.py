@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from matforge.design.campaign import Campaign, CampaignError, _now, _user
+from matforge.design import campaign as _campaign
+from matforge.design.campaign import Campaign, CampaignError
 from matforge.design.objectives import objective_from_dict
 from matforge.errors import DesignSpaceError
 
@@ -57,7 +58,8 @@ def save_campaign(campaign: Campaign, store, name: str, *, project_id: int | Non
     store = _open_store(store)
     history = campaign._log.export()
     cid = _repository(store).create(
-        name, campaign.config, created_by=_user(), created_at=_now(), project_id=project_id,
+        name, campaign.config, created_by=_campaign._user(),
+        created_at=_campaign._now(), project_id=project_id,
         batches=history["batches"], suggestions=history["suggestions"],
         observations=history["observations"])
     if cid is None:
