@@ -94,7 +94,7 @@ def test_killed_screen_resumes_from_its_folder_alone(app, registry, tmp_path, mo
     """docs/screening.md: `matforge screen run results/screen --resume` continues a killed
     screen with the options saved in the folder, to the same result as an uninterrupted run."""
     import matforge.models.registry as reg
-    from matforge.screen import pipeline
+    from matforge.screen import checkpoint
 
     monkeypatch.setattr(reg, "registry_root", lambda root=None: registry)
     options = ["enumerate", "--elements", "B,C,N,Ti,W", "--max-atoms", "4",
@@ -105,7 +105,7 @@ def test_killed_screen_resumes_from_its_folder_alone(app, registry, tmp_path, mo
     result = runner.invoke(app, ["screen", "run", *options, "--out", str(clean)])
     assert result.exit_code == 0, result.output
 
-    commit = pipeline._Checkpoint.commit
+    commit = checkpoint.Checkpoint.commit
     calls = []
 
     def commit_then_die(self, state, r):  # the process is killed after the second chunk
@@ -115,10 +115,10 @@ def test_killed_screen_resumes_from_its_folder_alone(app, registry, tmp_path, mo
             raise KeyboardInterrupt
 
     killed = tmp_path / "screen"
-    monkeypatch.setattr(pipeline._Checkpoint, "commit", commit_then_die)
+    monkeypatch.setattr(checkpoint.Checkpoint, "commit", commit_then_die)
     result = runner.invoke(app, ["screen", "run", *options, "--out", str(killed)])
     assert result.exit_code != 0 and not (killed / "top.csv").exists()
-    monkeypatch.setattr(pipeline._Checkpoint, "commit", commit)
+    monkeypatch.setattr(checkpoint.Checkpoint, "commit", commit)
 
     monkeypatch.chdir(tmp_path)
     refused = runner.invoke(app, ["screen", "run", "screen"])

@@ -34,7 +34,7 @@ _EXPORTS = {
     "parse_ranking": "matforge.screen.ranking",
     "DomainModel": "matforge.screen.domain",
     "Funnel": "matforge.screen.pipeline",
-    "PropertyModel": "matforge.screen.pipeline",
+    "PropertyModel": "matforge.screen.property_model",
     "Screen": "matforge.screen.pipeline",
     "ScreenResult": "matforge.screen.pipeline",
     "ScreenError": "matforge.screen.errors",
