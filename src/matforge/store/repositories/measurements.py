@@ -89,7 +89,7 @@ def select(
 ) -> sa.Select:
     """Measurements matching ``q``, oldest first.
 
-    Columns: ``id``, ``project_id`` (with ``project_names`` also ``project``, the name),
+    Columns: ``id``, ``project_id`` (with ``project_names``: ``project``, its name instead),
     ``dataset_id``, ``material_id``, ``formula``, ``formula_as_ingested``, ``reduced_formula``,
     ``elements`` ("-Fe-O-"), ``property``, ``value``, ``unit``, ``uncertainty``, ``method``,
     ``conditions`` (JSON; text with ``conditions_as_text``), ``source``, ``raw_value``,
@@ -102,8 +102,7 @@ def select(
     stmt = (
         sa.select(
             m.c.id,
-            d.c.project_id,
-            *([pr.c.name.label("project")] if project_names else []),
+            pr.c.name.label("project") if project_names else d.c.project_id,
             m.c.dataset_id,
             m.c.material_id,
             mat.c.formula,
