@@ -15,8 +15,8 @@ from matforge.screen import (
     composition_keys,
     parse_ranking,
 )
+from matforge.screen.candidate_spaces import stoichiometries
 from matforge.screen.ranking import ByValue, ConfidenceBound, ParetoFront, pareto_mask
-from matforge.screen.spaces import stoichiometries
 
 ELEMENTS = ["B", "C", "N", "O", "Ti", "W", "Fe"]
 

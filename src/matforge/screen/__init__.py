@@ -15,12 +15,12 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "CandidateChunk": "matforge.screen.spaces",
-    "CandidateSpace": "matforge.screen.spaces",
-    "ConcatSpace": "matforge.screen.spaces",
-    "EnumeratedSpace": "matforge.screen.spaces",
-    "FormulaSpace": "matforge.screen.spaces",
-    "SubstitutionSpace": "matforge.screen.spaces",
+    "CandidateChunk": "matforge.screen.candidate_spaces",
+    "CandidateSpace": "matforge.screen.candidate_spaces",
+    "ConcatSpace": "matforge.screen.candidate_spaces",
+    "EnumeratedSpace": "matforge.screen.candidate_spaces",
+    "FormulaSpace": "matforge.screen.candidate_spaces",
+    "SubstitutionSpace": "matforge.screen.candidate_spaces",
     "space_from_spec": "matforge.screen.space_spec",
     "KnownCompositions": "matforge.screen.keys",
     "composition_keys": "matforge.chem.identity",

@@ -17,6 +17,7 @@ import numpy as np
 from matforge.chem.identity import composition_keys
 from matforge.properties.derived import DerivedProperty
 from matforge.properties.propagation import nan_mean_std
+from matforge.screen.candidate_spaces import CandidateSpace
 from matforge.screen.expression import Expression
 from matforge.screen.property_model import PropertyModel
 from matforge.screen.ranking import (
@@ -25,7 +26,6 @@ from matforge.screen.ranking import (
     Ranking,
     pareto_mask,
 )
-from matforge.screen.spaces import CandidateSpace
 
 __all__ = [
     "DOMAIN_COLUMNS",

@@ -60,6 +60,7 @@ import numpy as np
 from matforge.errors import ScreenError
 from matforge.properties.derived import DerivedProperty, get_derived
 from matforge.properties.propagation import normal_draws
+from matforge.screen.candidate_spaces import CandidateSpace
 from matforge.screen.checkpoint import Checkpoint, ScreenState
 from matforge.screen.chunk import (
     DOMAIN_COLUMNS,
@@ -80,7 +81,6 @@ from matforge.screen.ranking import (
     Ranking,
     parse_ranking,
 )
-from matforge.screen.spaces import CandidateSpace
 
 __all__ = [
     "ChunkResult",
@@ -159,7 +159,7 @@ class Screen:
     """A high-throughput screen of a candidate space (see module docstring).
 
     Args:
-        space: a :class:`~matforge.screen.spaces.CandidateSpace`.
+        space: a :class:`~matforge.screen.candidate_spaces.CandidateSpace`.
         models: property name → :class:`PropertyModel` (or a bare estimator with
             ``predict(X, return_std=True)``, taken as a normal model in the property's units).
         featurizer: a composition featurizer with ``featurize_batch``; the models without a

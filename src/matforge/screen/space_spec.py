@@ -3,10 +3,10 @@
 =============================  ==============================================================
 spec                           space
 =============================  ==============================================================
-``enumerate``                  :class:`~matforge.screen.spaces.EnumeratedSpace` of ``elements``
+``enumerate``                  :class:`~matforge.screen.candidate_spaces.EnumeratedSpace` of ``elements``
                                (``"B,C,N"``), ``max_atoms``, ``arities`` (``"2,3"``) and
                                ``balance`` (``"charge"`` or ``"en"``)
-``substitute:SOURCE``          :class:`~matforge.screen.spaces.SubstitutionSpace` of the
+``substitute:SOURCE``          :class:`~matforge.screen.candidate_spaces.SubstitutionSpace` of the
                                formulas of a bundled dataset or a CSV/Parquet file
 ``store:URL``                  the materials of a matforge store
 a bundled dataset name         its formula column (``column``)
@@ -63,10 +63,10 @@ def space_from_spec(
     exclude: str | None = None,
     unique: bool = True,
 ):
-    """The :class:`~matforge.screen.spaces.CandidateSpace` a spec string names (see the module
+    """The :class:`~matforge.screen.candidate_spaces.CandidateSpace` a spec string names (see the module
     docstring); ``exclude`` is a dataset or file of known compositions to leave out."""
     from matforge.datasets import list_datasets
-    from matforge.screen.spaces import EnumeratedSpace, FormulaSpace, SubstitutionSpace
+    from matforge.screen.candidate_spaces import EnumeratedSpace, FormulaSpace, SubstitutionSpace
 
     excl = formulas_from_source(exclude, column) if exclude else None
     if spec == "enumerate":

@@ -320,10 +320,10 @@ def run_superhard(
     import pandas as pd
 
     from matforge.datasets import load_dataset
+    from matforge.screen.candidate_spaces import ConcatSpace, FormulaSpace
     from matforge.screen.domain import DomainModel
     from matforge.screen.keys import KnownCompositions
     from matforge.screen.pipeline import Screen
-    from matforge.screen.spaces import ConcatSpace, FormulaSpace
 
     s = settings or SuperhardSettings()
     out = Path(out)
