@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import functools
-import importlib
 import io
 import json
 from collections.abc import Iterator
@@ -36,6 +34,7 @@ from matforge.server.schemas import (
     Method,
     PropertyOut,
 )
+from matforge.store.properties import builtin_property_names
 from matforge.store.repositories import Connection
 from matforge.store.repositories import measurements as repo
 from matforge.store.spreadsheet import safe_cell
@@ -81,13 +80,6 @@ Limit = Annotated[int | None, Query(ge=1, le=100_000, description="Page size (se
 After = Annotated[str | None, Query(max_length=40, description="`next` of the previous page.")]
 ProjectFilter = Annotated[str | None, Query(max_length=40, description="Only this project.")]
 Text = Annotated[str | None, Query(max_length=1000)]
-
-
-@functools.cache
-def builtin_properties() -> tuple[str, ...]:
-    """Names of the properties every store starts with (shared vocabulary, always listed)."""
-    initial = importlib.import_module("matforge.store.migrations.versions.0001_initial")
-    return tuple(name for name, _, _ in initial.PROPERTIES)
 
 
 def parse_elements(text: str | None) -> list[str] | None:
@@ -138,7 +130,7 @@ def list_properties(state: State, user: CurrentUser) -> list[PropertyOut]:
     """Properties with their canonical units: the built-in ones and those measured in projects
     the caller can read."""
     with state.engine.connect() as conn:
-        rows = repo.properties(conn, access.readable(conn, user), builtin_properties())
+        rows = repo.properties(conn, access.readable(conn, user), builtin_property_names())
     return [
         PropertyOut(name=r.name, canonical_unit=r.canonical_unit, description=r.description)
         for r in rows
