@@ -55,16 +55,11 @@ class Ranking:
         raise NotImplementedError
 
 
-@dataclass(frozen=True)
-class ByValue(Ranking):
-    """Rank by the predicted mean of ``column`` (``descending=False``: smallest first)."""
+class _OneColumn(Ranking):
+    """A ranking of one ``column``: a funnel pre-screens on it, in the ranking's direction."""
 
     column: str
-    descending: bool = True
-
-    @property
-    def needs(self):
-        return (self.column,)
+    descending: bool
 
     @property
     def funnel_column(self):
@@ -73,6 +68,18 @@ class ByValue(Ranking):
     @property
     def funnel_descending(self):
         return self.descending
+
+
+@dataclass(frozen=True)
+class ByValue(_OneColumn):
+    """Rank by the predicted mean of ``column`` (``descending=False``: smallest first)."""
+
+    column: str
+    descending: bool = True
+
+    @property
+    def needs(self):
+        return (self.column,)
 
     def score(self, columns):
         v = np.asarray(columns[self.column], dtype=np.float64)
@@ -83,7 +90,7 @@ class ByValue(Ranking):
 
 
 @dataclass(frozen=True)
-class ConfidenceBound(Ranking):
+class ConfidenceBound(_OneColumn):
     """``mean + kappa·std`` of ``column`` (optimistic); ``descending=False`` ranks by the lower
     bound ``mean − kappa·std``, smallest first.
 
@@ -98,14 +105,6 @@ class ConfidenceBound(Ranking):
     @property
     def needs(self):
         return (self.column, f"{self.column}_std")
-
-    @property
-    def funnel_column(self):
-        return self.column
-
-    @property
-    def funnel_descending(self):
-        return self.descending
 
     def score(self, columns):
         # the formula is the campaigns' acquisition function; a lower bound, smallest first,

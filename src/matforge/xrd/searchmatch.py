@@ -486,6 +486,21 @@ def _as_pattern(pattern, wavelength=None):
     return pattern if isinstance(pattern, Pattern) else read_pattern(pattern, wavelength=wavelength)
 
 
+def _candidate_phases(elements, refs) -> list:
+    """The phases a search-match tries (:func:`~matforge.xrd.phases.candidate_phases`); raises
+    :class:`~matforge.errors.MatforgeError` when there is nothing to try."""
+    from matforge.errors import MatforgeError
+    from matforge.xrd.phases import candidate_phases
+
+    if elements is None and refs is None:
+        raise MatforgeError("search-match needs the sample's elements or reference structures")
+    candidates = candidate_phases(elements, refs)
+    if not candidates:
+        what = f"elements {elements}" if elements is not None else "the references"
+        raise MatforgeError(f"no candidate phase for {what}")
+    return candidates
+
+
 def _prototype_prior(classifier, pattern) -> dict[str, float]:
     """The classifier's probability of every prototype label for ``pattern``."""
     if classifier is None:
@@ -546,7 +561,6 @@ def search_match(
     """
     from matforge.errors import MatforgeError
     from matforge.xrd.identify import check_pattern, peak_fwhm
-    from matforge.xrd.phases import candidate_phases
     from matforge.xrd.wholepattern import reflections
 
     t0 = time.perf_counter()
@@ -557,10 +571,8 @@ def search_match(
     # classifier's 2θ range does not limit a fit, so every range counts
     notes = [w for w in check_pattern(pat, grid=(0.0, 180.0)) if "classifier's" not in w]
     if candidates is None:
-        if elements is None and refs is None:
-            raise MatforgeError("search-match needs the sample's elements or reference structures")
-        candidates = candidate_phases(elements, refs)
-    if not candidates:
+        candidates = _candidate_phases(elements, refs)
+    elif not candidates:
         what = f"elements {elements}" if elements is not None else "the references"
         raise MatforgeError(f"no candidate phase for {what}")
     x, y = pat.two_theta, np.clip(pat.intensity, 0, None)
@@ -803,17 +815,10 @@ def search_match_files(
         One item per file, in order: its :class:`SearchMatchResult`, or the
         :class:`~matforge.errors.MatforgeError` that refused the file.
     """
-    from matforge.errors import MatforgeError
-    from matforge.xrd.phases import candidate_phases
 
     if not 1 <= max_phases <= MAX_PHASES:
         raise ValueError(f"max_phases must be 1–{MAX_PHASES}, got {max_phases!r}")
-    if elements is None and refs is None:
-        raise MatforgeError("search-match needs the sample's elements or reference structures")
-    candidates = candidate_phases(elements, refs)
-    if not candidates:
-        what = f"elements {elements}" if elements is not None else "the references"
-        raise MatforgeError(f"no candidate phase for {what}")
+    candidates = _candidate_phases(elements, refs)
     settings = {"elements": elements, "max_phases": max_phases, "refine": refine, "top": top,
                 "wavelength": wavelength, "axis": axis}  # fmt: skip
     files = [str(f) for f in files]
