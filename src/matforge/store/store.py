@@ -42,28 +42,6 @@ _ROWS_PER_VALUES = 1_000
 
 Progress = Callable[[str, int, int], None]
 
-MEASUREMENT_COLUMNS = [
-    "id",
-    "project",
-    "dataset_id",
-    "material_id",
-    "formula",
-    "formula_as_ingested",
-    "reduced_formula",
-    "elements",
-    "property",
-    "value",
-    "unit",
-    "uncertainty",
-    "method",
-    "conditions",
-    "source",
-    "raw_value",
-    "raw_unit",
-    "flag",
-    "created_at",
-    "created_by",
-]
 
 
 @dataclass(frozen=True)
@@ -85,7 +63,10 @@ def _user() -> str:
         return os.environ.get("USER", "unknown")
 
 
-def _element_list(elements: str | Iterable[str]) -> list[str]:
+def element_list(elements: str | Iterable[str]) -> list[str]:
+    """The sorted distinct symbols of an elements filter (``"Fe-O"``, ``"Fe, O"``,
+    ``["Fe", "O"]``), as the store and the server read it; :class:`InvalidFormula` names
+    unknown symbols."""
     from matforge.chem import Z
 
     if isinstance(elements, str):
@@ -687,10 +668,10 @@ class Store:
             property=_as_list(property),
             projects=_as_list(project),
             method=_as_list(method),
-            elements=None if elements is None else _element_list(elements),
+            elements=None if elements is None else element_list(elements),
         )
         stmt = repo.select(q, project_names=True, conditions_as_text=True)
-        df = self._frame(stmt, columns=MEASUREMENT_COLUMNS)
+        df = self._frame(stmt, columns=repo.columns(project_names=True))
         df["elements"] = df["elements"].str.slice(1, -1)
         return self._dates(df, "created_at")
 
@@ -705,7 +686,7 @@ class Store:
 
         q = repo.MaterialQuery(
             projects=_as_list(project),
-            elements=None if elements is None else _element_list(elements),
+            elements=None if elements is None else element_list(elements),
         )
         stmt = repo.select_materials(q)
         df = self._frame(stmt)

@@ -1046,9 +1046,9 @@ def structures_frame(
     :data:`SUMMARY_COLUMNS` (``elements`` as ``"Cl-Na"``, ``created_at`` in UTC), by id."""
     import pandas as pd
 
-    from matforge.store.store import _as_list, _element_list
+    from matforge.store.store import _as_list, element_list
 
-    symbols = _element_list(elements) if elements is not None else None
+    symbols = element_list(elements) if elements is not None else None
     stmt = select(
         projects=_as_list(project),
         elements=symbols,

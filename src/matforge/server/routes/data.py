@@ -43,28 +43,8 @@ router = APIRouter(tags=["data"], responses=ERROR_RESPONSES)
 
 #: Rows fetched per round trip while streaming an export.
 EXPORT_BATCH = 5_000
-EXPORT_COLUMNS = [
-    "id",
-    "project_id",
-    "dataset_id",
-    "material_id",
-    "formula",
-    "formula_as_ingested",
-    "reduced_formula",
-    "elements",
-    "property",
-    "value",
-    "unit",
-    "uncertainty",
-    "method",
-    "conditions",
-    "source",
-    "raw_value",
-    "raw_unit",
-    "flag",
-    "created_at",
-    "created_by",
-]
+#: the columns of the CSV export: those of ``GET /measurements``
+EXPORT_COLUMNS = repo.columns()
 
 Elements = Annotated[
     str | None,
@@ -85,10 +65,10 @@ Text = Annotated[str | None, Query(max_length=1000)]
 def parse_elements(text: str | None) -> list[str] | None:
     if text is None or not text.strip():
         return None
-    from matforge.store.store import _element_list
+    from matforge.store.store import element_list
 
     try:
-        return _element_list(text)
+        return element_list(text)
     except InvalidFormula as exc:
         raise ApiError(400, str(exc)) from None
 

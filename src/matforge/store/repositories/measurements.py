@@ -131,6 +131,13 @@ def select(
     return _filter(stmt, q).order_by(m.c.id).limit(None if q.limit is None else q.limit + 1)
 
 
+def columns(*, project_names: bool = False) -> list[str]:
+    """Names of the columns :func:`select` returns, in order (``project`` instead of
+    ``project_id`` with ``project_names``): the columns of an export."""
+    stmt = select(MeasurementQuery(), project_names=project_names)
+    return [c.name for c in stmt.selected_columns]
+
+
 def _filter(stmt: sa.Select, q: MeasurementQuery) -> sa.Select:
     if q.project_ids is not None:
         stmt = stmt.where(d.c.project_id.in_(list(q.project_ids)))
