@@ -114,29 +114,15 @@ def _identify_many(files, clf, *, top, threshold, wavelength, axis, as_json, out
     """One row per pattern: the best class of each head with its probability, or why the file
     could not be read; a table, or JSON, and ``out`` (.csv or .json)."""
     import pandas as pd
-    from rich.progress import track
+    from rich.progress import Progress
 
-    from matforge.errors import MatforgeError
-    from matforge.xrd.identify import HEADS, identify
-    from matforge.xrd.io import read_pattern
+    from matforge.xrd.identify import HEADS, identify_files
 
     heads = tuple(HEADS.items())
-    rows = []
-    ax = None if axis is None else axis.lower()
-    for f in track(files, description="identifying", disable=as_json, transient=True):
-        row: dict = {"file": str(f)}
-        try:
-            pat = read_pattern(f, wavelength=wavelength, axis=ax)
-            result = identify(pat, model=clf, top=top, threshold=threshold)
-        except MatforgeError as exc:
-            rows.append({**row, "error": str(exc)})
-            continue
-        rows.append({**row, **result.summary_row()})
-    table = pd.DataFrame(rows).round(4)
-    for col in ("error", "warnings"):
-        if col not in table:
-            table[col] = ""
-    table = table.fillna({"error": "", "warnings": ""})
+    with Progress(transient=True, disable=as_json) as progress:
+        task = progress.add_task("identifying", total=len(files))
+        table = identify_files(files, clf, top=top, threshold=threshold, wavelength=wavelength,
+                               axis=axis, on_done=lambda: progress.advance(task))  # fmt: skip
     if _write_table(table, out, as_json):
         return
     from matforge.cli.tables import print_frame

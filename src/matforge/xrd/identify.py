@@ -180,6 +180,38 @@ def identifications_frame(results) -> pd.DataFrame:
     return pd.DataFrame([{"source": r.source, **r.summary_row()} for r in results])
 
 
+def identify_files(files, model, *, top: int = 5, threshold: float = 0.5,
+                   wavelength: float | None = None, axis: str | None = None,
+                   on_done=None) -> pd.DataFrame:  # fmt: skip
+    """Identify many pattern files: one row per file (``file``, then
+    :meth:`Identification.summary_row`, rounded to 4 decimals), and an ``error`` (why the file
+    could not be read or identified; empty when it was) and ``warnings`` column (``" | "``
+    between notes). ``on_done()`` is called after each file (a progress bar)."""
+    import pandas as pd
+
+    from matforge.errors import MatforgeError
+    from matforge.xrd.io import read_pattern
+
+    rows = []
+    ax = None if axis is None else axis.lower()
+    for f in files:
+        row: dict = {"file": str(f)}
+        try:
+            pat = read_pattern(f, wavelength=wavelength, axis=ax)
+            result = identify(pat, model=model, top=top, threshold=threshold)
+        except MatforgeError as exc:
+            rows.append({**row, "error": str(exc)})
+        else:
+            rows.append({**row, **result.summary_row()})
+        if on_done is not None:
+            on_done()
+    table = pd.DataFrame(rows).round(4)
+    for col in ("error", "warnings"):
+        if col not in table:
+            table[col] = ""
+    return table.fillna({"error": "", "warnings": ""})
+
+
 #: fewest points of a pattern the classifier is given (a scan, not a peak list)
 MIN_POINTS = 100
 #: least overlap (degrees 2θ, Cu Kα1) of a pattern with the classifier's grid
