@@ -23,6 +23,7 @@ from matforge.store.database import (
     resolve_url,
     write_transaction,
 )
+from matforge.store.repositories import measurements as repo
 from matforge.store.validation import (
     FIELDS,
     IGNORE,
@@ -233,16 +234,12 @@ class Store:
 
     def property_unit(self, name: str) -> str | None:
         """The canonical unit of property ``name``, or None if the store does not know it."""
-        p = schema.properties
         with self._engine.connect() as conn:
-            return conn.execute(sa.select(p.c.canonical_unit).where(p.c.name == name)).scalar()
+            return repo.property_unit(conn, name)
 
     def properties(self) -> pd.DataFrame:
         """Known properties: ``name``, ``canonical_unit``, ``description``."""
-        p = schema.properties
-        return self._frame(
-            sa.select(p.c.name, p.c.canonical_unit, p.c.description).order_by(p.c.name)
-        )
+        return self._frame(repo.select_properties())
 
     def projects(self) -> pd.DataFrame:
         """Projects with ``name``, ``description``, ``created_at``, ``n_datasets``, ``n_measurements``."""
@@ -662,8 +659,6 @@ class Store:
         received), ``flag`` (codes of the physical ranges a value stored with
         ``allow_unphysical`` breaks, else None), ``created_at`` (UTC), ``created_by``.
         """
-        from matforge.store.repositories import measurements as repo
-
         q = repo.MeasurementQuery(
             property=_as_list(property),
             projects=_as_list(project),
@@ -682,8 +677,6 @@ class Store:
     ) -> pd.DataFrame:
         """Materials (``id``, ``formula``, ``reduced_formula``, ``elements``, ``nelements``,
         ``has_structure``), those containing all ``elements`` and measured in ``project``."""
-        from matforge.store.repositories import measurements as repo
-
         q = repo.MaterialQuery(
             projects=_as_list(project),
             elements=None if elements is None else element_list(elements),

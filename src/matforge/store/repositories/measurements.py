@@ -272,9 +272,9 @@ def is_visible(conn: sa.Connection, kind: str, row_id: int, project_ids: Sequenc
 # --- properties ---------------------------------------------------------------------------
 
 
-def properties(
-    conn: sa.Connection, project_ids: Sequence[int] | None = None, builtin: Sequence[str] = ()
-) -> list[sa.Row]:
+def select_properties(
+    project_ids: Sequence[int] | None = None, builtin: Sequence[str] = ()
+) -> sa.Select:
     """Properties (``name``, ``canonical_unit``, ``description``) by name: every one (with
     ``project_ids`` None), or those in ``builtin`` or measured in ``project_ids``."""
     stmt = sa.select(p.c.name, p.c.canonical_unit, p.c.description).order_by(p.c.name)
@@ -285,7 +285,14 @@ def properties(
             .where(m.c.property_id == p.c.id, d.c.project_id.in_(list(project_ids)))
         )
         stmt = stmt.where(sa.or_(p.c.name.in_(list(builtin)), used))
-    return conn.execute(stmt).all()
+    return stmt
+
+
+def properties(
+    conn: sa.Connection, project_ids: Sequence[int] | None = None, builtin: Sequence[str] = ()
+) -> list[sa.Row]:
+    """The rows of :func:`select_properties`."""
+    return conn.execute(select_properties(project_ids, builtin)).all()
 
 
 def property_unit(conn: sa.Connection, name: str) -> str | None:
