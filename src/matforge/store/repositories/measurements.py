@@ -145,8 +145,6 @@ def _filter(stmt: sa.Select, q: MeasurementQuery) -> sa.Select:
         stmt = stmt.where(_equal_or_in(pr.c.name, q.projects))
     if q.property is not None:
         stmt = stmt.where(_equal_or_in(p.c.name, q.property))
-    if q.method is not None:
-        stmt = stmt.where(_equal_or_in(m.c.method, q.method))
     if q.elements is not None:
         # As a subquery, so the database scans the small covering index on
         # materials.elements and then seeks measurements by material_id, instead of scanning
@@ -157,6 +155,8 @@ def _filter(stmt: sa.Select, q: MeasurementQuery) -> sa.Select:
         stmt = stmt.where(m.c.material_id.in_(matching))
     if q.formula is not None:
         stmt = stmt.where(sa.or_(mat.c.formula == q.formula, mat.c.reduced_formula == q.formula))
+    if q.method is not None:
+        stmt = stmt.where(_equal_or_in(m.c.method, q.method))
     for column, value in (
         (m.c.source, q.source),
         (m.c.created_by, q.created_by),
