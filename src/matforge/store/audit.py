@@ -187,3 +187,23 @@ def entries(
     if limit is not None:
         stmt = stmt.limit(limit)
     return conn.execute(stmt).all()
+
+
+def select_log(project: str | None = None) -> sa.Select:
+    """The audit log (of the project named ``project``, or all), oldest first: ``id``,
+    ``project`` (its name), ``at``, ``actor``, ``action``, ``target_id``, ``detail``."""
+    p = schema.projects
+    stmt = (
+        sa.select(
+            audit_log.c.id,
+            p.c.name.label("project"),
+            audit_log.c.at,
+            audit_log.c.actor,
+            audit_log.c.action,
+            audit_log.c.target_id,
+            audit_log.c.detail,
+        )
+        .join_from(audit_log, p, audit_log.c.project_id == p.c.id, isouter=True)
+        .order_by(audit_log.c.id)
+    )
+    return stmt if project is None else stmt.where(p.c.name == project)

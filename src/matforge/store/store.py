@@ -24,6 +24,7 @@ from matforge.store.database import (
     write_transaction,
 )
 from matforge.store.repositories import measurements as repo
+from matforge.store.repositories import projects as projects_repo
 from matforge.store.validation import (
     FIELDS,
     IGNORE,
@@ -243,42 +244,12 @@ class Store:
 
     def projects(self) -> pd.DataFrame:
         """Projects with ``name``, ``description``, ``created_at``, ``n_datasets``, ``n_measurements``."""
-        p, d, m = schema.projects, schema.datasets, schema.measurements
-        n_datasets = sa.select(sa.func.count()).where(d.c.project_id == p.c.id).scalar_subquery()
-        n_rows = (
-            sa.select(sa.func.count())
-            .select_from(m.join(d, m.c.dataset_id == d.c.id))
-            .where(d.c.project_id == p.c.id)
-            .scalar_subquery()
-        )
-        stmt = sa.select(
-            p.c.name,
-            p.c.description,
-            p.c.created_at,
-            n_datasets.label("n_datasets"),
-            n_rows.label("n_measurements"),
-        ).order_by(p.c.name)
+        stmt = projects_repo.select_summaries()
         return self._dates(self._frame(stmt), "created_at")
 
     def datasets(self, project: str | None = None) -> pd.DataFrame:
         """One row per write (an ingested file or an ``add_measurements`` call), with provenance."""
-        p, d = schema.projects, schema.datasets
-        stmt = (
-            sa.select(
-                d.c.id,
-                p.c.name.label("project"),
-                d.c.name,
-                d.c.source,
-                d.c.checksum,
-                d.c.n_rows,
-                d.c.created_at,
-                d.c.created_by,
-            )
-            .join_from(d, p, d.c.project_id == p.c.id)
-            .order_by(d.c.id)
-        )
-        if project is not None:
-            stmt = stmt.where(p.c.name == project)
+        stmt = projects_repo.select_datasets(project)
         return self._dates(self._frame(stmt), "created_at")
 
     # --- writing ---------------------------------------------------------------------------
@@ -620,22 +591,7 @@ class Store:
         deleted: the whole measurement, or the dataset's provenance and counts)."""
         from matforge.store import audit
 
-        a, p = audit.audit_log, schema.projects
-        stmt = (
-            sa.select(
-                a.c.id,
-                p.c.name.label("project"),
-                a.c.at,
-                a.c.actor,
-                a.c.action,
-                a.c.target_id,
-                a.c.detail,
-            )
-            .join_from(a, p, a.c.project_id == p.c.id, isouter=True)
-            .order_by(a.c.id)
-        )
-        if project is not None:
-            stmt = stmt.where(p.c.name == project)
+        stmt = audit.select_log(project)
         return self._dates(self._frame(stmt), "at")
 
     # --- reading ---------------------------------------------------------------------------

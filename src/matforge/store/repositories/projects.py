@@ -18,13 +18,51 @@ p, d, m = schema.projects, schema.datasets, schema.measurements
 pa, pm, u = accounts.project_access, accounts.project_members, accounts.users
 
 
-def _select_with_access(project_ids: Sequence[int]) -> sa.Select:
-    n = (
+def _n_measurements():
+    """Scalar subquery: how many measurements the project of the outer query holds."""
+    return (
         sa.select(sa.func.count())
         .select_from(m.join(d, m.c.dataset_id == d.c.id))
         .where(d.c.project_id == p.c.id)
         .scalar_subquery()
     )
+
+
+def select_summaries() -> sa.Select:
+    """Every project (the local store's view: no visibility), by name: ``name``,
+    ``description``, ``created_at``, ``n_datasets``, ``n_measurements``."""
+    n_datasets = sa.select(sa.func.count()).where(d.c.project_id == p.c.id).scalar_subquery()
+    return sa.select(
+        p.c.name,
+        p.c.description,
+        p.c.created_at,
+        n_datasets.label("n_datasets"),
+        _n_measurements().label("n_measurements"),
+    ).order_by(p.c.name)
+
+
+def select_datasets(project: str | None = None) -> sa.Select:
+    """Datasets (of the project named ``project``, or all), oldest first: ``id``, ``project``
+    (its name), ``name``, ``source``, ``checksum``, ``n_rows``, ``created_at``, ``created_by``."""
+    stmt = (
+        sa.select(
+            d.c.id,
+            p.c.name.label("project"),
+            d.c.name,
+            d.c.source,
+            d.c.checksum,
+            d.c.n_rows,
+            d.c.created_at,
+            d.c.created_by,
+        )
+        .join_from(d, p, d.c.project_id == p.c.id)
+        .order_by(d.c.id)
+    )
+    return stmt if project is None else stmt.where(p.c.name == project)
+
+
+def _select_with_access(project_ids: Sequence[int]) -> sa.Select:
+    n = _n_measurements()
     return (
         sa.select(
             p.c.id,
