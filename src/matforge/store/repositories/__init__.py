@@ -13,8 +13,10 @@ One module per aggregate, each owning the SQL of its tables:
 ``optimade``      the OPTIMADE index and its filters.
 
 The store's older modules keep the statements of what they define: :mod:`matforge.store.audit`
-(deletions), :mod:`matforge.store.structures` (crystal structures),
-:mod:`matforge.store.campaigns` (campaign state).
+(deletions, and the log's listing), :mod:`matforge.store.structures` (crystal structures),
+:mod:`matforge.store.campaigns` (campaign state); :class:`~matforge.store.Store` keeps its
+bulk-ingest write path (COPY on PostgreSQL, one prepared statement on SQLite) and reads
+through the repositories here.
 
 The layout is the same everywhere: a function takes an open :data:`Connection` first (the caller
 chooses the transaction: ``engine.connect()`` to read, :func:`~matforge.store.database.write_transaction`
