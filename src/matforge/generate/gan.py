@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from matforge.errors import GenerateError, InvalidFormula
-from matforge.generate.rnn import Condition
+from matforge.generate.rnn import Condition, ConditionedGenerator
 from matforge.generate.tokens import ELEMENT_ORDER, integer_counts
 
 __all__ = ["FormulaGAN"]
@@ -124,7 +124,7 @@ def _gradient_penalty(critic, real, fake, cond):
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
-class FormulaGAN:
+class FormulaGAN(ConditionedGenerator):
     """Wasserstein GAN (gradient penalty) over element-by-count composition matrices.
 
     Parameters
@@ -140,6 +140,10 @@ class FormulaGAN:
     condition : Condition or None
         Condition on bins of a property.
     """
+
+    _kind = KIND
+    _noun = "GAN"
+    _config_class = GANConfig
 
     def __init__(
         self,
@@ -161,11 +165,6 @@ class FormulaGAN:
         )
         self.net = None
         self.fit_report_: dict = {}
-
-    @property
-    def condition(self) -> Condition | None:
-        c = self.config.condition
-        return Condition(c["name"], tuple(c["edges"]), c.get("unit", "")) if c else None
 
     # -- training -------------------------------------------------------------------------
     def _count_matrix(self, formulas: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -306,10 +305,6 @@ class FormulaGAN:
         return self
 
     # -- sampling -------------------------------------------------------------------------
-    def _check_fitted(self):
-        if self.net is None:
-            raise GenerateError("the GAN is not trained: call fit() or load()")
-
     def _element_mask(self, symbols: Iterable[str] | None, what: str) -> np.ndarray:
         """Columns (elements seen in training) named in ``symbols``; unknown symbols raise."""
         symbols = [s.strip() for s in symbols or () if s.strip()]
@@ -318,18 +313,6 @@ class FormulaGAN:
             raise GenerateError(f"{what}: unknown elements {unknown}")
         chosen = set(symbols)
         return np.array([el in chosen for el in self.config.elements], dtype=bool)
-
-    def _cond_index(self, condition: tuple[float, float] | int | None) -> int:
-        cm = self.condition
-        if condition is None:
-            return cm.n_bins if cm else 0
-        if cm is None:
-            raise GenerateError("this model is not conditioned on a property")
-        if isinstance(condition, int):
-            if not 0 <= condition < cm.n_bins:
-                raise GenerateError(f"condition bin must be in 0..{cm.n_bins - 1}")
-            return condition
-        return cm.bin_of_window(*condition)
 
     def sample(
         self,
@@ -401,42 +384,12 @@ class FormulaGAN:
         return out
 
     # -- persistence ----------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
-        """Write the generator (fp16), its configuration and fit report to ``path``."""
-        import torch
-
-        self._check_fitted()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(
-            {
-                "kind": KIND,
-                "config": asdict(self.config),
-                "fit_report": self.fit_report_,
-                "state": {k: v.half() for k, v in self.net.state_dict().items()},
-            },
-            path,
-        )
-        return path
-
     @classmethod
     def load(cls, path: str | Path) -> FormulaGAN:
         """A model written by :meth:`save`, ready to sample."""
-        import torch
-
-        path = Path(path)
-        if not path.is_file():
-            raise GenerateError(f"no GAN file at {path}")
-        doc = torch.load(path, map_location="cpu", weights_only=True)
-        if doc.get("kind") != KIND:
-            raise GenerateError(f"{path} is not a matforge GAN")
-        self = cls()
-        cfg = doc["config"]
-        cfg["elements"] = tuple(cfg["elements"])
-        self.config = GANConfig(**cfg)
-        self.fit_report_ = doc.get("fit_report", {})
+        self, state = cls._from_file(path)
         generator, _ = _networks(self.config)
-        generator.load_state_dict({k: v.float() for k, v in doc["state"].items()})
+        generator.load_state_dict(state)
         generator.eval()
         self.net = generator
         return self

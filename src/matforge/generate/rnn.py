@@ -14,19 +14,20 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
+from matforge.errors import GenerateError
 from matforge.generate.tokens import (
     ELEMENT_ORDER,
     N_SPECIAL,
     PAD,
     FormulaTokenizer,
-    GenerateError,
     Grammar,
 )
 
-__all__ = ["Condition", "FormulaLM"]
+__all__ = ["Condition", "ConditionedGenerator", "FormulaLM"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,81 @@ class Condition:
         lows = (-math.inf, *self.edges)
         highs = (*self.edges, math.inf)
         return [f"{self.name}={a:g}:{b:g}" for a, b in zip(lows, highs, strict=True)]
+
+
+class ConditionedGenerator:
+    """What the trained formula generators share (:class:`FormulaLM`, :class:`~matforge.generate.
+    gan.FormulaGAN`): a ``config`` with an optional property :class:`Condition`, a network
+    ``net`` once fitted, and one file format (fp16 weights, configuration, fit report)."""
+
+    #: the ``kind`` written into a saved file and checked on loading
+    _kind: ClassVar[str] = ""
+    #: what the model is called in messages ("GAN", "language model")
+    _noun: ClassVar[str] = "model"
+    #: the configuration dataclass
+    _config_class: ClassVar[type] = object
+
+    config: Any
+    net: Any
+    fit_report_: dict
+
+    @property
+    def condition(self) -> Condition | None:
+        c = self.config.condition
+        return Condition(c["name"], tuple(c["edges"]), c.get("unit", "")) if c else None
+
+    def _check_fitted(self):
+        if self.net is None:
+            raise GenerateError(f"the {self._noun} is not trained: call fit() or load()")
+
+    def _cond_index(self, condition: tuple[float, float] | int | None) -> int:
+        cm = self.condition
+        if condition is None:
+            return cm.n_bins if cm else 0
+        if cm is None:
+            raise GenerateError("this model is not conditioned on a property")
+        if isinstance(condition, int):
+            if not 0 <= condition < cm.n_bins:
+                raise GenerateError(f"condition bin must be in 0..{cm.n_bins - 1}")
+            return condition
+        return cm.bin_of_window(*condition)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the network (fp16), its configuration and fit report to ``path``."""
+        import torch
+
+        self._check_fitted()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(
+            {
+                "kind": self._kind,
+                "config": asdict(self.config),
+                "fit_report": self.fit_report_,
+                "state": {k: v.half() for k, v in self.net.state_dict().items()},
+            },
+            path,
+        )
+        return path
+
+    @classmethod
+    def _from_file(cls, path: str | Path):
+        """(a model with the saved configuration and fit report, the network's float32 state
+        dict) from a file written by :meth:`save`."""
+        import torch
+
+        path = Path(path)
+        if not path.is_file():
+            raise GenerateError(f"no {cls._noun} file at {path}")
+        doc = torch.load(path, map_location="cpu", weights_only=True)
+        if doc.get("kind") != cls._kind:
+            raise GenerateError(f"{path} is not a matforge {cls._noun}")
+        self = cls()
+        cfg = doc["config"]
+        cfg["elements"] = tuple(cfg["elements"])
+        self.config = cls._config_class(**cfg)
+        self.fit_report_ = doc.get("fit_report", {})
+        return self, {k: v.float() for k, v in doc["state"].items()}
 
 
 @dataclass
@@ -106,7 +182,7 @@ def _module(config: LMConfig, vocab_size: int):
     return FormulaGRU()
 
 
-class FormulaLM:
+class FormulaLM(ConditionedGenerator):
     """GRU language model over formula tokens.
 
     Parameters
@@ -117,6 +193,10 @@ class FormulaLM:
     condition : Condition or None
         Condition on bins of a property.
     """
+
+    _kind = "matforge.generate.FormulaLM"
+    _noun = "language model"
+    _config_class = LMConfig
 
     def __init__(
         self,
@@ -143,11 +223,6 @@ class FormulaLM:
         self.fit_report_: dict = {}
 
     # -- training -------------------------------------------------------------------------
-    @property
-    def condition(self) -> Condition | None:
-        c = self.config.condition
-        return Condition(c["name"], tuple(c["edges"]), c.get("unit", "")) if c else None
-
     def _usable(self, formulas: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         tokens = self.tokenizer.encode_batch(formulas)
         counts = tokens[:, 2::2]
@@ -242,10 +317,6 @@ class FormulaLM:
         return self
 
     # -- sampling -------------------------------------------------------------------------
-    def _check_fitted(self):
-        if self.net is None:
-            raise GenerateError("the language model is not trained: call fit() or load()")
-
     def grammar(self, batch_size: int, *, required=None, forbidden=None) -> Grammar:
         """The sampling grammar: the model's limits and the elements it saw in training."""
         unknown = sorted((set(required or ()) | set(forbidden or ())) - set(ELEMENT_ORDER) - {""})
@@ -265,18 +336,6 @@ class FormulaLM:
             forbidden=forbidden,
             allowed_elements=self.config.elements or None,
         )
-
-    def _cond_index(self, condition: tuple[float, float] | int | None) -> int:
-        cm = self.condition
-        if condition is None:
-            return cm.n_bins if cm else 0
-        if cm is None:
-            raise GenerateError("this model is not conditioned on a property")
-        if isinstance(condition, int):
-            if not 0 <= condition < cm.n_bins:
-                raise GenerateError(f"condition bin must be in 0..{cm.n_bins - 1}")
-            return condition
-        return cm.bin_of_window(*condition)
 
     def sample_tokens(
         self,
@@ -376,40 +435,12 @@ class FormulaLM:
         return out
 
     # -- persistence ----------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
-        import torch
-
-        self._check_fitted()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(
-            {
-                "kind": "matforge.generate.FormulaLM",
-                "config": asdict(self.config),
-                "fit_report": self.fit_report_,
-                "state": {k: v.half() for k, v in self.net.state_dict().items()},
-            },
-            path,
-        )
-        return path
-
     @classmethod
     def load(cls, path: str | Path) -> FormulaLM:
-        import torch
-
-        path = Path(path)
-        if not path.is_file():
-            raise GenerateError(f"no language model file at {path}")
-        doc = torch.load(path, map_location="cpu", weights_only=True)
-        if doc.get("kind") != "matforge.generate.FormulaLM":
-            raise GenerateError(f"{path} is not a matforge language model")
-        self = cls()
-        cfg = doc["config"]
-        cfg["elements"] = tuple(cfg["elements"])
-        self.config = LMConfig(**cfg)
-        self.fit_report_ = doc.get("fit_report", {})
+        """A model written by :meth:`save`, ready to sample."""
+        self, state = cls._from_file(path)
         self.net = _module(self.config, self.tokenizer.vocab_size)
-        self.net.load_state_dict({k: v.float() for k, v in doc["state"].items()})
+        self.net.load_state_dict(state)
         self.net.eval()
         return self
 
