@@ -1,12 +1,12 @@
-"""Only ``matforge.store`` talks to the database (issue #19 §1).
+"""The rules of docs/architecture.md (issue #19 §1 and §5).
 
-Scans the source of every module outside ``matforge.store`` for what would mean it holds SQL
-or reaches into tables: an import of SQLAlchemy or of ``matforge.store.schema``, or any use of a table object that a store module defines
-(``from matforge.store.accounts import users``, ``accounts.users.c.id``).
-
-``NOT_YET`` lists the modules that still do, while issue #19 moves them behind the store's
-repositories; a module leaves the list when it is moved, and the test fails if a listed module
-no longer needs its entry (so the list only shrinks) or an unlisted one starts.
+* Only ``matforge.store`` talks to the database: the source of every module outside it is
+  scanned for what would mean it holds SQL or reaches into tables — an import of SQLAlchemy or
+  of ``matforge.store.schema``, or any use of a table object that a store module defines
+  (``from matforge.store.accounts import users``, ``accounts.users.c.id``).
+* Imports run downwards: nothing below the top floor imports ``matforge.cli``,
+  ``matforge.server`` or ``matforge.report``, and the server does not import the CLI.
+* Every package and file docs/architecture.md names exists.
 """
 
 from __future__ import annotations
@@ -21,10 +21,6 @@ import matforge.store
 
 SRC = Path(matforge.__file__).resolve().parent
 FORBIDDEN_MODULES = ("sqlalchemy", "matforge.store.schema")
-
-# modules (relative to src/matforge) that still hold SQL or tables; shrink only
-NOT_YET = {
-}
 
 
 def _store_tables() -> dict[str, set[str]]:
@@ -84,10 +80,7 @@ def test_only_the_store_talks_to_the_database():
         found = _violations(path, tables)
         if found:
             offenders[rel] = found
-    new = {k: v for k, v in offenders.items() if k not in NOT_YET}
-    assert not new, f"modules outside matforge.store that reach the database: {new}"
-    moved = sorted(NOT_YET - offenders.keys())
-    assert not moved, f"no longer reach the database, remove from NOT_YET: {moved}"
+    assert not offenders, f"modules outside matforge.store that reach the database: {offenders}"
 
 
 def test_the_scan_sees_sql_and_tables(tmp_path):
@@ -104,3 +97,58 @@ def test_the_scan_sees_sql_and_tables(tmp_path):
     good = tmp_path / "good.py"
     good.write_text("from matforge.store import Store\nStore\n")
     assert _violations(good, tables) == []
+
+
+TOP_FLOOR = ("cli", "server", "report")
+
+
+def _imported_matforge_packages(path: Path) -> set[tuple[int, str]]:
+    """(line, first-level matforge package) of every import in ``path``, lazy ones included."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    out = set()
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names
+                                      if node.module == "matforge"]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "matforge" and len(parts) > 1:
+                out.add((node.lineno, parts[1]))
+    return out
+
+
+def test_imports_run_downwards():
+    wrong = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC).as_posix()
+        here = rel.split("/")[0] if "/" in rel else rel.removesuffix(".py")
+        if here == "__main__":
+            continue
+        for line, pkg in _imported_matforge_packages(path):
+            if pkg == here:
+                continue
+            if pkg in TOP_FLOOR and here not in TOP_FLOOR:
+                wrong.append(f"{rel}:{line} imports matforge.{pkg}")
+            if (here, pkg) in {("server", "cli"), ("report", "cli"), ("report", "server")}:
+                wrong.append(f"{rel}:{line} imports matforge.{pkg}")
+    assert not wrong, wrong
+
+
+def test_the_architecture_page_names_what_exists():
+    import re
+
+    page = (SRC.parents[1] / "docs" / "architecture.md").read_text("utf-8")
+    named = set(re.findall(r"`((?:[a-z_]+/)+(?:[a-z_]+\.py)?)`", page))
+    named |= set(re.findall(r"`([a-z_]+\.py)`", page))
+    assert len(named) > 30, "the page names no paths? the scan is broken"
+    root = SRC.parents[1]
+    missing = [p for p in sorted(named)
+               if not any((base / p).exists() for base in (SRC, root, root / "tests"))]
+    assert not missing, f"docs/architecture.md names paths that do not exist: {missing}"
+    # and every first-level package is on the page
+    packages = {p.name for p in SRC.iterdir() if (p / "__init__.py").exists()}
+    absent = sorted(p for p in packages if f"`{p}/`" not in page)
+    assert not absent, f"packages missing from docs/architecture.md: {absent}"
