@@ -261,12 +261,7 @@ def _regressor(name, y, featurizer, rs, n_jobs, common) -> CompositionModel:
 def _classifier(name, featurizer, rs, n_jobs, common) -> CompositionModel:
     from matforge.models.stacking import StackedClassifier
 
-    if name == "auto":
-        est = StackedClassifier(
-            [("lgbm", lgbm_classifier(rs))], cv=5, random_state=rs, n_jobs=n_jobs
-        )
-        return CompositionModel(est, featurizer=list(featurizer or AUTO_FEATURIZER), **common)
-    if name == "lgbm":
+    if name in ("auto", "lgbm"):  # "auto" for a classification target is the lgbm recipe
         est = StackedClassifier(
             [("lgbm", lgbm_classifier(rs))], cv=5, random_state=rs, n_jobs=n_jobs
         )
