@@ -148,21 +148,25 @@ def _regression_figures(oof: dict[str, np.ndarray], model) -> list:
         height=400,
     )
     expected, observed = coverage_curve(y, mean, std)
-    cal = go.Figure()
-    cal.add_trace(go.Scatter(x=expected, y=observed, mode="lines", name="model"))
-    cal.add_trace(
-        go.Scatter(
-            x=[0, 1], y=[0, 1], mode="lines", name="ideal", line={"color": "black", "dash": "dash"}
-        )
-    )
-    cal.update_layout(
+    cal = _against_diagonal(
+        expected, observed, "ideal",
         title="Calibration: observed vs expected coverage of central intervals",
-        xaxis_title="expected coverage",
-        yaxis_title="observed coverage",
-        height=450,
-        width=550,
-    )
+        xaxis_title="expected coverage", yaxis_title="observed coverage",
+    )  # fmt: skip
     return [parity, hist, cal]
+
+
+def _against_diagonal(x, y, reference: str, *, mode: str = "lines", **layout):
+    """A square figure of the model's curve (``x``, ``y`` in 0–1) over the dashed diagonal
+    ``reference`` (what an ideal or a chance model draws)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=x, y=y, mode=mode, name="model"))
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name=reference,
+                             line={"color": "black", "dash": "dash"}))  # fmt: skip
+    fig.update_layout(height=450, width=550, **layout)
+    return fig
 
 
 def _classification_figures(oof: dict[str, np.ndarray], model) -> list:
@@ -175,25 +179,10 @@ def _classification_figures(oof: dict[str, np.ndarray], model) -> list:
     figs = []
     if np.unique(y).size == 2:
         fpr, tpr, _ = roc_curve(y, p)
-        roc = go.Figure()
-        roc.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name="model"))
-        roc.add_trace(
-            go.Scatter(
-                x=[0, 1],
-                y=[0, 1],
-                mode="lines",
-                name="chance",
-                line={"color": "black", "dash": "dash"},
-            )
-        )
-        roc.update_layout(
-            title=f"ROC curve (positive class: {positive})",
-            xaxis_title="false positive rate",
-            yaxis_title="true positive rate",
-            height=450,
-            width=550,
-        )
-        figs.append(roc)
+        figs.append(_against_diagonal(
+            fpr, tpr, "chance", title=f"ROC curve (positive class: {positive})",
+            xaxis_title="false positive rate", yaxis_title="true positive rate",
+        ))  # fmt: skip
     bins = np.linspace(0, 1, 11)
     idx = np.clip(np.digitize(p, bins) - 1, 0, 9)
     centers, freq = [], []
@@ -202,21 +191,11 @@ def _classification_figures(oof: dict[str, np.ndarray], model) -> list:
         if sel.any():
             centers.append(float(p[sel].mean()))
             freq.append(float(y[sel].mean()))
-    rel = go.Figure()
-    rel.add_trace(go.Scatter(x=centers, y=freq, mode="lines+markers", name="model"))
-    rel.add_trace(
-        go.Scatter(
-            x=[0, 1], y=[0, 1], mode="lines", name="ideal", line={"color": "black", "dash": "dash"}
-        )
-    )
-    rel.update_layout(
+    figs.append(_against_diagonal(
+        centers, freq, "ideal", mode="lines+markers",
         title="Reliability: observed frequency vs predicted probability",
-        xaxis_title="predicted probability",
-        yaxis_title="observed frequency",
-        height=450,
-        width=550,
-    )
-    figs.append(rel)
+        xaxis_title="predicted probability", yaxis_title="observed frequency",
+    ))  # fmt: skip
     hist = go.Figure()
     for cls, name in ((0, "negative"), (1, "positive")):
         hist.add_trace(go.Histogram(x=p[y == cls], nbinsx=40, name=name, opacity=0.6))
