@@ -78,7 +78,7 @@ def main() -> None:
     import numpy as np
 
     from matforge.screen.pipeline import Funnel, PropertyModel, Screen
-    from matforge.screen.spaces import EnumeratedSpace
+    from matforge.screen.candidate_spaces import EnumeratedSpace
     from matforge.screen.superhard import (
         SuperhardSettings,
         _features,

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from matforge.errors import MatforgeError
+from matforge.errors import MatforgeError, TableError
 
 __all__ = ["TEXT_SUFFIXES", "TableError", "TextDialect", "read_table", "sniff_dialect"]
 
@@ -49,10 +49,6 @@ SEPARATORS = (",", ";", "\t")
 _COMMA_NUMBER = re.compile(r"^[+-]?\d+,\d+(?:[eE][+-]?\d+)?$")
 _POINT_NUMBER = re.compile(r"^[+-]?\d*\.\d+(?:[eE][+-]?\d+)?$")
 _SEP_NAMES = {",": "','", ";": "';'", "\t": "tab"}
-
-
-class TableError(MatforgeError, ValueError):
-    """A table file is missing, unreadable, of an unknown type, or lacks the sheet asked for."""
 
 
 @dataclass(frozen=True)

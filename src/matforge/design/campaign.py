@@ -75,7 +75,7 @@ from matforge.design.strategy import (
     fit_models,
     propose,
 )
-from matforge.errors import DesignSpaceError, MatforgeError
+from matforge.errors import CampaignError, DesignSpaceError
 from matforge.jsonable import to_jsonable
 
 __all__ = [
@@ -103,10 +103,6 @@ FAILED_COLUMN = "failed"
 FAILED_KEY = "@failed"
 _NOT_FAILED = {"", "no", "n", "false", "0", "ok", "success", "succeeded"}
 _FAILED = {"yes", "y", "true", "1", "x", "failed", "fail"}
-
-
-class CampaignError(MatforgeError, ValueError):
-    """A campaign operation that cannot be done (unknown campaign, bad results file, ...)."""
 
 
 def _now() -> datetime:

@@ -51,6 +51,7 @@ __all__ = [
     "parse_constraint",
     "parse_objective",
     "pareto_front",
+    "pareto_mask",
 ]
 
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -550,30 +551,62 @@ def _signs(senses, m: int) -> np.ndarray:
     return np.array(out, dtype=float)
 
 
+def pareto_mask(values: np.ndarray) -> np.ndarray:
+    """Bool mask of the non-dominated rows of ``values`` (n, d), every objective maximised.
+
+    The one Pareto-front rule of matforge (screens rank with it; :func:`pareto_front` flips minimised
+    objectives and calls it). Row ``q`` dominates ``p`` when it is >= in every
+    objective and > in one; equal rows do not dominate each other, so both stay on the front.
+    Rows with NaN are never on the front. O(n log n) for two objectives.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 1:
+        values = values[:, None]
+    n = len(values)
+    mask = np.zeros(n, dtype=bool)
+    idx = np.flatnonzero(~np.isnan(values).any(axis=1))
+    if not len(idx):
+        return mask
+    v = values[idx]
+    # lexicographically descending: a row can only be dominated by rows before it
+    order = np.lexsort(tuple(-v[:, j] for j in range(v.shape[1] - 1, -1, -1)))
+    v = v[order]
+    if v.shape[1] == 1:
+        keep = np.flatnonzero(v[:, 0] == v[0, 0])
+    elif v.shape[1] == 2:
+        # a row is on the front when its second objective beats every earlier row's that is
+        # not equal to it (equal rows are adjacent in this order: compare with the rows before
+        # its run of equals)
+        same = np.r_[False, (v[1:] == v[:-1]).all(axis=1)]
+        run_start = np.maximum.accumulate(np.where(same, 0, np.arange(len(v))))
+        best_before = np.r_[-np.inf, np.maximum.accumulate(v[:, 1])]  # best_before[k] = max(v[:k, 1])
+        keep = np.flatnonzero((run_start == 0) | (v[:, 1] > best_before[run_start]))
+    else:
+        front_rows: list[int] = []
+        for i in range(len(v)):
+            if front_rows:
+                f = v[front_rows]
+                dominated = ((f >= v[i]).all(axis=1) & (f > v[i]).any(axis=1)).any()
+                if dominated:
+                    continue
+            front_rows.append(i)
+        keep = np.array(front_rows, dtype=np.int64)
+    mask[idx[order[keep]]] = True
+    return mask
+
+
 def pareto_front(Y, senses: Sequence | str | None = None) -> np.ndarray:
     """Boolean mask of the non-dominated rows of ``Y`` (n × m).
 
     ``senses`` gives "max" or "min" per column (default: all "max"). A row is dominated when
     another is at least as good in every column and better in one; equal rows both stay on the
-    front. Rows with NaN are never on the front.
+    front. Rows with NaN are never on the front (:func:`pareto_mask` after flipping minimised
+    columns).
     """
     Y = np.asarray(Y, dtype=float)
     if Y.ndim == 1:
         Y = Y[:, None]
-    Y = Y * _signs(senses, Y.shape[1])
-    valid = ~np.isnan(Y).any(axis=1)
-    P = Y[valid]
-    n = len(P)
-    dominated = np.zeros(n, dtype=bool)
-    chunk = max(1, 2_000_000 // max(n * Y.shape[1], 1))
-    for start in range(0, n, chunk):
-        block = P[start:start + chunk, None, :]  # rows being tested
-        ge = (P[None, :, :] >= block).all(axis=2)
-        gt = (P[None, :, :] > block).any(axis=2)
-        dominated[start:start + chunk] = (ge & gt).any(axis=1)
-    mask = np.zeros(len(Y), dtype=bool)
-    mask[np.flatnonzero(valid)[~dominated]] = True
-    return mask
+    return pareto_mask(Y * _signs(senses, Y.shape[1]))
 
 
 def _hv_max(P: np.ndarray, ref: np.ndarray) -> float:

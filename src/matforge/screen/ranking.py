@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from matforge.design.objectives import pareto_mask
 from matforge.errors import ScreenError
 
 __all__ = [
@@ -214,50 +215,6 @@ class ParetoFront(Ranking):
 
     def describe(self):
         return "Pareto front of " + ", ".join(("max " if up else "min ") + c for c, up in self.objectives)
-
-
-def pareto_mask(values: np.ndarray) -> np.ndarray:
-    """Bool mask of the non-dominated rows of ``values`` (n, d), every objective maximised.
-
-    The one Pareto-front rule of matforge (screens rank with it; a campaign's front flips its
-    minimised objectives and calls it). Row ``q`` dominates ``p`` when it is >= in every
-    objective and > in one; equal rows do not dominate each other, so both stay on the front.
-    Rows with NaN are never on the front. O(n log n) for two objectives.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    if values.ndim == 1:
-        values = values[:, None]
-    n = len(values)
-    mask = np.zeros(n, dtype=bool)
-    idx = np.flatnonzero(~np.isnan(values).any(axis=1))
-    if not len(idx):
-        return mask
-    v = values[idx]
-    # lexicographically descending: a row can only be dominated by rows before it
-    order = np.lexsort(tuple(-v[:, j] for j in range(v.shape[1] - 1, -1, -1)))
-    v = v[order]
-    if v.shape[1] == 1:
-        keep = np.flatnonzero(v[:, 0] == v[0, 0])
-    elif v.shape[1] == 2:
-        # a row is on the front when its second objective beats every earlier row's that is
-        # not equal to it (equal rows are adjacent in this order: compare with the rows before
-        # its run of equals)
-        same = np.r_[False, (v[1:] == v[:-1]).all(axis=1)]
-        run_start = np.maximum.accumulate(np.where(same, 0, np.arange(len(v))))
-        best_before = np.r_[-np.inf, np.maximum.accumulate(v[:, 1])]  # best_before[k] = max(v[:k, 1])
-        keep = np.flatnonzero((run_start == 0) | (v[:, 1] > best_before[run_start]))
-    else:
-        front_rows: list[int] = []
-        for i in range(len(v)):
-            if front_rows:
-                f = v[front_rows]
-                dominated = ((f >= v[i]).all(axis=1) & (f > v[i]).any(axis=1)).any()
-                if dominated:
-                    continue
-            front_rows.append(i)
-        keep = np.array(front_rows, dtype=np.int64)
-    mask[idx[order[keep]]] = True
-    return mask
 
 
 def parse_ranking(spec: str | Ranking) -> Ranking:
