@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from matforge.errors import ApiError
 from matforge.server import access
 from matforge.server.auth import TokenRefused, User, check_token
 from matforge.server.ids import IdCodec
@@ -24,16 +25,6 @@ bearer = HTTPBearer(
     auto_error=False,
     description="An API token from `matforge token new USER`, as `Authorization: Bearer <token>`.",
 )
-
-
-class ApiError(Exception):
-    """An error answered as :class:`ErrorOut` with HTTP status ``status``."""
-
-    def __init__(self, status: int, detail: str, errors: list | None = None):
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.errors = errors
 
 
 def not_found(what: str = "resource") -> ApiError:

@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from matforge.errors import MatforgeError
+from matforge.errors import AccountError, TokenRefused
 from matforge.server import clock
 from matforge.store.database import write_transaction
 from matforge.store.repositories import Engine, is_in_memory
@@ -35,15 +35,6 @@ TOKEN_PREFIX = "mf_"
 LAST_USED_RESOLUTION = timedelta(minutes=5)
 _DURATION = re.compile(r"^\s*(\d{1,6})\s*([dhm])\s*$")
 _UNITS = {"d": timedelta(days=1), "h": timedelta(hours=1), "m": timedelta(minutes=1)}
-
-
-class AccountError(MatforgeError, ValueError):
-    """A user or token operation was refused (bad name, unknown or duplicate user)."""
-
-
-class TokenRefused(AccountError):
-    """A presented token authenticates nobody; the message says why (unknown, revoked, expired,
-    user disabled), for the 401 it becomes."""
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 
-from matforge.errors import MatforgeError
+from matforge.errors import JobCancelled, MatforgeError
 from matforge.server import clock
 from matforge.server.settings import ServerSettings
 from matforge.store.database import write_transaction
@@ -44,10 +44,6 @@ from matforge.store.repositories import jobs as repo
 log = logging.getLogger("matforge.server.jobs")
 
 RESTART_ERROR = "failed (server restarted)"
-
-
-class JobCancelled(Exception):
-    """Raised inside a job whose runner is shutting down."""
 
 
 @dataclass

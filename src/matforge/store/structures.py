@@ -157,10 +157,10 @@ SUMMARY_COLUMNS = [
 ]
 
 
-class StructureFileError(IngestError, errors.StructureFileError):
-    """A structure file cannot be read or holds something that is not a valid crystal
-    structure; the message names the file (and the entry inside it). Both an ingest error
-    (``rows``: ``(file, reason)`` per refused file) and :class:`matforge.errors.StructureFileError`."""
+#: A structure file cannot be read or holds something that is not a valid crystal structure
+#: (:class:`matforge.errors.StructureIngestError`: both an ingest error and a
+#: :class:`matforge.errors.StructureFileError`), under the name this module has always used.
+StructureFileError = errors.StructureIngestError
 
 
 # --- reading files --------------------------------------------------------------------------

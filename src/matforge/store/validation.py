@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from matforge.errors import IngestError, InvalidFormula, UnitError
+from matforge.errors import IngestError, InvalidFormula, TooManyColumns, UnitError
 from matforge.store import ranges, units
 
 #: Fields a column can be mapped to; any other target name is a condition's name.
@@ -36,10 +36,6 @@ MAX_COLUMNS = 1000
 
 _ONES = re.compile(r"(?<=[A-Za-z])1(?=[A-Z]|$)")
 _INTEGER = re.compile(r"[-+]?\d+")
-
-
-class TooManyColumns(IngestError):
-    """A table has more columns than the limit it is read under (``max_columns``)."""
 
 
 def check_width(n_columns: int, max_columns: int | None, *, where: str) -> None:
