@@ -60,28 +60,42 @@ def element_conditions(
 
 
 @dataclass
-class MeasurementQuery:
-    """Which measurements to read. ``project_ids`` is visibility: the projects the reader may
-    read (None: every project, for the store's own user); the rest are filters. ``property``,
-    ``method`` and ``projects`` (project names) take one value or several."""
+class _Scope:
+    """What reads of measurements and of materials share. ``project_ids`` is visibility: the
+    projects the reader may read (None: every project, for the store's own user);
+    ``projects`` (names, one or several), ``elements`` (contains all of them, or with
+    ``exact_elements`` exactly them), ``formula`` (the material's formula or reduced formula)
+    and ``after`` (a row id) are filters."""
 
     project_ids: Sequence[int] | None = None
     projects: str | Sequence[str] | None = None
-    property: str | Sequence[str] | None = None
-    method: str | Sequence[str] | None = None
     elements: Sequence[str] | None = None
     exact_elements: bool = False
     formula: str | None = None
+    after: int | None = None
+    #: at most ``limit + 1`` rows (to see whether more follow); None: all
+    limit: int | None = None
+    systems: ChemicalSystems | None = None
+
+
+@dataclass
+class MeasurementQuery(_Scope):
+    """Which measurements to read: the filters of :class:`_Scope`, and ``property`` and
+    ``method`` (one value or several), ``source``, ``created_by``, a value range,
+    ``material_id``, ``dataset_id``."""
+
+    property: str | Sequence[str] | None = None
+    method: str | Sequence[str] | None = None
     source: str | None = None
     created_by: str | None = None
     value_min: float | None = None
     value_max: float | None = None
     material_id: int | None = None
     dataset_id: int | None = None
-    after: int | None = None
-    #: at most ``limit + 1`` rows (to see whether more follow); None: all
-    limit: int | None = None
-    systems: ChemicalSystems | None = None
+
+
+def _formula_is(formula: str):
+    return sa.or_(mat.c.formula == formula, mat.c.reduced_formula == formula)
 
 
 def select(
@@ -154,7 +168,7 @@ def _filter(stmt: sa.Select, q: MeasurementQuery) -> sa.Select:
         )
         stmt = stmt.where(m.c.material_id.in_(matching))
     if q.formula is not None:
-        stmt = stmt.where(sa.or_(mat.c.formula == q.formula, mat.c.reduced_formula == q.formula))
+        stmt = stmt.where(_formula_is(q.formula))
     if q.method is not None:
         stmt = stmt.where(_equal_or_in(m.c.method, q.method))
     for column, value in (
@@ -188,21 +202,12 @@ def training_data(
 
 
 @dataclass
-class MaterialQuery:
-    """Which materials to read: ``project_ids`` is visibility (a material is visible when one
-    of its measurements is in a visible project; None: every material), ``projects`` (names)
-    keeps those measured in these projects; the rest are filters."""
+class MaterialQuery(_Scope):
+    """Which materials to read: the filters of :class:`_Scope` (a material is visible when
+    one of its measurements is in ``project_ids``; ``projects`` keeps those measured in these
+    projects), and ``has_structure``."""
 
-    project_ids: Sequence[int] | None = None
-    projects: str | Sequence[str] | None = None
-    elements: Sequence[str] | None = None
-    exact_elements: bool = False
-    formula: str | None = None
     has_structure: bool | None = None
-    after: int | None = None
-    #: at most ``limit + 1`` rows (to see whether more follow); None: all
-    limit: int | None = None
-    systems: ChemicalSystems | None = None
 
 
 def select_materials(q: MaterialQuery) -> sa.Select:
@@ -230,7 +235,7 @@ def select_materials(q: MaterialQuery) -> sa.Select:
         )
         stmt = stmt.where(mat.c.id.in_(in_project))
     if q.formula is not None:
-        stmt = stmt.where(sa.or_(mat.c.formula == q.formula, mat.c.reduced_formula == q.formula))
+        stmt = stmt.where(_formula_is(q.formula))
     if q.has_structure is not None:
         stmt = stmt.where(
             mat.c.structure.is_not(None) if q.has_structure else mat.c.structure.is_(None)
