@@ -910,11 +910,6 @@ def add_xrd_match(
 # --- reading the store ----------------------------------------------------------------------
 
 
-def contains_all(elements: Iterable[str]) -> list:
-    """Conditions: the structure has all ``elements`` (``-Fe-O-`` LIKE ``%-Fe-%``)."""
-    return [structures.c.elements.like(f"%-{e}-%") for e in sorted(set(elements))]
-
-
 def select(
     *,
     project_ids: Sequence[int] | None = None,
@@ -967,10 +962,9 @@ def select(
     if projects is not None:
         stmt = stmt.where(p.c.name.in_(list(projects)))
     if elements:
-        if exact_elements:
-            stmt = stmt.where(s.c.elements == "-" + "-".join(sorted(set(elements))) + "-")
-        else:
-            stmt = stmt.where(*contains_all(elements))
+        from matforge.store.repositories.measurements import element_conditions
+
+        stmt = stmt.where(*element_conditions(elements, exact_elements, column=s.c.elements))
     for column, value in (
         (s.c.nelements, nelements),
         (s.c.spacegroup_number, spacegroup),

@@ -43,20 +43,24 @@ def element_conditions(
     exact: bool = False,
     systems: ChemicalSystems | None = None,
     limit: int | None = None,
+    *,
+    column=None,
 ) -> list:
-    """Conditions on ``materials.elements`` ("-Fe-O-"): contains all ``elements``, or
-    (``exact``) is exactly that chemical system. With ``systems``, "contains" is an indexed
-    ``IN`` over the matching systems when they are few (see :mod:`.systems`); else a
-    ``LIKE '%-Fe-%'`` per element (the dashes keep ``O`` from matching ``Os``)."""
+    """Conditions on ``materials.elements`` ("-Fe-O-"; or on another such ``column``, e.g.
+    ``structures.elements``): contains all ``elements``, or (``exact``) is exactly that
+    chemical system. With ``systems``, "contains" is an indexed ``IN`` over the matching
+    systems when they are few (see :mod:`.systems`); else a ``LIKE '%-Fe-%'`` per element (the
+    dashes keep ``O`` from matching ``Os``)."""
     if not elements:
         return []
+    column = mat.c.elements if column is None else column
     symbols = sorted(set(elements))
     if exact:
-        return [mat.c.elements == "-" + "-".join(symbols) + "-"]
+        return [column == "-" + "-".join(symbols) + "-"]
     matching = systems.containing(symbols, limit) if systems is not None else None
     if matching is not None:
-        return [mat.c.elements.in_(matching)] if matching else [sa.false()]
-    return [mat.c.elements.like(f"%-{e}-%") for e in symbols]
+        return [column.in_(matching)] if matching else [sa.false()]
+    return [column.like(f"%-{e}-%") for e in symbols]
 
 
 @dataclass
