@@ -30,7 +30,6 @@ _EXPORTS = {
     "ParetoFront": "matforge.screen.ranking",
     "ProbabilityOfFeasibility": "matforge.screen.ranking",
     "ConfidenceBound": "matforge.screen.ranking",
-    "UpperConfidenceBound": "matforge.screen.ranking",
     "parse_ranking": "matforge.screen.ranking",
     "DomainModel": "matforge.screen.domain",
     "Funnel": "matforge.screen.pipeline",

@@ -121,10 +121,6 @@ class ConfidenceBound(_OneColumn):
         return f"{self.column} mean {sign} {self.kappa:g}·std"
 
 
-#: the name this ranking had before issue #19 (server/screening.py still imports it)
-UpperConfidenceBound = ConfidenceBound
-
-
 @dataclass(frozen=True)
 class ProbabilityOfFeasibility(Ranking):
     """Probability (Monte Carlo over the predictive distributions) that ``where`` holds.

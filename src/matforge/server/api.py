@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -20,6 +20,7 @@ from matforge.server.training import ModelCache
 from matforge.store import Store
 from matforge.store.repositories import Connection, Engine
 from matforge.store.repositories.systems import ChemicalSystems
+from matforge.xrd.classifier_cache import ClassifierCache
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -57,6 +58,8 @@ class ServerState:
     jobs: JobRunner
     models: ModelCache
     systems: ChemicalSystems
+    #: the XRD classifiers loaded so far, by weights file (loaded on first use)
+    xrd_classifiers: ClassifierCache = field(default_factory=ClassifierCache)
 
     @property
     def engine(self) -> Engine:

@@ -16,6 +16,7 @@ import math
 import threading
 
 from matforge.errors import MatforgeError
+from matforge.jsonable import finite_or_none
 from matforge.server.jobs import JobContext, JobKind
 from matforge.server.training import ModelCache, trained_model
 from matforge.store.repositories import Engine
@@ -75,11 +76,6 @@ def _draw(params: dict, n: int, known):
     )
 
 
-def _finite(x) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
 def sample_kind() -> JobKind:
     """The ``generate_sample`` job kind: params ``{"model", "n", "temperature", "top_p",
     "elements_in", "elements_out", "seed"}``."""
@@ -97,8 +93,8 @@ def sample_kind() -> JobKind:
             "model": p["model"],
             "n_drawn": drawn,
             "n_unique": int(len(table)),
-            "cn_eb_rate": _finite(table["count"] @ table["cn_eb"] / max(drawn, 1)),
-            "novel_rate": _finite(table["novel"].mean()) if len(table) else None,
+            "cn_eb_rate": finite_or_none(table["count"] @ table["cn_eb"] / max(drawn, 1)),
+            "novel_rate": finite_or_none(table["novel"].mean()) if len(table) else None,
             "rows": [
                 {
                     "formula": str(r.formula),
@@ -107,7 +103,7 @@ def sample_kind() -> JobKind:
                     "cn_eb": bool(r.cn_eb),
                     "novel": bool(r.novel),
                     "nearest_known": str(r.nearest_known),
-                    "nearest_distance": _finite(r.nearest_distance),
+                    "nearest_distance": finite_or_none(r.nearest_distance),
                 }
                 for r in table.itertuples(index=False)
             ],
@@ -191,9 +187,9 @@ def design_kind(engine: Engine, cache: ModelCache) -> JobKind:
             "top": [
                 {
                     "formula": str(f),
-                    "reward": _finite(r),
-                    "mean": _finite(m),
-                    "std": _finite(s),
+                    "reward": finite_or_none(r),
+                    "mean": finite_or_none(m),
+                    "std": finite_or_none(s),
                     "cn_eb": bool(v),
                     "novel": bool(nv),
                     "nearest_known": str(k),
@@ -211,7 +207,7 @@ def design_kind(engine: Engine, cache: ModelCache) -> JobKind:
             ],
             "history": {
                 "calls": [int(c) for c in history["calls"]],
-                "best": [_finite(b) for b in history["best"]],
+                "best": [finite_or_none(b) for b in history["best"]],
             },
         }
 

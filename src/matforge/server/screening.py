@@ -10,11 +10,10 @@ screened (for the scatter plot of mean against uncertainty).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from matforge.errors import MatforgeError
+from matforge.jsonable import finite_or_none
 from matforge.server.jobs import JobContext, JobKind
 from matforge.server.training import ModelCache, trained_model
 from matforge.store.repositories import Engine
@@ -26,34 +25,33 @@ SAMPLE_SIZE = 500
 
 
 def space_for(params: dict):
-    """The :class:`~matforge.screen.EnumeratedSpace` of a screen's parameters (raises
+    """The :class:`~matforge.screen.EnumeratedSpace` of a screen's parameters, spelled as the
+    command line's ``enumerate`` space (:func:`matforge.screen.space_from_spec`; raises
     :class:`~matforge.errors.ScreenError` for an unknown element or a bad arity)."""
-    from matforge.screen import EnumeratedSpace
+    from matforge.screen import space_from_spec
 
-    return EnumeratedSpace(
-        params["elements"],
+    return space_from_spec(
+        "enumerate",
+        elements=params["elements"],
         max_atoms=int(params["max_atoms"]),
-        arities=tuple(sorted(set(params["arities"]))),
-        charge_balanced=bool(params["charge_balanced"]),
+        arities=sorted(set(params["arities"])),
+        balance="charge" if params["charge_balanced"] else None,
     )
 
 
 def ranking_for(rank_by: str, prop: str):
-    """``max`` (highest mean first), ``min`` (lowest first) or ``ucb`` (mean + std) of ``prop``."""
-    from matforge.screen import ByValue, UpperConfidenceBound
+    """``max`` (highest mean first), ``min`` (lowest first) or ``ucb`` (mean + std) of ``prop``:
+    the library's :class:`~matforge.screen.ByValue` and
+    :class:`~matforge.screen.ConfidenceBound` (kappa 1)."""
+    from matforge.screen import ByValue, ConfidenceBound
 
     if rank_by == "max":
         return ByValue(prop, descending=True)
     if rank_by == "min":
         return ByValue(prop, descending=False)
     if rank_by == "ucb":
-        return UpperConfidenceBound(prop, 1.0, True)
+        return ConfidenceBound(prop, kappa=1.0, descending=True)
     raise MatforgeError(f"unknown rank_by {rank_by!r}: use max, min or ucb")
-
-
-def _finite(x) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 def screen_kind(engine: Engine, cache: ModelCache) -> JobKind:
@@ -101,9 +99,9 @@ def screen_kind(engine: Engine, cache: ModelCache) -> JobKind:
             "top": [
                 {
                     "formula": str(f),
-                    "mean": _finite(m),
-                    "std": _finite(s),
-                    "domain_distance": _finite(d),
+                    "mean": finite_or_none(m),
+                    "std": finite_or_none(s),
+                    "domain_distance": finite_or_none(d),
                     "in_domain": bool(ok),
                 }
                 for f, m, s, d, ok in zip(
@@ -117,8 +115,8 @@ def screen_kind(engine: Engine, cache: ModelCache) -> JobKind:
             ],
             "sample": {
                 "formula": [str(f) for f in sample["formula"]],
-                "mean": [_finite(v) for v in sample[prop]],
-                "std": [_finite(v) for v in sample[std]],
+                "mean": [finite_or_none(v) for v in sample[prop]],
+                "std": [finite_or_none(v) for v in sample[std]],
             },
         }
 

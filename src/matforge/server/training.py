@@ -9,13 +9,13 @@ A model learns one property from one project's measurements: Magpie composition 
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 from matforge.errors import MatforgeError
+from matforge.jsonable import finite_or_none
 from matforge.server.jobs import JobContext, JobKind
 from matforge.store.database import write_transaction
 from matforge.store.repositories import Engine, backend
@@ -42,14 +42,6 @@ def model_root(store_url: str, configured: Path | None) -> Path:
     return registry_root() / "server"
 
 
-def _finite_or_none(x) -> float | None:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
-
 def train_model_kind(engine: Engine, root: Path, cache: ModelCache) -> JobKind:
     """The ``train_model`` job kind: params ``{"model_id": <models row id>}``."""
 
@@ -73,7 +65,7 @@ def train_model_kind(engine: Engine, root: Path, cache: ModelCache) -> JobKind:
         )
         reasons = dict(batch.errors)
         for i, v in enumerate(values):
-            if i not in reasons and _finite_or_none(v) is None:
+            if i not in reasons and finite_or_none(v) is None:
                 reasons[i] = f"{formulas[i]!r}: value {v!r} is not a finite number"
         skipped = [reasons[i] for i in sorted(reasons)]
         if reasons:
@@ -107,7 +99,7 @@ def train_model_kind(engine: Engine, root: Path, cache: ModelCache) -> JobKind:
         )
         info = {
             "n_train": int(model.n_train_),
-            "metrics": {k: _finite_or_none(v) for k, v in model.cv_metrics_.items()},
+            "metrics": {k: finite_or_none(v) for k, v in model.cv_metrics_.items()},
             "n_skipped": len(skipped),
         }
         with write_transaction(engine) as conn:

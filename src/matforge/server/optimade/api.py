@@ -20,6 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from optimade.exceptions import BadRequest, NotFound, OptimadeHTTPException
 
 from matforge import __version__
+from matforge.errors import OptimadeError
 from matforge.server import access
 from matforge.server.api import ServerState, State, bearer
 from matforge.server.auth import TokenRefused, User, check_token
@@ -48,18 +49,6 @@ class JSONAPIResponse(JSONResponse):
 
 
 # --- errors --------------------------------------------------------------------------------
-
-
-class OptimadeError(Exception):
-    """An error answered in OPTIMADE's JSON:API error format."""
-
-    def __init__(self, status: int, title: str, detail: str):
-        super().__init__(detail)
-        self.status, self.title, self.detail = status, title, detail
-
-    @classmethod
-    def from_optimade(cls, exc: OptimadeHTTPException) -> OptimadeError:
-        return cls(exc.status_code, exc.title, str(exc.detail))
 
 
 def error_response(request: Request, status: int, title: str, detail: str) -> JSONAPIResponse:

@@ -10,6 +10,7 @@ import numpy as np
 from fastapi import APIRouter
 
 from matforge.chem.formula import MAX_AMOUNT
+from matforge.jsonable import finite_or_none
 from matforge.server import access, clock
 from matforge.server.api import (
     ERROR_RESPONSES,
@@ -249,14 +250,6 @@ def predict(model_id: str, body: PredictIn, state: State, user: CurrentUser) -> 
     )
 
 
-def _finite(values) -> list[float | None]:
-    out = []
-    for v in values:
-        v = float(v)
-        out.append(v if math.isfinite(v) else None)
-    return out
-
-
 @router.get("/models/{model_id}/cv", response_model=ModelCvOut, tags=["models"])
 def model_cv(model_id: str, state: State, user: CurrentUser) -> ModelCvOut:
     """The model's held-out predictions of its own training rows (mean, std) next to the
@@ -280,9 +273,9 @@ def model_cv(model_id: str, state: State, user: CurrentUser) -> ModelCvOut:
         property=row.property,
         unit=row.unit,
         formula=[str(f) for f in oof.get("formula", [])],
-        y=_finite(y),
-        mean=_finite(mean),
-        std=_finite(std),
+        y=[finite_or_none(v) for v in y],
+        mean=[finite_or_none(v) for v in mean],
+        std=[finite_or_none(v) for v in std],
         expected_coverage=[float(x) for x in expected],
         observed_coverage=[float(x) for x in observed],
         metrics=info.get("metrics"),

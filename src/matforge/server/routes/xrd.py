@@ -24,7 +24,6 @@ from matforge.errors import MatforgeError
 from matforge.server.api import ERROR_RESPONSES, ApiError, CurrentUser, ServerState, State
 from matforge.server.routes.uploads import _COPY_CHUNK
 from matforge.server.schemas import XrdCandidateOut, XrdIdentifyOut, XrdMatchOut
-from matforge.xrd.classifier_cache import ClassifierCache
 
 router = APIRouter(
     tags=["xrd"],
@@ -44,10 +43,6 @@ MAX_PLOT_POINTS = 4000
 #: not imported from there, which would load torch just to find a path)
 SHIPPED_WEIGHTS = ("data", "cnn_v1.pt")
 
-#: the classifier cache of a ServerState that has none of its own (``xrd_classifiers``); to go
-#: when ServerState always carries one (issue #19 §4)
-_classifiers = ClassifierCache()
-
 
 def weights_path(state: ServerState) -> Path:
     """The ``.pt`` file of the classifier this server uses (``ServerSettings.xrd_model``, else
@@ -62,9 +57,8 @@ def _classifier(state: ServerState):
     """The app's classifier (:func:`weights_path`, loaded through the state's
     :class:`~matforge.xrd.classifier_cache.ClassifierCache`), or 503 when its weights are
     missing."""
-    cache = getattr(state, "xrd_classifiers", None) or _classifiers
     try:
-        return cache.get(weights_path(state))
+        return state.xrd_classifiers.get(weights_path(state))
     except OSError:
         raise ApiError(
             503,
