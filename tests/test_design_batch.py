@@ -10,7 +10,7 @@ from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, WhiteKernel
 
 from matforge.design.acquisition import ExpectedImprovement, UpperConfidenceBound
-from matforge.design.batch import select_batch
+from matforge.design.batch_selection import select_batch
 from matforge.design.objectives import Constraint
 from matforge.errors import DesignSpaceError
 

@@ -10,7 +10,7 @@
   :func:`hypervolume`;
 * :mod:`~matforge.design.acquisition` — EI, PI, UCB, MLI, maximum uncertainty, Thompson
   sampling, random, EHVI, ParEGO;
-* :mod:`~matforge.design.batch` — :func:`select_batch`;
+* :mod:`~matforge.design.batch_selection` — :func:`select_batch`;
 * :mod:`~matforge.design.feasibility` — :class:`FeasibilityModel` (probability that an
   experiment succeeds, learned from failed ones);
 * :mod:`~matforge.design.costs` — :class:`CostModel` (acquisition per unit cost);
@@ -44,7 +44,7 @@ _EXPORTS = {
          "make_acquisition", "weight_by_feasibility", "per_unit_cost", "ACQUISITIONS"],
         "matforge.design.acquisition",
     ),
-    **dict.fromkeys(["select_batch", "BatchSelection"], "matforge.design.batch"),
+    **dict.fromkeys(["select_batch", "BatchSelection"], "matforge.design.batch_selection"),
     **dict.fromkeys(["Campaign", "CampaignError", "ObserveReport"], "matforge.design.campaign"),
     **dict.fromkeys(["CostModel"], "matforge.design.costs"),
     **dict.fromkeys(["FeasibilityModel", "fit_feasibility"], "matforge.design.feasibility"),

@@ -67,7 +67,7 @@ from matforge.design.spaces import (
     composition_keys,
     space_from_dict,
 )
-from matforge.design.spaces import _stored_value as _json_value
+from matforge.design.spaces.pools import _stored_value as _json_value
 from matforge.design.strategy import (
     Representation,
     Strategy,

@@ -5,7 +5,7 @@ A candidate is a *policy*: given the candidates' features, what was measured so 
 size, it returns the positions of the next experiments. :class:`StrategyPolicy` wraps a
 :class:`~matforge.design.strategy.Strategy` (the pure :func:`~matforge.design.strategy.propose`
 core); :class:`SurrogatePolicy` combines any surrogate with an acquisition and a batch rule
-(:func:`~matforge.design.batch.select_batch`); :class:`HedgePolicy` is a portfolio over
+(:func:`~matforge.design.batch_selection.select_batch`); :class:`HedgePolicy` is a portfolio over
 acquisitions. Each may also set its own number of random initial experiments.
 
 :data:`CANDIDATES` (build one with :func:`make_candidate`):
@@ -156,7 +156,7 @@ class SurrogatePolicy(Policy):
         import warnings
 
         from matforge.design.acquisition import make_acquisition
-        from matforge.design.batch import select_batch
+        from matforge.design.batch_selection import select_batch
 
         idx = np.asarray(observed, dtype=int)
         y = np.asarray(y, dtype=float)
@@ -250,7 +250,7 @@ class HedgePolicy(Policy):
         import warnings
 
         from matforge.design.acquisition import make_acquisition
-        from matforge.design.batch import select_batch
+        from matforge.design.batch_selection import select_batch
 
         idx = np.asarray(observed, dtype=int)
         y = np.asarray(y, dtype=float)

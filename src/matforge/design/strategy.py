@@ -14,7 +14,7 @@ A :class:`Strategy` is four replaceable choices, in the BoTorch spirit of small 
 * an **acquisition** (:func:`~matforge.design.acquisition.make_acquisition` names, or
   ``"auto"``: see :func:`default_acquisition`);
 * a **batch strategy** for more than one experiment at a time
-  (:func:`~matforge.design.batch.select_batch`: kriging believer by default).
+  (:func:`~matforge.design.batch_selection.select_batch`: kriging believer by default).
 
 :func:`default_strategy` is what ``matforge campaign`` uses unless told otherwise; its choices
 were made on the campaign benchmarks (``matforge benchmark campaign``, docs/benchmarks.md).
@@ -135,7 +135,7 @@ class Strategy:
             raise DesignSpaceError(
                 f"unknown representation {self.representation!r}; use one of {REPRESENTATIONS}"
             )
-        from matforge.design.batch import STRATEGIES
+        from matforge.design.batch_selection import STRATEGIES
 
         if self.batch_strategy not in STRATEGIES:
             raise DesignSpaceError(
@@ -473,7 +473,7 @@ def propose(
     Raises :class:`DesignSpaceError` when some objective has fewer than 2 measured values.
     """
     from matforge.design.acquisition import make_acquisition
-    from matforge.design.batch import select_batch
+    from matforge.design.batch_selection import select_batch
 
     Xc = np.asarray(X_candidates, dtype=float)
     Xo = np.asarray(X_observed, dtype=float)
