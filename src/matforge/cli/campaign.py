@@ -127,7 +127,7 @@ def new(
         help="Table with one row per ingredient (first column: its name) of descriptors; their "
         "amount-weighted means are added to the model's features.",
     ),
-    model: str = typer.Option("auto", "--model", help="auto, rf, gp or boosted."),
+    model: str = typer.Option("auto", "--model", help="auto, rf, gp or lgbm (alias: boosted)."),
     acquisition: str = typer.Option(
         "auto", "--acquisition", help="auto, ei, pi, ucb, mli, mu, ts, random, ehvi or parego."
     ),

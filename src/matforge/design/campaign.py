@@ -227,7 +227,8 @@ class Campaign:
 
     ``Campaign(space, objectives, ...)`` builds one in memory. ``objectives``: one or more
     objectives or their text (``"yield_strength max"``, ``"gap in [1.2, 1.4]"``). ``model``
-    (``"auto"``, ``"rf"``, ``"gp"``, ``"boosted"``, or an estimator of one's own following the
+    (``"auto"``, ``"rf"``, ``"gp"``, ``"lgbm"`` (alias ``"boosted"``): the recipes of
+    :data:`matforge.models.presets.RECIPES`, or an estimator of one's own following the
     scikit-learn contract with ``predict(X, return_std=True)``), ``acquisition`` (``"auto"`` or
     a short name such as ``"ei"``, ``"ucb"``, ``"mli"``) and ``batch_strategy``
     (``"kriging_believer"``, ``"local_penalization"``, ``"top"``) override

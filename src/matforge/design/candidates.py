@@ -37,8 +37,6 @@ import numpy as np
 
 from matforge.design.objectives import Maximize, Minimize, Objective, Range, Target
 from matforge.design.strategy import (
-    GP_MAX_FEATURES,
-    GP_MAX_OBSERVATIONS,
     Strategy,
     baseline_strategy,
     default_acquisition,
@@ -47,6 +45,7 @@ from matforge.design.strategy import (
     make_surrogate,
 )
 from matforge.errors import DesignSpaceError
+from matforge.models.presets import auto_surrogate
 
 __all__ = [
     "CANDIDATES",
@@ -201,12 +200,11 @@ class SurrogatePolicy(Policy):
 
 
 def _auto_model(gp_factory: Callable) -> Callable:
-    """``default``'s size rule with another GP: ``gp_factory(seed)`` up to
-    :data:`~matforge.design.strategy.GP_MAX_FEATURES` features and
-    :data:`~matforge.design.strategy.GP_MAX_OBSERVATIONS` results, else ``default``'s forest."""
+    """``default``'s size rule (:func:`matforge.models.presets.auto_surrogate`) with another
+    GP: ``gp_factory(seed)`` where it picks a GP, else ``default``'s forest."""
 
     def make(n_features: int, n_observed: int, seed: int):
-        if n_features <= GP_MAX_FEATURES and n_observed <= GP_MAX_OBSERVATIONS:
+        if auto_surrogate(n_features, n_observed) == "gp":
             return gp_factory(seed)
         return make_surrogate(default_strategy(), seed, "rf")
 
@@ -346,7 +344,7 @@ CANDIDATES: dict[str, Callable[[], Policy]] = {
     "boosted": lambda: SurrogatePolicy(
         name="boosted",
         model_name="BoostedEnsembleUQ(150 trees)",
-        make_model=lambda d, n, seed: make_surrogate(default_strategy(), seed, "boosted"),
+        make_model=lambda d, n, seed: make_surrogate(default_strategy(), seed, "lgbm"),
     ),
     "gp_prior": lambda: SurrogatePolicy(
         name="gp_prior",

@@ -37,7 +37,7 @@ class FeasibilityModel:
     """
 
     def __init__(self, kind: str = "gp", seed: int = 0):
-        if kind not in ("gp", "rf", "boosted"):
+        if kind not in ("gp", "rf", "lgbm", "boosted"):  # a surrogate's recipe names
             raise DesignSpaceError(f"unknown feasibility classifier {kind!r}")
         self.kind = kind
         self.seed = seed

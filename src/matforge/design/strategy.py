@@ -6,9 +6,12 @@ A :class:`Strategy` is four replaceable choices, in the BoTorch spirit of small 
   standardised, missing values imputed with the reference mean, then projected on their first
   ``n_components`` principal components when there are more columns than that — fitted once on
   the unlabelled candidates, never on measured values);
-* a **surrogate** with uncertainty (``"rf"``: :class:`~matforge.models.RandomForestUQ`, ``"gp"``:
-  :class:`~matforge.models.GaussianProcessUQ`, ``"boosted"``:
-  :class:`~matforge.models.BoostedEnsembleUQ`, or any estimator of one's own that follows the
+* a **surrogate** with uncertainty, named from the model recipes of
+  :data:`matforge.models.presets.RECIPES` (where ``"auto"`` is documented) that fit a
+  campaign's own feature columns (:data:`MODELS`: ``"rf"``:
+  :class:`~matforge.models.RandomForestUQ`, ``"gp"``: :class:`~matforge.models.GaussianProcessUQ`,
+  ``"lgbm"``, also accepted under its older name ``"boosted"``:
+  :class:`~matforge.models.BoostedEnsembleUQ`, ``"auto"``: :func:`resolve_model`), or any estimator of one's own that follows the
   scikit-learn contract and answers ``predict(X, return_std=True)``: it is cloned and fitted
   per objective, see :func:`estimator_as_dict` for how it is saved);
 * an **acquisition** (:func:`~matforge.design.acquisition.make_acquisition` names, or
@@ -37,6 +40,7 @@ import numpy as np
 from matforge.design.objectives import Maximize, Minimize, Objective, Range, Target
 from matforge.errors import DesignSpaceError
 from matforge.jsonable import to_jsonable
+from matforge.models.presets import SURROGATE_NAMES, auto_surrogate, recipe_name
 
 __all__ = [
     "COMPOSITION_FEATURES",
@@ -57,13 +61,9 @@ __all__ = [
     "resolve_model",
 ]
 
-MODELS = ("auto", "rf", "gp", "boosted")
+#: the built-in surrogates: model recipe names (``"boosted"`` is accepted for ``"lgbm"``)
+MODELS = SURROGATE_NAMES
 REPRESENTATIONS = ("raw", "pca")
-
-#: ``model="auto"`` uses a Gaussian process up to this many (non-constant) features ...
-GP_MAX_FEATURES = 16
-#: ... and this many training rows, a random forest beyond.
-GP_MAX_OBSERVATIONS = 500
 
 #: Composition descriptors when the candidates span many elements: Magpie statistics and the
 #: element fractions.
@@ -121,8 +121,7 @@ class Strategy:
         if isinstance(self.model, Mapping):
             self.model = estimator_from_dict(self.model)
         if isinstance(self.model, str):
-            if self.model not in MODELS:
-                raise DesignSpaceError(f"unknown surrogate {self.model!r}; use one of {MODELS}")
+            recipe_name(self.model, MODELS, what="surrogate", error=DesignSpaceError)
         elif not (callable(getattr(self.model, "fit", None))
                   and callable(getattr(self.model, "predict", None))
                   and callable(getattr(self.model, "get_params", None))):
@@ -246,8 +245,9 @@ def default_strategy(objectives: Sequence[Objective] | None = None) -> Strategy:
     """matforge's default: the surrogate chosen by the size of the problem
     (:func:`resolve_model`), :func:`default_acquisition`, kriging believer for batches.
 
-    * up to :data:`GP_MAX_FEATURES` features (blends, process parameters, alloys described by
-      their element fractions) and :data:`GP_MAX_OBSERVATIONS` results: a Gaussian process
+    * up to :data:`~matforge.models.presets.GP_MAX_FEATURES` features (blends, process
+      parameters, alloys described by their element fractions) and
+      :data:`~matforge.models.presets.GP_MAX_OBSERVATIONS` results: a Gaussian process
       with one length scale per feature (:class:`~matforge.models.GaussianProcessUQ`);
     * otherwise (composition descriptors, long campaigns): a random forest of 64 trees with
       calibrated uncertainty (:class:`~matforge.models.RandomForestUQ`), which refits in under a
@@ -267,18 +267,14 @@ def default_strategy(objectives: Sequence[Objective] | None = None) -> Strategy:
 
 
 def resolve_model(strategy: Strategy, n_features: int, n_observations: int):
-    """The surrogate ``strategy`` uses on a problem of this size (``"auto"`` resolved; an
-    estimator of one's own is returned as it is)."""
-    if not isinstance(strategy.model, str) or strategy.model != "auto":
+    """The surrogate ``strategy`` uses on a problem of this size: a recipe name
+    (``"auto"`` resolved by :func:`matforge.models.presets.auto_surrogate`, an alias by its
+    recipe), or an estimator of one's own as it is."""
+    if not isinstance(strategy.model, str):
         return strategy.model
-    return _by_size(n_features, n_observations)
-
-
-def _by_size(n_features: int, n_observations: int) -> str:
-    """What ``"auto"`` means: a GP for small problems, a forest beyond."""
-    if n_features <= GP_MAX_FEATURES and n_observations <= GP_MAX_OBSERVATIONS:
-        return "gp"
-    return "rf"
+    if strategy.model == "auto":
+        return auto_surrogate(n_features, n_observations)
+    return recipe_name(strategy.model, MODELS, what="surrogate", error=DesignSpaceError)
 
 
 def baseline_strategy() -> Strategy:
@@ -392,6 +388,7 @@ def make_surrogate(strategy: Strategy, seed: int | None = 0, model: str | None =
         est = clone(model)
         known = est.get_params()
         return est.set_params(**{k: v for k, v in strategy.model_params.items() if k in known})
+    model = recipe_name(model, MODELS, what="surrogate", error=DesignSpaceError)
     if model == "auto":
         raise DesignSpaceError("resolve model='auto' with resolve_model() first")
     if model == "rf":
@@ -402,7 +399,7 @@ def make_surrogate(strategy: Strategy, seed: int | None = 0, model: str | None =
         from matforge.models import GaussianProcessUQ
 
         est = GaussianProcessUQ(n_restarts_optimizer=0, random_state=seed)
-    else:
+    else:  # "lgbm": a bagged LightGBM ensemble
         from matforge.models import BoostedEnsembleUQ
 
         est = BoostedEnsembleUQ(n_estimators=150, random_state=seed)
@@ -569,7 +566,7 @@ def fit_models(strategy: Strategy, X_observed, Y_observed, objectives: Sequence[
             raise DesignSpaceError(f"failed needs one flag per observed experiment ({len(Xo)})")
         # the classifier follows the size rule; beside a surrogate of one's own, that of "auto"
         feasibility = fit_feasibility(
-            Xo, failed, seed=seed + 131, kind=kind if isinstance(kind, str) else _by_size(
+            Xo, failed, seed=seed + 131, kind=kind if isinstance(kind, str) else auto_surrogate(
                 Xo.shape[1] if n_features is None else n_features, len(Xo)))
     return FittedModels(surrogates, constraint_models, feasibility)
 

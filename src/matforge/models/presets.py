@@ -1,4 +1,5 @@
-"""Named model specs: what ``--model auto|lgbm|rf|gp|transformer|small`` builds for a task.
+"""The model recipes: one vocabulary of names (:data:`RECIPES`) for ``matforge train``, screens,
+the server's ``train_model`` job and campaigns' surrogates.
 
 :func:`make_model` returns an unfitted :class:`~matforge.models.pipeline.CompositionModel`. The
 ``auto`` spec looks only at the *training* targets it is given (never at test data):
@@ -33,31 +34,93 @@ OpenMP threads crawl on busy shared cores: 6x slower measured with 2 threads on 
 network over mat2vec element embeddings, a cross-fitted deep ensemble; regression only) on the
 ``element_tokens`` spec, with ``auto``'s target transform; ``n_jobs`` sets its torch threads.
 
+A campaign's surrogate (:func:`matforge.design.strategy.make_surrogate`) is the same family of
+estimator fitted on the campaign's own feature columns; there ``auto`` is
+:func:`auto_surrogate`: a Gaussian process for small problems (up to :data:`GP_MAX_FEATURES`
+features and :data:`GP_MAX_OBSERVATIONS` results), a random forest beyond.
+
 The choices come from the Matbench experiments recorded in ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from matforge.errors import MatforgeError
-from matforge.models.pipeline import DEFAULT_FEATURIZER, CompositionModel
+
+if TYPE_CHECKING:  # the vocabulary stays cheap to import: campaigns read it at import time
+    from matforge.models.pipeline import CompositionModel
 
 __all__ = [
+    "ALIASES",
     "AUTO_FEATURIZER",
     "COMPACT_FEATURIZER",
+    "GP_MAX_FEATURES",
+    "GP_MAX_OBSERVATIONS",
     "LARGE_DATA",
     "LARGE_FEATURIZER",
     "LARGE_LGBM",
     "MODEL_NAMES",
+    "RECIPES",
+    "SURROGATE_NAMES",
+    "auto_surrogate",
     "lgbm_classifier",
     "lgbm_regressor",
     "make_model",
+    "recipe_name",
 ]
 
-MODEL_NAMES = ("auto", "lgbm", "rf", "gp", "transformer", "small")
+#: The model recipes by name, each in one line (the details: this module's docstring).
+RECIPES: dict[str, str] = {
+    "auto": "chosen from the training data: a LightGBM stack (a hurdle model for targets with "
+    "many zeros) for make_model; for a campaign's surrogate, a Gaussian process on small "
+    "problems and a random forest beyond (auto_surrogate)",
+    "lgbm": "LightGBM with uncertainty: a cross-fitted stack for make_model, a bagged ensemble "
+    "(BoostedEnsembleUQ) as a campaign's surrogate",
+    "rf": "random forest with calibrated uncertainty (RandomForestUQ; Magpie features, missing "
+    "values imputed, for make_model)",
+    "gp": "Gaussian process with one length scale per feature (GaussianProcessUQ); regression "
+    "only",
+    "transformer": "attention network over mat2vec element embeddings (CompositionTransformer); "
+    "regression only, not a campaign surrogate",
+    "small": "a small, fast LightGBM stack for tests and smoke runs; not a campaign surrogate",
+}
+MODEL_NAMES = tuple(RECIPES)
+#: the recipes a campaign's surrogate can be (on the campaign's own feature columns)
+SURROGATE_NAMES = ("auto", "rf", "gp", "lgbm")
+#: older names still accepted: campaigns stored with the surrogate ``"boosted"`` keep loading
+ALIASES: dict[str, str] = {"boosted": "lgbm"}
+
+#: a campaign's ``auto`` surrogate is a Gaussian process up to this many (non-constant)
+#: features ...
+GP_MAX_FEATURES = 16
+#: ... and this many results, a random forest beyond.
+GP_MAX_OBSERVATIONS = 500
+
+
+def recipe_name(
+    name: str,
+    names: tuple[str, ...] = MODEL_NAMES,
+    *,
+    what: str = "model",
+    error: type[MatforgeError] = MatforgeError,
+) -> str:
+    """The recipe ``name`` stands for (an :data:`ALIASES` entry resolved), checked against
+    ``names``; ``error`` (a :class:`~matforge.errors.MatforgeError`) lists the valid names."""
+    canonical = ALIASES.get(name, name) if isinstance(name, str) else name
+    if canonical not in names:
+        raise error(f"unknown {what} {name!r}; choose one of {', '.join(names)}")
+    return canonical
+
+
+def auto_surrogate(n_features: int, n_observations: int) -> str:
+    """What ``"auto"`` means for a campaign's surrogate: ``"gp"`` up to
+    :data:`GP_MAX_FEATURES` features and :data:`GP_MAX_OBSERVATIONS` results, else ``"rf"``."""
+    if n_features <= GP_MAX_FEATURES and n_observations <= GP_MAX_OBSERVATIONS:
+        return "gp"
+    return "rf"
 
 AUTO_FEATURIZER: tuple[str, ...] = (
     "magpie",
@@ -159,8 +222,7 @@ def make_model(
     ``y`` are the training targets (used by ``auto`` to pick the hurdle model and the target
     transform); ``featurizer`` overrides the spec's feature set.
     """
-    if name not in MODEL_NAMES:
-        raise MatforgeError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    name = recipe_name(name)
     if task not in ("regression", "classification"):
         raise MatforgeError(f"task must be 'regression' or 'classification', got {task!r}")
     common = dict(task=task, target=target, unit=unit, random_state=random_state)
@@ -171,6 +233,7 @@ def make_model(
 
 def _regressor(name, y, featurizer, rs, n_jobs, common) -> CompositionModel:
     from matforge.models.hurdle import HurdleRegressorUQ
+    from matforge.models.pipeline import DEFAULT_FEATURIZER, CompositionModel
     from matforge.models.stacking import StackedRegressorUQ
 
     y = None if y is None else np.asarray(y, dtype=float)
@@ -259,6 +322,7 @@ def _regressor(name, y, featurizer, rs, n_jobs, common) -> CompositionModel:
 
 
 def _classifier(name, featurizer, rs, n_jobs, common) -> CompositionModel:
+    from matforge.models.pipeline import DEFAULT_FEATURIZER, CompositionModel
     from matforge.models.stacking import StackedClassifier
 
     if name in ("auto", "lgbm"):  # "auto" for a classification target is the lgbm recipe

@@ -1,9 +1,10 @@
 """The ``train_model`` job and the cache of trained models that serves predictions.
 
-A model learns one property from one project's measurements: Magpie composition features
-(:class:`matforge.features.MagpieFeaturizer`) and :class:`matforge.models.RandomForestUQ`
-(calibrated mean and standard deviation), wrapped in a
-:class:`~matforge.models.pipeline.CompositionModel` and saved with
+A model learns one property from one project's measurements: the ``rf`` model recipe
+(:func:`matforge.models.presets.make_model`) on Magpie composition features
+(:class:`matforge.features.MagpieFeaturizer`), a :class:`matforge.models.RandomForestUQ`
+(calibrated mean and standard deviation) in a
+:class:`~matforge.models.pipeline.CompositionModel`, saved with
 :func:`matforge.models.registry.save_model`.
 """
 
@@ -47,7 +48,6 @@ def train_model_kind(engine: Engine, root: Path, cache: ModelCache) -> JobKind:
 
     def run(ctx: JobContext) -> dict:
         from matforge.chem import CompositionBatch
-        from matforge.models.pipeline import CompositionModel
         from matforge.models.registry import save_model
 
         model_id = int(ctx.params["model_id"])
@@ -79,14 +79,7 @@ def train_model_kind(engine: Engine, root: Path, cache: ModelCache) -> JobKind:
             )
         params = row.params or {}
         ctx.progress(0.15, f"fitting on {len(formulas)} measurements")
-        model = CompositionModel(
-            _estimator(params),
-            featurizer=["magpie"],
-            impute=True,
-            target=row.property,
-            unit=row.unit,
-            random_state=params.get("random_state", 0),
-        )
+        model = _model(params, row.property, row.unit)
         model.fit(formulas, values)
         ctx.progress(0.8, "saving the model")
         artifact = f"model-{row.id}-{ctx.job_id}"
@@ -110,16 +103,21 @@ def train_model_kind(engine: Engine, root: Path, cache: ModelCache) -> JobKind:
     return JobKind("train_model", run, restartable=True)
 
 
-def _estimator(params: dict):
-    n_estimators = int(params.get("n_estimators", 200))
-    random_state = int(params.get("random_state", 0))
-    try:
-        from matforge.models import RandomForestUQ
-    except ImportError:  # a matforge without its uncertainty forest: plain scikit-learn
-        from sklearn.ensemble import RandomForestRegressor
+def _model(params: dict, prop: str, unit: str | None):
+    """The unfitted model of a ``models`` row's ``params``: the ``rf`` recipe on Magpie
+    features (:data:`ESTIMATOR`) with the row's ``n_estimators`` (default 200) and
+    ``random_state`` (default 0)."""
+    from matforge.models.presets import make_model
 
-        return RandomForestRegressor(n_estimators=n_estimators, random_state=random_state)
-    return RandomForestUQ(n_estimators=n_estimators, random_state=random_state)
+    model = make_model(
+        "rf",
+        featurizer=["magpie"],
+        random_state=int(params.get("random_state", 0)),
+        target=prop,
+        unit=unit,
+    )
+    model.estimator.set_params(n_estimators=int(params.get("n_estimators", 200)))
+    return model
 
 
 @dataclass
