@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -26,6 +25,7 @@ from matforge.design.spaces.parameters import (
     check_column_levels,
 )
 from matforge.errors import DesignSpaceError
+from matforge.jsonable import to_jsonable
 
 # -----------------------------------------------------------------------------------------------
 # A fixed pool of candidates
@@ -46,16 +46,14 @@ def _declared(spec, what: str) -> dict[str, list | None]:
 
 
 def _stored_value(v):
-    """A table cell as JSON (numbers, text, None; non-finite numbers become None, which
-    PostgreSQL's JSON needs, and timestamps ISO text)."""
+    """A table cell as JSON: numbers, text, None and pandas timestamps as
+    :func:`~matforge.jsonable.to_jsonable` writes them (non-finite numbers None, which
+    PostgreSQL's JSON needs; timestamps ISO text), any other object its ``str`` (pool keys are
+    built from these cells: they stay what they were)."""
     if isinstance(v, np.generic):
         v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if v is None or isinstance(v, bool | int | float | str):
-        return v
-    if isinstance(v, pd.Timestamp):
-        return v.isoformat()
+    if v is None or isinstance(v, bool | int | float | str | pd.Timestamp):
+        return to_jsonable(v)
     return str(v)
 
 

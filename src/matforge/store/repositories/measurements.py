@@ -214,11 +214,10 @@ class MaterialQuery(_Scope):
     has_structure: bool | None = None
 
 
-def select_materials(q: MaterialQuery) -> sa.Select:
-    """Materials matching ``q``, by id: ``id``, ``formula``, ``reduced_formula``, ``elements``
-    ("-Fe-O-"), ``nelements``, ``has_structure``. With ``q.systems`` building the statement
-    may refresh that index: build it outside another connection."""
-    stmt = sa.select(
+def _material_columns() -> tuple:
+    """The columns a material is listed with: ``id``, ``formula``, ``reduced_formula``,
+    ``elements``, ``nelements``, ``has_structure``."""
+    return (
         mat.c.id,
         mat.c.formula,
         mat.c.reduced_formula,
@@ -226,6 +225,13 @@ def select_materials(q: MaterialQuery) -> sa.Select:
         mat.c.nelements,
         mat.c.structure.is_not(None).label("has_structure"),
     )
+
+
+def select_materials(q: MaterialQuery) -> sa.Select:
+    """Materials matching ``q``, by id: ``id``, ``formula``, ``reduced_formula``, ``elements``
+    ("-Fe-O-"), ``nelements``, ``has_structure``. With ``q.systems`` building the statement
+    may refresh that index: build it outside another connection."""
+    stmt = sa.select(*_material_columns())
     if q.project_ids is not None:
         stmt = stmt.where(visible_material(q.project_ids))
     if q.elements is not None:
@@ -253,15 +259,7 @@ def select_materials(q: MaterialQuery) -> sa.Select:
 def material(conn: sa.Connection, material_id: int, project_ids: Sequence[int] | None = None):
     """The row of material ``material_id`` (the columns of :func:`select_materials` and its
     ``structure`` dict), or None when there is none visible in ``project_ids``."""
-    stmt = sa.select(
-        mat.c.id,
-        mat.c.formula,
-        mat.c.reduced_formula,
-        mat.c.elements,
-        mat.c.nelements,
-        mat.c.structure.is_not(None).label("has_structure"),
-        mat.c.structure,
-    ).where(mat.c.id == material_id)
+    stmt = sa.select(*_material_columns(), mat.c.structure).where(mat.c.id == material_id)
     if project_ids is not None:
         stmt = stmt.where(visible_material(project_ids))
     return conn.execute(stmt).first()
