@@ -25,35 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from matforge.errors import MatforgeWarning
-
-# pymatgen's XRD wavelengths in Å (pymatgen.analysis.diffraction.xrd.WAVELENGTHS; importing
-# that module drags in matplotlib, so the table is copied and a test keeps it in sync).
-WAVELENGTHS = {
-    "CuKa": 1.54184,
-    "CuKa2": 1.54439,
-    "CuKa1": 1.54056,
-    "CuKb1": 1.39222,
-    "MoKa": 0.71073,
-    "MoKa2": 0.71359,
-    "MoKa1": 0.70930,
-    "MoKb1": 0.63229,
-    "CrKa": 2.29100,
-    "CrKa2": 2.29361,
-    "CrKa1": 2.28970,
-    "CrKb1": 2.08487,
-    "FeKa": 1.93735,
-    "FeKa2": 1.93998,
-    "FeKa1": 1.93604,
-    "FeKb1": 1.75661,
-    "CoKa": 1.79026,
-    "CoKa2": 1.79285,
-    "CoKa1": 1.78896,
-    "CoKb1": 1.63079,
-    "AgKa": 0.560885,
-    "AgKa2": 0.563813,
-    "AgKa1": 0.559421,
-    "AgKb1": 0.497082,
-}
+from matforge.xrd.radiation import WAVELENGTHS
 
 # pymatgen's AbstractDiffractionPatternCalculator tolerances.
 TWO_THETA_TOL = 1e-5  # degrees; peaks closer than this (after binning) are merged
