@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from matforge.errors import ApiError
 from matforge.server import access
 from matforge.server.auth import TokenRefused, User, check_token
+from matforge.server.generating import Generators
 from matforge.server.ids import IdCodec
 from matforge.server.jobs import JobRunner
 from matforge.server.schemas import ErrorOut
@@ -58,6 +59,8 @@ class ServerState:
     jobs: JobRunner
     models: ModelCache
     systems: ChemicalSystems
+    #: the shipped generators and the known-composition corpus, loaded on first use
+    generators: Generators = field(default_factory=Generators)
     #: the XRD classifiers loaded so far, by weights file (loaded on first use)
     xrd_classifiers: ClassifierCache = field(default_factory=ClassifierCache)
 

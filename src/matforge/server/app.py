@@ -332,7 +332,7 @@ def create_app(store_url: str | None = None, settings: ServerSettings | None = N
     (``uvicorn``, or ``with TestClient(app)``) and stop with it.
     """
     from matforge.server.campaigns import suggest_kind
-    from matforge.server.generating import design_kind, sample_kind
+    from matforge.server.generating import Generators, design_kind, sample_kind
     from matforge.server.headers import SecurityHeaders
     from matforge.server.optimade import api as optimade
     from matforge.server.routes import (
@@ -358,12 +358,13 @@ def create_app(store_url: str | None = None, settings: ServerSettings | None = N
         if settings.upload_dir is None:
             settings = replace(settings, upload_dir=tempdirs.default_upload_dir(root))
         cache = ModelCache(root, settings.model_cache_size)
+        generators = Generators()
         kinds = {
             "train_model": train_model_kind(store.engine, root, cache),
             "campaign_suggest": suggest_kind(store),
             "screen": screen_kind(store.engine, cache),
-            "generate_sample": sample_kind(),
-            "generate_design": design_kind(store.engine, cache),
+            "generate_sample": sample_kind(generators),
+            "generate_design": design_kind(store.engine, cache, generators),
         }
         runner = JobRunner(store.engine, kinds, settings)
     except BaseException:
@@ -376,6 +377,7 @@ def create_app(store_url: str | None = None, settings: ServerSettings | None = N
         jobs=runner,
         models=cache,
         systems=ChemicalSystems(store.engine),
+        generators=generators,
     )
 
     @asynccontextmanager

@@ -7,11 +7,12 @@ sample_annotated`). ``generate_design`` spends a budget of model calls of one of
 trained models on a goal (:class:`~matforge.generate.reward.Reward`) with one of the methods of
 :func:`~matforge.generate.optimize.optimize`; formulas of the Materials Project corpus and of the
 model's training data earn nothing, so every design is new. Both run on the job's thread.
+The shipped models and the corpus are loaded once per app, into its :class:`Generators`
+(``ServerState.generators``).
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import threading
 
@@ -24,48 +25,48 @@ from matforge.store.repositories import Engine
 #: most rows of a design's search history returned (for the best-reward plot)
 HISTORY_POINTS = 200
 
-_lock = threading.Lock()
+class Generators:
+    """The shipped generators (``rnn``, ``gan``) and the Materials Project corpus that novelty
+    is judged against, each loaded on first use and kept: an app's, in
+    ``ServerState.generators``. Sampling does not change a generator (the RL agent trains a
+    copy)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._models: dict[str, object] = {}
+        self._known: tuple[str, ...] | None = None
+
+    def model(self, kind: str):
+        """The shipped generator ``kind`` (``rnn`` or ``gan``)."""
+        with self._lock:
+            if kind not in self._models:
+                from matforge.generate.defaults import load_default
+
+                self._models[kind] = load_default(kind)
+            return self._models[kind]
+
+    def known(self) -> tuple[str, ...]:
+        """The Materials Project corpus (formulas)."""
+        with self._lock:
+            if self._known is None:
+                from matforge.generate.corpus import load_corpus
+
+                self._known = tuple(load_corpus())
+            return self._known
 
 
-@functools.lru_cache(maxsize=2)
-def _generator(kind: str):
-    from matforge.generate.defaults import load_default
-
-    return load_default(kind)
-
-
-def generator(kind: str):
-    """The shipped generator ``kind`` (``rnn`` or ``gan``), loaded once per process. Sampling
-    does not change it (the RL agent trains a copy)."""
-    with _lock:
-        return _generator(kind)
-
-
-@functools.lru_cache(maxsize=1)
-def _known() -> tuple[str, ...]:
-    from matforge.generate.corpus import load_corpus
-
-    return tuple(load_corpus())
-
-
-def known_compositions() -> tuple[str, ...]:
-    """The Materials Project corpus that novelty is judged against (loaded once)."""
-    with _lock:
-        return _known()
-
-
-def check_sample(params: dict) -> None:
+def check_sample(params: dict, generators: Generators) -> None:
     """Raise :class:`~matforge.generate.tokens.GenerateError` now (a 400) for settings the
     sampler would refuse later: an element the model never saw, an element both required and
     forbidden, top-p on the GAN. Draws one composition, which takes milliseconds."""
-    _draw(params, 1, known=())  # no novelty: the corpus is not needed to validate
+    _draw(params, 1, (), generators)  # no novelty: the corpus is not needed to validate
 
 
-def _draw(params: dict, n: int, known):
+def _draw(params: dict, n: int, known, generators: Generators):
     from matforge.generate.sampling import sample_annotated
 
     return sample_annotated(
-        generator(params["model"]),
+        generators.model(params["model"]),
         n,
         temperature=float(params["temperature"]),
         top_p=float(params["top_p"]),
@@ -76,17 +77,17 @@ def _draw(params: dict, n: int, known):
     )
 
 
-def sample_kind() -> JobKind:
+def sample_kind(generators: Generators) -> JobKind:
     """The ``generate_sample`` job kind: params ``{"model", "n", "temperature", "top_p",
     "elements_in", "elements_out", "seed"}``."""
 
     def run(ctx: JobContext) -> dict:
         p = ctx.params
         ctx.progress(0.05, f"loading the {p['model']} model and the known compositions")
-        generator(p["model"])
-        known = known_compositions()
+        generators.model(p["model"])
+        known = generators.known()
         ctx.progress(0.3, f"sampling {int(p['n']):,} compositions")
-        table = _draw(p, int(p["n"]), known)
+        table = _draw(p, int(p["n"]), known, generators)
         table = table.sort_values(["count", "formula"], ascending=[False, True], kind="stable")
         drawn = int(table["count"].sum())
         return {
@@ -127,7 +128,7 @@ def goals_for(goal: str, prop: str) -> list:
     return goals
 
 
-def reward_for(model, prop: str, params: dict):
+def reward_for(model, prop: str, params: dict, generators: Generators):
     """The :class:`~matforge.generate.reward.Reward` of a design's parameters on a trained
     model of ``prop``: compositions of the Materials Project corpus and of the model's training
     data earn nothing."""
@@ -137,13 +138,13 @@ def reward_for(model, prop: str, params: dict):
     return Reward(
         goals_for(params["goal"], prop),
         {prop: model},
-        known=[*known_compositions(), *trained],
+        known=[*generators.known(), *trained],
         required=params["elements_in"] or None,
         forbidden=params["elements_out"] or None,
     )
 
 
-def design_kind(engine: Engine, cache: ModelCache) -> JobKind:
+def design_kind(engine: Engine, cache: ModelCache, generators: Generators) -> JobKind:
     """The ``generate_design`` job kind: params ``{"model_id", "goal", "method", "budget",
     "top_k", "elements_in", "elements_out", "seed"}``."""
 
@@ -154,11 +155,11 @@ def design_kind(engine: Engine, cache: ModelCache) -> JobKind:
         p = ctx.params
         ctx.progress(0.02, "loading the model and the known compositions")
         row, model = trained_model(engine, cache, p["model_id"])
-        reward = reward_for(model, row.property, p)
+        reward = reward_for(model, row.property, p, generators)
         ctx.progress(0.04, "learning the model's domain")
         reward.domain  # noqa: B018 -- fitted before the search's progress starts
         budget = int(p["budget"])
-        prior = generator("rnn") if p["method"] in ("rl", "best-of-n") else None
+        prior = generators.model("rnn") if p["method"] in ("rl", "best-of-n") else None
 
         def progress(calls: int, best: float) -> None:
             ctx.progress(
@@ -169,7 +170,7 @@ def design_kind(engine: Engine, cache: ModelCache) -> JobKind:
         result = optimize(reward, p["method"], budget=budget, prior=prior, seed=int(p["seed"]),
                           progress=progress)  # fmt: skip
         best = result.top(int(p["top_k"]))
-        notes = annotate(best["formula"].tolist(), known_compositions())
+        notes = annotate(best["formula"].tolist(), generators.known())
         prop, std = row.property, f"{row.property}_std"
         history = result.history
         if len(history) > HISTORY_POINTS:

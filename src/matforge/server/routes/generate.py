@@ -26,7 +26,7 @@ def create_sample(body: GenerateSampleCreate, state: State, user: CurrentUser) -
     params = body.model_dump()
     params["elements_in"] = sorted(set(body.elements_in))
     params["elements_out"] = sorted(set(body.elements_out))
-    check_sample(params)  # GenerateError (unseen element, top-p on the GAN, ...) answers 400
+    check_sample(params, state.generators)  # GenerateError (unseen element, top-p on the GAN, ...) answers 400
     return submit_job(state, user, "generate_sample", params, project_ids=())  # the shipped model
 
 
