@@ -412,20 +412,15 @@ def test_numbers_at_the_edges_of_the_columns_still_filter(small_optimade):
 
 
 def test_hostile_filters_are_answered_within_2_s(small_optimade):
-    """Issue #18 asks for DoS inputs answered within 2 s (the Earley parser took 2.7 s for the
-    4,900 parentheses alone; LALR takes ~0.1 s). Measured as the CPU time this process spends
-    answering (the test client runs the app in-process, and every hostile filter is refused
-    before any SQL is sent): what the input costs the server, whatever else the machine is
-    doing. The wall clock, which other processes can stretch (2.3 s seen once under a full
-    suite beside two other test runs on 2 cores, 0.04 s quiet), is reported beside it."""
+    """Issue #18 asks for DoS inputs answered within 2 s: a generous bound on a busy 2-core box
+    (the Earley parser took 2.7 s for the 4,900 parentheses alone; LALR takes ~0.1 s)."""
     import time
 
     for text in HOSTILE_FILTERS:
-        cpu, wall = time.process_time(), time.perf_counter()
+        start = time.perf_counter()
         r = small_optimade.get(f"{OPT}/structures", params={"filter": text})
         assert r.status_code == 400
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        assert cpu < 2.0, (text[:40], f"{cpu:.2f} s CPU, {wall:.2f} s wall")
+        assert time.perf_counter() - start < 2.0, text[:40]  # wall-clock bound asked by the issue
 
 
 def test_page_limit_over_the_maximum_is_403_as_the_schema_says(served):
