@@ -77,8 +77,8 @@ def main() -> None:
 
     import numpy as np
 
-    from matforge.screen.pipeline import Funnel, PropertyModel, Screen
     from matforge.screen.candidate_spaces import EnumeratedSpace
+    from matforge.screen.streaming import Funnel, PropertyModel, Screen
     from matforge.screen.superhard import (
         SuperhardSettings,
         _features,

@@ -84,7 +84,7 @@ def test_a_registry_model_loaded_twice_has_one_fingerprint(registry):
     """A resumed screen loads its models again; their identity must not depend on the
     uninitialised padding of scikit-learn's tree arrays (it did: every CLI resume was refused)."""
     from matforge.models.registry import load_model
-    from matforge.screen.pipeline import _stable_pickle
+    from matforge.screen.streaming import _stable_pickle
 
     assert _stable_pickle(load_model("k", registry)) == _stable_pickle(load_model("k", registry))
     assert _stable_pickle(load_model("k", registry)) != _stable_pickle(load_model("g", registry))

@@ -49,7 +49,7 @@ def _space(spec: str, column: str, elements: str | None, max_atoms: int, arities
 
 def _models(items: list[str], preset: str | None, console):
     """NAME=REGISTRY_MODEL pairs, or the superhard preset (trained now)."""
-    from matforge.screen.pipeline import PropertyModel
+    from matforge.screen.streaming import PropertyModel
 
     if preset:
         if preset not in ("superhard", "superhard-fast"):
@@ -158,7 +158,7 @@ def run_command(
     """
     from rich.console import Console
 
-    from matforge.screen.pipeline import Funnel, Screen
+    from matforge.screen.streaming import Funnel, Screen
 
     if Path(space).is_dir():
         opts = _resume_options(ctx, Path(space))

@@ -19,6 +19,8 @@ from types import SimpleNamespace
 
 import pandas as pd
 
+from matforge.store.campaigns import not_pending
+
 __all__ = ["MemoryLog"]
 
 _COLUMNS = {
@@ -80,13 +82,8 @@ class MemoryLog:
         number = max((b["number"] for b in self._rows["batches"]), default=0) + 1
         taken = {s["key"] for s in self._rows["suggestions"] if s["status"] == "pending"}
         batch_id = self._insert("batches", {**batch, "number": number})
-        ids, kept = [], []
-        for i, s in enumerate(suggestions):
-            if s["key"] in taken:
-                continue
-            taken.add(s["key"])
-            kept.append(i)
-            ids.append(self._insert("suggestions", {**s, "batch_id": batch_id}))
+        kept = not_pending(suggestions, taken)
+        ids = [self._insert("suggestions", {**suggestions[i], "batch_id": batch_id}) for i in kept]
         return number, ids, kept
 
     def record(self, plan: Callable, now: datetime) -> list[int]:

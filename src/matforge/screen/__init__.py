@@ -32,10 +32,10 @@ _EXPORTS = {
     "ConfidenceBound": "matforge.screen.ranking",
     "parse_ranking": "matforge.screen.ranking",
     "DomainModel": "matforge.screen.domain",
-    "Funnel": "matforge.screen.pipeline",
+    "Funnel": "matforge.screen.streaming",
     "PropertyModel": "matforge.screen.property_model",
-    "Screen": "matforge.screen.pipeline",
-    "ScreenResult": "matforge.screen.pipeline",
+    "Screen": "matforge.screen.streaming",
+    "ScreenResult": "matforge.screen.streaming",
     "ScreenError": "matforge.screen.errors",
 }
 

@@ -18,7 +18,7 @@ from matforge.screen.chunk import ChunkResult
 from matforge.screen.ranking import ParetoFront, pareto_mask
 
 if TYPE_CHECKING:
-    from matforge.screen.pipeline import Screen
+    from matforge.screen.streaming import Screen
 
 __all__ = ["Checkpoint", "ScreenState", "atomic_parquet", "merge_top"]
 

@@ -1,5 +1,5 @@
 """One chunk of a screen, evaluated independently of every other: generate, featurize,
-funnel, predict, derive, domain, filter, rank (the steps of :mod:`matforge.screen.pipeline`).
+funnel, predict, derive, domain, filter, rank (the steps of :mod:`matforge.screen.streaming`).
 
 :class:`ChunkTask` is everything a worker needs (pickled once per worker);
 :func:`evaluate_chunk` turns a chunk number into a :class:`ChunkResult`.

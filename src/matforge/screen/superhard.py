@@ -226,7 +226,7 @@ def train_superhard(
     with ``settings.seed``). ``log`` gets a line on the data and on each model; ``status(text)``
     is a context manager around each model's training (a spinner in the CLI).
     """
-    from matforge.screen.pipeline import PropertyModel
+    from matforge.screen.streaming import PropertyModel
 
     s = settings or SuperhardSettings()
     rng = np.random.default_rng(s.seed) if rng is None else rng
@@ -323,7 +323,7 @@ def run_superhard(
     from matforge.screen.candidate_spaces import ConcatSpace, FormulaSpace
     from matforge.screen.domain import DomainModel
     from matforge.screen.keys import KnownCompositions
-    from matforge.screen.pipeline import Screen
+    from matforge.screen.streaming import Screen
 
     s = settings or SuperhardSettings()
     out = Path(out)

@@ -23,7 +23,7 @@ process killed at any point loses nothing that was committed, and every write be
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 
 import pandas as pd
@@ -130,6 +130,18 @@ def _in_project(project_id: int | None):
 def _row(table, values: Mapping) -> dict:
     """The columns of ``table`` among ``values``, without the row id (the database gives it)."""
     return {c: values[c] for c in table.c.keys() if c != "id" and c in values}
+
+
+def not_pending(suggestions: Sequence[Mapping], pending: Iterable[str]) -> list[int]:
+    """Positions of the ``suggestions`` a new batch records: those whose ``key`` is neither
+    pending already nor repeated earlier in the batch (the one rule for the in-memory log and
+    the store)."""
+    taken, kept = set(pending), []
+    for i, s in enumerate(suggestions):
+        if s["key"] not in taken:
+            taken.add(s["key"])
+            kept.append(i)
+    return kept
 
 
 class CampaignRepository:
@@ -303,13 +315,11 @@ class CampaignRepository:
             batch_id = conn.execute(campaign_batches.insert().values(
                 **_row(campaign_batches, {**batch, "campaign_id": campaign_id,
                                           "number": number}))).inserted_primary_key[0]
-            ids, kept = [], []
-            for i, s in enumerate(suggestions):
-                if s["key"] in taken:
-                    continue
-                taken.add(s["key"])
-                kept.append(i)
-                row = _row(S, {**s, "campaign_id": campaign_id, "batch_id": batch_id})
+            kept = not_pending(suggestions, taken)
+            ids = []
+            for i in kept:
+                row = _row(S, {**suggestions[i], "campaign_id": campaign_id,
+                               "batch_id": batch_id})
                 # one by one: the ids are needed, and batches are small
                 ids.append(conn.execute(S.insert().values(**row)).inserted_primary_key[0])
         return number, ids, kept
