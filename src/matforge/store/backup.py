@@ -16,10 +16,9 @@ import os
 import sqlite3
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from matforge.errors import StoreError
 from matforge.store.database import missing_sqlite_file, resolve_url
+from matforge.store.repositories import backend, display_url
 
 __all__ = ["backup_store", "restore_store"]
 
@@ -29,15 +28,15 @@ _MARKER = "alembic_version"
 
 def _sqlite_path(url, what: str) -> Path:
     resolved = resolve_url(url)
-    parsed = sa.make_url(resolved)
-    if parsed.get_backend_name() != "sqlite":
+    name, database = backend(resolved)
+    if name != "sqlite":
         raise StoreError(
             f"{what} works on SQLite stores; for PostgreSQL use pg_dump -Fc / pg_restore "
-            f"(docs/security.md), not {parsed.render_as_string(hide_password=True)}"
+            f"(docs/security.md), not {display_url(resolved)}"
         )
-    if not parsed.database:
+    if not database:
         raise StoreError(f"{what} needs a store file, not an in-memory database")
-    return Path(parsed.database)
+    return Path(database)
 
 
 def _copy(source: Path, dest: Path) -> None:

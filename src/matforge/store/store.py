@@ -23,6 +23,7 @@ from matforge.store.database import (
     resolve_url,
     write_transaction,
 )
+from matforge.store.repositories import display_url
 from matforge.store.repositories import measurements as repo
 from matforge.store.repositories import projects as projects_repo
 from matforge.store.validation import (
@@ -188,7 +189,7 @@ class Store:
                 )
         self.url = resolve_url(url)
         self._engine = create_engine(self.url)
-        self._where = sa.make_url(self.url).render_as_string(hide_password=True)
+        self._where = display_url(self.url)
         try:
             ensure_schema(self._engine, self._where)
         except BaseException:
