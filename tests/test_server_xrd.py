@@ -1,10 +1,13 @@
-"""XRD identification through the REST API: ``POST /xrd/identify`` (multipart ``file``, ``k``).
+"""XRD identification through the REST API: ``POST /xrd/identify`` (multipart ``file``, ``k``)
+and ``POST /xrd/identify/batch`` (multipart ``files``: one summary row per file).
 
 The route does not touch the store, so SQLite alone is used. The test of a real identification
 needs the shipped classifier weights and is skipped, saying so, without them.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +19,19 @@ from matforge.server import ServerSettings, create_app  # noqa: E402
 from matforge.server.testing import user_headers  # noqa: E402
 
 API = "/api/v1"
+RUTILE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "xrd" / "tio2" / "rutile.xy"
+#: the answer's fields and the columns of ``identify_files`` they come from
+BATCH_COLUMNS = {
+    "crystal_system": "crystal_system",
+    "crystal_system_probability": "crystal_system_probability",
+    "space_group": "spacegroup",
+    "space_group_probability": "spacegroup_probability",
+    "prototype": "prototype",
+    "prototype_probability": "prototype_probability",
+    "indexed_system": "indexed_system",
+    "indexed_cell": "indexed_cell",
+    "m20": "m20",
+}
 
 
 def _client(tmp_path, **settings):
@@ -30,6 +46,15 @@ def _post(client, headers, name: str, content: bytes, **form):
     return client.post(
         f"{API}/xrd/identify",
         files={"file": (name, content, "text/plain")},
+        data={k: str(v) for k, v in form.items()},
+        headers=headers,
+    )
+
+
+def _post_batch(client, headers, files: list[tuple[str, bytes]], **form):
+    return client.post(
+        f"{API}/xrd/identify/batch",
+        files=[("files", (name, content, "text/plain")) for name, content in files],
         data={k: str(v) for k, v in form.items()},
         headers=headers,
     )
@@ -100,3 +125,71 @@ def test_identify_answers_what_the_python_api_answers(tmp_path, tiny_xrd_model):
     assert out["two_theta"] == sorted(out["two_theta"])
     assert pattern.two_theta[0] <= out["two_theta"][0] < out["two_theta"][-1] <= 90.0
     assert max(out["intensity"]) == pytest.approx(pattern.intensity.max())
+
+
+def test_batch_answers_a_row_per_file_as_the_python_api_does(tmp_path, tiny_xrd_model):
+    """Two patterns and, between them, a file that cannot be read: three rows in upload order,
+    the good ones exactly what ``identify_files`` answers, the bad one its error, naming the
+    file as uploaded and no server path."""
+    import pandas as pd
+
+    from matforge.xrd.cnn import XRDClassifier
+    from matforge.xrd.identify import example_pattern, identify_files
+    from matforge.xrd.io import write_xy
+
+    nacl = write_xy(example_pattern(), tmp_path / "nacl.xy")
+    bad = b"2theta intensity\n10 5\n11 oops\n12 7\n"
+    client, A = _client(tmp_path, xrd_model=tiny_xrd_model)
+    uploads = [
+        ("nacl.xy", nacl.read_bytes()),
+        ("bad scan.xy", bad),
+        ("rutile.xy", RUTILE.read_bytes()),
+    ]
+    with client:
+        r = _post_batch(client, A, uploads)
+    assert r.status_code == 200, r.text
+    rows = r.json()["files"]
+    assert [row["source"] for row in rows] == ["nacl.xy", "bad_scan.xy", "rutile.xy"]
+    failed = rows[1]
+    assert failed["error"].startswith("bad_scan.xy, line 3:") and "oops" in failed["error"]
+    assert "matforge-xrd-" not in failed["error"] and "/" not in failed["error"]
+    assert failed["crystal_system"] is None and failed["prototype_probability"] is None
+
+    model = XRDClassifier.load(tiny_xrd_model.with_suffix(""))
+    want = identify_files([nacl, RUTILE], model)
+    for got, expected in zip([rows[0], rows[2]], want.to_dict("records"), strict=True):
+        assert got["error"] is None
+        for field, column in BATCH_COLUMNS.items():
+            value = expected.get(column)
+            if field.endswith("_probability") or field == "m20":
+                assert got[field] == (None if pd.isna(value) else pytest.approx(value, abs=1e-6))
+            else:
+                assert got[field] == (value or None), field
+        assert got["warnings"] == [w for w in expected["warnings"].split(" | ") if w]
+    assert rows[0]["crystal_system"] in ("cubic", "uncertain")
+    assert 0 < rows[0]["crystal_system_probability"] <= 1
+
+
+def test_batch_refuses_too_many_and_too_large_files(tmp_path, tiny_xrd_model):
+    client, A = _client(
+        tmp_path, max_pattern_bytes=2_000, max_xrd_batch_files=2, xrd_model=tiny_xrd_model
+    )
+    with client:
+        r = _post_batch(client, A, [("p.xy", b"10 1\n")] * 3)
+        assert r.status_code == 413
+        assert r.json()["detail"].startswith("3 pattern files in one request")
+        assert "at most 2 at a time" in r.json()["detail"]
+        r = _post_batch(client, A, [("small.xy", b"10 1\n"), ("big.xy", b"10 1\n" * 1_000)])
+        assert r.status_code == 413 and "2,000 bytes" in r.json()["detail"]
+        assert _post_batch(client, A, [("p.xy", b"10 1\n")], wavelength=0).status_code == 422
+        assert client.post(f"{API}/xrd/identify/batch", headers=A).status_code == 422  # no file
+
+
+def test_batch_without_weights_answers_503_and_without_a_token_401(tmp_path):
+    client, A = _client(tmp_path, xrd_model=tmp_path / "no-such-model.pt")
+    with client:
+        r = _post_batch(client, A, [("p.xy", b"10 1\n20 2\n")] * 2)
+        assert r.status_code == 503
+        assert "no trained XRD classifier" in r.json()["detail"]
+        r = _post_batch(client, {}, [("p.xy", b"10 1\n")])
+        assert r.status_code == 401 and "API token" in r.json()["detail"]

@@ -396,3 +396,48 @@ def test_xrd_identification(server, browser, shots):
     shots(page, "ui-xrd")
     assert not errors, f"JavaScript errors in the page: {errors}"
     context.close()
+
+
+@pytest.mark.skipif(not XRD_WEIGHTS.exists(), reason="the shipped XRD weights are not installed")
+def test_xrd_batch_identification(server, browser, shots):
+    """Choose two pattern files on the XRD panel: a summary row each, in order; a click on one
+    shows its top structures and the overlay."""
+    base, token = server
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(base + "/ui/#xrd")
+    page.fill("#token", token)
+    page.click("#login-form button")
+    expect(page.locator("#whoami")).to_have_text("alice")
+    page.click("#tabs button[data-tab='xrd']")
+    page.fill("#xrd-k", "3")
+    nacl = XRD_WEIGHTS.with_name("example_pattern.xy")
+    sno2 = REPO / "docs" / "examples" / "xrd" / "sno2_textured.xy"
+    page.set_input_files("#xrd-file", [str(nacl), str(sno2)])
+    rows = page.locator("#xrd-batch-table tbody tr")
+    expect(rows).to_have_count(2, timeout=JOB_TIMEOUT_MS)
+    expect(page.locator("#xrd-status")).to_contain_text("2 files identified")
+    expect(rows.locator("td:nth-child(1)")).to_have_text(["example_pattern.xy", "sno2_textured.xy"])
+    expect(rows.locator("td:nth-child(2)")).to_have_text(["cubic", "tetragonal"])
+    expect(rows.locator("td:nth-child(6)")).to_have_text(["", ""])  # no errors
+    expect(page.locator("#xrd-table tbody tr")).to_have_count(0)  # no detail before a click
+    prototype = rows.nth(1).locator("td:nth-child(4)").inner_text()
+    rows.nth(1).locator("button").click()
+    expect(rows.nth(1)).to_have_class(re.compile(r"\bselected\b"))
+    expect(page.locator("#xrd-table tbody tr")).to_have_count(3, timeout=JOB_TIMEOUT_MS)
+    expect(page.locator("#xrd-status")).to_contain_text("sno2_textured.xy: 3 candidate structures")
+    # the detail's best structure is the summary's prototype
+    expect(page.locator("#xrd-table tbody tr").first.locator("td:nth-child(2)")).to_contain_text(
+        prototype
+    )
+    page.wait_for_function(
+        "() => { const d = document.querySelector('#xrd-plot');"
+        " return d && d.data && d.data.length >= 2 && d.data[1].x.length > 100; }",
+        timeout=10_000,
+    )
+    assert _plot_points(page, "#xrd-plot", 0) > 1000  # the measured pattern
+    shots(page, "ui-xrd-batch")
+    assert not errors, f"JavaScript errors in the page: {errors}"
+    context.close()

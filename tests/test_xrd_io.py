@@ -64,6 +64,12 @@ def test_wavelength_from_header_and_caller(tmp_path):
     assert read_pattern(nm).wavelength == pytest.approx(1.5406)
 
 
+def test_an_infinite_header_wavelength_is_an_error_naming_the_file(tmp_path):
+    path = write(tmp_path, "scan.xy", "# wavelength = 1e999\n10 1\n11 2\n")
+    with pytest.raises(PatternFileError, match=r"scan\.xy: the header's wavelength .*not a finite"):
+        read_pattern(path)
+
+
 def test_decreasing_scan_is_reversed(tmp_path):
     p = read_pattern(write(tmp_path, "a.xye", "12 3 1\n11 2 1\n10 1 0.5\n"))
     np.testing.assert_array_equal(p.two_theta, [10, 11, 12])

@@ -480,6 +480,39 @@ class XrdIdentifyOut(BaseModel):
     )
 
 
+class XrdBatchRowOut(BaseModel):
+    """What the classifier makes of one file of a batch: per head (crystal system, space group,
+    AFLOW prototype) the best class, "uncertain" when its probability is below the
+    classifier's threshold, and that probability (0–1, 4 decimals); the cell its peaks index
+    to. Without an answer (null fields) when the file could not be read or identified: then
+    ``error`` says why."""
+
+    source: str = Field(
+        description="The uploaded file's name (characters outside A-Za-z0-9._- as _)."
+    )
+    crystal_system: str | None = None
+    crystal_system_probability: float | None = None
+    space_group: str | None = None
+    space_group_probability: float | None = None
+    prototype: str | None = None
+    prototype_probability: float | None = None
+    indexed_system: str | None = Field(None, description="Lattice system of the indexed cell.")
+    indexed_cell: str | None = Field(None, description="a b c of the indexed cell in Å.")
+    m20: float | None = Field(None, description="De Wolff's figure of merit M20 of the indexing.")
+    warnings: list[str] = Field(
+        [], description="What was assumed about the file (wavelength, axis) and what limits it."
+    )
+    error: str | None = Field(
+        None, description="Why the file could not be identified; null when it was."
+    )
+
+
+class XrdBatchOut(BaseModel):
+    """One row per uploaded pattern file, in upload order."""
+
+    files: list[XrdBatchRowOut]
+
+
 # --- campaigns -----------------------------------------------------------------------------
 
 CampaignName = Annotated[

@@ -42,6 +42,8 @@ class ServerSettings:
     max_screen_candidates: int = 200_000
     #: largest XRD pattern file
     max_pattern_bytes: int = 10 * 1024 * 1024
+    #: most pattern files one batch identification (``POST /xrd/identify/batch``) may carry
+    max_xrd_batch_files: int = 50
     #: trained models kept in memory for prediction
     model_cache_size: int = 8
     model_root: Path | None = None

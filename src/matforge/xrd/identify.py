@@ -199,7 +199,7 @@ def identify_files(files, model, *, top: int = 5, threshold: float = 0.5,
         try:
             pat = read_pattern(f, wavelength=wavelength, axis=ax)
             result = identify(pat, model=model, top=top, threshold=threshold)
-        except MatforgeError as exc:
+        except (MatforgeError, ValueError) as exc:  # ValueError: a pattern Pattern refuses
             rows.append({**row, "error": str(exc)})
         else:
             rows.append({**row, **result.summary_row()})

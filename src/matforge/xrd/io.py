@@ -270,6 +270,10 @@ def _read_text(
         m = _WAVELENGTH_HEADER.search(header_text)
         if m and float(m.group(1)) > 0:
             wavelength = float(m.group(1)) * (10.0 if m.group(2) else 1.0)  # nm -> Å
+            if not math.isfinite(wavelength):
+                raise PatternFileError(
+                    f"{path}: the header's wavelength {m.group(0).strip()!r} is not a finite number"
+                )
             meta["wavelength_from"] = "header"
         else:
             wavelength = CU_KA1

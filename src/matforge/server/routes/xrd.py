@@ -1,11 +1,12 @@
 """XRD: identify the structure of an uploaded powder pattern with the trained classifier
 (:func:`matforge.xrd.identify.identify`), and simulate the best matches for an overlay
-(:func:`matforge.xrd.identify.match_prototype`).
+(:func:`matforge.xrd.identify.match_prototype`); or summarise many patterns at once, one row
+each (:func:`matforge.xrd.identify.identify_files`).
 
-The pattern file is read like ``matforge xrd identify`` reads it
+The pattern files are read like ``matforge xrd identify`` reads them
 (:func:`matforge.xrd.io.read_pattern`: ``.xy``, ``.xye``, ``.csv``, ``.txt``, ``.dat``,
-``.asc``, ``.xrdml``), with the same size limit as CSV uploads. Without trained weights the
-server answers 503 and says so.
+``.asc``, ``.xrdml``), each within ``max_pattern_bytes``. Without trained weights the server
+answers 503 and says so.
 """
 
 from __future__ import annotations
@@ -21,9 +22,16 @@ import numpy as np
 from fastapi import APIRouter, File, Form, UploadFile
 
 from matforge.errors import MatforgeError
+from matforge.jsonable import to_jsonable
 from matforge.server.api import ERROR_RESPONSES, ApiError, CurrentUser, ServerState, State
 from matforge.server.routes.uploads import _COPY_CHUNK
-from matforge.server.schemas import XrdCandidateOut, XrdIdentifyOut, XrdMatchOut
+from matforge.server.schemas import (
+    XrdBatchOut,
+    XrdBatchRowOut,
+    XrdCandidateOut,
+    XrdIdentifyOut,
+    XrdMatchOut,
+)
 
 router = APIRouter(
     tags=["xrd"],
@@ -37,6 +45,11 @@ router = APIRouter(
 )
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+_FORMATS = ".xy, .xye, .csv, .txt, .dat, .asc or .xrdml"
+Wavelength = Annotated[
+    float | None,
+    Form(gt=0.1, le=5.0, description="Wavelength in Å when a file does not state it."),
+]
 #: most points of the measured pattern sent back for the plot
 MAX_PLOT_POINTS = 4000
 #: the shipped classifier (``matforge.xrd.cnn.MODEL_NAME`` in ``matforge.xrd.cnn.bundled_dir()``;
@@ -65,6 +78,13 @@ def _classifier(state: ServerState):
             "this server has no trained XRD classifier (its weights file is missing); "
             "train one with `matforge xrd train` or install the shipped weights",
         ) from None
+
+
+def _safe_name(upload: UploadFile) -> str:
+    """The upload's file name without folders, leading dots or characters outside
+    ``[A-Za-z0-9._-]``: safe to write into a temporary folder and to send back."""
+    name = _SAFE_NAME.sub("_", Path(upload.filename or "pattern.xy").name)[:200].lstrip(".")
+    return name or "pattern.xy"
 
 
 def _save(upload: UploadFile, dest: Path, max_bytes: int) -> None:
@@ -96,18 +116,12 @@ def _candidates(items) -> list[XrdCandidateOut]:
 def identify_pattern(
     state: State,
     user: CurrentUser,
-    file: Annotated[
-        UploadFile,
-        File(description="Powder pattern: .xy, .xye, .csv, .txt, .dat, .asc or .xrdml."),
-    ],
+    file: Annotated[UploadFile, File(description=f"Powder pattern: {_FORMATS}.")],
     k: Annotated[int, Form(ge=1, le=20, description="How many structures to return.")] = 5,
     overlay: Annotated[
         int, Form(ge=0, le=5, description="How many of them to simulate for the overlay.")
     ] = 1,
-    wavelength: Annotated[
-        float | None,
-        Form(gt=0.1, le=5.0, description="Wavelength in Å when the file does not state it."),
-    ] = None,
+    wavelength: Wavelength = None,
 ) -> XrdIdentifyOut:
     """The ``k`` most probable AFLOW prototypes of a measured powder pattern, with calibrated
     probabilities (0–1), their space groups, and for the first ``overlay`` of them the
@@ -118,8 +132,7 @@ def identify_pattern(
     from matforge.xrd.radiation import CU_KA1
 
     clf = _classifier(state)  # 503 before reading a file we cannot use
-    upload_name = file.filename or "pattern.xy"
-    name = _SAFE_NAME.sub("_", Path(upload_name).name)[:200].lstrip(".") or "pattern.xy"
+    name = _safe_name(file)
     tmpdir = Path(tempfile.mkdtemp(prefix="matforge-xrd-"))
     try:
         path = tmpdir / name
@@ -166,3 +179,61 @@ def identify_pattern(
         matches=matches,
         warnings=list(result.warnings),
     )
+
+
+@router.post("/xrd/identify/batch", response_model=XrdBatchOut)
+def identify_patterns(
+    state: State,
+    user: CurrentUser,
+    files: Annotated[
+        list[UploadFile],
+        File(description=f"Powder patterns ({_FORMATS}); at most `max_xrd_batch_files` (50)."),
+    ],
+    wavelength: Wavelength = None,
+) -> XrdBatchOut:
+    """One summary row per pattern file, in upload order: the best crystal system, space group
+    and AFLOW prototype with their calibrated probabilities (0–1; "uncertain" below the
+    classifier's threshold), the cell the peaks index to, and the warnings. A file that cannot
+    be read or identified has its ``error`` and the others go on. The candidates and the
+    overlay of one pattern: ``POST /xrd/identify``."""
+    from matforge.xrd.identify import identify_files
+
+    clf = _classifier(state)  # 503 before reading files we cannot use
+    limit = state.settings.max_xrd_batch_files
+    if len(files) > limit:
+        raise ApiError(
+            413,
+            f"{len(files)} pattern files in one request; this server identifies at most "
+            f"{limit:,} at a time: send them in several requests",
+        )
+    names = [_safe_name(f) for f in files]
+    tmpdir = Path(tempfile.mkdtemp(prefix="matforge-xrd-"))
+    try:
+        # a folder per file: two uploads of the same name stay two files
+        paths = [tmpdir / str(i) / name for i, name in enumerate(names)]
+        for upload, path in zip(files, paths, strict=True):
+            path.parent.mkdir()
+            _save(upload, path, state.settings.max_pattern_bytes)
+        table = identify_files(paths, clf, wavelength=wavelength)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    rows = []
+    for name, path, row in zip(names, paths, to_jsonable(table.to_dict("records")), strict=True):
+        warnings = row.get("warnings") or ""
+        rows.append(
+            XrdBatchRowOut(
+                source=name,
+                crystal_system=row.get("crystal_system"),
+                crystal_system_probability=row.get("crystal_system_probability"),
+                space_group=row.get("spacegroup"),
+                space_group_probability=row.get("spacegroup_probability"),
+                prototype=row.get("prototype"),
+                prototype_probability=row.get("prototype_probability"),
+                indexed_system=row.get("indexed_system") or None,
+                indexed_cell=row.get("indexed_cell") or None,
+                m20=row.get("m20"),
+                warnings=[w.replace(str(path), name) for w in warnings.split(" | ") if w],
+                error=(row.get("error") or "").replace(str(path), name) or None,
+            )
+        )
+    return XrdBatchOut(files=rows)

@@ -734,6 +734,52 @@ async function observe(event) {
 
 // --- xrd -------------------------------------------------------------------------------------
 
+// One file: its best matches and overlay. Several: a summary row each, whose click shows that.
+function identifyFiles(files) {
+  if (files.length > 1) return identifyBatch(files);
+  $("#xrd-batch").hidden = true;
+  return identify(files[0]);
+}
+
+async function identifyBatch(files) {
+  const status = $("#xrd-status");
+  status.replaceChildren(el("span", { class: "muted", text: `identifying ${files.length} files…` }));
+  const form = new FormData();
+  for (const f of files) form.append("files", f);
+  let out;
+  try {
+    out = await api("/xrd/identify/batch", { method: "POST", form });
+  } catch (err) {
+    if (!(err instanceof ApiError)) throw err;
+    status.replaceChildren(el("p", { class: "error", id: "xrd-error", text: err.message }));
+    return;
+  }
+  const failed = out.files.filter((r) => r.error).length;
+  status.replaceChildren(el("span", { class: failed ? "error" : "ok",
+    text: `${out.files.length} files identified${failed ? `, ${failed} of them not` : ""}` }));
+  const rows = out.files.map((r, i) => {
+    const show = () => {
+      rows.forEach((row) => {
+        row.classList.toggle("selected", row === rows[i]);
+        row.style.background = row === rows[i] ? "#eef2f8" : "";
+      });
+      return identify(files[i]).catch(report);
+    };
+    return el("tr", { onclick: show, style: "cursor: pointer" },
+      el("td", { text: r.source }),
+      el("td", { text: r.crystal_system ?? "", title: fmt(r.crystal_system_probability) }),
+      el("td", { text: r.space_group ?? "", title: fmt(r.space_group_probability) }),
+      el("td", { text: r.prototype ?? "" }),
+      el("td", { class: "num", text: fmt(r.prototype_probability) }),
+      el("td", { class: "error", style: "white-space: normal", text: r.error ?? "" }),
+      el("td", {}, el("button", { type: "button", class: "link", text: "show" })));
+  });
+  $("#xrd-batch-table tbody").replaceChildren(...rows);
+  $("#xrd-batch").hidden = false;
+  $("#xrd-table tbody").replaceChildren();  // the detail of an earlier file would mislead
+  if (window.Plotly) window.Plotly.purge($("#xrd-plot"));
+}
+
 async function identify(file) {
   const status = $("#xrd-status");
   status.replaceChildren(el("span", { class: "muted", text: `identifying ${file.name}…` }));
@@ -813,9 +859,10 @@ document.addEventListener("DOMContentLoaded", () => {
   drop.addEventListener("drop", (e) => {
     e.preventDefault();
     drop.classList.remove("over");
-    if (e.dataTransfer.files[0]) identify(e.dataTransfer.files[0]).catch(report);
+    const files = [...e.dataTransfer.files];
+    if (files.length) identifyFiles(files).catch(report);
   });
-  on("#xrd-file", "change", () => $("#xrd-file").files[0] && identify($("#xrd-file").files[0]));
+  on("#xrd-file", "change", () => { const files = [...$("#xrd-file").files]; return files.length && identifyFiles(files); });
   window.addEventListener("hashchange", () => { if (!$("#tabs").hidden) showTab(location.hash.slice(1)); });
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) login(token).catch(report); else logout("");
