@@ -10,9 +10,8 @@ written from their published cells and atomic positions:
   I4_1/amd: a = 3.7845, c = 9.5143 Å, O at (0, 0, z) with z = 0.2081 in origin choice 1
   (Howard, Sabine & Dickson, Acta Cryst. B47, 462, 1991).
 
-The anatase CIF goes into ``refs/``: the bundled AFLOW anatase prototype has O where the
-mineral does not (Ti–O 2.05 Å ×4 and 3.11 Å instead of 1.93 Å ×4 and 1.98 Å ×2), so a user's
-own reference is what finds real anatase.
+The anatase CIF goes into ``refs/`` to show a user's own reference file at work (the bundled
+anatase prototype is the same structure since the AFLOW source's misplaced O was corrected).
 
     python scripts/xrd_examples.py
 """

@@ -122,10 +122,8 @@ def test_refinement_lowers_rwp_and_keeps_the_lattice(cassiterite_match):
 
 
 def test_two_phase_mixture_with_weight_fractions(tmp_path):
-    """Rutile 70 wt % + anatase 30 wt %, anatase from the user's reference CIF: the bundled
-    AFLOW anatase (A2B_tI12_141_e_a) has Ti–O 2.05 Å ×4 and 3.11 Å where the mineral has
-    1.93 Å ×4 and 1.98 Å ×2, so its strongest peak is (103)/(004) at 37° instead of (101)
-    at 25.3°, and no fit of it matches a real anatase pattern."""
+    """Rutile 70 wt % + anatase 30 wt %, anatase from the user's reference CIF: a user's own
+    reference is named by its path, ahead of the bundled prototype of the same structure."""
     from matforge.xrd.mixture import simulate_mixture
     from matforge.xrd.searchmatch import search_match
 
@@ -145,6 +143,39 @@ def test_two_phase_mixture_with_weight_fractions(tmp_path):
     assert res.steps[0]["gain"] > 0.5 and res.steps[1]["gain"] < 0.15
     row = res.summary_row()
     assert row["n_phases"] == 2 and row["formulas"] == "TiO2 + TiO2"
+
+
+ANATASE_LABEL = "A2B_tI12_141_e_a"
+
+
+def test_the_bundled_anatase_is_the_mineral():
+    """The AFLOW source put anatase's O z of origin choice 1 into origin choice 2 (Ti–O 2.05 Å
+    ×4 and 3.11 Å); the bundled prototype is rebuilt in the right setting: Ti–O 1.93 Å ×4 and
+    1.98 Å ×2 (Howard, Sabine & Dickson 1991), the same structure as the published one."""
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
+    from matforge.xrd.phases import prototype_cells
+
+    (row,) = [r for r in prototype_cells() if r["label"] == ANATASE_LABEL]
+    s = row["structure"]
+    ti = next(site for site in s if site.specie.symbol == "Ti")
+    bonds = sorted(n.nn_distance for n in s.get_neighbors(ti, 2.5))
+    assert np.allclose(bonds, [1.934] * 4 + [1.979] * 2, atol=0.005), bonds
+    assert StructureMatcher().fit(s, _anatase())
+
+
+def test_rutile_and_anatase_from_the_bundled_prototypes_alone():
+    """Without a reference file, the elements alone find both polymorphs and their amounts."""
+    from matforge.xrd.mixture import simulate_mixture
+    from matforge.xrd.searchmatch import search_match
+
+    pattern = simulate_mixture([_rutile(), _anatase()], [0.6, 0.4], GRID, fwhm=0.1, eta=0.5,
+                               kalpha2=True, background=0.1, counts=20_000, rng=3)  # fmt: skip
+    res = search_match(pattern, "Ti,O", max_phases=3)
+    assert [m.phase.prototype for m in res.phases] == [RUTILE_LABEL, ANATASE_LABEL]
+    for m, w in zip(res.phases, (0.6, 0.4), strict=True):
+        assert abs(m.weight_fraction - w) < 0.10, (m.name, m.weight_fraction)
+    assert _rel_error(res.phases[1].lattice[0], [3.7845, 3.7845, 9.5143]) < 0.005
 
 
 def test_weight_fractions_follow_hill_howard():
