@@ -52,8 +52,9 @@ LATTICE_TOL = 0.005
 GAS_ELEMENTS = {"H", "N", "O", "F", "Cl"}
 
 
-def structure_sets():
-    """The classifier's structure set and its chemical-system split (built when not cached)."""
+def structure_sets(cache: Path = CACHE):
+    """The classifier's structure set and its chemical-system split (built in ``cache`` when
+    not there)."""
     from matforge.xrd.training_data import (
         StructureSet,
         prototype_structures,
@@ -64,7 +65,7 @@ def structure_sets():
     parts = []
     for name, make in (("prototypes_v19_s0", lambda: prototype_structures(19, 0)),
                        ("random2_r40_s0", lambda: random_structures(40, 0))):  # fmt: skip
-        path = CACHE / f"{name}.parquet"
+        path = cache / f"{name}.parquet"
         if path.exists():
             parts.append(StructureSet.load(path))
         else:
@@ -265,6 +266,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--mix3", type=int, default=30, help="three-phase patterns (D)")
     ap.add_argument("--split", default="test", choices=("test", "val"))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cache", type=Path, default=CACHE,
+                    help="folder of the structure sets (built there when missing)")  # fmt: skip
     ap.add_argument("--refine", action="store_true", help="also run the refinement (C)")
     ap.add_argument("--no-classifier", action="store_true")
     ap.add_argument("--out", type=Path, default=Path("results/xrd_searchmatch.json"))
@@ -273,7 +276,7 @@ def main(argv=None) -> dict:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
-    sset, split = structure_sets()
+    sset, split = structure_sets(args.cache)
     src = np.array(sset.source)
     rows = [int(i) for i in np.flatnonzero((split == args.split) & (src != "pyxtal"))]
     gases = [i for i in rows if set(sset.chemsys[i].split("-")) <= GAS_ELEMENTS]

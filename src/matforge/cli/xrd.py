@@ -527,12 +527,25 @@ def benchmark_command(
     ),
     threads: int = typer.Option(2, help="CPU threads for torch."),
     device: str | None = typer.Option(None, help="torch device; default CUDA when present."),
+    real_only: bool = typer.Option(
+        False, "--real-only", help="Only set E, the real published structures (a minute)."
+    ),
 ) -> None:
     """XRD classifier benchmark: chemical-system-disjoint and prototype-disjoint test sets,
-    top-1/top-5 per head, crystal-system confusion, accuracy vs defect level."""
+    top-1/top-5 per head, crystal-system confusion, accuracy vs defect level, and real
+    published structures (set E)."""
     from matforge.xrd.benchmark import benchmark_markdown, run_benchmark, write_docs_section
 
     console = _console()
+    if real_only:
+        from matforge.xrd.real_set import evaluate_real_structures, real_markdown
+
+        result = evaluate_real_structures(model, jobs=threads, log=console.print)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "real_structures.json").write_text(json.dumps(result, indent=2, default=float))
+        console.print("\n".join(real_markdown(result)), markup=False)
+        console.print(f"wrote {out / 'real_structures.json'}")
+        return
     result = run_benchmark(model, data_dir, proto_epochs=proto_epochs,
                            sweep_structures=sweep_structures, threads=threads, device=device,
                            log=console.print)  # fmt: skip

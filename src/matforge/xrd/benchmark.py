@@ -1,6 +1,7 @@
 """The XRD classifier benchmark (`matforge benchmark xrd`): accuracy on structures never seen
 in training, on a chemical-system-disjoint and a prototype-disjoint test set, against defect
-level, and what peak positions alone allow; and its Markdown section of docs/benchmarks.md.
+level, and what peak positions alone allow; on real published structures
+(:mod:`matforge.xrd.real_set`, set E); and its Markdown section of docs/benchmarks.md.
 
 Only the standard library loads with this module (the CLI reads its defaults at start-up);
 numpy, torch and the training data load inside :func:`run_benchmark`.
@@ -195,6 +196,10 @@ def run_benchmark(
         log(
             "prototype split: " + _brief({h: pm[h] for h in ("crystal_system", "spacegroup")})
         )
+    # --- set E: real published structures ---
+    from matforge.xrd.real_set import evaluate_real_structures
+
+    result["real_structures"] = evaluate_real_structures(clf, jobs=threads, log=log)
     result["benchmark_minutes"] = (time.time() - t_start) / 60
     return result
 
@@ -416,6 +421,10 @@ def benchmark_markdown(r: dict) -> str:
         f"{_pct(a['crystal_system']['accuracy_answered'])}% correct).",
         "",
     ]
+    if "real_structures" in r:
+        from matforge.xrd.real_set import real_markdown
+
+        lines += [*real_markdown(r["real_structures"]), ""]
     return "\n".join(lines)
 
 
