@@ -35,9 +35,11 @@ from pathlib import Path
 import numpy as np
 
 
-def load_set_a(data_dir: Path, seed: int = 0):
+def load_set_a(data_dir: Path, seed: int = 0, side: str = "test"):
     """(x on the model grid, labels, structure rows, grid) of set A, as the benchmark reads it
-    (the cached structures and evaluation patterns; nothing is generated here)."""
+    (the cached structures and evaluation patterns; nothing is generated here). ``side="val"``
+    reads the evaluation patterns of the validation side of the same split instead: the
+    patterns every indexing setting is chosen on."""
     from matforge.xrd.training_data import (
         SYMPREC,
         StructureSet,
@@ -53,7 +55,7 @@ def load_set_a(data_dir: Path, seed: int = 0):
     sset = parts[0].concat(parts[1], meta=meta)
     chem = split_by_chemsys(sset, seed=seed)
     eval_dir = data_dir / f"eval_patterns_v19_r40_s{seed}_n4"
-    data = load_shards(eval_dir, rows=lambda s: chem[s["structure"]] == "test")
+    data = load_shards(eval_dir, rows=lambda s: chem[s["structure"]] == side)
     rows = data["structure"].astype(np.int64)
     return data["x"], labels_for(sset, rows), rows, make_grid(), sset
 
@@ -63,9 +65,24 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=600, help="patterns sampled from set A")
     ap.add_argument("--seed", type=int, default=0, help="sampling seed")
     ap.add_argument("--jobs", type=int, default=2, help="processes for the indexing")
+    ap.add_argument(
+        "--side",
+        choices=("test", "validation"),
+        default="test",
+        help="side of the chemical-system split: settings are chosen on validation",
+    )
     ap.add_argument("--data-dir", type=Path, default=Path(".cache/xrd"))
-    ap.add_argument("--out", type=Path, default=Path("results/bench/xrd_indexing.json"))
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="default results/bench/xrd_indexing.json (test side), "
+        "results/bench/xrd_indexing_validation.json (validation side)",
+    )
     args = ap.parse_args()
+    if args.out is None:
+        suffix = "" if args.side == "test" else "_validation"
+        args.out = Path(f"results/bench/xrd_indexing{suffix}.json")
 
     import torch
 
@@ -76,7 +93,8 @@ def main() -> None:
     from matforge.xrd.io import CU_KA1, Pattern
 
     torch.set_num_threads(1)
-    x, y, rows, grid, sset = load_set_a(args.data_dir)
+    split_side = "val" if args.side == "validation" else "test"  # training_data's label
+    x, y, rows, grid, sset = load_set_a(args.data_dir, side=split_side)
     rng = np.random.default_rng(args.seed)
     pick = np.sort(rng.choice(len(x), size=min(args.n, len(x)), replace=False))
     patterns = [Pattern(grid, x[i].astype(float), wavelength=CU_KA1, source=f"A#{i}")
@@ -87,7 +105,7 @@ def main() -> None:
     classes = powder_classes()
 
     # speed: identify with indexing, the whole sample in one batch (warm caches first)
-    identify(patterns[:4], model=clf, index=True)
+    identify(patterns[:4], model=clf, index=True, jobs=args.jobs)
     t0 = time.perf_counter()
     results = identify(patterns, model=clf, index=True, jobs=args.jobs, top=1)
     seconds = time.perf_counter() - t0
@@ -128,7 +146,8 @@ def main() -> None:
     n_ans = int(np.sum(answered))
     out = {
         "command": f"OMP_NUM_THREADS=1 python benchmarks/xrd_indexing.py --n {args.n} "
-        f"--seed {args.seed} --jobs {args.jobs}",
+        f"--seed {args.seed} --jobs {args.jobs} --side {args.side}",
+        "side": args.side,
         "n_patterns": len(patterns),
         "n_structures": int(len(np.unique(rows[pick]))),
         "network_alone": scores(alone),

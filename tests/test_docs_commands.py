@@ -74,6 +74,8 @@ NOT_RUN: dict[tuple[str, str], tuple[str, str]] = {
      "-o results/pool"): (SKIP, "trains the full superhard models and screens 128,000 rows"),
     ("screening.md", "matforge demo superhard"): (SKIP, "the make-demo job, 2.5-4 min"),
     ("screening.md", "matforge demo superhard --fast"): (SLOW, "16-30 s smoke run"),
+    ("xrd.md", "matforge benchmark xrd --real-only --out results/xrd"):
+        (SLOW, "435 patterns identified with indexing, ~2 min"),
     # the XRD search-match examples: the README's rutile+anatase mixture with refinement runs by
     # default; these variants of it (5-10 s each) are also covered by test_xrd_cli.py
     ("xrd.md", "matforge xrd identify docs/examples/xrd/sno2_textured.xy --elements Sn,O "

@@ -166,3 +166,34 @@ def test_family_classes_are_the_powder_classes_of_each_family():
         for number in FAMILY_GROUPS[family]:
             theirs.setdefault(int(pc[number - 1]), []).append(number)
         assert sorted(map(tuple, mine.values())) == sorted(map(tuple, theirs.values())), family
+
+
+def test_rutile_is_tetragonal_not_a_large_cubic_cell():
+    # the shipped rutile scan: a cubic cell of a = 18.9 Å indexes its 14 lines by their sheer
+    # number (208 calculated lines); the tetragonal cell indexes them with 20
+    from pathlib import Path
+
+    scan = Path(__file__).parents[1] / "docs/examples/xrd/tio2/rutile.xy"
+    result = index_pattern(scan)
+    assert result.system == "tetragonal"
+    assert np.allclose(result.best.cell[:3], (4.594, 4.594, 2.959), rtol=2e-3)
+    cubic = next(s for s in result.solutions if s.system == "cubic")
+    assert cubic.n_calc > 5 * result.best.n_calc
+
+
+def test_an_impurity_line_leaves_the_orthorhombic_cell():
+    from matforge.xrd.peaks import PeakTable, find_peaks
+
+    structure = _structure("aragonite CaCO3")
+    peaks = find_peaks(measured(structure, seed=4))
+    stray = 24.0  # a weak line of another phase
+    order = np.argsort(np.r_[peaks.two_theta, stray])
+    table = PeakTable(np.r_[peaks.two_theta, stray][order], np.r_[peaks.sigma, 0.01][order],
+                      np.r_[peaks.height, 0.03 * peaks.height.max()][order],
+                      np.r_[peaks.fwhm, 0.1][order], peaks.wavelength)  # fmt: skip
+    result = index_peaks(table)
+    assert result.system == "orthorhombic"
+    got = np.sort(result.best.cell[:3])
+    assert np.allclose(got, np.sort(structure.lattice.abc), rtol=1e-3), got
+    at = np.flatnonzero(np.isclose(result.best.two_theta_obs, stray))
+    assert len(at) == 1 and not result.best.indexed[at[0]]

@@ -475,6 +475,10 @@ def index_patterns(patterns, jobs: int = 1) -> list:
         return [index_identification_pattern(p) for p in patterns]
     from concurrent.futures import ProcessPoolExecutor
 
+    from matforge.xrd.indexing import warm_tables
+
+    # built once here, inherited by forked workers (else every worker builds its own)
+    warm_tables()
     with ProcessPoolExecutor(max_workers=min(jobs, len(patterns))) as pool:
         return list(pool.map(index_identification_pattern, patterns,
                              chunksize=max(1, len(patterns) // (4 * jobs))))  # fmt: skip

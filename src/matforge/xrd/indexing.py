@@ -99,6 +99,10 @@ CONTAINS = {
     "orthorhombic": {"monoclinic"},
     "monoclinic": set(),
 }
+#: a cell of lower symmetry (a family the chosen one's metric is contained in) indexing as
+#: many lines with this multiple of its M(20) predicts fewer lines for the same fit: the
+#: more symmetric cell is a false, too large cell
+LOWER_M20_RATIO = 1.5
 #: factor on a cell's score for each line it leaves unindexed: a sub-cell that misses the
 #: weak lines of the true cell must lose to it, an impurity line may stay unindexed
 UNINDEXED_PENALTY = 0.3
@@ -111,7 +115,19 @@ _LINES_BASE = 8  # first lines that base-line sets are drawn from
 _LINES_BASE_OF = {"orthorhombic": 7}  # (56 → 35 triples: the orthorhombic search is the slowest)
 _BIN = 0.01  # vote bin width in ln p (1 %)
 _TOP = 150  # voted trial cells screened per family
-_REFINE = 5  # screened trial cells refined per family
+_TOP_OF = {"orthorhombic": 60}  # (the orthorhombic quick merit is the costliest)
+# screened trial cells refined per family, and the sub-cells of the best one refined when
+# their quick merit is at least its own minus _SUBCELL_MARGIN (validation side: refining 5
+# and every sub-cell took twice the time for no better answer)
+_REFINE = 2
+_REFINE_OF = {"cubic": 5}  # (one parameter: cheap, and a supercell must be tried)
+_SUBCELL_MARGIN = 0.0
+_STOP_M20 = 2 * CONVINCING_M20  # a cell this good ends the search of contained families...
+_STOP_UNINDEXED = 0  # ... when it leaves no line unindexed
+#: a convincing cell ends the search of the families containing its metric only when it
+#: predicts at most this many calculated lines per indexed one: a large cell indexes any
+#: lines by their sheer number, and must face the smaller cells of lower symmetry
+STOP_CALC_RATIO = 3.0
 
 
 # ---------------------------------------------------------------------------------------
@@ -137,6 +153,7 @@ class IndexingSolution:
         two_theta_obs, two_theta_calc: the lines' observed and calculated positions (calc
             includes the zero shift), degrees.
         centring: the lattice centring (P, I, F, A, B, C, R) whose lines N₂₀ counts.
+        n_calc: N₂₀, the distinct calculated lines up to the last indexed one of the first 20.
         score: log-evidence (:func:`_score`), what solutions are ranked by.
     """
 
@@ -156,6 +173,7 @@ class IndexingSolution:
     score: float
     wavelength: float = CU_KA1
     centring: str = "P"
+    n_calc: int = 0
 
     @property
     def volume(self) -> float:
@@ -377,6 +395,15 @@ def _cell(system: str, p: np.ndarray) -> tuple[float, ...]:
     raise ValueError(system)
 
 
+#: range of each reciprocal-metric parameter of a cell with edges in [MIN, MAX] Å (the
+#: families whose parameters are bounded one by one)
+_BOUNDS = {
+    "tetragonal": ((MAX_LENGTH**-2, MIN_LENGTH**-2),) * 2,
+    "hexagonal": ((MAX_LENGTH**-2 / 0.75, MIN_LENGTH**-2 / 0.75), (MAX_LENGTH**-2, MIN_LENGTH**-2)),
+    "orthorhombic": ((MAX_LENGTH**-2, MIN_LENGTH**-2),) * 3,
+}
+
+
 def _valid(system: str, p: np.ndarray) -> np.ndarray:
     """Which parameter rows (m, k) describe a real cell with edges in [MIN, MAX] Å."""
     lo, hi = 1 / MAX_LENGTH**2, 1 / MIN_LENGTH**2
@@ -469,17 +496,32 @@ def _trial_cells(system: str, lines: _Lines) -> np.ndarray:
     if n_par == 1:
         p = (q[:, None] / table[None, :, 0]).reshape(-1, 1)
         support = np.repeat(np.arange(len(q)), len(table))
+    elif system in _BOUNDS:
+        # one (sets, assignments) matrix product per parameter, out-of-range cells dropped
+        # before they are gathered: most trial cells are not real cells
+        inv, _ = _base_inverses(system)
+        q_sets = q[sets]
+        cols = [q_sets @ inv[:, j, :].T for j in range(n_par)]
+        good = np.ones(cols[0].shape, dtype=bool)
+        for c, (lo, hi) in zip(cols, _BOUNDS[system], strict=True):
+            good &= (c >= lo) & (c <= hi)
+        p = np.stack([c[good] for c in cols], axis=1)
+        support = np.nonzero(good)[0]
     else:
         inv, rows_ok = _base_inverses(system)
         p = np.einsum("rij,sj->sri", inv, q[sets]).reshape(-1, n_par)
         support = np.repeat(np.arange(len(sets)), len(rows_ok))
-    good = _valid(system, p)
-    p, support = p[good], support[good]
+    if system not in _BOUNDS:
+        good = _valid(system, p)
+        p, support = p[good], support[good]
     if system == "orthorhombic":  # the same lattice for every order of the axes
-        p = -np.sort(-p, axis=1)
+        a, b, c = p[:, 0], p[:, 1], p[:, 2]
+        hi, lo = np.maximum(np.maximum(a, b), c), np.minimum(np.minimum(a, b), c)
+        mid = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+        p = np.stack([hi, mid, lo], axis=1)
     if not len(p):
         return np.zeros((0, n_par))
-    return _vote(p, support, n_par)
+    return _vote(p, support, n_par, _TOP_OF.get(system, _TOP))
 
 
 @cache
@@ -512,7 +554,7 @@ def _batched_inverse(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return inv, ok
 
 
-def _vote(p: np.ndarray, support: np.ndarray, n_par: int) -> np.ndarray:
+def _vote(p: np.ndarray, support: np.ndarray, n_par: int, n_top: int = _TOP) -> np.ndarray:
     """Bin trial cells on a logarithmic grid; a bin's votes are the distinct base-line sets
     in it and its neighbours. Returns the mean cell of the :data:`_TOP` best bins."""
     keys = np.floor(np.log(np.abs(p)) / _BIN).astype(np.int64)
@@ -528,7 +570,7 @@ def _vote(p: np.ndarray, support: np.ndarray, n_par: int) -> np.ndarray:
     bins, votes = np.unique(pair // (int(support.max()) + 1), return_counts=True)
     # add the neighbours' votes (a cluster split by a bin edge counts whole), for the bins
     # with the most votes of their own
-    top = np.argsort(-votes, kind="stable")[: 8 * _TOP]
+    top = np.argsort(-votes, kind="stable")[: 8 * n_top]
     bins_top, total = bins[top], votes[top].astype(float)
     strides = np.cumprod(np.r_[1, span[::-1][:-1]])[::-1]
     for delta in itertools.product((-1, 0, 1), repeat=n_par):
@@ -539,7 +581,7 @@ def _vote(p: np.ndarray, support: np.ndarray, n_par: int) -> np.ndarray:
         hit = bins[pos] == shifted
         total[hit] += votes[pos[hit]]
     bins = bins_top
-    best = bins[np.argsort(-total, kind="stable")[:_TOP]]
+    best = bins[np.argsort(-total, kind="stable")[:n_top]]
     # the mean trial cell of each chosen bin
     which = np.searchsorted(best, code, sorter=np.argsort(best))
     order = np.argsort(best)
@@ -693,6 +735,7 @@ def _refine(
     q_max = float(q_obs.max()) * 1.05 + 1e-3
     p = np.asarray(p0, dtype=float)
     z = 0.0
+    previous = None
     for it in range(4):
         q_calc, rows = _calc_lines(system, p, q_max)
         if not len(q_calc):
@@ -711,6 +754,10 @@ def _refine(
         ok = np.abs(resid) <= tol * slack
         if ok.sum() < N_PARAMS[system] + 2:
             return None
+        assigned = np.where(ok, rows[j], -1)
+        if previous is not None and np.array_equal(assigned, previous):
+            break  # the same assignment fits to the same (p, z): converged
+        previous = assigned
         w = 1 / (tol[ok] * dq[ok]) ** 2
         design = np.column_stack([f[j[ok]], dq[ok]])
         rhs = q_obs[ok]
@@ -823,6 +870,7 @@ def _solution_centred(
         f_n = n / (d2t * max(n_calc, 1))
     else:
         m20 = f_n = 0.0
+        n_calc = 0
     considered = min(len(two_theta), max(_LINES_SEARCH, int(first[-1]) + 1 if n else 0))
     share = float(height[:considered][indexed[:considered]].sum() / height[:considered].sum())
     n_ind = int(indexed[:considered].sum())
@@ -833,7 +881,7 @@ def _solution_centred(
         n_indexed=n_ind, intensity_indexed=share, hkl=hkl[:considered],
         indexed=indexed[:considered], two_theta_obs=two_theta[:considered],
         two_theta_calc=tt_calc[j][:considered], score=score, wavelength=lam,
-        centring=centring,
+        centring=centring, n_calc=int(n_calc),
     )  # fmt: skip
 
 
@@ -851,7 +899,7 @@ def _search(system: str, lines: _Lines) -> list[IndexingSolution]:
         return []
     merit = _quick_merit(system, trials, lines)
     out: list[IndexingSolution] = []
-    for k in np.argsort(-merit, kind="stable")[:_REFINE]:
+    for k in np.argsort(-merit, kind="stable")[: _REFINE_OF.get(system, _REFINE)]:
         if not np.isfinite(merit[k]):
             break
         s = _refine(system, trials[k], lines, centred=False)
@@ -867,7 +915,12 @@ def _search(system: str, lines: _Lines) -> list[IndexingSolution]:
         # sub-cells are tried: a supercell indexes every line of its sub-cell, and the
         # trial cells need not contain the sub-cell itself
         best = out[0]
-        for p in [best.params, *_subcell_params(system, best.params)]:
+        subcells = _subcell_params(system, best.params)
+        if subcells:  # screened like the trial cells: only those about as good are refined
+            quick = _quick_merit(system, np.array([best.params, *subcells]), lines)
+            subcells = [c for c, m in zip(subcells, quick[1:], strict=True)
+                        if m >= quick[0] - _SUBCELL_MARGIN]  # fmt: skip
+        for p in [best.params, *subcells]:
             s = _refine(system, p, lines, centred=False)
             if s is not None and s.score > out[0].score:
                 out.insert(0, s)
@@ -903,7 +956,9 @@ DISPLACE = 1.0
 def choose(solutions: dict[str, IndexingSolution]) -> IndexingSolution | None:
     """The convincing solution of highest score; on a tie (within :data:`DISPLACE`, in log
     units) the more symmetric one; None when a family whose metric does not contain the
-    chosen one's indexes as many lines about as well (:data:`AMBIGUOUS_M20_SHARE`)."""
+    chosen one's indexes as many lines about as well (:data:`AMBIGUOUS_M20_SHARE`), or a
+    family of lower symmetry indexes as many with :data:`LOWER_M20_RATIO` times its M(20)
+    (fewer calculated lines for the same fit: the symmetric cell is a too-large one)."""
     ranked = [s for name in SYSTEMS if (s := solutions.get(name)) is not None and s.convincing]
     if not ranked:
         return None
@@ -911,6 +966,10 @@ def choose(solutions: dict[str, IndexingSolution]) -> IndexingSolution | None:
     for s in ranked[1:]:
         if s.score > best.score + DISPLACE:
             best = s
+    for s in solutions.values():
+        if (s.system in CONTAINS[best.system] and s.n_indexed >= best.n_indexed
+                and s.m20 >= LOWER_M20_RATIO * best.m20):  # fmt: skip
+            return None
     for s in solutions.values():
         if s is best or s.system in CONTAINS[best.system]:
             continue
@@ -959,8 +1018,9 @@ def index_peaks(
             if found:
                 best_of[system] = found[0]
                 s = found[0]
-                if (stop_when_convincing and s.convincing and s.m20 >= 2 * CONVINCING_M20
-                        and s.n_indexed == s.n_lines):  # fmt: skip
+                if (stop_when_convincing and s.convincing and s.m20 >= _STOP_M20
+                        and s.n_lines - s.n_indexed <= _STOP_UNINDEXED
+                        and s.n_calc <= STOP_CALC_RATIO * s.n_indexed):  # fmt: skip
                     skip |= CONTAINS[system]
     best = choose(best_of)
     classes = extinction_classes(best, lines) if best is not None else []
@@ -969,6 +1029,20 @@ def index_peaks(
         solutions=ranked, best=best, classes=classes, n_peaks=len(peaks),
         seconds=time.perf_counter() - t0, source=getattr(peaks, "source", ""),
     )  # fmt: skip
+
+
+def warm_tables(systems=DEFAULT_SYSTEMS) -> None:
+    """Build the per-process tables of ``systems`` (reflection forms, base-line inverses,
+    extinction tables: about a second, once per process). Worker processes forked after
+    this call share them instead of each building its own."""
+    for system in systems:
+        _forms_centred(system, _H_TABLE[system])
+        if N_PARAMS[system] > 1:
+            _base_inverses(system)
+        if system in ("cubic", "tetragonal", "hexagonal"):
+            _allowed_sums(system)
+        if system != "monoclinic":
+            family_classes(system)
 
 
 def index_pattern(
