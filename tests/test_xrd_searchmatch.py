@@ -252,3 +252,21 @@ def test_missing_references_and_bad_elements_are_named(tmp_path, cassiterite_pat
         search_match(cassiterite_pattern)
     with pytest.raises(ValueError, match="max_phases"):
         search_match(cassiterite_pattern, "Sn,O", max_phases=4)
+
+
+def test_a_single_phase_answer_holds_the_given_elements_and_pays_for_its_reflections():
+    """The ranking key: a candidate lacking given elements ranks lower in a single-phase
+    search only (a mixture may hold pure Ni beside a carbide), and a cell with many reflection
+    families pays a little for the fits they buy."""
+    from types import SimpleNamespace
+
+    from matforge.xrd.searchmatch import _missing, _score
+
+    nickel = SimpleNamespace(elements=("Ni",))
+    assert _missing(nickel, ("C", "Ni"), max_phases=1) == 0.5
+    assert _missing(nickel, ("C", "Ni"), max_phases=2) == 0.0
+    assert _missing(nickel, (), max_phases=1) == 0.0
+    assert _score(0.10, 0.0, missing=0.5) > _score(0.10, 0.0) == pytest.approx(0.10)
+    assert _score(0.10, 0.0, n_refl=10) == pytest.approx(0.10 * 1.05)  # one decade: 5 %
+    assert _score(0.10, 0.0, n_refl=1000) > _score(0.10, 0.0, n_refl=10)
+    assert _score(0.10, 0.9) < _score(0.10, 0.0)  # the classifier's probability still helps

@@ -48,6 +48,18 @@ RATIO_STEP = 0.01
 SHORTLIST = 12
 #: weight of the classifier's prototype probability in the ranking: score = Rwp·(1 − w·p)
 CLASSIFIER_WEIGHT = 0.1
+#: a single-phase answer must hold the elements the user gave: the score of a candidate
+#: lacking a fraction m of them is multiplied by (1 + MISSING_ELEMENT_WEIGHT·m). Light atoms
+#: scatter little, so without it a metal sublattice (fcc Ni for a C–Ni carbide) fits about as
+#: well as the compound. Chosen on the validation side of the chemical-system split
+MISSING_ELEMENT_WEIGHT = 0.5
+#: many reflections fit any pattern a little (de Wolff's argument against big cells in
+#: indexing): the score is multiplied by (1 + COMPLEXITY_WEIGHT·log10 N) with N the
+#: candidate's reflection families in the measured range. Both weights were chosen on 60
+#: single-phase patterns of the validation side (benchmarks/xrd_searchmatch.py --split val):
+#: top-1 0.883 with neither, 0.900 with the element term (0.25: 0.883, 1.0: 0.900), 0.917
+#: with this one too (0.1: 0.917; 0.2: 0.917 but top-5 0.95)
+COMPLEXITY_WEIGHT = 0.05
 #: a further phase is kept when it lowers Rwp by at least this fraction of the current Rwp …
 MIN_RWP_GAIN = 0.15
 #: … and makes up at least this weight fraction
@@ -70,8 +82,11 @@ class PhaseMatch:
     Attributes:
         phase: the :class:`~matforge.xrd.phases.Phase`.
         rwp: weighted-profile R factor of the fit (0–1; lower is better).
-        score: ranking key, Rwp·(1 − w·p) with p the classifier's probability of the
-            phase's prototype (:data:`CLASSIFIER_WEIGHT` = w).
+        score: ranking key, Rwp·(1 − w·p)·(1 + v·m)·(1 + u·log10 N) with p the classifier's
+            probability of the phase's prototype (:data:`CLASSIFIER_WEIGHT` = w), in a
+            single-phase search m the fraction of the given elements the phase lacks
+            (:data:`MISSING_ELEMENT_WEIGHT` = v), and N its reflection families in the
+            measured range (:data:`COMPLEXITY_WEIGHT` = u).
         classifier_probability: p (0 when the classifier was not run or does not know it).
         lattice: refined (a, b, c) in Å and (α, β, γ) in degrees.
         reference_lattice: the candidate's starting cell (estimated for a substituted
@@ -270,6 +285,8 @@ class _Candidate:
     start: np.ndarray
     prescreen: float = 0.0
     prior: float = 0.0  # the classifier's probability of its prototype
+    missing: float = 0.0  # fraction of the given elements it lacks (single-phase searches)
+    n_refl: int = 1  # reflection families in the measured range
 
 
 def _lattice_model(phase) -> LatticeModel:
@@ -307,8 +324,24 @@ def _fit_new_phase(model: WholePatternModel, fixed: list[PhaseParams], zero, k2,
     return r
 
 
-def _score(rwp: float, prior: float) -> float:
-    return rwp * (1 - CLASSIFIER_WEIGHT * prior)
+def _score(rwp: float, prior: float, missing: float = 0.0, n_refl: int = 1) -> float:
+    return (
+        rwp
+        * (1 - CLASSIFIER_WEIGHT * prior)
+        * (1 + MISSING_ELEMENT_WEIGHT * missing)
+        * (1 + COMPLEXITY_WEIGHT * np.log10(max(n_refl, 1)))
+    )
+
+
+def _rank_key(c, fit) -> float:
+    return _score(fit.rwp, c.prior, c.missing, c.n_refl)
+
+
+def _missing(phase, elements, max_phases: int) -> float:
+    """Fraction of ``elements`` that ``phase`` lacks, where one phase must hold them all."""
+    if max_phases != 1 or not elements:
+        return 0.0
+    return len(set(elements) - set(phase.elements)) / len(set(elements))
 
 
 def weight_fractions(fit: FitResult, structures) -> np.ndarray:
@@ -585,20 +618,22 @@ def search_match(
     d_min, d_max = _d_range(x, lam)
     refls = reflections([c.structure for c in candidates], lam, d_min, d_max, absolute=False)
     prior = _prototype_prior(classifier, pat)
+    given = () if elements is None else _elements(elements)
     cands = [
         _Candidate(ph, _lattice_model(ph), _strongest(r, SCREEN_REFLECTIONS), _lattice_model(ph).start(),
-                   prior=prior.get(ph.prototype, 0.0) if ph.prototype else 0.0)
+                   prior=prior.get(ph.prototype, 0.0) if ph.prototype else 0.0,
+                   missing=_missing(ph, given, max_phases), n_refl=len(r))
         for ph, r in zip(candidates, refls, strict=True)
     ]  # fmt: skip
     ranked = _screen(x, y, lam, cands, shortlist)
     fits = {}
     for c in ranked:
         fits[id(c)] = _fit_new_phase(model, [], 0.0, 0.0, c, fwhm, thorough=False)
-    best_few = sorted(ranked, key=lambda c: _score(fits[id(c)].rwp, c.prior))[:3]
+    best_few = sorted(ranked, key=lambda c: _rank_key(c, fits[id(c)]))[:3]
     for c in best_few:
         r = fits[id(c)]
         fits[id(c)] = model.fit(r.phases, r.zero, r.kalpha2_ratio, max_nfev=15)
-    order = sorted(ranked, key=lambda c: _score(fits[id(c)].rwp, c.prior))
+    order = sorted(ranked, key=lambda c: _rank_key(c, fits[id(c)]))
     single = [_match(c, fits[id(c)]) for c in order[:top]]
 
     chosen = [order[0]]
@@ -691,7 +726,7 @@ def _match(c: _Candidate, fit: FitResult, index: int = -1) -> PhaseMatch:
     ph = fit.phases[index]
     lat = c.lattice
     return PhaseMatch(
-        phase=c.phase, rwp=fit.rwp, score=_score(fit.rwp, c.prior),
+        phase=c.phase, rwp=fit.rwp, score=_rank_key(c, fit),
         classifier_probability=c.prior, lattice=ph.cell(),
         reference_lattice=(lat.abc0.copy(), lat.angles0.copy()), prescreen=c.prescreen, fit=fit,
     )  # fmt: skip
