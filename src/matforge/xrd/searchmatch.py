@@ -61,7 +61,9 @@ MISSING_ELEMENT_WEIGHT = 0.5
 #: with this one too (0.1: 0.917; 0.2: 0.917 but top-5 0.95)
 COMPLEXITY_WEIGHT = 0.05
 #: a further phase is kept when it lowers Rwp by at least this fraction of the current Rwp …
-MIN_RWP_GAIN = 0.15
+#: (on the validation side, 30 two-phase and 20 three-phase patterns: 0.15 found all phases in
+#: 93 % / 75 % and exactly those in 87 % / 75 %; 0.10 in 97 % / 75 % and 90 % / 75 %)
+MIN_RWP_GAIN = 0.10
 #: … and makes up at least this weight fraction
 MIN_WEIGHT_FRACTION = 0.05
 #: strongest reflection families of a candidate used while screening (big low-symmetry cells
