@@ -369,9 +369,8 @@ def test_a_bench_scientist_session(server, browser, shots, gaps_csv, tmp_path):
     context.close()
 
 
-@pytest.mark.skipif(not XRD_WEIGHTS.exists(), reason="the shipped XRD weights are not installed")
-def test_xrd_identification(server, browser, shots):
-    """Drop a pattern file on the XRD panel: the top structures and the overlay plot."""
+def _xrd_panel(server, browser):
+    """(context, page, JavaScript errors) of a browser logged in as alice on the XRD tab."""
     base, token = server
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
@@ -382,6 +381,13 @@ def test_xrd_identification(server, browser, shots):
     page.click("#login-form button")
     expect(page.locator("#whoami")).to_have_text("alice")
     page.click("#tabs button[data-tab='xrd']")
+    return context, page, errors
+
+
+@pytest.mark.skipif(not XRD_WEIGHTS.exists(), reason="the shipped XRD weights are not installed")
+def test_xrd_identification(server, browser, shots):
+    """Drop a pattern file on the XRD panel: the top structures and the overlay plot."""
+    context, page, errors = _xrd_panel(server, browser)
     expect(page.locator("#xrd .unavailable")).to_have_count(0)
     page.fill("#xrd-k", "3")
     page.set_input_files("#xrd-file", str(XRD_WEIGHTS.with_name("example_pattern.xy")))
@@ -402,16 +408,7 @@ def test_xrd_identification(server, browser, shots):
 def test_xrd_batch_identification(server, browser, shots):
     """Choose two pattern files on the XRD panel: a summary row each, in order; a click on one
     shows its top structures and the overlay."""
-    base, token = server
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(base + "/ui/#xrd")
-    page.fill("#token", token)
-    page.click("#login-form button")
-    expect(page.locator("#whoami")).to_have_text("alice")
-    page.click("#tabs button[data-tab='xrd']")
+    context, page, errors = _xrd_panel(server, browser)
     page.fill("#xrd-k", "3")
     nacl = XRD_WEIGHTS.with_name("example_pattern.xy")
     sno2 = REPO / "docs" / "examples" / "xrd" / "sno2_textured.xy"

@@ -741,19 +741,24 @@ function identifyFiles(files) {
   return identify(files[0]);
 }
 
+// POST a form to an XRD route: its answer, or null after showing the API's error in status
+async function postXrd(path, form, status) {
+  try {
+    return await api(path, { method: "POST", form });
+  } catch (err) {
+    if (!(err instanceof ApiError)) throw err;
+    status.replaceChildren(el("p", { class: "error", id: "xrd-error", text: err.message }));
+    return null;
+  }
+}
+
 async function identifyBatch(files) {
   const status = $("#xrd-status");
   status.replaceChildren(el("span", { class: "muted", text: `identifying ${files.length} files…` }));
   const form = new FormData();
   for (const f of files) form.append("files", f);
-  let out;
-  try {
-    out = await api("/xrd/identify/batch", { method: "POST", form });
-  } catch (err) {
-    if (!(err instanceof ApiError)) throw err;
-    status.replaceChildren(el("p", { class: "error", id: "xrd-error", text: err.message }));
-    return;
-  }
+  const out = await postXrd("/xrd/identify/batch", form, status);
+  if (!out) return;
   const failed = out.files.filter((r) => r.error).length;
   status.replaceChildren(el("span", { class: failed ? "error" : "ok",
     text: `${out.files.length} files identified${failed ? `, ${failed} of them not` : ""}` }));
@@ -786,14 +791,8 @@ async function identify(file) {
   const form = new FormData();
   form.append("file", file);
   form.append("k", $("#xrd-k").value || "5");
-  let out;
-  try {
-    out = await api("/xrd/identify", { method: "POST", form });
-  } catch (err) {
-    if (!(err instanceof ApiError)) throw err;
-    status.replaceChildren(el("p", { class: "error", id: "xrd-error", text: err.message }));
-    return;
-  }
+  const out = await postXrd("/xrd/identify", form, status);
+  if (!out) return;
   status.replaceChildren(el("span", { class: "ok", text: `${file.name}: ${out.matches.length} candidate structures` }));
   $("#xrd-table tbody").replaceChildren(...out.matches.map((m, i) => el("tr", {},
     el("td", { text: i + 1 }), el("td", { text: m.name }), el("td", { text: m.space_group ?? "" }),
