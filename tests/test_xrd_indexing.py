@@ -197,3 +197,78 @@ def test_an_impurity_line_leaves_the_orthorhombic_cell():
     assert np.allclose(got, np.sort(structure.lattice.abc), rtol=1e-3), got
     at = np.flatnonzero(np.isclose(result.best.two_theta_obs, stray))
     assert len(at) == 1 and not result.best.indexed[at[0]]
+
+
+def _lines_and_orthorhombic(structure, p0, seed=0):
+    """The indexing lines of a simulated scan of ``structure`` and the orthorhombic cell
+    refined on them from reciprocal-metric parameters ``p0``."""
+    from matforge.xrd.indexing import _refine, _select_lines
+    from matforge.xrd.peaks import find_peaks
+
+    lines = _select_lines(find_peaks(measured(structure, seed=seed)))
+    return lines, _refine("orthorhombic", np.asarray(p0, dtype=float), lines)
+
+
+def test_a_pseudo_tetragonal_orthorhombic_cell_of_rutile_is_tetragonal():
+    # rutile refined as orthorhombic from b and c 0.3 % apart settles on b ≈ c, and fits
+    # the lines about as well; the metric-symmetry check refines the tetragonal cell on the
+    # same lines and reports it
+    from pymatgen.core import Lattice, Structure
+
+    from matforge.xrd.indexing import _metric_symmetry
+
+    rutile = Structure.from_spacegroup(136, Lattice.tetragonal(4.5937, 2.9587), ["Ti", "O"],
+                                       [[0, 0, 0], [0.3048, 0.3048, 0]])  # fmt: skip
+    lines, ortho = _lines_and_orthorhombic(rutile, [2.9587**-2, 4.5937**-2, 4.6075**-2])
+    assert ortho.system == "orthorhombic" and ortho.convincing
+    b, c = ortho.cell[1], ortho.cell[2]
+    assert abs(b / c - 1) < 1e-3
+    higher = _metric_symmetry(ortho, lines)
+    assert higher is not None and higher.system == "tetragonal" and higher.convincing
+    assert np.allclose(higher.cell[:3], (4.5937, 4.5937, 2.9587), rtol=5e-4), higher
+    assert higher.n_indexed >= ortho.n_indexed
+    # an indexing that searched only orthorhombic cells reports the tetragonal metric
+    from matforge.xrd.peaks import find_peaks
+
+    result = index_peaks(find_peaks(measured(rutile)), systems=("orthorhombic",))
+    assert result.system == "tetragonal", result.solutions
+    assert any(s.system == "orthorhombic" for s in result.solutions)
+
+
+def test_an_orthohexagonal_cell_of_hcp_erbium_is_hexagonal():
+    from pymatgen.core import Lattice, Structure
+
+    from matforge.xrd.indexing import _metric_symmetry
+
+    er = Structure.from_spacegroup(194, Lattice.hexagonal(3.559, 5.585), ["Er"],
+                                   [[1 / 3, 2 / 3, 0.25]])  # fmt: skip
+    # the primitive half of the C-centred orthohexagonal cell: (a √3/2, a, c)
+    lines, ortho = _lines_and_orthorhombic(er, [(3.559 * 3**0.5 / 2) ** -2, 3.559**-2, 5.585**-2])
+    assert ortho.system == "orthorhombic" and ortho.convincing
+    higher = _metric_symmetry(ortho, lines)
+    assert higher is not None and higher.system == "hexagonal"
+    assert np.allclose(higher.cell[:3], (3.559, 3.559, 5.585), rtol=5e-4), higher
+
+
+def test_genuinely_orthorhombic_cells_stay_orthorhombic():
+    from pymatgen.core import Lattice, Structure
+
+    from matforge.xrd.indexing import _metric_symmetry
+
+    # alpha-Ga: a and c 0.13 % apart, within the tolerance of the metric check, but the
+    # tetragonal cell cannot index the lines that difference splits
+    ga = Structure.from_spacegroup(64, Lattice.orthorhombic(4.511, 7.645, 4.517), ["Ga"],
+                                   [[0, 0.1549, 0.081]])  # fmt: skip
+    lines, ortho = _lines_and_orthorhombic(ga, [4.511**-2, 4.517**-2, 7.645**-2])
+    assert ortho.system == "orthorhombic" and ortho.convincing
+    assert abs(ortho.cell[0] / ortho.cell[1] - 1) < 2e-3
+    assert _metric_symmetry(ortho, lines) is None
+    result = index_pattern(measured(ga))
+    assert result.system == "orthorhombic", result.solutions
+    # aragonite is pseudo-hexagonal: b/a = 1.157, 0.2 % from 2/√3; the hexagonal cell
+    # leaves lines unindexed
+    aragonite = _structure("aragonite CaCO3")
+    lines, ortho = _lines_and_orthorhombic(aragonite, np.array(aragonite.lattice.abc) ** -2, 4)
+    assert ortho.convincing and abs(ortho.cell[0] / ortho.cell[1] * 3**0.5 / 2 - 1) < 3e-3
+    assert _metric_symmetry(ortho, lines) is None
+    assert index_pattern(measured(aragonite, seed=4)).system == "orthorhombic"

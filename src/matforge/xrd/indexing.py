@@ -948,6 +948,57 @@ def _subcell_params(system: str, p: np.ndarray) -> list[np.ndarray]:
     return [c for c in cand if _valid(system, c[None])[0]]
 
 
+#: metric-symmetry check (Le Page): two orthorhombic edges whose ratio is 1 (tetragonal) or
+#: √3 or 2/√3 (orthohexagonal) within this relative tolerance make the cell a candidate for
+#: the higher symmetry; set on the validation side (benchmarks/xrd_indexing.py)
+METRIC_TOL = 0.005
+#: the higher-symmetry cell refined on the same lines replaces the orthorhombic one when it
+#: indexes all but at most one of its lines with at least this share of its M(20): the extra
+#: free parameter of the orthorhombic cell fits noise and the zero shift a little better
+METRIC_M20_SHARE = 0.7
+_SQRT3 = math.sqrt(3.0)
+
+
+def _higher_metric_cells(cell: tuple[float, ...]) -> list[tuple[str, np.ndarray]]:
+    """(family, reciprocal-metric parameters) of the tetragonal and hexagonal cells whose
+    metric the orthorhombic ``cell`` (a, b, c in Å) matches within :data:`METRIC_TOL`: two
+    equal edges (tetragonal, a = their mean, c = the third edge); edges in the ratio √3 (the
+    C-centred orthohexagonal cell, a_h = the shorter edge) or 2/√3 (its primitive half,
+    b/2 = a_h √3/2 against a_h: a_h = the longer edge)."""
+    edges = [float(x) for x in cell[:3]]
+    out: list[tuple[str, np.ndarray]] = []
+    for i, j in itertools.combinations(range(3), 2):
+        short, long = sorted((edges[i], edges[j]))
+        third = edges[3 - i - j]
+        ratio = long / short
+        if abs(ratio - 1) <= METRIC_TOL:
+            a = 0.5 * (short + long)
+            out.append(("tetragonal", np.array([a**-2, third**-2])))
+        for r, a in ((_SQRT3, short), (2 / _SQRT3, long)):
+            if abs(ratio / r - 1) <= METRIC_TOL:
+                out.append(("hexagonal", np.array([4 / (3 * a * a), third**-2])))
+    return out
+
+
+def _metric_symmetry(solution: IndexingSolution, lines: _Lines) -> IndexingSolution | None:
+    """The tetragonal or hexagonal cell an orthorhombic ``solution`` is a pseudo-symmetric
+    description of, refined on the same ``lines`` (:func:`_refine`), when it indexes all but
+    at most one of the orthorhombic cell's lines with :data:`METRIC_M20_SHARE` of its M(20);
+    else None. A genuinely orthorhombic cell with two near-equal edges (α-Ga, 0.13 % apart)
+    splits lines the tetragonal cell cannot index, and keeps its symmetry."""
+    if solution.system != "orthorhombic":
+        return None
+    best = None
+    for system, p0 in _higher_metric_cells(solution.cell):
+        s = _refine(system, p0, lines)
+        if (s is None or s.n_indexed < solution.n_indexed - 1
+                or s.m20 < METRIC_M20_SHARE * solution.m20):  # fmt: skip
+            continue
+        if best is None or s.score > best.score:
+            best = s
+    return best
+
+
 #: how much higher (log-evidence) a lower-symmetry cell's score must be to displace a
 #: convincing cell of higher symmetry
 DISPLACE = 1.0
@@ -998,7 +1049,10 @@ def index_peaks(
             unrelated metric are still searched, for :func:`choose`'s ambiguity test.
 
     Returns:
-        An :class:`IndexingResult`; ``best`` is None when no cell convinces.
+        An :class:`IndexingResult`; ``best`` is None when no cell convinces. An orthorhombic
+        cell with a tetragonal or hexagonal metric (:func:`_metric_symmetry`) is not chosen:
+        the higher-symmetry cell refined on the same lines takes its place, even when that
+        family was not among ``systems``.
     """
     from matforge.errors import MatforgeError
 
@@ -1022,7 +1076,17 @@ def index_peaks(
                         and s.n_lines - s.n_indexed <= _STOP_UNINDEXED
                         and s.n_calc <= STOP_CALC_RATIO * s.n_indexed):  # fmt: skip
                     skip |= CONTAINS[system]
-    best = choose(best_of)
+    candidates = dict(best_of)
+    ortho = best_of.get("orthorhombic")
+    higher = _metric_symmetry(ortho, lines) if ortho is not None else None
+    if higher is not None:
+        # the orthorhombic cell is a pseudo-symmetric description of a tetragonal or
+        # hexagonal metric: it stays among the solutions, but is not chosen
+        del candidates["orthorhombic"]
+        other = candidates.get(higher.system)
+        if other is None or higher.score > other.score:
+            candidates[higher.system] = best_of[higher.system] = higher
+    best = choose(candidates)
     classes = extinction_classes(best, lines) if best is not None else []
     ranked = sorted(best_of.values(), key=lambda s: -s.score)
     return IndexingResult(
