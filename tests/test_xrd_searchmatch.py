@@ -260,7 +260,7 @@ def test_a_single_phase_answer_holds_the_given_elements_and_pays_for_its_reflect
     families pays a little for the fits they buy."""
     from types import SimpleNamespace
 
-    from matforge.xrd.searchmatch import _missing, _score
+    from matforge.xrd.searchmatch import _complexity, _missing, _score
 
     nickel = SimpleNamespace(elements=("Ni",))
     assert _missing(nickel, ("C", "Ni"), max_phases=1) == 0.5
@@ -270,3 +270,4 @@ def test_a_single_phase_answer_holds_the_given_elements_and_pays_for_its_reflect
     assert _score(0.10, 0.0, n_refl=10) == pytest.approx(0.10 * 1.05)  # one decade: 5 %
     assert _score(0.10, 0.0, n_refl=1000) > _score(0.10, 0.0, n_refl=10)
     assert _score(0.10, 0.9) < _score(0.10, 0.0)  # the classifier's probability still helps
+    assert _complexity(500, max_phases=1) == 500 and _complexity(500, max_phases=3) == 1

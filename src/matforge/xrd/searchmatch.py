@@ -54,11 +54,13 @@ CLASSIFIER_WEIGHT = 0.1
 #: well as the compound. Chosen on the validation side of the chemical-system split
 MISSING_ELEMENT_WEIGHT = 0.5
 #: many reflections fit any pattern a little (de Wolff's argument against big cells in
-#: indexing): the score is multiplied by (1 + COMPLEXITY_WEIGHT·log10 N) with N the
-#: candidate's reflection families in the measured range. Both weights were chosen on 60
-#: single-phase patterns of the validation side (benchmarks/xrd_searchmatch.py --split val):
-#: top-1 0.883 with neither, 0.900 with the element term (0.25: 0.883, 1.0: 0.900), 0.917
-#: with this one too (0.1: 0.917; 0.2: 0.917 but top-5 0.95)
+#: indexing): in a single-phase search the score is multiplied by
+#: (1 + COMPLEXITY_WEIGHT·log10 N) with N the candidate's reflection families in the measured
+#: range. Both weights were chosen on 60 single-phase patterns of the validation side
+#: (benchmarks/xrd_searchmatch.py --split val): top-1 0.883 with neither, 0.900 with the
+#: element term (0.25: 0.883, 1.0: 0.900), 0.917 with this one too (0.1: 0.917; 0.2: 0.917 but
+#: top-5 0.95). In mixtures it cost a pattern of 30 and one of 20 on the validation side, so
+#: there it is off
 COMPLEXITY_WEIGHT = 0.05
 #: a further phase is kept when it lowers Rwp by at least this fraction of the current Rwp …
 #: (on the validation side, 30 two-phase and 20 three-phase patterns: 0.15 found all phases in
@@ -288,7 +290,7 @@ class _Candidate:
     prescreen: float = 0.0
     prior: float = 0.0  # the classifier's probability of its prototype
     missing: float = 0.0  # fraction of the given elements it lacks (single-phase searches)
-    n_refl: int = 1  # reflection families in the measured range
+    n_refl: int = 1  # reflection families in the measured range (single-phase searches)
 
 
 def _lattice_model(phase) -> LatticeModel:
@@ -337,6 +339,12 @@ def _score(rwp: float, prior: float, missing: float = 0.0, n_refl: int = 1) -> f
 
 def _rank_key(c, fit) -> float:
     return _score(fit.rwp, c.prior, c.missing, c.n_refl)
+
+
+def _complexity(n_refl: int, max_phases: int) -> int:
+    """The reflection count the score charges for: ``n_refl`` in a single-phase search, else 1
+    (no charge)."""
+    return n_refl if max_phases == 1 else 1
 
 
 def _missing(phase, elements, max_phases: int) -> float:
@@ -624,7 +632,8 @@ def search_match(
     cands = [
         _Candidate(ph, _lattice_model(ph), _strongest(r, SCREEN_REFLECTIONS), _lattice_model(ph).start(),
                    prior=prior.get(ph.prototype, 0.0) if ph.prototype else 0.0,
-                   missing=_missing(ph, given, max_phases), n_refl=len(r))
+                   missing=_missing(ph, given, max_phases),
+                   n_refl=_complexity(len(r), max_phases))
         for ph, r in zip(candidates, refls, strict=True)
     ]  # fmt: skip
     ranked = _screen(x, y, lam, cands, shortlist)
