@@ -471,6 +471,20 @@ def _probes():
             )
             for who in ("bob", None)
         ],
+        ("POST", f"{API}/xrd/identify/batch"): [
+            (
+                "POST",
+                f"{API}/xrd/identify/batch",
+                {
+                    "files": [
+                        ("files", ("a.xy", b"10 1\n11 oops\n", "text/plain")),
+                        ("files", ("b.xy", b"10 1\n", "text/plain")),
+                    ]
+                },
+                who,
+            )
+            for who in ("bob", None)
+        ],
         (G, f"{API}/models/{{model_id}}/cv"): [
             (G, f"{API}/models/{{{k}}}/cv", {}, "bob") for k in ("S_model", "P_model")
         ],
@@ -630,8 +644,12 @@ def answers(request, tmp_path_factory, tiny_xrd_model):
     try:
         for secret in (False, True):
             worlds.append(
-                _build(make_url(f"w{int(secret)}"), tmp_path_factory.mktemp("models"), secret,
-                       xrd_model=tiny_xrd_model)  # fmt: skip
+                _build(
+                    make_url(f"w{int(secret)}"),
+                    tmp_path_factory.mktemp("models"),
+                    secret,
+                    xrd_model=tiny_xrd_model,
+                )  # fmt: skip
             )
         ordered = sorted(PROBES, key=lambda r: (r[0] in _MUTATING, r))  # reads first, then writes
         result = {route: tuple(_run(w, route) for w in worlds) for route in ordered}

@@ -384,6 +384,16 @@ def _xrd_panel(server, browser):
     return context, page, errors
 
 
+def _expect_overlay(page):
+    """The XRD overlay shows the measured pattern and at least one simulated match."""
+    page.wait_for_function(
+        "() => { const d = document.querySelector('#xrd-plot');"
+        " return d && d.data && d.data.length >= 2 && d.data[1].x.length > 100; }",
+        timeout=10_000,
+    )
+    assert _plot_points(page, "#xrd-plot", 0) > 1000  # the measured pattern
+
+
 @pytest.mark.skipif(not XRD_WEIGHTS.exists(), reason="the shipped XRD weights are not installed")
 def test_xrd_identification(server, browser, shots):
     """Drop a pattern file on the XRD panel: the top structures and the overlay plot."""
@@ -393,12 +403,7 @@ def test_xrd_identification(server, browser, shots):
     page.set_input_files("#xrd-file", str(XRD_WEIGHTS.with_name("example_pattern.xy")))
     expect(page.locator("#xrd-table tbody tr")).to_have_count(3, timeout=JOB_TIMEOUT_MS)
     expect(page.locator("#xrd-status")).to_contain_text("3 candidate structures")
-    page.wait_for_function(
-        "() => { const d = document.querySelector('#xrd-plot');"
-        " return d && d.data && d.data.length >= 2 && d.data[1].x.length > 100; }",
-        timeout=10_000,
-    )
-    assert _plot_points(page, "#xrd-plot", 0) > 1000  # the measured pattern
+    _expect_overlay(page)
     shots(page, "ui-xrd")
     assert not errors, f"JavaScript errors in the page: {errors}"
     context.close()
@@ -429,12 +434,7 @@ def test_xrd_batch_identification(server, browser, shots):
     expect(page.locator("#xrd-table tbody tr").first.locator("td:nth-child(2)")).to_contain_text(
         prototype
     )
-    page.wait_for_function(
-        "() => { const d = document.querySelector('#xrd-plot');"
-        " return d && d.data && d.data.length >= 2 && d.data[1].x.length > 100; }",
-        timeout=10_000,
-    )
-    assert _plot_points(page, "#xrd-plot", 0) > 1000  # the measured pattern
+    _expect_overlay(page)
     shots(page, "ui-xrd-batch")
     assert not errors, f"JavaScript errors in the page: {errors}"
     context.close()
