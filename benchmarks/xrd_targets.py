@@ -114,20 +114,6 @@ def markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the section under :data:`HEADING` (up to the next '## ') or append it."""
-    text = path.read_text()
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == HEADING), None)
-    if start is None:
-        path.write_text(text.rstrip("\n") + "\n\n" + section)
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
-               len(lines))  # fmt: skip
-    rest = "".join(lines[end:])
-    path.write_text("".join(lines[:start]) + section + ("\n" + rest if rest else ""))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--docs", type=Path, help="write the section into this Markdown file")
@@ -135,7 +121,9 @@ def main() -> None:
     md = markdown()
     print(md)
     if args.docs:
-        write_section(args.docs, md)
+        from matforge.xrd.benchmark import write_docs_section
+
+        write_docs_section(args.docs, md, heading=HEADING)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ SOURCES: dict[str, tuple[str, bool]] = {
     "pymatgen": ("2026.10.24", False),
     "olymp": ("0.0.1b0", False),
     "bofire": ("0.5.0", False),
+    "crystals": ("1.7.0", False),  # its COD CIFs: XRD set E (scripts/xrd_real_structures.py)
 }
 
 MATBENCH_SEED = 18012019  # matbench/scripts/mvb01_generate_validation.py: KFold(5, shuffle, seed)
@@ -81,6 +82,10 @@ class Archive:
             self._tar = tarfile.open(path)
             self._names = self._tar.getnames()
         self.read_log: dict[str, str] = {}  # member -> sha256, for provenance
+
+    def members(self) -> list[str]:
+        """Every member's path inside the archive."""
+        return list(self._names)
 
     def read(self, member: str) -> bytes:
         """Bytes of ``member`` (a path inside the package, e.g. ``crabnet/data/...``)."""
@@ -1555,6 +1560,10 @@ class LocalSource:
         self.pins = pins
         self.hint = hint
         self.read_log: dict[str, str] = {}
+
+    def members(self) -> list[str]:
+        """Every member's path inside the archive."""
+        return list(self._names)
 
     def read(self, member: str) -> bytes:
         path = self.directory / member

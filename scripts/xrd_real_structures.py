@@ -22,32 +22,16 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))  # build_datasets (fetch) and xrd_examples (minerals)
 OUT = ROOT / "src" / "matforge" / "xrd" / "data" / "real_structures.json"
-CACHE = ROOT / ".cache" / "sources"
-PACKAGE, VERSION = "crystals", "1.7.0"
 MAX_SITES = 64
-
-
-def fetch_wheel() -> Path:
-    """The cached ``crystals`` wheel, downloaded once."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    found = sorted(CACHE.glob(f"{PACKAGE}-{VERSION}-*.whl"))
-    if not found:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", f"{PACKAGE}=={VERSION}",
-               "-d", str(CACHE)]  # fmt: skip
-        print("+", " ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True)
-        found = sorted(CACHE.glob(f"{PACKAGE}-{VERSION}-*.whl"))
-    return found[0]
 
 
 def _field(text: str, key: str) -> str | None:
@@ -125,8 +109,6 @@ def from_cif(name: str, text: str, source: str) -> tuple[dict | None, str]:
 def example_minerals() -> list[dict]:
     """Cassiterite, rutile and anatase as scripts/xrd_examples.py writes them."""
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
-
-    sys.path.insert(0, str(ROOT / "scripts"))
     from xrd_examples import minerals
 
     cites = {
@@ -165,26 +147,27 @@ def add_prototypes(rows: list[dict]) -> None:
 
 
 def main() -> None:
-    wheel = fetch_wheel()
+    from build_datasets import fetch  # the pinned wheel, downloaded once into .cache/sources
+
+    archive = fetch("crystals")
     rows, left_out = [], {}
-    with zipfile.ZipFile(wheel) as z:
-        for member in sorted(n for n in z.namelist() if re.fullmatch(r"crystals/cifs/.+\.cif", n)):
-            name = Path(member).stem
-            row, why = from_cif(name, z.read(member).decode("utf-8", "replace"),
-                                f"{PACKAGE}=={VERSION}: {member}")  # fmt: skip
-            seen = {r["citation"]["cod_id"]: r["name"] for r in rows}
-            if row is not None and row["citation"]["cod_id"] in seen:
-                row, why = None, f"the same COD entry as {seen[row['citation']['cod_id']]}"
-            if row is None:
-                left_out[name] = why
-            else:
-                rows.append(row)
+    for member in sorted(n for n in archive.members() if re.fullmatch(r"crystals/cifs/.+\.cif", n)):
+        name = Path(member).stem
+        row, why = from_cif(name, archive.read(member).decode("utf-8", "replace"),
+                            f"{archive.requirement}: {member}")  # fmt: skip
+        seen = {r["citation"]["cod_id"]: r["name"] for r in rows}
+        if row is not None and row["citation"]["cod_id"] in seen:
+            row, why = None, f"the same COD entry as {seen[row['citation']['cod_id']]}"
+        if row is None:
+            left_out[name] = why
+        else:
+            rows.append(row)
     rows += example_minerals()
     add_prototypes(rows)
     doc = {
         "description": "Set E of `matforge benchmark xrd` (issue #17): real crystal structures "
         "(conventional standard cells) whose space group spglib confirms from the published data.",
-        "source": f"{PACKAGE}=={VERSION} crystals/cifs (Crystallography Open Database entries) "
+        "source": f"{archive.requirement} crystals/cifs (Crystallography Open Database entries) "
         "and scripts/xrd_examples.py; written by scripts/xrd_real_structures.py",
         "licence": "COD entries: free to use with attribution to the journal article each cites "
         "(kept per row, with its COD ID)",

@@ -428,12 +428,12 @@ def benchmark_markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
-def write_docs_section(path: Path, section: str) -> None:
-    """Replace the '## XRD' section of ``path`` (up to the next '## ' heading) or append it."""
+def write_docs_section(path: Path, section: str, heading: str = "## XRD") -> None:
+    """Replace the ``heading`` section of ``path`` (up to the next '## ' heading) or append it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     lines = text.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == "## XRD"), None)
+    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == heading), None)
     if start is None:
         text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
     else:

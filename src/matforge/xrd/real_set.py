@@ -58,7 +58,7 @@ def evaluate_real_structures(
     from matforge.xrd.augment import CRYSTAL_SYSTEMS, AugmentConfig, augment
     from matforge.xrd.cnn import XRDClassifier
     from matforge.xrd.extinction import powder_classes
-    from matforge.xrd.identify import coherent_proba, identify
+    from matforge.xrd.identify import coherent_proba, index_patterns
     from matforge.xrd.io import Pattern
     from matforge.xrd.radiation import CU_KA1
     from matforge.xrd.training_data import make_grid, symmetry_labels
@@ -69,7 +69,8 @@ def evaluate_real_structures(
         unknown = set(names) - {r["name"] for r in rows}
         if unknown:
             raise ValueError(f"not in set E: {', '.join(sorted(unknown))}")
-        rows = tuple(r for r in rows if r["name"] in set(names))
+        wanted = set(names)
+        rows = tuple(r for r in rows if r["name"] in wanted)
     grid = make_grid()
     structures, systems, orbits, owner = [], [], [], []
     for i, r in enumerate(rows):
@@ -86,11 +87,12 @@ def evaluate_real_structures(
                         source=f"{rows[owner[k]]['name']} #{k}") for k in range(len(x))]  # fmt: skip
     if log:
         log(f"set E: {len(rows)} real structures, {len(patterns)} patterns")
-    results = identify(patterns, model=clf, index=True, jobs=jobs, top=1)
+    # a str is a scan the peak search refused: not indexed, as identify() treats it
+    indexings = [None if isinstance(r, str) else r for r in index_patterns(patterns, jobs=jobs)]
     proba = clf.predict_proba(patterns)
     methods = {
         "network_alone": coherent_proba(proba, [None] * len(patterns), clf.classes),
-        "network_plus_indexing": coherent_proba(proba, [r.indexing for r in results], clf.classes),
+        "network_plus_indexing": coherent_proba(proba, indexings, clf.classes),
     }
     classes = powder_classes()
     sg_true = np.array([rows[i]["spacegroup"] for i in owner])
