@@ -21,7 +21,7 @@ from matforge.design.acquisition import (
     make_acquisition,
     weight_by_feasibility,
 )
-from matforge.design.objectives import GaussianUtility, Target, hypervolume
+from matforge.design.objectives import GaussianUtility, Range, Target, hypervolume
 from matforge.errors import DesignSpaceError
 
 
@@ -75,6 +75,25 @@ def test_acquisitions_score_non_gaussian_target_utilities():
     assert mli[0] == pytest.approx(p0)
     ucb = UpperConfidenceBound(beta=1.0).score(dist)
     assert ucb == pytest.approx(dist.mean + dist.std)
+
+
+def test_ei_once_on_target_ranks_by_the_chance_of_another_hit():
+    # a range objective with a measurement already inside: EI is zero for every candidate (the
+    # utility's EI stays exact), so the acquisition ranks by P(low <= Y <= high) instead of
+    # leaving the choice to the candidates' order
+    obj = Range("co", -0.7, -0.5)
+    dist = obj.utility_distribution([-1.5, -0.61, -0.45, -0.6], [0.1, 0.02, 0.05, 0.3])
+    best = obj.best_utility([-0.9, -0.55])
+    assert best == 0.0
+    assert np.all(dist.expected_improvement(best) == 0.0)
+    ei = ExpectedImprovement().score(dist, best)
+    inside = stats.norm.cdf(-0.5, dist.mu, dist.sigma) - stats.norm.cdf(-0.7, dist.mu, dist.sigma)
+    assert ei == pytest.approx(inside, abs=1e-12)
+    assert ei.argmax() == 1 and ei[0] < 1e-6
+    assert ei == pytest.approx(MaximumLikelihoodOfImprovement().score(dist, best))
+    # before the first hit it is the exact EI of minus the distance
+    far = obj.best_utility([-0.9])
+    assert ExpectedImprovement().score(dist, far) == pytest.approx(dist.expected_improvement(far))
 
 
 def test_improvement_needs_best():

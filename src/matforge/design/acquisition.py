@@ -29,6 +29,7 @@ import numpy as np
 
 from matforge.design.objectives import (
     GaussianUtility,
+    IntervalUtility,
     UtilityDistribution,
     hypervolume_improvement,
     pareto_front,
@@ -111,13 +112,21 @@ class ExpectedImprovement(Acquisition):
     For a Gaussian utility: ``(μ − best − ξ)Φ(z) + σφ(z)``, ``z = (μ − best − ξ)/σ``; at
     ``μ = best``, ``σ = 1``, ``ξ = 0`` it is ``φ(0) = 0.39894``. ``xi`` (utility units) trades
     exploitation for exploration.
+
+    For a target or range (:class:`~matforge.design.objectives.IntervalUtility`) nothing
+    improves on a measurement already on target: EI is then zero everywhere and would leave the
+    choice to the order of the candidates. From there on it ranks by the probability of landing
+    on target again (as MLI does), so a campaign that has one hit looks for more.
     """
 
     xi: float = 0.0
     name: ClassVar[str] = "ei"
 
     def score(self, dist, best=None):
-        return dist.expected_improvement(self._best(best) + self.xi)
+        best = self._best(best) + self.xi
+        if isinstance(dist, IntervalUtility) and best >= 0:
+            return dist.probability_of_improvement(0.0)
+        return dist.expected_improvement(best)
 
 
 @dataclass
