@@ -85,6 +85,8 @@ RECIPES: dict[str, str] = {
     "only",
     "transformer": "attention network over mat2vec element embeddings (CompositionTransformer); "
     "regression only, not a campaign surrogate",
+    "transformer_pretrained": "the attention network fine-tuned from the bundled encoder, "
+    "pretrained on OQMD without the Matbench compositions (matforge pretrain); regression only",
     "small": "a small, fast LightGBM stack for tests and smoke runs; not a campaign surrogate",
 }
 MODEL_NAMES = tuple(RECIPES)
@@ -287,14 +289,18 @@ def _regressor(name, y, featurizer, rs, n_jobs, common) -> CompositionModel:
         return CompositionModel(
             est, featurizer=list(featurizer or DEFAULT_FEATURIZER), impute=True, **common
         )
-    if name == "transformer":
+    if name in ("transformer", "transformer_pretrained"):
         from matforge.models.transformer import CompositionTransformer
 
         transform = None
         if y is not None and y.size and np.all(y >= 0):
             zero_mass = np.mean(y == 0) >= ZERO_MASS
             transform = "log1p" if zero_mass or _skewed(y) else None
-        est = CompositionTransformer(random_state=rs, n_threads=n_jobs)
+        est = CompositionTransformer(
+            random_state=rs,
+            n_threads=n_jobs,
+            pretrained="bundled" if name == "transformer_pretrained" else None,
+        )
         return CompositionModel(
             est,
             featurizer=list(featurizer or ["element_tokens"]),
@@ -337,7 +343,7 @@ def _classifier(name, featurizer, rs, n_jobs, common) -> CompositionModel:
         return CompositionModel(
             est, featurizer=list(featurizer or DEFAULT_FEATURIZER), impute=True, **common
         )
-    if name in ("gp", "transformer"):
+    if name in ("gp", "transformer", "transformer_pretrained"):
         raise MatforgeError(f"the {name!r} model is regression-only; use auto, lgbm or rf")
     est = StackedClassifier(
         [("lgbm", lgbm_classifier(rs, n_estimators=80, learning_rate=0.1, colsample_bytree=0.5))],

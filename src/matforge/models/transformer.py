@@ -124,6 +124,12 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
     n_threads : int or None, default=None
         Torch CPU threads while fitting and predicting (None = leave torch's setting).
     random_state : int, RandomState or None
+    pretrained : str, path or None, default=None
+        A pretrained encoder file (:func:`matforge.models.pretrain.pretrain`; ``"bundled"``: the
+        one shipped with matforge, pretrained on OQMD without the Matbench compositions): every
+        member starts from its encoder and fine-tunes; ``d_model``, ``n_heads``, ``n_layers``,
+        ``d_ff`` must match the file's. Before judging the model on a test set, call
+        :meth:`check_leakage` on it.
 
     Attributes
     ----------
@@ -155,6 +161,7 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
         device: str | None = None,
         n_threads: int | None = None,
         random_state=None,
+        pretrained=None,
     ):
         self.n_members = n_members
         self.d_model = d_model
@@ -174,6 +181,7 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
         self.device = device
         self.n_threads = n_threads
         self.random_state = random_state
+        self.pretrained = pretrained
 
     # -- input ---------------------------------------------------------------------------
     def _tokens(self, X, fitting: bool) -> np.ndarray:
@@ -261,6 +269,7 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
                 f"need at least {max(2 * n_members, 10)} samples, got n_samples={T.shape[0]}"
             )
         rng = check_random_state(self.random_state)
+        encoder = self._pretrained_state()
         self.y_mean_ = float(y.mean())
         self.y_scale_ = float(y.std()) or 1.0
         ys = (y - self.y_mean_) / self.y_scale_
@@ -282,7 +291,7 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
                 train[held] = False
                 seed = int(rng.randint(np.iinfo(np.int32).max))
                 net, epoch = self._fit_member(
-                    z_all, x_all, y_all, np.flatnonzero(train), held, seed
+                    z_all, x_all, y_all, np.flatnonzero(train), held, seed, encoder
                 )
                 self.members_.append(net)
                 self.best_epochs_.append(epoch)
@@ -303,8 +312,35 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
         self.oof_std_ = self.std_scale_ * raw
         return self
 
-    def _fit_member(self, z_all, x_all, y_all, train, val, seed):
-        """Train one network on rows ``train``; early-stop on the MAE of rows ``val``."""
+    def _pretrained_state(self) -> dict | None:
+        """The encoder tensors of ``pretrained`` (None without), its settings checked."""
+        if self.pretrained is None:
+            return None
+        from matforge.models.pretrain import load_pretrained, resolve
+
+        if self.inputs != "composition":
+            raise ValueError("pretrained encoders take compositions; use inputs='composition'")
+        info = load_pretrained(resolve(self.pretrained))
+        mine = {k: getattr(self, k) for k in ("d_model", "n_heads", "n_layers", "d_ff")}
+        theirs = {k: info["config"][k] for k in mine}
+        if mine != theirs:
+            raise ValueError(f"pretrained encoder {info['path']} has {theirs}; this model has "
+                             f"{mine}: set them to the file's")  # fmt: skip
+        self.pretrained_tasks_ = list(info["tasks"])
+        return info["state"]
+
+    def check_leakage(self, X) -> None:
+        """Raise :class:`~matforge.models.pretrain.LeakageError` if a composition of ``X`` (a
+        test set) was in the pretraining data; nothing to check without ``pretrained``."""
+        if self.pretrained is None:
+            return
+        from matforge.models.pretrain import check_no_leakage, resolve
+
+        check_no_leakage(resolve(self.pretrained), list(X))
+
+    def _fit_member(self, z_all, x_all, y_all, train, val, seed, encoder=None):
+        """Train one network on rows ``train`` (from the ``encoder`` tensors when given);
+        early-stop on the MAE of rows ``val``."""
         import torch
 
         device = z_all.device
@@ -312,6 +348,13 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed)
             net = _build_net(self).to(z_all.device)
+            if encoder is not None:
+                missing, unexpected = net.load_state_dict(encoder, strict=False)
+                if unexpected or any(not k.startswith("head.") for k in missing):
+                    raise MatforgeError(
+                        f"pretrained encoder does not fit this network (missing {missing}, "
+                        f"unexpected {unexpected})"
+                    )
             # fused: one kernel for all parameters (the per-tensor loop dominated small steps)
             opt = torch.optim.AdamW(
                 net.parameters(),
@@ -516,6 +559,12 @@ def _network_class():
             return torch.cat(parts, dim=-1)
 
         def forward(self, z, x):
+            out = self.head(self.represent(z, x))
+            return out[:, 0], out[:, 1].clamp(-7.0, 3.0)
+
+        def represent(self, z, x):
+            """The pooled composition vector (d_model) the head reads; pretraining
+            (:mod:`matforge.models.pretrain`) trains it with heads of its own."""
             pad = z == 0
             if self.features:
                 h = self.column(z) + self.value(z) * x[..., None]
@@ -526,9 +575,7 @@ def _network_class():
                 w = x.masked_fill(pad, 0.0)
             # batches are bucketed by element count: no padding, no mask (a faster kernel)
             h = self.encoder(h, src_key_padding_mask=pad if bool(pad.any()) else None)
-            pooled = self.norm((h * w[..., None]).sum(dim=1) / w.sum(dim=1, keepdim=True))
-            out = self.head(pooled)
-            return out[:, 0], out[:, 1].clamp(-7.0, 3.0)
+            return self.norm((h * w[..., None]).sum(dim=1) / w.sum(dim=1, keepdim=True))
 
     _NET_CLASS = ElementAttentionNet
     return _NET_CLASS
