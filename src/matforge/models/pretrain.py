@@ -228,6 +228,7 @@ def pretrain(
         _bucketed_batches,
         _network_class,
         _to_tensors,
+        warmup_cosine,
     )
 
     t0 = time.perf_counter()
@@ -262,14 +263,9 @@ def pretrain(
         params += list(heads.parameters())
         opt = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
         steps_per_epoch = max(1, math.ceil(len(train) / batch_size))
-        total, warm = steps_per_epoch * epochs, max(1, steps_per_epoch // 2)
-
-        def lr_at(step):
-            if step < warm:
-                return (step + 1) / warm
-            return 0.5 * (1.0 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, warmup_cosine(steps_per_epoch * epochs, max(1, steps_per_epoch // 2))
+        )
         z_all, x_all = _to_tensors(T, dev)
         y_all = torch.as_tensor(Ys, dtype=torch.float32, device=dev)
         m_all = torch.isfinite(y_all).to(torch.float32)

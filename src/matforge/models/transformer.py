@@ -365,14 +365,9 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
             bs = int(self.batch_size)
             steps_per_epoch = max(1, math.ceil(len(train) / bs))
             total = steps_per_epoch * int(self.max_epochs)
-            warm = max(1, int(0.05 * total))
-
-            def lr_at(step):
-                if step < warm:
-                    return (step + 1) / warm
-                return 0.5 * (1.0 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
-
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt, warmup_cosine(total, max(1, int(0.05 * total)))
+            )
             order_rng = np.random.RandomState(seed)
             counts = (z_all > 0).sum(dim=1).cpu().numpy()
             zv, xv, yv = z_all[val], x_all[val], y_all[val]
@@ -579,6 +574,18 @@ def _network_class():
 
     _NET_CLASS = ElementAttentionNet
     return _NET_CLASS
+
+
+def warmup_cosine(total: int, warm: int):
+    """Learning-rate factor per step: linear warm-up over ``warm`` steps, then cosine decay
+    to 0 at ``total``."""
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1.0 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+    return factor
 
 
 def _to_tensors(T: np.ndarray, device):
