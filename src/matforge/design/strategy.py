@@ -228,13 +228,16 @@ def default_acquisition(objectives: Sequence[Objective]) -> dict:
     """The acquisition :func:`default_strategy` uses for these objectives (``as_dict`` form).
 
     * one property to maximise or minimise: expected improvement;
-    * a target value or range: expected improvement of minus the distance to it (closed form,
-      :class:`~matforge.design.objectives.IntervalUtility`): it looks for candidates likely to
-      land *closer* than the best so far, and once one is on target, for more of them;
+    * a target value or range: Citrine's MLI, the probability of landing closer to it than the
+      best so far (closed form, :class:`~matforge.design.objectives.IntervalUtility`), and once
+      one is on target, of landing on target again — the choice of leave-one-problem-out over
+      the campaign benchmark suite (issue #20, ``window_mli_init2``);
     * two or three objectives: expected hypervolume improvement; more: ParEGO.
     """
     objectives = list(objectives)
     if len(objectives) == 1:
+        if isinstance(objectives[0], Range | Target):
+            return {"name": "mli"}
         return {"name": "ei", "xi": 0.0}
     if len(objectives) <= 3:
         return {"name": "ehvi", "ref_point": None, "n_samples": 128, "rng": 0}
