@@ -68,6 +68,11 @@ NOT_RUN: dict[tuple[str, str], tuple[str, str]] = {
     ("README.md", "matforge generate train --model gan -o my_gan.pt"): (SKIP, "~7 min training"),
     ("README.md", "matforge benchmark matbench --task matbench_steels --folds 0,1 --model rf"):
         (SLOW, "two cross-validated folds"),
+    ("models.md", "matforge pretrain -o src/matforge/models/data/pretrained_oqmd.pt --epochs 8 "
+     "--seed 0"): (SKIP, "rebuilds the bundled encoder, ~200 s on 2 cores"),
+    ("README.md", "matforge pretrain -o encoder.pt --max-rows 2000 --epochs 1"):
+        (SLOW, "~8 s, most of it building the 301,358-row table; tests/test_models_pretrain.py "
+         "covers pretraining in the default run"),
     ("benchmarks.md", "matforge catalysis loop --seeds 10 --budget 110 --out "
      "results/catalysis/loop.json"): (SKIP, "~5 min benchmark"),
     ("screening.md", "matforge screen run elasticity_pool --preset superhard --funnel 0.05 "
