@@ -155,7 +155,8 @@ def check_no_leakage(pretrained: dict | str | Path, formulas: Sequence[str]) -> 
         )
 
 
-#: the encoder shipped with matforge (``scripts/pretrain_encoder.py`` rebuilds it)
+#: the encoder shipped with matforge (``matforge pretrain -o <this path> --epochs 8 --seed 0``
+#: rebuilds it)
 BUNDLED = Path(__file__).parent / "data" / "pretrained_oqmd.pt"
 
 
