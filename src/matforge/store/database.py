@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,7 +120,9 @@ def create_engine(url: str) -> sa.Engine:
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys = ON")
         if not memory:
-            cursor.execute("PRAGMA journal_mode = WAL")
+            # Switching a new file to WAL takes an exclusive lock, which SQLite may refuse at
+            # once (without its busy handler) while another process opens the same new file.
+            _retry_while_locked(lambda: cursor.execute("PRAGMA journal_mode = WAL"))
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")
@@ -128,6 +132,28 @@ def create_engine(url: str) -> sa.Engine:
         )
 
     return engine
+
+
+def _retry_while_locked(action, timeout_s: float = BUSY_TIMEOUT_MS / 1000):
+    """``action()``, tried again while SQLite answers "database is locked" or "busy".
+
+    SQLite skips its busy handler in a few short windows: while another connection switches
+    a new file to WAL, recovers a WAL after a crash, or cleans up as the last one to close.
+    Several processes opening one new store at once meet those windows; waiting them out
+    is all there is to do (SQLite's documentation, "Sometimes Queries Return SQLITE_BUSY
+    In WAL Mode").
+    """
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        try:
+            return action()
+        except (sqlite3.OperationalError, sa.exc.OperationalError) as exc:
+            message = str(exc).lower()
+            if not ("locked" in message or "busy" in message) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(2 * delay, 0.25)
 
 
 @contextlib.contextmanager
@@ -188,9 +214,13 @@ def _check_known(revisions: tuple[str, ...], where: str) -> None:
 def ensure_schema(engine: sa.Engine, where: str) -> None:
     """Create the schema in an empty database, upgrade an older one, refuse a newer one."""
     head = head_revision()
-    try:
+
+    def read_revisions() -> tuple[str, ...]:
         with engine.connect() as conn:
-            current = _current_revisions(conn)
+            return _current_revisions(conn)
+
+    try:
+        current = _retry_while_locked(read_revisions)
     except sa.exc.OperationalError as exc:
         raise StoreError(f"cannot open the store at {where}: {exc.orig}") from None
     if current == (head,):
