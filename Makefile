@@ -25,11 +25,15 @@ demo: $(STAMP)
 # are not set, and fails saying what to install when it cannot (not root).
 TEST_ENV := services=$$(bash scripts/test_services.sh) && eval "$$services"
 
+# Two workers (pytest-xdist), each test file on one worker (files keep their own order and
+# module fixtures): 8.5 min instead of 13.5 on 2 cores. Plain `pytest` runs serially.
+PYTEST_WORKERS ?= -n 2 --dist loadfile
+
 test: $(STAMP)
-	@$(TEST_ENV) && $(PY) -m pytest -q
+	@$(TEST_ENV) && $(PY) -m pytest -q $(PYTEST_WORKERS)
 
 test-all: $(STAMP)
-	@$(TEST_ENV) && $(PY) -m pytest -q -m ""
+	@$(TEST_ENV) && $(PY) -m pytest -q -m "" $(PYTEST_WORKERS)
 
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -354,7 +354,7 @@ def markdown_table(results: dict) -> str:
             )
     lines += [
         "",
-        "Beside the numbers of the authors' repository (:data:`REPOSITORY_SUMMARY`: one AF and "
+        "Beside the numbers of the authors' repository (`REPOSITORY_SUMMARY`: one AF and "
         "EF per set, algorithm and definition not stated there), our best algorithm per set:",
         "",
         "| set | repository: experiments to 0.8 | repository EF | repository AF | "

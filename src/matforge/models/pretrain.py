@@ -290,7 +290,7 @@ def pretrain(
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 opt.step()
                 sched.step()
-            mae = _validation_mae(net, outputs, z_all, x_all, Ys, val, counts, scale)
+            mae = _validation_mae((net, heads), outputs, z_all, x_all, Ys, val, counts, scale)
             history.append(dict(zip(tasks, mae, strict=True)))
             say(f"epoch {epoch + 1}/{epochs}: validation MAE "
                 + ", ".join(f"{t} {v:.4g}" for t, v in zip(tasks, mae, strict=True))
@@ -328,10 +328,14 @@ def pretrain(
             "seconds": seconds, "bytes": out.stat().st_size}  # fmt: skip
 
 
-def _validation_mae(net, outputs, z_all, x_all, Ys, val, counts, scale) -> list[float]:
+def _validation_mae(modules, outputs, z_all, x_all, Ys, val, counts, scale) -> list[float]:
+    """Per-task MAE of ``outputs`` on the rows ``val``, in the tasks' units. Every module in
+    ``modules`` (the encoder and the heads) is put in eval mode first: no dropout, so the
+    figure is exact and the validation draws nothing from torch's random stream."""
     import torch
 
-    net.eval()
+    for module in modules:
+        module.eval()
     mu = np.empty((len(val), Ys.shape[1]))
     order = val[np.argsort(counts[val], kind="stable")]
     with torch.no_grad():
