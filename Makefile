@@ -26,7 +26,7 @@ demo: $(STAMP)
 TEST_ENV := services=$$(bash scripts/test_services.sh) && eval "$$services"
 
 # Two workers (pytest-xdist), each test file on one worker (files keep their own order and
-# module fixtures): 8.5 min instead of 13.5 on 2 cores. Plain `pytest` runs serially.
+# module fixtures): about 9 min instead of 13.5 on 2 cores. Plain `pytest` runs serially.
 PYTEST_WORKERS ?= -n 2 --dist loadfile
 
 test: $(STAMP)
