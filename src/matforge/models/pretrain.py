@@ -260,6 +260,7 @@ def pretrain(
                                n_layers=n_layers, d_ff=d_ff, dropout=dropout).to(dev)  # fmt: skip
         heads = nn.Sequential(nn.Linear(d_model, d_ff), nn.SiLU(), nn.Dropout(dropout),
                               nn.Linear(d_ff, 2 * len(tasks))).to(dev)  # fmt: skip
+        model = _multitask_network(net, heads)
         params = [p for name, p in net.named_parameters() if not name.startswith("head.")]
         params += list(heads.parameters())
         opt = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
@@ -271,26 +272,20 @@ def pretrain(
         y_all = torch.as_tensor(Ys, dtype=torch.float32, device=dev)
         m_all = torch.isfinite(y_all).to(torch.float32)
         counts = (z_all > 0).sum(dim=1).cpu().numpy()
-        k = len(tasks)
-
-        def outputs(zb, xb):
-            o = heads(net.represent(zb, xb))
-            return o[:, :k], o[:, k:].clamp(-7.0, 3.0)
 
         for epoch in range(epochs):
-            net.train()
-            heads.train()
+            model.train()
             for rows in _bucketed_batches(train, counts, batch_size, rng):
                 idx = torch.as_tensor(rows, device=dev)
                 width = int(counts[rows].max())
-                mu, log_b = outputs(z_all[idx, :width], x_all[idx, :width])
+                mu, log_b = model(z_all[idx, :width], x_all[idx, :width])
                 loss = _masked_laplace_nll(mu, log_b, y_all[idx], m_all[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 opt.step()
                 sched.step()
-            mae = _validation_mae((net, heads), outputs, z_all, x_all, Ys, val, counts, scale)
+            mae = _validation_mae(model, z_all[val], x_all[val], Ys[val], scale)
             history.append(dict(zip(tasks, mae, strict=True)))
             say(f"epoch {epoch + 1}/{epochs}: validation MAE "
                 + ", ".join(f"{t} {v:.4g}" for t, v in zip(tasks, mae, strict=True))
@@ -328,22 +323,30 @@ def pretrain(
             "seconds": seconds, "bytes": out.stat().st_size}  # fmt: skip
 
 
-def _validation_mae(modules, outputs, z_all, x_all, Ys, val, counts, scale) -> list[float]:
-    """Per-task MAE of ``outputs`` on the rows ``val``, in the tasks' units. Every module in
-    ``modules`` (the encoder and the heads) is put in eval mode first: no dropout, so the
-    figure is exact and the validation draws nothing from torch's random stream."""
-    import torch
+def _multitask_network(net, heads):
+    """``net``'s encoder with ``heads`` (one (mu, log b) pair per task) as one module:
+    ``module(z, x)`` gives ``(mu, log_b)``, each ``(n, tasks)``."""
+    from torch import nn
 
-    for module in modules:
-        module.eval()
-    mu = np.empty((len(val), Ys.shape[1]))
-    order = val[np.argsort(counts[val], kind="stable")]
-    with torch.no_grad():
-        for lo in range(0, len(order), 4096):
-            rows = order[lo : lo + 4096]
-            idx = torch.as_tensor(rows, device=z_all.device)
-            width = max(1, int(counts[rows].max()))
-            m, _ = outputs(z_all[idx, :width], x_all[idx, :width])
-            mu[lo : lo + len(rows)] = m.cpu().numpy()
-    err = np.abs(mu - Ys[order]) * scale
+    class MultiTaskNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net, self.heads = net, heads
+
+        def forward(self, z, x):
+            out = self.heads(self.net.represent(z, x))
+            k = out.shape[1] // 2
+            return out[:, :k], out[:, k:].clamp(-7.0, 3.0)
+
+    return MultiTaskNet()
+
+
+def _validation_mae(model, z, x, Ys, scale) -> list[float]:
+    """Per-task MAE of ``model`` (:func:`_multitask_network`) at tokens ``z``, ``x`` against
+    standardised ``Ys``, in the tasks' units; evaluated in eval mode (no dropout in the encoder
+    or the heads), so the figure is exact and draws nothing from torch's random stream."""
+    from matforge.models.transformer import _predict_net
+
+    mu, _ = _predict_net(model, z, x)
+    err = np.abs(mu - Ys) * scale
     return [float(np.nanmean(err[:, j])) for j in range(Ys.shape[1])]

@@ -614,7 +614,9 @@ def _bucketed_batches(rows: np.ndarray, counts: np.ndarray, batch: int, rng) -> 
 
 
 def _predict_net(net, z, x, as_numpy: bool = True, batch: int = 4096, double: bool = False):
-    """Standardised ``(mu, log b)`` of one network at token tensors ``z``, ``x``.
+    """Standardised ``(mu, log b)`` of one network at token tensors ``z``, ``x``, in eval mode
+    (no dropout, no draws from torch's random stream); shape ``(n,)``, or ``(n, k)`` for a
+    network with ``k`` outputs (the multi-task pretraining network).
 
     ``double`` evaluates a float64 copy of the network: float32 matrix products round
     differently with the batch's size, so a row's prediction would change in the 7th digit
@@ -631,13 +633,16 @@ def _predict_net(net, z, x, as_numpy: bool = True, batch: int = 4096, double: bo
     counts = (z > 0).sum(dim=1)
     # rows sorted by element count: chunks with (nearly) no padding
     order = torch.argsort(counts, stable=True)
-    mu = torch.empty(z.shape[0], device=z.device, dtype=x.dtype)
-    log_b = torch.empty(z.shape[0], device=z.device, dtype=x.dtype)
+    mu = log_b = None
     with torch.no_grad():
         for lo in range(0, z.shape[0], batch):
             rows = order[lo : lo + batch]
             width = max(1, int(counts[rows].max()))
-            mu[rows], log_b[rows] = net(z[rows, :width], x[rows, :width])
+            m, b = net(z[rows, :width], x[rows, :width])
+            if mu is None:
+                mu = m.new_empty((z.shape[0], *m.shape[1:]))
+                log_b = b.new_empty((z.shape[0], *b.shape[1:]))
+            mu[rows], log_b[rows] = m, b
     if as_numpy:
         return mu.cpu().numpy().astype(np.float64), log_b.cpu().numpy().astype(np.float64)
     return mu, log_b
