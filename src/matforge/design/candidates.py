@@ -334,6 +334,16 @@ def _default(n_initial: int = 10) -> Policy:
     )
 
 
+def _window_mli(n_initial: int = 10) -> Policy:
+    return SurrogatePolicy(
+        name="window_mli" if n_initial == 10 else f"window_mli_init{n_initial}",
+        n_initial=n_initial,
+        model_name="default's (ARD GP / RandomForestUQ)",
+        make_model=_default_model,
+        acquisition=_mli_for_windows,
+    )
+
+
 #: name -> factory of the candidate policies (see the module docstring)
 CANDIDATES: dict[str, Callable[[], Policy]] = {
     "default": _default,
@@ -363,26 +373,9 @@ CANDIDATES: dict[str, Callable[[], Policy]] = {
         warp=True,
     ),
     "hedge": lambda: HedgePolicy(name="hedge"),
-    "window_mli": lambda: SurrogatePolicy(
-        name="window_mli",
-        model_name="default's (ARD GP / RandomForestUQ)",
-        make_model=_default_model,
-        acquisition=_mli_for_windows,
-    ),
-    "window_mli_init5": lambda: SurrogatePolicy(
-        name="window_mli_init5",
-        n_initial=5,
-        model_name="default's (ARD GP / RandomForestUQ)",
-        make_model=_default_model,
-        acquisition=_mli_for_windows,
-    ),
-    "window_mli_init2": lambda: SurrogatePolicy(
-        name="window_mli_init2",
-        n_initial=2,
-        model_name="default's (ARD GP / RandomForestUQ)",
-        make_model=_default_model,
-        acquisition=_mli_for_windows,
-    ),
+    "window_mli": _window_mli,
+    "window_mli_init5": lambda: _window_mli(5),
+    "window_mli_init2": lambda: _window_mli(2),
     "gp_prior_warp_init5": lambda: SurrogatePolicy(
         name="gp_prior_warp_init5",
         n_initial=5,
