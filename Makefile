@@ -25,9 +25,11 @@ demo: $(STAMP)
 # are not set, and fails saying what to install when it cannot (not root).
 TEST_ENV := services=$$(bash scripts/test_services.sh) && eval "$$services"
 
-# Two workers (pytest-xdist), each test file on one worker (files keep their own order and
-# module fixtures): about 9 min instead of 13.5 on 2 cores. Plain `pytest` runs serially.
-PYTEST_WORKERS ?= -n 2 --dist loadfile
+# Serial by default. `make test PYTEST_WORKERS="-n 2 --dist loadfile"` runs two pytest-xdist
+# workers, each test file kept on one (about 9 min instead of 13.5 on 2 cores), but there the
+# schemathesis API test failed in 2 of 5 runs (a negative example on the XRD batch upload that
+# it never generates in a serial run), so CI stays serial until that is understood.
+PYTEST_WORKERS ?=
 
 test: $(STAMP)
 	@$(TEST_ENV) && $(PY) -m pytest -q $(PYTEST_WORKERS)
