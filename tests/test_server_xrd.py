@@ -170,6 +170,27 @@ def test_batch_answers_a_row_per_file_as_the_python_api_does(tmp_path, tiny_xrd_
     assert 0 < rows[0]["crystal_system_probability"] <= 1
 
 
+def test_batch_in_which_no_file_can_be_read_answers_400_with_every_error(
+    tmp_path, tiny_xrd_model
+):
+    """A batch that identifies nothing failed as a whole (400), each file's error in the detail;
+    one readable file among unreadable ones keeps the 200 with a row per file."""
+    from matforge.xrd.identify import example_pattern
+    from matforge.xrd.io import write_xy
+
+    client, A = _client(tmp_path, xrd_model=tiny_xrd_model)
+    with client:
+        r = _post_batch(client, A, [("a.xy", b"10 1\n11 oops\n"), ("b.xy", b"0")])
+        assert r.status_code == 400, r.text
+        detail = r.json()["detail"]
+        assert detail.startswith("none of the 2 pattern files could be identified: a.xy, line 2")
+        assert "b.xy" in detail and "matforge-xrd-" not in detail
+        good = write_xy(example_pattern(), tmp_path / "nacl.xy").read_bytes()
+        r = _post_batch(client, A, [("a.xy", b"0"), ("nacl.xy", good)])
+        assert r.status_code == 200, r.text
+        assert [row["error"] is None for row in r.json()["files"]] == [False, True]
+
+
 def test_batch_refuses_too_many_and_too_large_files(tmp_path, tiny_xrd_model):
     client, A = _client(
         tmp_path, max_pattern_bytes=2_000, max_xrd_batch_files=2, xrd_model=tiny_xrd_model

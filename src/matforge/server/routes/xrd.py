@@ -194,8 +194,9 @@ def identify_patterns(
     """One summary row per pattern file, in upload order: the best crystal system, space group
     and AFLOW prototype with their calibrated probabilities (0–1; "uncertain" below the
     classifier's threshold), the cell the peaks index to, and the warnings. A file that cannot
-    be read or identified has its ``error`` and the others go on. The candidates and the
-    overlay of one pattern: ``POST /xrd/identify``."""
+    be read or identified has its ``error`` and the others go on; when no file at all can be,
+    the answer is 400 with each file's error. The candidates and the overlay of one pattern:
+    ``POST /xrd/identify``."""
     from matforge.xrd.identify import identify_files
 
     clf = _classifier(state)  # 503 before reading files we cannot use
@@ -235,5 +236,11 @@ def identify_patterns(
                 warnings=[w.replace(str(path), name) for w in warnings.split(" | ") if w],
                 error=(row.get("error") or "").replace(str(path), name) or None,
             )
+        )
+    if all(row.error for row in rows):  # nothing identified: the request as a whole failed
+        raise ApiError(
+            400,
+            f"none of the {len(rows)} pattern files could be identified: "
+            + "; ".join(row.error for row in rows),
         )
     return XrdBatchOut(files=rows)
