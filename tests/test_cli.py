@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -30,17 +29,12 @@ def test_help_imports_no_heavy_library():
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
 
 
-def test_help_is_fast():
-    # The issue asks `matforge --help` to return in under a second; best of three runs so a
-    # busy CI core does not decide it.
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
-        res = _matforge("--help")
-        best = min(best, time.perf_counter() - t0)
-        assert res.returncode == 0, res.stderr
+def test_help_lists_the_commands():
+    # The issue's "under a second" is measured by benchmarks/cli_latency.py (tests assert no
+    # wall-clock times); what keeps it fast, importing no heavy module, is tested above.
+    res = _matforge("--help")
+    assert res.returncode == 0, res.stderr
     assert "datasets" in res.stdout and "ingest" in res.stdout
-    assert best < 1.0, f"matforge --help took {best:.2f} s"
 
 
 def test_version():

@@ -1,7 +1,6 @@
 """`matforge screen run|query`, `matforge map` and `matforge demo superhard --fast`."""
 
 import json
-import time
 
 import pandas as pd
 import pytest
@@ -130,12 +129,15 @@ def test_killed_screen_resumes_from_its_folder_alone(app, registry, tmp_path, mo
     assert result.exit_code == 0, result.output
     pd.testing.assert_frame_equal(pd.read_csv(killed / "top.csv"), pd.read_csv(clean / "top.csv"))
     assert len(pd.read_parquet(killed / "results.parquet")) == len(
-        pd.read_parquet(clean / "results.parquet"))
+        pd.read_parquet(clean / "results.parquet")
+    )
 
 
 def test_map_command_writes_offline_html(app, tmp_path):
     out = tmp_path / "map.html"
-    result = runner.invoke(app, ["map", "aflow_bulk_modulus", "-o", str(out), "--color", "bulk_modulus"])
+    result = runner.invoke(
+        app, ["map", "aflow_bulk_modulus", "-o", str(out), "--color", "bulk_modulus"]
+    )
     assert result.exit_code == 0, result.output
     page = out.read_text()
     # plotly.js is inlined (a few MB), never fetched from a CDN
@@ -145,11 +147,9 @@ def test_map_command_writes_offline_html(app, tmp_path):
 
 def test_demo_superhard_fast(app, tmp_path):
     out = tmp_path / "superhard"
-    t0 = time.perf_counter()
+    # its time (issue: under 2 minutes) is measured by benchmarks/wallclock_bounds.py
     result = runner.invoke(app, ["demo", "superhard", "--fast", "--out", str(out)])
-    elapsed = time.perf_counter() - t0
     assert result.exit_code == 0, result.output
-    assert elapsed < 120  # ~30 s on 2 idle cores; generous for a loaded CI machine
     for name in ("candidates.parquet", "top.csv", "report.html", "holdout.csv"):
         assert (out / name).exists(), name
     top = pd.read_csv(out / "top.csv")

@@ -4,7 +4,6 @@ project that holds rows stored before those checks existed."""
 
 from __future__ import annotations
 
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -65,9 +64,7 @@ def test_a_million_column_upload_is_refused_with_413_from_its_header(server):
     header = ",".join(["formula", "value", *(f"c{j}" for j in range(999_998))])
     content = (header + "\n" + "Fe2O3,2.1" + "," * 999_998 + "\n").encode()
     assert len(content) < 10_000_000
-    start = time.monotonic()
-    r = upload(server, content, name="wide.csv")
-    elapsed = time.monotonic() - start
+    r = upload(server, content, name="wide.csv")  # its time: benchmarks/wallclock_bounds.py
     assert r.status_code == 413, r.text
     detail = r.json()["detail"]
     assert detail == (
@@ -75,8 +72,6 @@ def test_a_million_column_upload_is_refused_with_413_from_its_header(server):
         "(max_columns)"
     )
     assert "/tmp" not in detail and "matforge-upload" not in detail
-    # the issue's "answered within 2 s": a generous wall-clock bound (it took about an hour)
-    assert elapsed < 2.0, elapsed
     assert n_measurements(server) == 0
 
 

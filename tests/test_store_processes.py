@@ -98,13 +98,10 @@ def test_sigkill_during_a_100k_row_ingest_writes_all_or_nothing(tmp_path):
         assert len(store.materials()) == 2  # not even the ingest's materials
         assert store.datasets()["project"].tolist() == ["before"]
 
-        # The same ingest, uninterrupted, is fast: 100,000 rows in well under a minute.
-        t0 = time.perf_counter()
+        # The same ingest, uninterrupted, writes everything (its time, under 30 s in the
+        # issue: benchmarks/wallclock_bounds.py).
         report = ingest_csv(store, big, project="big", property="bulk_modulus", unit="MPa")
-        elapsed = time.perf_counter() - t0
-        print(f"100,000-row ingest into SQLite: {elapsed:.1f} s")
         assert report.n_written == 100_000
-        assert elapsed < 30, f"ingest of 100,000 rows took {elapsed:.1f} s"
         got = store.measurements(project="big")
         assert len(got) == 100_000
         assert got["value"].iloc[0] == pytest.approx(100.0)  # 100,000 MPa in GPa
