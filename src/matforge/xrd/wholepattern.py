@@ -43,6 +43,9 @@ BACKGROUND_DEGREE = 24
 #: air scatter and fluorescence that rise towards low angle faster than a polynomial can
 BACKGROUND_DECAYS = (0.01, 0.03, 0.1)
 MIN_FWHM = 0.005  # degrees 2θ
+#: phase curves a fit keeps per phase (the base point of a finite-difference Jacobian, and
+#: the last steps), so that moving one phase's parameter recomputes that phase only
+_RECENT_CURVES = 4
 
 
 def kalpha2_of(wavelength: float) -> float | None:
@@ -500,9 +503,27 @@ class WholePatternModel:
                     known[j] = self.phase_curve(ph, zero, kalpha2_ratio)
                 i += m
 
+        # a finite-difference step moves one parameter: the curves of the other phases are the
+        # ones of the base point, so each phase keeps its last few curves by parameter values
+        recent: list[dict[bytes, np.ndarray]] = [{} for _ in phases]
+
+        def curves_at(z, r) -> dict[int, np.ndarray]:
+            out = dict(known)
+            for j, ph in enumerate(phases):
+                if j in out:
+                    continue
+                key = np.array([z, r, *ph.p, ph.fwhm_u, ph.fwhm_y, ph.eta]).tobytes()
+                curve = recent[j].get(key)
+                if curve is None:
+                    if len(recent[j]) >= _RECENT_CURVES:
+                        recent[j].pop(next(iter(recent[j])))
+                    curve = recent[j][key] = self.phase_curve(ph, z, r)
+                out[j] = curve
+            return out
+
         def residual(v):
             z, r = unpack(v)
-            _, _, calc = self.solve(phases, z, r, known)
+            _, _, calc = self.solve(phases, z, r, curves_at(z, r))
             return self.sw * (self.y - calc) / self.norm
 
         esd = np.full(len(x0), np.nan)
