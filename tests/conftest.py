@@ -15,6 +15,16 @@ import pytest
 
 PG_URL_VAR = "MATFORGE_TEST_PG_URL"
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One BLAS / OpenMP thread per pytest-xdist worker: two workers of two threads each on two
+    # cores made the spinning BLAS threads wait for each other (a Gaussian-process fit took
+    # 42 s beside a busy core with two threads, 27 s with one). Child processes inherit it.
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = "1"
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # the libraries loaded already (numpy's BLAS)
+
 
 @contextlib.contextmanager
 def _pg_schema_url():
