@@ -25,11 +25,11 @@ demo: $(STAMP)
 # are not set, and fails saying what to install when it cannot (not root).
 TEST_ENV := services=$$(bash scripts/test_services.sh) && eval "$$services"
 
-# Serial by default. `make test PYTEST_WORKERS="-n 2 --dist loadfile"` runs two pytest-xdist
-# workers, each test file kept on one (about 9 min instead of 13.5 on 2 cores), but there the
-# schemathesis API test failed in 2 of 5 runs (a negative example on the XRD batch upload that
-# it never generates in a serial run), so CI stays serial until that is understood.
-PYTEST_WORKERS ?=
+# Two pytest-xdist workers, each test file kept on one and one BLAS thread each (tests/conftest.py):
+# about 7.5 min on 2 cores instead of 13.5 serially. `make test PYTEST_WORKERS=` runs serially.
+# (The schemathesis API test once failed here on an XRD batch of unreadable files answered 200;
+# such a batch now answers 400.)
+PYTEST_WORKERS ?= -n 2 --dist loadfile
 
 test: $(STAMP)
 	@$(TEST_ENV) && $(PY) -m pytest -q $(PYTEST_WORKERS)
