@@ -95,7 +95,8 @@ def test_docs_section_is_replaced_not_duplicated(tmp_path):
 @pytest.mark.slow  # 23 s
 def test_benchmark_xrd_end_to_end_on_a_small_setting(tmp_path, tiny_xrd_model):
     """`matforge benchmark xrd` on every prototype with one variant and one random crystal per
-    space group: the splits do not leak, every table row is filled, the docs section is written."""
+    space group: the splits do not leak, every table row is filled, the docs sections (the
+    classifier's and the targets table of issue #17) are written."""
     import typer
 
     from matforge.cli.xrd import benchmark_command
@@ -114,7 +115,9 @@ def test_benchmark_xrd_end_to_end_on_a_small_setting(tmp_path, tiny_xrd_model):
     out = tmp_path / "results"
     res = runner.invoke(bench, ["--model", str(pt), "--data-dir", str(tmp_path / "data"),
                                 "--out", str(out), "--docs", str(doc), "--proto-epochs", "1",
-                                "--sweep-structures", "20", "--threads", "1"])  # fmt: skip
+                                "--sweep-structures", "20", "--threads", "1",
+                                "--indexing-patterns", "12", "--single", "2", "--mix2", "1",
+                                "--mix3", "1"])  # fmt: skip
     assert res.exit_code == 0, res.output
     result = json.loads((out / "benchmark.json").read_text())
     chem = result["chemsys_split"]
@@ -132,9 +135,21 @@ def test_benchmark_xrd_end_to_end_on_a_small_setting(tmp_path, tiny_xrd_model):
     assert result["defect_sweep_structures"] == 20
     assert result["prototype_split"]["n_prototypes"] > 0
     md = doc.read_text()
-    assert md.count("## XRD") == 1 and "chemical-system-disjoint, all" in md
+    assert md.count("## XRD\n") == 1 and "chemical-system-disjoint, all" in md
     assert "prototype-disjoint" in md and (out / "benchmark.md").exists()
     assert "What peak positions allow" in md
+    indexing = json.loads((out / "indexing.json").read_text())
+    assert indexing["n_patterns"] == 12
+    for scores in (indexing["network_alone"], indexing["network_plus_indexing"]):
+        assert 0 <= scores["spacegroup_class_top1"] <= scores["spacegroup_class_top5"] <= 1
+    sm = json.loads((out / "searchmatch.json").read_text())
+    assert sm["summary"]["C"]["n_patterns"] == 2 and len(sm["single"]) == 2
+    assert all(r["seconds"] > 0 and r["found"] for r in sm["single"])
+    targets = (out / "targets.md").read_text()
+    assert md.count("## XRD against issue #17") == 1 and targets.strip() in md
+    for row in ("| A | space-group class top-5, network + indexing (12 patterns)",
+                "| C | prototype top-1, elements given (2 patterns)", "| speed |"):  # fmt: skip
+        assert row in targets, row
 
 
 def _headerless(path, x, y):

@@ -512,12 +512,24 @@ def train_cmd(
     )
 
 
+BENCHMARK_PARTS = ("classifier", "indexing", "searchmatch", "real")
+
+
 def benchmark_command(
     model: Path | None = typer.Option(None, help="Weights (.pt/.json stem); default shipped."),
     data_dir: Path = typer.Option(DEFAULT_DATA_DIR, help="Cache of structures and patterns."),
-    out: Path = typer.Option(Path("results/xrd"), help="Folder for benchmark.json/.md."),
+    out: Path = typer.Option(Path("results/xrd"), help="Folder for the results (JSON, Markdown)."),
     docs: Path | None = typer.Option(
-        None, help="Also rewrite the '## XRD' section of this file (docs/benchmarks.md)."
+        None,
+        help="Also rewrite the '## XRD' and '## XRD against issue #17' sections of this file "
+        "(docs/benchmarks.md).",
+    ),
+    parts: str = typer.Option(
+        ",".join(BENCHMARK_PARTS),
+        help="Comma-separated parts to run: classifier (set A network alone, prototype split, "
+        "defect sweeps, E), indexing (set A with indexing, identify speed), searchmatch (C, D "
+        "and their speed), real (set E alone). The targets table uses the results in --out "
+        "of the parts not run.",
     ),
     proto_epochs: int = typer.Option(
         EPOCHS, min=0, help="Epochs of the prototype-split model (0 skips)."
@@ -525,40 +537,92 @@ def benchmark_command(
     sweep_structures: int = typer.Option(
         1000, min=1, help="Test structures (a seeded sample) in the defect sweeps."
     ),
-    threads: int = typer.Option(2, help="CPU threads for torch."),
+    indexing_patterns: int = typer.Option(600, min=1, help="Set A patterns indexed (a sample)."),
+    single: int = typer.Option(80, min=0, help="Single-phase search-match patterns (C)."),
+    mix2: int = typer.Option(30, min=0, help="Two-phase mixtures (D)."),
+    mix3: int = typer.Option(20, min=0, help="Three-phase mixtures (D)."),
+    searchmatch_cache: Path | None = typer.Option(
+        None, help="Structure sets of C and D (default: --data-dir)."
+    ),
+    threads: int = typer.Option(2, help="CPU threads for torch (processes for indexing)."),
     device: str | None = typer.Option(None, help="torch device; default CUDA when present."),
     real_only: bool = typer.Option(
         False, "--real-only", help="Only set E, the real published structures (a minute)."
     ),
 ) -> None:
-    """XRD classifier benchmark: chemical-system-disjoint and prototype-disjoint test sets,
-    top-1/top-5 per head, crystal-system confusion, accuracy vs defect level, and real
-    published structures (set E)."""
+    """XRD benchmark of issue #17: the classifier on chemical-system-disjoint and
+    prototype-disjoint test sets (top-1/top-5 per head, crystal-system confusion, accuracy vs
+    defect level), the network with indexing and the speed of identify, element-aware
+    search-match and mixtures (sets C and D) with their speed, real published structures
+    (set E), and the table of the issue's targets."""
     from matforge.xrd.benchmark import benchmark_markdown, run_benchmark, write_docs_section
 
     console = _console()
-    if real_only:
+    chosen = ["real"] if real_only else [p.strip() for p in parts.split(",") if p.strip()]
+    unknown = sorted(set(chosen) - set(BENCHMARK_PARTS))
+    if unknown or not chosen:
+        raise typer.BadParameter(
+            f"unknown part(s) {', '.join(unknown) or '(none given)'}; choose among "
+            + ", ".join(BENCHMARK_PARTS),
+            param_hint="--parts",
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    def save(name: str, result: dict) -> None:
+        (out / name).write_text(json.dumps(result, indent=2, default=float))
+        written.append(str(out / name))
+
+    if "real" in chosen and "classifier" not in chosen:  # the classifier part includes E
         from matforge.xrd.real_set import evaluate_real_structures, real_markdown
 
         result = evaluate_real_structures(model, jobs=threads, log=console.print)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "real_structures.json").write_text(json.dumps(result, indent=2, default=float))
+        save("real_structures.json", result)
         console.print("\n".join(real_markdown(result)), markup=False)
-        console.print(f"wrote {out / 'real_structures.json'}")
-        return
-    result = run_benchmark(model, data_dir, proto_epochs=proto_epochs,
-                           sweep_structures=sweep_structures, threads=threads, device=device,
-                           log=console.print)  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "benchmark.json").write_text(json.dumps(result, indent=2, default=float))
-    md = benchmark_markdown(result)
-    (out / "benchmark.md").write_text(md)
-    if docs is not None:
-        write_docs_section(docs, md)
-    console.print(md, markup=False)
-    console.print(
-        f"wrote {out / 'benchmark.json'}, {out / 'benchmark.md'}" + (f", {docs}" if docs else "")
-    )
+    if "classifier" in chosen:
+        result = run_benchmark(model, data_dir, proto_epochs=proto_epochs,
+                               sweep_structures=sweep_structures, threads=threads, device=device,
+                               log=console.print)  # fmt: skip
+        save("benchmark.json", result)
+        if "real_structures" in result:
+            save("real_structures.json", result["real_structures"])
+        md = benchmark_markdown(result)
+        (out / "benchmark.md").write_text(md)
+        if docs is not None:
+            write_docs_section(docs, md)
+        console.print(md, markup=False)
+    if "indexing" in chosen:
+        from matforge.xrd.benchmark_sets import run_indexing
+
+        console.print(f"set A with indexing: {indexing_patterns} patterns")
+        save("indexing.json", run_indexing(
+            data_dir, model=model, n=indexing_patterns, jobs=threads,
+            command=f"matforge benchmark xrd --parts indexing --indexing-patterns "
+            f"{indexing_patterns} --threads {threads}",
+        ))  # fmt: skip
+    if "searchmatch" in chosen:
+        from matforge.xrd.benchmark_sets import run_searchmatch
+
+        save("searchmatch.json", run_searchmatch(
+            searchmatch_cache or data_dir, model=model, single=single, mix2=mix2, mix3=mix3,
+            refine=True,
+            command=f"matforge benchmark xrd --parts searchmatch --single {single} "
+            f"--mix2 {mix2} --mix3 {mix3}", log=console.print,
+        ))  # fmt: skip
+    names = ("benchmark", "indexing", "searchmatch", "real_structures")
+    missing = [n for n in names if not (out / f"{n}.json").exists()]
+    if missing:
+        console.print(f"no targets table: {', '.join(f'{n}.json' for n in missing)} not in {out}")
+    else:
+        from matforge.xrd.benchmark_sets import HEADING, targets_markdown
+
+        md = targets_markdown(*(json.loads((out / f"{n}.json").read_text()) for n in names))
+        (out / "targets.md").write_text(md)
+        written.append(str(out / "targets.md"))
+        if docs is not None:
+            write_docs_section(docs, md, heading=HEADING)
+        console.print(md, markup=False)
+    console.print(f"wrote {', '.join(written)}" + (f", {docs}" if docs else ""))
 
 
 def _write_table(table, out: Path | None, as_json: bool) -> bool:

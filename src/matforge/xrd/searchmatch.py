@@ -396,8 +396,9 @@ class SearchMatchResult:
         fit: the final fit of all found phases together.
         rwp: its Rwp (0–1).
         n_candidates: phases screened.
-        seconds: time the search took.
+        seconds: time the search took, the refinement included.
         refinement: the whole-pattern refinement (:mod:`matforge.xrd.refine`), when asked for.
+        refine_seconds: time the refinement took (0 without).
         two_theta, observed: the pattern the fit used.
         warnings: what limits the answer.
     """
@@ -419,6 +420,7 @@ class SearchMatchResult:
     steps: list[dict] = field(default_factory=list)
     #: names of the found phases in the order of :attr:`fit`'s phases (not sorted by weight)
     fit_names: list[str] = field(default_factory=list, repr=False)
+    refine_seconds: float = 0.0
 
     @property
     def rwp(self) -> float:
@@ -678,6 +680,7 @@ def search_match(
         found.append(m)
     found.sort(key=lambda m: -m.weight_fraction)
     refinement = None
+    t_refine = time.perf_counter()
     if refine:
         from matforge.xrd.refine import refine_fit
 
@@ -687,7 +690,7 @@ def search_match(
         phases=found, candidates=single, fit=final, n_candidates=len(cands),
         seconds=time.perf_counter() - t0, two_theta=x, observed=y, wavelength=lam,
         refinement=refinement, steps=steps, fit_names=[c.phase.name for c in chosen],
-        warnings=notes,
+        warnings=notes, refine_seconds=time.perf_counter() - t_refine if refine else 0.0,
     )  # fmt: skip
 
 
