@@ -17,8 +17,10 @@ pointed into it, so nothing touches the user's home; nothing uses the network:
    (``tests/test_store_processes.py``; target 30 s);
 4. a 10,368-atom NaCl supercell stored, found again as a duplicate and read back
    (``tests/test_store_structures.py``; target 20 s);
-5. a simulated Cu-tube NaCl scan indexed by ``index_pattern`` after one warm-up call
-   (``tests/test_xrd_indexing.py``; target 1 s; ``result.seconds`` reported too);
+5. the bundled NaCl example scan (``matforge.xrd.identify.example_pattern``: Cu Kα1 + Kα2,
+   zero shift, background, counting noise) indexed by ``index_pattern`` after one warm-up call
+   (``tests/test_xrd_indexing.py`` indexes a scan like it; target 1 s; ``result.seconds``
+   reported too);
 6. ``matforge demo superhard --fast`` as a fresh process of the console script, one run
    whatever ``--repeats`` says (``tests/test_screen_cli.py``; target 120 s; ``--skip-demo``
    leaves it out).
@@ -30,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import json
 import os
 import platform
@@ -50,21 +51,6 @@ DEMO_TARGET_S = 120.0
 
 API = "/api/v1"
 OPT = "/optimade/v1"
-
-#: the hostile filters of tests/test_server_optimade.py: filter -> what the 400 must say
-HOSTILE_FILTERS = {
-    "nelements<999999999999999999999": "outside the range of stored integers",
-    "nelements > -9223372036854775809": "outside the range of stored integers",
-    "nsites = " + "9" * 5000: "outside the range of stored integers",
-    "elements LENGTH 99999999999999999999999": "outside the range of stored integers",
-    "nelements < 1e400": "not a finite number",
-    "nelements > -1e400": "not a finite number",
-    "(" * 4900 + "nelements=1" + ")" * 4900: "more than 50 levels deep",
-    "NOT (" * 51 + "nelements=1" + ")" * 51: "more than 50 levels deep",
-    "nelements=1 AND " * 600 + "nelements=1": "more than 200 comparisons",
-    'id="" OR ' * 1100 + 'id=""': "more than 200 comparisons",
-    "elements LENGTH 1e400": "cannot parse",
-}
 
 
 def matforge_exe() -> str:
@@ -144,7 +130,7 @@ def bound_hostile_filters(work: Path, repeats: int) -> dict:
     from fastapi.testclient import TestClient
 
     from matforge.server import ServerSettings, create_app
-    from matforge.server.testing import user_headers
+    from matforge.server.testing import HOSTILE_FILTERS, user_headers
 
     app = create_app(
         f"sqlite:///{work / 'optimade.db'}", ServerSettings(model_root=work / "optimade-models")
@@ -265,37 +251,11 @@ def bound_big_cell(work: Path, repeats: int) -> dict:
 # --- 5. NaCl indexing -------------------------------------------------------------------------
 
 
-def nacl_scan():
-    """The NaCl scan of tests/test_xrd_indexing.py: Cu Kα1 + Kα2 (half), 0.06° zero shift,
-    sloping background, Poisson noise (seed 0), 10-90° in 0.02° steps."""
-    import numpy as np
-    from pymatgen.core import Lattice, Structure
-
-    from matforge.xrd.io import CU_KA1, Pattern
-    from matforge.xrd.peaks import KALPHA
-    from matforge.xrd.simulate import profile, simulate
-
-    grid = np.round(np.arange(10.0, 90.0 + 1e-9, 0.02), 4)
-    structure = Structure.from_spacegroup(
-        "Fm-3m", Lattice.cubic(5.6402), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]
-    )
-    zero, counts, fwhm = 0.06, 4000.0, 0.08
-    peaks = simulate(structure, wavelength=CU_KA1, two_theta_range=(5, 95))[0]
-    ka1, ka2 = KALPHA["Cu"]
-    s = np.sin(np.radians(peaks.two_theta) / 2) * ka2 / ka1
-    doublet = dataclasses.replace(
-        peaks, two_theta=2 * np.degrees(np.arcsin(s)), intensity=0.5 * peaks.intensity
-    )
-    y = profile(peaks, grid - zero, fwhm=fwhm) + profile(doublet, grid - zero, fwhm=fwhm)
-    y = y / y.max() * counts + 80 + 50 * np.exp(-(grid - 10) / 25)
-    y = np.random.default_rng(0).poisson(y).astype(float)
-    return Pattern(grid, y, wavelength=CU_KA1, source="scan.xy")
-
-
 def bound_indexing(repeats: int) -> dict:
+    from matforge.xrd.identify import example_pattern
     from matforge.xrd.indexing import index_pattern
 
-    pattern = nacl_scan()
+    pattern = example_pattern()  # rock salt, Cu Kα1 + Kα2, zero shift, background, noise
     index_pattern(pattern)  # warm the caches (reflection tables, extinction classes)
     seconds, reported = [], []
     for _ in range(repeats):
