@@ -221,15 +221,20 @@ def test_auto_regression_spec_follows_the_training_size():
 
     rng = np.random.default_rng(0)
 
-    def spec(n):
-        m = make_model("auto", "regression", y=rng.normal(size=n))
-        return list(m.featurizer), dict(m.estimator.estimators)
+    def spec(n, name="auto"):
+        m = make_model(name, "regression", y=rng.normal(size=n))
+        est = m.estimator
+        if type(est).__name__ == "BlendedRegressorUQ":  # the trees beside the attention model
+            trees = {entry[0]: entry[1] for entry in est.estimators}["trees"]
+            return list(m.featurizer)[1:], dict(trees.estimators)
+        return list(m.featurizer), dict(est.estimators)
 
     feats, bases = spec(SMALL_DATA - 1)
     assert feats == list(COMPACT_FEATURIZER) and set(bases) == {"lgbm", "extra_trees"}
-    feats, bases = spec(SMALL_DATA)
-    assert feats == list(AUTO_FEATURIZER)
-    assert bases["lgbm"].get_params()["num_leaves"] == 31
+    for name in ("auto", "auto_trees"):
+        feats, bases = spec(SMALL_DATA, name)
+        assert feats == list(AUTO_FEATURIZER)
+        assert bases["lgbm"].get_params()["num_leaves"] == 31
     feats, bases = spec(LARGE_DATA)
     assert feats == list(LARGE_FEATURIZER) and "mat2vec" not in feats
     params = bases["lgbm"].get_params()

@@ -12,7 +12,10 @@ import typer
 
 from matforge.cli.tables import decimal_option, read_user_table, sep_option, sheet_option
 
-_MODEL_HELP = "Model spec: auto, lgbm, rf, gp, transformer or small (see matforge.models.presets)."
+_MODEL_HELP = (
+    "Model spec: auto, auto_trees, lgbm, rf, gp, transformer, transformer_pretrained or small "
+    "(see matforge.models.presets)."
+)
 _HOME_HELP = "Registry folder (default: $MATFORGE_HOME/models or ~/.matforge/models)."
 
 benchmark_app = typer.Typer(help="Benchmarks on bundled data.", no_args_is_help=True)

@@ -386,7 +386,7 @@ def _model_choices(m) -> dict[str, Any]:
     if hasattr(est, "threshold_"):
         out["gate_threshold"] = float(est.threshold_)
     if hasattr(est, "weights_"):
-        names = [n for n, _ in (getattr(est, "estimators", None) or est.regressors)]
+        names = [entry[0] for entry in (getattr(est, "estimators", None) or est.regressors)]
         out["blend_weights"] = {n: float(w) for n, w in zip(names, est.weights_, strict=True)}
     return out
 

@@ -146,10 +146,12 @@ def build_featurizer(spec: Sequence[str]):
 
 def domain_featurizer_spec(spec: Sequence[str]) -> list[str]:
     """Featurizer spec the applicability domain of a model with featurizer ``spec`` is measured
-    in: the model's own, except for ``element_tokens`` (atomic numbers and fractions are no
-    descriptor space: (NH4)2SO4 sits among steels there), measured in Magpie + stoichiometry."""
-    if any(str(entry).partition(":")[0] == "element_tokens" for entry in spec):
-        return ["magpie", "stoichiometry"]
+    in: the model's own without ``element_tokens`` (atomic numbers and fractions are no
+    descriptor space: (NH4)2SO4 sits among steels there); Magpie + stoichiometry where nothing
+    else is left."""
+    rest = [entry for entry in spec if str(entry).partition(":")[0] != "element_tokens"]
+    if len(rest) < len(spec):
+        return rest or ["magpie", "stoichiometry"]
     return list(spec)
 
 

@@ -21,6 +21,11 @@ the server's ``train_model`` job and campaigns' surrogates.
   mat2vec statistics (``matbench_mp_e_form`` fold 0, one model on all training rows: 0.1304
   eV/atom with the defaults, 0.1071 with the larger trees, 0.1001 with the larger trees and
   no mat2vec, which also takes a third of the CPU time);
+* from :data:`SMALL_DATA` to :data:`ATTENTION_MAX_ROWS` rows, with torch installed, that stack
+  is blended with the pretrained attention model (``transformer_pretrained``) by a
+  :class:`~matforge.models.stacking.BlendedRegressorUQ`: NNLS weights on the out-of-fold
+  predictions of both, so inner cross-validation decides how much the network counts
+  (``auto_trees`` is the same recipe without it);
 * binary classification → :class:`~matforge.models.stacking.StackedClassifier` of LightGBM,
   calibrated by logistic regression on out-of-fold logits;
 
@@ -55,6 +60,7 @@ if TYPE_CHECKING:  # the vocabulary stays cheap to import: campaigns read it at 
 
 __all__ = [
     "ALIASES",
+    "ATTENTION_MAX_ROWS",
     "AUTO_FEATURIZER",
     "COMPACT_FEATURIZER",
     "GP_MAX_FEATURES",
@@ -77,6 +83,8 @@ RECIPES: dict[str, str] = {
     "auto": "chosen from the training data: a LightGBM stack (a hurdle model for targets with "
     "many zeros) for make_model; for a campaign's surrogate, a Gaussian process on small "
     "problems and a random forest beyond (auto_surrogate)",
+    "auto_trees": "auto without the attention model: the tree models alone (faster; the same "
+    "as auto below 1,000 and from 20,000 training rows, and without torch)",
     "lgbm": "LightGBM with uncertainty: a cross-fitted stack for make_model, a bagged ensemble "
     "(BoostedEnsembleUQ) as a campaign's surrogate",
     "rf": "random forest with calibrated uncertainty (RandomForestUQ; Magpie features, missing "
@@ -145,6 +153,10 @@ COMPACT_FEATURIZER: tuple[str, ...] = (
 #: ``auto`` regression (both parts of the hurdle too) from this many training rows on: larger
 #: trees, no mat2vec (LARGE_LGBM, LARGE_FEATURIZER)
 LARGE_DATA = 50_000
+#: below this many training rows (and from SMALL_DATA on), ``auto`` regression blends the trees
+#: with the pretrained attention model when torch is installed; beyond, the network's CPU
+#: time (about 4 CPU-minutes per 10,000 rows) outgrows what it adds
+ATTENTION_MAX_ROWS = 20_000
 
 #: auto set without the 1,200 mat2vec columns: on 100,000 rows the trees learn more from the
 #: other statistics, in a third of the time
@@ -239,7 +251,7 @@ def _regressor(name, y, featurizer, rs, n_jobs, common) -> CompositionModel:
     from matforge.models.stacking import StackedRegressorUQ
 
     y = None if y is None else np.asarray(y, dtype=float)
-    if name == "auto":
+    if name in ("auto", "auto_trees"):
         n = 0 if y is None else y.size
         zero_mass = n > 0 and np.all(y >= 0) and np.mean(y == 0) >= ZERO_MASS
         transform = "log1p" if n and np.all(y >= 0) and (zero_mass or _skewed(y)) else None
@@ -274,6 +286,8 @@ def _regressor(name, y, featurizer, rs, n_jobs, common) -> CompositionModel:
                 n_jobs=n_jobs,
             )
             spec = LARGE_FEATURIZER if large else AUTO_FEATURIZER
+            if name == "auto" and not featurizer and n < ATTENTION_MAX_ROWS and _torch_installed():
+                est, spec = _with_attention(est, spec, rs, n_jobs)
         return CompositionModel(
             est, featurizer=list(featurizer or spec), target_transform=transform, **common
         )
@@ -331,7 +345,7 @@ def _classifier(name, featurizer, rs, n_jobs, common) -> CompositionModel:
     from matforge.models.pipeline import DEFAULT_FEATURIZER, CompositionModel
     from matforge.models.stacking import StackedClassifier
 
-    if name in ("auto", "lgbm"):  # "auto" for a classification target is the lgbm recipe
+    if name in ("auto", "auto_trees", "lgbm"):  # "auto" for a classification: the lgbm recipe
         est = StackedClassifier(
             [("lgbm", lgbm_classifier(rs))], cv=5, random_state=rs, n_jobs=n_jobs
         )
@@ -354,6 +368,29 @@ def _classifier(name, featurizer, rs, n_jobs, common) -> CompositionModel:
     return CompositionModel(
         est, featurizer=list(featurizer or ["magpie", "stoichiometry"]), **common
     )
+
+
+def _torch_installed() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("torch") is not None
+
+
+def _with_attention(trees, spec, rs, n_jobs) -> tuple[Any, tuple[str, ...]]:
+    """``trees`` blended with the pretrained attention model (NNLS on both models' out-of-fold
+    predictions, so inner cross-validation decides its weight); the element tokens go first."""
+    from matforge.models.stacking import BlendedRegressorUQ
+    from matforge.models.transformer import CompositionTransformer, ElementTokens
+
+    width = len(ElementTokens().feature_labels())
+    attention = CompositionTransformer(random_state=rs, n_threads=n_jobs, pretrained="bundled")
+    est = BlendedRegressorUQ(
+        [
+            ("attention", attention, slice(0, width)),
+            ("trees", trees, slice(width, None)),
+        ]
+    )
+    return est, ("element_tokens", *spec)
 
 
 def _huber(y) -> dict[str, Any]:

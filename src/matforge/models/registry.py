@@ -73,6 +73,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "matforge.models.gaussian_process.GaussianProcessUQ",
     "matforge.models.hurdle.HurdleRegressorUQ",
     "matforge.models.recalibration.NoiseForest",
+    "matforge.models.stacking.BlendedRegressorUQ",
     "matforge.models.stacking.StackedClassifier",
     "matforge.models.stacking.StackedRegressorUQ",
     "matforge.models.transformer.CompositionTransformer",

@@ -37,6 +37,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from matforge.models.recalibration import NoiseForest, fit_std_scale, resolve_recalibrate
 
 __all__ = [
+    "BlendedRegressorUQ",
     "StackedClassifier",
     "StackedRegressorUQ",
     "cross_fit",
@@ -367,6 +368,152 @@ class StackedClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X) -> np.ndarray:
         """Most probable class."""
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class BlendedRegressorUQ(RegressorMixin, BaseEstimator):
+    """NNLS blend of uncertainty-aware regressors that cross-fit themselves, each on its columns.
+
+    Every base is fitted once, on all rows of its own columns of ``X``, and must leave
+    out-of-fold predictions behind (``oof_prediction_``, ``oof_std_``), as
+    :class:`StackedRegressorUQ` and the cross-fitted
+    :class:`~matforge.models.transformer.CompositionTransformer` do. The blend weights are the
+    non-negative least-squares weights of those OOF predictions, so a base that does not help
+    on held-out rows gets weight 0: inner cross-validation decides whether it takes part. The
+    std is the same blend of the bases' stds (their errors are strongly correlated, so the
+    stds add rather than add in quadrature), times ``std_scale_`` fitted on the blend's OOF
+    residuals.
+
+    Parameters
+    ----------
+    estimators : list of (name, regressor, columns)
+        ``columns`` (a ``slice`` or a list of column indices) picks the columns of ``X`` the
+        base sees: e.g. the element tokens for the attention model, the descriptors for the
+        trees. Names may not contain ``"."`` or ``"/"``.
+    recalibrate : bool or {"rmv", "z", "coverage68"}, default=True
+        How ``std_scale_`` is fitted on the OOF residuals (True = "rmv").
+
+    Attributes
+    ----------
+    estimators_ : dict name -> fitted base
+    weights_ : (n_estimators,) blend weights (sum 1)
+    oof_prediction_, oof_std_ : (n_samples,) out-of-fold mean and calibrated std
+    oof_base_ : (n_samples, n_estimators) OOF predictions of every base
+    std_scale_ : float
+    """
+
+    def __init__(self, estimators, recalibrate=True):
+        self.estimators = estimators
+        self.recalibrate = recalibrate
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # passed through to the bases (LightGBM takes NaN)
+        return tags
+
+    def _check_estimators(self) -> list:
+        bases = list(self.estimators)
+        if not bases:
+            raise ValueError("estimators is empty")
+        names = [entry[0] for entry in bases]
+        for entry in bases:
+            if len(entry) != 3:
+                raise ValueError(f"each estimator is (name, regressor, columns), got {entry!r}")
+            if not isinstance(entry[0], str) or not entry[0] or set(entry[0]) & {".", "/"}:
+                raise ValueError(f"estimator names are non-empty, without '.' or '/': {entry[0]!r}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"estimator names must be unique, got {names}")
+        return bases
+
+    def fit(self, X, y, on_fold: Callable[[int, int], None] | None = None):
+        """Fit every base on its columns of ``X``; blend their OOF predictions.
+
+        ``on_fold(done, total)`` is called after each base (progress reports).
+        """
+        bases = self._check_estimators()
+        X, y = validate_data(
+            self, X, y, dtype=np.float64, y_numeric=True, ensure_all_finite="allow-nan"
+        )
+        y = y.astype(np.float64)
+        self.estimators_, means, stds = {}, [], []
+        for k, (name, est, columns) in enumerate(bases, 1):
+            model = clone(est).fit(X[:, columns], y)
+            mu = getattr(model, "oof_prediction_", None)
+            sigma = getattr(model, "oof_std_", None)
+            if mu is None or sigma is None:
+                raise ValueError(
+                    f"base {name!r} ({type(est).__name__}) leaves no out-of-fold predictions "
+                    "(oof_prediction_, oof_std_) to blend"
+                )
+            self.estimators_[name] = model
+            means.append(np.asarray(mu, dtype=float))
+            stds.append(np.asarray(sigma, dtype=float))
+            if on_fold is not None:
+                on_fold(k, len(bases))
+        self.oof_base_ = np.column_stack(means)
+        S = np.column_stack(stds)
+        ok = np.isfinite(self.oof_base_).all(axis=1) & np.isfinite(S).all(axis=1)
+        if ok.sum() < 2:
+            raise ValueError("fewer than 2 rows have out-of-fold predictions from every base")
+        self.weights_ = nnls_weights(self.oof_base_[ok], y[ok])
+        self.oof_prediction_ = self.oof_base_ @ self.weights_
+        raw = S @ self.weights_
+        method = resolve_recalibrate(self.recalibrate)
+        self.std_scale_ = (
+            1.0
+            if method is None
+            else fit_std_scale(y[ok] - self.oof_prediction_[ok], raw[ok], method)
+        )
+        self.oof_std_ = self.std_scale_ * raw
+        self.y_scale_ = float(np.std(y)) or 1.0
+        return self
+
+    def predict(self, X, return_std: bool = False):
+        """Blended mean; with ``return_std=True`` the pair ``(mean, std)`` in target units."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False, ensure_all_finite="allow-nan")
+        mean = np.zeros(X.shape[0])
+        std = np.zeros(X.shape[0])
+        for w, (name, _, columns) in zip(self.weights_, self.estimators, strict=True):
+            if w <= 0:
+                continue
+            model = self.estimators_[name]
+            if return_std:
+                m, s = model.predict(X[:, columns], return_std=True)
+                std += w * np.asarray(s, dtype=float)
+            else:
+                m = model.predict(X[:, columns])
+            mean += w * np.asarray(m, dtype=float)
+        if not return_std:
+            return mean
+        return mean, np.maximum(self.std_scale_ * std, _STD_FLOOR * self.y_scale_)
+
+    def check_leakage(self, X) -> None:
+        """Ask every base that was pretrained whether ``X`` (compositions) leaked into it."""
+        for _, est, _ in self._check_estimators():
+            check = getattr(est, "check_leakage", None)
+            if check is not None:
+                check(X)
+
+    def torch_modules_(self) -> dict:
+        """The torch modules of every base, keyed ``"<name>.<key>"`` (for the registry)."""
+        check_is_fitted(self)
+        out = {}
+        for name, model in self.estimators_.items():
+            getter = getattr(model, "torch_modules_", None)
+            if getter is not None:
+                out.update({f"{name}.{key}": module for key, module in getter().items()})
+        return out
+
+    def load_torch_state_(self, arrays: dict[str, np.ndarray]) -> None:
+        """Hand each base its ``"<name>.<key>/<param>"`` arrays, as the registry saved them."""
+        per_base: dict[str, dict[str, np.ndarray]] = {}
+        for key, value in arrays.items():
+            name, dot, rest = key.partition(".")
+            if not dot or name not in self.estimators_:
+                raise ValueError(f"unexpected torch state entry {key!r}")
+            per_base.setdefault(name, {})[rest] = value
+        for name, state in per_base.items():
+            self.estimators_[name].load_torch_state_(state)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
