@@ -71,6 +71,7 @@ def steels_result(tmp_path_factory):
 
 
 def test_interrupted_run_resumes_from_its_written_folds(steels_result, tmp_path):
+    from matforge.errors import MatforgeError
     from matforge.models.matbench import resumable_folds, run_task, write_result
 
     result, _, _ = steels_result
@@ -94,6 +95,11 @@ def test_interrupted_run_resumes_from_its_written_folds(steels_result, tmp_path)
     assert resumed["model_class"] == result["model_class"]
     assert resumed["mean"]["mae"] == result["folds"][0]["mae"]
     assert resumed["date"] == then  # nothing refitted: the results keep their date
+    # folds of a recipe whose meaning has changed since (same name, other model) are refused
+    stale = [{**r, "_spec": {**r["_spec"], "model_class": "sklearn.dummy.DummyRegressor"}}
+             for r in done]  # fmt: skip
+    with pytest.raises(MatforgeError, match="fitted with sklearn.dummy.DummyRegressor"):
+        run_task("matbench_steels", "small", folds=[0], done=stale)
 
 
 def test_matbench_result_schema(steels_result):

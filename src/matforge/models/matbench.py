@@ -143,6 +143,28 @@ def run_task(
         raise MatforgeError(f"fold {bad[0]} does not exist; {task} has folds 0-{len(splits) - 1}")
     is_clf = info.task == "classification"
     earlier = {int(r["fold"]): dict(r) for r in done}
+
+    def build(k: int):
+        return make_model(
+            model,
+            info.task,
+            y=None if is_clf else y_all[splits[k][0]],
+            featurizer=featurizer,
+            random_state=random_state + k,
+            n_jobs=n_jobs,
+            target=info.target,
+            unit=info.unit,
+        )
+
+    if earlier:  # a recipe whose meaning changed since (same name) must not mix with its past
+        old = dict(done[0].get("_spec") or {})
+        probe = build(min(earlier)).estimator
+        now = f"{type(probe).__module__}.{type(probe).__name__}"
+        if old.get("model_class") and old["model_class"] != now:
+            raise MatforgeError(
+                f"{task}: the earlier folds were fitted with {old['model_class']}, but "
+                f"{model!r} now builds {now}; run without --resume (or with another --out)"
+            )
     per_fold: list[dict[str, Any]] = []
     spec: dict[str, Any] = {}
     for k in folds:
@@ -153,16 +175,7 @@ def run_task(
             on_fold_start(task, k, {})
         train, test = splits[k]
         y_train = y_all[train]
-        m = make_model(
-            model,
-            info.task,
-            y=None if is_clf else y_train,
-            featurizer=featurizer,
-            random_state=random_state + k,
-            n_jobs=n_jobs,
-            target=info.target,
-            unit=info.unit,
-        )
+        m = build(k)
         check = getattr(m.estimator, "check_leakage", None)
         if check is not None:  # a pretrained model: no test composition in its pretraining
             check([formulas[i] for i in test])
