@@ -167,6 +167,10 @@ def test_blend_with_the_attention_model_trains_saves_and_loads(kvrh, tmp_path):
     assert 0.85 <= np.mean(np.abs(mean - y_te) <= 1.96 * std) <= 1.0
     # the domain is measured in the descriptors, not in the element tokens
     assert model.domain_featurizer_.feature_labels() == model.featurizer_.feature_labels()[32:]
+    # ... taken from the model's own columns, equal to featurizing them anew
+    F, _ = model.featurizer_.featurize_with_errors(f_te[:20])
+    fresh, _ = model.domain_featurizer_.featurize_with_errors(f_te[:20])
+    np.testing.assert_array_equal(model._domain_matrix(F, f_te[:20]), fresh)
 
     path = save_model(model, "kvrh-blend", tmp_path)
     assert json.loads((path / "metadata.json").read_text())["files"] == [

@@ -360,7 +360,11 @@ class CompositionModel(BaseEstimator):
         report("applicability domain", 0, 1)
         self.domain_featurizer_ = self._new_domain_featurizer()
         if self.domain_featurizer_ is not self.featurizer_:
-            raw, _ = self.domain_featurizer_.featurize_with_errors(train_formulas)
+            cols = self._domain_columns(self.domain_featurizer_)
+            if cols is not None:
+                raw = raw[:, cols]
+            else:
+                raw, _ = self.domain_featurizer_.featurize_with_errors(train_formulas)
         self.domain_ = _fit_domain(raw)
         report("applicability domain", 1, 1)
         return self
@@ -595,7 +599,21 @@ class CompositionModel(BaseEstimator):
         featurizer = self._domain_featurizer()
         if featurizer is getattr(self, "featurizer_", None):
             return F
+        cols = self._domain_columns(featurizer)
+        if cols is not None:
+            return F[:, cols]
         return featurizer.featurize_with_errors(formulas)[0]
+
+    def _domain_columns(self, featurizer) -> np.ndarray | None:
+        """Where ``featurizer``'s columns sit among the model's own (the domain's features are
+        the model's without the element tokens), so they need no second featurization; None
+        when they are not all there."""
+        labels = list(getattr(self, "feature_labels_", []))
+        index = {label: i for i, label in enumerate(labels)}
+        want = featurizer.feature_labels()
+        if len(index) != len(labels) or not all(label in index for label in want):
+            return None
+        return np.array([index[label] for label in want], dtype=np.intp)
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities (n, 2) in the order of ``classes_``; NaN rows for bad formulas."""
