@@ -11,6 +11,7 @@ import contextlib
 import os
 import uuid
 
+import numpy as np
 import pytest
 
 PG_URL_VAR = "MATFORGE_TEST_PG_URL"
@@ -81,6 +82,34 @@ def store(store_url):
 #: layer sizes of the tiny test classifiers: seconds per epoch on one CPU thread
 TINY_XRD_ARCH = {"in_channels": 2, "channels": [8, 8, 16, 16, 16], "kernels": [8, 5, 3, 3, 3],
                  "strides": [4, 2, 2, 2, 2], "hidden": 32, "dropout": 0.0}  # fmt: skip
+
+
+#: the attention model small enough for a test on one busy core, big enough to learn bulk moduli
+SMALL_ATTENTION = dict(n_members=3, d_model=32, n_heads=2, n_layers=1, d_ff=64, batch_size=64,
+                       learning_rate=3e-3, max_epochs=25, patience=8, n_threads=1)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def small_attention():
+    """:data:`SMALL_ATTENTION`, a copy to override (``{**small_attention, "n_members": 2}``)."""
+    return dict(SMALL_ATTENTION)
+
+
+@pytest.fixture(scope="session")
+def kvrh_sample():
+    """``sample(n_train, n_test, seed)``: random rows of matbench_log_kvrh as (train formulas,
+    train log10 GPa, test formulas, test log10 GPa)."""
+    from matforge.datasets import load_dataset
+
+    df = load_dataset("matbench_log_kvrh")
+
+    def sample(n_train: int, n_test: int, seed: int = 0):
+        rows = np.random.RandomState(seed).permutation(len(df))[: n_train + n_test]
+        f = df["formula"].astype(str).to_numpy()[rows]
+        y = df["log10_k_vrh"].to_numpy(float)[rows]
+        return list(f[:n_train]), y[:n_train], list(f[n_train:]), y[n_train:]
+
+    return sample
 
 
 @pytest.fixture(scope="session")

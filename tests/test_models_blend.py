@@ -83,29 +83,9 @@ def test_bad_estimators_are_refused_with_clear_errors():
 
 
 # -- with the attention model ---------------------------------------------------------------
-TINY_ATTENTION = dict(
-    n_members=2,
-    d_model=16,
-    n_heads=2,
-    n_layers=1,
-    d_ff=32,
-    batch_size=64,
-    learning_rate=3e-3,
-    max_epochs=6,
-    patience=3,
-    n_threads=1,
-)
-
-
 @pytest.fixture(scope="module")
-def kvrh():
-    from matforge.datasets import load_dataset
-
-    df = load_dataset("matbench_log_kvrh")
-    rows = np.random.RandomState(1).permutation(len(df))[:1300]
-    f = df["formula"].astype(str).to_numpy()[rows]
-    y = df["log10_k_vrh"].to_numpy(float)[rows]
-    return list(f[:1100]), y[:1100], list(f[1100:]), y[1100:]
+def kvrh(kvrh_sample):
+    return kvrh_sample(1100, 200, seed=1)
 
 
 def test_auto_blends_the_attention_model_in_the_middle_range(kvrh):
@@ -139,16 +119,17 @@ def test_auto_blends_the_attention_model_in_the_middle_range(kvrh):
     )
 
 
-def test_blend_with_the_attention_model_trains_saves_and_loads(kvrh, tmp_path):
+def test_blend_with_the_attention_model_trains_saves_and_loads(kvrh, tmp_path, small_attention):
     pytest.importorskip("torch")
     from matforge.models.pipeline import CompositionModel
     from matforge.models.registry import load_model, save_model
     from matforge.models.transformer import CompositionTransformer
 
     f_tr, y_tr, f_te, y_te = kvrh
+    tiny = {**small_attention, "n_members": 2, "d_model": 16, "d_ff": 32, "max_epochs": 6}
     est = BlendedRegressorUQ(
         [
-            ("attention", CompositionTransformer(random_state=0, **TINY_ATTENTION), slice(0, 32)),
+            ("attention", CompositionTransformer(random_state=0, **tiny), slice(0, 32)),
             ("trees", _trees(0, n=60), slice(32, None)),
         ]
     )

@@ -15,37 +15,17 @@ torch = pytest.importorskip("torch")
 
 from matforge.models.transformer import CompositionTransformer, ElementTokens  # noqa: E402
 
-#: small enough for a test on one busy core, big enough to learn bulk moduli
-SMALL = dict(
-    n_members=3,
-    d_model=32,
-    n_heads=2,
-    n_layers=1,
-    d_ff=64,
-    batch_size=64,
-    learning_rate=3e-3,
-    max_epochs=25,
-    patience=8,
-    n_threads=1,
-)
-
 
 @pytest.fixture(scope="module")
-def kvrh():
+def kvrh(kvrh_sample):
     """(train formulas, train y, test formulas, test y): 500 / 200 rows of log_kvrh."""
-    from matforge.datasets import load_dataset
-
-    df = load_dataset("matbench_log_kvrh")
-    rows = np.random.RandomState(0).permutation(len(df))[:700]
-    f = df["formula"].astype(str).to_numpy()[rows]
-    y = df["log10_k_vrh"].to_numpy(float)[rows]
-    return list(f[:500]), y[:500], list(f[500:]), y[500:]
+    return kvrh_sample(500, 200, seed=0)
 
 
 @pytest.fixture(scope="module")
-def fitted(kvrh):
+def fitted(kvrh, small_attention):
     f_tr, y_tr, _, _ = kvrh
-    return CompositionTransformer(random_state=0, **SMALL).fit(f_tr, y_tr)
+    return CompositionTransformer(random_state=0, **small_attention).fit(f_tr, y_tr)
 
 
 def test_element_tokens_sort_by_fraction_and_pad():
@@ -102,9 +82,9 @@ def test_inputs_formulas_batch_and_tokens_agree(fitted, kvrh):
         fitted.predict(ElementTokens(4).featurize_many(f_te))
 
 
-def test_seed_makes_it_deterministic(kvrh):
+def test_seed_makes_it_deterministic(kvrh, small_attention):
     f_tr, y_tr, f_te, _ = kvrh
-    quick = {**SMALL, "max_epochs": 3, "n_members": 2}
+    quick = {**small_attention, "max_epochs": 3, "n_members": 2}
     a = CompositionTransformer(random_state=7, **quick).fit(f_tr[:200], y_tr[:200])
     b = CompositionTransformer(random_state=7, **quick).fit(f_tr[:200], y_tr[:200])
     c = CompositionTransformer(random_state=8, **quick).fit(f_tr[:200], y_tr[:200])
@@ -123,12 +103,14 @@ def test_sklearn_params_and_clone():
     assert clone(m).get_params() == params
 
 
-def test_registry_round_trip_uses_state_dicts(kvrh, tmp_path):
+def test_registry_round_trip_uses_state_dicts(kvrh, tmp_path, small_attention):
     from matforge.models.pipeline import CompositionModel
     from matforge.models.registry import load_model, save_model
 
     f_tr, y_tr, f_te, _ = kvrh
-    est = CompositionTransformer(random_state=0, **{**SMALL, "max_epochs": 4, "n_members": 2})
+    est = CompositionTransformer(
+        random_state=0, **{**small_attention, "max_epochs": 4, "n_members": 2}
+    )
     model = CompositionModel(est, featurizer=["element_tokens"], target="log10_k_vrh")
     model.fit(f_tr[:300], y_tr[:300])
     # the ensemble's own out-of-fold predictions were used: no extra cross-validation fits
@@ -210,12 +192,12 @@ def test_bucketed_batches_cover_every_row_once_with_one_element_count_each():
     assert any(not np.array_equal(a, b) for a, b in zip(batches, again, strict=False))
 
 
-def test_feature_matrix_inputs_learn_a_formulation_response():
+def test_feature_matrix_inputs_learn_a_formulation_response(small_attention):
     """inputs='features': every column a token (here the fractions of a 4-ingredient blend)."""
     rng = np.random.RandomState(0)
     X = rng.dirichlet(np.ones(4), size=300)
     y = 3.0 * X[:, 0] - 2.0 * X[:, 1] * X[:, 2] + 0.05 * rng.randn(300)
-    quick = {**SMALL, "n_members": 2, "max_epochs": 30, "batch_size": 32}
+    quick = {**small_attention, "n_members": 2, "max_epochs": 30, "batch_size": 32}
     m = CompositionTransformer(inputs="features", random_state=0, **quick).fit(X[:200], y[:200])
     assert m.n_features_in_ == 4
     mean, std = m.predict(X[200:], return_std=True)
