@@ -136,8 +136,12 @@ def test_blend_with_the_attention_model_trains_saves_and_loads(kvrh, tmp_path, s
     model = CompositionModel(
         est, featurizer=["element_tokens", "magpie", "stoichiometry"], target="log10_k_vrh"
     )
-    model.fit(f_tr, y_tr)
+    steps = []
+    model.fit(f_tr, y_tr, progress=lambda stage, done, total: steps.append((stage, done, total)))
     assert model.estimator_.weights_.sum() == pytest.approx(1.0)
+    # progress: the network's 2 members, then the stack's 3 folds and its noise model
+    blend_steps = [(d, t) for stage, d, t in steps if stage == "fitting BlendedRegressorUQ"]
+    assert blend_steps == [(1, 3), (2, 3), (3, 6), (4, 6), (5, 6), (6, 6)]
     from matforge.models.matbench import _model_choices
 
     weights = _model_choices(model)["blend_weights"]  # as `matforge benchmark matbench` records

@@ -427,16 +427,35 @@ class BlendedRegressorUQ(RegressorMixin, BaseEstimator):
     def fit(self, X, y, on_fold: Callable[[int, int], None] | None = None):
         """Fit every base on its columns of ``X``; blend their OOF predictions.
 
-        ``on_fold(done, total)`` is called after each base (progress reports).
+        ``on_fold(done, total)`` reports the bases' own steps (their folds or members) where
+        their ``fit`` takes ``on_fold``, else one step per base; ``total`` counts a base not
+        started yet as one step, so it grows as the bases start.
         """
+        import inspect
+
         bases = self._check_estimators()
         X, y = validate_data(
             self, X, y, dtype=np.float64, y_numeric=True, ensure_all_finite="allow-nan"
         )
         y = y.astype(np.float64)
         self.estimators_, means, stds = {}, [], []
-        for k, (name, est, columns) in enumerate(bases, 1):
-            model = clone(est).fit(X[:, columns], y)
+        finished = 0  # steps of the finished bases
+        for k, (name, est, columns) in enumerate(bases):
+            model = clone(est)
+            later = len(bases) - k - 1  # bases not started yet: one step each for now
+            seen = {"total": 1}
+            if on_fold is not None and "on_fold" in inspect.signature(model.fit).parameters:
+
+                def step(done, total, before=finished, later=later, seen=seen) -> None:
+                    seen["total"] = total
+                    on_fold(before + done, before + total + later)
+
+                model.fit(X[:, columns], y, on_fold=step)
+            else:
+                model.fit(X[:, columns], y)
+                if on_fold is not None:
+                    on_fold(finished + 1, finished + 1 + later)
+            finished += seen["total"]
             mu = getattr(model, "oof_prediction_", None)
             sigma = getattr(model, "oof_std_", None)
             if mu is None or sigma is None:
@@ -447,8 +466,6 @@ class BlendedRegressorUQ(RegressorMixin, BaseEstimator):
             self.estimators_[name] = model
             means.append(np.asarray(mu, dtype=float))
             stds.append(np.asarray(sigma, dtype=float))
-            if on_fold is not None:
-                on_fold(k, len(bases))
         self.oof_base_ = np.column_stack(means)
         S = np.column_stack(stds)
         ok = np.isfinite(self.oof_base_).all(axis=1) & np.isfinite(S).all(axis=1)

@@ -243,8 +243,10 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
         return np.hstack([ids, F])
 
     # -- fitting -------------------------------------------------------------------------
-    def fit(self, X, y):
-        """Fit the cross-fitted ensemble on compositions ``X`` and targets ``y`` (any unit)."""
+    def fit(self, X, y, on_fold=None):
+        """Fit the cross-fitted ensemble on compositions ``X`` and targets ``y`` (any unit).
+
+        ``on_fold(done, total)`` is called after each trained member (progress reports)."""
         import torch
         from sklearn.utils import check_random_state
 
@@ -286,7 +288,7 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
         with self._threads():
             z_all, x_all = _to_tensors(T, device)
             y_all = torch.as_tensor(ys, dtype=torch.float32, device=device)
-            for held in held_out:
+            for k, held in enumerate(held_out, 1):
                 train = np.ones(n, dtype=bool)
                 train[held] = False
                 seed = int(rng.randint(np.iinfo(np.int32).max))
@@ -297,6 +299,8 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
                 self.best_epochs_.append(epoch)
                 mu, log_b = _predict_net(net, z_all[held], x_all[held])
                 oof_mu[held], oof_b[held] = mu, np.exp(log_b)
+                if on_fold is not None:
+                    on_fold(k, len(held_out))
             mus, _ = self._member_outputs(z_all, x_all)
         self.train_device_ = str(device)
         # Out-of-fold: the held-out member's own noise plus the ensemble's disagreement there
