@@ -54,7 +54,6 @@ What the model does beyond ``featurize → estimator.fit``:
 from __future__ import annotations
 
 import hashlib
-import inspect
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -372,9 +371,11 @@ class CompositionModel(BaseEstimator):
     def _fit_estimator(self, F: np.ndarray, y: np.ndarray, report: FitProgress):
         """A fitted clone of ``estimator``; its folds reported when its ``fit`` takes
         ``on_fold`` (the stacks and the hurdle model cross-fit inside)."""
+        from matforge.models.stacking import reports_folds
+
         est = clone(self.estimator)
         name = type(est).__name__
-        if "on_fold" in inspect.signature(est.fit).parameters:
+        if reports_folds(est):
             return est.fit(F, y, on_fold=lambda d, t: report(f"fitting {name}", d, t))
         report(f"fitting {name}", 0, 1)
         est.fit(F, y)

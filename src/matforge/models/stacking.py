@@ -43,6 +43,8 @@ __all__ = [
     "cross_fit",
     "fold_counter",
     "kfold_indices",
+    "nnls_weights",
+    "reports_folds",
 ]
 
 _STD_FLOOR = 1e-6  # relative to the training target's std, keeps z-scores finite
@@ -121,6 +123,13 @@ def fold_counter(
             on_fold(next(count), total)
 
     return step
+
+
+def reports_folds(estimator) -> bool:
+    """Whether ``estimator.fit`` takes an ``on_fold(done, total)`` progress callback."""
+    import inspect
+
+    return "on_fold" in inspect.signature(estimator.fit).parameters
 
 
 def nnls_weights(P: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -431,8 +440,6 @@ class BlendedRegressorUQ(RegressorMixin, BaseEstimator):
         their ``fit`` takes ``on_fold``, else one step per base; ``total`` counts a base not
         started yet as one step, so it grows as the bases start.
         """
-        import inspect
-
         bases = self._check_estimators()
         X, y = validate_data(
             self, X, y, dtype=np.float64, y_numeric=True, ensure_all_finite="allow-nan"
@@ -444,7 +451,7 @@ class BlendedRegressorUQ(RegressorMixin, BaseEstimator):
             model = clone(est)
             later = len(bases) - k - 1  # bases not started yet: one step each for now
             seen = {"total": 1}
-            if on_fold is not None and "on_fold" in inspect.signature(model.fit).parameters:
+            if on_fold is not None and reports_folds(model):
 
                 def step(done, total, before=finished, later=later, seen=seen) -> None:
                     seen["total"] = total
