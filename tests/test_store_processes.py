@@ -44,9 +44,12 @@ def _integrity(db: Path) -> str:
         conn.close()
 
 
-# Writers are forked: real processes with their own connections, without paying for the
-# imports again (about 1.5 s of CPU each on the 2-core CI machine).
-FORK = multiprocessing.get_context("fork")
+# Writers are real processes with their own connections, started from a fork server that
+# imported the store once (about 1.5 s of CPU on the 2-core CI machine), not forked from
+# pytest itself: a child forked from a process that has started threads (BLAS, torch, the
+# database drivers of earlier tests) can crash before it runs a line (seen once as SIGSEGV).
+FORK = multiprocessing.get_context("forkserver")
+FORK.set_forkserver_preload(["matforge.store"])
 
 
 def _ingest_until_killed(url: str, csv_path: str, marker: str) -> None:
