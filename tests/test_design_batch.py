@@ -77,7 +77,9 @@ def test_batches_are_distinct_and_more_diverse_than_top_q(problem, model, strate
     surrogate = model().fit(X_obs, y_obs)
     q = 5
     data = dict(X_observed=X_obs, y_observed=y_obs) if refit else dict(best=y_obs.max())
-    top = select_batch(pool, surrogate, "ei", q, strategy="top", best=y_obs.max())
+    # the same data for both (ties between equally scored candidates go to the one farthest
+    # from the measurements, when they are given)
+    top = select_batch(pool, surrogate, "ei", q, strategy="top", **data)
     batch = select_batch(pool, surrogate, ExpectedImprovement(), q, strategy=strategy, **data)
     assert len(batch.indices) == q and len(set(batch.indices.tolist())) == q
     assert len(batch.values) == q and np.isfinite(batch.values).all()
@@ -153,3 +155,41 @@ def test_target_objective_batch(problem):
     batch = select_batch(pool, gp, "mli", 3, objective="y = 0.5 ± 0.1", y_observed=y_obs)
     mean, _ = gp.predict(pool[batch.indices], return_std=True)
     assert np.abs(mean[0] - 0.5) < 0.5 and len(set(batch.indices.tolist())) == 3
+
+
+class Flat(RegressorMixin, BaseEstimator):
+    """A surrogate that cannot tell the candidates apart (as a forest fitted on two results
+    predicts the same for whole regions): every candidate gets the same mean and std."""
+
+    def fit(self, X, y):
+        self.mean_ = float(np.mean(y))
+        return self
+
+    def predict(self, X, return_std: bool = False):
+        mean = np.full(len(X), self.mean_)
+        return (mean, np.ones(len(X))) if return_std else mean
+
+
+@pytest.mark.parametrize("strategy", ["kriging_believer", "local_penalization", "top"])
+@pytest.mark.parametrize("acq", ["ei", "mli"])
+def test_ties_go_to_the_most_novel_candidate_not_the_first_row(strategy, acq):
+    rng = np.random.default_rng(3)
+    pool = rng.uniform(0, 1, (200, 3))
+    X_obs = pool[:2] + 0.01
+    y_obs = np.array([0.0, 1.0])
+    model = Flat().fit(X_obs, y_obs)
+
+    def picks(perm):
+        sel = select_batch(pool[perm], model, acq, 3, strategy=strategy, objective="y in [2, 3]",
+                           X_observed=X_obs, y_observed=y_obs)
+        return perm[sel.indices]  # rows of the unpermuted pool
+
+    first = picks(np.arange(len(pool)))
+    assert not set(first.tolist()) & {0, 1, 2}  # not the table's first rows
+    # the same experiments whatever the order of the table
+    for seed in range(3):
+        assert picks(np.random.default_rng(seed).permutation(len(pool))).tolist() == first.tolist()
+    # the first pick is the candidate farthest from both measurements (unit-std features)
+    Z, Zo = pool / pool.std(0), X_obs / pool.std(0)
+    dist = np.min(((Z[:, None, :] - Zo[None]) ** 2).sum(-1), axis=1)
+    assert first[0] == int(np.argmax(dist))

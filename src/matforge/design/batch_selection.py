@@ -22,6 +22,12 @@ over the pool, with ``r`` the 10 % quantile of the non-zero pairwise distances.
 
 Pending experiments (submitted, not yet measured) are treated exactly like picks made before
 this batch: not chosen again, fantasised or penalised around.
+
+Ties: when several candidates share the best score (a forest fitted on two results predicts
+the same for whole regions; an acquisition can be zero everywhere), the one farthest from every
+measured, pending or already chosen experiment wins (features scaled to unit standard deviation
+over the pool), never the first in the table's order: a replay whose pool happens to be sorted
+would otherwise find its targets by reading the table from the top.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from matforge.design.acquisition import (
 from matforge.design.objectives import Constraint, Maximize, Objective, parse_objective
 from matforge.errors import DesignSpaceError
 
-__all__ = ["STRATEGIES", "BatchSelection", "select_batch"]
+__all__ = ["STRATEGIES", "BatchSelection", "TieBreak", "select_batch"]
 
 STRATEGIES = ("kriging_believer", "local_penalization", "top")
 
@@ -125,6 +131,49 @@ def _scaling(X: np.ndarray, surrogates, radius) -> tuple[np.ndarray, float]:
     dist = np.sqrt(D2[np.triu_indices(len(Z), k=1)])
     dist = dist[dist > 1e-12]
     return scale, float(np.quantile(dist, 0.1)) if len(dist) else 1.0
+
+
+class TieBreak:
+    """Which of several equally scored candidates to take: the one farthest (features scaled
+    to unit standard deviation over the pool) from every row in ``seen`` (measured, pending
+    and chosen experiments). Distances are computed for the tied candidates only."""
+
+    def __init__(self, X: np.ndarray, seen: list[np.ndarray]):
+        std = X.std(axis=0)
+        self.scale = np.where(std > 0, std, 1.0)
+        self.X = X
+        self.seen = [r for r in seen if len(r)]
+
+    def add(self, rows: np.ndarray) -> None:
+        self.seen.append(rows)
+
+    def novelty(self, idx: np.ndarray) -> np.ndarray:
+        if not self.seen:
+            return np.zeros(len(idx))
+        Z = self.X[idx] / self.scale
+        S = np.vstack(self.seen) / self.scale
+        d2 = np.sum(Z**2, axis=1)[:, None] + np.sum(S**2, axis=1)[None, :] - 2 * Z @ S.T
+        return np.min(d2, axis=1)
+
+    def best(self, s: np.ndarray) -> int:
+        """Position of the best score; among exact ties (up to 1e-9 of the score), the most
+        novel candidate, then the first."""
+        top = float(np.max(s))
+        if not np.isfinite(top):
+            return int(np.argmax(s))
+        tied = np.flatnonzero(s >= top - 1e-9 * abs(top))
+        if len(tied) == 1:
+            return int(tied[0])
+        return int(tied[np.argmax(self.novelty(tied))])
+
+    def order(self, s: np.ndarray, q: int) -> np.ndarray:
+        """The ``q`` best positions (no updates between picks); candidates with exactly equal
+        scores are ordered by novelty."""
+        order = np.argsort(-s, kind="stable")
+        cand = order[s[order] >= s[order[q - 1]]]  # the first q and everything tied with them
+        if len(np.unique(s[cand])) == len(cand):
+            return cand[:q]
+        return cand[np.lexsort((-self.novelty(cand), -s[cand]))][:q]
 
 
 def _objectives(objective, m: int) -> list[Objective]:
@@ -284,9 +333,12 @@ def select_batch(
         s = np.where(np.isnan(s), -np.inf, s)
         return np.where(available, s, -np.inf)
 
+    ties = TieBreak(X, [] if Xo is None else [Xo])
+    if len(pend_idx) or len(pend_X):
+        ties.add(np.vstack([X[pend_idx], pend_X]))
     if strategy == "top":
         s = scores()
-        order = np.argsort(-s, kind="stable")[:q]
+        order = ties.order(s, q)
         return BatchSelection(order, s[order])
 
     scale, r = _scaling(X, surrogates, radius)
@@ -338,10 +390,11 @@ def select_batch(
     chosen, values = [], []
     for k in range(q):
         s = scores()
-        i = int(np.argmax(s))
+        i = ties.best(s)
         chosen.append(i)
         values.append(float(s[i]))
         available[i] = False
+        ties.add(X[[i]])
         if k < q - 1:
             update(X[[i]], mean[[i]])
     return BatchSelection(np.array(chosen, dtype=int), np.array(values))

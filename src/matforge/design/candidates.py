@@ -30,7 +30,9 @@ acquisitions. Each may also set its own number of random initial experiments.
   than the best so far (MLI; once one is on target: of landing on target) instead of EI;
 * ``window_mli_init5``, ``gp_prior_warp_init5``: those two with 5 random initial experiments;
 * ``window_mli_init2``: ``window_mli`` with 2 (Liang et al.'s protocol; added after the first
-  LOPO pass showed 5 beating 10 on most problems).
+  LOPO pass showed 5 beating 10 on most problems);
+* ``window_mli_init3``: the same with 3 (fills the grid 2, 3, 5, 10 of random starts; added
+  after the second pass).
 """
 
 from __future__ import annotations
@@ -253,7 +255,7 @@ class HedgePolicy(Policy):
         import warnings
 
         from matforge.design.acquisition import make_acquisition
-        from matforge.design.batch_selection import select_batch
+        from matforge.design.batch_selection import TieBreak, select_batch
 
         idx = np.asarray(observed, dtype=int)
         y = np.asarray(y, dtype=float)
@@ -275,11 +277,12 @@ class HedgePolicy(Policy):
             mask = np.zeros(len(Z), dtype=bool)
             mask[ex.astype(int)] = True
         acqs = [make_acquisition(a) for a in self.portfolio]
+        ties = TieBreak(Z, [Z[idx]])
         nominees = []
         for a in acqs:
             scores = np.asarray(a.score(dist, best), dtype=float)
             scores = np.where(mask | ~np.isfinite(scores), -np.inf, scores)
-            nominees.append(int(np.argmax(scores)))
+            nominees.append(ties.best(scores))
         g = self.eta * (state["gains"] - state["gains"].max())
         p = np.exp(g) / np.exp(g).sum()
         rng = np.random.default_rng([seed, len(idx)])
@@ -376,6 +379,7 @@ CANDIDATES: dict[str, Callable[[], Policy]] = {
     "window_mli": _window_mli,
     "window_mli_init5": lambda: _window_mli(5),
     "window_mli_init2": lambda: _window_mli(2),
+    "window_mli_init3": lambda: _window_mli(3),
     "gp_prior_warp_init5": lambda: SurrogatePolicy(
         name="gp_prior_warp_init5",
         n_initial=5,
