@@ -88,3 +88,23 @@ def _transformer_expected_failures(estimator) -> dict[str, str]:
 @parametrize_with_checks([_transformer()], expected_failed_checks=_transformer_expected_failures)
 def test_transformer_sklearn_contract(estimator, check):
     check(estimator)
+
+
+def _transformer_classifier():
+    from matforge.models.transformer import CompositionTransformerClassifier
+
+    return CompositionTransformerClassifier(**_transformer().get_params())
+
+
+def _classifier_expected_failures(estimator) -> dict[str, str]:
+    return _transformer_expected_failures(estimator)
+
+
+@pytest.mark.skipif(
+    __import__("importlib").util.find_spec("torch") is None, reason="needs torch (deep extra)"
+)
+@parametrize_with_checks(
+    [_transformer_classifier()], expected_failed_checks=_classifier_expected_failures
+)
+def test_transformer_classifier_sklearn_contract(estimator, check):
+    check(estimator)

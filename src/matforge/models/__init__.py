@@ -19,6 +19,7 @@ _EXPORTS = {
     "GaussianProcessUQ": "matforge.models.gaussian_process",
     "AutoRegressor": "matforge.models.auto",
     "CompositionTransformer": "matforge.models.transformer",
+    "CompositionTransformerClassifier": "matforge.models.transformer",
     "DomainModel": "matforge.models.domain",
     "calibration_report": "matforge.models.calibration",
     "coverage": "matforge.models.calibration",

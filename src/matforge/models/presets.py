@@ -357,7 +357,16 @@ def _classifier(name, featurizer, rs, n_jobs, common) -> CompositionModel:
         return CompositionModel(
             est, featurizer=list(featurizer or DEFAULT_FEATURIZER), impute=True, **common
         )
-    if name in ("gp", "transformer", "transformer_pretrained"):
+    if name in ("transformer", "transformer_pretrained"):
+        from matforge.models.transformer import CompositionTransformerClassifier
+
+        est = CompositionTransformerClassifier(
+            random_state=rs,
+            n_threads=n_jobs,
+            pretrained="bundled" if name == "transformer_pretrained" else None,
+        )
+        return CompositionModel(est, featurizer=list(featurizer or ["element_tokens"]), **common)
+    if name == "gp":
         raise MatforgeError(f"the {name!r} model is regression-only; use auto, lgbm or rf")
     est = StackedClassifier(
         [("lgbm", lgbm_classifier(rs, n_estimators=80, learning_rate=0.1, colsample_bytree=0.5))],

@@ -77,6 +77,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "matforge.models.stacking.StackedClassifier",
     "matforge.models.stacking.StackedRegressorUQ",
     "matforge.models.transformer.CompositionTransformer",
+    "matforge.models.transformer.CompositionTransformerClassifier",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration.CalibratedClassifierCV",
     "sklearn.ensemble._forest.ExtraTreesClassifier",

@@ -34,14 +34,14 @@ import copy
 import math
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from matforge.errors import MatforgeError
 from matforge.features.base import CompositionFeaturizer
 from matforge.features.rowgroups import RowGroup
 
-__all__ = ["CompositionTransformer", "ElementTokens"]
+__all__ = ["CompositionTransformer", "CompositionTransformerClassifier", "ElementTokens"]
 
 _N_FREQ = 8  # sine/cosine frequencies per fraction encoding
 _LOG_FRACTION_FLOOR = 1e-4  # fractions below this share the log encoding of 1e-4
@@ -87,59 +87,11 @@ class ElementTokens(CompositionFeaturizer):
         return out
 
 
-class CompositionTransformer(RegressorMixin, BaseEstimator):
-    """Deep ensemble of attention networks over element tokens; ``predict(X, return_std=True)``.
-
-    Parameters
-    ----------
-    n_members : int, default=4
-        Ensemble members. With ``n_members >= 2`` member ``k`` holds out the k-th of
-        ``n_members`` folds (early stopping and out-of-fold predictions); with 1 it holds out
-        ``validation_fraction`` of the rows.
-    d_model, n_heads, n_layers, d_ff : int
-        Width, attention heads, encoder layers and feed-forward width of each network.
-    dropout : float, default=0.1
-    learning_rate : float, default=2e-3
-        Peak AdamW learning rate (linear warm-up over 5% of ``max_epochs``, cosine decay).
-    weight_decay : float, default=1e-4
-    batch_size : int, default=128
-    max_epochs : int, default=150
-    patience : int, default=25
-        Epochs without improvement of the validation MAE before a member stops; it keeps the
-        weights of its best epoch.
-    validation_fraction : float, default=0.15
-        Only used when ``n_members == 1``.
-    max_elements : int, default=16
-        Tokens per composition when the input is formulas (see :class:`ElementTokens`).
-    inputs : {"composition", "features"}, default="composition"
-        ``"composition"``: ``X`` holds compositions (or their token matrix). ``"features"``:
-        ``X`` is a numeric matrix and every column is a token (a learned column embedding plus
-        the column's standardised value times a learned per-column vector, as the
-        FT-Transformer of Gorishniy et al. 2021 does), pooled with equal weights — e.g. the
-        ingredient fractions of a formulation, or any descriptor table.
-    recalibrate : bool, default=True
-        Fit ``std_scale_`` (root-mean-variance) on the out-of-fold residuals.
-    device : str or None, default=None
-        Torch device; None = ``"cuda"`` when available, else ``"cpu"``.
-    n_threads : int or None, default=None
-        Torch CPU threads while fitting and predicting (None = leave torch's setting).
-    random_state : int, RandomState or None
-    pretrained : str, path or None, default=None
-        A pretrained encoder file (:func:`matforge.models.pretrain.pretrain`; ``"bundled"``: the
-        one shipped with matforge, pretrained on OQMD without the Matbench compositions): every
-        member starts from its encoder and fine-tunes; ``d_model``, ``n_heads``, ``n_layers``,
-        ``d_ff`` must match the file's. Before judging the model on a test set, call
-        :meth:`check_leakage` on it.
-
-    Attributes
-    ----------
-    members_ : list of fitted torch modules (not pickled; see ``torch_modules_``)
-    y_mean_, y_scale_ : standardisation of the target
-    best_epochs_ : list of int, the epoch each member kept
-    oof_prediction_, oof_std_ : (n_samples,) out-of-fold mean and calibrated std
-    std_scale_ : float
-    n_features_in_ : int, width of the token matrix (``2 * max_elements``)
-    """
+class _AttentionEnsemble(BaseEstimator):
+    """What :class:`CompositionTransformer` and :class:`CompositionTransformerClassifier` share:
+    parameters (documented on :class:`CompositionTransformer`), inputs, the cross-fitted
+    training of the members and the torch plumbing. Subclasses set the training loss
+    (:meth:`_loss`) and the early-stopping score (:meth:`_val_loss`) of the first output."""
 
     def __init__(
         self,
@@ -242,45 +194,29 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
         ids = np.broadcast_to(np.arange(1, F.shape[1] + 1, dtype=np.float64), F.shape)
         return np.hstack([ids, F])
 
-    # -- fitting -------------------------------------------------------------------------
-    def fit(self, X, y, on_fold=None):
-        """Fit the cross-fitted ensemble on compositions ``X`` and targets ``y`` (any unit).
-
-        ``on_fold(done, total)`` is called after each trained member (progress reports)."""
-        import torch
-        from sklearn.utils import check_random_state
-
-        from matforge.models.recalibration import fit_std_scale
-        from matforge.models.stacking import kfold_indices
-
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None"
-            )
-        T = self._tokens(X, fitting=True)
-        y = column_or_1d(np.asarray(y, dtype=np.float64), warn=True)
-        if y.shape[0] != T.shape[0]:
-            raise ValueError(f"{T.shape[0]} compositions but {y.shape[0]} targets")
-        if not np.isfinite(y).all():
-            raise ValueError("targets must be finite")
+    def _check_size(self, n: int) -> None:
         n_members = int(self.n_members)
         if n_members < 1:
             raise ValueError(f"n_members must be >= 1, got {self.n_members!r}")
-        if T.shape[0] < max(2 * n_members, 10):
-            raise ValueError(
-                f"need at least {max(2 * n_members, 10)} samples, got n_samples={T.shape[0]}"
-            )
-        rng = check_random_state(self.random_state)
-        encoder = self._pretrained_state()
-        self.y_mean_ = float(y.mean())
-        self.y_scale_ = float(y.std()) or 1.0
-        ys = (y - self.y_mean_) / self.y_scale_
+        if n < max(2 * n_members, 10):
+            raise ValueError(f"need at least {max(2 * n_members, 10)} samples, got n_samples={n}")
+
+    def _held_out(self, n: int, rng, stratify=None) -> list[np.ndarray]:
+        """The rows each member holds out: ``n_members`` folds, or one validation split."""
+        from matforge.models.stacking import kfold_indices
+
+        if int(self.n_members) >= 2:
+            return kfold_indices(n, int(self.n_members), rng, stratify=stratify)
+        n_val = max(1, int(round(self.validation_fraction * n)))
+        return [rng.permutation(n)[:n_val]]
+
+    def _train_members(self, T, ys, held_out, rng, encoder, on_fold):
+        """Train one member per held-out fold on targets ``ys`` (float32-able); returns the
+        held-out member's outputs ``(oof_mu, oof_b)`` and every member's first output on all
+        rows ``(n_members, n)``."""
+        import torch
+
         n = T.shape[0]
-        if n_members >= 2:
-            held_out = kfold_indices(n, n_members, rng)
-        else:
-            n_val = max(1, int(round(self.validation_fraction * n)))
-            held_out = [rng.permutation(n)[:n_val]]
         device = self._device()
         self.members_, self.best_epochs_ = [], []
         oof_mu = np.full(n, np.nan)
@@ -303,18 +239,13 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
                     on_fold(k, len(held_out))
             mus, _ = self._member_outputs(z_all, x_all)
         self.train_device_ = str(device)
-        # Out-of-fold: the held-out member's own noise plus the ensemble's disagreement there
-        # (its other members saw the row, so this spread is a lower bound; std_scale_ and the
-        # pipeline's recalibration absorb the difference).
-        spread = mus.std(axis=0, ddof=1) if len(self.members_) > 1 else np.zeros(n)
-        raw = np.sqrt(2.0 * oof_b**2 + spread**2) * self.y_scale_
-        self.oof_prediction_ = self.y_mean_ + self.y_scale_ * oof_mu
-        ok = np.isfinite(self.oof_prediction_)
-        self.std_scale_ = (
-            fit_std_scale(y[ok] - self.oof_prediction_[ok], raw[ok]) if self.recalibrate else 1.0
-        )
-        self.oof_std_ = self.std_scale_ * raw
-        return self
+        return oof_mu, oof_b, mus
+
+    def _check_members(self) -> None:
+        if not getattr(self, "members_", None):
+            raise MatforgeError(
+                f"{type(self).__name__} has no network weights (load them with the registry)"
+            )
 
     def _pretrained_state(self) -> dict | None:
         """The encoder tensors of ``pretrained`` (None without), its settings checked."""
@@ -382,14 +313,14 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
                     idx = torch.as_tensor(rows, device=z_all.device)
                     width = int(counts[rows].max())
                     mu, log_b = net(z_all[idx, :width], x_all[idx, :width])
-                    loss = _laplace_nll(mu, log_b, y_all[idx])
+                    loss = self._loss(mu, log_b, y_all[idx])
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
                     opt.step()
                     sched.step()
                 mu_v, _ = _predict_net(net, zv, xv, as_numpy=False)
-                mae = float((mu_v - yv).abs().mean())
+                mae = self._val_loss(mu_v, yv)
                 if mae < best - 1e-6:
                     best, best_epoch, waited = mae, epoch, 0
                     best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
@@ -411,25 +342,6 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
         """(n_members, n) standardised means and Laplace scales of every member."""
         outs = [_predict_net(net, z, x, double=double) for net in self.members_]
         return np.stack([m for m, _ in outs]), np.exp(np.stack([lb for _, lb in outs]))
-
-    def predict(self, X, return_std: bool = False):
-        """Mean prediction (target units); with ``return_std=True`` the pair ``(mean, std)``."""
-        check_is_fitted(self, "y_scale_")
-        if not getattr(self, "members_", None):
-            raise MatforgeError(
-                "CompositionTransformer has no network weights (load them with the registry)"
-            )
-        T = self._tokens(X, fitting=False)
-        with self._threads():
-            z, x = _to_tensors(T, next(self.members_[0].parameters()).device)
-            # float64: a row's prediction must not depend on which rows share its batch
-            mus, bs = self._member_outputs(z, x, double=True)
-        mean = self.y_mean_ + self.y_scale_ * mus.mean(axis=0)
-        if not return_std:
-            return mean
-        epistemic = mus.var(axis=0, ddof=1) if mus.shape[0] > 1 else 0.0
-        var = np.mean(2.0 * bs**2, axis=0) + epistemic
-        return mean, self.std_scale_ * self.y_scale_ * np.sqrt(var)
 
     # -- torch plumbing ------------------------------------------------------------------
     def _device(self):
@@ -455,7 +367,7 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
 
     def torch_modules_(self) -> dict:
         """``{"member_k": module}`` for the registry, which saves their ``state_dict``s."""
-        check_is_fitted(self, "y_scale_")
+        check_is_fitted(self, "members_")
         return {f"member_{k}": net for k, net in enumerate(self.members_)}
 
     def load_torch_state_(self, arrays: dict[str, np.ndarray]) -> None:
@@ -484,6 +396,208 @@ class CompositionTransformer(RegressorMixin, BaseEstimator):
         state = dict(super().__getstate__())  # a copy: object.__getstate__ returns __dict__
         state.pop("members_", None)
         return state
+
+
+class CompositionTransformer(RegressorMixin, _AttentionEnsemble):
+    """Deep ensemble of attention networks over element tokens; ``predict(X, return_std=True)``.
+
+    Parameters
+    ----------
+    n_members : int, default=4
+        Ensemble members. With ``n_members >= 2`` member ``k`` holds out the k-th of
+        ``n_members`` folds (early stopping and out-of-fold predictions); with 1 it holds out
+        ``validation_fraction`` of the rows.
+    d_model, n_heads, n_layers, d_ff : int
+        Width, attention heads, encoder layers and feed-forward width of each network.
+    dropout : float, default=0.1
+    learning_rate : float, default=2e-3
+        Peak AdamW learning rate (linear warm-up over 5% of ``max_epochs``, cosine decay).
+    weight_decay : float, default=1e-4
+    batch_size : int, default=128
+    max_epochs : int, default=150
+    patience : int, default=25
+        Epochs without improvement of the validation MAE before a member stops; it keeps the
+        weights of its best epoch.
+    validation_fraction : float, default=0.15
+        Only used when ``n_members == 1``.
+    max_elements : int, default=16
+        Tokens per composition when the input is formulas (see :class:`ElementTokens`).
+    inputs : {"composition", "features"}, default="composition"
+        ``"composition"``: ``X`` holds compositions (or their token matrix). ``"features"``:
+        ``X`` is a numeric matrix and every column is a token (a learned column embedding plus
+        the column's standardised value times a learned per-column vector, as the
+        FT-Transformer of Gorishniy et al. 2021 does), pooled with equal weights — e.g. the
+        ingredient fractions of a formulation, or any descriptor table.
+    recalibrate : bool, default=True
+        Fit ``std_scale_`` (root-mean-variance) on the out-of-fold residuals.
+    device : str or None, default=None
+        Torch device; None = ``"cuda"`` when available, else ``"cpu"``.
+    n_threads : int or None, default=None
+        Torch CPU threads while fitting and predicting (None = leave torch's setting).
+    random_state : int, RandomState or None
+    pretrained : str, path or None, default=None
+        A pretrained encoder file (:func:`matforge.models.pretrain.pretrain`; ``"bundled"``: the
+        one shipped with matforge, pretrained on OQMD without the Matbench compositions): every
+        member starts from its encoder and fine-tunes; ``d_model``, ``n_heads``, ``n_layers``,
+        ``d_ff`` must match the file's. Before judging the model on a test set, call
+        :meth:`check_leakage` on it.
+
+    Attributes
+    ----------
+    members_ : list of fitted torch modules (not pickled; see ``torch_modules_``)
+    y_mean_, y_scale_ : standardisation of the target
+    best_epochs_ : list of int, the epoch each member kept
+    oof_prediction_, oof_std_ : (n_samples,) out-of-fold mean and calibrated std
+    std_scale_ : float
+    n_features_in_ : int, width of the token matrix (``2 * max_elements``)
+    """
+
+    @staticmethod
+    def _loss(mu, log_b, y):
+        return _laplace_nll(mu, log_b, y)
+
+    @staticmethod
+    def _val_loss(mu, y) -> float:
+        return float((mu - y).abs().mean())
+
+    def fit(self, X, y, on_fold=None):
+        """Fit the cross-fitted ensemble on compositions ``X`` and targets ``y`` (any unit).
+
+        ``on_fold(done, total)`` is called after each trained member (progress reports)."""
+        from sklearn.utils import check_random_state
+
+        from matforge.models.recalibration import fit_std_scale
+
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
+        T = self._tokens(X, fitting=True)
+        y = column_or_1d(np.asarray(y, dtype=np.float64), warn=True)
+        if y.shape[0] != T.shape[0]:
+            raise ValueError(f"{T.shape[0]} compositions but {y.shape[0]} targets")
+        if not np.isfinite(y).all():
+            raise ValueError("targets must be finite")
+        n = T.shape[0]
+        self._check_size(n)
+        rng = check_random_state(self.random_state)
+        encoder = self._pretrained_state()
+        self.y_mean_ = float(y.mean())
+        self.y_scale_ = float(y.std()) or 1.0
+        ys = (y - self.y_mean_) / self.y_scale_
+        held_out = self._held_out(n, rng)
+        oof_mu, oof_b, mus = self._train_members(T, ys, held_out, rng, encoder, on_fold)
+        # Out-of-fold: the held-out member's own noise plus the ensemble's disagreement there
+        # (its other members saw the row, so this spread is a lower bound; std_scale_ and the
+        # pipeline's recalibration absorb the difference).
+        spread = mus.std(axis=0, ddof=1) if len(self.members_) > 1 else np.zeros(n)
+        raw = np.sqrt(2.0 * oof_b**2 + spread**2) * self.y_scale_
+        self.oof_prediction_ = self.y_mean_ + self.y_scale_ * oof_mu
+        ok = np.isfinite(self.oof_prediction_)
+        self.std_scale_ = (
+            fit_std_scale(y[ok] - self.oof_prediction_[ok], raw[ok]) if self.recalibrate else 1.0
+        )
+        self.oof_std_ = self.std_scale_ * raw
+        return self
+
+    def predict(self, X, return_std: bool = False):
+        """Mean prediction (target units); with ``return_std=True`` the pair ``(mean, std)``."""
+        check_is_fitted(self, "y_scale_")
+        self._check_members()
+        T = self._tokens(X, fitting=False)
+        with self._threads():
+            z, x = _to_tensors(T, next(self.members_[0].parameters()).device)
+            # float64: a row's prediction must not depend on which rows share its batch
+            mus, bs = self._member_outputs(z, x, double=True)
+        mean = self.y_mean_ + self.y_scale_ * mus.mean(axis=0)
+        if not return_std:
+            return mean
+        epistemic = mus.var(axis=0, ddof=1) if mus.shape[0] > 1 else 0.0
+        var = np.mean(2.0 * bs**2, axis=0) + epistemic
+        return mean, self.std_scale_ * self.y_scale_ * np.sqrt(var)
+
+
+class CompositionTransformerClassifier(ClassifierMixin, _AttentionEnsemble):
+    """Binary classifier from the same cross-fitted ensemble of attention networks.
+
+    Each network's first output is a logit, trained with the binary cross-entropy and
+    early-stopped on the held-out fold's cross-entropy; ``predict_proba`` averages the members'
+    probabilities. ``oof_proba_`` (each row scored by the member that held it out) is what
+    :class:`~matforge.models.pipeline.CompositionModel` sets its decision threshold on, so the
+    ensemble is not refitted for cross-validation. Parameters as
+    :class:`CompositionTransformer` (``recalibrate`` is unused).
+
+    Attributes
+    ----------
+    classes_ : the two class labels
+    members_, best_epochs_ : as :class:`CompositionTransformer`
+    oof_proba_ : (n_samples,) out-of-fold probability of ``classes_[1]``
+    """
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False  # binary (two labels of any type)
+        return tags
+
+    @staticmethod
+    def _loss(logit, log_b, y):
+        import torch
+
+        return torch.nn.functional.binary_cross_entropy_with_logits(logit, y)
+
+    @staticmethod
+    def _val_loss(logit, y) -> float:
+        import torch
+
+        return float(torch.nn.functional.binary_cross_entropy_with_logits(logit, y))
+
+    def fit(self, X, y, on_fold=None):
+        """Fit on compositions ``X`` and two-class labels ``y``; ``on_fold`` as
+        :meth:`CompositionTransformer.fit`."""
+        from sklearn.utils import check_random_state
+        from sklearn.utils.multiclass import check_classification_targets, type_of_target
+
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
+        T = self._tokens(X, fitting=True)
+        y = column_or_1d(np.asarray(y), warn=True)
+        if y.shape[0] != T.shape[0]:
+            raise ValueError(f"{T.shape[0]} compositions but {y.shape[0]} targets")
+        check_classification_targets(y)
+        y_type = type_of_target(y, input_name="y", raise_unknown=True)
+        if y_type != "binary":
+            raise ValueError(
+                f"Only binary classification is supported. The type of the target is {y_type} "
+                f"({np.unique(y).size} classes)."
+            )
+        self._check_size(T.shape[0])
+        self.classes_, y_enc = np.unique(y, return_inverse=True)
+        rng = check_random_state(self.random_state)
+        held_out = self._held_out(T.shape[0], rng, stratify=y_enc)
+        encoder = self._pretrained_state()
+        oof_logit, _, _ = self._train_members(
+            T, y_enc.astype(np.float64), held_out, rng, encoder, on_fold
+        )
+        self.oof_proba_ = _sigmoid(oof_logit)
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Probabilities (n, 2) in the order of ``classes_``: the members' mean."""
+        check_is_fitted(self, "classes_")
+        self._check_members()
+        T = self._tokens(X, fitting=False)
+        with self._threads():
+            z, x = _to_tensors(T, next(self.members_[0].parameters()).device)
+            logits, _ = self._member_outputs(z, x, double=True)
+        p = _sigmoid(logits).mean(axis=0)
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X) -> np.ndarray:
+        """The more probable class."""
+        p = self.predict_proba(X)[:, 1]
+        return self.classes_[(p > 0.5).astype(int)]
 
 
 # -- network ------------------------------------------------------------------------------
@@ -657,3 +771,7 @@ def _laplace_nll(mu, log_b, y):
     import torch
 
     return torch.mean(torch.abs(y - mu) * torch.exp(-log_b) + log_b)
+
+
+def _sigmoid(v: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(v, dtype=np.float64)))
