@@ -36,8 +36,10 @@ OpenMP threads crawl on busy shared cores: 6x slower measured with 2 threads on 
 ``n_jobs`` fits fold models in parallel threads instead.
 
 ``transformer`` is the :class:`~matforge.models.transformer.CompositionTransformer` (attention
-network over mat2vec element embeddings, a cross-fitted deep ensemble; regression only) on the
-``element_tokens`` spec, with ``auto``'s target transform; ``n_jobs`` sets its torch threads.
+network over mat2vec element embeddings, a cross-fitted deep ensemble) on the ``element_tokens``
+spec, with ``auto``'s target transform; for a classification its two-class form,
+:class:`~matforge.models.transformer.CompositionTransformerClassifier`. ``n_jobs`` sets its torch
+threads.
 
 A campaign's surrogate (:func:`matforge.design.strategy.make_surrogate`) is the same family of
 estimator fitted on the campaign's own feature columns; there ``auto`` is
@@ -91,10 +93,10 @@ RECIPES: dict[str, str] = {
     "values imputed, for make_model)",
     "gp": "Gaussian process with one length scale per feature (GaussianProcessUQ); regression "
     "only",
-    "transformer": "attention network over mat2vec element embeddings (CompositionTransformer); "
-    "regression only, not a campaign surrogate",
+    "transformer": "attention network over mat2vec element embeddings (CompositionTransformer; "
+    "two-class labels: CompositionTransformerClassifier); not a campaign surrogate",
     "transformer_pretrained": "the attention network fine-tuned from the bundled encoder, "
-    "pretrained on OQMD without the Matbench compositions (matforge pretrain); regression only",
+    "pretrained on OQMD without the Matbench compositions (matforge pretrain)",
     "small": "a small, fast LightGBM stack for tests and smoke runs; not a campaign surrogate",
 }
 MODEL_NAMES = tuple(RECIPES)
