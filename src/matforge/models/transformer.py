@@ -241,6 +241,15 @@ class _AttentionEnsemble(BaseEstimator):
         self.train_device_ = str(device)
         return oof_mu, oof_b, mus
 
+    def _predict_members(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """Every member's two outputs on ``X``, (n_members, n) each; in float64, so that a row's
+        prediction does not depend on which rows share its batch."""
+        self._check_members()
+        T = self._tokens(X, fitting=False)
+        with self._threads():
+            z, x = _to_tensors(T, next(self.members_[0].parameters()).device)
+            return self._member_outputs(z, x, double=True)
+
     def _check_members(self) -> None:
         if not getattr(self, "members_", None):
             raise MatforgeError(
@@ -503,12 +512,7 @@ class CompositionTransformer(RegressorMixin, _AttentionEnsemble):
     def predict(self, X, return_std: bool = False):
         """Mean prediction (target units); with ``return_std=True`` the pair ``(mean, std)``."""
         check_is_fitted(self, "y_scale_")
-        self._check_members()
-        T = self._tokens(X, fitting=False)
-        with self._threads():
-            z, x = _to_tensors(T, next(self.members_[0].parameters()).device)
-            # float64: a row's prediction must not depend on which rows share its batch
-            mus, bs = self._member_outputs(z, x, double=True)
+        mus, bs = self._predict_members(X)
         mean = self.y_mean_ + self.y_scale_ * mus.mean(axis=0)
         if not return_std:
             return mean
@@ -586,11 +590,7 @@ class CompositionTransformerClassifier(ClassifierMixin, _AttentionEnsemble):
     def predict_proba(self, X) -> np.ndarray:
         """Probabilities (n, 2) in the order of ``classes_``: the members' mean."""
         check_is_fitted(self, "classes_")
-        self._check_members()
-        T = self._tokens(X, fitting=False)
-        with self._threads():
-            z, x = _to_tensors(T, next(self.members_[0].parameters()).device)
-            logits, _ = self._member_outputs(z, x, double=True)
+        logits, _ = self._predict_members(X)
         p = _sigmoid(logits).mean(axis=0)
         return np.column_stack([1.0 - p, p])
 
