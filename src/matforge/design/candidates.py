@@ -11,10 +11,9 @@ acquisitions. Each may also set its own number of random initial experiments.
 :data:`CANDIDATES` (build one with :func:`make_candidate`):
 
 * ``default``: matforge's default strategy (ARD GP up to 16 features and 500 results, else a
-  random forest; :func:`~matforge.design.strategy.default_acquisition`; kriging believer). Its
-  acquisition for a target or range is MLI since the leave-one-problem-out choice; the replays
-  in ``results/campaigns_lopo`` ran with EI there, as did those of the candidates below that
-  use the default acquisition (``rf``, ``boosted``, ``gp_prior*``);
+  random forest; :func:`~matforge.design.strategy.default_acquisition`, MLI for a target or
+  range; kriging believer), so ``window_mli*`` are now the same as ``default*`` (they differed
+  while the default used EI for windows);
 * ``baseline``: random forest (100 trees) + expected improvement on the raw columns;
 * ``default_init5``: ``default`` with 5 random initial experiments instead of 10;
 * ``rf``: calibrated random forest (:class:`~matforge.models.RandomForestUQ`) + EI on the default

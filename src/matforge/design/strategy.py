@@ -230,8 +230,9 @@ def default_acquisition(objectives: Sequence[Objective]) -> dict:
     * one property to maximise or minimise: expected improvement;
     * a target value or range: Citrine's MLI, the probability of landing closer to it than the
       best so far (closed form, :class:`~matforge.design.objectives.IntervalUtility`), and once
-      one is on target, of landing on target again — the choice of leave-one-problem-out over
-      the campaign benchmark suite (issue #20, ``window_mli_init2``);
+      one is on target, of landing on target again (adopted from the first leave-one-problem-out
+      pass over the campaign benchmark suite, issue #20, where it beat EI on the two window
+      campaigns);
     * two or three objectives: expected hypervolume improvement; more: ParEGO.
     """
     objectives = list(objectives)
