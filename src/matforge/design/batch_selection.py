@@ -113,14 +113,20 @@ def _length_scales(surrogate, d: int) -> np.ndarray | None:
     return None
 
 
+def _unit_std_scale(X: np.ndarray) -> np.ndarray:
+    """Per-column divisor that scales the pool to unit standard deviation (1 for constant
+    columns)."""
+    std = X.std(axis=0)
+    return np.where(std > 0, std, 1.0)
+
+
 def _scaling(X: np.ndarray, surrogates, radius) -> tuple[np.ndarray, float]:
     d = X.shape[1]
     for s in surrogates:
         ls = _length_scales(s, d)
         if ls is not None:
             return ls, float(radius) if radius is not None else 1.0
-    std = X.std(axis=0)
-    scale = np.where(std > 0, std, 1.0)
+    scale = _unit_std_scale(X)
     if radius is not None:
         return scale, float(radius)
     Z = X / scale
@@ -139,10 +145,15 @@ class TieBreak:
     and chosen experiments). Distances are computed for the tied candidates only."""
 
     def __init__(self, X: np.ndarray, seen: list[np.ndarray]):
-        std = X.std(axis=0)
-        self.scale = np.where(std > 0, std, 1.0)
         self.X = X
         self.seen = [r for r in seen if len(r)]
+        self._scale = None  # computed at the first tie: most selections have none
+
+    @property
+    def scale(self) -> np.ndarray:
+        if self._scale is None:
+            self._scale = _unit_std_scale(self.X)
+        return self._scale
 
     def add(self, rows: np.ndarray) -> None:
         self.seen.append(rows)

@@ -34,6 +34,7 @@ import copy
 import math
 
 import numpy as np
+from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
@@ -193,6 +194,18 @@ class _AttentionEnsemble(BaseEstimator):
         F = (F - self.feature_mean_) / self.feature_scale_
         ids = np.broadcast_to(np.arange(1, F.shape[1] + 1, dtype=np.float64), F.shape)
         return np.hstack([ids, F])
+
+    def _fit_inputs(self, X, y, dtype=None) -> tuple[np.ndarray, np.ndarray]:
+        """The token matrix of ``X`` (fitting) and ``y`` as a 1-D array of the same length."""
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
+        T = self._tokens(X, fitting=True)
+        y = column_or_1d(np.asarray(y, dtype=dtype), warn=True)
+        if y.shape[0] != T.shape[0]:
+            raise ValueError(f"{T.shape[0]} compositions but {y.shape[0]} targets")
+        return T, y
 
     def _check_size(self, n: int) -> None:
         n_members = int(self.n_members)
@@ -477,14 +490,7 @@ class CompositionTransformer(RegressorMixin, _AttentionEnsemble):
 
         from matforge.models.recalibration import fit_std_scale
 
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None"
-            )
-        T = self._tokens(X, fitting=True)
-        y = column_or_1d(np.asarray(y, dtype=np.float64), warn=True)
-        if y.shape[0] != T.shape[0]:
-            raise ValueError(f"{T.shape[0]} compositions but {y.shape[0]} targets")
+        T, y = self._fit_inputs(X, y, dtype=np.float64)
         if not np.isfinite(y).all():
             raise ValueError("targets must be finite")
         n = T.shape[0]
@@ -561,14 +567,7 @@ class CompositionTransformerClassifier(ClassifierMixin, _AttentionEnsemble):
         from sklearn.utils import check_random_state
         from sklearn.utils.multiclass import check_classification_targets, type_of_target
 
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None"
-            )
-        T = self._tokens(X, fitting=True)
-        y = column_or_1d(np.asarray(y), warn=True)
-        if y.shape[0] != T.shape[0]:
-            raise ValueError(f"{T.shape[0]} compositions but {y.shape[0]} targets")
+        T, y = self._fit_inputs(X, y)
         check_classification_targets(y)
         y_type = type_of_target(y, input_name="y", raise_unknown=True)
         if y_type != "binary":
@@ -584,14 +583,14 @@ class CompositionTransformerClassifier(ClassifierMixin, _AttentionEnsemble):
         oof_logit, _, _ = self._train_members(
             T, y_enc.astype(np.float64), held_out, rng, encoder, on_fold
         )
-        self.oof_proba_ = _sigmoid(oof_logit)
+        self.oof_proba_ = expit(oof_logit)
         return self
 
     def predict_proba(self, X) -> np.ndarray:
         """Probabilities (n, 2) in the order of ``classes_``: the members' mean."""
         check_is_fitted(self, "classes_")
         logits, _ = self._predict_members(X)
-        p = _sigmoid(logits).mean(axis=0)
+        p = expit(logits).mean(axis=0)
         return np.column_stack([1.0 - p, p])
 
     def predict(self, X) -> np.ndarray:
@@ -771,7 +770,3 @@ def _laplace_nll(mu, log_b, y):
     import torch
 
     return torch.mean(torch.abs(y - mu) * torch.exp(-log_b) + log_b)
-
-
-def _sigmoid(v: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(v, dtype=np.float64)))
