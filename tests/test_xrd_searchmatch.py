@@ -271,3 +271,89 @@ def test_a_single_phase_answer_holds_the_given_elements_and_pays_for_its_reflect
     assert _score(0.10, 0.0, n_refl=1000) > _score(0.10, 0.0, n_refl=10)
     assert _score(0.10, 0.9) < _score(0.10, 0.0)  # the classifier's probability still helps
     assert _complexity(500, max_phases=1) == 500 and _complexity(500, max_phases=3) == 1
+
+
+def _model_and_phase(structure, crystal_system, y=None):
+    from matforge.xrd.wholepattern import (
+        LatticeModel,
+        PhaseParams,
+        WholePatternModel,
+        reflections,
+    )
+
+    model = WholePatternModel(GRID, np.ones_like(GRID) if y is None else y, 1.5406)
+    refl = reflections([structure], 1.5406, 1.5406 / 2 / np.sin(np.radians(40)))[0]
+    lat = LatticeModel(structure.lattice.abc, structure.lattice.angles, crystal_system)
+    return model, PhaseParams(refl, lat, lat.start(), fwhm_u=0.08, fwhm_y=0.05, eta=0.4)
+
+
+def _monoclinic():
+    from pymatgen.core import Lattice, Structure
+
+    return Structure(Lattice.monoclinic(5.1, 6.3, 7.2, 101.0), ["Ti", "O", "O"],
+                     [[0.1, 0.2, 0.3], [0.4, 0.15, 0.7], [0.8, 0.6, 0.05]])  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["monoclinic", "tetragonal"])
+@pytest.mark.parametrize(("zero", "ratio"), [(0.03, 0.5), (0.0, 0.0)])
+def test_analytic_derivatives_match_finite_differences(kind, zero, ratio):
+    """d(phase curve)/d[zero, Kα2 ratio, lattice..., U, Y, η]: the analytic derivatives the
+    fit's Jacobian is built from agree with central differences of the curve (a forward one
+    for the Kα2 ratio at its bound 0), the taper of the Lorentzian tails included."""
+    structure = _monoclinic() if kind == "monoclinic" else _rutile()
+    model, ph = _model_and_phase(structure, kind)
+    d = model.phase_derivatives(ph, zero, ratio)
+    n = ph.lattice.n_params
+    base = [zero, ratio, *ph.p, ph.fwhm_u, ph.fwhm_y, ph.eta]
+    assert d.shape == (len(base), len(GRID))
+
+    def curve(v):
+        q = ph.copy()
+        q.p = np.array(v[2 : 2 + n])
+        q.fwhm_u, q.fwhm_y, q.eta = v[2 + n :]
+        return model.phase_curve(q, v[0], v[1])
+
+    for i in range(len(base)):
+        h = 1e-6 * max(1.0, abs(base[i]))
+        up, down = list(base), list(base)
+        up[i] += h
+        down[i] -= h
+        if i == 1 and ratio == 0:
+            numeric = (curve(up) - curve(base)) / h
+        else:
+            numeric = (curve(up) - curve(down)) / (2 * h)
+        assert np.abs(numeric).max() > 0
+        assert np.abs(numeric - d[i]).max() <= 1e-5 * np.abs(numeric).max(), i
+
+
+def test_projected_jacobian_matches_the_fit_residual():
+    """Near the optimum the variable-projection Jacobian (Kaufman) agrees with finite
+    differences of the residual whose scales and background are re-solved at every step."""
+    from matforge.xrd.mixture import simulate_mixture
+
+    pattern = simulate_mixture([_rutile(4.7374, 3.1864, 0.3056, "Sn")], [1.0], GRID, fwhm=0.09,
+                               eta=0.4, zero_shift=0.0, kalpha2=True, background=0.15,
+                               counts=1e6, rng=3)  # fmt: skip
+    model, ph = _model_and_phase(_rutile(4.7374, 3.1864, 0.3056, "Sn"), "tetragonal",
+                                 pattern.intensity)  # fmt: skip
+    fit = model.fit([ph], 0.0, 0.5)
+    ph = fit.phases[0]
+    v0 = np.array([fit.zero, fit.kalpha2_ratio, *ph.p, ph.fwhm_u, ph.fwhm_y, ph.eta])
+    free = np.ones(len(v0), dtype=bool)
+
+    def residual(v):
+        q = ph.copy()
+        q.p = v[2:4]
+        q.fwhm_u, q.fwhm_y, q.eta = v[4:]
+        _, _, calc = model.solve([q], v[0], v[1])
+        return model.sw * (model.y - calc) / model.norm
+
+    coef, curves, _ = model.solve([ph], v0[0], v0[1])
+    jac = model._projected_jacobian([ph], v0[0], v0[1], free, coef, curves)
+    for i in range(len(v0)):
+        h = 1e-6 * max(1.0, abs(v0[i]))
+        up, down = v0.copy(), v0.copy()
+        up[i] += h
+        down[i] -= h
+        numeric = (residual(up) - residual(down)) / (2 * h)
+        assert np.linalg.norm(numeric - jac[:, i]) <= 1e-3 * np.linalg.norm(numeric), i
