@@ -29,6 +29,8 @@ def main(argv=None) -> dict:
                     help="folder of the structure sets (built there when missing)")  # fmt: skip
     ap.add_argument("--refine", action="store_true", help="also run the refinement (C)")
     ap.add_argument("--no-classifier", action="store_true")
+    ap.add_argument("--real", type=int, default=None,
+                    help="search-match on this many real structures of set E (default all)")
     ap.add_argument("--out", type=Path, default=Path("results/xrd/searchmatch.json"))
     args = ap.parse_args(argv)
     command = "OMP_NUM_THREADS=1 python benchmarks/xrd_searchmatch.py " + " ".join(
@@ -36,7 +38,8 @@ def main(argv=None) -> dict:
     )
     result = run_searchmatch(
         args.cache, single=args.single, mix2=args.mix2, mix3=args.mix3, split=args.split,
-        seed=args.seed, refine=args.refine, classifier=not args.no_classifier, command=command,
+        seed=args.seed, refine=args.refine, classifier=not args.no_classifier, real=args.real,
+        command=command,
     )  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1, default=float))

@@ -117,7 +117,7 @@ def test_benchmark_xrd_end_to_end_on_a_small_setting(tmp_path, tiny_xrd_model):
                                 "--out", str(out), "--docs", str(doc), "--proto-epochs", "1",
                                 "--sweep-structures", "20", "--threads", "1",
                                 "--indexing-patterns", "12", "--single", "2", "--mix2", "1",
-                                "--mix3", "1"])  # fmt: skip
+                                "--mix3", "1", "--real-single", "2"])  # fmt: skip
     assert res.exit_code == 0, res.output
     result = json.loads((out / "benchmark.json").read_text())
     chem = result["chemsys_split"]
@@ -145,10 +145,12 @@ def test_benchmark_xrd_end_to_end_on_a_small_setting(tmp_path, tiny_xrd_model):
     sm = json.loads((out / "searchmatch.json").read_text())
     assert sm["summary"]["C"]["n_patterns"] == 2 and len(sm["single"]) == 2
     assert all(r["seconds"] > 0 and r["found"] for r in sm["single"])
+    assert sm["summary"]["E"]["n_patterns"] == 2 and all(r["found"] for r in sm["real"])
     targets = (out / "targets.md").read_text()
     assert md.count("## XRD against issue #17") == 1 and targets.strip() in md
     for row in ("| A | space-group class top-5, network + indexing (12 patterns)",
-                "| C | prototype top-1, elements given (2 patterns)", "| speed |"):  # fmt: skip
+                "| C | prototype top-1, elements given (2 patterns)", "| speed |",
+                "| E | search-match with elements on the 2 real structures"):  # fmt: skip
         assert row in targets, row
 
 

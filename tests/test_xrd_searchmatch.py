@@ -92,6 +92,44 @@ def test_candidates_for_elements_start_off_the_true_cell():
     assert not any(p.elements == ("O",) for p in phases)  # oxygen alone is no solid
 
 
+def test_every_element_gets_the_unary_structure_types():
+    """A one-element prototype has no size or charge relation to keep: calcium (covalent
+    radius 33 % above copper's) gets fcc, bcc and hcp, and fcc calcium at its published cell
+    (a = 5.588 Å, far from the covalent-volume estimate) is found."""
+    from pymatgen.core import Lattice, Structure
+
+    from matforge.xrd.mixture import simulate_mixture
+    from matforge.xrd.phases import candidate_phases, sensible_mapping
+    from matforge.xrd.searchmatch import search_match
+
+    labels = {p.prototype for p in candidate_phases("Ca")}
+    assert {"A_cF4_225_a", "A_cI2_229_a", "A_hP2_194_c"} <= labels
+    # californium (the A_aP4_2_aci prototype) has no covalent radius to scale its cell by
+    assert not sensible_mapping({"Cf": "Ca"}, {"Cf": 4.0})
+    calcium = Structure.from_spacegroup(225, Lattice.cubic(5.588), ["Ca"], [[0, 0, 0]])
+    pattern = simulate_mixture([calcium], [1.0], GRID, fwhm=0.08, eta=0.5, background=0.1,
+                               counts=20_000, rng=4)  # fmt: skip
+    best = search_match(pattern, "Ca").phases[0]
+    assert best.phase.prototype == "A_cF4_225_a"
+    assert _rel_error(best.lattice[0][:1], [5.588]) < 0.002
+
+
+def test_substitutes_of_the_table_keep_their_place_whatever_the_electronegativity():
+    """A replacement from the substitution table (shared oxidation state or group, radius
+    within 20 %) is what the classifier's training structures use, so it is a candidate even
+    where it swaps the electronegativity order (Na2Bi on CaIn2's sites); a replacement outside
+    the table must still keep the cation the cation."""
+    from matforge.xrd.phases import sensible_mapping
+    from matforge.xrd.training_data import substitution_table
+
+    table = substitution_table()
+    assert "Bi" in table["Ca"] and "Na" in table["In"]
+    assert sensible_mapping({"Ca": "Bi", "In": "Na"}, {"Ca": 2.0, "In": 4.0})
+    # Cl -> Na is outside the table (radius, charge): Na would become the anion of NaCl
+    assert "Na" not in table["Cl"]
+    assert not sensible_mapping({"Na": "Cl", "Cl": "Na"}, {"Na": 4.0, "Cl": 4.0})
+
+
 def test_single_phase_found_with_its_lattice(cassiterite_match):
     res = cassiterite_match
     assert [m.phase.prototype for m in res.phases] == [RUTILE_LABEL]

@@ -541,6 +541,12 @@ def benchmark_command(
     single: int = typer.Option(80, min=0, help="Single-phase search-match patterns (C)."),
     mix2: int = typer.Option(30, min=0, help="Two-phase mixtures (D)."),
     mix3: int = typer.Option(20, min=0, help="Three-phase mixtures (D)."),
+    real_single: int | None = typer.Option(
+        None,
+        "--real-single",
+        min=0,
+        help="Search-match on this many real structures of set E (default all with a prototype).",
+    ),
     searchmatch_cache: Path | None = typer.Option(
         None, help="Structure sets of C and D (default: --data-dir)."
     ),
@@ -605,9 +611,10 @@ def benchmark_command(
 
         save("searchmatch.json", run_searchmatch(
             searchmatch_cache or data_dir, model=model, single=single, mix2=mix2, mix3=mix3,
-            refine=True,
+            refine=True, real=real_single,
             command=f"matforge benchmark xrd --parts searchmatch --single {single} "
-            f"--mix2 {mix2} --mix3 {mix3}", log=console.print,
+            f"--mix2 {mix2} --mix3 {mix3}"
+            + ("" if real_single is None else f" --real-single {real_single}"), log=console.print,
         ))  # fmt: skip
     names = ("benchmark", "indexing", "searchmatch", "real_structures")
     missing = [n for n in names if not (out / f"{n}.json").exists()]

@@ -165,12 +165,19 @@ def sensible_mapping(mapping: dict[str, str], counts: dict[str, float]) -> bool:
       balanced with every cation less electronegative than every anion
       (:func:`matforge.chem.electronegativity_balanced`), or consists of metals only.
 
-    In every case electronegativity must keep its order where the prototype's elements differ
-    by more than 0.5 (Pauling): the cation stays the cation.
+    Where a replacement is of the last kind, electronegativity must also keep its order where
+    the prototype's elements differ by more than 0.5 (Pauling): the cation stays the cation.
+    Substitutes of the table are kept whatever the order: they are what the classifier's
+    training structures (:func:`~matforge.xrd.training_data.substituted_variants`) are made
+    of. A one-element prototype takes any element with a covalent radius (its cell is scaled
+    by it): there is no size or charge relation between species to keep, and the elements'
+    structure types (fcc, bcc, hcp, ...) are not limited to elements of similar size.
     """
     from matforge.chem.oxidation import electronegativity_balanced
 
     facts = _element_facts()
+    if len(mapping) == 1:  # one element: no size or charge relation to keep
+        return all(np.isfinite(facts[e][1]) for e in (*mapping, *mapping.values()))
     subs = _substitutes()
     loose = []
     for e, x in mapping.items():
@@ -180,6 +187,8 @@ def sensible_mapping(mapping: dict[str, str], counts: dict[str, float]) -> bool:
         if not (np.isfinite(re_) and np.isfinite(rx)) or abs(rx - re_) > MAX_RADIUS_CHANGE * re_:
             return False
         loose.append(e)
+    if not loose:
+        return True
     items = list(mapping.items())
     for (e1, x1), (e2, x2) in itertools.combinations(items, 2):
         en1, en2 = facts[e1][3], facts[e2][3]
@@ -187,8 +196,6 @@ def sensible_mapping(mapping: dict[str, str], counts: dict[str, float]) -> bool:
             n1, n2 = facts[x1][3], facts[x2][3]
             if np.isfinite(n1) and np.isfinite(n2) and (en1 < en2) != (n1 < n2):
                 return False
-    if not loose:
-        return True
     new = {mapping[e]: a for e, a in counts.items()}
     if all(facts[x][4] for x in new):
         return True
