@@ -146,6 +146,21 @@ def _element_facts():
 
 
 @cache
+def _metallic_radii() -> dict[str, float]:
+    """Atomic radii of the elements in metals (Miracle et al., Acta Mater. 2010; pm, as ratios
+    only), covalent radii where there is none."""
+    from matforge.chem import element_table
+
+    t = element_table()
+    covalent = {e: f[1] for e, f in _element_facts().items()}
+    out = {}
+    for e in t.index:
+        r = float(t.loc[e, "MiracleRadius"]) / 100.0
+        out[e] = r if np.isfinite(r) and r > 0 else covalent[e]
+    return out
+
+
+@cache
 def _substitutes() -> dict[str, frozenset[str]]:
     from matforge.xrd.training_data import substitution_table
 
@@ -285,12 +300,18 @@ def _substituted(structure, mapping: dict[str, str]):
     """``structure`` with its elements replaced by ``mapping`` and its volume scaled by the
     ratio of the summed cubed covalent radii of the new and old atoms: what
     :func:`matforge.xrd.training_data.substitute` does, without pymatgen's per-site edits
-    (a search builds hundreds)."""
+    (a search builds hundreds). One metal replacing another in a one-element structure is
+    scaled by their radii in metals instead (:func:`_metallic_radii`)."""
     from pymatgen.core import Lattice, Structure
 
-    radius = {e: f[1] for e, f in _element_facts().items()}
+    facts = _element_facts()
+    radius = {e: f[1] for e, f in facts.items()}
     old = [sp.symbol for sp in structure.species]
     new = [mapping.get(e, e) for e in old]
+    if len(mapping) == 1 and all(facts[e][4] for e in (*mapping, *mapping.values())):
+        # a metal in a metal's structure type: atomic radii in metals (Miracle), not covalent
+        # ones, which put bcc potassium 27 % too small from tungsten
+        radius = _metallic_radii()
     ratio = sum(radius[e] ** 3 for e in new) / sum(radius[e] ** 3 for e in old)
     lattice = Lattice(structure.lattice.matrix * ratio ** (1 / 3))
     return Structure(lattice, new, structure.frac_coords)
