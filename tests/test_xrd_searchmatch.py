@@ -399,3 +399,32 @@ def test_projected_jacobian_matches_the_fit_residual():
         down[i] -= h
         numeric = (residual(up) - residual(down)) / (2 * h)
         assert np.linalg.norm(numeric - jac[:, i]) <= 1e-3 * np.linalg.norm(numeric), i
+
+
+def test_a_fit_with_two_near_equal_axes_the_wrong_way_round_is_turned():
+    """An orthorhombic cell with a ≈ c (2 % apart) fitted from a start with a and c exchanged
+    stays there (the bounds are a few percent); the positions hardly tell, the intensities
+    do: the search also fits the exchanged start and keeps the lower Rwp."""
+    from pymatgen.core import Lattice, Structure
+
+    from matforge.xrd.mixture import simulate_mixture
+    from matforge.xrd.searchmatch import _with_swapped_axes
+    from matforge.xrd.wholepattern import LatticeModel, PhaseParams, WholePatternModel, reflections
+
+    truth = (6.45, 9.1, 6.58)
+    s = Structure(Lattice.orthorhombic(*truth), ["Sn", "Hg", "Hg"],
+                  [[0, 0, 0], [0.31, 0.2, 0.07], [0.5, 0.5, 0.5]])  # fmt: skip
+    pattern = simulate_mixture([s], [1.0], GRID, fwhm=0.08, eta=0.5, background=0.1,
+                               counts=50_000, rng=5)  # fmt: skip
+    model = WholePatternModel(pattern.two_theta, pattern.intensity, pattern.wavelength)
+    refl = reflections([s], 1.5406, 1.0)[0]
+    lat = LatticeModel(s.lattice.abc, s.lattice.angles, "orthorhombic")
+    wrong = PhaseParams(refl, lat, np.array([truth[2] / truth[0], 1.0, truth[0] / truth[2]]),
+                        fwhm_u=0.08, eta=0.5)  # fmt: skip
+    fit = model.fit([wrong], 0.0, 0.5)
+    assert _rel_error(fit.phases[0].cell()[0], truth) > 0.015  # stuck the wrong way round
+    turned = _with_swapped_axes(model, fit)
+    assert turned.rwp < fit.rwp
+    assert _rel_error(turned.phases[0].cell()[0], truth) < 0.002
+    right = model.fit([PhaseParams(refl, lat, lat.start(), fwhm_u=0.08, eta=0.5)], 0.0, 0.5)
+    assert _with_swapped_axes(model, right).rwp == right.rwp  # the right way round stays

@@ -46,6 +46,8 @@ RATIO_RANGE = 0.05
 RATIO_STEP = 0.01
 #: candidates fitted after the prescreen (the classifier's top prototypes come on top)
 SHORTLIST = 12
+#: lattice lengths closer than this (relative) are also tried the other way round
+AXIS_SWAP_TOL = 0.05
 #: weight of the classifier's prototype probability in the ranking: score = Rwp·(1 − w·p)
 CLASSIFIER_WEIGHT = 0.1
 #: a single-phase answer must hold the elements the user gave: the score of a candidate
@@ -326,6 +328,29 @@ def _fit_new_phase(model: WholePatternModel, fixed: list[PhaseParams], zero, k2,
     if thorough:
         r = model.fit(r.phases, r.zero, r.kalpha2_ratio, max_nfev=15)
     return r
+
+
+def _with_swapped_axes(model: WholePatternModel, fit: FitResult, tol: float = AXIS_SWAP_TOL):
+    """``fit`` or, where two independent lattice lengths of its last phase came within ``tol``
+    of each other, the fit started with those two lengths exchanged if its Rwp is lower.
+
+    Peak positions of a cell with a ≈ c barely tell a from c; the screen's start can put them
+    the wrong way round (the Aba2 setting is not the same structure with a and c exchanged),
+    and a fit bounded to a few percent keeps them so. The intensities decide."""
+    ph = fit.phases[-1]
+    lat = ph.lattice
+    abc, _ = ph.cell()
+    best = fit
+    for i, j in ((0, 1), (0, 2), (1, 2)):
+        gi, gj = lat.groups[i], lat.groups[j]
+        if gi == gj or abs(abc[i] - abc[j]) > tol * max(abc[i], abc[j]):
+            continue
+        swapped = ph.copy()
+        swapped.p[gi], swapped.p[gj] = abc[j] / lat.abc0[i], abc[i] / lat.abc0[j]
+        alt = model.fit([*fit.phases[:-1], swapped], fit.zero, fit.kalpha2_ratio, max_nfev=15)
+        if alt.rwp < best.rwp:
+            best = alt
+    return best
 
 
 def _score(rwp: float, prior: float, missing: float = 0.0, n_refl: int = 1) -> float:
@@ -647,6 +672,8 @@ def search_match(
         r = fits[id(c)]
         fits[id(c)] = model.fit(r.phases, r.zero, r.kalpha2_ratio, max_nfev=15)
     order = sorted(ranked, key=lambda c: _rank_key(c, fits[id(c)]))
+    if order:
+        fits[id(order[0])] = _with_swapped_axes(model, fits[id(order[0])])
     single = [_match(c, fits[id(c)]) for c in order[:top]]
 
     chosen = [order[0]]
