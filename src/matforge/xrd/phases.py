@@ -147,8 +147,8 @@ def _element_facts():
 
 @cache
 def _metallic_radii() -> dict[str, float]:
-    """Atomic radii of the elements in metals (Miracle et al., Acta Mater. 2010; pm, as ratios
-    only), covalent radii where there is none."""
+    """Atomic radii (Å) of the elements in metals (Miracle et al., Acta Mater. 58, 2010, as
+    the bundled element table holds them), the covalent radius where there is none."""
     from matforge.chem import element_table
 
     t = element_table()
@@ -184,9 +184,9 @@ def sensible_mapping(mapping: dict[str, str], counts: dict[str, float]) -> bool:
     the prototype's elements differ by more than 0.5 (Pauling): the cation stays the cation.
     Substitutes of the table are kept whatever the order: they are what the classifier's
     training structures (:func:`~matforge.xrd.training_data.substituted_variants`) are made
-    of. A one-element prototype takes any element with a covalent radius (its cell is scaled
-    by it): there is no size or charge relation between species to keep, and the elements'
-    structure types (fcc, bcc, hcp, ...) are not limited to elements of similar size.
+    of. A one-element prototype takes any element with a covalent radius (:func:`_substituted`
+    scales its cell): there is no size or charge relation between species to keep, and the
+    elements' structure types (fcc, bcc, hcp, ...) are not limited to elements of similar size.
     """
     from matforge.chem.oxidation import electronegativity_balanced
 
