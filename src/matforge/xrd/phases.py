@@ -147,8 +147,8 @@ def _element_facts():
 
 @cache
 def _metallic_radii() -> dict[str, float]:
-    """Atomic radii (Å) of the elements in metals (Miracle et al., Acta Mater. 58, 2010, as
-    the bundled element table holds them), the covalent radius where there is none."""
+    """Atomic radii (Å) of the elements in metals: Magpie's ``MiracleRadius`` (after Miracle et
+    al.) from the bundled element table, the covalent radius where there is none."""
     from matforge.chem import element_table
 
     t = element_table()
