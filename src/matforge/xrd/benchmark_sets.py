@@ -325,14 +325,16 @@ def set_c_items(sset, rows) -> list[dict]:
              "chemsys": sset.chemsys[i], "prototype": sset.prototype[i]} for i in rows]  # fmt: skip
 
 
-def set_e_items() -> list[dict]:
-    """The items :func:`single_phase` takes, for the structures of set E (real, published)
-    that are a bundled AFLOW prototype."""
+def set_e_items(limit: int | None = None) -> list[dict]:
+    """The items :func:`single_phase` takes, for the first ``limit`` (None: all) structures of
+    set E (real, published) that are a bundled AFLOW prototype."""
     from matforge.xrd.real_set import real_structures
     from matforge.xrd.training_data import chemical_system, symmetry_labels
 
     out = []
     for r in real_structures():
+        if limit is not None and len(out) >= limit:
+            break
         if not r["prototype"]:
             continue
         conv, _, orbits = symmetry_labels(r["structure"])
@@ -420,17 +422,19 @@ def mixtures(sset, sets, rng, clf, refine, log=print):
     return out
 
 
-def _single_summary(single) -> dict:
-    def frac(rows, key):
-        return float(np.mean([bool(r[key]) for r in rows])) if rows else None
+def _frac(rows, key):
+    """Share of ``rows`` whose ``key`` is true (None for no rows)."""
+    return float(np.mean([bool(r[key]) for r in rows])) if rows else None
 
+
+def _single_summary(single) -> dict:
     right = [r for r in single if r["top1"]]
     searched = [r["seconds"] - r.get("refine_seconds", 0.0) for r in single]
     out = {
         "n_patterns": len(single),
-        "prototype_top1": frac(single, "top1"),
-        "prototype_top1_rwp_only": frac(single, "top1_rwp_only"),
-        "prototype_top5": frac(single, "in_top5"),
+        "prototype_top1": _frac(single, "top1"),
+        "prototype_top1_rwp_only": _frac(single, "top1_rwp_only"),
+        "prototype_top5": _frac(single, "in_top5"),
         "lattice_within_0.5pct_of_right": float(np.mean([r["lattice_error"] <= LATTICE_TOL
                                                          for r in right])) if right else None,
         "median_lattice_error_pct": float(100 * np.median([r["lattice_error"] for r in right]))
@@ -441,7 +445,7 @@ def _single_summary(single) -> dict:
         "seconds_without_refinement_median": float(np.median(searched)),
         "seconds_without_refinement_max": float(np.max(searched)),
         "by_crystal_system": {
-            cs: {"n": len(rs), "top1": frac(rs, "top1")}
+            cs: {"n": len(rs), "top1": _frac(rs, "top1")}
             for cs in sorted({r["crystal_system"] for r in single})
             for rs in [[r for r in single if r["crystal_system"] == cs]]
         },
@@ -454,9 +458,6 @@ def _single_summary(single) -> dict:
 
 
 def summary(single, mix2, mix3, real=None) -> dict:
-    def frac(rows, key):
-        return float(np.mean([bool(r[key]) for r in rows])) if rows else None
-
     out = {}
     if single:
         out["C"] = _single_summary(single)
@@ -469,8 +470,8 @@ def summary(single, mix2, mix3, real=None) -> dict:
         errs = [r["max_fraction_error"] for r in ok]
         out[key] = {
             "n_patterns": len(rows),
-            "all_phases_found": frac(rows, "all_found"),
-            "exactly_the_phases": frac(rows, "exact"),
+            "all_phases_found": _frac(rows, "all_found"),
+            "exactly_the_phases": _frac(rows, "exact"),
             "max_weight_fraction_error_points_median": float(100 * np.median(errs)) if errs else None,
             "weight_fractions_within_10_points": float(np.mean([e <= 0.10 for e in errs]))
             if errs else None,
@@ -499,9 +500,9 @@ def run_searchmatch(
     and ``mix3`` three-phase mixtures) on the ``split`` side of the structures ``model`` (None:
     the shipped classifier) was trained on; and search-match on a pattern of each of the
     first ``real`` (None: all) set-E structures that are a bundled prototype (real published
-    structures, whose cells the candidates' covalent-volume estimate does not know: "E"). With ``classifier``, its
-    prototype probabilities break near-ties. BLAS and torch on one thread. Returns the result
-    document: every pattern's outcome and the summary."""
+    structures, whose cells the candidates' covalent-volume estimate does not know: "E").
+    With ``classifier``, its prototype probabilities break near-ties. BLAS and torch on one
+    thread. Returns the result document: every pattern's outcome and the summary."""
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -527,7 +528,7 @@ def run_searchmatch(
             two = mixtures(sset, mixture_sets(sset, rows, 2, mix2, rng), rng, clf, False, log)
             three = mixtures(sset, mixture_sets(sset, rows, 3, mix3, rng), rng, clf, False, log)
             # last, so that C and D draw the same patterns with or without it
-            e_items = set_e_items()[:real]
+            e_items = set_e_items(real)
             e = single_phase(e_items, rng, clf, False, log, tag="E") if e_items else []
         finally:
             torch.set_num_threads(threads)

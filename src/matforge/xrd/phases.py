@@ -146,13 +146,19 @@ def _element_facts():
 
 
 @cache
+def _covalent_radii() -> dict[str, float]:
+    """Covalent radius (Å) of every element (Cordero et al. 2008; NaN where there is none)."""
+    return {e: f[1] for e, f in _element_facts().items()}
+
+
+@cache
 def _metallic_radii() -> dict[str, float]:
     """Atomic radii (Å) of the elements in metals: Magpie's ``MiracleRadius`` (after Miracle et
     al.) from the bundled element table, the covalent radius where there is none."""
     from matforge.chem import element_table
 
     t = element_table()
-    covalent = {e: f[1] for e, f in _element_facts().items()}
+    covalent = _covalent_radii()
     out = {}
     for e in t.index:
         r = float(t.loc[e, "MiracleRadius"]) / 100.0
@@ -305,7 +311,7 @@ def _substituted(structure, mapping: dict[str, str]):
     from pymatgen.core import Lattice, Structure
 
     facts = _element_facts()
-    radius = {e: f[1] for e, f in facts.items()}
+    radius = _covalent_radii()
     old = [sp.symbol for sp in structure.species]
     new = [mapping.get(e, e) for e in old]
     if len(mapping) == 1 and all(facts[e][4] for e in (*mapping, *mapping.values())):

@@ -304,6 +304,40 @@ class FitResult:
     extra: dict = field(default_factory=dict)
 
 
+def _profile_part(part: str, dx, fwhm, derivatives: bool = False):
+    """The unit-area Lorentzian (``part="lorentz"``, tapered to zero over the last fifth of
+    ± :data:`WINDOW_FWHM` FWHM) or Gaussian (``"gauss"``) of width ``fwhm`` at offsets ``dx``
+    from its centre (degrees 2θ, broadcast together); with ``derivatives``, the tuple (profile,
+    d/d dx, d/d fwhm)."""
+    if part == "lorentz":
+        hw = fwhm / 2
+        den = dx * dx + hw * hw
+        prof = (hw / np.pi) / den
+        if derivatives:
+            d_ddx = -2 * dx * prof / den
+            d_dh = 0.5 * (prof / hw - 2 * hw * prof / den)
+        rr = np.abs(dx) / (WINDOW_FWHM * fwhm)
+        edge = rr > 0.8
+        if edge.any():  # the taper cos²(π/2 · (rr − 0.8)/0.2)
+            t = np.clip((rr[edge] - 0.8) / 0.2, 0, 1)
+            taper = np.cos(t * np.pi / 2) ** 2
+            if derivatives:
+                slope = np.where(t < 1, -np.pi / 2 / 0.2 * np.sin(np.pi * t), 0.0)
+                lor, hp = prof[edge], np.broadcast_to(fwhm, dx.shape)[edge]
+                d_ddx[edge] = d_ddx[edge] * taper + lor * slope * np.sign(dx[edge]) / (
+                    WINDOW_FWHM * hp
+                )
+                d_dh[edge] = d_dh[edge] * taper + lor * slope * (-rr[edge] / hp)
+            prof[edge] *= taper
+        return (prof, d_ddx, d_dh) if derivatives else prof
+    c = 2 * math.sqrt(2 * math.log(2))  # FWHM / σ
+    sigma = fwhm / c
+    prof = np.exp(-0.5 * (dx / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
+    if not derivatives:
+        return prof
+    return prof, -dx / sigma**2 * prof, prof * (dx * dx / sigma**3 - 1 / sigma) / c
+
+
 class WholePatternModel:
     """A pattern (2θ ``x``, intensities ``y``, weights) and phases to fit to it.
 
@@ -382,17 +416,7 @@ class WholePatternModel:
                 if weight <= 0:
                     continue
                 gi, valid, dx = self._window(c, ic, reach * h.max())
-                hh = h[:, None]
-                if part == "lorentz":
-                    hw = hh / 2
-                    prof = (hw / np.pi) / (dx * dx + hw * hw)
-                    rr = np.abs(dx) / (WINDOW_FWHM * hh)
-                    edge = rr > 0.8
-                    if edge.any():
-                        prof[edge] *= np.cos(np.clip((rr[edge] - 0.8) / 0.2, 0, 1) * np.pi / 2) ** 2
-                else:
-                    sigma = hh / (2 * math.sqrt(2 * math.log(2)))
-                    prof = np.exp(-0.5 * (dx / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
+                prof = _profile_part(part, dx, h[:, None])
                 prof *= (weight * f)[:, None]
                 prof[~valid] = 0.0
                 rows.append((k, gi, prof))
@@ -468,32 +492,7 @@ class WholePatternModel:
             for part, reach in (("lorentz", WINDOW_FWHM), ("gauss", 3.0)):
                 weight = phase.eta if part == "lorentz" else 1.0 - phase.eta
                 gi, valid, dx = self._window(c, ic, reach * h.max())
-                hh = h[:, None]
-                if part == "lorentz":
-                    hw = hh / 2
-                    den = dx * dx + hw * hw
-                    base = (hw / np.pi) / den
-                    d_ddx = -2 * dx * base / den
-                    d_dh = 0.5 * (base / hw - 2 * hw * base / den)
-                    rr = np.abs(dx) / (WINDOW_FWHM * hh)
-                    edge = rr > 0.8
-                    if edge.any():  # the taper cos²(π/2 · (rr − 0.8)/0.2) and its derivative
-                        t = np.minimum((rr[edge] - 0.8) / 0.2, 1.0)
-                        taper = np.cos(t * np.pi / 2) ** 2
-                        slope = np.where(t < 1, -np.pi / 2 / 0.2 * np.sin(np.pi * t), 0.0)
-                        lor, hp = base[edge], np.broadcast_to(hh, dx.shape)[edge]
-                        d_ddx[edge] = d_ddx[edge] * taper + lor * slope * np.sign(dx[edge]) / (
-                            WINDOW_FWHM * hp
-                        )
-                        d_dh[edge] = d_dh[edge] * taper + lor * slope * (-rr[edge] / hp)
-                        base[edge] = lor * taper
-                else:
-                    sigma = hh / (2 * math.sqrt(2 * math.log(2)))
-                    base = np.exp(-0.5 * (dx / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
-                    d_ddx = -dx / sigma**2 * base
-                    d_dh = (
-                        base * (dx * dx / sigma**3 - 1 / sigma) / (2 * math.sqrt(2 * math.log(2)))
-                    )
+                base, d_ddx, d_dh = _profile_part(part, dx, h[:, None], derivatives=True)
                 # the centre enters as dx = x − centre: d/d centre = −d/d dx
                 blocks = np.concatenate([-d_ddx, d_dh, base])
                 blocks[np.tile(~valid, (3, 1))] = 0.0
