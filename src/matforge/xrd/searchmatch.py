@@ -216,8 +216,12 @@ def prescreen(x, y, wavelength: float, lattices, refls, *, starts=None, scale_ra
         ps = np.repeat(p0[None], len(combos), axis=0)
         ps[:, : lat.n_lengths] *= combos
         if len(refl):
-            metrics = np.array([reciprocal_metric(*lat.cell(p)) for p in ps])  # (m, 3, 3)
-            inv_d2 = np.einsum("ni,mij,nj->mn", refl.hkl, metrics, refl.hkl)
+            # only lengths change along the grid: G* = S⁻¹ G*₀ S⁻¹, S = diag of the length
+            # factors, so 1/d² is one product of (n, 9) reflection terms and (9, m) factors
+            inv_s = 1.0 / combos[:, lat.groups]  # (m, 3)
+            g0 = reciprocal_metric(*lat.cell(p0))
+            terms = (refl.hkl[:, :, None] * refl.hkl[:, None, :] * g0).reshape(len(refl), 9)
+            inv_d2 = (terms @ (inv_s[:, :, None] * inv_s[:, None, :]).reshape(-1, 9).T).T
         else:
             inv_d2 = np.zeros((len(ps), 0))
         u = half_lam + 0.5 * np.log(np.maximum(inv_d2, 1e-12))
@@ -256,7 +260,7 @@ def prescreen(x, y, wavelength: float, lattices, refls, *, starts=None, scale_ra
     for lo in range(0, n_rows, chunk):
         cf = np.fft.rfft(c[lo : lo + chunk], n_fft, axis=1) * gauss
         cb = np.fft.irfft(cf, n_fft, axis=1)
-        num = np.fft.irfft(np.fft.rfft(cb, n_fft, axis=1) * np.conj(mf_b), n_fft, axis=1)
+        num = np.fft.irfft(cf * np.conj(mf_b), n_fft, axis=1)  # rfft(cb) is cf
         den = np.fft.irfft(np.fft.rfft(cb * cb, n_fft, axis=1) * np.conj(mask_f), n_fft, axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             cos = num / (m_norm * np.sqrt(np.maximum(den, 1e-30)))
