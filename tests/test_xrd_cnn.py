@@ -224,6 +224,60 @@ def test_small_model_trains_end_to_end(small_set, tiny_xrd_arch, tmp_path):
         np.testing.assert_allclose(p1[h].sum(axis=1), 1, atol=1e-5)
 
 
+def test_training_rounds_are_fresh_draws_of_the_same_patterns(small_set, tmp_path):
+    from matforge.xrd.augment import AugmentConfig
+    from matforge.xrd.training_data import _generate_rounds, round_seed
+
+    def work(folder):
+        return [
+            {"out_dir": tmp_path / folder / f"r{r}", "grid": GRID, "n_per_structure": 2,
+             "seed": round_seed(3, r), "config": AugmentConfig.training(),
+             "description": f"round {r}"}
+            for r in range(2)
+        ]  # fmt: skip
+
+    _generate_rounds(small_set, work("serial"), jobs=1, progress=False, log=None)
+    _generate_rounds(small_set, work("parallel"), jobs=2, progress=False, log=None)
+    assert round_seed(3, 0) == 3 and round_seed(3, 1) != round_seed(3, 2)
+    serial = [load_shards(tmp_path / "serial" / f"r{r}") for r in range(2)]
+    for r in range(2):  # worker processes give the same patterns as this one
+        np.testing.assert_array_equal(
+            serial[r]["x"], load_shards(tmp_path / "parallel" / f"r{r}")["x"]
+        )
+    np.testing.assert_array_equal(serial[0]["structure"], serial[1]["structure"])
+    assert not np.array_equal(serial[0]["x"], serial[1]["x"])
+
+
+def test_training_takes_a_fresh_round_every_epoch(small_set, tiny_xrd_arch, tmp_path):
+    from matforge.xrd.training_data import classifier_classes as _classes
+    from matforge.xrd.training_data import grid_spec as _grid_spec
+
+    draws = [
+        load_shards(generate_shards(small_set, tmp_path / f"s{seed}", grid=GRID,
+                                    n_per_structure=3, seed=seed, progress=False))
+        for seed in (1, 2)
+    ]  # fmt: skip
+    y = labels_for(small_set, draws[0]["structure"].astype(int))
+    a, b = draws[0]["x"], draws[1]["x"]
+
+    def fit(x_train):
+        return train_classifier(
+            x_train, y, a[::3], {h: v[::3] for h, v in y.items()}, classes=_classes(),
+            grid=_grid_spec(GRID), wavelength=aug.CU_KA1, epochs=2, batch_size=16,
+            arch=tiny_xrd_arch, progress=False, seed=0, threads=1,
+        )  # fmt: skip
+
+    one, same, fresh = fit(a), fit([a, a]), fit([a, b])
+    assert fresh.meta["training"]["rounds"] == 2 and one.meta["training"]["rounds"] == 1
+    loss = {k: [e["train_loss"] for e in m.meta["training"]["history"]]
+            for k, m in (("one", one), ("same", same), ("fresh", fresh))}  # fmt: skip
+    assert loss["one"] == loss["same"]  # the same draw twice is one draw
+    assert loss["fresh"][0] == loss["one"][0]  # epoch 1: the first draw
+    assert loss["fresh"][1] != loss["one"][1]  # epoch 2: the second draw
+    with pytest.raises(ValueError, match="equally shaped"):
+        fit([a, b[:-1]])
+
+
 def test_fit_temperature_recovers_the_scale():
     rng = np.random.default_rng(0)
     true = rng.normal(size=(4000, 10)) * 2

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import typer
 
-from matforge.xrd.benchmark import DEFAULT_DATA_DIR, EPOCHS, LABEL_SMOOTHING
+from matforge.xrd.benchmark import (
+    DEFAULT_DATA_DIR,
+    EPOCHS,
+    LABEL_SMOOTHING,
+    TRAIN_EPOCHS,
+    TRAIN_ROUNDS,
+)
 from matforge.xrd.radiation import CU_KA1
 
 app = typer.Typer(
@@ -448,7 +454,12 @@ def identify_cmd(
 @app.command("train")
 def train_cmd(
     seed: int = typer.Option(0, help="Seed of structures, splits, augmentation and training."),
-    epochs: int = typer.Option(EPOCHS, min=1, help="Passes over the training patterns."),
+    epochs: int = typer.Option(TRAIN_EPOCHS, min=1, help="Passes over the training patterns."),
+    rounds: int = typer.Option(
+        TRAIN_ROUNDS, min=1,
+        help="Independently augmented draws of the training patterns; epoch e trains on "
+        "round e mod ROUNDS (a fresh draw each epoch, cycled).",
+    ),  # fmt: skip
     out: Path = typer.Option(Path("src/matforge/xrd/data"), help="Folder for cnn_v1.pt/.json."),
     data_dir: Path = typer.Option(DEFAULT_DATA_DIR, help="Cache of structures and patterns."),
     n_variants: int = typer.Option(19, help="Substituted variants per AFLOW prototype."),
@@ -461,11 +472,15 @@ def train_cmd(
     label_smoothing: float = typer.Option(
         LABEL_SMOOTHING, min=0.0, max=0.5, help="Label smoothing of the cross-entropy."
     ),
-    threads: int = typer.Option(2, help="CPU threads for torch."),
+    threads: int = typer.Option(
+        2, help="CPU threads for torch, and processes that generate the rounds."
+    ),
     device: str | None = typer.Option(None, help="torch device; default CUDA when present."),
 ) -> None:
     """Train the XRD classifier on the chemical-system split's training side (the shipped
     weights are `matforge xrd train` with the defaults)."""
+    import numpy as np
+
     from matforge.xrd.cnn import HEADS, train_classifier
     from matforge.xrd.identify import example_pattern
     from matforge.xrd.io import write_xy
@@ -480,11 +495,19 @@ def train_cmd(
     t0 = time.time()
     data = prepare_data(data_dir, seed=seed, n_variants=n_variants, n_random=n_random,
                         train_patterns=patterns, random_train_patterns=random_patterns,
-                        eval_patterns=eval_patterns, log=console.print)  # fmt: skip
+                        eval_patterns=eval_patterns, train_rounds=rounds, jobs=threads,
+                        log=console.print)  # fmt: skip
     gen_minutes = (time.time() - t0) / 60
-    x_tr, y_tr, _, _ = data.patterns("chemsys", "train")
+    x_tr, y_tr, rows, _ = data.patterns("chemsys", "train")
+    x_tr = [x_tr]
+    for r in range(1, rounds):
+        x_r, _, rows_r, _ = data.patterns("chemsys", "train", round=r)
+        if not np.array_equal(rows_r, rows):
+            raise RuntimeError(f"round {r} of the training patterns has other structures")
+        x_tr.append(x_r)
     x_va, y_va, _, _ = data.patterns("chemsys", "val", max_per_structure=4)
-    console.print(f"{len(x_tr):,} training and {len(x_va):,} validation patterns")
+    console.print(f"{len(rows):,} training patterns × {rounds} round(s) and {len(x_va):,} "
+                  "validation patterns")  # fmt: skip
     clf = train_classifier(
         x_tr, y_tr, x_va, y_va, classes=classifier_classes(), grid=grid_spec(data.grid),
         wavelength=CU_KA1, epochs=epochs, batch_size=batch_size, lr=lr,
@@ -495,9 +518,10 @@ def train_cmd(
     clf.meta["training"]["data"] = {
         "seed": seed, "n_variants": n_variants, "n_random": n_random,
         "train_patterns": patterns, "random_train_patterns": random_patterns,
-        "eval_patterns": eval_patterns, "split": "chemsys",
+        "eval_patterns": eval_patterns, "rounds": rounds, "split": "chemsys",
         "n_structures": len(data.structures), "data_minutes": gen_minutes,
-        "command": f"matforge xrd train --seed {seed} --epochs {epochs} --n-variants {n_variants} "
+        "command": f"matforge xrd train --seed {seed} --epochs {epochs} --rounds {rounds} "
+        f"--n-variants {n_variants} "
         f"--n-random {n_random} --patterns {patterns} --random-patterns {random_patterns} "
         f"--eval-patterns {eval_patterns} --batch-size {batch_size} --lr {lr:g} "
         f"--label-smoothing {label_smoothing:g} --threads {threads}",

@@ -19,6 +19,8 @@ from pathlib import Path
 __all__ = [
     "DEFAULT_DATA_DIR",
     "EPOCHS",
+    "TRAIN_EPOCHS",
+    "TRAIN_ROUNDS",
     "LABEL_SMOOTHING",
     "TARGETS",
     "benchmark_markdown",
@@ -33,8 +35,12 @@ __all__ = [
 DEFAULT_DATA_DIR = Path(".cache/xrd")
 #: label smoothing of the shipped model's cross-entropy
 LABEL_SMOOTHING = 0.05
-#: epochs of the shipped model (and of the prototype-split model of the benchmark, to compare)
+#: epochs of the prototype-split model of the benchmark (one round of patterns)
 EPOCHS = 10
+#: epochs of the shipped model, and its rounds: independently augmented draws of the training
+#: patterns, one per epoch in turn (`matforge xrd train` defaults)
+TRAIN_EPOCHS = 24
+TRAIN_ROUNDS = 4
 
 VACANCY_LEVELS = (0.0, 0.05, 0.10, 0.15, 0.20, 0.25)
 DISPLACEMENT_LEVELS = (0.0, 0.05, 0.10, 0.15, 0.20)  # Å RMS

@@ -344,7 +344,7 @@ def _loss(out, tgt, label_smoothing: float = 0.0) -> torch.Tensor:
 
 
 def train_classifier(
-    x_train: np.ndarray,
+    x_train: np.ndarray | Sequence[np.ndarray],
     y_train: Mapping[str, np.ndarray],
     x_val: np.ndarray,
     y_val: Mapping[str, np.ndarray],
@@ -367,7 +367,10 @@ def train_classifier(
     """Train an :class:`XRDNet` and calibrate it on the validation patterns.
 
     Args:
-        x_train, x_val: patterns (n, G) on ``grid`` (float16 or float32).
+        x_train, x_val: patterns (n, G) on ``grid`` (float16 or float32). ``x_train`` may
+            also be a list of such arrays, rounds of the same training patterns augmented
+            afresh (rows in the same order, labels ``y_train``): epoch e trains on round
+            e mod the number of rounds.
         y_train, y_val: per head class indices (n,); prototype −1 where there is none.
         classes: class names per head.
         grid: [lo, hi, step] of the 2θ grid, degrees.
@@ -406,9 +409,16 @@ def _train(
     rng = np.random.default_rng(seed)
     arch = dict(DEFAULT_ARCH if arch is None else arch)
     n_classes = {h: len(classes[h]) for h in HEADS}
-    net = XRDNet(x_train.shape[1], n_classes, arch).to(device)
+    rounds = list(x_train) if isinstance(x_train, (list, tuple)) else [x_train]
+    if not rounds or any(r.shape != rounds[0].shape for r in rounds):
+        raise ValueError(
+            "x_train: an array or a non-empty list of equally shaped arrays, got shapes "
+            + str([getattr(r, "shape", None) for r in rounds])
+        )
+    n_train = len(rounds[0])
+    net = XRDNet(rounds[0].shape[1], n_classes, arch).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
-    steps_per_epoch = math.ceil(len(x_train) / batch_size)
+    steps_per_epoch = math.ceil(n_train / batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=lr, total_steps=max(1, epochs * steps_per_epoch), pct_start=0.15
     )
@@ -434,13 +444,14 @@ def _train(
         task = bar.add_task("training", total=epochs * steps_per_epoch)
         for epoch in range(epochs):
             net.train()
-            order = rng.permutation(len(x_train))
+            x_epoch = rounds[epoch % len(rounds)]
+            order = rng.permutation(n_train)
             run_loss, n_seen = 0.0, 0
             for lo in range(0, len(order), batch_size):
                 idx = order[lo : lo + batch_size]
                 if len(idx) < 2:  # BatchNorm needs two samples
                     continue
-                xb = torch.from_numpy(prepare_input(x_train[idx], arch["in_channels"])).to(device)
+                xb = torch.from_numpy(prepare_input(x_epoch[idx], arch["in_channels"])).to(device)
                 tb = {h: v[idx].to(device) for h, v in ytr.items()}
                 opt.zero_grad(set_to_none=True)
                 loss = _loss(net(xb), tb, label_smoothing)
@@ -484,7 +495,8 @@ def _train(
         "lr": lr,
         "weight_decay": weight_decay,
         "label_smoothing": label_smoothing,
-        "n_train": int(len(x_train)),
+        "n_train": int(n_train),
+        "rounds": len(rounds),
         "n_val": int(len(x_val)),
         "device": str(device),
         "torch": torch.__version__,

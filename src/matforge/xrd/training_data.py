@@ -772,8 +772,14 @@ class PreparedData:
     data_dir: Path
     grid: np.ndarray
     seed: int
+    train_dirs: list[Path] = field(default_factory=list)  # one per round; [0] is train_dir
 
-    def patterns(self, split: str, part: str, max_per_structure: int | None = None):
+    @property
+    def rounds(self) -> int:
+        """Independently augmented draws of the training patterns."""
+        return max(1, len(self.train_dirs))
+
+    def patterns(self, split: str, part: str, max_per_structure: int | None = None, round: int = 0):
         """(x, labels, structure rows, raw shard arrays) of one side of a split.
 
         Args:
@@ -781,12 +787,18 @@ class PreparedData:
             part: ``"train"`` (training patterns), ``"val"`` or ``"test"`` (evaluation
                 patterns).
             max_per_structure: keep only the first k patterns of each structure.
+            round: which draw of the training patterns (``part="train"``); every round has
+                the same structures in the same order, augmented afresh.
         """
         if split not in ("chemsys", "prototype") or part not in ("train", "val", "test"):
             raise ValueError(f"unknown split/part {split!r}/{part!r}")
+        if not 0 <= round < self.rounds:
+            raise ValueError(f"round {round} not made: the data has {self.rounds} round(s)")
+        if round and (split, part) != ("chemsys", "train"):
+            raise ValueError("rounds after the first hold the chemsys training side only")
         side = self.chem_split if split == "chemsys" else self.proto_split
         chosen = side == part
-        folder = self.train_dir if part == "train" else self.eval_dir
+        folder = (self.train_dirs or [self.train_dir])[round] if part == "train" else self.eval_dir
         data = load_shards(folder, rows=lambda s: chosen[s["structure"]])
         rows = data["structure"].astype(np.int64)
         if max_per_structure is not None:
@@ -810,6 +822,8 @@ def prepare_data(
     train_patterns: int = 12,
     random_train_patterns: int = 6,
     eval_patterns: int = 4,
+    train_rounds: int = 1,
+    jobs: int = 1,
     grid=None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
@@ -824,7 +838,14 @@ def prepare_data(
         train_patterns: training patterns per prototype-derived structure on a training side.
         random_train_patterns: the same for random crystals (they are many and diverse).
         eval_patterns: evaluation patterns per structure on a validation or test side.
+        train_rounds: independent augmentations of the training patterns (round 0 with
+            ``seed``, round r with a seed derived from (``seed``, r)): training takes a fresh
+            round every epoch. Rounds after the first cover the chemical-system split's
+            training side only.
+        jobs: processes that generate the rounds (each round is one process's work).
     """
+    if train_rounds < 1:
+        raise ValueError(f"train_rounds must be at least 1, got {train_rounds}")
     data_dir = Path(data_dir)
     grid = make_grid() if grid is None else np.asarray(grid, dtype=float)
     parts = []
@@ -859,13 +880,19 @@ def prepare_data(
     train_dir = data_dir / f"train_patterns_{stem}_n{train_patterns}_{random_train_patterns}"
     n_train = np.where(np.array(sset.source) == "pyxtal", random_train_patterns, train_patterns)
     eval_dir = data_dir / f"eval_patterns_{stem}_n{eval_patterns}"
-    generate_shards(
-        sset, train_dir, grid=grid, n_per_structure=n_train, seed=seed,
-        config=AugmentConfig.training(), groups=groups, rows=train_rows, progress=progress,
-        description="training patterns",
-    )  # fmt: skip
-    if log:
-        log(f"training patterns in {train_dir}")
+    train_dirs = [train_dir] + [
+        train_dir.with_name(f"{train_dir.name}_round{r}") for r in range(1, train_rounds)
+    ]
+    # round 0 serves both splits; later rounds only what `matforge xrd train` trains on, the
+    # chemical-system split's training side (same order: a group never straddles a side)
+    round_rows = [train_rows] + [np.flatnonzero(chem == "train")] * (train_rounds - 1)
+    work = [
+        dict(out_dir=d, grid=grid, n_per_structure=n_train, seed=round_seed(seed, r),
+             config=AugmentConfig.training(), groups=groups, rows=round_rows[r],
+             description=f"training patterns{f' (round {r})' if r else ''}")
+        for r, d in enumerate(train_dirs)
+    ]  # fmt: skip
+    _generate_rounds(sset, work, jobs=jobs, progress=progress, log=log)
     generate_shards(
         sset, eval_dir, grid=grid, n_per_structure=eval_patterns, seed=seed + 1,
         config=AugmentConfig(), groups=groups, rows=eval_rows, progress=progress,
@@ -873,7 +900,60 @@ def prepare_data(
     )  # fmt: skip
     if log:
         log(f"evaluation patterns in {eval_dir}")
-    return PreparedData(sset, chem, proto, train_dir, eval_dir, data_dir, grid, seed)
+    return PreparedData(sset, chem, proto, train_dir, eval_dir, data_dir, grid, seed, train_dirs)
+
+
+def round_seed(seed: int, r: int) -> int:
+    """The augmentation seed of training round ``r`` (round 0: ``seed`` itself, so a
+    one-round data set is the one made before rounds existed)."""
+    if r == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, r]).generate_state(1)[0])
+
+
+_ROUND_STRUCTURES: StructureSet | None = None  # a worker's copy of the structures
+
+
+def _init_round_worker(sset: StructureSet) -> None:
+    from threadpoolctl import threadpool_limits
+
+    global _ROUND_STRUCTURES
+    _ROUND_STRUCTURES = sset
+    threadpool_limits(1)  # one core per round: the rounds are the parallelism
+
+
+def _generate_round(kwargs: dict) -> str:
+    return str(generate_shards(_ROUND_STRUCTURES, progress=False, **kwargs))
+
+
+def _generate_rounds(sset: StructureSet, work: list[dict], *, jobs: int, progress: bool, log):
+    """Run :func:`generate_shards` for every round in ``work``: in this process with a
+    progress bar, or (``jobs`` > 1, more than one round) in ``jobs`` worker processes, each
+    sent the structures once (spawned, not forked: the caller may hold torch's threads)."""
+    jobs = max(1, min(int(jobs), len(work)))
+    if jobs == 1:
+        for kwargs in work:
+            generate_shards(sset, progress=progress, **kwargs)
+            if log:
+                log(f"{kwargs['description']} in {kwargs['out_dir']}")
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    context = multiprocessing.get_context("spawn")
+    with (
+        ProcessPoolExecutor(
+            jobs, mp_context=context, initializer=_init_round_worker, initargs=(sset,)
+        ) as pool,
+        _progress(progress) as bar,
+    ):
+        task = bar.add_task("training pattern rounds", total=len(work))
+        futures = {pool.submit(_generate_round, kwargs): kwargs for kwargs in work}
+        for done in as_completed(futures):
+            path = done.result()
+            bar.advance(task)
+            if log:
+                log(f"{futures[done]['description']} in {path}")
 
 
 def grid_spec(grid) -> list[float]:
