@@ -230,7 +230,8 @@ def test_auto_regression_spec_follows_the_training_size():
         return list(m.featurizer), dict(est.estimators)
 
     feats, bases = spec(SMALL_DATA - 1)
-    assert feats == list(COMPACT_FEATURIZER) and set(bases) == {"lgbm", "extra_trees"}
+    assert feats == list(COMPACT_FEATURIZER)
+    assert set(bases) == {"lgbm", "extra_trees", "fraction_trees"}
     for name in ("auto", "auto_trees"):
         feats, bases = spec(SMALL_DATA, name)
         assert feats == list(AUTO_FEATURIZER)
@@ -240,6 +241,21 @@ def test_auto_regression_spec_follows_the_training_size():
     params = bases["lgbm"].get_params()
     assert {k: params[k] for k in LARGE_LGBM} == LARGE_LGBM
     assert params["objective"] == "huber"
+
+
+def test_small_data_fraction_trees_see_the_element_fractions_alone():
+    from matforge.features.fraction import ElementFraction
+    from matforge.models.pipeline import build_featurizer
+    from matforge.models.presets import SMALL_DATA, make_model
+
+    formulas = ["Fe0.7Cr0.2Ni0.1", "Fe0.8C0.01Mn0.19", "Fe0.6Co0.3Mo0.1", "NaCl"]
+    m = make_model("auto", "regression", y=np.arange(SMALL_DATA - 1, dtype=float))
+    F = build_featurizer(m.featurizer).transform(formulas)
+    select = dict(m.estimator.estimators)["fraction_trees"].named_steps["fractions"]
+    np.testing.assert_array_equal(select.fit_transform(F), ElementFraction().transform(formulas))
+    # with the user's own features the columns are unknown: no fraction base
+    mine = make_model("auto", "regression", y=np.arange(10.0) - 5, featurizer=["magpie"])
+    assert "fraction_trees" not in dict(mine.estimator.estimators)
 
 
 def test_auto_hurdle_uses_the_large_settings_on_large_data():
