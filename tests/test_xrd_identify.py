@@ -271,3 +271,24 @@ def test_indexing_a_batch_in_processes_gives_the_same_cells():
     # a scan the peak search refuses is reported, not raised
     bad = Pattern(np.linspace(10, 80, 120), np.ones(120), source="flat.xy")
     assert "flat.xy: no signal" in index_patterns([bad])[0]
+
+
+def _blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+def test_indexing_workers_run_single_threaded_blas():
+    """Two workers on two cores: BLAS threads in each only contend (half the throughput)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    from matforge.xrd.identify import _one_blas_thread
+
+    with threadpool_limits(2, user_api="blas"):  # what the worker would inherit
+        with ProcessPoolExecutor(1, initializer=_one_blas_thread) as pool:
+            threads = pool.submit(_blas_threads).result()
+    assert threads and set(threads) == {1}
+
