@@ -291,4 +291,3 @@ def test_indexing_workers_run_single_threaded_blas():
         with ProcessPoolExecutor(1, initializer=_one_blas_thread) as pool:
             threads = pool.submit(_blas_threads).result()
     assert threads and set(threads) == {1}
-
