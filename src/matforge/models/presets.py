@@ -216,17 +216,19 @@ def extra_trees_regressor(random_state=None, **overrides):
     return ExtraTreesRegressor(**{**params, "random_state": random_state, **overrides})
 
 
-def fraction_trees_regressor(random_state=None, n_fraction_columns: int = 118):
-    """Extra-trees on the element fractions alone: the last ``n_fraction_columns`` columns of
-    :data:`COMPACT_FEATURIZER`'s matrix (``element_fraction``, 118 columns, comes last), every
-    column tried at each split. In an alloy series the fractions are the variables; among 264
-    columns, 0.3 of them sampled per split, the 13 fractions that vary are seldom tried."""
+def fraction_trees_regressor(random_state=None):
+    """Extra-trees on the element fractions alone: the last columns of
+    :data:`COMPACT_FEATURIZER`'s matrix (``element_fraction`` comes last; a test checks the
+    columns), every column tried at each split. In an alloy series the fractions are the
+    variables; among 264 columns, 0.3 of them sampled per split, the 13 fractions that vary
+    are seldom tried."""
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
 
-    select = ColumnTransformer(
-        [("element_fraction", "passthrough", slice(-n_fraction_columns, None))]
-    )
+    from matforge.features.fraction import ElementFraction
+
+    n = len(ElementFraction().feature_labels())
+    select = ColumnTransformer([("element_fraction", "passthrough", slice(-n, None))])
     trees = extra_trees_regressor(random_state, n_estimators=500, max_features=1.0)
     return Pipeline([("fractions", select), ("trees", trees)])
 

@@ -621,21 +621,11 @@ def generate_shards(
     n_per = np.broadcast_to(np.asarray(n_per_structure, dtype=np.int64), (len(sset),))
     config = config or AugmentConfig()
     grid = np.asarray(grid, dtype=float)
-    settings = {
-        "n_structures": len(sset),
-        "rows_sha256": hashlib.sha256(chosen.tobytes()).hexdigest(),
-        "n_per_structure": hashlib.sha256(n_per[chosen].tobytes()).hexdigest(),
-        "config": config.as_dict(),
-        "seed": seed,
-        "grid": [float(grid[0]), float(grid[-1]), len(grid)],
-        "params": {k: np.asarray(v).tolist() for k, v in (params or {}).items()},
-        "structure_meta": sset.meta,
-    }
+    settings = _shard_settings(sset, grid=grid, n_per_structure=n_per_structure, config=config,
+                               seed=seed, rows=rows, params=params)  # fmt: skip
     manifest = out_dir / "manifest.json"
-    if manifest.exists():
-        done = json.loads(manifest.read_text())
-        if done.get("settings") == json.loads(json.dumps(settings)) and done.get("complete"):
-            return out_dir
+    if _shards_complete(out_dir, settings):
+        return out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("shard_*.npz"):
         old.unlink()
@@ -696,6 +686,35 @@ def generate_shards(
         )  # fmt: skip
     )
     return out_dir
+
+
+def _shard_settings(
+    sset, *, grid, n_per_structure=10, config=None, seed=0, rows=None, params=None, **_
+) -> dict:
+    """What :func:`generate_shards` records in its manifest, and reuses a folder for (its other
+    arguments, batching and progress, do not change the patterns' settings)."""
+    chosen = np.arange(len(sset)) if rows is None else np.asarray(rows, dtype=np.int64)
+    n_per = np.broadcast_to(np.asarray(n_per_structure, dtype=np.int64), (len(sset),))
+    grid = np.asarray(grid, dtype=float)
+    return {
+        "n_structures": len(sset),
+        "rows_sha256": hashlib.sha256(chosen.tobytes()).hexdigest(),
+        "n_per_structure": hashlib.sha256(n_per[chosen].tobytes()).hexdigest(),
+        "config": (config or AugmentConfig()).as_dict(),
+        "seed": seed,
+        "grid": [float(grid[0]), float(grid[-1]), len(grid)],
+        "params": {k: np.asarray(v).tolist() for k, v in (params or {}).items()},
+        "structure_meta": sset.meta,
+    }
+
+
+def _shards_complete(out_dir, settings: dict) -> bool:
+    """Whether ``out_dir`` holds a complete set of shards made with ``settings``."""
+    manifest = Path(out_dir) / "manifest.json"
+    if not manifest.exists():
+        return False
+    done = json.loads(manifest.read_text())
+    return done.get("settings") == json.loads(json.dumps(settings)) and bool(done.get("complete"))
 
 
 def load_shards(path, rows: Callable[[dict], np.ndarray] | None = None) -> dict[str, np.ndarray]:
@@ -930,6 +949,14 @@ def _generate_rounds(sset: StructureSet, work: list[dict], *, jobs: int, progres
     """Run :func:`generate_shards` for every round in ``work``: in this process with a
     progress bar, or (``jobs`` > 1, more than one round) in ``jobs`` worker processes, each
     sent the structures once (spawned, not forked: the caller may hold torch's threads)."""
+    todo = []
+    for kwargs in work:  # finished rounds are reused here: no worker, no copy of the structures
+        if _shards_complete(kwargs["out_dir"], _shard_settings(sset, **kwargs)):
+            if log:
+                log(f"{kwargs['description']} in {kwargs['out_dir']}")
+        else:
+            todo.append(kwargs)
+    work = todo
     jobs = max(1, min(int(jobs), len(work)))
     if jobs == 1:
         for kwargs in work:
