@@ -428,3 +428,86 @@ def test_a_fit_with_two_near_equal_axes_the_wrong_way_round_is_turned():
     assert _rel_error(turned.phases[0].cell()[0], truth) < 0.002
     right = model.fit([PhaseParams(refl, lat, lat.start(), fwhm_u=0.08, eta=0.5)], 0.0, 0.5)
     assert _with_swapped_axes(model, right).rwp == right.rwp  # the right way round stays
+
+
+BROOKITE_LABEL = "A2B_oP24_61_2c_c"
+
+
+@pytest.fixture(scope="module")
+def rutile_anatase_state():
+    """A rutile–anatase 50:50 pattern and what a search of it works with."""
+    from matforge.xrd.mixture import simulate_mixture
+    from matforge.xrd.searchmatch import _candidate_phases, _prepared
+
+    pattern = simulate_mixture([_rutile(), _anatase()], [0.5, 0.5], GRID, fwhm=0.1, eta=0.5,
+                               kalpha2=True, background=0.1, counts=20_000, rng=4)  # fmt: skip
+    model, fwhm, cands, coarse = _prepared(pattern, _candidate_phases("Ti,O", None), {}, (), 3)
+    by_label = {c.phase.prototype: c for c in cands
+                if c.phase.structure.composition.reduced_formula == "TiO2"}  # fmt: skip
+    return model, fwhm, cands, coarse, by_label
+
+
+def test_the_coarse_screen_kept_for_a_search_scores_as_the_prescreen_does(rutile_anatase_state):
+    """The candidates' side of the prescreen is computed once per search and scores every
+    residual: the scores and starts are those of a prescreen run from scratch, for all the
+    candidates and for any subset of them."""
+    from matforge.xrd.searchmatch import COARSE, prescreen
+
+    model, _, cands, coarse, _ = rutile_anatase_state
+    lats, refl = [c.lattice for c in cands], [c.refl for c in cands]
+    y = np.clip(model.y - 0.5 * np.roll(model.y, 40), 0, None)
+    for which in (None, [5, 0, 17, 3]):
+        scores, starts = coarse.scores(y, which)
+        pick = range(len(cands)) if which is None else which
+        ref, ref_starts = prescreen(model.x, y, model.wavelength, [lats[i] for i in pick],
+                                    [refl[i] for i in pick], **COARSE)  # fmt: skip
+        assert np.array_equal(scores, ref)
+        assert all(np.array_equal(a, b) for a, b in zip(starts, ref_starts, strict=True))
+
+
+def _fitted(model, fwhm, coarse, chosen):
+    """``chosen`` fitted one after another as the search does (each started where the
+    screen puts it on what the previous ones leave, then all refined)."""
+    from matforge.xrd.searchmatch import _fit_new_phase, _screen
+
+    fit = None
+    for c in chosen:
+        fixed = [] if fit is None else fit.phases
+        zero, k2 = (0.0, 0.0) if fit is None else (fit.zero, fit.kalpha2_ratio)
+        rest = model.y if fit is None else np.clip(model.y - fit.calc, 0, None)
+        _screen(model.x, rest, model.wavelength, [c], 1, coarse)
+        fit = _fit_new_phase(model, fixed, zero, k2, c, fwhm, thorough=True)
+    return fit
+
+
+def test_a_wrong_first_phase_is_replaced_beside_the_others(rutile_anatase_state):
+    """A greedy search cannot undo its first phase; the revisit takes each phase out, searches
+    again on what the others leave, and keeps the better answer: brookite taken first for a
+    rutile–anatase mixture gives way to the phase it stood for."""
+    from matforge.xrd.searchmatch import _revisit
+
+    model, fwhm, cands, coarse, by_label = rutile_anatase_state
+    wrong = by_label[BROOKITE_LABEL]
+    fit = _fitted(model, fwhm, coarse, [wrong, by_label[ANATASE_LABEL]])
+    steps = []
+    chosen, better = _revisit(model, fit, [wrong, by_label[ANATASE_LABEL]], cands, fwhm, 12,
+                              coarse, steps)  # fmt: skip
+    assert {c.phase.prototype for c in chosen} == {RUTILE_LABEL, ANATASE_LABEL}
+    assert better.rwp < 0.95 * fit.rwp
+    assert steps[0]["replaces"] == wrong.phase.name
+
+
+def test_a_phase_the_others_make_redundant_is_dropped(rutile_anatase_state):
+    """Rutile and anatase explain the pattern; brookite fitted beside them adds next to
+    nothing (less than REVISIT_MARGIN of Rwp) and goes."""
+    from matforge.xrd.searchmatch import REVISIT_MARGIN, _revisit, _without
+
+    model, fwhm, cands, coarse, by_label = rutile_anatase_state
+    chosen = [by_label[ANATASE_LABEL], by_label[RUTILE_LABEL], by_label[BROOKITE_LABEL]]
+    fit = _fitted(model, fwhm, coarse, chosen)
+    assert (_without(model, fit, 2).rwp - fit.rwp) / _without(model, fit, 2).rwp < REVISIT_MARGIN
+    steps = []
+    kept, after = _revisit(model, fit, chosen, cands, fwhm, 12, coarse, steps)
+    assert [c.phase.prototype for c in kept] == [ANATASE_LABEL, RUTILE_LABEL]
+    assert steps[-1]["removed"] and steps[-1]["prototype"] == BROOKITE_LABEL
+    assert after.rwp < 0.1

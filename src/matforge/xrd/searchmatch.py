@@ -70,6 +70,12 @@ COMPLEXITY_WEIGHT = 0.05
 MIN_RWP_GAIN = 0.10
 #: … and makes up at least this weight fraction
 MIN_WEIGHT_FRACTION = 0.05
+#: after the search, a phase is replaced when that lowers Rwp by at least this fraction, and
+#: dropped when without it Rwp rises by less (half the gain that admits a phase, so that a
+#: phase near that limit is not taken back)
+REVISIT_MARGIN = 0.05
+#: the screen's first, coarse pass over all candidates (the second refines its best few)
+COARSE = {"sigma_u": 0.008, "ratio_range": 0.05, "ratio_step": 0.025}
 #: strongest reflection families of a candidate used while screening (big low-symmetry cells
 #: have thousands; the final fit uses all)
 SCREEN_REFLECTIONS = 200
@@ -179,105 +185,153 @@ def prescreen(x, y, wavelength: float, lattices, refls, *, starts=None, scale_ra
 
     Returns:
         (scores (n,), starting lattice parameters per candidate).
-    """
-    x = np.asarray(x, dtype=float)
-    net = net_intensity(x, np.asarray(y, dtype=float))
-    du = sigma_u / 2
-    theta = np.radians(x / 2)
-    u_meas = np.log(np.sin(np.clip(theta, 1e-6, None)))
-    u_lo, u_hi = float(u_meas[0]), float(u_meas[-1])
-    n_meas = int(math.ceil((u_hi - u_lo) / du)) + 1
-    u_grid = u_lo + du * np.arange(n_meas)
-    m = np.interp(u_grid, u_meas, net)
-    m = np.clip(m - np.median(m), 0, None) ** power
-    shift_lo, shift_hi = -math.log(scale_range[1]), -math.log(scale_range[0])
-    pad_lo = int(math.ceil(-shift_lo / du)) + 8  # candidate grid: measured range + shifts
-    pad_hi = int(math.ceil(shift_hi / du)) + 8
-    n_cand = n_meas + pad_lo + pad_hi
-    n_fft = 1 << int(math.ceil(math.log2(n_cand + n_meas)))
-    gauss = _gaussian_rfft(n_fft, sigma_u / du)
-    mf = np.fft.rfft(m, n_fft) * gauss
-    m_b = np.fft.irfft(mf, n_fft)[:n_meas]
-    m_norm = float(np.linalg.norm(m_b))
-    mask_f = np.fft.rfft(np.ones(n_meas), n_fft)
-    mf_b = np.fft.rfft(m_b, n_fft)
 
-    # rows: (candidate, ratio grid point) with the u positions of their reflections
-    ratios = np.exp(np.arange(-ratio_range, ratio_range + 1e-9, ratio_step))
-    if starts is None:
-        starts = [lat.start() for lat in lattices]
-    rows_owner, rows_p, rows_u, rows_w = [], [], [], []
-    half_lam = math.log(wavelength / 2)
-    for i, (lat, refl) in enumerate(zip(lattices, refls, strict=True)):
-        p0 = np.array(starts[i], dtype=float)
-        p0[: lat.n_lengths] /= p0[0]
-        grids = [np.array([1.0])] + [ratios] * (lat.n_lengths - 1)
-        combos = np.array(np.meshgrid(*grids, indexing="ij")).reshape(len(grids), -1).T
-        ps = np.repeat(p0[None], len(combos), axis=0)
-        ps[:, : lat.n_lengths] *= combos
-        if len(refl):
-            # only lengths change along the grid: G* = S⁻¹ G*₀ S⁻¹, S = diag of the length
-            # factors, so 1/d² is one product of (n, 9) reflection terms and (9, m) factors
-            inv_s = 1.0 / combos[:, lat.groups]  # (m, 3)
-            g0 = reciprocal_metric(*lat.cell(p0))
-            terms = (refl.hkl[:, :, None] * refl.hkl[:, None, :] * g0).reshape(len(refl), 9)
-            inv_d2 = (terms @ (inv_s[:, :, None] * inv_s[:, None, :]).reshape(-1, 9).T).T
-        else:
-            inv_d2 = np.zeros((len(ps), 0))
-        u = half_lam + 0.5 * np.log(np.maximum(inv_d2, 1e-12))
-        w = refl.intensity**power
-        for k in range(len(ps)):
-            rows_owner.append(i)
-            rows_p.append(ps[k])
-            rows_u.append(u[k])
-            rows_w.append(w)
-    n_rows = len(rows_p)
-    scores = np.zeros(len(lattices))
-    starts = [np.array(p, dtype=float) for p in starts]
-    if not n_rows:
+    :class:`Prescreen` keeps the candidates' side for scoring several patterns on one 2θ
+    grid (the residuals of a mixture search).
+    """
+    screen = Prescreen(x, wavelength, lattices, refls, starts=starts, scale_range=scale_range,
+                       ratio_range=ratio_range, ratio_step=ratio_step, power=power,
+                       sigma_u=sigma_u)  # fmt: skip
+    return screen.scores(y)
+
+
+class Prescreen:
+    """:func:`prescreen`'s candidate side on one 2θ grid ``x`` (same arguments, less the
+    intensities): their broadened reflection spectra and norms at every lag, computed once;
+    :meth:`scores` then costs one inverse FFT per candidate row and pattern."""
+
+    def __init__(self, x, wavelength: float, lattices, refls, *, starts=None,
+                 scale_range=SCALE_RANGE, ratio_range=RATIO_RANGE, ratio_step=RATIO_STEP,
+                 power=1.0, sigma_u=_SIGMA_U):  # fmt: skip
+        self.x = np.asarray(x, dtype=float)
+        self.lattices = list(lattices)
+        self.power = power
+        du = self.du = sigma_u / 2
+        u_meas = np.log(np.sin(np.clip(np.radians(self.x / 2), 1e-6, None)))
+        self.u_meas = u_meas
+        u_lo, u_hi = float(u_meas[0]), float(u_meas[-1])
+        n_meas = self.n_meas = int(math.ceil((u_hi - u_lo) / du)) + 1
+        self.u_grid = u_lo + du * np.arange(n_meas)
+        shift_lo, shift_hi = -math.log(scale_range[1]), -math.log(scale_range[0])
+        pad_lo = int(math.ceil(-shift_lo / du)) + 8  # candidate grid: measured range + shifts
+        pad_hi = int(math.ceil(shift_hi / du)) + 8
+        n_cand = n_meas + pad_lo + pad_hi
+        n_fft = self.n_fft = 1 << int(math.ceil(math.log2(n_cand + n_meas)))
+        self.gauss = _gaussian_rfft(n_fft, sigma_u / du)
+        mask_f = np.fft.rfft(np.ones(n_meas), n_fft)
+
+        # rows: (candidate, ratio grid point) with the u positions of their reflections
+        ratios = np.exp(np.arange(-ratio_range, ratio_range + 1e-9, ratio_step))
+        if starts is None:
+            starts = [lat.start() for lat in self.lattices]
+        rows_owner, rows_p, rows_u, rows_w = [], [], [], []
+        half_lam = math.log(wavelength / 2)
+        for i, (lat, refl) in enumerate(zip(self.lattices, refls, strict=True)):
+            p0 = np.array(starts[i], dtype=float)
+            p0[: lat.n_lengths] /= p0[0]
+            grids = [np.array([1.0])] + [ratios] * (lat.n_lengths - 1)
+            combos = np.array(np.meshgrid(*grids, indexing="ij")).reshape(len(grids), -1).T
+            ps = np.repeat(p0[None], len(combos), axis=0)
+            ps[:, : lat.n_lengths] *= combos
+            if len(refl):
+                # only lengths change along the grid: G* = S⁻¹ G*₀ S⁻¹, S = diag of the length
+                # factors, so 1/d² is one product of (n, 9) reflection terms and (9, m) factors
+                inv_s = 1.0 / combos[:, lat.groups]  # (m, 3)
+                g0 = reciprocal_metric(*lat.cell(p0))
+                terms = (refl.hkl[:, :, None] * refl.hkl[:, None, :] * g0).reshape(len(refl), 9)
+                inv_d2 = (terms @ (inv_s[:, :, None] * inv_s[:, None, :]).reshape(-1, 9).T).T
+            else:
+                inv_d2 = np.zeros((len(ps), 0))
+            u = half_lam + 0.5 * np.log(np.maximum(inv_d2, 1e-12))
+            w = refl.intensity**power
+            for k in range(len(ps)):
+                rows_owner.append(i)
+                rows_p.append(ps[k])
+                rows_u.append(u[k])
+                rows_w.append(w)
+        self.starts = [np.array(p, dtype=float) for p in starts]
+        self.rows_owner = np.array(rows_owner, dtype=np.int64)
+        self.rows_p = rows_p
+        n_rows = len(rows_p)
+        lags = np.arange(n_fft)
+        # correlation at lag L: Σ_t m(t) c(t + L); the candidate sits at grid offset pad_lo, so
+        # a lag L moves it by δ = (pad_lo − L)·du in u
+        delta = (pad_lo - lags) * du
+        self.valid = (delta >= shift_lo) & (delta <= shift_hi) & (lags < n_cand)
+        self.delta = delta[self.valid]
+        self.spectra = np.zeros((n_rows, n_fft // 2 + 1), dtype=complex)
+        self.den = np.zeros((n_rows, int(self.valid.sum())))
+        self.dead = np.zeros((n_rows, int(self.valid.sum())), dtype=bool)
+        if not n_rows:
+            return
+        counts = np.array([len(u) for u in rows_u])
+        owner_rows = np.repeat(np.arange(n_rows), counts)
+        u_all = np.concatenate(rows_u) if counts.sum() else np.zeros(0)
+        w_all = np.concatenate(rows_w) if counts.sum() else np.zeros(0)
+        # candidate grid index: position − (u_lo − pad_lo·du), linear interpolation into 2 bins
+        pos = (u_all - (u_lo - pad_lo * du)) / du
+        ok = (pos >= 0) & (pos < n_cand - 1)
+        pos, w_all, owner_rows = pos[ok], w_all[ok], owner_rows[ok]
+        j = np.floor(pos).astype(np.int64)
+        frac = pos - j
+        flat = np.bincount(owner_rows * n_cand + j, w_all * (1 - frac), minlength=n_rows * n_cand)
+        flat += np.bincount(owner_rows * n_cand + j + 1, w_all * frac, minlength=n_rows * n_cand)
+        c = flat.reshape(n_rows, n_cand)
+        for lo in range(0, n_rows, self._chunk):
+            cf = np.fft.rfft(c[lo : lo + self._chunk], n_fft, axis=1) * self.gauss
+            cb = np.fft.irfft(cf, n_fft, axis=1)
+            den = np.fft.irfft(np.fft.rfft(cb * cb, n_fft, axis=1) * np.conj(mask_f), n_fft,
+                               axis=1)  # fmt: skip
+            self.spectra[lo : lo + self._chunk] = cf
+            self.den[lo : lo + self._chunk] = den[:, self.valid]
+            # no reflection in the measured range at that lag
+            self.dead[lo : lo + self._chunk] = (den < 1e-12 * max(float(den.max()), 1e-300))[
+                :, self.valid
+            ]
+
+    @property
+    def _chunk(self) -> int:
+        return max(1, 2_000_000 // self.n_fft)
+
+    def scores(self, y, which=None):
+        """(scores, starting lattice parameters) of the candidates ``which`` (indices; None:
+        all) against intensities ``y`` on the grid."""
+        which = np.arange(len(self.lattices)) if which is None else np.asarray(which, int)
+        scores = np.zeros(len(which))
+        starts = [self.starts[i].copy() for i in which]
+        rows = np.flatnonzero(np.isin(self.rows_owner, which))
+        if not len(rows):
+            return scores, starts
+        net = net_intensity(self.x, np.asarray(y, dtype=float))
+        m = np.interp(self.u_grid, self.u_meas, net)
+        m = np.clip(m - np.median(m), 0, None) ** self.power
+        mf = np.fft.rfft(m, self.n_fft) * self.gauss
+        m_b = np.fft.irfft(mf, self.n_fft)[: self.n_meas]
+        m_norm = float(np.linalg.norm(m_b))
+        mf_b = np.conj(np.fft.rfft(m_b, self.n_fft))
+        best = np.full(len(rows), -1.0)
+        best_shift = np.zeros(len(rows))
+        for lo in range(0, len(rows), self._chunk):
+            r = rows[lo : lo + self._chunk]
+            num = np.fft.irfft(self.spectra[r] * mf_b, self.n_fft, axis=1)[:, self.valid]
+            den = self.den[r]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                cos = num / (m_norm * np.sqrt(np.maximum(den, 1e-30)))
+            cos[self.dead[r]] = -1
+            k = np.argmax(cos, axis=1)
+            best[lo : lo + self._chunk] = cos[np.arange(len(k)), k]
+            best_shift[lo : lo + self._chunk] = self.delta[k]
+        owners = self.rows_owner[rows]
+        for n, i in enumerate(which):
+            sel = np.flatnonzero(owners == i)
+            if not len(sel):
+                continue
+            b = sel[int(np.argmax(best[sel]))]
+            scores[n] = max(0.0, best[b])
+            p = self.rows_p[rows[b]].copy()
+            p[: self.lattices[i].n_lengths] *= math.exp(-best_shift[b])
+            starts[n] = p
         return scores, starts
-    counts = np.array([len(u) for u in rows_u])
-    owner_rows = np.repeat(np.arange(n_rows), counts)
-    u_all = np.concatenate(rows_u) if counts.sum() else np.zeros(0)
-    w_all = np.concatenate(rows_w) if counts.sum() else np.zeros(0)
-    # candidate grid index: position − (u_lo − pad_lo·du), linear interpolation into 2 bins
-    pos = (u_all - (u_lo - pad_lo * du)) / du
-    ok = (pos >= 0) & (pos < n_cand - 1)
-    pos, w_all, owner_rows = pos[ok], w_all[ok], owner_rows[ok]
-    j = np.floor(pos).astype(np.int64)
-    frac = pos - j
-    flat = np.bincount(owner_rows * n_cand + j, w_all * (1 - frac), minlength=n_rows * n_cand)
-    flat += np.bincount(owner_rows * n_cand + j + 1, w_all * frac, minlength=n_rows * n_cand)
-    c = flat.reshape(n_rows, n_cand)
-    best = np.full(n_rows, -1.0)
-    best_shift = np.zeros(n_rows)
-    chunk = max(1, 2_000_000 // n_fft)
-    lags = np.arange(n_fft)
-    # correlation at lag L: Σ_t m(t) c(t + L); the candidate sits at grid offset pad_lo, so a
-    # lag L moves it by δ = (pad_lo − L)·du in u
-    delta = (pad_lo - lags) * du
-    valid = (delta >= shift_lo) & (delta <= shift_hi) & (lags < n_cand)
-    for lo in range(0, n_rows, chunk):
-        cf = np.fft.rfft(c[lo : lo + chunk], n_fft, axis=1) * gauss
-        cb = np.fft.irfft(cf, n_fft, axis=1)
-        num = np.fft.irfft(cf * np.conj(mf_b), n_fft, axis=1)  # rfft(cb) is cf
-        den = np.fft.irfft(np.fft.rfft(cb * cb, n_fft, axis=1) * np.conj(mask_f), n_fft, axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            cos = num / (m_norm * np.sqrt(np.maximum(den, 1e-30)))
-        cos[:, ~valid] = -1
-        cos[den < 1e-12 * max(float(den.max()), 1e-300)] = -1
-        k = np.argmax(cos, axis=1)
-        best[lo : lo + chunk] = cos[np.arange(len(k)), k]
-        best_shift[lo : lo + chunk] = delta[k]
-    owners = np.array(rows_owner)
-    for i in range(len(lattices)):
-        sel = np.flatnonzero(owners == i)
-        r = sel[int(np.argmax(best[sel]))]
-        scores[i] = max(0.0, best[r])
-        p = rows_p[r].copy()
-        p[: lattices[i].n_lengths] *= math.exp(-best_shift[r])
-        starts[i] = p
-    return scores, starts
 
 
 # ---------------------------------------------------------------------------------------
@@ -297,6 +351,7 @@ class _Candidate:
     prior: float = 0.0  # the classifier's probability of its prototype
     missing: float = 0.0  # fraction of the given elements it lacks (single-phase searches)
     n_refl: int = 1  # reflection families in the measured range (single-phase searches)
+    index: int = -1  # its place among the search's candidates
 
 
 def _lattice_model(phase) -> LatticeModel:
@@ -634,8 +689,7 @@ def search_match(
         A :class:`SearchMatchResult`.
     """
     from matforge.errors import MatforgeError
-    from matforge.xrd.identify import check_pattern, peak_fwhm
-    from matforge.xrd.wholepattern import reflections
+    from matforge.xrd.identify import check_pattern
 
     t0 = time.perf_counter()
     if not 1 <= max_phases <= MAX_PHASES:
@@ -649,25 +703,12 @@ def search_match(
     elif not candidates:
         what = f"elements {elements}" if elements is not None else "the references"
         raise MatforgeError(f"no candidate phase for {what}")
-    x, y = pat.two_theta, np.clip(pat.intensity, 0, None)
-    fwhm, _ = peak_fwhm(x, y)
-    fwhm = float(fwhm) if np.isfinite(fwhm) else 0.1
-    x, y = _rebinned(x, y, fwhm)
-    lam = pat.wavelength
-    model = WholePatternModel(x, y, lam)
-
-    d_min, d_max = _d_range(x, lam)
-    refls = reflections([c.structure for c in candidates], lam, d_min, d_max, absolute=False)
     prior = _prototype_prior(classifier, pat)
     given = () if elements is None else _elements(elements)
-    cands = [
-        _Candidate(ph, _lattice_model(ph), _strongest(r, SCREEN_REFLECTIONS), _lattice_model(ph).start(),
-                   prior=prior.get(ph.prototype, 0.0) if ph.prototype else 0.0,
-                   missing=_missing(ph, given, max_phases),
-                   n_refl=_complexity(len(r), max_phases))
-        for ph, r in zip(candidates, refls, strict=True)
-    ]  # fmt: skip
-    ranked = _screen(x, y, lam, cands, shortlist)
+    model, fwhm, cands, coarse = _prepared(pat, candidates, prior, given, max_phases)
+    x, y, lam = model.x, model.y, model.wavelength
+    d_min, d_max = _d_range(x, lam)
+    ranked = _screen(x, y, lam, cands, shortlist, coarse)
     fits = {}
     for c in ranked:
         fits[id(c)] = _fit_new_phase(model, [], 0.0, 0.0, c, fwhm, thorough=False)
@@ -684,7 +725,8 @@ def search_match(
     current = fits[id(order[0])]
     steps: list[dict] = []
     for _ in range(max_phases - 1):
-        nxt = _next_phase(model, current, [c for c in cands if c not in chosen], fwhm, shortlist)
+        pool = [c for c in cands if c not in chosen]
+        nxt = _next_phase(model, current, pool, fwhm, shortlist, coarse)
         if nxt is None:
             break
         c, r = nxt
@@ -700,6 +742,8 @@ def search_match(
             break
         chosen.append(c)
         current = r
+    if len(chosen) > 1:
+        chosen, current = _revisit(model, current, chosen, cands, fwhm, shortlist, coarse, steps)
 
     final, structures = _final_fit(model, current, chosen, lam, d_min, d_max)
     fractions = weight_fractions(final, structures)
@@ -725,6 +769,32 @@ def search_match(
     )  # fmt: skip
 
 
+def _prepared(pat, candidates, prior: dict, given, max_phases: int):
+    """What a search works with: the whole-pattern model of ``pat`` (rebinned to its peak
+    width), that width, the candidates (:class:`_Candidate`, with the classifier's ``prior``
+    per prototype and the ``given`` elements) and the coarse :class:`Prescreen` over them."""
+    from matforge.xrd.identify import peak_fwhm
+    from matforge.xrd.wholepattern import reflections
+
+    x, y = pat.two_theta, np.clip(pat.intensity, 0, None)
+    fwhm, _ = peak_fwhm(x, y)
+    fwhm = float(fwhm) if np.isfinite(fwhm) else 0.1
+    x, y = _rebinned(x, y, fwhm)
+    lam = pat.wavelength
+    model = WholePatternModel(x, y, lam)
+    d_min, d_max = _d_range(x, lam)
+    refls = reflections([c.structure for c in candidates], lam, d_min, d_max, absolute=False)
+    cands = [
+        _Candidate(ph, _lattice_model(ph), _strongest(r, SCREEN_REFLECTIONS), _lattice_model(ph).start(),
+                   prior=prior.get(ph.prototype, 0.0) if ph.prototype else 0.0,
+                   missing=_missing(ph, given, max_phases),
+                   n_refl=_complexity(len(r), max_phases), index=i)
+        for i, (ph, r) in enumerate(zip(candidates, refls, strict=True))
+    ]  # fmt: skip
+    coarse = Prescreen(x, lam, [c.lattice for c in cands], [c.refl for c in cands], **COARSE)
+    return model, fwhm, cands, coarse
+
+
 def _strongest(refl: Reflections, n: int) -> Reflections:
     """The ``n`` most intense families of ``refl`` (all of them when there are fewer)."""
     if len(refl) <= n:
@@ -740,14 +810,15 @@ def _elements(spec) -> tuple[str, ...]:
     return parse_elements(spec)
 
 
-def _screen(x, y, lam, cands: list[_Candidate], shortlist: int) -> list[_Candidate]:
+def _screen(x, y, lam, cands: list[_Candidate], shortlist: int, coarse: Prescreen):
     """The prescreen's best ``shortlist`` candidates (their ``start`` and ``prescreen`` set),
-    plus candidates the classifier gives ≥ 5 % (at most 4 more)."""
+    plus candidates the classifier gives ≥ 5 % (at most 4 more). ``coarse``: the first,
+    coarse pass's :class:`Prescreen` over all the search's candidates."""
     if not cands:
         return []
     lats = [c.lattice for c in cands]
     refl = [c.refl for c in cands]
-    s1, st1 = prescreen(x, y, lam, lats, refl, sigma_u=0.008, ratio_range=0.05, ratio_step=0.025)
+    s1, st1 = coarse.scores(y, [c.index for c in cands])
     keep = np.argsort(-s1)[: 3 * shortlist]
     s2, st2 = prescreen(
         x, y, lam, [lats[i] for i in keep], [refl[i] for i in keep],
@@ -777,10 +848,10 @@ def _match(c: _Candidate, fit: FitResult, index: int = -1) -> PhaseMatch:
     )  # fmt: skip
 
 
-def _next_phase(model, current: FitResult, pool: list[_Candidate], fwhm, shortlist):
+def _next_phase(model, current: FitResult, pool: list[_Candidate], fwhm, shortlist, coarse):
     """The candidate that best explains what ``current`` leaves, fitted together with it."""
     resid = np.clip(model.y - current.calc, 0, None)
-    ranked = _screen(model.x, resid, model.wavelength, pool, shortlist)
+    ranked = _screen(model.x, resid, model.wavelength, pool, shortlist, coarse)
     if not ranked:
         return None
     fixed = current.phases
@@ -791,6 +862,51 @@ def _next_phase(model, current: FitResult, pool: list[_Candidate], fwhm, shortli
     for c, r in fits[:2]:
         best.append((c, model.fit(r.phases, r.zero, r.kalpha2_ratio, max_nfev=15)))
     return min(best, key=lambda cr: cr[1].rwp)
+
+
+def _revisit(model, current: FitResult, chosen, cands, fwhm, shortlist, coarse, steps: list):
+    """Each chosen phase in turn taken out and searched for again, among all candidates, on
+    what the others (refitted without it) leave; the replacement is kept when it lowers Rwp
+    by :data:`REVISIT_MARGIN` of its value or more. The greedy search picks its first phase on the whole pattern, where a phase that
+    fits some peaks of every component can win; beside the others its place shows.
+
+    Then a phase whose removal raises Rwp by less than :data:`REVISIT_MARGIN` of the Rwp
+    without it (later phases can make an earlier one redundant) is dropped. Returns the phases and fit."""
+    # the last phase was searched for beside exactly the others already
+    for old in chosen[:-1]:
+        if old not in chosen:
+            continue
+        i = chosen.index(old)
+        rest = [c for c in chosen if c is not old]
+        base = _without(model, current, i)
+        nxt = _next_phase(model, base, [c for c in cands if c not in rest], fwhm,
+                          max(1, shortlist // 2), coarse)  # fmt: skip
+        if nxt is None or nxt[0] is old or nxt[1].rwp > (1 - REVISIT_MARGIN) * current.rwp:
+            continue
+        c, r = nxt
+        steps.append({"phase": c.phase.name, "prototype": c.phase.prototype,
+                      "replaces": old.phase.name, "rwp_before": current.rwp,
+                      "rwp_after": r.rwp, "accepted": True})  # fmt: skip
+        chosen, current = [*rest, c], r
+    while len(chosen) > 1:
+        without = [_without(model, current, i) for i in range(len(chosen))]
+        gains = [(w.rwp - current.rwp) / max(w.rwp, 1e-12) for w in without]
+        i = int(np.argmin(gains))
+        if gains[i] >= REVISIT_MARGIN:
+            break
+        steps.append({"phase": chosen[i].phase.name, "prototype": chosen[i].phase.prototype,
+                      "removed": True, "rwp_before": current.rwp, "rwp_after": without[i].rwp,
+                      "gain": gains[i], "accepted": True})  # fmt: skip
+        chosen, current = [c for k, c in enumerate(chosen) if k != i], without[i]
+    return chosen, current
+
+
+def _without(model, fit: FitResult, i: int) -> FitResult:
+    """``fit`` without its phase ``i``: the others' scales and the background solved again,
+    their lattices and profiles kept."""
+    phases = [ph for k, ph in enumerate(fit.phases) if k != i]
+    return model.fit(phases, fit.zero, fit.kalpha2_ratio, free_lattice=False, free_profile=False,
+                     free_zero=False, free_kalpha2=False)  # fmt: skip
 
 
 def _with_absolute(fit: FitResult, chosen: list[_Candidate], lam: float) -> FitResult:
