@@ -511,3 +511,20 @@ def test_a_phase_the_others_make_redundant_is_dropped(rutile_anatase_state):
     assert [c.phase.prototype for c in kept] == [ANATASE_LABEL, RUTILE_LABEL]
     assert steps[-1]["removed"] and steps[-1]["prototype"] == BROOKITE_LABEL
     assert after.rwp < 0.1
+
+
+def test_the_final_fit_keeps_the_strongest_families_of_a_big_cell(monkeypatch):
+    """Big low-symmetry cells have thousands of weak families in range; the final fit keeps
+    the FINAL_REFLECTIONS strongest of each phase (here lowered to 8: rutile and anatase have
+    more), with their absolute scale, so the weight fractions still hold."""
+    import matforge.xrd.searchmatch as sm
+    from matforge.xrd.mixture import simulate_mixture
+
+    pattern = simulate_mixture([_rutile(), _anatase()], [0.6, 0.4], GRID, fwhm=0.1, eta=0.5,
+                               kalpha2=True, background=0.1, counts=20_000, rng=3)  # fmt: skip
+    monkeypatch.setattr(sm, "FINAL_REFLECTIONS", 8)
+    res = sm.search_match(pattern, "Ti,O", max_phases=3)
+    assert [len(ph.reflections) for ph in res.fit.phases] == [8, 8]
+    assert {m.phase.prototype for m in res.phases} == {RUTILE_LABEL, ANATASE_LABEL}
+    for m, w in zip(res.phases, (0.6, 0.4), strict=True):
+        assert abs(m.weight_fraction - w) < 0.10, (m.name, m.weight_fraction)
