@@ -368,3 +368,25 @@ def test_identify_without_elements_stores_the_overlaid_prototype(rock_salt_cif, 
     assert stored.volume / len(stored) == pytest.approx(kbr.volume / len(kbr), rel=0.03)
     res = runner.invoke(app, ["identify", str(tmp_path), "--save-to", "salts"])  # a folder
     assert res.exit_code != 0 and "--save-to with several patterns" in res.output
+
+
+def test_every_kind_of_mixture_step_is_printed():
+    """A further phase (kept or turned down), a replacement on the revisit and a dropped phase
+    each have their own line; the revisit's steps carry no weight fraction."""
+    from matforge.cli.xrd import step_line
+
+    add = {"action": "add", "phase": "TiO2 (rutile)", "rwp_before": 0.2, "rwp_after": 0.05,
+           "gain": 0.75, "weight_fraction": 0.4, "accepted": True}  # fmt: skip
+    assert step_line(add) == (
+        "further phase TiO2 (rutile): Rwp 0.2000 → 0.0500 (75 % lower), 40.0 wt % — kept"
+    )
+    assert step_line({**add, "accepted": False}).endswith("turned down")
+    replace = {"action": "replace", "phase": "TiO2 (rutile)", "replaces": "TiO2 (brookite)",
+               "rwp_before": 0.2, "rwp_after": 0.05, "gain": 0.75, "accepted": True}  # fmt: skip
+    assert step_line(replace) == (
+        "revisit: TiO2 (brookite) replaced by TiO2 (rutile): Rwp 0.2000 → 0.0500 (75 % lower)"
+    )
+    drop = {"action": "drop", "phase": "TiO2 (brookite)", "rwp_before": 0.050,
+            "rwp_after": 0.051, "gain": 0.0196, "accepted": True}  # fmt: skip
+    assert step_line(drop).startswith("revisit: TiO2 (brookite) dropped")
+    assert "2.0 % higher" in step_line(drop)

@@ -494,7 +494,7 @@ def test_a_wrong_first_phase_is_replaced_beside_the_others(rutile_anatase_state)
                               coarse, steps)  # fmt: skip
     assert {c.phase.prototype for c in chosen} == {RUTILE_LABEL, ANATASE_LABEL}
     assert better.rwp < 0.95 * fit.rwp
-    assert steps[0]["replaces"] == wrong.phase.name
+    assert steps[0]["action"] == "replace" and steps[0]["replaces"] == wrong.phase.name
 
 
 def test_a_phase_the_others_make_redundant_is_dropped(rutile_anatase_state):
@@ -509,7 +509,7 @@ def test_a_phase_the_others_make_redundant_is_dropped(rutile_anatase_state):
     steps = []
     kept, after = _revisit(model, fit, chosen, cands, fwhm, 12, coarse, steps)
     assert [c.phase.prototype for c in kept] == [ANATASE_LABEL, RUTILE_LABEL]
-    assert steps[-1]["removed"] and steps[-1]["prototype"] == BROOKITE_LABEL
+    assert steps[-1]["action"] == "drop" and steps[-1]["prototype"] == BROOKITE_LABEL
     assert after.rwp < 0.1
 
 

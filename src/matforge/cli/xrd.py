@@ -251,10 +251,22 @@ def _print_search_match(res) -> None:
             for i, m in enumerate(res.candidates, 1)]  # fmt: skip
     print_frame(pd.DataFrame(cand), "single-phase fits, best first", keep=("candidate",))
     for st in res.steps:
-        verdict = "kept" if st["accepted"] else "turned down"
-        console.print(f"further phase {st['phase']}: Rwp {st['rwp_before']:.4f} → "
-                      f"{st['rwp_after']:.4f} ({100 * st['gain']:.0f} % lower), "
-                      f"{100 * st['weight_fraction']:.1f} wt % — {verdict}")  # fmt: skip
+        console.print(step_line(st), markup=False)
+
+
+def step_line(st: dict) -> str:
+    """One line on a mixture step of :attr:`SearchMatchResult.steps`: a further phase kept or
+    turned down, a phase replaced on the revisit, or a phase dropped as redundant."""
+    rwp = f"Rwp {st['rwp_before']:.4f} → {st['rwp_after']:.4f}"
+    action = st.get("action", "add")
+    if action == "replace":
+        return f"revisit: {st['replaces']} replaced by {st['phase']}: {rwp} ({100 * st['gain']:.0f} % lower)"
+    if action == "drop":
+        return (f"revisit: {st['phase']} dropped, the others explain its part: without it {rwp} "
+                f"({100 * st['gain']:.1f} % higher)")  # fmt: skip
+    verdict = "kept" if st["accepted"] else "turned down"
+    return (f"further phase {st['phase']}: {rwp} ({100 * st['gain']:.0f} % lower), "
+            f"{100 * st['weight_fraction']:.1f} wt % — {verdict}")  # fmt: skip
 
 
 def _search_match_table(files, results, *, as_json: bool, out) -> None:

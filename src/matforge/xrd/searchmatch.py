@@ -740,7 +740,7 @@ def search_match(
         )
         gain = (current.rwp - r.rwp) / max(current.rwp, 1e-12)
         accepted = gain >= MIN_RWP_GAIN and w[-1] >= MIN_WEIGHT_FRACTION
-        steps.append({"phase": c.phase.name, "prototype": c.phase.prototype,
+        steps.append({"action": "add", "phase": c.phase.name, "prototype": c.phase.prototype,
                       "rwp_before": current.rwp, "rwp_after": r.rwp, "gain": gain,
                       "weight_fraction": float(w[-1]), "accepted": bool(accepted)})  # fmt: skip
         if not accepted:
@@ -889,9 +889,11 @@ def _revisit(model, current: FitResult, chosen, cands, fwhm, shortlist, coarse, 
         if nxt is None or nxt[0] is old or nxt[1].rwp > (1 - REVISIT_MARGIN) * current.rwp:
             continue
         c, r = nxt
-        steps.append({"phase": c.phase.name, "prototype": c.phase.prototype,
-                      "replaces": old.phase.name, "rwp_before": current.rwp,
-                      "rwp_after": r.rwp, "accepted": True})  # fmt: skip
+        steps.append({"action": "replace", "phase": c.phase.name,
+                      "prototype": c.phase.prototype, "replaces": old.phase.name,
+                      "rwp_before": current.rwp, "rwp_after": r.rwp,
+                      "gain": (current.rwp - r.rwp) / max(current.rwp, 1e-12),
+                      "accepted": True})  # fmt: skip
         chosen, current = [*rest, c], r
     while len(chosen) > 1:
         without = [_without(model, current, i) for i in range(len(chosen))]
@@ -899,9 +901,10 @@ def _revisit(model, current: FitResult, chosen, cands, fwhm, shortlist, coarse, 
         i = int(np.argmin(gains))
         if gains[i] >= REVISIT_MARGIN:
             break
-        steps.append({"phase": chosen[i].phase.name, "prototype": chosen[i].phase.prototype,
-                      "removed": True, "rwp_before": current.rwp, "rwp_after": without[i].rwp,
-                      "gain": gains[i], "accepted": True})  # fmt: skip
+        steps.append({"action": "drop", "phase": chosen[i].phase.name,
+                      "prototype": chosen[i].phase.prototype, "rwp_before": current.rwp,
+                      "rwp_after": without[i].rwp, "gain": gains[i],
+                      "accepted": True})  # fmt: skip
         chosen, current = [c for k, c in enumerate(chosen) if k != i], without[i]
     return chosen, current
 
