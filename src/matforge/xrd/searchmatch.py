@@ -77,7 +77,7 @@ REVISIT_MARGIN = 0.05
 #: the screen's first, coarse pass over all candidates (the second refines its best few)
 COARSE = {"sigma_u": 0.008, "ratio_range": 0.05, "ratio_step": 0.025}
 #: strongest reflection families of a candidate used while screening (big low-symmetry cells
-#: have thousands; the final fit uses all)
+#: have thousands)
 SCREEN_REFLECTIONS = 200
 #: … and in the final fit: big low-symmetry cells have thousands of weak families in the
 #: range (4,498 for an 84-atom monoclinic cell, whose final fit took 117 s of a 130 s search;
@@ -211,7 +211,7 @@ class Prescreen:
         self.x = np.asarray(x, dtype=float)
         self.lattices = list(lattices)
         self.power = power
-        du = self.du = sigma_u / 2
+        du = sigma_u / 2
         u_meas = np.log(np.sin(np.clip(np.radians(self.x / 2), 1e-6, None)))
         self.u_meas = u_meas
         u_lo, u_hi = float(u_meas[0]), float(u_meas[-1])
@@ -872,11 +872,13 @@ def _next_phase(model, current: FitResult, pool: list[_Candidate], fwhm, shortli
 def _revisit(model, current: FitResult, chosen, cands, fwhm, shortlist, coarse, steps: list):
     """Each chosen phase in turn taken out and searched for again, among all candidates, on
     what the others (refitted without it) leave; the replacement is kept when it lowers Rwp
-    by :data:`REVISIT_MARGIN` of its value or more. The greedy search picks its first phase on the whole pattern, where a phase that
-    fits some peaks of every component can win; beside the others its place shows.
+    by :data:`REVISIT_MARGIN` of its value or more. The greedy search picks its first phase
+    on the whole pattern, where a phase that fits some peaks of every component can win;
+    beside the others its place shows.
 
     Then a phase whose removal raises Rwp by less than :data:`REVISIT_MARGIN` of the Rwp
-    without it (later phases can make an earlier one redundant) is dropped. Returns the phases and fit."""
+    without it (later phases can make an earlier one redundant) is dropped. Returns the
+    phases and fit."""
     # the last phase was searched for beside exactly the others already
     for old in chosen[:-1]:
         if old not in chosen:
