@@ -348,6 +348,9 @@ class WholePatternModel:
             intensities.
         wavelength: Å; a known Kα1 line gets a Kα2 doublet with a fitted ratio.
         weights: 1/σ² per point (default :func:`noise_weights`).
+        jacobian_fwhm: the Lorentzian reach of :meth:`fit`'s Jacobian, in FWHM (below
+            :data:`WINDOW_FWHM`, an approximate and cheaper one; see
+            :meth:`phase_derivatives`).
     """
 
     def __init__(self, x, y, wavelength: float, weights=None, background_degree=BACKGROUND_DEGREE,
@@ -359,7 +362,6 @@ class WholePatternModel:
         self.w = noise_weights(self.y) if weights is None else np.asarray(weights, dtype=float)
         self.sw = np.sqrt(self.w)
         self.step = float((self.x[-1] - self.x[0]) / max(1, len(self.x) - 1))
-        #: the Lorentzian reach (FWHM) of the fit's Jacobian (see :meth:`phase_derivatives`)
         self.jacobian_fwhm = float(jacobian_fwhm)
         t = (self.x - self.x[0]) / max(self.x[-1] - self.x[0], 1e-12)
         n = background_degree
