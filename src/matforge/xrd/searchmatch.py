@@ -885,8 +885,7 @@ def _broad(ph: PhaseParams, x: np.ndarray, fwhm: float) -> bool:
     leaves (an amorphous hump, say) and, beside a new phase, a true phase can turn into one
     while the new phase takes its peaks: a test pattern's 84-atom cell with 4°-wide peaks
     took 60 wt % of a two-phase mixture."""
-    cos = math.cos(math.radians(float(np.median(x)) / 2))
-    mid = math.hypot(ph.fwhm_u, ph.fwhm_y / cos)
+    mid = float(ph.fwhm_at(math.radians(float(np.median(x)) / 2)))
     return mid > BROAD_RATIO * fwhm or max(ph.fwhm_u, ph.fwhm_y) >= 0.98 * MAX_WIDTH
 
 

@@ -276,6 +276,11 @@ class PhaseParams:
         """(a, b, c) in Å and (α, β, γ) in degrees."""
         return self.lattice.cell(self.p)
 
+    def fwhm_at(self, theta):
+        """Peak FWHM (degrees 2θ) at Bragg angle(s) ``theta`` (radians): √(U² + (Y/cos θ)²),
+        at least :data:`MIN_FWHM`."""
+        return np.maximum(np.sqrt(self.fwhm_u**2 + (self.fwhm_y / np.cos(theta)) ** 2), MIN_FWHM)
+
     def cell_esd(self) -> tuple[np.ndarray, np.ndarray]:
         """Standard uncertainties of (a, b, c) and (α, β, γ) (NaN where not refined, 0 where
         fixed by symmetry)."""
@@ -388,9 +393,9 @@ class WholePatternModel:
             ok = s < 0.999
             theta = np.arcsin(s[ok])
             centre = np.degrees(2 * theta) + zero
-            width = np.sqrt(phase.fwhm_u**2 + (phase.fwhm_y / np.cos(theta)) ** 2)
-            width = np.maximum(width, MIN_FWHM)
-            out.append((centre, width, refl.intensity[ok] * factor, np.flatnonzero(ok)))
+            out.append(
+                (centre, phase.fwhm_at(theta), refl.intensity[ok] * factor, np.flatnonzero(ok))
+            )
         return out
 
     def _window(self, centre, ic, reach: float):
