@@ -390,3 +390,9 @@ def test_every_kind_of_mixture_step_is_printed():
             "rwp_after": 0.051, "gain": 0.0196, "accepted": True}  # fmt: skip
     assert step_line(drop).startswith("revisit: TiO2 (brookite) dropped")
     assert "2.0 % higher" in step_line(drop)
+    species = {"action": "species", "phase": "Te (A_hP1_191_a)", "replaces": "Li (A_hP1_191_a)",
+               "rwp_before": 0.0326, "rwp_after": 0.0314, "gain": 0.0368, "accepted": True}  # fmt: skip
+    assert step_line(species) == (
+        "species: Li (A_hP1_191_a) fits as Te (A_hP1_191_a) (the same structure type): "
+        "Rwp 0.0326 → 0.0314 (3.7 % lower)"
+    )

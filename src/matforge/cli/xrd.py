@@ -256,11 +256,15 @@ def _print_search_match(res) -> None:
 
 def step_line(st: dict) -> str:
     """One line on a mixture step of :attr:`SearchMatchResult.steps`: a further phase kept or
-    turned down, a phase replaced on the revisit, or a phase dropped as redundant."""
+    turned down, a phase replaced on the revisit, a phase dropped as redundant, or a phase
+    given the species of an isostructural candidate."""
     rwp = f"Rwp {st['rwp_before']:.4f} → {st['rwp_after']:.4f}"
     action = st.get("action", "add")
     if action == "replace":
         return f"revisit: {st['replaces']} replaced by {st['phase']}: {rwp} ({100 * st['gain']:.0f} % lower)"
+    if action == "species":
+        return (f"species: {st['replaces']} fits as {st['phase']} (the same structure type): "
+                f"{rwp} ({100 * st['gain']:.1f} % lower)")  # fmt: skip
     if action == "drop":
         return (f"revisit: {st['phase']} dropped, the others explain its part: without it {rwp} "
                 f"({100 * st['gain']:.1f} % higher)")  # fmt: skip
