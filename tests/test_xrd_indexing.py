@@ -122,6 +122,27 @@ def test_plain_positions_index_and_a_wrong_line_is_left_unindexed():
     assert not stray.best.indexed[np.flatnonzero(with_stray[order] == 48.75)[0]]
 
 
+@pytest.mark.parametrize(("name", "zero"), [("zincite ZnO", 0.18), ("zincite ZnO", -0.18),
+                                          ("corundum Al2O3", 0.2)])  # fmt: skip
+def test_a_large_zero_shift_is_found_by_the_shifted_searches(name, zero, monkeypatch):
+    """A zero-point error of about 0.2° puts the first lines' Q 1–2 % off, beyond the trial
+    cells' votes: no cell convinces at the measured positions. The search repeated with the
+    lines moved by ±0.12° finds the cell, and its zero shift is given at the measured
+    positions."""
+    import matforge.xrd.indexing as indexing
+
+    structure = _structure(name)
+    scan = measured(structure, zero=zero, seed=1)
+    best = index_pattern(scan).best
+    assert best is not None and best.system == STRUCTURES[name][4]
+    assert np.allclose(best.cell[:3], structure.lattice.abc, rtol=5e-4), best.cell
+    assert abs(best.zero_shift - zero) < 0.015
+    # the lines' observed positions are the measured ones, their calculated ones match them
+    assert np.max(np.abs(best.two_theta_obs - best.two_theta_calc)[best.indexed]) < 0.05
+    monkeypatch.setattr(indexing, "ZERO_SHIFT_TRIALS", ())
+    assert index_pattern(scan).best is None
+
+
 def test_random_lines_give_no_convincing_cell():
     rng = np.random.default_rng(1)
     for _ in range(8):
