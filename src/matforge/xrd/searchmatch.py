@@ -938,7 +938,7 @@ def _revisit(model, current: FitResult, chosen, cands, fwhm, shortlist, coarse, 
     return chosen, current
 
 
-def _species(model, current: FitResult, chosen, cands, final: FitResult, structures, rng,
+def _species(model, current: FitResult, chosen, cands, final: FitResult, structures, ranges,
              steps: list):  # fmt: skip
     """The chosen phases' species settled among isostructural candidates (the same prototype
     with other elements on its sites): peak positions cannot tell them apart, and the search's
@@ -947,8 +947,9 @@ def _species(model, current: FitResult, chosen, cands, final: FitResult, structu
     on the phase's fitted cell and scored with the scales alone (the others' fitted profiles
     kept); the best one that beats the chosen species there gets the final fit in its place
     and is kept if that fit's Rwp is lower (the same number of parameters: no margin). In a
-    single-phase search a twin lacking more of the given elements is not tried."""
-    lam, d_min, d_max = rng
+    single-phase search a twin lacking more of the given elements is not tried. ``ranges``:
+    (wavelength, d_min, d_max) of the reflections."""
+    lam, d_min, d_max = ranges
     for i in range(len(chosen)):
         old = chosen[i]
         twins = [c for c in cands if c.phase.prototype == old.phase.prototype
