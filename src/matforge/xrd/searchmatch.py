@@ -957,11 +957,10 @@ def _species(model, current: FitResult, chosen, cands, final: FitResult, structu
         if not twins:
             continue
         cell = final.phases[i]
-        base = _scales_only(model, final, i, _refined_structure(old.phase, cell), lam, d_min,
-                            d_max)  # fmt: skip
-        tries = [(_scales_only(model, final, i, _refined_structure(t.phase, cell), lam, d_min,
-                               d_max), t) for t in twins]  # fmt: skip
-        best, t = min(tries, key=lambda rt: rt[0])
+        on_cell = [_refined_structure(c.phase, cell) for c in (old, *twins)]
+        base, *scores = [_scales_only(model, final, i, ph) for ph in
+                         _phases_on(on_cell, [cell] * len(on_cell), lam, d_min, d_max)]  # fmt: skip
+        best, t = min(zip(scores, twins, strict=True), key=lambda st: st[0])
         if best >= base:
             continue
         trial = [*chosen[:i], t, *chosen[i + 1 :]]
@@ -976,17 +975,10 @@ def _species(model, current: FitResult, chosen, cands, final: FitResult, structu
     return chosen, final, structures
 
 
-def _scales_only(model, fit: FitResult, i: int, structure, lam, d_min, d_max) -> float:
-    """Rwp of ``fit`` with phase ``i``'s reflections those of ``structure`` (at
-    :data:`FINAL_REFLECTIONS`), every lattice and profile kept and only scales and background
-    solved again."""
-    from matforge.xrd.wholepattern import reflections
-
-    ph = fit.phases[i]
-    refl = _strongest(reflections([structure], lam, d_min, d_max)[0], FINAL_REFLECTIONS)
-    lat = LatticeModel(structure.lattice.abc, structure.lattice.angles, ph.lattice.crystal_system)
-    phases = list(fit.phases)
-    phases[i] = PhaseParams(refl, lat, lat.start(), ph.fwhm_u, ph.fwhm_y, ph.eta)
+def _scales_only(model, fit: FitResult, i: int, phase: PhaseParams) -> float:
+    """Rwp of ``fit`` with ``phase`` in place of its phase ``i``, every lattice and profile
+    kept and only scales and background solved again."""
+    phases = [*fit.phases[:i], phase, *fit.phases[i + 1 :]]
     return model.fit(phases, fit.zero, fit.kalpha2_ratio, free_lattice=False, free_profile=False,
                      free_zero=False, free_kalpha2=False).rwp  # fmt: skip
 
@@ -1013,19 +1005,27 @@ def _final_fit(model, current: FitResult, chosen, lam, d_min, d_max):
     """The chosen phases re-simulated at their fitted lattices (intensities and absolute
     scales of the refined cells; at most :data:`FINAL_REFLECTIONS` families each, the
     strongest) and fitted once more together."""
-    from matforge.xrd.wholepattern import reflections
-
     structures = [
         _refined_structure(c.phase, ph) for c, ph in zip(chosen, current.phases, strict=True)
     ]
-    refls = [_strongest(r, FINAL_REFLECTIONS) for r in reflections(structures, lam, d_min, d_max)]
-    phases = []
-    for s, r, ph in zip(structures, refls, current.phases, strict=True):
-        lat = LatticeModel(s.lattice.abc, s.lattice.angles, ph.lattice.crystal_system)
-        phases.append(PhaseParams(r, lat, lat.start(), ph.fwhm_u, ph.fwhm_y, ph.eta))
+    phases = _phases_on(structures, current.phases, lam, d_min, d_max)
     final = model.fit(phases, current.zero, current.kalpha2_ratio, lattice_rel=0.01,
                       angle_deg=1.0, max_nfev=40)  # fmt: skip
     return final, structures
+
+
+def _phases_on(structures, like: list[PhaseParams], lam, d_min, d_max) -> list[PhaseParams]:
+    """Fit parameters of ``structures`` (refined cells), started at their own lattices with
+    the crystal system and widths of the matching ``like`` phase, their reflections (at most
+    :data:`FINAL_REFLECTIONS` families each, the strongest) simulated in one call."""
+    from matforge.xrd.wholepattern import reflections
+
+    refls = [_strongest(r, FINAL_REFLECTIONS) for r in reflections(structures, lam, d_min, d_max)]
+    phases = []
+    for s, r, ph in zip(structures, refls, like, strict=True):
+        lat = LatticeModel(s.lattice.abc, s.lattice.angles, ph.lattice.crystal_system)
+        phases.append(PhaseParams(r, lat, lat.start(), ph.fwhm_u, ph.fwhm_y, ph.eta))
+    return phases
 
 
 # ---------------------------------------------------------------------------------------
