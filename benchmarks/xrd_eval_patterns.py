@@ -1,8 +1,8 @@
 """Set A's evaluation patterns (the classifier's validation and test sides) without the training
 patterns: what ``benchmarks/xrd_indexing.py`` and ``matforge benchmark xrd --parts indexing``
 read from ``.cache/xrd``. ``matforge xrd train`` writes them too, with four training rounds
-(about 50 minutes); this writes only the evaluation shards, with the same call, seed and
-settings as :func:`matforge.xrd.training_data.prepare_data` (a few minutes on one core).
+(about 50 minutes); this runs :func:`matforge.xrd.training_data.prepare_data` with the shipped
+classifier's settings and ``training=False`` (a few minutes on one core).
 
     OMP_NUM_THREADS=1 python benchmarks/xrd_eval_patterns.py [--structures .cache/xrd_sm]
 
@@ -21,20 +21,8 @@ from pathlib import Path
 
 
 def main() -> None:
-    import numpy as np
-
     from matforge.xrd.cnn import XRDClassifier
-    from matforge.xrd.training_data import (
-        SYMPREC,
-        AugmentConfig,
-        StructureSet,
-        generate_shards,
-        make_grid,
-        prototype_structures,
-        random_structures,
-        split_by_chemsys,
-        split_by_prototype,
-    )
+    from matforge.xrd.training_data import prepare_data
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data-dir", type=Path, default=Path(".cache/xrd"))
@@ -42,35 +30,22 @@ def main() -> None:
                     help="a folder holding the same structure set, used when data-dir has none")  # fmt: skip
     args = ap.parse_args()
     d = XRDClassifier.load(None).meta["training"]["data"]
-    seed, nv, nr, ne = d["seed"], d["n_variants"], d["n_random"], d["eval_patterns"]
+    seed, nv, nr = d["seed"], d["n_variants"], d["n_random"]
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    names = {f"prototypes_v{nv}_s{seed}": lambda: prototype_structures(nv, seed),
-             f"random2_r{nr}_s{seed}": lambda: random_structures(nr, seed)}  # fmt: skip
-    parts = []
-    for name, build in names.items():
-        path = args.data_dir / f"{name}.parquet"
-        if not path.exists() and (args.structures / f"{name}.parquet").exists():
-            for src in args.structures.glob(f"{name}.*"):
-                try:
-                    os.link(src, args.data_dir / src.name)
-                except OSError:
-                    shutil.copy2(src, args.data_dir / src.name)
-        if path.exists():
-            parts.append(StructureSet.load(path))
-        else:
-            parts.append(build())
-            parts[-1].save(path)
-    meta = {"n_variants": nv, "n_random": nr, "seed": seed, "symprec": SYMPREC}
-    sset = parts[0].concat(parts[1], meta=meta)
-    chem, proto = split_by_chemsys(sset, seed=seed), split_by_prototype(sset, seed=seed)
-    groups = np.char.add(np.char.add(chem.astype(str), "|"), proto.astype(str))
-    rows = np.flatnonzero((chem != "train") | (proto != "train"))
-    out = generate_shards(
-        sset, args.data_dir / f"eval_patterns_v{nv}_r{nr}_s{seed}_n{ne}", grid=make_grid(),
-        n_per_structure=ne, seed=seed + 1, config=AugmentConfig(), groups=groups, rows=rows,
-        description="evaluation patterns",
+    for name in (f"prototypes_v{nv}_s{seed}", f"random2_r{nr}_s{seed}"):
+        if (args.data_dir / f"{name}.parquet").exists():
+            continue
+        for src in args.structures.glob(f"{name}.*"):
+            try:
+                os.link(src, args.data_dir / src.name)
+            except OSError:
+                shutil.copy2(src, args.data_dir / src.name)
+    prepared = prepare_data(
+        args.data_dir, seed=seed, n_variants=nv, n_random=nr, train_patterns=d["train_patterns"],
+        random_train_patterns=d["random_train_patterns"], eval_patterns=d["eval_patterns"],
+        training=False, log=print,
     )  # fmt: skip
-    print(f"{len(rows)} structures × {ne} patterns → {out}")
+    print(f"set A's patterns: {prepared.eval_dir}")
 
 
 if __name__ == "__main__":

@@ -846,6 +846,7 @@ def prepare_data(
     grid=None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    training: bool = True,
 ) -> PreparedData:
     """Build (or reuse from ``data_dir``) structures, splits and augmented patterns.
 
@@ -862,6 +863,8 @@ def prepare_data(
             round every epoch. Rounds after the first cover the chemical-system split's
             training side only.
         jobs: processes that generate the rounds (each round is one process's work).
+        training: False makes the structures and evaluation patterns only (what the
+            benchmarks read), not the training rounds.
     """
     if train_rounds < 1:
         raise ValueError(f"train_rounds must be at least 1, got {train_rounds}")
@@ -911,7 +914,8 @@ def prepare_data(
              description=f"training patterns{f' (round {r})' if r else ''}")
         for r, d in enumerate(train_dirs)
     ]  # fmt: skip
-    _generate_rounds(sset, work, jobs=jobs, progress=progress, log=log)
+    if training:
+        _generate_rounds(sset, work, jobs=jobs, progress=progress, log=log)
     generate_shards(
         sset, eval_dir, grid=grid, n_per_structure=eval_patterns, seed=seed + 1,
         config=AugmentConfig(), groups=groups, rows=eval_rows, progress=progress,
